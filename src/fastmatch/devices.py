@@ -1,0 +1,281 @@
+"""Device records (SPEC section 2), validated and normalised under a policy.
+
+A :class:`DeviceSet` keeps per-device columns (id, host, vm, capacity) and a
+list of distinct *descriptors*: everything that decides compatibility apart
+from identity and placement. Devices that share a descriptor are parsed and
+grounded once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import FastmatchError, InputError
+from .policy import Policy
+from .records import GroundedRecord, canonical_fields, ground_record
+from .values import INT64_MAX, parse_value
+
+RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """The part of a device record that decides compatibility.
+
+    ``values`` holds the present SELF values in normal form (absent ones and
+    empty sets are left out); ``raw_self`` and ``raw_compatible`` keep what was
+    written, with canonical attribute names, for :meth:`DeviceSet.to_records`.
+    """
+
+    values: Mapping[str, Any]
+    records: tuple[GroundedRecord, ...]
+    migratable: bool
+    migration_version: str | None
+    raw_self: Mapping[str, Any]
+    raw_compatible: tuple[Mapping[str, Any], ...]
+
+    def attribute_names(self) -> Iterable[str]:
+        """Attribute names in order of appearance: SELF first, then the records'."""
+        yield from self.raw_self
+        for record in self.records:
+            yield from record.attrs
+
+
+class DeviceSet:
+    """Validated device records under one policy."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        ids: list[str],
+        hosts: list[str],
+        vms: list[str],
+        capacities: np.ndarray,
+        descriptor_of: np.ndarray,
+        descriptors: list[Descriptor],
+    ) -> None:
+        self.policy = policy
+        self.ids = ids
+        self.hosts = hosts
+        self.vms = vms
+        self.capacities = capacities
+        self.descriptor_of = descriptor_of
+        self.descriptors = descriptors
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_records(
+        cls,
+        records: Iterable[Mapping[str, Any]],
+        policy: Policy | None = None,
+        *,
+        source: str | None = None,
+        lines: Sequence[int] | None = None,
+    ) -> "DeviceSet":
+        """Validate device records; the first bad one raises :class:`FastmatchError`.
+
+        ``source`` and ``lines`` (one line number per record) let readers make
+        errors name the file and line; without them errors name the record index.
+        """
+        policy = policy or Policy.default()
+        builder = _Builder(policy)
+        for index, raw in enumerate(records):
+            line = lines[index] if lines is not None else None
+            try:
+                builder.add(raw)
+            except FastmatchError as exc:
+                raise exc.located(file=source, line=line, record=_record_label(raw, index, line)) from None
+        return builder.build()
+
+    def with_policy(self, policy: Policy) -> "DeviceSet":
+        """The same devices read under another policy."""
+        if policy == self.policy:
+            return self
+        return DeviceSet.from_records(self.to_records(), policy)
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The records as read, with canonical attribute names."""
+        out = []
+        for i, device_id in enumerate(self.ids):
+            d = self.descriptors[self.descriptor_of[i]]
+            record: dict[str, Any] = {"id": device_id}
+            if self.hosts[i]:
+                record["host"] = self.hosts[i]
+            if self.vms[i]:
+                record["vm"] = self.vms[i]
+            record["self"] = dict(d.raw_self)
+            if d.raw_compatible:
+                record["compatible"] = [dict(r) for r in d.raw_compatible]
+            if self.capacities[i] != 1:
+                record["capacity"] = int(self.capacities[i])
+            if d.migration_version is not None:
+                record["migration_version"] = d.migration_version
+            if not d.migratable:
+                record["migratable"] = False
+            out.append(record)
+        return out
+
+    # -- views --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"DeviceSet({len(self)} devices, {len(self.descriptors)} distinct descriptors)"
+
+    def descriptor(self, index: int) -> Descriptor:
+        return self.descriptors[self.descriptor_of[index]]
+
+    def attribute_names(self) -> list[str]:
+        """Attribute names in order of first appearance (SPEC section 8)."""
+        seen: dict[str, None] = {}
+        for d in self.descriptors:  # descriptors are numbered in order of first device
+            for name in d.attribute_names():
+                seen.setdefault(name)
+        return list(seen)
+
+    def index_of(self, device_id: str) -> int:
+        try:
+            return self._index()[device_id]
+        except KeyError:
+            raise InputError(f"no device with id {device_id!r}") from None
+
+    def _index(self) -> dict[str, int]:
+        if not hasattr(self, "_id_index"):
+            self._id_index = {d: i for i, d in enumerate(self.ids)}
+        return self._id_index
+
+
+def _record_label(raw: Any, index: int, line: int | None) -> str:
+    device_id = raw.get("id") if isinstance(raw, Mapping) else None
+    shown = f"'{device_id}'" if isinstance(device_id, str) else None
+    if line is not None and shown:
+        return shown
+    return f"#{index} {shown}" if shown else f"#{index}"
+
+
+class _Builder:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.ids: list[str] = []
+        self.hosts: list[str] = []
+        self.vms: list[str] = []
+        self.capacities: list[int] = []
+        self.descriptor_of: list[int] = []
+        self.descriptors: list[Descriptor] = []
+        self.descriptor_index: dict[str, int] = {}
+        self.seen_ids: dict[str, int] = {}
+
+    def add(self, raw: Any) -> None:
+        if not isinstance(raw, Mapping):
+            raise InputError(f"a device record is a JSON object, got {type(raw).__name__}")
+        for key in raw:
+            if key not in RECORD_KEYS:
+                raise InputError(f"unknown key {key!r} (expected {', '.join(RECORD_KEYS)})", field=str(key))
+        device_id = raw.get("id")
+        if not isinstance(device_id, str) or device_id == "":
+            raise InputError("a device needs a non-empty string id", field="id")
+        if device_id in self.seen_ids:
+            raise InputError(f"duplicate id {device_id!r} (first seen in record #{self.seen_ids[device_id]})", field="id")
+        host = _optional_string(raw, "host")
+        vm = _optional_string(raw, "vm")
+        capacity = raw.get("capacity", 1)
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= INT64_MAX:
+            raise InputError(f"expected an integer >= 0, got {capacity!r}", field="capacity")
+        descriptor = self._descriptor(raw)
+        self.seen_ids[device_id] = len(self.ids)
+        self.ids.append(device_id)
+        self.hosts.append(host)
+        self.vms.append(vm)
+        self.capacities.append(capacity)
+        self.descriptor_of.append(descriptor)
+
+    def _descriptor(self, raw: Mapping[str, Any]) -> int:
+        parts = {k: raw.get(k) for k in ("self", "compatible", "migration_version", "migratable")}
+        try:
+            key = json.dumps(parts, separators=(",", ":"))
+        except (TypeError, ValueError):
+            key = None  # not JSON-shaped: let validation below name the bad field
+        if key is not None and key in self.descriptor_index:
+            return self.descriptor_index[key]
+        descriptor = self._parse_descriptor(raw)
+        self.descriptors.append(descriptor)
+        if key is not None:
+            self.descriptor_index[key] = len(self.descriptors) - 1
+        return len(self.descriptors) - 1
+
+    def _parse_descriptor(self, raw: Mapping[str, Any]) -> Descriptor:
+        policy = self.policy
+        if "self" not in raw:
+            raise InputError("a device needs a 'self' object", field="self")
+        raw_self = raw["self"]
+        if not isinstance(raw_self, Mapping):
+            raise InputError(f"expected an object of attributes, got {type(raw_self).__name__}", field="self")
+        canonical_self = _located(lambda: canonical_fields(raw_self, policy, "self"), "self")
+        values: dict[str, Any] = {}
+        for name, value in canonical_self.items():
+            if isinstance(value, str) and ("{" in value or "}" in value):
+                raise InputError("templates appear only in COMPATIBLE records, never in SELF", field=f"self.{name}")
+            parsed = _located(lambda: parse_value(policy.attribute(name).type, value), f"self.{name}")
+            if parsed is not None and parsed != frozenset():
+                values[name] = parsed
+
+        raw_compatible = raw.get("compatible", [])
+        if raw_compatible is None:
+            raw_compatible = []
+        if not isinstance(raw_compatible, list):
+            raise InputError("expected a list of records", field="compatible")
+        records = []
+        canonical_records = []
+        for k, record in enumerate(raw_compatible):
+            where = f"compatible[{k}]"
+            if not isinstance(record, Mapping):
+                raise InputError(f"a COMPATIBLE record is an object, got {type(record).__name__}", field=where)
+            fields = _located(lambda: canonical_fields(record, policy, where), where)
+            records.append(_located(lambda: ground_record(fields, policy), where))
+            canonical_records.append(fields)
+
+        migration_version = raw.get("migration_version")
+        if migration_version is not None and not isinstance(migration_version, str):
+            raise InputError(f"expected a string, got {migration_version!r}", field="migration_version")
+        migratable = raw.get("migratable", True)
+        if not isinstance(migratable, bool):
+            raise InputError(f"expected true or false, got {migratable!r}", field="migratable")
+        return Descriptor(
+            values=values,
+            records=tuple(records),
+            migratable=migratable,
+            migration_version=migration_version or None,
+            raw_self=canonical_self,
+            raw_compatible=tuple(canonical_records),
+        )
+
+    def build(self) -> DeviceSet:
+        return DeviceSet(
+            self.policy,
+            self.ids,
+            self.hosts,
+            self.vms,
+            np.asarray(self.capacities, dtype=np.int64),
+            np.asarray(self.descriptor_of, dtype=np.int64),
+            self.descriptors,
+        )
+
+
+def _optional_string(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"expected a string, got {value!r}", field=key)
+    return value
+
+
+def _located(thunk, field: str):
+    try:
+        return thunk()
+    except FastmatchError as exc:
+        raise exc.located(field=field) from None

@@ -1,0 +1,141 @@
+"""The public entry points: load, match, check. Chooses the native kernel or the reference."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from .devices import DeviceSet
+from .errors import FastmatchError
+from .formats import read_path
+from .policy import Policy
+from .reasons import reason_names
+from .reference import attribute_order, evaluate
+from .result import MatchResult
+
+IMPLEMENTATIONS = ("native", "python")
+
+
+def implementation() -> str:
+    """``FASTMATCH_IMPLEMENTATION``: ``native`` (default) or ``python`` (the reference)."""
+    chosen = os.environ.get("FASTMATCH_IMPLEMENTATION", "native").strip().lower() or "native"
+    if chosen not in IMPLEMENTATIONS:
+        raise FastmatchError(f"FASTMATCH_IMPLEMENTATION={chosen!r}: expected native or python")
+    return chosen
+
+
+def load(path: str | Path, policy: Policy | None = None, *, input_format: str | None = None) -> DeviceSet:
+    """Read a fleet file (JSON Lines, a JSON array of records, or a seed document)."""
+    records, lines = read_path(path, input_format)
+    return DeviceSet.from_records(records, policy, source=str(path), lines=lines)
+
+
+def _device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
+    if isinstance(devices, DeviceSet):
+        return devices.with_policy(policy)
+    return DeviceSet.from_records(devices, policy)
+
+
+def _workers(workers: int) -> int:
+    if workers == -1 or workers == 0:
+        return os.cpu_count() or 1
+    if workers < 0:
+        raise ValueError(f"workers must be -1 (all cores) or >= 1, got {workers}")
+    return workers
+
+
+def match(
+    sources: DeviceSet | Iterable[Mapping[str, Any]],
+    targets: DeviceSet | Iterable[Mapping[str, Any]],
+    policy: Policy | None = None,
+    workers: int = -1,
+    *,
+    block: int | None = None,
+    confirm: Callable[[str, str], bool] | None = None,
+) -> MatchResult:
+    """Evaluate every source -> target pair (SPEC sections 6-8).
+
+    ``policy`` defaults to the sources' policy. ``workers`` is the number of
+    threads of the native kernel (-1: all cores); ``block`` the number of
+    source classes per block. ``confirm(source_version, target_version)``
+    replaces the built-in equality of the opaque check.
+    """
+    if policy is None:
+        policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
+    sources = _device_set(sources, policy)
+    targets = _device_set(targets, policy)
+    n_workers = _workers(workers)
+    if implementation() == "python":
+        scores, reasons = evaluate(sources, targets, policy, confirm)
+        return MatchResult(
+            sources,
+            targets,
+            policy,
+            attribute_order(policy, sources, targets),
+            scores,
+            reasons,
+            np.arange(len(sources)),
+            np.arange(len(targets)),
+        )
+    from .native import run_native
+
+    return run_native(sources, targets, policy, n_workers, block, confirm)
+
+
+class Reasons(int):
+    """A reason mask that also reads as the names of its reasons (``"pv_mode" in r``)."""
+
+    names: list[str]
+
+    def __new__(cls, mask: int, names: list[str]) -> "Reasons":
+        self = super().__new__(cls, mask)
+        self.names = names
+        return self
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"Reasons({int(self):#x}, {self.names})"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    compatible: bool
+    reasons: Reasons
+    score: int
+    explanation: str
+
+    def __bool__(self) -> bool:
+        return self.compatible
+
+
+def check(
+    source_record: Mapping[str, Any], target_record: Mapping[str, Any], policy: Policy | None = None
+) -> CheckResult:
+    """One pair, as the upstream write-to-check would answer it, with the reasons."""
+    policy = policy or Policy.default()
+    result = match([_with_id(source_record, "source")], [_with_id(target_record, "target")], policy, workers=1)
+    mask = int(result.reasons[0, 0])
+    return CheckResult(
+        compatible=mask == 0,
+        reasons=Reasons(mask, reason_names(mask, result.attributes)),
+        score=int(result.scores[0, 0]),
+        explanation=result.explain(0, 0),
+    )
+
+
+def _with_id(record: Mapping[str, Any], default: str) -> Mapping[str, Any]:
+    if isinstance(record, Mapping) and "id" not in record:
+        return {"id": default, **record}
+    return record

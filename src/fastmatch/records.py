@@ -1,0 +1,472 @@
+"""COMPATIBLE records (SPEC section 5): patterns, templates, the expression parser, grounding.
+
+A record is parsed once into fields of literals and templates, then grounded
+into every combination of its variables' values. The result, a
+:class:`GroundedRecord`, is a list of alternatives; each alternative gives, for
+every field of the record, the set of source values it accepts. Nothing here is
+ever evaluated as code: templates are scanned and expressions parsed by the
+small recursive-descent parser below.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+from .errors import FastmatchError, InputError, TemplateError
+from .policy import Policy
+from .values import INT64_MAX, INT64_MIN, Kind, format_value, parse_int, parse_set, parse_value
+
+MAX_COMBINATIONS = 4096
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_EXPRESSION_TEXT = re.compile(r"[0-9+\-*/()\s]*\Z")
+_EXPRESSION_OPERATOR = re.compile(r"[+\-*/()]")
+
+
+# -- what a grounded field accepts ---------------------------------------------------------
+class AnyValue:
+    """``"*"``: anything, absent included."""
+
+    __slots__ = ()
+
+    def accepts(self, value: Any) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+    def describe(self) -> str:
+        return "*"
+
+
+ANY = AnyValue()
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    """The source value must be one of these (``None`` for absent)."""
+
+    values: frozenset
+
+    def accepts(self, value: Any) -> bool:
+        return value in self.values
+
+    def describe(self) -> str:
+        shown = sorted(format_value(v) for v in self.values)
+        return shown[0] if len(shown) == 1 else "one of " + ", ".join(shown)
+
+
+@dataclass(frozen=True, slots=True)
+class SubsetOf:
+    """The source's set must be a subset of this one (set attributes)."""
+
+    items: frozenset[str]
+
+    def accepts(self, value: Any) -> bool:
+        return value <= self.items
+
+    def describe(self) -> str:
+        return "a subset of " + format_value(self.items)
+
+
+Accept = Union[AnyValue, AnyOf, SubsetOf]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundedRecord:
+    """A COMPATIBLE record with its variables expanded.
+
+    ``attrs`` are the attributes the record constrains (``"*"`` fields included);
+    each alternative holds one :data:`Accept` per attribute, in that order.
+    A source matches the record when some alternative accepts all its values.
+    """
+
+    attrs: tuple[str, ...]
+    alternatives: tuple[tuple[Accept, ...], ...]
+
+    def matches(self, value_of: Callable[[str], Any]) -> bool:
+        """Whether a descriptor whose attribute values ``value_of`` gives matches this record."""
+        own = [value_of(a) for a in self.attrs]
+        return any(all(acc.accepts(v) for acc, v in zip(alt, own)) for alt in self.alternatives)
+
+
+# -- templates -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    type: str  # "int" or "string"
+    values: tuple  # ints or strs
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Text mixed with placeholders; ``expression`` is set when the field is arithmetic."""
+
+    parts: tuple  # str | Ref
+    declarations: tuple[Variable, ...]
+    expression: Any = None  # parsed expression tree, or None for a text template
+
+    def names(self) -> set[str]:
+        return {p.name for p in self.parts if isinstance(p, Ref)}
+
+
+class _NoValue(Exception):
+    """A division left a remainder or divided by zero: that combination does not exist."""
+
+
+def _scan_placeholders(text: str) -> tuple[list, list[Variable]]:
+    parts: list = []
+    declarations: list[Variable] = []
+    literal: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "}":
+            raise TemplateError(f"unbalanced '}}' at column {i + 1} in {text!r}")
+        if ch != "{":
+            literal.append(ch)
+            i += 1
+            continue
+        end = _placeholder_end(text, i)
+        if literal:
+            parts.append("".join(literal))
+            literal = []
+        name, variable = _parse_placeholder(text[i + 1 : end], text)
+        if variable is not None:
+            declarations.append(variable)
+        parts.append(Ref(name))
+        i = end + 1
+    if literal:
+        parts.append("".join(literal))
+    return parts, declarations
+
+
+def _placeholder_end(text: str, start: int) -> int:
+    """Index of the '}' closing the placeholder at ``start``; quoted values may hold braces."""
+    quoted = False
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "{":
+            raise TemplateError(f"'{{' inside a placeholder at column {i + 1} in {text!r}")
+        elif ch == "}":
+            return i
+        i += 1
+    raise TemplateError(f"unbalanced '{{' at column {start + 1} in {text!r}")
+
+
+def _parse_placeholder(body: str, text: str) -> tuple[str, Variable | None]:
+    name, sep, rest = body.partition(":")
+    name = name.strip()
+    if not _NAME_RE.match(name):
+        raise TemplateError(f"invalid variable name {name!r} in {text!r}")
+    if not sep:
+        return name, None
+    vtype, sep, values_text = rest.partition(":")
+    vtype = vtype.strip()
+    if vtype not in ("int", "string"):
+        raise TemplateError(f"variable {name!r} has type {vtype!r}; expected int or string")
+    if not sep:
+        raise TemplateError(f"variable {name!r} declares no values (expected {{{name}:{vtype}:v1,v2,...}})")
+    raw_values = _split_values(values_text, name)
+    if vtype == "int":
+        values = []
+        for raw in raw_values:
+            try:
+                value = parse_int(raw)
+            except FastmatchError as exc:
+                raise TemplateError(f"variable {name!r}: {exc.message}") from None
+            if value is None:
+                raise TemplateError(f"variable {name!r} has an empty int value")
+            values.append(value)
+        return name, Variable(name, vtype, tuple(dict.fromkeys(values)))
+    return name, Variable(name, vtype, tuple(dict.fromkeys(raw_values)))
+
+
+def _split_values(text: str, name: str) -> list[str]:
+    """Comma-separated values; a double-quoted value may hold ',' and '+' (and \\" escapes)."""
+    values: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i].isspace():
+            i += 1
+        if i < n and text[i] == '"':
+            i += 1
+            chars = []
+            while i < n and text[i] != '"':
+                if text[i] == "\\" and i + 1 < n:
+                    i += 1
+                chars.append(text[i])
+                i += 1
+            if i >= n:
+                raise TemplateError(f"variable {name!r}: unterminated quoted value")
+            i += 1
+            value = "".join(chars)
+            while i < n and text[i].isspace():
+                i += 1
+        else:
+            start = i
+            while i < n and text[i] != ",":
+                if text[i] == '"':
+                    raise TemplateError(f"variable {name!r}: stray quote in a value")
+                i += 1
+            value = text[start:i].strip()
+            if value == "":
+                raise TemplateError(f"variable {name!r} has an empty value (quote it as \"\" to mean empty)")
+        values.append(value)
+        if i >= n:
+            return values
+        if text[i] != ",":
+            raise TemplateError(f"variable {name!r}: expected ',' after a quoted value")
+        i += 1
+
+
+# -- integer expressions -------------------------------------------------------------------
+_TOKEN_RE = re.compile(r"\s*(?:(?P<num>[0-9]+)|(?P<op>[+\-*/()])|(?P<ref>\x00[0-9]+\x00))")
+
+
+def _parse_expression(parts: tuple, text: str):
+    """Parse ``{a}/2``-style text into a tree of ('num', n) / ('var', name) / (op, l, r) / ('neg', e)."""
+    refs: list[str] = []
+    encoded = []
+    for part in parts:
+        if isinstance(part, Ref):
+            encoded.append(f"\x00{len(refs)}\x00")
+            refs.append(part.name)
+        else:
+            encoded.append(part)
+    source = "".join(encoded)
+    tokens: list[tuple[str, Any]] = []
+    pos = 0
+    while pos < len(source):
+        if source[pos:].strip() == "":
+            break
+        m = _TOKEN_RE.match(source, pos)
+        if m is None:
+            raise TemplateError(f"expression {text!r} does not parse")
+        if m["num"] is not None:
+            value = int(m["num"])
+            if value > INT64_MAX:
+                raise TemplateError(f"integer {m['num']} in {text!r} does not fit in 64 bits")
+            tokens.append(("num", value))
+        elif m["op"] is not None:
+            tokens.append(("op", m["op"]))
+        else:
+            tokens.append(("var", refs[int(m["ref"][1:-1])]))
+        pos = m.end()
+
+    index = 0
+
+    def peek():
+        return tokens[index] if index < len(tokens) else (None, None)
+
+    def take():
+        nonlocal index
+        index += 1
+        return tokens[index - 1]
+
+    def expr():
+        node = term()
+        while peek() in (("op", "+"), ("op", "-")):
+            node = (take()[1], node, term())
+        return node
+
+    def term():
+        node = unary()
+        while peek() in (("op", "*"), ("op", "/")):
+            node = (take()[1], node, unary())
+        return node
+
+    def unary():
+        if peek() == ("op", "-"):
+            take()
+            return ("neg", unary())
+        if peek() == ("op", "+"):
+            take()
+            return unary()
+        return atom()
+
+    def atom():
+        kind, value = peek()
+        if kind in ("num", "var"):
+            take()
+            return (kind, value)
+        if (kind, value) == ("op", "("):
+            take()
+            node = expr()
+            if peek() != ("op", ")"):
+                raise TemplateError(f"expression {text!r}: missing ')'")
+            take()
+            return node
+        raise TemplateError(f"expression {text!r} does not parse")
+
+    if len(tokens) > 1000:
+        raise TemplateError(f"expression {text[:40]!r}... is too long")
+    tree = expr()
+    if index != len(tokens):
+        raise TemplateError(f"expression {text!r} does not parse")
+    return tree
+
+
+def _evaluate(node, env: Mapping[str, Any]) -> int:
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "var":
+        value = env[node[1]]
+        if isinstance(value, int):
+            return value
+        parsed = parse_int(value) if value else None
+        if parsed is None:
+            raise TemplateError(f"variable {node[1]!r} = {value!r} is not an integer in an expression")
+        return parsed
+    if kind == "neg":
+        return -_evaluate(node[1], env)
+    left, right = _evaluate(node[1], env), _evaluate(node[2], env)
+    if kind == "+":
+        return left + right
+    if kind == "-":
+        return left - right
+    if kind == "*":
+        return left * right
+    if right == 0 or left % right:
+        raise _NoValue
+    return left // right
+
+
+def parse_template(text: str, kind: Kind) -> Template:
+    parts, declarations = _scan_placeholders(text)
+    literal_text = "".join(p for p in parts if isinstance(p, str))
+    expression = None
+    if kind in ("int", "version") and _EXPRESSION_TEXT.match(literal_text) and _EXPRESSION_OPERATOR.search(literal_text):
+        expression = _parse_expression(tuple(parts), text)
+    return Template(tuple(parts), tuple(declarations), expression)
+
+
+def _render(template: Template, env: Mapping[str, Any]):
+    if template.expression is not None:
+        value = _evaluate(template.expression, env)
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise TemplateError(f"expression gives {value}, beyond 64 bits")
+        return value
+    return "".join(str(env[p.name]) if isinstance(p, Ref) else p for p in template.parts)
+
+
+# -- parsing a whole record ----------------------------------------------------------------
+def _has_braces(value: Any) -> bool:
+    return isinstance(value, str) and ("{" in value or "}" in value)
+
+
+def _literal_accept(kind: Kind, raw: Any) -> Accept:
+    if kind == "set":
+        return SubsetOf(parse_set(raw))
+    return AnyOf(frozenset([parse_value(kind, raw)]))
+
+
+def _pattern(kind: Kind, raw: Any) -> Accept | Template:
+    if raw is None or raw == "":
+        return SubsetOf(frozenset()) if kind == "set" else AnyOf(frozenset([None]))
+    if raw == "*":
+        return ANY
+    if isinstance(raw, list):
+        if kind == "set":
+            return SubsetOf(parse_set(raw))
+        if not raw:
+            raise TemplateError("an empty array accepts no value")
+        if any(_has_braces(item) for item in raw):
+            raise TemplateError("templates cannot appear inside an array")
+        return AnyOf(frozenset(parse_value(kind, item) for item in raw))
+    if _has_braces(raw):
+        return parse_template(raw, kind)
+    if isinstance(raw, (bool, float, dict)):
+        raise TemplateError(f"expected a {kind} pattern, got {raw!r}")
+    return _literal_accept(kind, raw)
+
+
+def canonical_fields(raw: Mapping[str, Any], policy: Policy, what: str) -> dict[str, Any]:
+    """Rename aliases to attribute names; an alias beside its name is an error."""
+    out: dict[str, Any] = {}
+    source_key: dict[str, str] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or key == "":
+            raise InputError(f"empty attribute name in {what}")
+        name = policy.canonical(key)
+        if name in out:
+            raise InputError(f"{what} holds both {source_key[name]!r} and {key!r}, which name the same attribute {name!r}")
+        out[name] = value
+        source_key[name] = key
+    return out
+
+
+def ground_record(fields: Mapping[str, Any], policy: Policy) -> GroundedRecord:
+    """Ground one record whose keys are already canonical attribute names.
+
+    Raises :class:`TemplateError` with ``field`` set to the offending attribute.
+    """
+    patterns: dict[str, Accept | Template] = {}
+    declared: dict[str, Variable] = {}
+    for name, raw in fields.items():
+        kind = policy.attribute(name).type
+        try:
+            pattern = _pattern(kind, raw)
+            if isinstance(pattern, Template):
+                for variable in pattern.declarations:
+                    if variable.name in declared:
+                        raise TemplateError(f"variable {variable.name!r} is declared twice")
+                    declared[variable.name] = variable
+        except FastmatchError as exc:
+            raise exc.located(field=name) from None
+        patterns[name] = pattern
+
+    for name, pattern in patterns.items():
+        if isinstance(pattern, Template):
+            missing = sorted(pattern.names() - declared.keys())
+            if missing:
+                raise TemplateError(f"variable {missing[0]!r} is not declared", field=name)
+
+    variables = list(declared.values())
+    count = 1
+    for variable in variables:
+        count *= len(variable.values)
+    if count > MAX_COMBINATIONS:
+        raise TemplateError(f"the record has {count} combinations of its variables, more than {MAX_COMBINATIONS}")
+
+    attrs = tuple(patterns)
+    alternatives: dict[tuple, None] = {}
+    for combination in itertools.product(*(v.values for v in variables)):
+        env = dict(zip((v.name for v in variables), combination))
+        try:
+            alternative = tuple(_ground_field(patterns[a], a, policy, env) for a in attrs)
+        except _NoValue:
+            continue
+        alternatives[alternative] = None
+    return GroundedRecord(attrs, tuple(alternatives))
+
+
+def _ground_field(pattern, name: str, policy: Policy, env: Mapping[str, Any]) -> Accept:
+    if not isinstance(pattern, Template):
+        return pattern
+    kind = policy.attribute(name).type
+    try:
+        rendered = _render(pattern, env)
+        if kind != "set" and rendered == "":
+            return AnyOf(frozenset([None]))
+        return _literal_accept(kind, rendered)
+    except FastmatchError as exc:
+        where = ", ".join(f"{k}={v!r}" for k, v in env.items())
+        exc.message += f" (with {where})"
+        raise exc.located(field=name) from None

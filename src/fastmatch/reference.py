@@ -1,0 +1,159 @@
+"""The plain-Python twin of the native kernel: SPEC sections 6-8, one pair at a time.
+
+Deliberately naive, so that it can be trusted as the oracle the kernel is held
+to. It works on device pairs, with no interning and no classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .devices import Descriptor, DeviceSet
+from .policy import Policy
+from .reasons import (
+    NO_RECORD,
+    NOT_MIGRATABLE,
+    OPAQUE,
+    SAME_DEVICE,
+    SAME_HOST,
+    SCORE_EXACT,
+    SCORE_HAS_VERSION,
+    SCORE_SAME_TYPE,
+    attribute_bit,
+    closest_version_score,
+)
+
+
+def absent(policy: Policy, name: str):
+    return frozenset() if policy.attribute(name).type == "set" else None
+
+
+def rule_passes(rule: str, s: Any, t: Any) -> bool:
+    if rule in ("dynamic", "ignore"):
+        return True
+    if rule == "exact":
+        return s == t
+    if rule == "superset":
+        return s <= t
+    if s is None or t is None:
+        return s is None and t is None
+    if rule == "version":
+        return t.major == s.major and t.minor >= s.minor
+    if rule == "ge":
+        return t >= s
+    if rule == "le":
+        return t <= s
+    raise AssertionError(rule)
+
+
+def opaque_passes(policy: Policy, s: str | None, t: str | None, confirm: Callable[[str, str], bool] | None) -> bool:
+    if policy.opaque == "ignore":
+        return True
+    if s is None and t is None:
+        return policy.opaque == "if-present"
+    if s is None or t is None:
+        return False
+    return confirm(s, t) if confirm is not None else s == t
+
+
+class PairEvaluator:
+    """Evaluates pairs of descriptors under one policy and one attribute order."""
+
+    def __init__(self, policy: Policy, attributes: list[str], target_versions: list) -> None:
+        self.policy = policy
+        self.attributes = attributes
+        self.rules = {a: policy.attribute(a).rule for a in attributes}
+        self.bits = {a: attribute_bit(i) for i, a in enumerate(attributes)}
+        self.newest_rank = {v: rank for rank, v in enumerate(sorted(set(target_versions)))}
+
+    def value(self, d: Descriptor, name: str):
+        return d.values.get(name, absent(self.policy, name))
+
+    def failing(self, s: Descriptor, t: Descriptor) -> set[str]:
+        return {a for a in self.attributes if not rule_passes(self.rules[a], self.value(s, a), self.value(t, a))}
+
+    def records_mask(self, holder: Descriptor, other: Descriptor, failing: set[str]) -> int:
+        """The reasons one side's COMPATIBLE records give (SPEC 6.3 and 8)."""
+        if not holder.records:
+            return self.mask_of(failing)
+        constrained = {a for r in holder.records for a in r.attrs}
+        mask = self.mask_of(failing - constrained)
+        def value_of(name: str):
+            return self.value(other, name)
+
+        if self.policy.records == "override":
+            ok = any(r.matches(value_of) and not failing - set(r.attrs) for r in holder.records)
+        else:
+            ok = any(r.matches(value_of) for r in holder.records) and not failing
+        return mask if ok else mask | NO_RECORD
+
+    def mask_of(self, names: set[str]) -> int:
+        mask = 0
+        for name in names:
+            mask |= self.bits[name]
+        return mask
+
+    def descriptor_mask(self, s: Descriptor, t: Descriptor, confirm=None) -> int:
+        """Reasons that depend on the two descriptors only (not on ids or hosts)."""
+        mask = 0
+        if not (s.migratable and t.migratable):
+            mask |= NOT_MIGRATABLE
+        if not opaque_passes(self.policy, s.migration_version, t.migration_version, confirm):
+            mask |= OPAQUE
+        failing = self.failing(s, t)
+        if self.policy.direction in ("target-accepts", "both"):
+            mask |= self.records_mask(t, s, failing)
+        if self.policy.direction in ("source-offers", "both"):
+            mask |= self.records_mask(s, t, failing)
+        return mask
+
+    def score(self, s: Descriptor, t: Descriptor) -> int:
+        policy = self.policy
+        score = 0
+        if all(self.value(s, a) == self.value(t, a) for a in self.attributes if self.rules[a] != "ignore"):
+            score |= SCORE_EXACT
+        if policy.score_type and self.value(s, policy.score_type) == self.value(t, policy.score_type):
+            score |= SCORE_SAME_TYPE
+        sv = s.values.get(policy.score_version) if policy.score_version else None
+        tv = t.values.get(policy.score_version) if policy.score_version else None
+        if sv is not None and tv is not None:
+            if policy.prefer == "closest":
+                score |= closest_version_score(sv.major, sv.minor, tv.major, tv.minor, tv.patch)
+            else:
+                score |= SCORE_HAS_VERSION | self.newest_rank[tv]
+        return score
+
+
+def attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
+    return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
+
+
+def target_versions(policy: Policy, targets: DeviceSet) -> list:
+    if not policy.score_version:
+        return []
+    return [d.values[policy.score_version] for d in targets.descriptors if policy.score_version in d.values]
+
+
+def evaluate(
+    sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores (int64, -1 when incompatible) and reasons (uint64) for every device pair."""
+    evaluator = PairEvaluator(policy, attribute_order(policy, sources, targets), target_versions(policy, targets))
+    n, m = len(sources), len(targets)
+    scores = np.full((n, m), -1, dtype=np.int64)
+    reasons = np.zeros((n, m), dtype=np.uint64)
+    for i in range(n):
+        s = sources.descriptor(i)
+        for j in range(m):
+            t = targets.descriptor(j)
+            mask = evaluator.descriptor_mask(s, t, confirm)
+            if sources.ids[i] == targets.ids[j]:
+                mask |= SAME_DEVICE
+            if policy.exclude_same_host and sources.hosts[i] and sources.hosts[i] == targets.hosts[j]:
+                mask |= SAME_HOST
+            reasons[i, j] = mask
+            if mask == 0:
+                scores[i, j] = evaluator.score(s, t)
+    return scores, reasons

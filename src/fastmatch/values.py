@@ -1,0 +1,175 @@
+"""The four attribute types of SPEC section 3: parsing, normalising, ordering.
+
+Every parser takes a JSON value (or a string from a template) and returns the
+normal form, or ``None`` / the empty set for an absent value; invalid input
+raises :class:`InputError` whose message names the value.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .errors import InputError
+
+Kind = Literal["string", "int", "version", "set"]
+KINDS: tuple[Kind, ...] = ("string", "int", "version", "set")
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_INT_RE = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|[0-9]+)\Z")
+_IDENT = r"[0-9A-Za-z-]+"
+_VERSION_RE = re.compile(
+    rf"v?(?P<parts>[0-9]+(?:\.[0-9]+)*)"
+    rf"(?:-(?P<pre>{_IDENT}(?:\.{_IDENT})*))?"
+    rf"(?:\+(?P<build>{_IDENT}(?:\.{_IDENT})*))?\Z"
+)
+_SET_SPLIT = re.compile(r"[+,]")
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """A lenient ``major.minor.patch...`` version ordered as SPEC section 3 says.
+
+    Equality and ordering use :attr:`key` only, so ``1.0`` equals ``1.0.0`` and
+    build metadata is ignored; :attr:`text` keeps what was written.
+    """
+
+    parts: tuple[int, ...]  # numeric components, trailing zeros removed
+    prerelease: tuple[str, ...]
+    text: str
+
+    @property
+    def key(self) -> tuple:
+        if not self.prerelease:
+            return (self.parts, (1,))
+        ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
+        return (self.parts, (0, ids))
+
+    def component(self, index: int) -> int:
+        return self.parts[index] if index < len(self.parts) else 0
+
+    @property
+    def major(self) -> int:
+        return self.component(0)
+
+    @property
+    def minor(self) -> int:
+        return self.component(1)
+
+    @property
+    def patch(self) -> int:
+        return self.component(2)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __lt__(self, other: "Version") -> bool:
+        return self.key < other.key
+
+    def __le__(self, other: "Version") -> bool:
+        return self.key <= other.key
+
+    def __gt__(self, other: "Version") -> bool:
+        return self.key > other.key
+
+    def __ge__(self, other: "Version") -> bool:
+        return self.key >= other.key
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _describe(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_string(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InputError(f"expected a string, got {_describe(raw)}")
+    return raw or None
+
+
+def parse_int(raw: Any) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise InputError(f"expected an integer, got {_describe(raw)}")
+    if isinstance(raw, str):
+        if raw == "":
+            return None
+        if not _INT_RE.match(raw):
+            raise InputError(f"invalid integer {_describe(raw)}")
+        value = int(raw, 0) if "x" in raw.lower() else int(raw, 10)
+    else:
+        value = raw
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise InputError(f"integer {_describe(raw)} does not fit in 64 bits")
+    return value
+
+
+def parse_version(raw: Any) -> Version | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise InputError(f"expected a version string, got {_describe(raw)}")
+    text = str(raw)
+    if text == "":
+        return None
+    match = _VERSION_RE.match(text)
+    if match is None:
+        raise InputError(f"invalid version {_describe(raw)} (expected [v]N(.N)*[-prerelease][+build])")
+    parts = [int(p) for p in match["parts"].split(".")]
+    if any(p > INT64_MAX for p in parts):
+        raise InputError(f"version {_describe(raw)} has a component beyond 64 bits")
+    while parts and parts[-1] == 0:
+        parts.pop()
+    prerelease = tuple(match["pre"].split(".")) if match["pre"] else ()
+    return Version(tuple(parts), prerelease, text)
+
+
+def parse_set(raw: Any) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    if isinstance(raw, str):
+        if raw.strip() == "":
+            return frozenset()
+        items = [item.strip() for item in _SET_SPLIT.split(raw)]
+    elif isinstance(raw, list):
+        if not all(isinstance(item, str) for item in raw):
+            raise InputError(f"expected a set of strings, got {_describe(raw)}")
+        items = [item.strip() for item in raw]
+    else:
+        raise InputError(f"expected a set (array of strings or 'a+b' string), got {_describe(raw)}")
+    if any(item == "" for item in items):
+        raise InputError(f"set {_describe(raw)} has an empty item")
+    return frozenset(items)
+
+
+PARSERS = {"string": parse_string, "int": parse_int, "version": parse_version, "set": parse_set}
+
+
+def parse_value(kind: Kind, raw: Any):
+    """Parse ``raw`` as a value of ``kind``; absent values give ``None`` (empty set for sets)."""
+    return PARSERS[kind](raw)
+
+
+def is_absent(value: Any) -> bool:
+    return value is None or value == frozenset()
+
+
+def format_value(value: Any) -> str:
+    """How a normal-form value reads in explanations and tables."""
+    if value is None:
+        return "(absent)"
+    if isinstance(value, frozenset):
+        return "+".join(sorted(value)) if value else "(empty set)"
+    return str(value)
