@@ -149,6 +149,11 @@ class DeviceSet:
         return self._id_index
 
 
+def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
+    """The attribute order of the reason bits (SPEC section 8) for one match."""
+    return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
+
+
 def _record_label(raw: Any, index: int, line: int | None) -> str:
     device_id = raw.get("id") if isinstance(raw, Mapping) else None
     shown = f"'{device_id}'" if isinstance(device_id, str) else None

@@ -9,12 +9,12 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .devices import DeviceSet
+from .devices import DeviceSet, fleet_attribute_order
 from .errors import FastmatchError
 from .formats import read_path
 from .policy import Policy
 from .reasons import reason_names
-from .reference import attribute_order, evaluate
+from .reference import evaluate
 from .result import MatchResult
 
 IMPLEMENTATIONS = ("native", "python")
@@ -69,21 +69,30 @@ def match(
     sources = _device_set(sources, policy)
     targets = _device_set(targets, policy)
     n_workers = _workers(workers)
+    if block is not None and block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     if implementation() == "python":
-        scores, reasons = evaluate(sources, targets, policy, confirm)
-        return MatchResult(
-            sources,
-            targets,
-            policy,
-            attribute_order(policy, sources, targets),
-            scores,
-            reasons,
-            np.arange(len(sources)),
-            np.arange(len(targets)),
-        )
+        return match_reference(sources, targets, policy, confirm)
     from .native import run_native
 
     return run_native(sources, targets, policy, n_workers, block, confirm)
+
+
+def match_reference(
+    sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
+) -> MatchResult:
+    """Every pair through the plain-Python reference; each device is its own class."""
+    scores, reasons = evaluate(sources, targets, policy, confirm)
+    return MatchResult(
+        sources,
+        targets,
+        policy,
+        fleet_attribute_order(policy, sources, targets),
+        scores,
+        reasons,
+        np.arange(len(sources)),
+        np.arange(len(targets)),
+    )
 
 
 class Reasons(int):

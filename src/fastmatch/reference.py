@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .devices import Descriptor, DeviceSet
+from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .policy import Policy
 from .reasons import (
     NO_RECORD,
@@ -126,10 +126,6 @@ class PairEvaluator:
         return score
 
 
-def attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
-    return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
-
-
 def target_versions(policy: Policy, targets: DeviceSet) -> list:
     if not policy.score_version:
         return []
@@ -140,7 +136,7 @@ def evaluate(
     sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores (int64, -1 when incompatible) and reasons (uint64) for every device pair."""
-    evaluator = PairEvaluator(policy, attribute_order(policy, sources, targets), target_versions(policy, targets))
+    evaluator = PairEvaluator(policy, fleet_attribute_order(policy, sources, targets), target_versions(policy, targets))
     n, m = len(sources), len(targets)
     scores = np.full((n, m), -1, dtype=np.int64)
     reasons = np.zeros((n, m), dtype=np.uint64)
