@@ -1,17 +1,12 @@
-import os
-
 import pytest
 
 
 @pytest.fixture(params=["native", "python"])
 def implementation(request, monkeypatch):
-    """Run a test once with the native kernel and once with the plain-Python reference."""
+    """Run a test once with the native kernel and once with the plain-Python reference.
+
+    Tests that do not ask for it run with whatever FASTMATCH_IMPLEMENTATION says
+    (the native kernel by default).
+    """
     monkeypatch.setenv("FASTMATCH_IMPLEMENTATION", request.param)
     return request.param
-
-
-@pytest.fixture(autouse=True)
-def _no_implementation_leak(monkeypatch):
-    # Tests that do not ask for an implementation get the default (native).
-    if "FASTMATCH_IMPLEMENTATION" in os.environ:
-        monkeypatch.delenv("FASTMATCH_IMPLEMENTATION")

@@ -1,0 +1,417 @@
+"""The ``fastmatch`` command line: a thin layer over the public API.
+
+Commands: ``match``, ``explain``, ``check`` and ``demo``. Exit codes: 0 success
+(``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
+or the command line, 130 interrupted. A user error is one line on stderr,
+``fastmatch: error: <message>``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import io
+import json
+import os
+import stat
+import sys
+import tempfile
+import warnings
+from contextlib import ExitStack, suppress
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+
+import numpy as np
+
+from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
+
+PROG = "fastmatch"
+EXIT_OK = 0
+EXIT_INCOMPATIBLE = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+
+DEMO_PACKAGE = "fastmatch"
+DEMO_SOURCES = "data/demo_sources.jsonl"
+DEMO_TARGETS = "data/demo_targets.jsonl"
+
+
+# -- entry point ---------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (the console script exits with it)."""
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.run(args)
+    except FastmatchError as exc:
+        return _error(str(exc))
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            return _broken_pipe()
+        return _error(_os_error_message(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _error(message: str) -> int:
+    one_line = " ".join(message.split("\n"))
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning (such as the native kernel falling back to the reference) as one line."""
+    text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")
+    print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+
+def _os_error_message(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def _broken_pipe() -> int:
+    # The reader of stdout went away (``fastmatch match ... | head``): stop quietly,
+    # and keep Python from complaining again when it flushes stdout at exit.
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
+
+
+# -- the parser ----------------------------------------------------------------------------
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _workers(text: str) -> int:
+    value = _integer(text)
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"expected -1 (all cores) or an integer >= 1, got {text!r}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Where can each VFIO mediated device (vGPU, vfio-ccw, vfio-ap) live-migrate?",
+        epilog="Exit status: 0 success (check: compatible), 1 check: not compatible, 2 error.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def policy_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--policy", metavar="FILE", help="policy TOML file (default: the built-in policy)")
+
+    p = commands.add_parser("match", help="rank the available targets of every source device")
+    p.add_argument("sources", metavar="SOURCES", help="source devices (fleet JSON Lines, JSON array or seed JSON)")
+    p.add_argument("targets", metavar="TARGETS", help="target devices (same formats)")
+    policy_option(p)
+    p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
+    p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    p.set_defaults(run=_cmd_match)
+
+    p = commands.add_parser("explain", help="say why one source -> target pair is or is not compatible")
+    p.add_argument("sources", metavar="SOURCES")
+    p.add_argument("targets", metavar="TARGETS")
+    p.add_argument("source_id", metavar="SOURCE_ID")
+    p.add_argument("target_id", metavar="TARGET_ID")
+    policy_option(p)
+    p.set_defaults(run=_cmd_explain)
+
+    p = commands.add_parser(
+        "check",
+        help="check one source device against one target device (exit 0 compatible, 1 not)",
+    )
+    p.add_argument("source", metavar="SOURCE_FILE", help="a file holding exactly one device")
+    p.add_argument("target", metavar="TARGET_FILE", help="a file holding exactly one device")
+    policy_option(p)
+    p.set_defaults(run=_cmd_check)
+
+    p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
+    p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
+    p.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _policy(path: str | None) -> Policy:
+    return Policy.from_toml(path) if path is not None else Policy.default()
+
+
+# -- match ---------------------------------------------------------------------------------
+def _cmd_match(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    sources = load(args.sources, policy)
+    targets = load(args.targets, policy)
+    result = match(sources, targets, policy, workers=args.workers)
+    indices, scores = result.top_k(args.top)
+    chunks = _FORMATTERS[args.format](sources.ids, targets.ids, indices, scores)
+    if args.output is None:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    else:
+        write_atomically(args.output, chunks)
+    return EXIT_OK
+
+
+def _candidates(indices: np.ndarray, scores: np.ndarray, i: int) -> list[tuple[int, int]]:
+    return [(int(j), int(s)) for j, s in zip(indices[i], scores[i]) if j >= 0]
+
+
+def _format_json(source_ids, target_ids, indices, scores) -> Iterator[str]:
+    """JSON Lines: one object per source."""
+    for i, source_id in enumerate(source_ids):
+        candidates = [{"target": target_ids[j], "score": s} for j, s in _candidates(indices, scores, i)]
+        yield json.dumps({"source": source_id, "candidates": candidates}, ensure_ascii=False) + "\n"
+
+
+def _format_csv(source_ids, target_ids, indices, scores) -> Iterator[str]:
+    """``source,rank,target,score``, one row per candidate (rank from 1)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+
+    def row(values: list[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()
+
+    yield row(["source", "rank", "target", "score"])
+    for i, source_id in enumerate(source_ids):
+        for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1):
+            yield row([source_id, rank, target_ids[j], s])
+
+
+def _format_table(source_ids, target_ids, indices, scores) -> Iterator[str]:
+    """Aligned columns; a source with no available target gets one row that says so."""
+    rows: list[tuple[str, str, str, str]] = []
+    for i, source_id in enumerate(source_ids):
+        candidates = _candidates(indices, scores, i)
+        if not candidates:
+            rows.append((source_id, "-", "(no available target)", "-"))
+        for rank, (j, s) in enumerate(candidates, start=1):
+            rows.append((source_id, str(rank), target_ids[j], str(s)))
+    header = ("SOURCE", "RANK", "TARGET", "SCORE")
+    widths = [max([len(header[c]), *(len(r[c]) for r in rows)]) for c in range(3)]
+    for r in (header, *rows):
+        yield f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}\n"
+
+
+_FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
+    "table": _format_table,
+    "json": _format_json,
+    "csv": _format_csv,
+}
+
+
+def write_atomically(path: str | os.PathLike[str], chunks: Iterable[str]) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``.
+
+    Readers see the old file or the whole new one, never a part; on any failure
+    (or Ctrl-C) the temporary file is removed and ``path`` is left untouched.
+    """
+    target = Path(path)
+    try:
+        mode = _new_file_mode(target)
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise FastmatchError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException as exc:
+        with suppress(OSError):
+            os.unlink(temporary)
+        if isinstance(exc, OSError):
+            raise FastmatchError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
+        raise
+
+
+def _new_file_mode(target: Path) -> int:
+    """Keep the mode of a file being replaced; a new file gets 0666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+# -- explain -------------------------------------------------------------------------------
+def _cmd_explain(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    sources = load(args.sources, policy)
+    targets = load(args.targets, policy)
+    i = _index_of(sources, args.source_id, args.sources)
+    j = _index_of(targets, args.target_id, args.targets)
+    # The one source against all targets: cheap, and the score is the one `match`
+    # reports (with prefer = "newest" it depends on every target's version).
+    one_source = DeviceSet.from_records([sources.to_records()[i]], policy)
+    result = match(one_source, targets, policy)
+    print(result.explain(0, j))
+    return EXIT_OK
+
+
+def _index_of(devices: DeviceSet, device_id: str, path: str) -> int:
+    for index, candidate in enumerate(devices.ids):
+        if candidate == device_id:
+            return index
+    raise FastmatchError(f"no device with id {device_id!r}", file=path)
+
+
+# -- check ---------------------------------------------------------------------------------
+def _cmd_check(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    source = _single_record(args.source, policy)
+    target = _single_record(args.target, policy)
+    verdict = check(source, target, policy)
+    print(verdict.explanation)
+    return EXIT_OK if verdict.compatible else EXIT_INCOMPATIBLE
+
+
+def _single_record(path: str, policy: Policy) -> dict[str, Any]:
+    devices = load(path, policy)
+    if len(devices) != 1:
+        raise FastmatchError(f"expected exactly one device, found {len(devices)}", file=path)
+    return devices.to_records()[0]
+
+
+# -- demo ----------------------------------------------------------------------------------
+def _cmd_demo(args: argparse.Namespace) -> int:
+    data = resources.files(DEMO_PACKAGE)
+    with ExitStack() as stack:
+        source_path = stack.enter_context(resources.as_file(data.joinpath(DEMO_SOURCES)))
+        target_path = stack.enter_context(resources.as_file(data.joinpath(DEMO_TARGETS)))
+        policy = Policy.default()
+        sources = load(source_path, policy)
+        targets = load(target_path, policy)
+        result = match(sources, targets, policy)
+        print_demo(result, args.top, sys.stdout)
+    return EXIT_OK
+
+
+def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
+    """The demo summary: sizes, compatible pairs, stranded sources, candidates, reasons."""
+    sources, targets = result.sources, result.targets
+    source_records, target_records = sources.to_records(), targets.to_records()
+    indices, scores = result.top_k(k)
+    compatible = result.compatible
+    n, m = result.shape
+    n_compatible = int(compatible.sum())
+    unavailable = int(compatible[:, targets.capacities == 0].sum())
+    stranded = [i for i in range(n) if indices[i, 0] < 0] if k > 0 else []
+
+    def line(text: str = "") -> None:
+        out.write(text + "\n")
+
+    def hosts(devices: DeviceSet) -> int:
+        return len({h for h in devices.hosts if h})
+
+    line("fastmatch demo: the example fleet shipped with fastmatch (built-in policy)")
+    line()
+    line(f"  sources  {n:4d} devices on {hosts(sources)} hosts, {len(sources.descriptors)} distinct descriptors")
+    line(f"  targets  {m:4d} devices on {hosts(targets)} hosts, {len(targets.descriptors)} distinct descriptors")
+    share = f" ({100 * n_compatible / (n * m):.1f}%)" if n * m else ""
+    line(f"  compatible pairs: {n_compatible} of {n * m}{share}; {unavailable} of them to targets with capacity 0")
+    line(f"  sources with no available target: {len(stranded)} of {n}")
+    for i in stranded:
+        line(f"    {sources.ids[i]:<24}  {_describe(source_records[i])}")
+
+    line()
+    line(f"Ranked candidates (top {k}) of a few sources:")
+    for i in _showcase(source_records, indices):
+        line(f"  {sources.ids[i]}  [{_describe(source_records[i])}]")
+        for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1):
+            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  score {s}")
+
+    counts, failing = _reason_counts(result)
+    line()
+    line(f"Why pairs fail ({failing} incompatible pairs; one pair can fail for several reasons):")
+    width = max((len(name) for name in counts), default=0)
+    for name, count in counts.most_common():
+        line(f"  {name:<{width}}  {count:6d}  {100 * count / failing:5.1f}%")
+
+    example = _stranded_example(result, source_records, target_records, stranded)
+    if example is not None:
+        i, j = example
+        line()
+        line(f"Why {sources.ids[i]} has nowhere to go, against a target of the same type:")
+        for text in result.explain(i, j).splitlines():
+            line(f"  {text}")
+
+
+def _describe(record: dict[str, Any]) -> str:
+    attributes = record.get("self", {})
+    parts = [str(attributes[name]) for name in ("mdev_type", "software_version") if attributes.get(name)]
+    if record.get("migratable") is False:
+        parts.append("not migratable")
+    return " ".join(parts)
+
+
+def _showcase(source_records: list[dict[str, Any]], indices: np.ndarray) -> list[int]:
+    """The first source with the most candidates per (device_api, vendor_driver)."""
+    best: dict[tuple[str, str], int] = {}
+    for i, record in enumerate(source_records):
+        attributes = record.get("self", {})
+        key = (str(attributes.get("device_api", "")), str(attributes.get("vendor_driver", "")))
+        found = int((indices[i] >= 0).sum()) if indices.shape[1] else 0
+        if found and (key not in best or found > int((indices[best[key]] >= 0).sum())):
+            best[key] = i
+    return sorted(best.values())
+
+
+def _reason_counts(result: MatchResult) -> tuple[collections.Counter[str], int]:
+    """How often each reason name occurs over the incompatible pairs."""
+    reasons = result.reasons.ravel()
+    failing = np.flatnonzero(reasons != 0)
+    counts: collections.Counter[str] = collections.Counter()
+    if len(failing) == 0:
+        return counts, 0
+    masks, first, how_many = np.unique(reasons[failing], return_index=True, return_counts=True)
+    m = result.shape[1]
+    for position, count in zip(first, how_many):
+        i, j = divmod(int(failing[position]), m)
+        for name in result.reason_names(i, j):
+            counts[name] += int(count)
+    return counts, len(failing)
+
+
+def _stranded_example(result, source_records, target_records, stranded) -> tuple[int, int] | None:
+    """A stranded source and a target on another host with the same score_type value."""
+    key = result.policy.score_type
+    if not key:
+        return None
+    for i in stranded:
+        wanted = source_records[i]["self"].get(key)
+        host = result.sources.hosts[i]
+        for j, record in enumerate(target_records):
+            if wanted and record["self"].get(key) == wanted and result.targets.hosts[j] != host:
+                return i, j
+    return None
