@@ -67,11 +67,12 @@ extensions = [
     Extension(
         "fastmatch._kernel",
         ["native/_kernel.pyx"],
-        include_dirs=[numpy.get_include()],
+        include_dirs=[numpy.get_include(), "native"],
+        depends=["native/loops.h", "native/loops.pxd"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
     )
 ]
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives))
+setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["native"]))

@@ -2,30 +2,37 @@
 """The native kernel: typed loops over raw pointers, GIL released.
 
 It knows nothing of files, policies or records as Python objects: it reads the
-integer-coded, field-major arrays that ``fastmatch.intern`` builds and writes,
-for a block of source classes x all target classes, the reason mask and the
-score of every pair. See ``fastmatch/intern.py`` for what each array means.
+integer-coded, field-major arrays that ``fastmatch.intern`` builds (see there
+for what each array means) and writes, for a block of source classes x all
+target classes, the reason mask and the score of every pair.
+
+Per source class, targets are taken a tile at a time. Each op (a rule that can
+fail) ORs its failure bit into a lane-wide mask per target, in a loop over the
+tile that the compiler vectorises: codes are 16-bit lanes whenever they fit.
+A last pass over the tile turns failure bits into reason bits (byte tables),
+applies COMPATIBLE records, and scores the compatible pairs.
 """
 
-from cython.parallel cimport parallel, prange, threadid
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+
+from loops cimport *
 
 import numpy as np
 
 # Keep in step with fastmatch/intern.py and fastmatch/reasons.py.
 cdef enum:
-    OP_EXACT = 0
+    OP_NE = 0
     OP_VERSION = 1
-    OP_SUPERSET = 2
-    OP_GE = 3
-    OP_LE = 4
+    OP_GE = 2
+    OP_LE = 3
+    OP_SUPERSET = 4
+    OP_MIGRATABLE = 5
+    OP_REQUIRED = 6
+    OP_CONFIRM = 7
     TEST_IN_CODES = 0
-    TEST_SUBSET = 1
-    OPAQUE_IF_PRESENT = 0
-    OPAQUE_REQUIRED = 1
+    TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
 
-cdef uint64_t NOT_MIGRATABLE = 1ULL << 61
-cdef uint64_t OPAQUE = 1ULL << 60
 cdef uint64_t NO_RECORD = 1ULL << 59
 cdef int64_t SCORE_EXACT = 1LL << 62
 cdef int64_t SCORE_SAME_TYPE = 1LL << 61
@@ -35,67 +42,92 @@ cdef int64_t FIELD_CAP = (1LL << 20) - 1
 
 cdef struct Records:
     int64_t n
-    const uint64_t* cmask
+    const void* cmask
     const int64_t* common_begin
     const int64_t* common_end
     const int64_t* alt_start
     const int64_t* alt_begin
     const int64_t* alt_end
-    const int32_t* test_attr
+    const int32_t* test_row
     const int32_t* test_kind
     const int64_t* test_start
     const int64_t* test_len
-    const int32_t* code_pool
-    const uint64_t* mask_pool
+    const void* code_pool
+    const void* mask_pool
 
 
 cdef struct Side:
     int64_t n  # classes: the row stride of every field-major array
-    const int32_t* codes
-    const int64_t* vmajor
-    const int64_t* vminor
-    const uint64_t* masks
-    const uint8_t* migratable
-    const int32_t* opaque
-    const int64_t* exact_key
-    const uint64_t* cany  # attributes its records constrain; all ones when its records do not count
+    const void* codes
+    const void* vmajor
+    const void* vminor
+    const void* masks
+    const void* cany
     const int64_t* rec_start
     const int32_t* rec_ids
+    const int64_t* with_records  # classes whose records count, ascending
+    int64_t n_with_records
+    const void* has_records  # lanes: all ones for those classes, else 0
+    const int64_t* exact_key
     const uint8_t* has_version
     const int64_t* major
     const int64_t* minor
     const int64_t* patch
     const int64_t* newest_rank
+    Records records
 
 
-cdef inline bint run_test(const Records* R, const Side* S, int64_t t, int64_t c) noexcept nogil:
+cdef struct Kernel:
+    Side src
+    Side tgt
+    int64_t n_ops
+    const int32_t* op_kind
+    const int32_t* op_row
+    const int32_t* op_words
+    const void* op_bit
+    bint identity_bits  # failure bits below the lane's top two are reason bits; those two are OPAQUE, NOT_MIGRATABLE
+    const uint64_t* reason_table  # otherwise: [lane bytes][256], the reasons of each byte of a failure mask
+    uint64_t attribute_bits
+    int64_t type_row
+    bint records_and
+    bint prefer_newest
+    bint opaque_if_present
+    const uint8_t* opaque_table
+    int64_t opaque_n
+
+
+# -- record matching ---------------------------------------------------------------------
+cdef inline bint run_test(const Records* R, const Side* S, int64_t t, int64_t c, lane_t* lane) noexcept nogil:
     cdef int64_t k
     cdef int64_t start = R.test_start[t]
     cdef int64_t length = R.test_len[t]
-    cdef int64_t row = R.test_attr[t]
-    cdef int32_t code
+    cdef int64_t row = R.test_row[t]
+    cdef lane_t code
+    cdef const lane_t* pool
     if R.test_kind[t] == TEST_IN_CODES:
-        code = S.codes[row * S.n + c]
+        pool = <const lane_t*>R.code_pool
+        code = (<const lane_t*>S.codes)[row * S.n + c]
         for k in range(length):
-            if R.code_pool[start + k] == code:
+            if pool[start + k] == code:
                 return True
         return False
+    pool = <const lane_t*>R.mask_pool
     for k in range(length):
-        if S.masks[(row + k) * S.n + c] & ~R.mask_pool[start + k]:
+        if (<const lane_t*>S.masks)[(row + k) * S.n + c] & ~pool[start + k]:
             return False
     return True
 
 
-cdef inline bint record_matches(const Records* R, const Side* S, int64_t r, int64_t c) noexcept nogil:
+cdef inline bint record_matches(const Records* R, const Side* S, int64_t r, int64_t c, lane_t* lane) noexcept nogil:
     cdef int64_t t, alt
     cdef bint ok
     for t in range(R.common_begin[r], R.common_end[r]):
-        if not run_test(R, S, t, c):
+        if not run_test(R, S, t, c, lane):
             return False
     for alt in range(R.alt_start[r], R.alt_start[r + 1]):
         ok = True
         for t in range(R.alt_begin[alt], R.alt_end[alt]):
-            if not run_test(R, S, t, c):
+            if not run_test(R, S, t, c, lane):
                 ok = False
                 break
         if ok:
@@ -103,294 +135,364 @@ cdef inline bint record_matches(const Records* R, const Side* S, int64_t r, int6
     return False
 
 
+cdef void match_records(const Records* R, const Side* S, uint8_t* out, int workers, lane_t* lane) noexcept nogil:
+    cdef int64_t c, r
+    for c in prange(S.n, num_threads=workers, schedule="dynamic"):
+        for r in range(R.n):
+            out[c * R.n + r] = record_matches(R, S, r, c, lane)
+
+
 cdef inline bint records_accept(
-    const Records* R, const Side* holder, int64_t h, const uint8_t* matched_row, uint64_t crec, bint records_and
+    const Side* holder, int64_t h, const uint8_t* matched, uint64_t failed, bint records_and, lane_t* lane
 ) noexcept nogil:
-    """Whether some record of class ``h`` accepts the other side (its match bits in ``matched_row``)."""
+    """Whether a record of class ``h`` accepts the other side, whose attribute failures are ``failed``."""
     cdef int64_t k, r
-    if records_and and crec != 0:
+    cdef const lane_t* cmask = <const lane_t*>holder.records.cmask
+    # A failed attribute that no record constrains, and with records="and" any failure, rules out every record.
+    if failed & ~(<uint64_t>(<const lane_t*>holder.cany)[h]) or (records_and and failed != 0):
         return False
     for k in range(holder.rec_start[h], holder.rec_start[h + 1]):
         r = holder.rec_ids[k]
-        if matched_row[r] and (records_and or (crec & ~R.cmask[r]) == 0):
+        if matched[r] and (records_and or (failed & ~(<uint64_t>cmask[r])) == 0):
             return True
     return False
 
 
-cdef class Problem:
-    """The interned arrays of one match, held alive while pointers into them are used."""
-
-    cdef Side src, tgt
-    cdef Records src_rec, tgt_rec
-    cdef int64_t n_ops
-    cdef const int32_t* op_kind
-    cdef const int32_t* op_attr
-    cdef const int32_t* op_aux
-    cdef const int32_t* op_words
-    cdef const uint64_t* op_rbit
-    cdef const uint64_t* op_cbit
-    cdef int type_attr
-    cdef bint use_target_records, use_source_records, records_and, prefer_newest
-    cdef int opaque_mode
-    cdef const uint8_t* opaque_table
-    cdef int64_t opaque_n
-    cdef list _keep
-
-    def __init__(self, interned, source_cany, target_cany):
-        policy = interned.policy
-        self._keep = []
-        self._side(&self.src, interned.sources, source_cany)
-        self._side(&self.tgt, interned.targets, target_cany)
-        self._records(&self.src_rec, interned.sources.records)
-        self._records(&self.tgt_rec, interned.targets.records)
-        self.n_ops = len(interned.op_kind)
-        self.op_kind = self._i32(interned.op_kind)
-        self.op_attr = self._i32(interned.op_attr)
-        self.op_aux = self._i32(interned.op_aux)
-        self.op_words = self._i32(interned.op_words)
-        self.op_rbit = self._u64(interned.op_rbit)
-        self.op_cbit = self._u64(interned.op_cbit)
-        self.type_attr = interned.type_attr
-        self.use_target_records = policy.direction in ("target-accepts", "both")
-        self.use_source_records = policy.direction in ("source-offers", "both")
-        self.records_and = policy.records == "and"
-        self.prefer_newest = policy.prefer == "newest"
-        self.opaque_mode = {"if-present": 0, "required": 1, "ignore": 2}[policy.opaque]
-        if interned.opaque_table is None:
-            self.opaque_table = NULL
-            self.opaque_n = 0
+# -- the opaque check through a caller's confirmer: a table lookup, not a vector loop --
+cdef inline void fail_unconfirmed(
+    const Kernel* K, lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit
+) noexcept nogil:
+    cdef int64_t j
+    cdef bint ok
+    for j in range(n):
+        if s == 0 or t[j] == 0:
+            ok = K.opaque_if_present and s == 0 and t[j] == 0
         else:
-            self.opaque_table = self._u8(interned.opaque_table)
-            self.opaque_n = interned.opaque_table.shape[0]
+            ok = K.opaque_table[s * K.opaque_n + t[j]] != 0
+        if not ok:
+            fails[j] |= bit
 
-    # -- holding arrays ---------------------------------------------------------------
-    cdef const int32_t* _i32(self, array) except NULL:
-        cdef const int32_t[::1] view = self._flat(array, np.int32)
-        return &view[0]
 
-    cdef const int64_t* _i64(self, array) except NULL:
-        cdef const int64_t[::1] view = self._flat(array, np.int64)
-        return &view[0]
+# -- one source class against all target classes ----------------------------------------
+cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* lane) noexcept nogil:
+    cdef const Side* s = &K.src
+    cdef const Side* t = &K.tgt
+    cdef int64_t value = 0, d_major, d_minor
+    if s.exact_key[i] == t.exact_key[j]:
+        value |= SCORE_EXACT
+    if K.type_row >= 0 and (
+        (<const lane_t*>s.codes)[K.type_row * s.n + i] == (<const lane_t*>t.codes)[K.type_row * t.n + j]
+    ):
+        value |= SCORE_SAME_TYPE
+    if s.has_version[i] and t.has_version[j]:
+        if K.prefer_newest:
+            value |= SCORE_HAS_VERSION | t.newest_rank[j]
+        else:
+            d_major = t.major[j] - s.major[i]
+            d_minor = t.minor[j] - s.minor[i]
+            d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
+            d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
+            value |= SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20 | t.patch[j]
+    return value
 
-    cdef const uint64_t* _u64(self, array) except NULL:
-        cdef const uint64_t[::1] view = self._flat(array, np.uint64)
-        return &view[0]
 
-    cdef const uint8_t* _u8(self, array) except NULL:
-        cdef const uint8_t[::1] view = self._flat(array, np.uint8)
-        return &view[0]
+cdef void evaluate_row(
+    const Kernel* K,
+    int64_t i,
+    lane_t* fails,
+    uint64_t* reason,
+    int64_t* score,
+    const uint8_t* target_matches,
+    const uint8_t* source_matches,
+) noexcept nogil:
+    cdef const Side* s = &K.src
+    cdef const Side* t = &K.tgt
+    cdef const lane_t* s_codes = <const lane_t*>s.codes
+    cdef const lane_t* t_codes = <const lane_t*>t.codes
+    cdef const lane_t* t_cany = <const lane_t*>t.cany
+    cdef const lane_t* bits = <const lane_t*>K.op_bit
+    cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
+    cdef const lane_t* has_records = <const lane_t*>t.has_records
+    cdef lane_t always, state, bit, sv, reported, s_mask
+    cdef lane_t attribute_bits = <lane_t>K.attribute_bits
+    cdef lane_t low_bits = attribute_bits  # with identity bits, the attribute bits are the low bits
+    cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
+    cdef uint64_t r
+    cdef int64_t j0, j1, n, j, k, w, row, b, cursor = 0
+    cdef int64_t n_s = s.n, n_t = t.n
+    cdef bint source_has_records = s.rec_start[i + 1] > s.rec_start[i]
+    cdef int64_t n_source_records = s.records.n
 
-    cdef _flat(self, array, dtype):
+    j0 = 0
+    while j0 < n_t:
+        j1 = min(j0 + TILE, n_t)
+        n = j1 - j0
+        for j in range(n):
+            fails[j] = 0
+        always = 0  # bits that fail for every target, decided by the source alone
+        for k in range(K.n_ops):
+            bit = bits[k]
+            row = K.op_row[k]
+            if K.op_kind[k] == OP_NE:
+                fail_ne(fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
+            elif K.op_kind[k] == OP_VERSION:
+                sv = (<const lane_t*>s.vmajor)[row * n_s + i]
+                if sv == 0:
+                    fail_ne(fails, <const lane_t*>t.vmajor + row * n_t + j0, n, <lane_t>0, bit)
+                else:
+                    fail_version(
+                        fails,
+                        <const lane_t*>t.vmajor + row * n_t + j0,
+                        <const lane_t*>t.vminor + row * n_t + j0,
+                        n,
+                        sv,
+                        (<const lane_t*>s.vminor)[row * n_s + i],
+                        bit,
+                    )
+            elif K.op_kind[k] == OP_GE or K.op_kind[k] == OP_LE:
+                sv = s_codes[row * n_s + i]
+                if sv == 0:
+                    fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+                elif K.op_kind[k] == OP_GE:
+                    fail_lt(fails, t_codes + row * n_t + j0, n, sv, bit)
+                else:
+                    fail_absent_or_gt(fails, t_codes + row * n_t + j0, n, sv, bit)
+            elif K.op_kind[k] == OP_SUPERSET:
+                for w in range(row, row + K.op_words[k]):
+                    s_mask = (<const lane_t*>s.masks)[w * n_s + i]
+                    if s_mask != 0:
+                        fail_not_subset(fails, <const lane_t*>t.masks + w * n_t + j0, n, s_mask, bit)
+            elif K.op_kind[k] == OP_MIGRATABLE:
+                if s_codes[row * n_s + i] == 0:
+                    always = always | bit
+                else:
+                    fail_eq(fails, t_codes + row * n_t + j0, n, <lane_t>0, bit)
+            elif K.op_kind[k] == OP_REQUIRED:
+                sv = s_codes[row * n_s + i]
+                if sv == 0:
+                    always = always | bit
+                else:
+                    fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+            else:  # OP_CONFIRM
+                fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
+
+        # Failure bits -> reasons (see fm_reasons in loops.h).
+        if K.identity_bits:
+            state = reasons(
+                fails,
+                t_cany + j0,
+                has_records + j0,
+                n,
+                always,
+                s_cany,
+                low_bits,
+                attribute_bits,
+                outside_of,
+                reason + j0,
+                score + j0,
+            )
+        else:
+            state = 0
+            for j in range(n):
+                reported = (fails[j] | always) & ~(t_cany[j0 + j] & s_cany)
+                r = 0
+                for b in range(<int64_t>sizeof(lane_t)):
+                    r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
+                reason[j0 + j] = r
+                score[j0 + j] = -1
+                state |= (<lane_t>1 & ~has_records[j0 + j] & (<lane_t>0 - <lane_t>(reported == 0))) | (
+                    <lane_t>2 & has_records[j0 + j]
+                )
+
+        # COMPATIBLE records of the targets that have some and are not already ruled out,
+        # then the source's records.
+        if state & 2:
+            while cursor < t.n_with_records and t.with_records[cursor] < j1:
+                j = t.with_records[cursor]
+                cursor += 1
+                if reason[j] & NO_RECORD:
+                    continue
+                if not records_accept(
+                    t, j, target_matches, (fails[j - j0] | always) & attribute_bits, K.records_and, fails
+                ):
+                    reason[j] |= NO_RECORD
+                elif reason[j] == 0:
+                    state |= 1
+        else:
+            while cursor < t.n_with_records and t.with_records[cursor] < j1:
+                cursor += 1
+        if source_has_records:
+            state |= 1  # the source's records may only take pairs away: look at every pair
+            for j in range(j0, j1):
+                if not records_accept(
+                    s,
+                    i,
+                    source_matches + j * n_source_records,
+                    (fails[j - j0] | always) & attribute_bits,
+                    K.records_and,
+                    fails,
+                ):
+                    reason[j] |= NO_RECORD
+
+        # Scores, for the few pairs that are compatible (records only ever take pairs away).
+        if state & 1:
+            for j in range(j0, j1):
+                if reason[j] == 0:
+                    score[j] = pair_score(K, i, j, fails)
+        j0 = j1
+
+
+cdef void evaluate_rows(
+    const Kernel* K,
+    int64_t i0,
+    int64_t i1,
+    lane_t* scratch,
+    uint64_t* reasons,
+    int64_t* scores,
+    const uint8_t* target_matches,
+    const uint8_t* source_matches,
+    int workers,
+) noexcept nogil:
+    cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n
+    for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
+        evaluate_row(
+            K,
+            i,
+            scratch + threadid() * TILE,
+            reasons + (i - i0) * n_t,
+            scores + (i - i0) * n_t,
+            target_matches + i * n_target_records,
+            source_matches,
+        )
+
+
+cdef class Problem:
+    """The interned arrays of one match, held alive while the kernel points into them."""
+
+    cdef Kernel K
+    cdef int lane_bytes
+    cdef list _keep
+    cdef object _target_matches, _source_matches
+
+    def __init__(self, interned):
+        self._keep = []
+        self.lane_bytes = np.dtype(interned.lane).itemsize
+        lane = interned.lane
+        self._side(&self.K.src, interned.sources, lane)
+        self._side(&self.K.tgt, interned.targets, lane)
+        self.K.n_ops = len(interned.op_kind)
+        self.K.op_kind = <const int32_t*>self._ptr(interned.op_kind, np.int32)
+        self.K.op_row = <const int32_t*>self._ptr(interned.op_row, np.int32)
+        self.K.op_words = <const int32_t*>self._ptr(interned.op_words, np.int32)
+        self.K.op_bit = self._ptr(interned.op_bit, lane)
+        self.K.identity_bits = interned.identity_bits
+        self.K.reason_table = <const uint64_t*>self._ptr(_reason_table(interned.bit_reasons, self.lane_bytes), np.uint64)
+        self.K.attribute_bits = interned.attribute_bits
+        self.K.type_row = interned.type_row
+        policy = interned.policy
+        self.K.records_and = policy.records == "and"
+        self.K.prefer_newest = interned.prefer_newest
+        self.K.opaque_if_present = policy.opaque == "if-present"
+        self.K.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
+        self.K.opaque_n = interned.opaque_table.shape[0]
+        self._target_matches = None
+        self._source_matches = None
+
+    cdef const void* _ptr(self, array, dtype) except NULL:
         # One spare element, so that empty arrays still have an address.
         flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
         flat = np.concatenate([flat, np.zeros(1, dtype=dtype)])
         self._keep.append(flat)
-        return flat
+        return <const void*><size_t>flat.ctypes.data
 
-    cdef _side(self, Side* side, data, cany):
+    cdef _side(self, Side* side, data, lane):
         side.n = data.codes.shape[1]
-        side.codes = self._i32(data.codes)
-        side.vmajor = self._i64(data.vmajor)
-        side.vminor = self._i64(data.vminor)
-        side.masks = self._u64(data.masks)
-        side.migratable = self._u8(data.migratable)
-        side.opaque = self._i32(data.opaque)
-        side.exact_key = self._i64(data.exact_key)
-        side.cany = self._u64(cany)
-        side.rec_start = self._i64(data.rec_start)
-        side.rec_ids = self._i32(data.rec_ids)
-        side.has_version = self._u8(data.has_version)
-        side.major = self._i64(data.major)
-        side.minor = self._i64(data.minor)
-        side.patch = self._i64(data.patch)
-        side.newest_rank = self._i64(data.newest_rank)
-
-    cdef _records(self, Records* rec, tables):
+        side.codes = self._ptr(data.codes, lane)
+        side.vmajor = self._ptr(data.vmajor, lane)
+        side.vminor = self._ptr(data.vminor, lane)
+        side.masks = self._ptr(data.masks, lane)
+        side.cany = self._ptr(data.cany, lane)
+        side.rec_start = <const int64_t*>self._ptr(data.rec_start, np.int64)
+        side.rec_ids = <const int32_t*>self._ptr(data.rec_ids, np.int32)
+        has_records = np.diff(data.rec_start) > 0
+        with_records = np.flatnonzero(has_records)
+        side.with_records = <const int64_t*>self._ptr(with_records, np.int64)
+        side.n_with_records = len(with_records)
+        side.has_records = self._ptr(np.where(has_records, np.iinfo(lane).max, 0), lane)
+        side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
+        side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
+        side.major = <const int64_t*>self._ptr(data.major, np.int64)
+        side.minor = <const int64_t*>self._ptr(data.minor, np.int64)
+        side.patch = <const int64_t*>self._ptr(data.patch, np.int64)
+        side.newest_rank = <const int64_t*>self._ptr(data.newest_rank, np.int64)
+        tables = data.records
+        rec = &side.records
         rec.n = len(tables.cmask)
-        rec.cmask = self._u64(tables.cmask)
-        rec.common_begin = self._i64(tables.common_begin)
-        rec.common_end = self._i64(tables.common_end)
-        rec.alt_start = self._i64(tables.alt_start)
-        rec.alt_begin = self._i64(tables.alt_begin)
-        rec.alt_end = self._i64(tables.alt_end)
-        rec.test_attr = self._i32(tables.test_attr)
-        rec.test_kind = self._i32(tables.test_kind)
-        rec.test_start = self._i64(tables.test_start)
-        rec.test_len = self._i64(tables.test_len)
-        rec.code_pool = self._i32(tables.code_pool)
-        rec.mask_pool = self._u64(tables.mask_pool)
+        rec.cmask = self._ptr(tables.cmask, lane)
+        rec.common_begin = <const int64_t*>self._ptr(tables.common_begin, np.int64)
+        rec.common_end = <const int64_t*>self._ptr(tables.common_end, np.int64)
+        rec.alt_start = <const int64_t*>self._ptr(tables.alt_start, np.int64)
+        rec.alt_begin = <const int64_t*>self._ptr(tables.alt_begin, np.int64)
+        rec.alt_end = <const int64_t*>self._ptr(tables.alt_end, np.int64)
+        rec.test_row = <const int32_t*>self._ptr(tables.test_row, np.int32)
+        rec.test_kind = <const int32_t*>self._ptr(tables.test_kind, np.int32)
+        rec.test_start = <const int64_t*>self._ptr(tables.test_start, np.int64)
+        rec.test_len = <const int64_t*>self._ptr(tables.test_len, np.int64)
+        rec.code_pool = self._ptr(tables.code_pool, lane)
+        rec.mask_pool = self._ptr(tables.mask_pool, lane)
 
-    # -- record matching --------------------------------------------------------------
-    def match_target_records(self, int workers):
-        """uint8 [source classes, target records]: which source classes each target record accepts."""
-        return self._match(&self.tgt_rec, &self.src, workers)
+    @property
+    def shape(self):
+        return (self.K.src.n, self.K.tgt.n)
 
-    def match_source_records(self, int workers):
-        """uint8 [target classes, source records]: which target classes each source record accepts."""
-        return self._match(&self.src_rec, &self.tgt, workers)
+    def prepare(self, int workers):
+        """Match every COMPATIBLE record against the other side's classes, once per problem."""
+        self._target_matches = self._match_records(&self.K.tgt.records, &self.K.src, workers)
+        self._source_matches = self._match_records(&self.K.src.records, &self.K.tgt, workers)
 
-    cdef _match(self, const Records* R, const Side* S, int workers):
+    cdef _match_records(self, const Records* R, const Side* S, int workers):
         out = np.zeros((S.n, R.n), dtype=np.uint8)
         cdef uint8_t[:, ::1] view = out
-        cdef int64_t c, r, n_rec = R.n
-        if S.n == 0 or n_rec == 0:
+        if S.n == 0 or R.n == 0:
             return out
-        for c in prange(S.n, nogil=True, num_threads=workers, schedule="dynamic"):
-            for r in range(n_rec):
-                view[c, r] = record_matches(R, S, r, c)
+        with nogil:
+            if self.lane_bytes == 2:
+                match_records(R, S, &view[0, 0], workers, <uint16_t*>NULL)
+            elif self.lane_bytes == 4:
+                match_records(R, S, &view[0, 0], workers, <uint32_t*>NULL)
+            else:
+                match_records(R, S, &view[0, 0], workers, <uint64_t*>NULL)
         return out
 
-    # -- the pairs --------------------------------------------------------------------
-    def evaluate(
-        self,
-        int64_t i0,
-        int64_t i1,
-        const uint8_t[:, ::1] target_record_matches,
-        const uint8_t[:, ::1] source_record_matches,
-        int64_t[:, ::1] scores,
-        uint64_t[:, ::1] reasons,
-        int workers,
-    ):
-        """Fill ``scores`` and ``reasons`` (rows i0..i1 of source classes, all target classes)."""
-        cdef int64_t n_t = self.tgt.n
-        if i1 <= i0 or n_t == 0:
+    def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] scores, uint64_t[:, ::1] reasons, int workers):
+        """Fill ``scores`` and ``reasons`` for source classes i0..i1 against all target classes."""
+        if self._target_matches is None:
+            self.prepare(workers)
+        if i1 <= i0 or self.K.tgt.n == 0:
             return
-        scratch = np.zeros((max(workers, 1), n_t), dtype=np.uint64)
-        cdef uint64_t[:, ::1] crec_rows = scratch
-        cdef int64_t i
-        cdef int tid
-        with nogil, parallel(num_threads=workers):
-            tid = threadid()
-            for i in prange(i0, i1, schedule="dynamic"):
-                self._row(
-                    i,
-                    &reasons[i - i0, 0],
-                    &scores[i - i0, 0],
-                    &crec_rows[tid, 0],
-                    &target_record_matches[i, 0] if target_record_matches.shape[1] > 0 else NULL,
-                    &source_record_matches[0, 0] if source_record_matches.shape[1] > 0 else NULL,
-                    source_record_matches.shape[1],
-                )
-
-    cdef void _row(
-        self,
-        int64_t i,
-        uint64_t* reason,
-        int64_t* score,
-        uint64_t* crec,
-        const uint8_t* target_matches,
-        const uint8_t* source_matches,
-        int64_t n_source_records,
-    ) noexcept nogil:
-        cdef const Side* s = &self.src
-        cdef const Side* t = &self.tgt
-        cdef int64_t n_t = t.n, n_s = s.n, j, k, w, a
-        cdef uint64_t r, fail, cb, rb, cbs, sc_any, smask
-        cdef int32_t scode, sop, top
-        cdef const int32_t* tcodes
-        cdef const uint64_t* tmask
-        cdef const uint64_t* tcany = t.cany
-        cdef int64_t smaj, smin
-        cdef bint opaque_ok
-        cdef uint8_t smig = s.migratable[i]
-
-        # Pair facts that do not depend on attributes.
-        sop = s.opaque[i]
-        for j in range(n_t):
-            r = 0
-            if not (smig and t.migratable[j]):
-                r = NOT_MIGRATABLE
-            if self.opaque_mode != 2:
-                top = t.opaque[j]
-                if sop == 0 or top == 0:
-                    opaque_ok = self.opaque_mode == OPAQUE_IF_PRESENT and sop == 0 and top == 0
-                elif self.opaque_table != NULL:
-                    opaque_ok = self.opaque_table[sop * self.opaque_n + top] != 0
-                else:
-                    opaque_ok = sop == top
-                if not opaque_ok:
-                    r = r | OPAQUE
-            reason[j] = r
-            crec[j] = 0
-
-        # The rule of every attribute, one attribute at a time over all targets.
-        sc_any = s.cany[i]
-        for k in range(self.n_ops):
-            a = self.op_attr[k]
-            cb = self.op_cbit[k]
-            rb = self.op_rbit[k]
-            cbs = cb & sc_any
-            scode = s.codes[a * n_s + i]
-            tcodes = t.codes + a * n_t
-            if self.op_kind[k] == OP_EXACT:
-                for j in range(n_t):
-                    fail = 0ULL - <uint64_t>(tcodes[j] != scode)
-                    crec[j] |= fail & cb
-                    reason[j] |= fail & rb & (0ULL - <uint64_t>((cbs & tcany[j]) == 0))
-            elif self.op_kind[k] == OP_VERSION:
-                smaj = s.vmajor[self.op_aux[k] * n_s + i]
-                smin = s.vminor[self.op_aux[k] * n_s + i]
-                for j in range(n_t):
-                    if scode == 0:
-                        fail = 0ULL - <uint64_t>(tcodes[j] != 0)
-                    else:
-                        fail = 0ULL - <uint64_t>(
-                            tcodes[j] == 0
-                            or t.vmajor[self.op_aux[k] * n_t + j] != smaj
-                            or t.vminor[self.op_aux[k] * n_t + j] < smin
-                        )
-                    crec[j] |= fail & cb
-                    reason[j] |= fail & rb & (0ULL - <uint64_t>((cbs & tcany[j]) == 0))
-            elif self.op_kind[k] == OP_SUPERSET:
-                for w in range(self.op_words[k]):
-                    smask = s.masks[(self.op_aux[k] + w) * n_s + i]
-                    if smask == 0:
-                        continue
-                    tmask = t.masks + (self.op_aux[k] + w) * n_t
-                    for j in range(n_t):
-                        fail = 0ULL - <uint64_t>((smask & ~tmask[j]) != 0)
-                        crec[j] |= fail & cb
-                        reason[j] |= fail & rb & (0ULL - <uint64_t>((cbs & tcany[j]) == 0))
-            else:  # OP_GE / OP_LE on order-preserving codes; 0 is absent
-                for j in range(n_t):
-                    if scode == 0:
-                        fail = 0ULL - <uint64_t>(tcodes[j] != 0)
-                    elif self.op_kind[k] == OP_GE:
-                        fail = 0ULL - <uint64_t>(tcodes[j] < scode)
-                    else:
-                        fail = 0ULL - <uint64_t>(tcodes[j] == 0 or tcodes[j] > scode)
-                    crec[j] |= fail & cb
-                    reason[j] |= fail & rb & (0ULL - <uint64_t>((cbs & tcany[j]) == 0))
-
-        # COMPATIBLE records, then the score of what passed.
-        for j in range(n_t):
-            r = reason[j]
-            if self.use_target_records and t.rec_start[j + 1] > t.rec_start[j]:
-                if not records_accept(&self.tgt_rec, t, j, target_matches, crec[j], self.records_and):
-                    r = r | NO_RECORD
-            if self.use_source_records and s.rec_start[i + 1] > s.rec_start[i]:
-                if not records_accept(
-                    &self.src_rec, s, i, source_matches + j * n_source_records, crec[j], self.records_and
-                ):
-                    r = r | NO_RECORD
-            reason[j] = r
-            score[j] = -1 if r != 0 else self._score(i, j)
-
-    cdef inline int64_t _score(self, int64_t i, int64_t j) noexcept nogil:
-        cdef const Side* s = &self.src
-        cdef const Side* t = &self.tgt
-        cdef int64_t value = 0, d_major, d_minor
-        if s.exact_key[i] == t.exact_key[j]:
-            value |= SCORE_EXACT
-        if self.type_attr >= 0 and s.codes[self.type_attr * s.n + i] == t.codes[self.type_attr * t.n + j]:
-            value |= SCORE_SAME_TYPE
-        if s.has_version[i] and t.has_version[j]:
-            if self.prefer_newest:
-                value |= SCORE_HAS_VERSION | t.newest_rank[j]
+        if scores.shape[0] < i1 - i0 or scores.shape[1] != self.K.tgt.n or reasons.shape[0] != scores.shape[0] or reasons.shape[1] != scores.shape[1]:
+            raise ValueError("output blocks do not match the problem's shape")
+        scratch = np.zeros(max(workers, 1) * TILE, dtype=np.uint64)
+        cdef uint64_t[::1] scratch_view = scratch
+        cdef uint8_t[:, ::1] target_matches = self._target_matches
+        cdef uint8_t[:, ::1] source_matches = self._source_matches
+        cdef const uint8_t* tm = &target_matches[0, 0] if target_matches.shape[0] * target_matches.shape[1] > 0 else NULL
+        cdef const uint8_t* sm = &source_matches[0, 0] if source_matches.shape[0] * source_matches.shape[1] > 0 else NULL
+        cdef void* scratch_ptr = &scratch_view[0]
+        with nogil:
+            if self.lane_bytes == 2:
+                evaluate_rows(&self.K, i0, i1, <uint16_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
+            elif self.lane_bytes == 4:
+                evaluate_rows(&self.K, i0, i1, <uint32_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
             else:
-                d_major = t.major[j] - s.major[i]
-                d_minor = t.minor[j] - s.minor[i]
-                d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
-                d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
-                value |= SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20 | t.patch[j]
-        return value
+                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
+
+
+def _reason_table(bit_reasons, int lane_bytes):
+    """Reason bits of every byte value at every byte position of a failure mask."""
+    table = np.zeros((lane_bytes, 256), dtype=np.uint64)
+    values = np.arange(256)
+    for bit, reasons in enumerate(bit_reasons):
+        position, shift = divmod(bit, 8)
+        table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
+    return table

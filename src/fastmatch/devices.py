@@ -156,7 +156,7 @@ def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet
 
 def _record_label(raw: Any, index: int, line: int | None) -> str:
     device_id = raw.get("id") if isinstance(raw, Mapping) else None
-    shown = f"'{device_id}'" if isinstance(device_id, str) else None
+    shown = f"'{device_id}'" if isinstance(device_id, str) and device_id else None
     if line is not None and shown:
         return shown
     return f"#{index} {shown}" if shown else f"#{index}"

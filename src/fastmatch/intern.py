@@ -1,36 +1,47 @@
 """Interning: descriptors become integer-coded, field-major arrays the kernel reads.
 
 Every attribute gets one vocabulary shared by sources and targets, so equal
-values have equal codes on both sides; code 0 is the absent value.
-Int and version codes are ranks in sorted order, so ``ge``/``le`` compare
-codes; sets are also bitmasks over the attribute's items (several 64-bit
-words when an attribute has more than 64 items). Identical descriptors
-collapse into classes; COMPATIBLE records are compiled into flat tables of
-tests against those codes.
+values have equal codes on both sides; code 0 is the absent value. Int and
+version codes are ranks in sorted order, so ``ge``/``le`` compare codes; the
+``version`` rule reads a major code and a minor rank; sets are bitmasks over
+the attribute's items (several 64-bit words past 64 items). Identical
+descriptors collapse into classes, and COMPATIBLE records are compiled into
+flat tables of tests on those codes.
+
+The kernel works on narrow unsigned *lanes* (16, 32 or 64 bits, the smallest
+that holds every code and every failure bit), so that its loops over targets
+handle many pairs per vector instruction. Each rule that can fail is an *op*
+with its own bit in a lane-wide failure mask; ``bit_reasons`` maps those bits
+to SPEC section 8's reason bits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .errors import FastmatchError
 from .policy import Policy
-from .reasons import FIELD_CAP, attribute_bit
+from .reasons import FIELD_CAP, NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import AnyOf, AnyValue, GroundedRecord, SubsetOf
 
-# Operations of the per-attribute rule loop (dynamic and ignore never fail: no op).
-OP_EXACT, OP_VERSION, OP_SUPERSET, OP_GE, OP_LE = range(5)
-_OPS = {"exact": OP_EXACT, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
+# Op kinds of the per-pair rule loop; keep in step with native/_kernel.pyx.
+OP_NE = 0  # fails where t != s (exact; opaque if-present; opaque required when s is present)
+OP_VERSION = 1  # version rule on major codes and minor ranks
+OP_GE = 2  # ge on order-preserving codes
+OP_LE = 3  # le on order-preserving codes
+OP_SUPERSET = 4  # superset on mask words
+OP_MIGRATABLE = 5  # fails where the target is not migratable (all, when the source is not)
+OP_REQUIRED = 6  # opaque required: NE, and all fail when the source has no migration_version
+OP_CONFIRM = 7  # opaque check through a caller's confirmer table
+_RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 # Tests of a compiled record field.
 TEST_IN_CODES, TEST_SUBSET = 0, 1
-# Bit 63 of the internal failure mask stands for every attribute no record constrains.
-UNCONSTRAINED_BIT = 1 << 63
-MAX_RECORD_ATTRIBUTES = 63
-OPAQUE_MODES = {"if-present": 0, "required": 1, "ignore": 2}
+LANE_TYPES = (np.uint16, np.uint32, np.uint64)
+MAX_OPAQUE_TABLE = 1 << 26
 
 
 class NativeUnsupported(FastmatchError):
@@ -45,24 +56,36 @@ class _Vocabulary:
         distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
         if kind in ("int", "version"):
             distinct.sort()
-        self.code = {v: i + 1 for i, v in enumerate(distinct)}
         self.values = distinct
+        self.code = {v: i + 1 for i, v in enumerate(distinct)}
         self.code[None] = 0
         self.code[frozenset()] = 0
+        self.words = 0
         if kind == "set":
-            items = sorted({item for s in distinct for item in s})
-            self.bit = {item: i for i, item in enumerate(items)}
-            self.words = max(1, (len(items) + 63) // 64)
-        else:
-            self.words = 0
+            self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
+        if kind == "version":
+            majors = sorted({v.major for v in distinct})
+            minors = sorted({v.minor for v in distinct})
+            self.major_code = {m: k + 1 for k, m in enumerate(majors)}
+            self.minor_rank = {m: k for k, m in enumerate(minors)}
+
+    @property
+    def largest_code(self) -> int:
+        return max(len(self.values), len(getattr(self, "minor_rank", ())))
+
+    def use_lane(self, lane: type) -> None:
+        """Set masks are made of lane-wide words, so the superset loop reads one width."""
+        if self.kind == "set":
+            self.lane, self.lane_bits = lane, np.iinfo(lane).bits
+            self.words = max(1, -(-len(self.bit) // self.lane_bits))
 
     def mask(self, items) -> np.ndarray:
-        words = np.zeros(self.words, dtype=np.uint64)
+        words = [0] * self.words
         for item in items:
             bit = self.bit.get(item)
             if bit is not None:
-                words[bit >> 6] |= np.uint64(1) << np.uint64(bit & 63)
-        return words
+                words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
+        return np.array(words, dtype=self.lane)
 
 
 @dataclass
@@ -74,42 +97,40 @@ class RecordTables:
     ``alt_start[r]..alt_start[r+1]``, the tests ``alt_begin[a]..alt_end[a]`` pass.
     """
 
-    cmask: np.ndarray  # uint64 [n_rec]: attributes the record constrains (internal bits)
+    cmask: np.ndarray  # lanes [n_rec]: failure bits of the attributes the record constrains
     common_begin: np.ndarray
     common_end: np.ndarray
     alt_start: np.ndarray
     alt_begin: np.ndarray
     alt_end: np.ndarray
-    test_attr: np.ndarray  # int32: row of the codes / first word of the masks
+    test_row: np.ndarray  # int32: codes row (IN) or first mask word (SUBSET)
     test_kind: np.ndarray  # int32: TEST_IN_CODES or TEST_SUBSET
     test_start: np.ndarray  # int64: into code_pool (IN) or mask_pool (SUBSET)
     test_len: np.ndarray  # int64
-    code_pool: np.ndarray  # int32, sorted per test
-    mask_pool: np.ndarray  # uint64
+    code_pool: np.ndarray  # lanes
+    mask_pool: np.ndarray  # lanes
 
 
 @dataclass
 class Side:
-    """The classes of one side, field-major: ``codes[attribute, class]``."""
+    """The classes of one side, field-major: ``codes[row, class]``."""
 
     class_of: np.ndarray  # int64 [n_devices]
-    codes: np.ndarray  # int32 [n_attributes, n_classes]
-    vmajor: np.ndarray  # int64 [n_version_attributes, n_classes]
-    vminor: np.ndarray
-    masks: np.ndarray  # uint64 [n_mask_words, n_classes]
-    migratable: np.ndarray  # uint8
-    opaque: np.ndarray  # int32: migration_version code, 0 when absent
-    exact_key: np.ndarray  # int64: equal iff the descriptors agree on every non-ignore attribute
-    cany: np.ndarray  # uint64: attributes any of the class's records constrains
+    codes: np.ndarray  # lanes [n_attributes + 2, n_classes]; the last two rows: opaque, migratable
+    vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
+    vminor: np.ndarray  # lanes: rank of the minor
+    masks: np.ndarray  # lanes [n_mask_words, n_classes]
+    cany: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
     rec_start: np.ndarray  # int64 [n_classes + 1]
     rec_ids: np.ndarray  # int32: into this side's RecordTables
     records: RecordTables
-    # score inputs
+    # score inputs, read only for compatible pairs
+    exact_key: np.ndarray  # int64: equal iff the descriptors agree on every non-ignore attribute
     has_version: np.ndarray  # uint8
     major: np.ndarray  # int64
-    minor: np.ndarray
+    minor: np.ndarray  # int64
     patch: np.ndarray  # int64, capped at FIELD_CAP
-    newest_rank: np.ndarray  # int64
+    newest_rank: np.ndarray  # int64: rank of the version among the targets' (targets only)
 
     @property
     def n_classes(self) -> int:
@@ -120,17 +141,19 @@ class Side:
 class Interned:
     policy: Policy
     attributes: list[str]
+    lane: type  # np.uint16, np.uint32 or np.uint64
     sources: Side
     targets: Side
-    # the rule loop
     op_kind: np.ndarray  # int32
-    op_attr: np.ndarray  # int32: codes row
-    op_aux: np.ndarray  # int32: version slot, or first mask word
-    op_words: np.ndarray  # int32: mask words (sets)
-    op_rbit: np.ndarray  # uint64: reason bit
-    op_cbit: np.ndarray  # uint64: internal failure bit
-    type_attr: int  # codes row of score_type, -1 if none
-    opaque_table: np.ndarray | None  # uint8 [n_opaque, n_opaque] from a caller's confirmer
+    op_row: np.ndarray  # int32: codes row, version slot or first mask word
+    op_words: np.ndarray  # int32: mask words of a superset op
+    op_bit: np.ndarray  # lanes: the op's failure bit
+    bit_reasons: np.ndarray  # uint64 [lane bits]: reason bits of each failure bit
+    identity_bits: bool  # failure bits below the lane's top two are the reason bits themselves
+    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable)
+    type_row: int  # codes row of score_type, -1 if none
+    prefer_newest: bool
+    opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
 
 
 def intern(
@@ -141,146 +164,163 @@ def intern(
 ) -> Interned:
     attributes = fleet_attribute_order(policy, sources, targets)
     specs = [policy.attribute(a) for a in attributes]
-    all_descriptors = [*sources.descriptors, *targets.descriptors]
-    vocabularies = [
-        _Vocabulary(spec.type, [d.values.get(spec.name) for d in all_descriptors]) for spec in specs
-    ]
+    descriptors = [*sources.descriptors, *targets.descriptors]
+    vocabularies = [_Vocabulary(s.type, [d.values.get(s.name) for d in descriptors]) for s in specs]
+    opaque_codes: dict[str | None, int] = {None: 0}
+    for d in descriptors:
+        opaque_codes.setdefault(d.migration_version, len(opaque_codes))
+
+    # One op per rule that can fail, then the opaque check and migratability.
     version_slot = {i: k for k, i in enumerate(i for i, s in enumerate(specs) if s.type == "version")}
+    rule_ops = [(i, _RULE_OPS[spec.rule]) for i, spec in enumerate(specs) if spec.rule in _RULE_OPS]
+    fixed_ops = []  # (kind, row, reason, slot among the top two failure bits)
+    opaque_row, migratable_row = len(attributes), len(attributes) + 1
+    if policy.opaque != "ignore" and (len(opaque_codes) > 1 or policy.opaque == "required"):
+        kind = OP_CONFIRM if confirm is not None else OP_REQUIRED if policy.opaque == "required" else OP_NE
+        fixed_ops.append((kind, opaque_row, OPAQUE, 0))
+    if not all(d.migratable for d in descriptors):
+        fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
+
+    largest = max([len(opaque_codes), 2, *(v.largest_code + 1 for v in vocabularies)])
+    lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
+    bits = np.iinfo(lane).bits
+    for v in vocabularies:
+        v.use_lane(lane)
     word_start, words = {}, 0
-    for i, vocabulary in enumerate(vocabularies):
-        if vocabulary.kind == "set":
-            word_start[i] = words
-            words += vocabulary.words
+    for i, v in enumerate(vocabularies):
+        if v.kind == "set":
+            word_start[i], words = words, words + v.words
 
-    # Internal failure bits: one per attribute some record (of a side that counts) constrains.
-    uses_target_records = policy.direction in ("target-accepts", "both")
+    ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, words, failure bit, reason bits)
+    failure_bit_of: dict[str, int] = {}
+    for i, kind in rule_ops:
+        row = version_slot[i] if kind == OP_VERSION else word_start[i] if kind == OP_SUPERSET else i
+        failure_bit_of[attributes[i]] = attribute_bit_of[i]
+        ops.append((kind, row, vocabularies[i].words, attribute_bit_of[i], attribute_bit(i)))
+    attribute_bits = sum(1 << op[3] for op in ops)
+    for k, (kind, row, reasons, slot) in enumerate(fixed_ops):
+        ops.append((kind, row, 0, bits - 2 + slot if identity else len(rule_ops) + k, reasons))
+
     uses_source_records = policy.direction in ("source-offers", "both")
-    constrained: dict[str, None] = {}
-    for side, used in ((sources, uses_source_records), (targets, uses_target_records)):
-        if used:
-            for d in side.descriptors:
-                for record in d.records:
-                    constrained.update(dict.fromkeys(record.attrs))
-    if len(constrained) > MAX_RECORD_ATTRIBUTES:
-        raise NativeUnsupported(f"records constrain {len(constrained)} attributes, more than {MAX_RECORD_ATTRIBUTES}")
-    cbit_of = {name: 1 << k for k, name in enumerate(constrained)}
-
-    opaque_vocabulary: dict[str | None, int] = {None: 0}
-    for d in all_descriptors:
-        opaque_vocabulary.setdefault(d.migration_version, len(opaque_vocabulary))
-    exact_keys: dict[tuple, int] = {}
-    compiler = _RecordCompiler(attributes, vocabularies, word_start, cbit_of)
-    context = _SideContext(
-        attributes, specs, vocabularies, version_slot, word_start, words, opaque_vocabulary, exact_keys, policy
+    uses_target_records = policy.direction in ("target-accepts", "both")
+    context = _Context(
+        policy, attributes, specs, vocabularies, version_slot, word_start, words, opaque_codes, lane, failure_bit_of
     )
-    source_side = context.build(sources, compiler if uses_source_records else None)
-    target_side = context.build(targets, compiler if uses_target_records else None)
+    source_side = context.side(sources, uses_source_records)
+    target_side = context.side(targets, uses_target_records)
     if policy.score_version:
-        # prefer="newest" ranks T's version among the targets' versions; codes sort as versions do.
         row = target_side.codes[attributes.index(policy.score_version)]
         present = row != 0
         target_side.newest_rank[present] = np.searchsorted(np.unique(row[present]), row[present])
 
-    ops = [(i, spec) for i, spec in enumerate(specs) if spec.rule in _OPS]
-    type_attr = attributes.index(policy.score_type) if policy.score_type else -1
     return Interned(
         policy=policy,
         attributes=attributes,
+        lane=lane,
         sources=source_side,
         targets=target_side,
-        op_kind=np.array([_OPS[s.rule] for _, s in ops], dtype=np.int32),
-        op_attr=np.array([i for i, _ in ops], dtype=np.int32),
-        op_aux=np.array([version_slot.get(i, word_start.get(i, 0)) for i, _ in ops], dtype=np.int32),
-        op_words=np.array([vocabularies[i].words for i, _ in ops], dtype=np.int32),
-        op_rbit=np.array([attribute_bit(i) for i, _ in ops], dtype=np.uint64),
-        op_cbit=np.array([cbit_of.get(s.name, UNCONSTRAINED_BIT) for _, s in ops], dtype=np.uint64),
-        type_attr=type_attr,
-        opaque_table=_opaque_table(opaque_vocabulary, confirm),
+        op_kind=np.array([op[0] for op in ops], dtype=np.int32),
+        op_row=np.array([op[1] for op in ops], dtype=np.int32),
+        op_words=np.array([op[2] for op in ops], dtype=np.int32),
+        op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
+        bit_reasons=_bit_reasons(ops, bits),
+        identity_bits=identity,
+        attribute_bits=attribute_bits,
+        type_row=attributes.index(policy.score_type) if policy.score_type else -1,
+        prefer_newest=policy.prefer == "newest",
+        opaque_table=_opaque_table(opaque_codes, confirm),
     )
 
 
-class _SideContext:
-    def __init__(self, attributes, specs, vocabularies, version_slot, word_start, words, opaque_vocabulary, exact_keys, policy):
+class _Context:
+    """What both sides are interned against: the shared vocabularies and the op bits."""
+
+    def __init__(
+        self, policy, attributes, specs, vocabularies, version_slot, word_start, words, opaque_codes, lane, failure_bit_of
+    ) -> None:
+        self.policy = policy
         self.attributes = attributes
-        self.specs = specs
         self.vocabularies = vocabularies
         self.version_slot = version_slot
         self.word_start = word_start
         self.words = words
-        self.opaque_vocabulary = opaque_vocabulary
-        self.exact_keys = exact_keys
-        self.policy = policy
+        self.opaque_codes = opaque_codes
+        self.lane = lane
+        self.failure_bit_of = failure_bit_of
         self.exact_rows = [i for i, s in enumerate(specs) if s.rule != "ignore"]
+        self.exact_keys: dict[tuple, int] = {}
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
+        self.row_of = {name: i for i, name in enumerate(attributes)}
 
-    def build(self, devices: DeviceSet, compiler: "_RecordCompiler | None") -> Side:
-        n_attr = len(self.attributes)
+    def cmask(self, record: GroundedRecord) -> int:
+        mask = 0
+        for name in record.attrs:
+            if name in self.failure_bit_of:
+                mask |= 1 << self.failure_bit_of[name]
+        return mask
+
+    def side(self, devices: DeviceSet, records_count: bool) -> Side:
+        vocabularies, attributes = self.vocabularies, self.attributes
         class_index: dict[tuple, int] = {}
         class_of_descriptor = np.empty(len(devices.descriptors), dtype=np.int64)
         members: list[tuple[tuple, Descriptor, tuple[int, ...]]] = []
         record_ids: dict[GroundedRecord, int] = {}
         for k, d in enumerate(devices.descriptors):
-            codes = tuple(v.code[d.values.get(name)] for v, name in zip(self.vocabularies, self.attributes))
-            recs = tuple(record_ids.setdefault(r, len(record_ids)) for r in d.records) if compiler else ()
-            key = (codes, recs, d.migratable, d.migration_version)
+            row = tuple(v.code[d.values.get(name)] for v, name in zip(vocabularies, attributes))
+            recs = tuple(record_ids.setdefault(r, len(record_ids)) for r in d.records) if records_count else ()
+            key = (row, recs, d.migratable, d.migration_version)
             if key not in class_index:
-                class_index[key] = len(class_index)
-                members.append((codes, d, recs))
+                class_index[key] = len(members)
+                members.append((row, d, recs))
             class_of_descriptor[k] = class_index[key]
 
-        n = len(members)
-        codes = np.zeros((n_attr, n), dtype=np.int32)
-        vmajor = np.zeros((len(self.version_slot), n), dtype=np.int64)
+        n, lane = len(members), self.lane
+        codes = np.zeros((len(attributes) + 2, n), dtype=lane)
+        vmajor = np.zeros((len(self.version_slot), n), dtype=lane)
         vminor = np.zeros_like(vmajor)
-        masks = np.zeros((self.words, n), dtype=np.uint64)
-        migratable = np.zeros(n, dtype=np.uint8)
-        opaque = np.zeros(n, dtype=np.int32)
-        exact_key = np.zeros(n, dtype=np.int64)
+        masks = np.zeros((self.words, n), dtype=lane)
+        cany = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
         rec_start = np.zeros(n + 1, dtype=np.int64)
         rec_list: list[int] = []
-        cany = np.zeros(n, dtype=np.uint64)
+        exact_key = np.zeros(n, dtype=np.int64)
         has_version = np.zeros(n, dtype=np.uint8)
-        major = np.zeros(n, dtype=np.int64)
-        minor = np.zeros(n, dtype=np.int64)
-        patch = np.zeros(n, dtype=np.int64)
+        major, minor, patch = (np.zeros(n, dtype=np.int64) for _ in range(3))
         records = list(record_ids)
         for c, (row, d, recs) in enumerate(members):
-            codes[:, c] = row
+            codes[: len(row), c] = row
+            codes[-2, c] = self.opaque_codes[d.migration_version]
+            codes[-1, c] = d.migratable
             for i, slot in self.version_slot.items():
-                value = d.values.get(self.attributes[i])
+                value = d.values.get(attributes[i])
                 if value is not None:
-                    vmajor[slot, c], vminor[slot, c] = value.major, value.minor
+                    vmajor[slot, c] = vocabularies[i].major_code[value.major]
+                    vminor[slot, c] = vocabularies[i].minor_rank[value.minor]
             for i, start in self.word_start.items():
-                vocabulary = self.vocabularies[i]
-                masks[start : start + vocabulary.words, c] = vocabulary.mask(d.values.get(self.attributes[i], ()))
-            migratable[c] = d.migratable
-            opaque[c] = self.opaque_vocabulary[d.migration_version]
+                masks[start : start + vocabularies[i].words, c] = vocabularies[i].mask(d.values.get(attributes[i], ()))
             exact_key[c] = self.exact_keys.setdefault(tuple(row[i] for i in self.exact_rows), len(self.exact_keys))
             rec_list.extend(recs)
             rec_start[c + 1] = len(rec_list)
-            mask = 0
-            for r in recs:
-                mask |= compiler.cmask(records[r])
-            cany[c] = mask
+            if records_count:
+                constrained = 0
+                for r in recs:
+                    constrained |= self.cmask(records[r])
+                cany[c] = constrained
             if self.score_version >= 0:
-                value = d.values.get(self.attributes[self.score_version])
+                value = d.values.get(attributes[self.score_version])
                 if value is not None:
                     has_version[c] = 1
-                    major[c], minor[c] = value.major, value.minor
-                    patch[c] = min(value.patch, FIELD_CAP)
+                    major[c], minor[c], patch[c] = value.major, value.minor, min(value.patch, FIELD_CAP)
         return Side(
             class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
             codes=codes,
             vmajor=vmajor,
             vminor=vminor,
             masks=masks,
-            migratable=migratable,
-            opaque=opaque,
-            exact_key=exact_key,
             cany=cany,
             rec_start=rec_start,
             rec_ids=np.array(rec_list, dtype=np.int32),
-            records=(compiler or _RecordCompiler.empty()).compile(records),
+            records=self.compile(records),
+            exact_key=exact_key,
             has_version=has_version,
             major=major,
             minor=minor,
@@ -288,39 +328,18 @@ class _SideContext:
             newest_rank=np.zeros(n, dtype=np.int64),
         )
 
-
-class _RecordCompiler:
-    """Turns grounded records into :class:`RecordTables` over the shared vocabularies."""
-
-    def __init__(self, attributes, vocabularies, word_start, cbit_of) -> None:
-        self.row = {name: i for i, name in enumerate(attributes)}
-        self.vocabularies = vocabularies
-        self.word_start = word_start
-        self.cbit_of = cbit_of
-
-    @classmethod
-    def empty(cls) -> "_RecordCompiler":
-        return cls([], [], {}, {})
-
-    def cmask(self, record: GroundedRecord) -> int:
-        mask = 0
-        for name in record.attrs:
-            mask |= self.cbit_of[name]
-        return mask
-
     def compile(self, records: list[GroundedRecord]) -> RecordTables:
-        tests: list[tuple[int, int, int, int]] = []  # (attr row or word, kind, start, length)
+        tests: list[tuple[int, int, int, int]] = []  # (row or word, kind, start, length)
         code_pool: list[int] = []
         mask_pool: list[np.ndarray] = []
         mask_words = 0
         common_begin, common_end, alt_start, alt_begin, alt_end = [], [], [0], [], []
-        cmask = []
 
         def add_test(name: str, accept) -> None:
             nonlocal mask_words
             if isinstance(accept, AnyValue):
                 return
-            i = self.row[name]
+            i = self.row_of[name]
             vocabulary = self.vocabularies[i]
             if isinstance(accept, SubsetOf):
                 words = vocabulary.mask(accept.items)
@@ -329,15 +348,14 @@ class _RecordCompiler:
                 mask_words += len(words)
             else:
                 assert isinstance(accept, AnyOf)
-                # Values no descriptor has can never be a source's value: leave them out.
+                # Values no descriptor has can never be the other side's value: leave them out.
                 codes = sorted({vocabulary.code[v] for v in accept.values if v in vocabulary.code})
                 tests.append((i, TEST_IN_CODES, len(code_pool), len(codes)))
                 code_pool.extend(codes)
 
         for record in records:
-            cmask.append(self.cmask(record))
-            columns = list(zip(*record.alternatives)) if record.alternatives else [()] * len(record.attrs)
-            common = [k for k, column in enumerate(columns) if record.alternatives and len(set(column)) == 1]
+            columns = list(zip(*record.alternatives))
+            common = [k for k, column in enumerate(columns) if len(set(column)) == 1]
             varying = [k for k in range(len(record.attrs)) if k not in common]
             common_begin.append(len(tests))
             for k in common:
@@ -352,34 +370,59 @@ class _RecordCompiler:
 
         table = np.array(tests, dtype=np.int64).reshape(-1, 4)
         return RecordTables(
-            cmask=np.array(cmask, dtype=np.uint64),
+            cmask=np.array([self.cmask(r) for r in records], dtype=self.lane),
             common_begin=np.array(common_begin, dtype=np.int64),
             common_end=np.array(common_end, dtype=np.int64),
             alt_start=np.array(alt_start, dtype=np.int64),
             alt_begin=np.array(alt_begin, dtype=np.int64),
             alt_end=np.array(alt_end, dtype=np.int64),
-            test_attr=table[:, 0].astype(np.int32),
+            test_row=table[:, 0].astype(np.int32),
             test_kind=table[:, 1].astype(np.int32),
             test_start=table[:, 2].copy(),
             test_len=table[:, 3].copy(),
-            code_pool=np.array(code_pool, dtype=np.int32),
-            mask_pool=np.concatenate(mask_pool) if mask_pool else np.zeros(0, dtype=np.uint64),
+            code_pool=np.array(code_pool, dtype=self.lane),
+            mask_pool=np.concatenate(mask_pool) if mask_pool else np.zeros(0, dtype=self.lane),
         )
 
 
-MAX_OPAQUE_TABLE = 1 << 26
+def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool]:
+    """The narrowest lane that holds every code, the failure bit of each attribute, and
+    whether those bits are the reason bits themselves.
+
+    Preferably the failure bit of attribute ``i`` is bit ``i``, its reason bit,
+    with the opaque and migratable bits at the top two bits of the lane: turning
+    failures into reasons is then a few shifts. Otherwise bits are packed and
+    mapped through a table.
+    """
+    fitting = [t for t in LANE_TYPES if largest_code <= np.iinfo(t).max]
+    for lane in fitting:
+        if all(i < min(np.iinfo(lane).bits - 2, SHARED_ATTRIBUTE_BIT) for i in rule_attributes):
+            return lane, {i: i for i in rule_attributes}, True
+    lane = fitting[-1]
+    if len(rule_attributes) + n_fixed > np.iinfo(lane).bits:
+        raise NativeUnsupported(
+            f"{len(rule_attributes) + n_fixed} rules that can fail are more than the native kernel's 64 failure bits"
+        )
+    return lane, {i: k for k, i in enumerate(rule_attributes)}, False
 
 
-def _opaque_table(vocabulary: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray | None:
+def _bit_reasons(ops, bits: int) -> np.ndarray:
+    reasons = np.zeros(bits, dtype=np.uint64)
+    for op in ops:
+        reasons[op[3]] |= np.uint64(op[4])
+    return reasons
+
+
+def _opaque_table(codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray:
     """The caller's confirmer, asked once per pair of distinct migration_version strings."""
     if confirm is None:
-        return None
-    n = len(vocabulary)
+        return np.zeros((0, 0), dtype=np.uint8)
+    n = len(codes)
     if n * n > MAX_OPAQUE_TABLE:
         raise NativeUnsupported(f"{n - 1} distinct migration_version strings are too many for a confirmer table")
     table = np.zeros((n, n), dtype=np.uint8)
-    versions = [v for v in vocabulary if v is not None]
+    versions = [v for v in codes if v is not None]
     for s in versions:
         for t in versions:
-            table[vocabulary[s], vocabulary[t]] = bool(confirm(s, t))
+            table[codes[s], codes[t]] = bool(confirm(s, t))
     return table

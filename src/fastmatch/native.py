@@ -16,7 +16,6 @@ from .result import MatchResult
 # About 4 million pairs per block: a block takes well under a second, so
 # Ctrl-C is honoured between blocks, and the per-thread scratch stays in cache.
 PAIRS_PER_BLOCK = 1 << 22
-ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def default_block(n_target_classes: int) -> int:
@@ -40,22 +39,15 @@ def run_native(
         return match_reference(sources, targets, policy, confirm)
 
     src, tgt = interned.sources, interned.targets
-    # A side's records constrain attributes only when the direction reads them.
-    source_cany = src.cany if policy.direction in ("source-offers", "both") else np.full(src.n_classes, ALL_ONES)
-    target_cany = tgt.cany if policy.direction in ("target-accepts", "both") else np.full(tgt.n_classes, ALL_ONES)
-    problem = _kernel.Problem(interned, source_cany, target_cany)
-    target_record_matches = problem.match_target_records(workers)
-    source_record_matches = problem.match_source_records(workers)
-
+    problem = _kernel.Problem(interned)
+    problem.prepare(workers)
     n_s, n_t = src.n_classes, tgt.n_classes
     scores = np.empty((n_s, n_t), dtype=np.int64)
     reasons = np.empty((n_s, n_t), dtype=np.uint64)
     step = block or default_block(n_t)
     for i0 in range(0, n_s, step):
         i1 = min(n_s, i0 + step)
-        problem.evaluate(
-            i0, i1, target_record_matches, source_record_matches, scores[i0:i1], reasons[i0:i1], workers
-        )
+        problem.evaluate(i0, i1, scores[i0:i1], reasons[i0:i1], workers)
     return MatchResult(
         sources, targets, policy, interned.attributes, scores, reasons, src.class_of, tgt.class_of
     )

@@ -27,18 +27,53 @@ def read_json(data: bytes, path: Path) -> tuple[list[Any], list[int] | None]:
         return _read_array(text, name)
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
-        return _read_lines(text, name)
+    except json.JSONDecodeError as exc:
+        if _first_line_is_json(text):
+            return _read_lines(text, name)
+        # One JSON document over several lines (a seed document): name the line of the slip,
+        # not the first line, which is only an incomplete piece of it.
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=name, line=exc.lineno) from None
     except RecursionError:
         raise InputError("JSON nested too deeply", file=name) from None
     if isinstance(document, dict) and "self" in document and "id" not in document and isinstance(document["self"], list):
         return _read_seed(document, path), None
+    if not _first_line_is_json(text):
+        # One JSON value over several lines, but neither a seed document nor an array:
+        # reading it line by line would only report that line 1 is cut short.
+        if isinstance(document, dict) and "self" in document and "id" not in document:
+            raise InputError(
+                f"a seed document's 'self' is a list of descriptors, got {type(document['self']).__name__}",
+                file=name, field="self",
+            )
+        raise InputError(
+            "a JSON value over several lines that is not a seed document ({\"self\": [...], \"compatible\": [...]}); "
+            "write device records one per line (JSON Lines) or as a JSON array",
+            file=name, line=1,
+        )
     return _read_lines(text, name)
+
+
+def _first_line_is_json(text: str) -> bool:
+    """Whether the first non-blank line is a JSON value on its own, as in JSON Lines."""
+    start = 0
+    while True:  # find the first non-blank line without splitting a whole fleet file
+        end = text.find("\n", start)
+        first = text[start:] if end < 0 else text[start:end]
+        if first.strip() or end < 0:
+            break
+        start = end + 1
+    try:
+        json.loads(first)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+    return True
 
 
 def _read_lines(text: str, name: str) -> tuple[list[Any], list[int]]:
     records, lines = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Records end at "\n" only: str.splitlines() would also split at U+2028, U+0085
+    # and the like, which JSON allows unescaped inside strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip() == "":
             continue
         records.append(_loads(line, name, number))
