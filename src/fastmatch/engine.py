@@ -134,7 +134,8 @@ def check(
 ) -> CheckResult:
     """One pair, as the upstream write-to-check would answer it, with the reasons."""
     policy = policy or Policy.default()
-    result = match([_with_id(source_record, "source")], [_with_id(target_record, "target")], policy, workers=1)
+    source_record, target_record = _with_ids(source_record, target_record)
+    result = match([source_record], [target_record], policy, workers=1)
     mask = int(result.reasons[0, 0])
     return CheckResult(
         compatible=mask == 0,
@@ -144,7 +145,12 @@ def check(
     )
 
 
-def _with_id(record: Mapping[str, Any], default: str) -> Mapping[str, Any]:
-    if isinstance(record, Mapping) and "id" not in record:
-        return {"id": default, **record}
-    return record
+def _with_ids(source: Mapping[str, Any], target: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """Records without an id get one that cannot make them the same device by accident."""
+    records = [source, target]
+    for k, default in ((0, "source"), (1, "target")):
+        record, other = records[k], records[1 - k]
+        if isinstance(record, Mapping) and "id" not in record:
+            taken = other.get("id") if isinstance(other, Mapping) else None
+            records[k] = {"id": default if default != taken else f"{default} (check)", **record}
+    return records[0], records[1]

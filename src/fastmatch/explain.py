@@ -52,11 +52,12 @@ def explain_pair(
         directions.append(("target", t, s))
     if policy.direction in ("source-offers", "both"):
         directions.append(("source", s, t))
+    # A failed attribute is the rule's to report unless every record holder's records constrain it.
+    holders = [holder for _, holder, _ in directions]
+    for name in evaluator.attributes:
+        if name in failing and not all(name in _constrained(h) for h in holders):
+            lines.append("  " + _rule_failure(evaluator, name, s, t))
     for holder_name, holder, other in directions:
-        constrained = {a for r in holder.records for a in r.attrs}
-        for name in evaluator.attributes:
-            if name in failing and name not in constrained:
-                lines.append("  " + _rule_failure(evaluator, name, s, t))
         if holder.records:
             lines.extend(_records_explanation(evaluator, holder_name, holder, other, failing, mask))
     for name in evaluator.attributes:
@@ -64,6 +65,11 @@ def explain_pair(
             value = evaluator.value(s, name)
             lines.append(f"  {name}: the target must be configured with {format_value(value)} (rule dynamic)")
     return "\n".join(lines)
+
+
+def _constrained(holder: Descriptor) -> set[str]:
+    """Attributes some record of ``holder`` constrains; none when it has no records."""
+    return {a for record in holder.records for a in record.attrs}
 
 
 def _rule_failure(evaluator: PairEvaluator, name: str, s: Descriptor, t: Descriptor) -> str:
