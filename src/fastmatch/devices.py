@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -74,12 +74,15 @@ class DeviceSet:
         policy: Policy | None = None,
         *,
         source: str | None = None,
-        lines: Sequence[int] | None = None,
+        lines: Sequence[int | None] | None = None,
+        on_error: Callable[[Any, FastmatchError], None] | None = None,
     ) -> "DeviceSet":
         """Validate device records; the first bad one raises :class:`FastmatchError`.
 
         ``source`` and ``lines`` (one line number per record) let readers make
         errors name the file and line; without them errors name the record index.
+        With ``on_error``, a bad record is instead handed to it with its error
+        (located as it would have been raised) and left out.
         """
         policy = policy or Policy.default()
         builder = _Builder(policy)
@@ -88,7 +91,10 @@ class DeviceSet:
             try:
                 builder.add(raw)
             except FastmatchError as exc:
-                raise exc.located(file=source, line=line, record=_record_label(raw, index, line)) from None
+                exc.located(file=source, line=line, record=_record_label(raw, index, line))
+                if on_error is None:
+                    raise exc from None
+                on_error(raw, exc)
         return builder.build()
 
     def with_policy(self, policy: Policy) -> "DeviceSet":

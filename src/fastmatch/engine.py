@@ -15,7 +15,7 @@ from .formats import read_path
 from .policy import Policy
 from .reasons import reason_names
 from .reference import evaluate
-from .result import MatchResult
+from .result import DenseClassPairs, MatchResult
 
 IMPLEMENTATIONS = ("native", "python")
 
@@ -56,13 +56,17 @@ def match(
     *,
     block: int | None = None,
     confirm: Callable[[str, str], bool] | None = None,
+    memory_limit: int | None = None,
+    progress=None,
 ) -> MatchResult:
     """Evaluate every source -> target pair (SPEC sections 6-8).
 
     ``policy`` defaults to the sources' policy. ``workers`` is the number of
     threads of the native kernel (-1: all cores); ``block`` the number of
     source classes per block. ``confirm(source_version, target_version)``
-    replaces the built-in equality of the opaque check.
+    replaces the built-in equality of the opaque check. ``memory_limit`` (bytes)
+    caps the dense arrays a result builds on demand; ``progress`` is a
+    ``tqdm``-like factory for a progress bar over the pairs.
     """
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
@@ -72,14 +76,18 @@ def match(
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     if implementation() == "python":
-        return match_reference(sources, targets, policy, confirm)
+        return match_reference(sources, targets, policy, confirm, memory_limit)
     from .native import run_native
 
-    return run_native(sources, targets, policy, n_workers, block, confirm)
+    return run_native(sources, targets, policy, n_workers, block, confirm, memory_limit, progress)
 
 
 def match_reference(
-    sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
+    sources: DeviceSet,
+    targets: DeviceSet,
+    policy: Policy,
+    confirm: Callable[[str, str], bool] | None = None,
+    memory_limit: int | None = None,
 ) -> MatchResult:
     """Every pair through the plain-Python reference; each device is its own class."""
     scores, reasons = evaluate(sources, targets, policy, confirm)
@@ -88,10 +96,10 @@ def match_reference(
         targets,
         policy,
         fleet_attribute_order(policy, sources, targets),
-        scores,
-        reasons,
+        DenseClassPairs(scores, reasons),
         np.arange(len(sources)),
         np.arange(len(targets)),
+        memory_limit,
     )
 
 

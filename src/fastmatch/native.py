@@ -1,9 +1,9 @@
-"""Runs the native kernel block by block and wraps its class-level output."""
+"""The native kernel behind MatchResult: class pairs computed block by block."""
 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -13,13 +13,43 @@ from .intern import NativeUnsupported, intern
 from .policy import Policy
 from .result import MatchResult
 
-# About 4 million pairs per block: a block takes well under a second, so
-# Ctrl-C is honoured between blocks, and the per-thread scratch stays in cache.
+# About 4 million pairs per block: a block takes a few milliseconds, so Ctrl-C
+# is honoured between blocks, and the block buffers stay small.
 PAIRS_PER_BLOCK = 1 << 22
 
 
-def default_block(n_target_classes: int) -> int:
-    return max(1, PAIRS_PER_BLOCK // max(1, n_target_classes))
+class NativeClassPairs:
+    """Class pairs from the kernel, computed again for every pass over them."""
+
+    def __init__(self, problem: "_kernel.Problem", workers: int, block: int | None, progress=None) -> None:
+        self.problem = problem
+        self.shape = problem.shape
+        self.workers = workers
+        self.block_rows = block or max(1, PAIRS_PER_BLOCK // max(1, self.shape[1]))
+        self.progress = progress
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        n, m = self.shape
+        rows = min(self.block_rows, max(n, 1))
+        scores = np.empty((rows, m), dtype=np.int64)
+        reasons = np.empty((rows, m), dtype=np.uint64)
+        bar = self.progress(total=n * m, unit="pair", unit_scale=True) if self.progress else None
+        try:
+            for i0 in range(0, n, rows):
+                i1 = min(n, i0 + rows)
+                self.problem.evaluate(i0, i1, scores[: i1 - i0], reasons[: i1 - i0], self.workers)
+                if bar is not None:
+                    bar.update((i1 - i0) * m)
+                yield i0, i1, scores[: i1 - i0], reasons[: i1 - i0]
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def row(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = np.empty((1, self.shape[1]), dtype=np.int64)
+        reasons = np.empty((1, self.shape[1]), dtype=np.uint64)
+        self.problem.evaluate(c, c + 1, scores, reasons, 1)
+        return scores[0], reasons[0]
 
 
 def run_native(
@@ -29,6 +59,8 @@ def run_native(
     workers: int,
     block: int | None,
     confirm: Callable[[str, str], bool] | None,
+    memory_limit: int | None = None,
+    progress=None,
 ) -> MatchResult:
     try:
         interned = intern(sources, targets, policy, confirm)
@@ -36,18 +68,17 @@ def run_native(
         from .engine import match_reference
 
         warnings.warn(f"fastmatch: {exc.message}; using the reference implementation", RuntimeWarning, stacklevel=3)
-        return match_reference(sources, targets, policy, confirm)
-
-    src, tgt = interned.sources, interned.targets
+        return match_reference(sources, targets, policy, confirm, memory_limit)
     problem = _kernel.Problem(interned)
     problem.prepare(workers)
-    n_s, n_t = src.n_classes, tgt.n_classes
-    scores = np.empty((n_s, n_t), dtype=np.int64)
-    reasons = np.empty((n_s, n_t), dtype=np.uint64)
-    step = block or default_block(n_t)
-    for i0 in range(0, n_s, step):
-        i1 = min(n_s, i0 + step)
-        problem.evaluate(i0, i1, scores[i0:i1], reasons[i0:i1], workers)
+    pairs = NativeClassPairs(problem, workers, block, progress)
     return MatchResult(
-        sources, targets, policy, interned.attributes, scores, reasons, src.class_of, tgt.class_of
+        sources,
+        targets,
+        policy,
+        interned.attributes,
+        pairs,
+        interned.sources.class_of,
+        interned.targets.class_of,
+        memory_limit,
     )

@@ -1,25 +1,79 @@
-"""MatchResult: class-level results expanded to devices on demand."""
+"""MatchResult: class-pair results, expanded to devices only as far as asked.
+
+The engine evaluates pairs of descriptor *classes*; devices that share a class
+share its results, except for what depends on the devices themselves (same
+id, same host, capacity). Ranked candidates, counts and sparse pairs are
+computed block by block from the class pairs with bounded memory; the dense
+n x m arrays exist only when read, and only below a memory limit.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
+from typing import Iterator, Protocol
 
 import numpy as np
 
 from .devices import DeviceSet
+from .errors import ResultTooLargeError
 from .explain import explain_pair
 from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, reason_names
 from .reference import PairEvaluator, target_versions
 
+DEFAULT_MEMORY_LIMIT = 2 << 30
+# Class-pair matrices up to this size are computed once and kept for every query.
+CLASS_CACHE_LIMIT = 256 << 20
+
+
+class ClassPairs(Protocol):
+    """Scores and reasons of source class x target class, a block of source classes at a time."""
+
+    shape: tuple[int, int]
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """``(i0, i1, scores, reasons)`` for source classes i0..i1; the arrays may be reused afterwards."""
+        ...
+
+    def row(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and reasons of one source class against every target class."""
+        ...
+
+
+class DenseClassPairs:
+    """Class pairs already computed in full (the reference, or a cached native run)."""
+
+    def __init__(self, scores: np.ndarray, reasons: np.ndarray, block_rows: int = 4096) -> None:
+        self.scores = scores
+        self.reasons = reasons
+        self.shape = scores.shape
+        self.block_rows = block_rows
+
+    def blocks(self):
+        for i0 in range(0, self.shape[0], self.block_rows):
+            i1 = min(self.shape[0], i0 + self.block_rows)
+            yield i0, i1, self.scores[i0:i1], self.reasons[i0:i1]
+
+    def row(self, c: int):
+        return self.scores[c], self.reasons[c]
+
+
+def _memory_limit(value: int | None) -> int:
+    if value is not None:
+        return int(value)
+    configured = os.environ.get("FASTMATCH_MEMORY_LIMIT")
+    return int(configured) if configured else DEFAULT_MEMORY_LIMIT
+
 
 class MatchResult:
-    """Scores and reasons of every source -> target pair.
+    """Scores and reasons of every source -> target pair (SPEC sections 6-8).
 
-    The engine computes them per pair of descriptor *classes*
-    (``class_scores[source_class[i], target_class[j]]``); what depends on the
-    devices themselves (same id, same host) is applied when device-level arrays
-    are asked for.
+    Prefer the outputs that never hold n x m values: :meth:`top_k`,
+    :meth:`counts`, :meth:`stranded` and :meth:`to_sparse`. The dense arrays
+    :attr:`compatible`, :attr:`scores` and :attr:`reasons` are built when read
+    and refused above ``memory_limit`` bytes (default 2 GiB, or the
+    ``FASTMATCH_MEMORY_LIMIT`` environment variable).
     """
 
     def __init__(
@@ -28,42 +82,79 @@ class MatchResult:
         targets: DeviceSet,
         policy: Policy,
         attributes: list[str],
-        class_scores: np.ndarray,
-        class_reasons: np.ndarray,
+        pairs: ClassPairs,
         source_class: np.ndarray,
         target_class: np.ndarray,
+        memory_limit: int | None = None,
     ) -> None:
         self.sources = sources
         self.targets = targets
         self.policy = policy
         self.attributes = attributes
-        self.class_scores = class_scores
-        self.class_reasons = class_reasons
         self.source_class = source_class
         self.target_class = target_class
+        self.memory_limit = _memory_limit(memory_limit)
+        n_pairs = pairs.shape[0] * pairs.shape[1]
+        if not isinstance(pairs, DenseClassPairs) and n_pairs * 16 <= CLASS_CACHE_LIMIT:
+            pairs = DenseClassPairs(*_gather(pairs))
+        self._pairs = pairs
 
     @property
     def shape(self) -> tuple[int, int]:
         return (len(self.sources), len(self.targets))
 
-    # -- dense device-level arrays ------------------------------------------------------
+    @property
+    def class_shape(self) -> tuple[int, int]:
+        """(source classes, target classes): how many distinct descriptors each side has."""
+        return self._pairs.shape
+
+    # -- dense arrays, on demand ----------------------------------------------------------
+    def _check_dense(self, what: str, n_values: int, bytes_per_value: int) -> None:
+        needed = n_values * bytes_per_value
+        if needed > self.memory_limit:
+            raise ResultTooLargeError(
+                f"{what} would take {needed / 2**30:.1f} GiB, above the memory limit of "
+                f"{self.memory_limit / 2**30:.1f} GiB; use top_k(), counts(), stranded() or to_sparse(), "
+                f"or raise memory_limit"
+            )
+
+    @cached_property
+    def class_scores(self) -> np.ndarray:
+        """int64 (source classes, target classes)."""
+        return self._class_dense()[0]
+
+    @cached_property
+    def class_reasons(self) -> np.ndarray:
+        """uint64 (source classes, target classes)."""
+        return self._class_dense()[1]
+
+    def _class_dense(self) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(self._pairs, DenseClassPairs):
+            return self._pairs.scores, self._pairs.reasons
+        self._check_dense("the class-pair arrays", self._pairs.shape[0] * self._pairs.shape[1], 16)
+        self._pairs = DenseClassPairs(*_gather(self._pairs))
+        return self._pairs.scores, self._pairs.reasons
+
     @cached_property
     def reasons(self) -> np.ndarray:
         """uint64 (n, m): SPEC section 8's reason mask, 0 exactly when compatible."""
+        n, m = self.shape
+        self._check_dense("the dense reasons and scores", n * m, 16)
         reasons = self.class_reasons[np.ix_(self.source_class, self.target_class)]
         if self.policy.exclude_same_host:
             s_host, t_host = self._host_codes
             same = (s_host[:, None] == t_host[None, :]) & (s_host[:, None] != 0)
             reasons |= np.where(same, np.uint64(SAME_HOST), np.uint64(0))
-        rows, cols = self._same_device_pairs
-        reasons[rows, cols] |= np.uint64(SAME_DEVICE)
+        rows = np.flatnonzero(self._same_device >= 0)
+        reasons[rows, self._same_device[rows]] |= np.uint64(SAME_DEVICE)
         return reasons
 
     @cached_property
     def scores(self) -> np.ndarray:
         """int64 (n, m): the ranking score of SPEC section 7, -1 where incompatible."""
+        reasons = self.reasons
         scores = self.class_scores[np.ix_(self.source_class, self.target_class)]
-        scores[self.reasons != 0] = -1
+        scores[reasons != 0] = -1
         return scores
 
     @property
@@ -71,50 +162,85 @@ class MatchResult:
         """bool (n, m)."""
         return self.reasons == 0
 
-    # -- ranking ------------------------------------------------------------------------
+    # -- bounded outputs ----------------------------------------------------------------
     def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The k best available targets per source: ``(indices, scores)``, int64 (n, k).
 
         Best first, ties in target order; targets with capacity 0 are skipped;
         rows are padded with -1.
         """
-        if not isinstance(k, (int, np.integer)) or k < 0:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
             raise ValueError(f"k must be an integer >= 0, got {k!r}")
         n = len(self.sources)
         indices = np.full((n, k), -1, dtype=np.int64)
         scores = np.full((n, k), -1, dtype=np.int64)
         if n == 0 or k == 0 or len(self.targets) == 0:
             return indices, scores
-        s_host, t_host = self._host_codes
-        same_device = dict(zip(*self._same_device_pairs))
-        available = self.targets.capacities > 0
-        members = _members_by_class(self.source_class, self.class_scores.shape[0])
-        for cls, rows in enumerate(members):
-            if len(rows) == 0:
-                continue
-            class_row = self.class_scores[cls][self.target_class]
-            candidates = np.flatnonzero((class_row >= 0) & available)
-            order = candidates[np.argsort(-class_row[candidates], kind="stable")]
-            order_hosts = t_host[order]
-            for i in rows:
-                keep = np.ones(len(order), dtype=bool)
-                if self.policy.exclude_same_host and s_host[i] != 0:
-                    keep &= order_hosts != s_host[i]
-                if i in same_device:
-                    keep &= order != same_device[i]
-                chosen = order[keep][:k]
-                indices[i, : len(chosen)] = chosen
-                scores[i, : len(chosen)] = class_row[chosen]
+        ranking = self._ranking(k)
+        for i0, i1, class_scores, _ in self._pairs.blocks():
+            for row, c in enumerate(range(i0, i1)):
+                members = self._source_members[c]
+                if len(members):
+                    ranking.fill(members, class_scores[row], indices, scores)
         return indices, scores
+
+    def counts(self) -> np.ndarray:
+        """int64 (n,): how many compatible targets with capacity each source has."""
+        return self._counts(self.targets.capacities > 0)
+
+    def stranded(self) -> np.ndarray:
+        """Indices of the sources with no compatible target that has capacity."""
+        return np.flatnonzero(self.counts() == 0)
+
+    def to_sparse(self):
+        """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m) whose values are the scores.
+
+        A compatible pair whose score is 0 is stored as an explicit zero.
+        """
+        from scipy import sparse
+
+        n, m = self.shape
+        per_row = self._counts(np.ones(m, dtype=bool))
+        nnz = int(per_row.sum())
+        self._check_dense(f"the sparse result ({nnz} compatible pairs)", nnz, 16)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(per_row, out=indptr[1:])
+        columns = np.empty(nnz, dtype=np.int64)
+        data = np.empty(nnz, dtype=np.int64)
+        by_class = _Members(self.target_class, self._pairs.shape[1])
+        s_host, t_host = self._host_codes
+        for i0, i1, class_scores, _ in self._pairs.blocks():
+            for row, c in enumerate(range(i0, i1)):
+                members = self._source_members[c]
+                if len(members) == 0:
+                    continue
+                targets = by_class.devices_of(np.flatnonzero(class_scores[row] >= 0))
+                targets.sort()
+                values = class_scores[row][self.target_class[targets]]
+                keep = np.ones((len(members), len(targets)), dtype=bool)
+                if self.policy.exclude_same_host:
+                    hosts = s_host[members]
+                    keep &= (t_host[targets][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
+                same = self._same_device[members]
+                for r in np.flatnonzero(same >= 0):
+                    keep[r] &= targets != same[r]
+                rows, picked = np.nonzero(keep)  # row-major: each member's targets in device order
+                row_sizes = np.bincount(rows, minlength=len(members))
+                offsets = np.arange(len(rows)) - np.repeat(np.cumsum(row_sizes) - row_sizes, row_sizes)
+                positions = indptr[members[rows]] + offsets
+                columns[positions] = targets[picked]
+                data[positions] = values[picked]
+        return sparse.csr_array((data, columns, indptr), shape=(n, m))
 
     # -- one pair -----------------------------------------------------------------------
     def reason_names(self, i: int, j: int) -> list[str]:
-        return reason_names(int(self._pair_reasons(i, j)), self.attributes)
+        return reason_names(self._pair_reasons(i, j), self.attributes)
 
     def explain(self, i: int, j: int) -> str:
         evaluator = PairEvaluator(self.policy, self.attributes, target_versions(self.policy, self.targets))
-        mask = int(self._pair_reasons(i, j))
-        score = int(self.class_scores[self.source_class[i], self.target_class[j]]) if mask == 0 else -1
+        mask = self._pair_reasons(i, j)
+        class_scores, _ = self._pairs.row(int(self.source_class[i]))
+        score = int(class_scores[self.target_class[j]]) if mask == 0 else -1
         return explain_pair(
             evaluator,
             self.sources.ids[i],
@@ -129,15 +255,16 @@ class MatchResult:
         n, m = self.shape
         if not (0 <= i < n and 0 <= j < m):
             raise IndexError(f"pair ({i}, {j}) is outside a {n} x {m} result")
-        mask = int(self.class_reasons[self.source_class[i], self.target_class[j]])
-        if self.sources.ids[i] == self.targets.ids[j]:
+        _, class_reasons = self._pairs.row(int(self.source_class[i]))
+        mask = int(class_reasons[self.target_class[j]])
+        if self._same_device[i] == j:
             mask |= SAME_DEVICE
         host = self.sources.hosts[i]
         if self.policy.exclude_same_host and host and host == self.targets.hosts[j]:
             mask |= SAME_HOST
         return mask
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- what the device-level outputs share --------------------------------------------
     @cached_property
     def _host_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """Hosts as integer codes shared by both sides; 0 is the empty host."""
@@ -147,15 +274,144 @@ class MatchResult:
         return s, t
 
     @cached_property
-    def _same_device_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+    def _same_device(self) -> np.ndarray:
+        """For each source, the index of the target that is the same device, or -1."""
         target_index = {device_id: j for j, device_id in enumerate(self.targets.ids)}
-        pairs = [(i, target_index[d]) for i, d in enumerate(self.sources.ids) if d in target_index]
-        rows = np.array([p[0] for p in pairs], dtype=np.int64)
-        cols = np.array([p[1] for p in pairs], dtype=np.int64)
-        return rows, cols
+        return np.fromiter((target_index.get(d, -1) for d in self.sources.ids), np.int64, len(self.sources))
+
+    @cached_property
+    def _source_members(self) -> list[np.ndarray]:
+        return _Members(self.source_class, self._pairs.shape[0]).lists
+
+    def _ranking(self, k: int) -> "_Ranking":
+        return _Ranking(self, k)
+
+    def _counts(self, counted: np.ndarray) -> np.ndarray:
+        """Per source, the compatible targets among ``counted`` (bool per target)."""
+        n = len(self.sources)
+        out = np.zeros(n, dtype=np.int64)
+        if n == 0 or len(self.targets) == 0:
+            return out
+        n_target_classes = self._pairs.shape[1]
+        per_class = np.bincount(self.target_class[counted], minlength=n_target_classes)
+        s_host, t_host = self._host_codes
+        exclude_host = self.policy.exclude_same_host
+        # The counted targets of each host, by class, to take off sources on that host.
+        host_order = np.argsort(t_host, kind="stable")
+        host_order = host_order[counted[host_order] & (t_host[host_order] != 0)]
+        host_bounds = np.searchsorted(t_host[host_order], np.arange(int(max(s_host.max(initial=0), t_host.max(initial=0))) + 2))
+        same = self._same_device
+        for i0, i1, class_scores, _ in self._pairs.blocks():
+            compatible = class_scores >= 0
+            base = compatible.astype(np.int64) @ per_class
+            for row, c in enumerate(range(i0, i1)):
+                members = self._source_members[c]
+                if len(members) == 0:
+                    continue
+                counts = np.full(len(members), base[row], dtype=np.int64)
+                if exclude_host:
+                    hosts = s_host[members]
+                    lo, hi = host_bounds[hosts], host_bounds[hosts + 1]
+                    lengths = np.where(hosts != 0, hi - lo, 0)
+                    if lengths.any():
+                        owner = np.repeat(np.arange(len(members)), lengths)
+                        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+                        on_host = host_order[np.repeat(lo, lengths) + offsets]
+                        counts -= np.bincount(
+                            owner, weights=compatible[row][self.target_class[on_host]], minlength=len(members)
+                        ).astype(np.int64)
+                twin = same[members]
+                for r in np.flatnonzero(twin >= 0):
+                    j = twin[r]
+                    shared_host = exclude_host and s_host[members[r]] != 0 and s_host[members[r]] == t_host[j]
+                    if counted[j] and compatible[row][self.target_class[j]] and not shared_host:
+                        counts[r] -= 1
+                out[members] = counts
+        return out
 
 
-def _members_by_class(classes: np.ndarray, n_classes: int) -> list[np.ndarray]:
-    order = np.argsort(classes, kind="stable")
-    bounds = np.searchsorted(classes[order], np.arange(n_classes + 1))
-    return [order[bounds[c] : bounds[c + 1]] for c in range(n_classes)]
+class _Members:
+    """The devices of each class, in device order."""
+
+    def __init__(self, classes: np.ndarray, n_classes: int) -> None:
+        self.order = np.argsort(classes, kind="stable")
+        self.bounds = np.searchsorted(classes[self.order], np.arange(n_classes + 1))
+
+    @property
+    def lists(self) -> list[np.ndarray]:
+        return [self.order[self.bounds[c] : self.bounds[c + 1]] for c in range(len(self.bounds) - 1)]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.bounds)
+
+    def devices_of(self, classes: np.ndarray, at_most: int | None = None) -> np.ndarray:
+        """The devices of these classes (the first ``at_most`` of each), class after class."""
+        lo = self.bounds[classes]
+        lengths = self.bounds[classes + 1] - lo
+        if at_most is not None:
+            lengths = np.minimum(lengths, at_most)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        return self.order[np.repeat(lo, lengths) + offsets]
+
+
+class _Ranking:
+    """Top-k per source from the class scores, in bounded memory.
+
+    For a source class, the best ``depth`` available target devices (score
+    descending, then device order) are enough for each of its devices: a
+    device's own host and its own id can take away at most ``depth - k`` of them.
+    """
+
+    def __init__(self, result: MatchResult, k: int) -> None:
+        self.result = result
+        self.k = k
+        targets = result.targets
+        self.available = targets.capacities > 0
+        available_class = np.where(self.available, result.target_class, result._pairs.shape[1])
+        self.members = _Members(available_class, result._pairs.shape[1])
+        self.available_count = self.members.sizes()
+        self.s_host, self.t_host = result._host_codes
+        busiest = 0
+        if result.policy.exclude_same_host:
+            on_hosts = self.t_host[self.available & (self.t_host != 0)]
+            busiest = int(np.bincount(on_hosts).max(initial=0)) if len(on_hosts) else 0
+        self.depth = k + busiest + 1
+
+    def fill(self, members: np.ndarray, class_scores: np.ndarray, indices: np.ndarray, scores: np.ndarray) -> None:
+        result, k, depth = self.result, self.k, self.depth
+        candidates = np.flatnonzero((class_scores >= 0) & (self.available_count > 0))
+        if len(candidates) == 0:
+            return
+        ordered = candidates[np.argsort(-class_scores[candidates], kind="stable")]
+        # Enough classes to hold `depth` devices, finishing the last score tie.
+        reach = np.cumsum(self.available_count[ordered])
+        last = min(int(np.searchsorted(reach, depth)), len(ordered) - 1)
+        ordered = ordered[class_scores[ordered] >= class_scores[ordered[last]]]
+        devices = self.members.devices_of(ordered, at_most=depth)
+        device_scores = class_scores[result.target_class[devices]]
+        order = np.lexsort((devices, -device_scores))[:depth]
+        devices, device_scores = devices[order], device_scores[order]
+
+        keep = np.ones((len(members), len(devices)), dtype=bool)
+        if result.policy.exclude_same_host:
+            hosts = self.s_host[members]
+            keep &= (self.t_host[devices][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
+        twins = result._same_device[members]
+        for r in np.flatnonzero(twins >= 0):
+            keep[r] &= devices != twins[r]
+        first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        found = np.take_along_axis(keep, first, axis=1)
+        width = first.shape[1]
+        indices[members, :width] = np.where(found, devices[first], -1)
+        scores[members, :width] = np.where(found, device_scores[first], -1)
+
+
+def _gather(pairs: ClassPairs) -> tuple[np.ndarray, np.ndarray]:
+    """Every block of ``pairs`` copied into full class-pair arrays."""
+    n, m = pairs.shape
+    scores = np.empty((n, m), dtype=np.int64)
+    reasons = np.empty((n, m), dtype=np.uint64)
+    for i0, i1, block_scores, block_reasons in pairs.blocks():
+        scores[i0:i1] = block_scores
+        reasons[i0:i1] = block_reasons
+    return scores, reasons
