@@ -85,7 +85,7 @@ class DeviceSet:
         (located as it would have been raised) and left out.
         """
         policy = policy or Policy.default()
-        builder = _Builder(policy)
+        builder = DeviceSetBuilder(policy)
         for index, raw in enumerate(records):
             line = lines[index] if lines is not None else None
             try:
@@ -168,7 +168,10 @@ def _record_label(raw: Any, index: int, line: int | None) -> str:
     return f"#{index} {shown}" if shown else f"#{index}"
 
 
-class _Builder:
+class DeviceSetBuilder:
+    """Validates records one at a time (``add``), or descriptors for given columns
+    (``add_descriptor`` then ``build_columns``), into a :class:`DeviceSet`."""
+
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.ids: list[str] = []
@@ -203,6 +206,17 @@ class _Builder:
         self.vms.append(vm)
         self.capacities.append(capacity)
         self.descriptor_of.append(descriptor)
+
+    def add_descriptor(self, parts: Mapping[str, Any]) -> int:
+        """A new descriptor from a record's self, compatible, migration_version and migratable."""
+        self.descriptors.append(self._parse_descriptor(parts))
+        return len(self.descriptors) - 1
+
+    def build_columns(
+        self, ids: list[str], hosts: list[str], vms: list[str], capacities: np.ndarray, descriptor_of: np.ndarray
+    ) -> DeviceSet:
+        """The devices given as columns, whose descriptors were added with ``add_descriptor``."""
+        return DeviceSet(self.policy, ids, hosts, vms, capacities, descriptor_of, self.descriptors)
 
     def _descriptor(self, raw: Mapping[str, Any]) -> int:
         parts = {k: raw.get(k) for k in ("self", "compatible", "migration_version", "migratable")}

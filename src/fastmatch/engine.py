@@ -12,6 +12,7 @@ import numpy as np
 from .devices import DeviceSet, fleet_attribute_order
 from .errors import FastmatchError
 from .formats import read_path
+from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
 from .reasons import reason_names
 from .reference import evaluate
@@ -30,8 +31,24 @@ def implementation() -> str:
 
 def load(path: str | Path, policy: Policy | None = None, *, input_format: str | None = None) -> DeviceSet:
     """Read a fleet file (JSON Lines, a JSON array of records, or a seed document)."""
+    policy = policy or Policy.default()
+    if input_format in (None, "json"):
+        devices = _load_fleet_lines(Path(path), policy)
+        if devices is not None:
+            return devices
     records, lines = read_path(path, input_format)
     return DeviceSet.from_records(records, policy, source=str(path), lines=lines)
+
+
+def _load_fleet_lines(path: Path, policy: Policy) -> DeviceSet | None:
+    """Large, valid fleet JSON Lines files take the fast path; everything else the careful one."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None  # the careful reader reports it
+    if not looks_like_fleet_lines(data):
+        return None
+    return read_fleet_lines(data, policy)
 
 
 def _device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
