@@ -399,9 +399,11 @@ cdef class Problem:
         self._source_matches = None
 
     cdef const void* _ptr(self, array, dtype) except NULL:
-        # One spare element, so that empty arrays still have an address.
+        """The address of ``array``'s data, kept alive with the problem (copied only when
+        it is not already contiguous of ``dtype``; an empty array gets a dummy element)."""
         flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
-        flat = np.concatenate([flat, np.zeros(1, dtype=dtype)])
+        if flat.size == 0:
+            flat = np.zeros(1, dtype=dtype)
         self._keep.append(flat)
         return <const void*><size_t>flat.ctypes.data
 

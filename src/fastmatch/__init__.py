@@ -2,7 +2,8 @@
 
 from .devices import DeviceSet
 from .engine import CheckResult, Reasons, check, load, match
-from .errors import FastmatchError, InputError, PolicyError, TemplateError
+from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError
+from .index import TargetIndex
 from .policy import Policy
 from .result import MatchResult
 
@@ -15,6 +16,8 @@ __all__ = [
     "Policy",
     "PolicyError",
     "Reasons",
+    "ResultTooLargeError",
+    "TargetIndex",
     "TemplateError",
     "check",
     "load",

@@ -17,6 +17,7 @@ to SPEC section 8's reason bits.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -27,6 +28,7 @@ from .errors import FastmatchError
 from .policy import Policy
 from .reasons import FIELD_CAP, NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import AnyOf, AnyValue, GroundedRecord, SubsetOf
+from .values import is_absent
 
 # Op kinds of the per-pair rule loop; keep in step with native/_kernel.pyx.
 OP_NE = 0  # fails where t != s (exact; opaque if-present; opaque required when s is present)
@@ -49,40 +51,67 @@ class NativeUnsupported(FastmatchError):
 
 
 class _Vocabulary:
-    """Codes of one attribute's values, shared by both sides."""
+    """Codes of one attribute's values, shared by both sides; 0 is the absent value.
+
+    Int and version codes are ``2 * (rank + 1)``: a value the vocabulary has
+    not seen (a source's, against prepared targets) gets the odd code between
+    its neighbours, so comparisons stay exact. Other unseen values share one
+    code that nothing seen has; an unseen set item sets a bit no target has.
+    """
 
     def __init__(self, kind: str, values: list) -> None:
         self.kind = kind
         distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
-        if kind in ("int", "version"):
+        self.ordered = kind in ("int", "version")
+        if self.ordered:
             distinct.sort()
         self.values = distinct
-        self.code = {v: i + 1 for i, v in enumerate(distinct)}
+        step = 2 if self.ordered else 1
+        self.code = {v: step * (i + 1) for i, v in enumerate(distinct)}
         self.code[None] = 0
         self.code[frozenset()] = 0
+        self.unseen_code = step * len(distinct) + 1
         self.words = 0
         if kind == "set":
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
         if kind == "version":
             majors = sorted({v.major for v in distinct})
-            minors = sorted({v.minor for v in distinct})
+            self.minors = sorted({v.minor for v in distinct})
             self.major_code = {m: k + 1 for k, m in enumerate(majors)}
-            self.minor_rank = {m: k for k, m in enumerate(minors)}
+            self.unseen_major = len(majors) + 1
 
     @property
     def largest_code(self) -> int:
-        return max(len(self.values), len(getattr(self, "minor_rank", ())))
+        return self.unseen_code + 1
+
+    def code_of(self, value) -> int:
+        code = self.code.get(value)
+        if code is not None:
+            return code
+        if self.ordered:
+            return 2 * bisect.bisect_left(self.values, value) + 1
+        return self.unseen_code
+
+    def major_of(self, version) -> int:
+        return self.major_code.get(version.major, self.unseen_major)
+
+    def minor_of(self, version) -> int:
+        index = bisect.bisect_left(self.minors, version.minor)
+        seen = index < len(self.minors) and self.minors[index] == version.minor
+        return 2 * (index + 1) if seen else 2 * index + 1
 
     def use_lane(self, lane: type) -> None:
         """Set masks are made of lane-wide words, so the superset loop reads one width."""
         if self.kind == "set":
             self.lane, self.lane_bits = lane, np.iinfo(lane).bits
-            self.words = max(1, -(-len(self.bit) // self.lane_bits))
+            self.words = max(1, -(-(len(self.bit) + 1) // self.lane_bits))  # + the unseen-item bit
 
-    def mask(self, items) -> np.ndarray:
+    def mask(self, items, *, literal: bool = False) -> np.ndarray:
+        """The bits of a set; an item never seen sets the unseen-item bit, except in a
+        record's literal (no source that has an unseen item is a subset of it)."""
         words = [0] * self.words
         for item in items:
-            bit = self.bit.get(item)
+            bit = self.bit.get(item, None if literal else len(self.bit))
             if bit is not None:
                 words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
         return np.array(words, dtype=self.lane)
@@ -162,95 +191,147 @@ def intern(
     policy: Policy,
     confirm: Callable[[str, str], bool] | None = None,
 ) -> Interned:
+    """Both sides of one match, against vocabularies of both sides' values."""
     attributes = fleet_attribute_order(policy, sources, targets)
-    specs = [policy.attribute(a) for a in attributes]
-    descriptors = [*sources.descriptors, *targets.descriptors]
-    vocabularies = [_Vocabulary(s.type, [d.values.get(s.name) for d in descriptors]) for s in specs]
-    opaque_codes: dict[str | None, int] = {None: 0}
-    for d in descriptors:
-        opaque_codes.setdefault(d.migration_version, len(opaque_codes))
+    context = _Context(policy, attributes, [*sources.descriptors, *targets.descriptors], confirm)
+    return context.interned(context.side(sources, "source"), context.side(targets, "target"))
 
-    # One op per rule that can fail, then the opaque check and migratability.
-    version_slot = {i: k for k, i in enumerate(i for i, s in enumerate(specs) if s.type == "version")}
-    rule_ops = [(i, _RULE_OPS[spec.rule]) for i, spec in enumerate(specs) if spec.rule in _RULE_OPS]
-    fixed_ops = []  # (kind, row, reason, slot among the top two failure bits)
-    opaque_row, migratable_row = len(attributes), len(attributes) + 1
-    if policy.opaque != "ignore" and (len(opaque_codes) > 1 or policy.opaque == "required"):
-        kind = OP_CONFIRM if confirm is not None else OP_REQUIRED if policy.opaque == "required" else OP_NE
-        fixed_ops.append((kind, opaque_row, OPAQUE, 0))
-    if not all(d.migratable for d in descriptors):
-        fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
-    largest = max([len(opaque_codes), 2, *(v.largest_code + 1 for v in vocabularies)])
-    lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
-    bits = np.iinfo(lane).bits
-    for v in vocabularies:
-        v.use_lane(lane)
-    word_start, words = {}, 0
-    for i, v in enumerate(vocabularies):
-        if v.kind == "set":
-            word_start[i], words = words, words + v.words
+class PreparedTargets:
+    """A target fleet interned once, against which small sets of sources are interned quickly.
 
-    ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, words, failure bit, reason bits)
-    failure_bit_of: dict[str, int] = {}
-    for i, kind in rule_ops:
-        row = version_slot[i] if kind == OP_VERSION else word_start[i] if kind == OP_SUPERSET else i
-        failure_bit_of[attributes[i]] = attribute_bit_of[i]
-        ops.append((kind, row, vocabularies[i].words, attribute_bit_of[i], attribute_bit(i)))
-    attribute_bits = sum(1 << op[3] for op in ops)
-    for k, (kind, row, reasons, slot) in enumerate(fixed_ops):
-        ops.append((kind, row, 0, bits - 2 + slot if identity else len(rule_ops) + k, reasons))
+    Vocabularies hold the targets' values and their records' literals, so a
+    source's values are coded without touching the targets again.
+    """
 
-    uses_source_records = policy.direction in ("source-offers", "both")
-    uses_target_records = policy.direction in ("target-accepts", "both")
-    context = _Context(
-        policy, attributes, specs, vocabularies, version_slot, word_start, words, opaque_codes, lane, failure_bit_of
-    )
-    source_side = context.side(sources, uses_source_records)
-    target_side = context.side(targets, uses_target_records)
-    if policy.score_version:
-        row = target_side.codes[attributes.index(policy.score_version)]
-        present = row != 0
-        target_side.newest_rank[present] = np.searchsorted(np.unique(row[present]), row[present])
+    def __init__(self, targets: DeviceSet, policy: Policy) -> None:
+        self.attributes = policy.attribute_order(targets.attribute_names())
+        literals = [_literals(record) for d in targets.descriptors for record in d.records]
+        self.context = _Context(policy, self.attributes, targets.descriptors, None, literals, every_fixed_op=True)
+        self.targets = self.context.side(targets, "target")
 
-    return Interned(
-        policy=policy,
-        attributes=attributes,
-        lane=lane,
-        sources=source_side,
-        targets=target_side,
-        op_kind=np.array([op[0] for op in ops], dtype=np.int32),
-        op_row=np.array([op[1] for op in ops], dtype=np.int32),
-        op_words=np.array([op[2] for op in ops], dtype=np.int32),
-        op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
-        bit_reasons=_bit_reasons(ops, bits),
-        identity_bits=identity,
-        attribute_bits=attribute_bits,
-        type_row=attributes.index(policy.score_type) if policy.score_type else -1,
-        prefer_newest=policy.prefer == "newest",
-        opaque_table=_opaque_table(opaque_codes, confirm),
-    )
+    def supports(self, sources: DeviceSet) -> bool:
+        """Whether these sources can be interned against the prepared targets: not when
+        their own records count (they may constrain attributes no target has)."""
+        return not (self.context.uses_source_records and any(d.records for d in sources.descriptors))
+
+    def hopeless(self, sources: DeviceSet) -> np.ndarray:
+        """bool per source: it has a value for an attribute no target has, whose rule then fails."""
+        known, policy = set(self.attributes), self.context.policy
+        per_descriptor = np.array(
+            [
+                any(
+                    name not in known and policy.attribute(name).rule not in ("dynamic", "ignore")
+                    for name, value in d.values.items()
+                    if not is_absent(value)
+                )
+                for d in sources.descriptors
+            ],
+            dtype=bool,
+        )
+        return per_descriptor[sources.descriptor_of] if len(sources) else np.zeros(0, dtype=bool)
+
+    def with_sources(self, sources: DeviceSet) -> Interned:
+        return self.context.interned(self.context.side(sources, "source", frozen=True), self.targets)
+
+
+def _literals(record: GroundedRecord) -> dict[str, list]:
+    """The values a record's fields accept, which sources may later have."""
+    out: dict[str, list] = {}
+    for alternative in record.alternatives:
+        for name, accept in zip(record.attrs, alternative):
+            if isinstance(accept, AnyOf):
+                out.setdefault(name, []).extend(accept.values)
+            elif isinstance(accept, SubsetOf):
+                out.setdefault(name, []).append(accept.items)
+    return out
 
 
 class _Context:
-    """What both sides are interned against: the shared vocabularies and the op bits."""
+    """What sides are interned against: the shared vocabularies and the ops."""
 
     def __init__(
-        self, policy, attributes, specs, vocabularies, version_slot, word_start, words, opaque_codes, lane, failure_bit_of
+        self,
+        policy: Policy,
+        attributes: list[str],
+        descriptors: list[Descriptor],
+        confirm: Callable[[str, str], bool] | None,
+        literals: list[dict[str, list]] = (),
+        every_fixed_op: bool = False,
     ) -> None:
         self.policy = policy
         self.attributes = attributes
+        self.confirm = confirm
+        specs = [policy.attribute(a) for a in attributes]
+        vocabularies = []
+        for spec in specs:
+            values = [d.values.get(spec.name) for d in descriptors]
+            for found in literals:
+                values.extend(found.get(spec.name, ()))
+            vocabularies.append(_Vocabulary(spec.type, values))
         self.vocabularies = vocabularies
-        self.version_slot = version_slot
-        self.word_start = word_start
-        self.words = words
-        self.opaque_codes = opaque_codes
-        self.lane = lane
-        self.failure_bit_of = failure_bit_of
+        self.opaque_codes: dict[str | None, int] = {None: 0}
+        for d in descriptors:
+            self.opaque_codes.setdefault(d.migration_version, len(self.opaque_codes))
+        self.uses_source_records = policy.direction in ("source-offers", "both")
+        self.uses_target_records = policy.direction in ("target-accepts", "both")
+
+        # One op per rule that can fail, then the opaque check and migratability.
+        self.version_slot = {i: k for k, i in enumerate(i for i, s in enumerate(specs) if s.type == "version")}
+        rule_ops = [(i, _RULE_OPS[spec.rule]) for i, spec in enumerate(specs) if spec.rule in _RULE_OPS]
+        fixed_ops = []  # (kind, row, reason, slot among the top two failure bits)
+        opaque_row, migratable_row = len(attributes), len(attributes) + 1
+        if policy.opaque != "ignore" and (every_fixed_op or len(self.opaque_codes) > 1 or policy.opaque == "required"):
+            kind = OP_CONFIRM if confirm is not None else OP_REQUIRED if policy.opaque == "required" else OP_NE
+            fixed_ops.append((kind, opaque_row, OPAQUE, 0))
+        if every_fixed_op or not all(d.migratable for d in descriptors):
+            fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
+
+        largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
+        lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
+        self.lane, self.identity = lane, identity
+        bits = np.iinfo(lane).bits
+        for v in vocabularies:
+            v.use_lane(lane)
+        self.word_start, self.words = {}, 0
+        for i, v in enumerate(vocabularies):
+            if v.kind == "set":
+                self.word_start[i], self.words = self.words, self.words + v.words
+
+        self.ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, words, failure bit, reason bits)
+        self.failure_bit_of: dict[str, int] = {}
+        for i, kind in rule_ops:
+            row = self.version_slot[i] if kind == OP_VERSION else self.word_start[i] if kind == OP_SUPERSET else i
+            self.failure_bit_of[attributes[i]] = attribute_bit_of[i]
+            self.ops.append((kind, row, vocabularies[i].words, attribute_bit_of[i], attribute_bit(i)))
+        self.attribute_bits = sum(1 << op[3] for op in self.ops)
+        for k, (kind, row, reasons, slot) in enumerate(fixed_ops):
+            self.ops.append((kind, row, 0, bits - 2 + slot if identity else len(rule_ops) + k, reasons))
+
         self.exact_rows = [i for i, s in enumerate(specs) if s.rule != "ignore"]
         self.exact_keys: dict[tuple, int] = {}
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
         self.row_of = {name: i for i, name in enumerate(attributes)}
+
+    def interned(self, source_side: Side, target_side: Side) -> Interned:
+        policy, lane, ops = self.policy, self.lane, self.ops
+        return Interned(
+            policy=policy,
+            attributes=self.attributes,
+            lane=lane,
+            sources=source_side,
+            targets=target_side,
+            op_kind=np.array([op[0] for op in ops], dtype=np.int32),
+            op_row=np.array([op[1] for op in ops], dtype=np.int32),
+            op_words=np.array([op[2] for op in ops], dtype=np.int32),
+            op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
+            bit_reasons=_bit_reasons(ops, np.iinfo(lane).bits),
+            identity_bits=self.identity,
+            attribute_bits=self.attribute_bits,
+            type_row=self.attributes.index(policy.score_type) if policy.score_type else -1,
+            prefer_newest=policy.prefer == "newest",
+            opaque_table=_opaque_table(self.opaque_codes, self.confirm),
+        )
 
     def cmask(self, record: GroundedRecord) -> int:
         mask = 0
@@ -259,14 +340,17 @@ class _Context:
                 mask |= 1 << self.failure_bit_of[name]
         return mask
 
-    def side(self, devices: DeviceSet, records_count: bool) -> Side:
+    def side(self, devices: DeviceSet, role: str, frozen: bool = False) -> Side:
+        """The classes of one side. ``frozen``: code values the vocabularies have not seen
+        (the sources against prepared targets) without adding them."""
         vocabularies, attributes = self.vocabularies, self.attributes
+        records_count = self.uses_source_records if role == "source" else self.uses_target_records
         class_index: dict[tuple, int] = {}
         class_of_descriptor = np.empty(len(devices.descriptors), dtype=np.int64)
         members: list[tuple[tuple, Descriptor, tuple[int, ...]]] = []
         record_ids: dict[GroundedRecord, int] = {}
         for k, d in enumerate(devices.descriptors):
-            row = tuple(v.code[d.values.get(name)] for v, name in zip(vocabularies, attributes))
+            row = tuple(v.code_of(d.values.get(name)) for v, name in zip(vocabularies, attributes))
             recs = tuple(record_ids.setdefault(r, len(record_ids)) for r in d.records) if records_count else ()
             key = (row, recs, d.migratable, d.migration_version)
             if key not in class_index:
@@ -288,16 +372,17 @@ class _Context:
         records = list(record_ids)
         for c, (row, d, recs) in enumerate(members):
             codes[: len(row), c] = row
-            codes[-2, c] = self.opaque_codes[d.migration_version]
+            codes[-2, c] = self.opaque_codes.get(d.migration_version, len(self.opaque_codes))
             codes[-1, c] = d.migratable
             for i, slot in self.version_slot.items():
                 value = d.values.get(attributes[i])
                 if value is not None:
-                    vmajor[slot, c] = vocabularies[i].major_code[value.major]
-                    vminor[slot, c] = vocabularies[i].minor_rank[value.minor]
+                    vmajor[slot, c] = vocabularies[i].major_of(value)
+                    vminor[slot, c] = vocabularies[i].minor_of(value)
             for i, start in self.word_start.items():
                 masks[start : start + vocabularies[i].words, c] = vocabularies[i].mask(d.values.get(attributes[i], ()))
-            exact_key[c] = self.exact_keys.setdefault(tuple(row[i] for i in self.exact_rows), len(self.exact_keys))
+            key = tuple(row[i] for i in self.exact_rows)
+            exact_key[c] = self.exact_keys.get(key, -1) if frozen else self.exact_keys.setdefault(key, len(self.exact_keys))
             rec_list.extend(recs)
             rec_start[c + 1] = len(rec_list)
             if records_count:
@@ -325,8 +410,17 @@ class _Context:
             major=major,
             minor=minor,
             patch=patch,
-            newest_rank=np.zeros(n, dtype=np.int64),
+            newest_rank=self._newest_rank(codes) if role == "target" else np.zeros(n, dtype=np.int64),
         )
+
+    def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
+        """prefer="newest": the rank of each target's version among the targets' versions."""
+        rank = np.zeros(codes.shape[1], dtype=np.int64)
+        if self.score_version >= 0:
+            row = codes[self.score_version]
+            present = row != 0
+            rank[present] = np.searchsorted(np.unique(row[present]), row[present])
+        return rank
 
     def compile(self, records: list[GroundedRecord]) -> RecordTables:
         tests: list[tuple[int, int, int, int]] = []  # (row or word, kind, start, length)
@@ -342,7 +436,7 @@ class _Context:
             i = self.row_of[name]
             vocabulary = self.vocabularies[i]
             if isinstance(accept, SubsetOf):
-                words = vocabulary.mask(accept.items)
+                words = vocabulary.mask(accept.items, literal=True)
                 tests.append((self.word_start[i], TEST_SUBSET, mask_words, len(words)))
                 mask_pool.append(words)
                 mask_words += len(words)

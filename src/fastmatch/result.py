@@ -181,7 +181,14 @@ class MatchResult:
             for row, c in enumerate(range(i0, i1)):
                 members = self._source_members[c]
                 if len(members):
-                    ranking.fill(members, class_scores[row], indices, scores)
+                    ranking.fill(
+                        members,
+                        self._host_codes[0][members],
+                        self._same_device[members],
+                        class_scores[row],
+                        indices,
+                        scores,
+                    )
         return indices, scores
 
     def counts(self) -> np.ndarray:
@@ -266,25 +273,25 @@ class MatchResult:
 
     # -- what the device-level outputs share --------------------------------------------
     @cached_property
+    def target_devices(self) -> "TargetDevices":
+        return TargetDevices(self.targets, self.target_class, self._pairs.shape[1])
+
+    @cached_property
     def _host_codes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Hosts as integer codes shared by both sides; 0 is the empty host."""
-        vocabulary = {"": 0}
-        s = np.fromiter((vocabulary.setdefault(h, len(vocabulary)) for h in self.sources.hosts), np.int64, len(self.sources))
-        t = np.fromiter((vocabulary.setdefault(h, len(vocabulary)) for h in self.targets.hosts), np.int64, len(self.targets))
-        return s, t
+        """Hosts as integer codes shared by both sides: 0 is the empty host, -1 a host no target is on."""
+        return self.target_devices.host_codes(self.sources.hosts), self.target_devices.host
 
     @cached_property
     def _same_device(self) -> np.ndarray:
         """For each source, the index of the target that is the same device, or -1."""
-        target_index = {device_id: j for j, device_id in enumerate(self.targets.ids)}
-        return np.fromiter((target_index.get(d, -1) for d in self.sources.ids), np.int64, len(self.sources))
+        return self.target_devices.twins(self.sources.ids)
 
     @cached_property
     def _source_members(self) -> list[np.ndarray]:
         return _Members(self.source_class, self._pairs.shape[0]).lists
 
     def _ranking(self, k: int) -> "_Ranking":
-        return _Ranking(self, k)
+        return _Ranking(self.target_devices, k, self.policy.exclude_same_host)
 
     def _counts(self, counted: np.ndarray) -> np.ndarray:
         """Per source, the compatible targets among ``counted`` (bool per target)."""
@@ -299,7 +306,7 @@ class MatchResult:
         # The counted targets of each host, by class, to take off sources on that host.
         host_order = np.argsort(t_host, kind="stable")
         host_order = host_order[counted[host_order] & (t_host[host_order] != 0)]
-        host_bounds = np.searchsorted(t_host[host_order], np.arange(int(max(s_host.max(initial=0), t_host.max(initial=0))) + 2))
+        host_bounds = np.searchsorted(t_host[host_order], np.arange(int(t_host.max(initial=0)) + 2))
         same = self._same_device
         for i0, i1, class_scores, _ in self._pairs.blocks():
             compatible = class_scores >= 0
@@ -310,7 +317,7 @@ class MatchResult:
                     continue
                 counts = np.full(len(members), base[row], dtype=np.int64)
                 if exclude_host:
-                    hosts = s_host[members]
+                    hosts = np.maximum(s_host[members], 0)  # -1: no target on that host
                     lo, hi = host_bounds[hosts], host_bounds[hosts + 1]
                     lengths = np.where(hosts != 0, hi - lo, 0)
                     if lengths.any():
@@ -354,6 +361,49 @@ class _Members:
         return self.order[np.repeat(lo, lengths) + offsets]
 
 
+class TargetDevices:
+    """Device-level facts of a target fleet that rankings and counts read, built once per fleet."""
+
+    def __init__(self, targets: DeviceSet, target_class: np.ndarray, n_classes: int) -> None:
+        self.target_class = target_class
+        self.n_classes = n_classes
+        self.capacities = targets.capacities
+        self._host_vocabulary: dict[str, int] = {"": 0}
+        self.host = np.fromiter(
+            (self._host_vocabulary.setdefault(h, len(self._host_vocabulary)) for h in targets.hosts),
+            np.int64,
+            len(targets),
+        )
+        self._id_index = {device_id: j for j, device_id in enumerate(targets.ids)}
+
+    def host_codes(self, hosts: list[str]) -> np.ndarray:
+        """Codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
+        return np.fromiter((self._host_vocabulary.get(h, -1) for h in hosts), np.int64, len(hosts))
+
+    def twins(self, ids: list[str]) -> np.ndarray:
+        """For each id, the index of the target with that id, or -1."""
+        return np.fromiter((self._id_index.get(d, -1) for d in ids), np.int64, len(ids))
+
+    @cached_property
+    def available(self) -> np.ndarray:
+        return self.capacities > 0
+
+    @cached_property
+    def available_members(self) -> _Members:
+        """The available targets of each class, in device order."""
+        return _Members(np.where(self.available, self.target_class, self.n_classes), self.n_classes)
+
+    @cached_property
+    def available_count(self) -> np.ndarray:
+        return self.available_members.sizes()
+
+    @cached_property
+    def busiest_host(self) -> int:
+        """The most available targets on one (named) host."""
+        on_hosts = self.host[self.available & (self.host != 0)]
+        return int(np.bincount(on_hosts).max()) if len(on_hosts) else 0
+
+
 class _Ranking:
     """Top-k per source from the class scores, in bounded memory.
 
@@ -362,41 +412,40 @@ class _Ranking:
     device's own host and its own id can take away at most ``depth - k`` of them.
     """
 
-    def __init__(self, result: MatchResult, k: int) -> None:
-        self.result = result
+    def __init__(self, targets: TargetDevices, k: int, exclude_same_host: bool) -> None:
+        self.targets = targets
         self.k = k
-        targets = result.targets
-        self.available = targets.capacities > 0
-        available_class = np.where(self.available, result.target_class, result._pairs.shape[1])
-        self.members = _Members(available_class, result._pairs.shape[1])
-        self.available_count = self.members.sizes()
-        self.s_host, self.t_host = result._host_codes
-        busiest = 0
-        if result.policy.exclude_same_host:
-            on_hosts = self.t_host[self.available & (self.t_host != 0)]
-            busiest = int(np.bincount(on_hosts).max(initial=0)) if len(on_hosts) else 0
-        self.depth = k + busiest + 1
+        self.exclude_same_host = exclude_same_host
+        self.depth = k + (targets.busiest_host if exclude_same_host else 0) + 1
 
-    def fill(self, members: np.ndarray, class_scores: np.ndarray, indices: np.ndarray, scores: np.ndarray) -> None:
-        result, k, depth = self.result, self.k, self.depth
-        candidates = np.flatnonzero((class_scores >= 0) & (self.available_count > 0))
+    def fill(
+        self,
+        members: np.ndarray,
+        hosts: np.ndarray,
+        twins: np.ndarray,
+        class_scores: np.ndarray,
+        indices: np.ndarray,
+        scores: np.ndarray,
+    ) -> None:
+        """Rows ``members`` of ``indices`` and ``scores``, for sources of one class on ``hosts``."""
+        targets, k, depth = self.targets, self.k, self.depth
+        available_count = targets.available_count
+        candidates = np.flatnonzero((class_scores >= 0) & (available_count > 0))
         if len(candidates) == 0:
             return
         ordered = candidates[np.argsort(-class_scores[candidates], kind="stable")]
         # Enough classes to hold `depth` devices, finishing the last score tie.
-        reach = np.cumsum(self.available_count[ordered])
+        reach = np.cumsum(available_count[ordered])
         last = min(int(np.searchsorted(reach, depth)), len(ordered) - 1)
         ordered = ordered[class_scores[ordered] >= class_scores[ordered[last]]]
-        devices = self.members.devices_of(ordered, at_most=depth)
-        device_scores = class_scores[result.target_class[devices]]
+        devices = targets.available_members.devices_of(ordered, at_most=depth)
+        device_scores = class_scores[targets.target_class[devices]]
         order = np.lexsort((devices, -device_scores))[:depth]
         devices, device_scores = devices[order], device_scores[order]
 
         keep = np.ones((len(members), len(devices)), dtype=bool)
-        if result.policy.exclude_same_host:
-            hosts = self.s_host[members]
-            keep &= (self.t_host[devices][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
-        twins = result._same_device[members]
+        if self.exclude_same_host:
+            keep &= (targets.host[devices][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
         for r in np.flatnonzero(twins >= 0):
             keep[r] &= devices != twins[r]
         first = np.argsort(~keep, axis=1, kind="stable")[:, :k]

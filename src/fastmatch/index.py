@@ -1,0 +1,77 @@
+"""TargetIndex: a target fleet prepared once, for a scheduler's many small requests."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from .devices import DeviceSet
+from .engine import _device_set, _workers, implementation, match
+from .intern import NativeUnsupported, PreparedTargets
+from .policy import Policy
+from .result import TargetDevices, _Members, _Ranking
+
+
+class TargetIndex:
+    """Targets interned once; each request interns only its sources against them.
+
+    ``index.top_k(sources, k)`` returns what ``match(sources, targets).top_k(k)``
+    would, for a :class:`DeviceSet`, a list of records, or a single record (one
+    row). Requests whose sources carry COMPATIBLE records that the policy reads
+    (``direction`` ``source-offers`` or ``both``) take the full path.
+    """
+
+    def __init__(
+        self,
+        targets: DeviceSet | Iterable[Mapping[str, Any]],
+        policy: Policy | None = None,
+        workers: int = 1,
+    ) -> None:
+        if policy is None:
+            policy = targets.policy if isinstance(targets, DeviceSet) else Policy.default()
+        self.policy = policy
+        self.targets = _device_set(targets, policy)
+        self.workers = _workers(workers)
+        try:
+            self._prepared: PreparedTargets | None = PreparedTargets(self.targets, policy)
+        except NativeUnsupported:
+            self._prepared = None
+        if self._prepared is not None:
+            side = self._prepared.targets
+            self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def top_k(self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int):
+        """``(indices, scores)``, int64 (n, k): the k best available targets per source."""
+        if isinstance(sources, Mapping):
+            sources = [sources if "id" in sources else {"id": "request", **sources}]
+        sources = _device_set(sources, self.policy)
+        prepared = self._prepared
+        if prepared is None or implementation() == "python" or not prepared.supports(sources):
+            return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
+        from . import _kernel
+
+        n = len(sources)
+        indices = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -1, dtype=np.int64)
+        if n == 0 or k == 0 or len(self.targets) == 0:
+            return indices, scores
+        interned = prepared.with_sources(sources)
+        problem = _kernel.Problem(interned)
+        n_source_classes, n_target_classes = problem.shape
+        class_scores = np.empty((n_source_classes, n_target_classes), dtype=np.int64)
+        class_reasons = np.empty((n_source_classes, n_target_classes), dtype=np.uint64)
+        problem.evaluate(0, n_source_classes, class_scores, class_reasons, self.workers)
+
+        ranking = _Ranking(self._devices, k, self.policy.exclude_same_host)
+        hosts = self._devices.host_codes(sources.hosts)
+        twins = self._devices.twins(sources.ids)
+        hopeless = prepared.hopeless(sources)
+        for c, members in enumerate(_Members(interned.sources.class_of, n_source_classes).lists):
+            members = members[~hopeless[members]]
+            if len(members):
+                ranking.fill(members, hosts[members], twins[members], class_scores[c], indices, scores)
+        return indices, scores

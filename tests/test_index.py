@@ -1,0 +1,76 @@
+"""TargetIndex answers exactly what match().top_k answers, for sources whose values
+the prepared targets have never seen as well as for known ones."""
+
+import random
+
+import numpy as np
+import pytest
+
+import fastmatch
+
+TYPES = ["i915-GVTg_V5_1", "i915-GVTg_V5_2", "i915-GVTg_V5_4", "nvidia-63", "nvidia-64"]
+VERSIONS = ["1.0", "1.1.3", "1.2", "2.0.1", "2.1", "550.127.08", "1.1.0-rc1", ""]
+MODES = ["none", "none+ppgtt", "none+ppgtt+context", "ppgtt", ""]
+
+
+def _device(rng: random.Random, name: str, *, unseen: bool) -> dict:
+    versions = VERSIONS + (["1.1.9", "0.9", "3.0", "1.15"] if unseen else [])
+    modes = MODES + (["none+turbo", "exotic"] if unseen else [])
+    record = {
+        "id": name,
+        "host": rng.choice(["", "h1", "h2", "h3"] + (["h9"] if unseen else [])),
+        "self": {
+            "mdev_type": rng.choice(TYPES + (["unknown-type"] if unseen else [])),
+            "software_version": rng.choice(versions),
+            "pv_mode": rng.choice(modes),
+            "aggregator": rng.choice([1, 2, 4, None, 3] if unseen else [1, 2, 4, None]),
+        },
+        "capacity": rng.choice([0, 1, 2]),
+    }
+    if unseen and rng.random() < 0.1:
+        record["self"]["vendor_extra"] = "x"
+    if rng.random() < 0.15:
+        record["migration_version"] = rng.choice(["m1", "m2"] + (["m3"] if unseen else []))
+    if rng.random() < 0.05:
+        record["migratable"] = False
+    return record
+
+
+def _target(rng: random.Random, name: str) -> dict:
+    record = _device(rng, name, unseen=False)
+    if rng.random() < 0.4:
+        record["compatible"] = [
+            {
+                "mdev_type": "i915-GVTg_V5_{v:int:1,2,4,8}",
+                "aggregator": "{v}/2",
+                "software_version": ["1.1.9", "1.1.3", "0.9"],  # literals no target has
+            },
+            {"mdev_type": ["unknown-type", "nvidia-63"], "pv_mode": "none+turbo"},
+        ]
+    return record
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"prefer": "newest"}, {"records": "and"}, {"opaque": "required"}, {"exclude_same_host": False},
+     {"direction": "both"}, {"unknown": "ignore"}, {"attributes": {"aggregator": {"type": "int", "rule": "ge"}}}],
+)
+def test_index_top_k_equals_match_top_k(seed, options):
+    rng = random.Random(seed)
+    targets = [_target(rng, f"t{k}") for k in range(80)]
+    sources = [_device(rng, f"t{k}" if k < 4 else f"s{k}", unseen=True) for k in range(40)]
+    policy = fastmatch.Policy.from_dict(options)
+    index = fastmatch.TargetIndex(targets, policy)
+    for k in (1, 4):
+        expected = fastmatch.match(sources, targets, policy).top_k(k)
+        got = index.top_k(sources, k)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    one = index.top_k(sources[5], 3)
+    assert np.array_equal(one[0], fastmatch.match([sources[5]], targets, policy).top_k(3)[0])
+
+
+def test_index_of_an_empty_fleet():
+    index = fastmatch.TargetIndex([])
+    indices, scores = index.top_k({"self": {"mdev_type": "a"}}, 2)
+    assert indices.tolist() == [[-1, -1]] and scores.tolist() == [[-1, -1]]
