@@ -51,13 +51,13 @@ def _load_fleet_lines(path: Path, policy: Policy) -> DeviceSet | None:
     return read_fleet_lines(data, policy)
 
 
-def _device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
+def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
     if isinstance(devices, DeviceSet):
         return devices.with_policy(policy)
     return DeviceSet.from_records(devices, policy)
 
 
-def _workers(workers: int) -> int:
+def worker_count(workers: int) -> int:
     if workers == -1 or workers == 0:
         return os.cpu_count() or 1
     if workers < 0:
@@ -87,9 +87,9 @@ def match(
     """
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
-    sources = _device_set(sources, policy)
-    targets = _device_set(targets, policy)
-    n_workers = _workers(workers)
+    sources = as_device_set(sources, policy)
+    targets = as_device_set(targets, policy)
+    n_workers = worker_count(workers)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     if implementation() == "python":

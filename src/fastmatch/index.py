@@ -7,10 +7,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from .devices import DeviceSet
-from .engine import _device_set, _workers, implementation, match
+from .engine import as_device_set, worker_count, implementation, match
 from .intern import NativeUnsupported, PreparedTargets
 from .policy import Policy
-from .result import TargetDevices, _Members, _Ranking
+from .result import TargetDevices, Members, Ranking
 
 
 class TargetIndex:
@@ -31,8 +31,8 @@ class TargetIndex:
         if policy is None:
             policy = targets.policy if isinstance(targets, DeviceSet) else Policy.default()
         self.policy = policy
-        self.targets = _device_set(targets, policy)
-        self.workers = _workers(workers)
+        self.targets = as_device_set(targets, policy)
+        self.workers = worker_count(workers)
         try:
             self._prepared: PreparedTargets | None = PreparedTargets(self.targets, policy)
         except NativeUnsupported:
@@ -48,7 +48,7 @@ class TargetIndex:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source."""
         if isinstance(sources, Mapping):
             sources = [sources if "id" in sources else {"id": "request", **sources}]
-        sources = _device_set(sources, self.policy)
+        sources = as_device_set(sources, self.policy)
         prepared = self._prepared
         if prepared is None or implementation() == "python" or not prepared.supports(sources):
             return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
@@ -66,11 +66,11 @@ class TargetIndex:
         class_reasons = np.empty((n_source_classes, n_target_classes), dtype=np.uint64)
         problem.evaluate(0, n_source_classes, class_scores, class_reasons, self.workers)
 
-        ranking = _Ranking(self._devices, k, self.policy.exclude_same_host)
+        ranking = Ranking(self._devices, k, self.policy.exclude_same_host)
         hosts = self._devices.host_codes(sources.hosts)
         twins = self._devices.twins(sources.ids)
         hopeless = prepared.hopeless(sources)
-        for c, members in enumerate(_Members(interned.sources.class_of, n_source_classes).lists):
+        for c, members in enumerate(Members(interned.sources.class_of, n_source_classes).lists):
             members = members[~hopeless[members]]
             if len(members):
                 ranking.fill(members, hosts[members], twins[members], class_scores[c], indices, scores)

@@ -214,7 +214,7 @@ class MatchResult:
         np.cumsum(per_row, out=indptr[1:])
         columns = np.empty(nnz, dtype=np.int64)
         data = np.empty(nnz, dtype=np.int64)
-        by_class = _Members(self.target_class, self._pairs.shape[1])
+        by_class = Members(self.target_class, self._pairs.shape[1])
         s_host, t_host = self._host_codes
         for i0, i1, class_scores, _ in self._pairs.blocks():
             for row, c in enumerate(range(i0, i1)):
@@ -288,10 +288,10 @@ class MatchResult:
 
     @cached_property
     def _source_members(self) -> list[np.ndarray]:
-        return _Members(self.source_class, self._pairs.shape[0]).lists
+        return Members(self.source_class, self._pairs.shape[0]).lists
 
-    def _ranking(self, k: int) -> "_Ranking":
-        return _Ranking(self.target_devices, k, self.policy.exclude_same_host)
+    def _ranking(self, k: int) -> "Ranking":
+        return Ranking(self.target_devices, k, self.policy.exclude_same_host)
 
     def _counts(self, counted: np.ndarray) -> np.ndarray:
         """Per source, the compatible targets among ``counted`` (bool per target)."""
@@ -337,7 +337,7 @@ class MatchResult:
         return out
 
 
-class _Members:
+class Members:
     """The devices of each class, in device order."""
 
     def __init__(self, classes: np.ndarray, n_classes: int) -> None:
@@ -389,9 +389,9 @@ class TargetDevices:
         return self.capacities > 0
 
     @cached_property
-    def available_members(self) -> _Members:
+    def available_members(self) -> Members:
         """The available targets of each class, in device order."""
-        return _Members(np.where(self.available, self.target_class, self.n_classes), self.n_classes)
+        return Members(np.where(self.available, self.target_class, self.n_classes), self.n_classes)
 
     @cached_property
     def available_count(self) -> np.ndarray:
@@ -404,7 +404,7 @@ class TargetDevices:
         return int(np.bincount(on_hosts).max()) if len(on_hosts) else 0
 
 
-class _Ranking:
+class Ranking:
     """Top-k per source from the class scores, in bounded memory.
 
     For a source class, the best ``depth`` available target devices (score
