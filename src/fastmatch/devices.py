@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -145,14 +146,25 @@ class DeviceSet:
 
     def index_of(self, device_id: str) -> int:
         try:
-            return self._index()[device_id]
+            return self.id_index[device_id]
         except KeyError:
             raise InputError(f"no device with id {device_id!r}") from None
 
-    def _index(self) -> dict[str, int]:
-        if not hasattr(self, "_id_index"):
-            self._id_index = {d: i for i, d in enumerate(self.ids)}
-        return self._id_index
+    @cached_property
+    def id_index(self) -> dict[str, int]:
+        """Device id -> position."""
+        return {d: i for i, d in enumerate(self.ids)}
+
+    @cached_property
+    def id_set(self) -> frozenset[str]:
+        return frozenset(self.ids)
+
+    @cached_property
+    def host_codes(self) -> tuple[list[str], np.ndarray]:
+        """The distinct hosts (the empty host first) and each device's position among them."""
+        names = list(dict.fromkeys(["", *self.hosts]))
+        position = {name: code for code, name in enumerate(names)}
+        return names, np.fromiter(map(position.__getitem__, self.hosts), np.int64, len(self.hosts))
 
 
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:

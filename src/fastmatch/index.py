@@ -67,8 +67,8 @@ class TargetIndex:
         problem.evaluate(0, n_source_classes, class_scores, class_reasons, self.workers)
 
         ranking = Ranking(self._devices, k, self.policy.exclude_same_host)
-        hosts = self._devices.host_codes(sources.hosts)
-        twins = self._devices.twins(sources.ids)
+        hosts = self._devices.host_codes(sources)
+        twins = self._devices.twins(sources)
         hopeless = prepared.hopeless(sources)
         for c, members in enumerate(Members(interned.sources.class_of, n_source_classes).lists):
             members = members[~hopeless[members]]

@@ -279,12 +279,12 @@ class MatchResult:
     @cached_property
     def _host_codes(self) -> tuple[np.ndarray, np.ndarray]:
         """Hosts as integer codes shared by both sides: 0 is the empty host, -1 a host no target is on."""
-        return self.target_devices.host_codes(self.sources.hosts), self.target_devices.host
+        return self.target_devices.host_codes(self.sources), self.target_devices.host
 
     @cached_property
     def _same_device(self) -> np.ndarray:
         """For each source, the index of the target that is the same device, or -1."""
-        return self.target_devices.twins(self.sources.ids)
+        return self.target_devices.twins(self.sources)
 
     @cached_property
     def _source_members(self) -> list[np.ndarray]:
@@ -365,24 +365,30 @@ class TargetDevices:
     """Device-level facts of a target fleet that rankings and counts read, built once per fleet."""
 
     def __init__(self, targets: DeviceSet, target_class: np.ndarray, n_classes: int) -> None:
+        self.targets = targets
         self.target_class = target_class
         self.n_classes = n_classes
         self.capacities = targets.capacities
-        self._host_vocabulary: dict[str, int] = {"": 0}
-        self.host = np.fromiter(
-            (self._host_vocabulary.setdefault(h, len(self._host_vocabulary)) for h in targets.hosts),
-            np.int64,
-            len(targets),
-        )
-        self._id_index = {device_id: j for j, device_id in enumerate(targets.ids)}
+        names, self.host = targets.host_codes
+        self._host_code = {name: code for code, name in enumerate(names)}
 
-    def host_codes(self, hosts: list[str]) -> np.ndarray:
-        """Codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
-        return np.fromiter((self._host_vocabulary.get(h, -1) for h in hosts), np.int64, len(hosts))
+    def host_codes(self, devices: DeviceSet) -> np.ndarray:
+        """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
+        names, codes = devices.host_codes
+        translate = np.fromiter((self._host_code.get(h, -1) for h in names), np.int64, len(names))
+        return translate[codes] if len(codes) else np.zeros(0, dtype=np.int64)
 
-    def twins(self, ids: list[str]) -> np.ndarray:
-        """For each id, the index of the target with that id, or -1."""
-        return np.fromiter((self._id_index.get(d, -1) for d in ids), np.int64, len(ids))
+    def twins(self, devices: DeviceSet) -> np.ndarray:
+        """For each device, the index of the target with its id, or -1."""
+        twins = np.full(len(devices), -1, dtype=np.int64)
+        small, large = sorted((devices.id_set, self.targets.id_set), key=len)
+        shared = small & large
+        if shared:
+            position = self.targets.id_index
+            for i, device_id in enumerate(devices.ids):
+                if device_id in shared:
+                    twins[i] = position[device_id]
+        return twins
 
     @cached_property
     def available(self) -> np.ndarray:

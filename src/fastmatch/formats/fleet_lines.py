@@ -18,7 +18,6 @@ import numpy as np
 from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
-from ..values import INT64_MAX
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,10 +35,11 @@ _DECODER = msgspec.json.Decoder(_Line)
 
 
 def looks_like_fleet_lines(data: bytes) -> bool:
-    """Whether the first line is one device record (an object with an id and more lines after)."""
-    start = len(data) - len(data.lstrip())
+    """Whether the file starts with a one-line device record (an object with an id) and goes on."""
+    head = data[: 1 << 16]
+    start = len(head) - len(head.lstrip())
     end = data.find(b"\n", start)
-    return data[start : start + 1] == b"{" and end != -1 and data[end:].strip() != b"" and b'"id"' in data[start:end]
+    return head[start : start + 1] == b"{" and end != -1 and b'"id"' in data[start:end] and data.find(b"{", end) != -1
 
 
 def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
@@ -49,36 +49,42 @@ def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
         return None
     ids = [line.id for line in lines]
-    if "" in ids or len(set(ids)) != len(ids):
+    id_set = frozenset(ids)
+    if "" in id_set or len(id_set) != len(ids):
         return None
-    capacities = np.fromiter((line.capacity for line in lines), dtype=object, count=len(lines))
-    if len(lines) and (min(capacities) < 0 or max(capacities) > INT64_MAX):
+    try:
+        capacities = np.fromiter((line.capacity for line in lines), dtype=np.int64, count=len(lines))
+    except OverflowError:  # beyond 64 bits
+        return None
+    if len(lines) and capacities.min() < 0:
         return None
 
-    builder = DeviceSetBuilder(policy)
+    # Devices that share their descriptor's raw bytes share its parsing.
     keys: dict[tuple, int] = {}
-    descriptor_of = np.empty(len(lines), dtype=np.int64)
+    add = keys.setdefault
+    descriptor_of = np.fromiter(
+        (
+            add((bytes(line.self_), bytes(line.compatible), line.migration_version, line.migratable), len(keys))
+            for line in lines
+        ),
+        dtype=np.int64,
+        count=len(lines),
+    )
+    builder = DeviceSetBuilder(policy)
     try:
-        for k, line in enumerate(lines):
-            key = (
-                bytes(line.self_),
-                bytes(line.compatible),
-                line.migration_version,
-                line.migratable,
-            )
-            index = keys.get(key)
-            if index is None:
-                index = keys[key] = builder.add_descriptor(_descriptor_parts(key))
-            descriptor_of[k] = index
+        for key in keys:
+            builder.add_descriptor(_descriptor_parts(key))
     except (FastmatchError, ValueError, RecursionError):
         return None
-    return builder.build_columns(
+    devices = builder.build_columns(
         ids,
         [line.host or "" for line in lines],
         [line.vm or "" for line in lines],
-        capacities.astype(np.int64),
+        capacities,
         descriptor_of,
     )
+    devices.id_set = id_set  # already built to find duplicates
+    return devices
 
 
 def _descriptor_parts(key: tuple) -> dict[str, Any]:
