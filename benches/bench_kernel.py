@@ -1,0 +1,82 @@
+"""The dense kernel: no two descriptors alike, default policy, a third of the targets with records.
+
+At each size n (n x n class pairs): the plain-Python reference (small sizes
+only), the NumPy-broadcast baseline (``numpy_baseline.py``) and the native
+kernel with 1 and 2 workers, side by side in one group. NumPy and native both
+start from the same interned arrays and write into the same preallocated
+outputs (interning is measured in ``bench_load.py``); the reference works on
+the devices themselves. ``extra_info`` holds ``pairs`` and ``pairs_per_second``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastmatch
+import support
+from numpy_baseline import NumpyBaseline
+
+SIZES = support.sizes()
+IMPLEMENTATIONS = ("reference", "numpy", "native-1", "native-2")
+
+
+def _rounds(n: int) -> int:
+    return 5 if n <= 3000 else 3
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("n", SIZES.kernel)
+def test_dense_kernel(benchmark, n, implementation):
+    if implementation == "reference" and n > SIZES.reference_max:
+        pytest.skip(f"the reference runs up to {SIZES.reference_max} (FASTMATCH_BENCH_REFERENCE_MAX)")
+    problem = support.dense(n)
+    benchmark.group = f"dense kernel {n}x{n}"
+    support.record(benchmark, implementation, str(n), problem.pairs, n_sources=n, n_targets=n)
+    scores, reasons = support.outputs(n)
+
+    if implementation == "reference":
+        from fastmatch.reference import evaluate
+
+        benchmark.pedantic(
+            evaluate, args=(problem.sources, problem.targets, fastmatch.Policy.default()), rounds=1, iterations=1
+        )
+    elif implementation == "numpy":
+
+        def run():
+            NumpyBaseline(problem.interned).run(scores, reasons)
+
+        benchmark.pedantic(run, rounds=_rounds(n), iterations=1, warmup_rounds=1)
+        _check_against_native(problem, scores, reasons)
+    else:
+        workers = int(implementation.split("-")[1])
+        benchmark.pedantic(
+            support.native_kernel,
+            args=(problem.interned, workers, scores, reasons),
+            rounds=_rounds(n),
+            iterations=1,
+            warmup_rounds=1,
+        )
+        _check_against_numpy(problem, scores, reasons)
+    support.rate(benchmark)
+
+
+def _sample_rows(n: int) -> np.ndarray:
+    return np.unique(np.r_[0 : min(n, 16), np.random.default_rng(n).integers(0, n, 16), n - 1])
+
+
+def _check_against_numpy(problem, scores, reasons):
+    """The kernel's output agrees with the baseline on a sample of source classes."""
+    baseline = NumpyBaseline(problem.interned)
+    for i in _sample_rows(problem.n):
+        expected_scores, expected_reasons = baseline.run_rows(int(i), int(i) + 1)
+        np.testing.assert_array_equal(reasons[i], expected_reasons[0])
+        np.testing.assert_array_equal(scores[i], expected_scores[0])
+
+
+def _check_against_native(problem, scores, reasons):
+    """The baseline's output agrees with the kernel on a sample of source classes."""
+    for i in _sample_rows(problem.n):
+        expected_scores, expected_reasons = support.native_rows(problem.interned, int(i), int(i) + 1)
+        np.testing.assert_array_equal(reasons[i], expected_reasons[0])
+        np.testing.assert_array_equal(scores[i], expected_scores[0])

@@ -1,0 +1,167 @@
+"""What the benchmarks share: the sizes to run, generated fleets cached on disk, and the kernel runner.
+
+Sizes (``FASTMATCH_BENCH_SIZES``):
+
+- ``quick`` (the default, well under a minute): dense kernel at 300, 1,000 and
+  3,000 distinct descriptors per side, the reference at 300, fleets of
+  100,000 devices per side;
+- ``full``: dense kernel up to 10,000 x 10,000, the reference up to 1,000,
+  the 1,000,000 x 1,000,000 fleet;
+- a comma-separated list of dense sizes (``300,3000,10000``): those, with the
+  quick preset for the rest.
+
+``FASTMATCH_BENCH_FLEET=N`` sets the fleet's devices per side and
+``FASTMATCH_BENCH_REFERENCE_MAX=N`` the largest dense size the reference runs
+at. Generated fleets are kept in ``FASTMATCH_BENCH_CACHE`` (default
+``.benchmarks/fleets`` at the repository's root), keyed by their arguments
+and by the generator's source, so they are written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+import fastmatch
+import fastmatch.generate as generate
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEET_DISTINCT = 2000  # distinct descriptors per side of the fleet benchmark
+SEED = 0
+
+PRESETS = {
+    "quick": {"kernel": (300, 1000, 3000), "reference_max": 300, "fleet": 100_000},
+    "full": {"kernel": (300, 1000, 3000, 10_000), "reference_max": 1000, "fleet": 1_000_000},
+}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    kernel: tuple[int, ...]
+    reference_max: int
+    fleet: int
+
+
+def sizes() -> Sizes:
+    chosen = os.environ.get("FASTMATCH_BENCH_SIZES", "quick").strip() or "quick"
+    if chosen in PRESETS:
+        preset = dict(PRESETS[chosen])
+    else:
+        try:
+            kernel = tuple(int(s) for s in chosen.split(",") if s.strip())
+        except ValueError:
+            message = f"FASTMATCH_BENCH_SIZES={chosen!r}: expected quick, full or a list like 1000,3000"
+            raise SystemExit(message) from None
+        preset = {**PRESETS["quick"], "kernel": kernel}
+    if os.environ.get("FASTMATCH_BENCH_FLEET"):
+        preset["fleet"] = int(os.environ["FASTMATCH_BENCH_FLEET"])
+    if os.environ.get("FASTMATCH_BENCH_REFERENCE_MAX"):
+        preset["reference_max"] = int(os.environ["FASTMATCH_BENCH_REFERENCE_MAX"])
+    return Sizes(**preset)
+
+
+# -- generated fleets, on disk once ------------------------------------------------------------
+def cache_dir() -> Path:
+    return Path(os.environ.get("FASTMATCH_BENCH_CACHE", ROOT / ".benchmarks" / "fleets"))
+
+
+@lru_cache(maxsize=None)
+def _generator_version() -> str:
+    return hashlib.sha1(Path(generate.__file__).read_bytes()).hexdigest()[:10]
+
+
+def fleet_files(n_sources: int, n_targets: int, distinct: int, seed: int = SEED) -> tuple[Path, Path]:
+    """``fastmatch generate`` output for these arguments, written on first use."""
+    name = f"{n_sources}x{n_targets}-k{distinct}-s{seed}"
+    directory = cache_dir() / f"{name}-{_generator_version()}"
+    done = directory / "complete"
+    if not done.exists():
+        for stale in cache_dir().glob(f"{name}-*"):  # made by another version of the generator
+            shutil.rmtree(stale, ignore_errors=True)
+        generate.write_fleet(directory, n_sources, n_targets, distinct, seed)
+        done.write_text("")
+    return directory / generate.SOURCES_FILE, directory / generate.TARGETS_FILE
+
+
+@dataclass
+class Dense:
+    """A dense problem: no two descriptors alike on either side."""
+
+    n: int
+    sources: fastmatch.DeviceSet
+    targets: fastmatch.DeviceSet
+    interned: object  # fastmatch.intern.Interned
+
+    @property
+    def pairs(self) -> int:
+        return self.n * self.n
+
+
+@lru_cache(maxsize=2)
+def dense(n: int) -> Dense:
+    from fastmatch.intern import intern
+
+    s, t = fleet_files(n, n, n)
+    sources, targets = fastmatch.load(s), fastmatch.load(t)
+    interned = intern(sources, targets, fastmatch.Policy.default())
+    assert interned.sources.n_classes == n and interned.targets.n_classes == n, "the dense fleet has alike descriptors"
+    return Dense(n, sources, targets, interned)
+
+
+@lru_cache(maxsize=1)
+def outputs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-pair output buffers, shared by the implementations at one size and touched once."""
+    scores = np.zeros((n, n), dtype=np.int64)
+    reasons = np.zeros((n, n), dtype=np.uint64)
+    return scores, reasons
+
+
+# -- the native kernel, without the interning ------------------------------------------------------
+def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarray) -> None:
+    """Every class pair through the native kernel, into preallocated outputs.
+
+    This follows ``fastmatch.native`` (a Problem over the interned arrays, its
+    records matched once, then blocks of source classes); it is the one place
+    the benchmarks touch the kernel's own API, so update it when that changes.
+    """
+    from fastmatch import _kernel
+    from fastmatch.native import PAIRS_PER_BLOCK
+
+    problem = _kernel.Problem(interned)
+    problem.prepare(workers)
+    n, m = problem.shape
+    step = max(1, PAIRS_PER_BLOCK // max(1, m))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        problem.evaluate(i0, i1, scores[i0:i1], reasons[i0:i1], workers)
+
+
+def native_rows(interned, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source classes i0..i1 through the native kernel (for spot checks)."""
+    from fastmatch import _kernel
+
+    problem = _kernel.Problem(interned)
+    problem.prepare(1)
+    scores = np.empty((i1 - i0, problem.shape[1]), dtype=np.int64)
+    reasons = np.empty((i1 - i0, problem.shape[1]), dtype=np.uint64)
+    problem.evaluate(i0, i1, scores, reasons, 1)
+    return scores, reasons
+
+
+def record(benchmark, implementation: str, size: str, pairs: int, **extra) -> None:
+    """What plot.py and the results table read: the implementation, the size and the pairs per run."""
+    benchmark.extra_info.update({"implementation": implementation, "size": size, "pairs": pairs, **extra})
+
+
+def rate(benchmark) -> None:
+    """After the run: pairs per second at the median time, and at the best (on a shared machine)."""
+    stats = benchmark.stats.stats if benchmark.stats else None
+    if stats is not None and stats.median > 0:
+        benchmark.extra_info["pairs_per_second"] = benchmark.extra_info["pairs"] / stats.median
+        benchmark.extra_info["pairs_per_second_best"] = benchmark.extra_info["pairs"] / stats.min
