@@ -15,6 +15,7 @@ applies COMPATIBLE records, and scores the compatible pairs.
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 from loops cimport *
 
@@ -32,6 +33,10 @@ cdef enum:
     OP_CONFIRM = 7
     TEST_IN_CODES = 0
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
+    SCRATCH = TILE + TILE // 8 + 1  # per thread, in 64-bit words: failure masks, then a byte per target
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
 
 cdef uint64_t NO_RECORD = 1ULL << 59
 cdef int64_t SCORE_EXACT = 1LL << 62
@@ -65,8 +70,6 @@ cdef struct Side:
     const void* cany
     const int64_t* rec_start
     const int32_t* rec_ids
-    const int64_t* with_records  # classes whose records count, ascending
-    int64_t n_with_records
     const void* has_records  # lanes: all ones for those classes, else 0
     const int64_t* exact_key
     const uint8_t* has_version
@@ -200,6 +203,7 @@ cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
     lane_t* fails,
+    uint8_t* todo,
     uint64_t* reason,
     int64_t* score,
     const uint8_t* target_matches,
@@ -213,12 +217,14 @@ cdef void evaluate_row(
     cdef const lane_t* bits = <const lane_t*>K.op_bit
     cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
     cdef const lane_t* has_records = <const lane_t*>t.has_records
-    cdef lane_t always, state, bit, sv, reported, s_mask
+    cdef lane_t always, bit, sv, reported, s_mask
+    cdef uint8_t any_todo
+    cdef uint64_t word
     cdef lane_t attribute_bits = <lane_t>K.attribute_bits
     cdef lane_t low_bits = attribute_bits  # with identity bits, the attribute bits are the low bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
     cdef uint64_t r
-    cdef int64_t j0, j1, n, j, k, w, row, b, cursor = 0
+    cdef int64_t j0, j1, n, j, k, w, row, b, q
     cdef int64_t n_s = s.n, n_t = t.n
     cdef bint source_has_records = s.rec_start[i + 1] > s.rec_start[i]
     cdef int64_t n_source_records = s.records.n
@@ -276,9 +282,9 @@ cdef void evaluate_row(
             else:  # OP_CONFIRM
                 fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
 
-        # Failure bits -> reasons (see fm_reasons in loops.h).
+        # Failure bits -> reasons (see fm_reasons in loops.h), and what is left to do per target.
         if K.identity_bits:
-            state = reasons(
+            any_todo = reasons(
                 fails,
                 t_cany + j0,
                 has_records + j0,
@@ -290,9 +296,10 @@ cdef void evaluate_row(
                 outside_of,
                 reason + j0,
                 score + j0,
+                todo,
             )
         else:
-            state = 0
+            any_todo = 0
             for j in range(n):
                 reported = (fails[j] | always) & ~(t_cany[j0 + j] & s_cany)
                 r = 0
@@ -300,29 +307,11 @@ cdef void evaluate_row(
                     r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
                 reason[j0 + j] = r
                 score[j0 + j] = -1
-                state |= (<lane_t>1 & ~has_records[j0 + j] & (<lane_t>0 - <lane_t>(reported == 0))) | (
-                    <lane_t>2 & has_records[j0 + j]
-                )
+                todo[j] = FM_CHECK_RECORDS if has_records[j0 + j] else (FM_PASSED if reported == 0 else 0)
+                any_todo |= todo[j]
 
-        # COMPATIBLE records of the targets that have some and are not already ruled out,
-        # then the source's records.
-        if state & 2:
-            while cursor < t.n_with_records and t.with_records[cursor] < j1:
-                j = t.with_records[cursor]
-                cursor += 1
-                if reason[j] & NO_RECORD:
-                    continue
-                if not records_accept(
-                    t, j, target_matches, (fails[j - j0] | always) & attribute_bits, K.records_and, fails
-                ):
-                    reason[j] |= NO_RECORD
-                elif reason[j] == 0:
-                    state |= 1
-        else:
-            while cursor < t.n_with_records and t.with_records[cursor] < j1:
-                cursor += 1
+        # The source's COMPATIBLE records (rarely read: direction source-offers or both).
         if source_has_records:
-            state |= 1  # the source's records may only take pairs away: look at every pair
             for j in range(j0, j1):
                 if not records_accept(
                     s,
@@ -334,11 +323,22 @@ cdef void evaluate_row(
                 ):
                     reason[j] |= NO_RECORD
 
-        # Scores, for the few pairs that are compatible (records only ever take pairs away).
-        if state & 1:
-            for j in range(j0, j1):
-                if reason[j] == 0:
-                    score[j] = pair_score(K, i, j, fails)
+        # The targets left to do, found eight at a time: check their records, score what passed.
+        if any_todo:
+            for j in range(n, n + 8):
+                todo[j] = 0
+            for q in range(0, n, 8):
+                memcpy(&word, todo + q, 8)
+                while word:
+                    b = q + (__builtin_ctzll(word) >> 3)
+                    word &= word - 1
+                    j = j0 + b
+                    if todo[b] & FM_CHECK_RECORDS and not records_accept(
+                        t, j, target_matches, (fails[b] | always) & attribute_bits, K.records_and, fails
+                    ):
+                        reason[j] |= NO_RECORD
+                    elif reason[j] == 0:
+                        score[j] = pair_score(K, i, j, fails)
         j0 = j1
 
 
@@ -346,19 +346,21 @@ cdef void evaluate_rows(
     const Kernel* K,
     int64_t i0,
     int64_t i1,
-    lane_t* scratch,
+    uint64_t* scratch,
     uint64_t* reasons,
     int64_t* scores,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
     int workers,
+    lane_t* lane,
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
         evaluate_row(
             K,
             i,
-            scratch + threadid() * TILE,
+            <lane_t*>(scratch + threadid() * SCRATCH),
+            <uint8_t*>(scratch + threadid() * SCRATCH + TILE),
             reasons + (i - i0) * n_t,
             scores + (i - i0) * n_t,
             target_matches + i * n_target_records,
@@ -417,9 +419,6 @@ cdef class Problem:
         side.rec_start = <const int64_t*>self._ptr(data.rec_start, np.int64)
         side.rec_ids = <const int32_t*>self._ptr(data.rec_ids, np.int32)
         has_records = np.diff(data.rec_start) > 0
-        with_records = np.flatnonzero(has_records)
-        side.with_records = <const int64_t*>self._ptr(with_records, np.int64)
-        side.n_with_records = len(with_records)
         side.has_records = self._ptr(np.where(has_records, np.iinfo(lane).max, 0), lane)
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
@@ -474,7 +473,7 @@ cdef class Problem:
             return
         if scores.shape[0] < i1 - i0 or scores.shape[1] != self.K.tgt.n or reasons.shape[0] != scores.shape[0] or reasons.shape[1] != scores.shape[1]:
             raise ValueError("output blocks do not match the problem's shape")
-        scratch = np.zeros(max(workers, 1) * TILE, dtype=np.uint64)
+        scratch = np.zeros(max(workers, 1) * SCRATCH, dtype=np.uint64)
         cdef uint64_t[::1] scratch_view = scratch
         cdef uint8_t[:, ::1] target_matches = self._target_matches
         cdef uint8_t[:, ::1] source_matches = self._source_matches
@@ -483,11 +482,11 @@ cdef class Problem:
         cdef void* scratch_ptr = &scratch_view[0]
         with nogil:
             if self.lane_bytes == 2:
-                evaluate_rows(&self.K, i0, i1, <uint16_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
+                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                evaluate_rows(&self.K, i0, i1, <uint32_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
+                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint32_t*>NULL)
             else:
-                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers)
+                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint64_t*>NULL)
 
 
 def _reason_table(bit_reasons, int lane_bytes):

@@ -22,6 +22,8 @@
 
 #define FM_NO_RECORD (1ULL << 59)
 #define FM_FIXED_SHIFT 60 /* the lane's top two bits are OPAQUE (60) and NOT_MIGRATABLE (61) */
+#define FM_PASSED 1        /* todo: a target without records that passed every rule: score it */
+#define FM_CHECK_RECORDS 2 /* todo: a target whose records may still accept the source */
 
 #define FM_DEFINE_LOOPS(T, S)                                                                              \
     /* fails where t != s */                                                                               \
@@ -56,15 +58,16 @@
     /* Failure masks -> reason masks, when failure bits are reason bits (low) and the top two bits are     \
      * OPAQUE and NOT_MIGRATABLE. A failed attribute that the pair's record holders constrain is theirs    \
      * to report (cany). A target with records (has_records) whose failures already rule out every record  \
-     * (failures outside `outside_of & cany`) gets NO_RECORD here. Scores become -1. Returns a lane with    \
-     * bit 0 set when a target without records passed, and bit 1 set when some target with records still  \
-     * has to have them checked.                                                                           \
+     * (failures outside `outside_of & cany`) gets NO_RECORD here. Scores become -1. `todo` gets, per      \
+     * target, FM_PASSED when it passed without records and FM_CHECK_RECORDS when its records are still   \
+     * to be checked; returns the OR of `todo`.                                                            \
      */                                                                                                    \
-    static FM_CLONES T fm_reasons_##S(const T *restrict fails, const T *restrict t_cany,                   \
-                                      const T *restrict has_records, int64_t n, T always, T s_cany,        \
-                                      T low, T attribute_bits, T outside_of, uint64_t *restrict reason,    \
-                                      int64_t *restrict score) {                                           \
-        T state = 0;                                                                                       \
+    static FM_CLONES uint8_t fm_reasons_##S(const T *restrict fails, const T *restrict t_cany,             \
+                                            const T *restrict has_records, int64_t n, T always, T s_cany,  \
+                                            T low, T attribute_bits, T outside_of,                         \
+                                            uint64_t *restrict reason, int64_t *restrict score,            \
+                                            uint8_t *restrict todo) {                                      \
+        uint8_t any = 0;                                                                                   \
         const int top = 8 * (int)sizeof(T) - 2;                                                            \
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T f = fails[j] | always;                                                                       \
@@ -73,10 +76,12 @@
             reason[j] = (uint64_t)(reported & low) | ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |      \
                         (FM_NO_RECORD & (0ULL - (uint64_t)(has_records[j] & ruled_out & 1)));              \
             score[j] = -1;                                                                                 \
-            state |= (T)(1 & (T)~has_records[j] & (T)(0 - (T)(reported == 0))) |                            \
-                     (T)(2 & has_records[j] & (T)~ruled_out);                                                \
+            uint8_t flag = (uint8_t)((FM_PASSED & ~has_records[j] & (T)(0 - (T)(reported == 0))) |          \
+                                     (FM_CHECK_RECORDS & has_records[j] & (T)~ruled_out));                 \
+            todo[j] = flag;                                                                                \
+            any |= flag;                                                                                   \
         }                                                                                                  \
-        return state;                                                                                      \
+        return any;                                                                                        \
     }
 
 FM_DEFINE_LOOPS(uint16_t, u16)
