@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``explain``, ``check``, ``collect`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
+from .errors import join_place
+from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 
 PROG = "fastmatch"
 EXIT_OK = 0
@@ -122,10 +124,26 @@ def _parser() -> argparse.ArgumentParser:
     def policy_option(p: argparse.ArgumentParser) -> None:
         p.add_argument("--policy", metavar="FILE", help="policy TOML file (default: the built-in policy)")
 
+    def input_format_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--input-format", choices=FORMATS, metavar="FORMAT",
+            help=f"read the inputs as {', '.join(FORMATS)} (default: told apart by content)",
+        )
+
+    def skip_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--skip-invalid", action="store_true", help="leave out invalid records instead of stopping")
+        p.add_argument("--rejects", metavar="FILE", help="with --skip-invalid: write each left-out record and why (JSON Lines)")
+
     p = commands.add_parser("match", help="rank the available targets of every source device")
-    p.add_argument("sources", metavar="SOURCES", help="source devices (fleet JSON Lines, JSON array or seed JSON)")
-    p.add_argument("targets", metavar="TARGETS", help="target devices (same formats)")
+    p.add_argument(
+        "sources", metavar="SOURCES",
+        help="source devices: fleet JSON Lines, JSON array, seed JSON, SELF/COMPATIBLE text, "
+        "libvirt node-device XML (its mdevs), a sysfs tree (its mdevs) or a directory of such files",
+    )
+    p.add_argument("targets", metavar="TARGETS", help="target devices (same formats; libvirt and sysfs give their mdev types)")
     policy_option(p)
+    input_format_option(p)
+    skip_options(p)
     p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
     p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
@@ -138,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("target_id", metavar="TARGET_ID")
     policy_option(p)
+    input_format_option(p)
     p.set_defaults(run=_cmd_explain)
 
     p = commands.add_parser(
@@ -147,7 +166,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="SOURCE_FILE", help="a file holding exactly one device")
     p.add_argument("target", metavar="TARGET_FILE", help="a file holding exactly one device")
     policy_option(p)
+    input_format_option(p)
     p.set_defaults(run=_cmd_check)
+
+    p = commands.add_parser("collect", help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines")
+    inputs = p.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--sysfs", metavar="ROOT", nargs="?", const="/sys", help="a sysfs tree (default: /sys)")
+    inputs.add_argument("--libvirt-xml", metavar="PATH", nargs="+", help="virsh nodedev-dumpxml output: files or directories")
+    p.add_argument("--host", metavar="NAME", default="", help="the host the devices are on (put into every record)")
+    p.add_argument("--role", choices=ROLES, help="only the sources (existing mdevs) or the targets (mdev types)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    policy_option(p)
+    skip_options(p)
+    p.set_defaults(run=_cmd_collect)
 
     p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
@@ -159,20 +190,62 @@ def _policy(path: str | None) -> Policy:
     return Policy.from_toml(path) if path is not None else Policy.default()
 
 
-# -- match ---------------------------------------------------------------------------------
-def _cmd_match(args: argparse.Namespace) -> int:
-    policy = _policy(args.policy)
-    sources = load(args.sources, policy)
-    targets = load(args.targets, policy)
-    result = match(sources, targets, policy, workers=args.workers)
-    indices, scores = result.top_k(args.top)
-    chunks = _FORMATTERS[args.format](sources.ids, targets.ids, indices, scores)
-    if args.output is None:
+# -- reading inputs ------------------------------------------------------------------------
+class _Rejects:
+    """What ``--skip-invalid`` leaves out, each record with its reason: nothing is dropped silently."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def __call__(self, raw: Any, error: FastmatchError) -> None:
+        self.entries.append({"reason": " ".join(str(error).split("\n")), "record": raw})
+
+    def report(self, path: str | None) -> None:
+        """Write the rejects to ``path`` (or each reason to stderr), then say how many there were."""
+        if path is not None:
+            write_atomically(path, (json.dumps(e, ensure_ascii=False, default=repr) + "\n" for e in self.entries))
+        else:
+            for entry in self.entries:
+                print(f"{PROG}: rejected: {entry['reason']}", file=sys.stderr)
+        count = len(self.entries)
+        where = f" (written to {path})" if path is not None else ""
+        print(f"{PROG}: {count} invalid record{'' if count == 1 else 's'} skipped{where}", file=sys.stderr)
+
+
+def _rejects(args: argparse.Namespace) -> _Rejects | None:
+    if args.rejects is not None and not args.skip_invalid:
+        raise FastmatchError("--rejects FILE goes with --skip-invalid")
+    return _Rejects() if args.skip_invalid else None
+
+
+def _read_devices(
+    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None
+) -> DeviceSet:
+    """One input of a command; ``role`` keeps the sources or the targets of a libvirt or sysfs input."""
+    return load(path, policy, input_format=input_format, role=role, on_error=rejects)
+
+
+def _write_output(path: str | None, chunks: Iterable[str]) -> None:
+    if path is None:
         for chunk in chunks:
             sys.stdout.write(chunk)
         sys.stdout.flush()
     else:
-        write_atomically(args.output, chunks)
+        write_atomically(path, chunks)
+
+
+# -- match ---------------------------------------------------------------------------------
+def _cmd_match(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
+    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
+    result = match(sources, targets, policy, workers=args.workers)
+    indices, scores = result.top_k(args.top)
+    chunks = _FORMATTERS[args.format](sources.ids, targets.ids, indices, scores)
+    if rejects is not None:
+        rejects.report(args.rejects)
+    _write_output(args.output, chunks)
     return EXIT_OK
 
 
@@ -267,8 +340,8 @@ def _new_file_mode(target: Path) -> int:
 # -- explain -------------------------------------------------------------------------------
 def _cmd_explain(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
-    sources = load(args.sources, policy)
-    targets = load(args.targets, policy)
+    sources = _read_devices(args.sources, policy, args.input_format, "source")
+    targets = _read_devices(args.targets, policy, args.input_format, "target")
     i = _index_of(sources, args.source_id, args.sources)
     j = _index_of(targets, args.target_id, args.targets)
     # The one source against all targets: cheap, and the score is the one `match`
@@ -289,18 +362,35 @@ def _index_of(devices: DeviceSet, device_id: str, path: str) -> int:
 # -- check ---------------------------------------------------------------------------------
 def _cmd_check(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
-    source = _single_record(args.source, policy)
-    target = _single_record(args.target, policy)
+    source = _single_record(args.source, policy, args.input_format, "source")
+    target = _single_record(args.target, policy, args.input_format, "target")
     verdict = check(source, target, policy)
     print(verdict.explanation)
     return EXIT_OK if verdict.compatible else EXIT_INCOMPATIBLE
 
 
-def _single_record(path: str, policy: Policy) -> dict[str, Any]:
-    devices = load(path, policy)
+def _single_record(path: str, policy: Policy, input_format: str | None, role: str) -> dict[str, Any]:
+    devices = _read_devices(path, policy, input_format, role)
     if len(devices) != 1:
         raise FastmatchError(f"expected exactly one device, found {len(devices)}", file=path)
     return devices.to_records()[0]
+
+
+# -- collect -------------------------------------------------------------------------------
+def _cmd_collect(args: argparse.Namespace) -> int:
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    if args.sysfs is not None:
+        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects)
+        places = [join_place(args.sysfs, place) for place in where]  # each record's directory
+    else:
+        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects)
+    # Validated as match will read them back, so what is written is what match accepts.
+    devices = DeviceSet.from_records(records, policy, lines=places, on_error=rejects)
+    if rejects is not None:
+        rejects.report(args.rejects)
+    _write_output(args.output, (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records()))
+    return EXIT_OK
 
 
 # -- demo ----------------------------------------------------------------------------------

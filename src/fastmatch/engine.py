@@ -29,15 +29,32 @@ def implementation() -> str:
     return chosen
 
 
-def load(path: str | Path, policy: Policy | None = None, *, input_format: str | None = None) -> DeviceSet:
-    """Read a fleet file (JSON Lines, a JSON array of records, or a seed document)."""
+def load(
+    path: str | Path,
+    policy: Policy | None = None,
+    *,
+    input_format: str | None = None,
+    role: str | None = None,
+    host: str = "",
+    on_error: Callable[[Any, FastmatchError], None] | None = None,
+) -> DeviceSet:
+    """Read devices from any input format (SPEC section 9), told apart by content.
+
+    A file of fleet JSON Lines, a JSON array of records, a seed document or
+    SELF/COMPATIBLE text; libvirt node-device XML (a file or a directory); or
+    a sysfs tree. ``input_format`` forces one (``json``, ``text``, ``libvirt``,
+    ``sysfs``). ``role`` (``source`` or ``target``) keeps only the mdevs or
+    only the mdev types of a libvirt or sysfs input; ``host`` sets their host.
+    With ``on_error(raw, error)``, bad records are handed to it and left out
+    instead of stopping the read.
+    """
     policy = policy or Policy.default()
-    if input_format in (None, "json"):
+    if on_error is None and input_format in (None, "json") and not Path(path).is_dir():
         devices = _load_fleet_lines(Path(path), policy)
         if devices is not None:
             return devices
-    records, lines = read_path(path, input_format)
-    return DeviceSet.from_records(records, policy, source=str(path), lines=lines)
+    records, places = read_path(path, input_format, role=role, host=host, on_error=on_error)
+    return DeviceSet.from_records(records, policy, source=str(path), lines=places, on_error=on_error)
 
 
 def _load_fleet_lines(path: Path, policy: Policy) -> DeviceSet | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class FastmatchError(Exception):
     """An error in user input: a file, a record, a field, a policy.
@@ -10,6 +12,11 @@ class FastmatchError(Exception):
     ``FILE:LINE: record 'ID': field 'self.pv_mode': what is wrong``.
     Location parts that are unknown are left out; readers add them as the
     error travels outward (see :meth:`located`).
+
+    ``line`` is a line number in ``file``, or, for input that is not one
+    line-oriented file, a place inside ``file`` written as a path: a file in
+    a directory (``host1.xml:14``) or a directory of a sysfs tree
+    (``bus/mdev/devices/<uuid>``). See :func:`join_place`.
     """
 
     def __init__(
@@ -17,7 +24,7 @@ class FastmatchError(Exception):
         message: str,
         *,
         file: str | None = None,
-        line: int | None = None,
+        line: int | str | None = None,
         record: str | None = None,
         field: str | None = None,
     ) -> None:
@@ -32,7 +39,7 @@ class FastmatchError(Exception):
         self,
         *,
         file: str | None = None,
-        line: int | None = None,
+        line: int | str | None = None,
         record: str | None = None,
         field: str | None = None,
     ) -> "FastmatchError":
@@ -47,15 +54,23 @@ class FastmatchError(Exception):
 
     def __str__(self) -> str:
         where = []
-        if self.file is not None:
-            where.append(self.file if self.line is None else f"{self.file}:{self.line}")
-        elif self.line is not None:
-            where.append(f"line {self.line}")
+        place = join_place(self.file, self.line)
+        if place is not None:
+            where.append(place)
         if self.record is not None:
             where.append(f"record {self.record}")
         if self.field is not None:
             where.append(f"field '{self.field}'")
         return ": ".join([*where, self.message])
+
+
+def join_place(file: str | None, line: int | str | None) -> str | None:
+    """Where ``line`` is inside ``file``: ``FILE:LINE``, or ``FILE/PLACE`` for a place that is a path."""
+    if isinstance(line, str):
+        return line if file is None else os.path.join(file, line)
+    if file is None:
+        return None if line is None else f"line {line}"
+    return file if line is None else f"{file}:{line}"
 
 
 class PolicyError(FastmatchError):

@@ -17,9 +17,11 @@ from typing import Any, Callable, Mapping, Union
 
 from .errors import FastmatchError, InputError, TemplateError
 from .policy import Policy
-from .values import INT64_MAX, INT64_MIN, Kind, format_value, parse_int, parse_set, parse_value
+from .values import INT64_MAX, INT64_MIN, Kind, describe, format_value, parse_int, parse_set, parse_value
 
 MAX_COMBINATIONS = 4096
+# Parentheses and signs nest the recursive parser and evaluator; real expressions nest once or twice.
+MAX_EXPRESSION_NESTING = 32
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _EXPRESSION_TEXT = re.compile(r"[0-9+\-*/()\s]*\Z")
 _EXPRESSION_OPERATOR = re.compile(r"[+\-*/()]")
@@ -129,7 +131,7 @@ def _scan_placeholders(text: str) -> tuple[list, list[Variable]]:
     while i < len(text):
         ch = text[i]
         if ch == "}":
-            raise TemplateError(f"unbalanced '}}' at column {i + 1} in {text!r}")
+            raise TemplateError(f"unbalanced '}}' at column {i + 1} in {describe(text)}")
         if ch != "{":
             literal.append(ch)
             i += 1
@@ -162,18 +164,18 @@ def _placeholder_end(text: str, start: int) -> int:
         elif ch == '"':
             quoted = True
         elif ch == "{":
-            raise TemplateError(f"'{{' inside a placeholder at column {i + 1} in {text!r}")
+            raise TemplateError(f"'{{' inside a placeholder at column {i + 1} in {describe(text)}")
         elif ch == "}":
             return i
         i += 1
-    raise TemplateError(f"unbalanced '{{' at column {start + 1} in {text!r}")
+    raise TemplateError(f"unbalanced '{{' at column {start + 1} in {describe(text)}")
 
 
 def _parse_placeholder(body: str, text: str) -> tuple[str, Variable | None]:
     name, sep, rest = body.partition(":")
     name = name.strip()
     if not _NAME_RE.match(name):
-        raise TemplateError(f"invalid variable name {name!r} in {text!r}")
+        raise TemplateError(f"invalid variable name {describe(name)} in {describe(text)}")
     if not sep:
         return name, None
     vtype, sep, values_text = rest.partition(":")
@@ -257,11 +259,12 @@ def _parse_expression(parts: tuple, text: str):
             break
         m = _TOKEN_RE.match(source, pos)
         if m is None:
-            raise TemplateError(f"expression {text!r} does not parse")
+            raise TemplateError(f"expression {describe(text)} does not parse")
         if m["num"] is not None:
+            # The length check keeps int() away from the thousands of digits it refuses.
+            if len(m["num"].lstrip("0")) > 19 or int(m["num"]) > INT64_MAX:
+                raise TemplateError(f"integer {describe(m['num'])} in {describe(text)} does not fit in 64 bits")
             value = int(m["num"])
-            if value > INT64_MAX:
-                raise TemplateError(f"integer {m['num']} in {text!r} does not fit in 64 bits")
             tokens.append(("num", value))
         elif m["op"] is not None:
             tokens.append(("op", m["op"]))
@@ -270,6 +273,17 @@ def _parse_expression(parts: tuple, text: str):
         pos = m.end()
 
     index = 0
+    nesting = 0
+
+    def nested(parse):
+        """``parse()`` one level deeper: inside a parenthesis or after a sign."""
+        nonlocal nesting
+        nesting += 1
+        if nesting > MAX_EXPRESSION_NESTING:
+            raise TemplateError(f"expression {text[:40]!r}... nests more than {MAX_EXPRESSION_NESTING} levels")
+        node = parse()
+        nesting -= 1
+        return node
 
     def peek():
         return tokens[index] if index < len(tokens) else (None, None)
@@ -294,10 +308,10 @@ def _parse_expression(parts: tuple, text: str):
     def unary():
         if peek() == ("op", "-"):
             take()
-            return ("neg", unary())
+            return ("neg", nested(unary))
         if peek() == ("op", "+"):
             take()
-            return unary()
+            return nested(unary)
         return atom()
 
     def atom():
@@ -307,18 +321,18 @@ def _parse_expression(parts: tuple, text: str):
             return (kind, value)
         if (kind, value) == ("op", "("):
             take()
-            node = expr()
+            node = nested(expr)
             if peek() != ("op", ")"):
-                raise TemplateError(f"expression {text!r}: missing ')'")
+                raise TemplateError(f"expression {describe(text)}: missing ')'")
             take()
             return node
-        raise TemplateError(f"expression {text!r} does not parse")
+        raise TemplateError(f"expression {describe(text)} does not parse")
 
     if len(tokens) > 1000:
         raise TemplateError(f"expression {text[:40]!r}... is too long")
     tree = expr()
     if index != len(tokens):
-        raise TemplateError(f"expression {text!r} does not parse")
+        raise TemplateError(f"expression {describe(text)} does not parse")
     return tree
 
 
@@ -393,7 +407,7 @@ def _pattern(kind: Kind, raw: Any) -> Accept | Template:
     if _has_braces(raw):
         return parse_template(raw, kind)
     if isinstance(raw, (bool, float, dict)):
-        raise TemplateError(f"expected a {kind} pattern, got {raw!r}")
+        raise TemplateError(f"expected a {kind} pattern, got {describe(raw)}")
     return _literal_accept(kind, raw)
 
 

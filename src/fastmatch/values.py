@@ -85,16 +85,29 @@ class Version:
         return self.text
 
 
-def _describe(raw: Any) -> str:
+def describe(raw: Any) -> str:
+    """A value as an error message shows it: its repr, cut short when long (input may be hostile)."""
     text = repr(raw)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _literal_to_int(literal: str, hexadecimal: bool) -> int:
+    """The value of an integer literal already matched by its pattern, except that one with more
+    digits than any int64 comes back as INT64_MAX + 1: int() refuses (ValueError) strings of
+    thousands of digits, and hostile input has them."""
+    digits = literal.lstrip("+-")
+    digits = (digits[2:] if hexadecimal else digits).lstrip("0") or "0"
+    if len(digits) > 19:
+        return INT64_MAX + 1
+    value = int(digits, 16 if hexadecimal else 10)
+    return -value if literal.startswith("-") else value
 
 
 def parse_string(raw: Any) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise InputError(f"expected a string, got {_describe(raw)}")
+        raise InputError(f"expected a string, got {describe(raw)}")
     return raw or None
 
 
@@ -102,17 +115,17 @@ def parse_int(raw: Any) -> int | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise InputError(f"expected an integer, got {_describe(raw)}")
+        raise InputError(f"expected an integer, got {describe(raw)}")
     if isinstance(raw, str):
         if raw == "":
             return None
         if not _INT_RE.match(raw):
-            raise InputError(f"invalid integer {_describe(raw)}")
-        value = int(raw, 0) if "x" in raw.lower() else int(raw, 10)
+            raise InputError(f"invalid integer {describe(raw)}")
+        value = _literal_to_int(raw, hexadecimal="x" in raw.lower())
     else:
         value = raw
     if not INT64_MIN <= value <= INT64_MAX:
-        raise InputError(f"integer {_describe(raw)} does not fit in 64 bits")
+        raise InputError(f"integer {describe(raw)} does not fit in 64 bits")
     return value
 
 
@@ -120,16 +133,16 @@ def parse_version(raw: Any) -> Version | None:
     if raw is None:
         return None
     if isinstance(raw, bool) or not isinstance(raw, (int, str)):
-        raise InputError(f"expected a version string, got {_describe(raw)}")
+        raise InputError(f"expected a version string, got {describe(raw)}")
     text = str(raw)
     if text == "":
         return None
     match = _VERSION_RE.match(text)
     if match is None:
-        raise InputError(f"invalid version {_describe(raw)} (expected [v]N(.N)*[-prerelease][+build])")
-    parts = [int(p) for p in match["parts"].split(".")]
+        raise InputError(f"invalid version {describe(raw)} (expected [v]N(.N)*[-prerelease][+build])")
+    parts = [_literal_to_int(p, hexadecimal=False) for p in match["parts"].split(".")]
     if any(p > INT64_MAX for p in parts):
-        raise InputError(f"version {_describe(raw)} has a component beyond 64 bits")
+        raise InputError(f"version {describe(raw)} has a component beyond 64 bits")
     while parts and parts[-1] == 0:
         parts.pop()
     prerelease = tuple(match["pre"].split(".")) if match["pre"] else ()
@@ -145,12 +158,12 @@ def parse_set(raw: Any) -> frozenset[str]:
         items = [item.strip() for item in _SET_SPLIT.split(raw)]
     elif isinstance(raw, list):
         if not all(isinstance(item, str) for item in raw):
-            raise InputError(f"expected a set of strings, got {_describe(raw)}")
+            raise InputError(f"expected a set of strings, got {describe(raw)}")
         items = [item.strip() for item in raw]
     else:
-        raise InputError(f"expected a set (array of strings or 'a+b' string), got {_describe(raw)}")
+        raise InputError(f"expected a set (array of strings or 'a+b' string), got {describe(raw)}")
     if any(item == "" for item in items):
-        raise InputError(f"set {_describe(raw)} has an empty item")
+        raise InputError(f"set {describe(raw)} has an empty item")
     return frozenset(items)
 
 

@@ -1,27 +1,156 @@
-"""Readers: each turns the bytes of one input format into device records.
+"""Readers: each turns one input format into device records.
 
-A reader returns ``(records, lines)``: plain dicts in the fleet record shape
-of SPEC section 2, and the line each one starts on (or ``None``), so that
-validation errors can name the place.
+A reader returns ``(records, places)``: plain dicts in the fleet record shape
+of SPEC section 2, and where each one is, so that validation errors can name
+it. A place is the line a record starts on, or, for inputs that are not one
+line-oriented file, a path inside the input (``host1.xml:14`` in a directory,
+``bus/mdev/devices/<uuid>`` in a sysfs tree); see :func:`fastmatch.errors.join_place`.
+
+Formats are told apart by content (:func:`detect_format`); ``input_format``
+forces one. Sources and targets: a libvirt or sysfs input describes both (its
+mdevs and its mdev types), and ``role`` keeps one of them; a fleet file or a
+SELF/COMPATIBLE text is what it is, whatever the role.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, join_place
+from .guards import OnError
 from .json import read_json
+from .libvirt import Document, read_libvirt
+from .sysfs import is_sysfs_root, read_sysfs
+from .text import read_text
 
-FORMATS = {"json": read_json}
+FORMATS = ("json", "text", "libvirt", "sysfs")
+ROLES = ("source", "target")
+
+Places = list[int | str | None] | None
+
+_SNIFF_BYTES = 1 << 16
+# The first meaningful line of a SELF/COMPATIBLE text: a comment, a header, or key=value.
+_TEXT_START = re.compile(rb"\s*(?:#|(?:SELF|COMPATIBLE|DEVICE)\s*:|[^\s=#\"{}\[\]]+\s*=)", re.IGNORECASE)
 
 
-def read_path(path: str | Path, input_format: str | None = None):
+def read_path(
+    path: str | Path,
+    input_format: str | None = None,
+    *,
+    role: str | None = None,
+    host: str = "",
+    on_error: OnError | None = None,
+) -> tuple[list[Any], Places]:
+    """The records of a file, a directory of files, or a sysfs tree.
+
+    ``host`` sets the host of what a libvirt or sysfs input describes. With
+    ``on_error(raw, error)``, a record that cannot be read is handed to it and
+    reading goes on (where the format allows: a JSON Lines line, a DEVICE:
+    block, a libvirt device or mdev type, a sysfs device or type); a file that
+    cannot be read at all is still an error.
+    """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None
     if input_format is not None and input_format not in FORMATS:
         raise InputError(f"unknown input format {input_format!r} (expected {', '.join(FORMATS)})", file=str(path))
-    reader = FORMATS[input_format or "json"]
-    return reader(data, path)
+    if role is not None and role not in ROLES:
+        raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=str(path))
+    if path.is_dir():
+        if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)):
+            return read_sysfs(path, host=host, role=role, on_error=on_error)
+        return _read_directory(path, input_format, role, host, on_error)
+    if input_format == "sysfs":
+        raise InputError("a sysfs tree is a directory", file=str(path))
+    data = _read_file(path)
+    input_format = input_format or detect_format(data)
+    if input_format == "libvirt":
+        return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error)
+    if input_format == "text":
+        return read_text(data, path, on_error=on_error)
+    return read_json(data, path, on_error=on_error)
+
+
+def read_libvirt_paths(
+    paths: list[str], *, role: str | None = None, host: str = "", on_error: OnError | None = None
+) -> tuple[list[Any], Places]:
+    """libvirt XML files and directories of them, read as one input; places name each file."""
+    documents = []
+    for path in map(Path, paths):
+        files = _directory_files(path) if path.is_dir() else [path]
+        documents += [Document(_read_file(file), file, str(file)) for file in files]
+    return read_libvirt(documents, host=host, role=role, on_error=on_error)
+
+
+def detect_format(data: bytes) -> str:
+    """``libvirt`` for XML, ``text`` for SELF/COMPATIBLE text, else ``json`` (whose errors then say what is wrong)."""
+    start = data.lstrip()[:1]
+    if start == b"<":
+        return "libvirt"
+    if start in (b"{", b"[", b""):
+        return "json"
+    return "text" if _TEXT_START.match(data) else "json"
+
+
+def path_format(path: str | Path, input_format: str | None = None) -> str:
+    """The format :func:`read_path` reads ``path`` in (``directory`` for a directory of files), from its first bytes."""
+    path = Path(path)
+    if path.is_dir():
+        return "sysfs" if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)) else "directory"
+    if input_format is not None:
+        return input_format
+    try:
+        with path.open("rb") as handle:
+            return detect_format(handle.read(_SNIFF_BYTES))
+    except OSError:
+        return "json"  # read_path reports it
+
+
+def _read_directory(
+    directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None
+) -> tuple[list[Any], Places]:
+    """Every file of a directory in name order, each in its own format.
+
+    The XML files are one input, so that an mdev finds its parent in another
+    file; their records come together, where the first XML file is.
+    """
+    files = [(entry, _read_file(entry)) for entry in _directory_files(directory)]
+    formats = [input_format or detect_format(data) for _, data in files]
+    documents = [Document(data, entry, entry.name) for (entry, data), fmt in zip(files, formats) if fmt == "libvirt"]
+    records: list[Any] = []
+    places: list[int | str | None] = []
+    for (entry, data), fmt in zip(files, formats):
+        if fmt == "libvirt":
+            if entry == documents[0].path:
+                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error)
+                records += found
+                places += where
+            continue
+        reader = read_text if fmt == "text" else read_json
+        found, where = reader(data, entry, on_error=on_error)
+        records += found
+        places += [join_place(entry.name, place) for place in where or [None] * len(found)]
+    return records, places
+
+
+def _directory_files(directory: Path) -> list[Path]:
+    """The files of a directory in name order, hidden ones aside; a subdirectory is an error."""
+    try:
+        entries = sorted(entry for entry in directory.iterdir() if not entry.name.startswith("."))
+    except OSError as exc:
+        raise InputError(f"cannot list: {exc.strerror}", file=str(directory)) from None
+    for entry in entries:
+        if entry.is_dir():
+            raise InputError(
+                f"holds a directory {entry.name!r}: a directory of device files holds files only "
+                "(or is a sysfs tree, with class/mdev_bus or bus/mdev/devices)",
+                file=str(directory),
+            )
+    return entries
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None

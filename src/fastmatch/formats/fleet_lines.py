@@ -1,6 +1,6 @@
 """The fast path for large fleet JSON Lines files.
 
-A typed decoder (msgspec) reads every line into a small struct whose ``self``
+A typed decoder (msgspec) reads each line into a small struct whose ``self``
 and ``compatible`` stay raw JSON bytes; devices are grouped by those bytes, and
 each distinct descriptor is decoded and validated once. Anything this path
 does not accept as it is (a decoding error, a bad descriptor, a duplicate id)
@@ -18,6 +18,7 @@ import numpy as np
 from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
+from .guards import find_long_line
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True):
@@ -44,8 +45,15 @@ def looks_like_fleet_lines(data: bytes) -> bool:
 
 def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader."""
+    # What the careful reader refuses or words differently: over-long lines, and
+    # surrogate escapes (\ud800-\udfff) that may not pair up.
+    if find_long_line(data) is not None or b"\\ud" in data or b"\\uD" in data:
+        return None
+    decode = _DECODER.decode
     try:
-        lines = _DECODER.decode_lines(data)
+        # One value per line, as the careful reader wants: decoding line by line refuses
+        # a line holding two values, or a value spread over two lines.
+        lines = [decode(line) for line in data.split(b"\n") if line and not line.isspace()]
     except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
         return None
     ids = [line.id for line in lines]

@@ -7,19 +7,25 @@ array of records or a seed document; anything else is read as JSON Lines.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import InputError
+from ..errors import FastmatchError, InputError
+from .guards import TOO_DEEP, check_decoded, check_line_lengths, decode_utf8, id_from_name, line_too_deep
+
+# json raises a plain ValueError (not a JSONDecodeError) for an integer of more digits
+# than int() accepts (4300 by default).
+_NUMBER_TOO_LONG = "invalid JSON: a number of thousands of digits"
+_LONG_NUMBER = re.compile(r"[0-9]{1000}")
 
 
-def read_json(data: bytes, path: Path) -> tuple[list[Any], list[int] | None]:
+def read_json(
+    data: bytes, path: Path, *, on_error: Callable[[Any, FastmatchError], None] | None = None
+) -> tuple[list[Any], list[int] | None]:
+    """``on_error(line_text, error)``, when given, takes each JSON Lines line that does not decode."""
     name = str(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", file=name, line=line) from None
+    text = decode_utf8(data, name)
     stripped = text.lstrip()
     if stripped == "":
         return [], []
@@ -29,13 +35,16 @@ def read_json(data: bytes, path: Path) -> tuple[list[Any], list[int] | None]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         if _first_line_is_json(text):
-            return _read_lines(text, name)
+            return _read_lines(text, name, on_error)
         # One JSON document over several lines (a seed document): name the line of the slip,
         # not the first line, which is only an incomplete piece of it.
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=name, line=exc.lineno) from None
     except RecursionError:
-        raise InputError("JSON nested too deeply", file=name) from None
+        raise InputError(TOO_DEEP, file=name, line=line_too_deep(text)) from None
+    except ValueError:
+        raise InputError(_NUMBER_TOO_LONG, file=name, line=_line_of_long_number(text)) from None
     if isinstance(document, dict) and "self" in document and "id" not in document and isinstance(document["self"], list):
+        check_decoded(document, name, None, text)
         return _read_seed(document, path), None
     if not _first_line_is_json(text):
         # One JSON value over several lines, but neither a seed document nor an array:
@@ -50,7 +59,7 @@ def read_json(data: bytes, path: Path) -> tuple[list[Any], list[int] | None]:
             "write device records one per line (JSON Lines) or as a JSON array",
             file=name, line=1,
         )
-    return _read_lines(text, name)
+    return _read_lines(text, name, on_error)
 
 
 def _first_line_is_json(text: str) -> bool:
@@ -64,30 +73,41 @@ def _first_line_is_json(text: str) -> bool:
         start = end + 1
     try:
         json.loads(first)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # json.JSONDecodeError is a ValueError
         return False
     return True
 
 
-def _read_lines(text: str, name: str) -> tuple[list[Any], list[int]]:
+def _read_lines(text: str, name: str, on_error=None) -> tuple[list[Any], list[int]]:
+    check_line_lengths(text, name)
     records, lines = [], []
     # Records end at "\n" only: str.splitlines() would also split at U+2028, U+0085
     # and the like, which JSON allows unescaped inside strings.
     for number, line in enumerate(text.split("\n"), start=1):
         if line.strip() == "":
             continue
-        records.append(_loads(line, name, number))
+        try:
+            records.append(_loads(line, name, number))
+        except InputError as exc:
+            if on_error is None:
+                raise
+            on_error(line, exc)
+            continue
         lines.append(number)
     return records, lines
 
 
 def _loads(text: str, name: str, line: int) -> Any:
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=name, line=line + exc.lineno - 1) from None
     except RecursionError:
-        raise InputError("JSON nested too deeply", file=name, line=line) from None
+        raise InputError(TOO_DEEP, file=name, line=line) from None
+    except ValueError:
+        raise InputError(_NUMBER_TOO_LONG, file=name, line=line) from None
+    check_decoded(value, name, line, text)
+    return value
 
 
 def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
@@ -95,6 +115,15 @@ def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
     decoder = json.JSONDecoder()
     records, lines = [], []
     position = text.index("[") + 1
+    # Line numbers are counted onward from the last element, not from the start
+    # of the text each time: that would make a large array quadratic.
+    counted_to, line_at = 0, 1
+
+    def line_of(pos: int) -> int:
+        nonlocal counted_to, line_at
+        line_at += text.count("\n", counted_to, pos)
+        counted_to = pos
+        return line_at
 
     def skip_space(pos: int) -> int:
         while pos < len(text) and text[pos] in " \t\r\n":
@@ -102,7 +131,7 @@ def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
         return pos
 
     def fail(message: str, pos: int):
-        raise InputError(message, file=name, line=text.count("\n", 0, pos) + 1)
+        raise InputError(message, file=name, line=line_of(pos))
 
     position = skip_space(position)
     if position < len(text) and text[position] == "]":
@@ -114,9 +143,12 @@ def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
             except json.JSONDecodeError as exc:
                 fail(f"invalid JSON: {exc.msg} (column {exc.colno})", exc.pos)
             except RecursionError:
-                fail("JSON nested too deeply", position)
+                fail(TOO_DEEP, position)
+            except ValueError:
+                fail(_NUMBER_TOO_LONG, position)
+            check_decoded(value, name, line_of(position), text[position:end])
             records.append(value)
-            lines.append(text.count("\n", 0, position) + 1)
+            lines.append(line_of(position))
             position = skip_space(end)
             if position < len(text) and text[position] == ",":
                 position = skip_space(position + 1)
@@ -139,8 +171,13 @@ def _read_seed(document: dict, path: Path) -> list[dict[str, Any]]:
     compatible = document.get("compatible", [])
     if len(selves) == 0:
         raise InputError("'self' holds no descriptor", file=str(path), field="self")
-    stem = path.stem
+    stem = id_from_name(path.stem, str(path))
     return [
         {"id": stem if len(selves) == 1 else f"{stem}#{k}", "self": descriptor, "compatible": compatible}
         for k, descriptor in enumerate(selves)
     ]
+
+
+def _line_of_long_number(text: str) -> int | None:
+    match = _LONG_NUMBER.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
