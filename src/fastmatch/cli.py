@@ -18,7 +18,9 @@ import stat
 import sys
 import tempfile
 import warnings
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, nullcontext, suppress
+from functools import partial
+from types import SimpleNamespace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
@@ -98,6 +100,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _workers(text: str) -> int:
     value = _integer(text)
     if value < 1 and value != -1:
@@ -130,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
             help=f"read the inputs as {', '.join(FORMATS)} (default: told apart by content)",
         )
 
+    def quiet_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
+
     def skip_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--skip-invalid", action="store_true", help="leave out invalid records instead of stopping")
         p.add_argument("--rejects", metavar="FILE", help="with --skip-invalid: write each left-out record and why (JSON Lines)")
@@ -148,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    quiet_option(p)
     p.set_defaults(run=_cmd_match)
 
     p = commands.add_parser("explain", help="say why one source -> target pair is or is not compatible")
@@ -180,10 +193,38 @@ def _parser() -> argparse.ArgumentParser:
     skip_options(p)
     p.set_defaults(run=_cmd_collect)
 
+    p = commands.add_parser("generate", help="write a synthetic fleet (DIR/sources.jsonl, DIR/targets.jsonl)")
+    p.add_argument("--sources", type=_non_negative, required=True, metavar="N", help="source devices")
+    p.add_argument("--targets", type=_non_negative, required=True, metavar="M", help="target devices")
+    p.add_argument("--distinct", type=_positive, required=True, metavar="K", help="at most K distinct descriptors per side")
+    p.add_argument("--seed", type=_integer, default=0, metavar="S", help="the same seed gives the same files (default: 0)")
+    p.add_argument(
+        "--record-fraction", type=float, default=None, metavar="F",
+        help="share of target descriptors with COMPATIBLE records (default: a third)",
+    )
+    p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write the two files to")
+    p.set_defaults(run=_cmd_generate)
+
     p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
     p.set_defaults(run=_cmd_demo)
     return parser
+
+
+def _progress(args: argparse.Namespace):
+    """A tqdm factory for progress bars on a terminal, or None (not a terminal, or --quiet)."""
+    if args.quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+def _steps(progress, total: int, description: str):
+    """A bar over ``total`` steps, or a stand-in that ignores updates."""
+    if progress is None:
+        return nullcontext(SimpleNamespace(update=lambda n=1: None))
+    return progress(total=total, desc=description, unit="file")
 
 
 def _policy(path: str | None) -> Policy:
@@ -238,9 +279,13 @@ def _write_output(path: str | None, chunks: Iterable[str]) -> None:
 def _cmd_match(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
-    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
-    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
-    result = match(sources, targets, policy, workers=args.workers)
+    progress = _progress(args)
+    with _steps(progress, 2, "reading") as reading:
+        sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
+        reading.update()
+        targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
+        reading.update()
+    result = match(sources, targets, policy, workers=args.workers, progress=progress)
     indices, scores = result.top_k(args.top)
     chunks = _FORMATTERS[args.format](sources.ids, targets.ids, indices, scores)
     if rejects is not None:
@@ -253,11 +298,39 @@ def _candidates(indices: np.ndarray, scores: np.ndarray, i: int) -> list[tuple[i
     return [(int(j), int(s)) for j, s in zip(indices[i], scores[i]) if j >= 0]
 
 
+def _shared_rankings(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Most sources share their whole ranking with others (the devices of one class, wherever
+    their host does not matter), so each distinct ranking is formatted once.
+
+    Returns ``(first, which)``: a row holding each distinct ranking, and each row's ranking.
+    """
+    rows = np.concatenate([indices, scores], axis=1)
+    if len(rows) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    weights = np.random.default_rng(0).integers(1, 2**63, rows.shape[1], dtype=np.uint64) | np.uint64(1)
+    hashes = (rows.astype(np.uint64) * weights).sum(axis=1)
+    _, first, which = np.unique(hashes, return_index=True, return_inverse=True)
+    collided = np.flatnonzero((rows != rows[first[which]]).any(axis=1))
+    if len(collided):  # two rankings with one hash: give those rows rankings of their own
+        which = which.copy()
+        which[collided] = len(first) + np.arange(len(collided))
+        first = np.concatenate([first, collided])
+    return first, which
+
+
 def _format_json(source_ids, target_ids, indices, scores) -> Iterator[str]:
     """JSON Lines: one object per source."""
-    for i, source_id in enumerate(source_ids):
-        candidates = [{"target": target_ids[j], "score": s} for j, s in _candidates(indices, scores, i)]
-        yield json.dumps({"source": source_id, "candidates": candidates}, ensure_ascii=False) + "\n"
+    first, which = _shared_rankings(indices, scores)
+    encode = partial(json.dumps, ensure_ascii=False)
+    rankings = [
+        ", ".join(f'{{"target": {encode(target_ids[j])}, "score": {s}}}' for j, s in _candidates(indices, scores, i))
+        for i in first
+    ]
+    for start in range(0, len(source_ids), 8192):
+        stop = min(len(source_ids), start + 8192)
+        yield "".join(
+            f'{{"source": {encode(source_ids[i])}, "candidates": [{rankings[which[i]]}]}}\n' for i in range(start, stop)
+        )
 
 
 def _format_csv(source_ids, target_ids, indices, scores) -> Iterator[str]:
@@ -265,16 +338,22 @@ def _format_csv(source_ids, target_ids, indices, scores) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
 
-    def row(values: list[Any]) -> str:
+    def cells(values: list[Any]) -> str:
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(values)
         return buffer.getvalue()
 
-    yield row(["source", "rank", "target", "score"])
+    yield cells(["source", "rank", "target", "score"])
+    first, which = _shared_rankings(indices, scores)
+    # Each distinct ranking's rows without the leading source cell.
+    rankings = [
+        [cells([rank, target_ids[j], s]) for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1)]
+        for i in first
+    ]
     for i, source_id in enumerate(source_ids):
-        for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1):
-            yield row([source_id, rank, target_ids[j], s])
+        prefix = cells([source_id])[:-1] + ","
+        yield "".join(prefix + row for row in rankings[which[i]])
 
 
 def _format_table(source_ids, target_ids, indices, scores) -> Iterator[str]:
@@ -390,6 +469,17 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     if rejects is not None:
         rejects.report(args.rejects)
     _write_output(args.output, (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records()))
+    return EXIT_OK
+
+
+# -- generate ------------------------------------------------------------------------------
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from .generate import DEFAULT_RECORD_FRACTION, write_fleet
+
+    fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
+    paths = write_fleet(args.output, args.sources, args.targets, args.distinct, args.seed, record_fraction=fraction)
+    for path in paths:
+        print(path)
     return EXIT_OK
 
 
