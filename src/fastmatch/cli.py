@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+import msgspec
 import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
@@ -321,7 +322,10 @@ def _shared_rankings(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
 def _format_json(source_ids, target_ids, indices, scores) -> Iterator[str]:
     """JSON Lines: one object per source."""
     first, which = _shared_rankings(indices, scores)
-    encode = partial(json.dumps, ensure_ascii=False)
+
+    def encode(text: str) -> str:
+        return msgspec.json.encode(text).decode()
+
     rankings = [
         ", ".join(f'{{"target": {encode(target_ids[j])}, "score": {s}}}' for j, s in _candidates(indices, scores, i))
         for i in first

@@ -68,19 +68,12 @@ def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
         return None
 
     # Devices that share their descriptor's raw bytes share its parsing.
-    keys: dict[tuple, int] = {}
-    add = keys.setdefault
-    descriptor_of = np.fromiter(
-        (
-            add((bytes(line.self_), bytes(line.compatible), line.migration_version, line.migratable), len(keys))
-            for line in lines
-        ),
-        dtype=np.int64,
-        count=len(lines),
-    )
+    keys = [(bytes(line.self_), bytes(line.compatible), line.migration_version, line.migratable) for line in lines]
+    position = {key: k for k, key in enumerate(dict.fromkeys(keys))}
+    descriptor_of = np.fromiter(map(position.__getitem__, keys), dtype=np.int64, count=len(keys))
     builder = DeviceSetBuilder(policy)
     try:
-        for key in keys:
+        for key in position:
             builder.add_descriptor(_descriptor_parts(key))
     except (FastmatchError, ValueError, RecursionError):
         return None
