@@ -18,7 +18,9 @@ import support
 from numpy_baseline import NumpyBaseline
 
 SIZES = support.sizes()
-IMPLEMENTATIONS = ("reference", "numpy", "native-1", "native-2")
+# native-N writes the whole class-pair matrix (as `.scores`/`.reasons` do); native-N-blocks
+# writes each block into one reused, cache-sized buffer (as top_k, counts and to_sparse do).
+IMPLEMENTATIONS = ("reference", "numpy", "native-1", "native-2", "native-1-blocks", "native-2-blocks")
 
 
 def _rounds(n: int) -> int:
@@ -48,6 +50,19 @@ def test_dense_kernel(benchmark, n, implementation):
 
         benchmark.pedantic(run, rounds=_rounds(n), iterations=1, warmup_rounds=1)
         _check_against_native(problem, scores, reasons)
+    elif implementation.endswith("-blocks"):
+        workers = int(implementation.split("-")[1])
+        last_rows = benchmark.pedantic(
+            support.native_kernel_blocks,
+            args=(problem.interned, workers),
+            rounds=_rounds(n),
+            iterations=1,
+            warmup_rounds=1,
+        )
+        i0, block_scores, block_reasons = last_rows
+        expected_scores, expected_reasons = NumpyBaseline(problem.interned).run_rows(i0, n)
+        np.testing.assert_array_equal(block_reasons, expected_reasons)
+        np.testing.assert_array_equal(block_scores, expected_scores)
     else:
         workers = int(implementation.split("-")[1])
         benchmark.pedantic(

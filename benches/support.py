@@ -142,6 +142,24 @@ def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarra
         problem.evaluate(i0, i1, scores[i0:i1], reasons[i0:i1], workers)
 
 
+def native_kernel_blocks(interned, workers: int):
+    """Every class pair through the native kernel, block after block into one reused buffer,
+    as MatchResult's bounded outputs read them. Returns the last block: (i0, scores, reasons)."""
+    from fastmatch import _kernel
+    from fastmatch.native import PAIRS_PER_BLOCK
+
+    problem = _kernel.Problem(interned)
+    problem.prepare(workers)
+    n, m = problem.shape
+    step = max(1, PAIRS_PER_BLOCK // max(1, m))
+    scores = np.empty((step, m), dtype=np.int64)
+    reasons = np.empty((step, m), dtype=np.uint64)
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        problem.evaluate(i0, i1, scores[: i1 - i0], reasons[: i1 - i0], workers)
+    return i0, scores[: i1 - i0], reasons[: i1 - i0]
+
+
 def native_rows(interned, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
     """Source classes i0..i1 through the native kernel (for spot checks)."""
     from fastmatch import _kernel
