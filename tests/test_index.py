@@ -74,3 +74,19 @@ def test_index_of_an_empty_fleet():
     index = fastmatch.TargetIndex([])
     indices, scores = index.top_k({"self": {"mdev_type": "a"}}, 2)
     assert indices.tolist() == [[-1, -1]] and scores.tolist() == [[-1, -1]]
+
+
+def test_unseen_values_that_share_a_code_stay_apart():
+    """1.0.4 and 1.2 both sort after the targets' 1.0.3: they share a version code, but
+    not the minor that the version rule reads (1.0.4 -> 1.0.3 passes, 1.2 -> 1.0.3 does not)."""
+    targets = [{"id": "t", "self": {"software_version": "1.0.3"}}]
+    sources = [
+        {"id": "a", "self": {"software_version": "1.0.4"}},
+        {"id": "b", "self": {"software_version": "1.2"}},
+    ]
+    index = fastmatch.TargetIndex(targets)
+    for order in (sources, sources[::-1]):
+        expected = fastmatch.match(order, targets).top_k(1)
+        got = index.top_k(order, 1)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+        assert sorted(got[0][:, 0].tolist()) == [-1, 0]

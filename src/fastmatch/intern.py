@@ -353,6 +353,9 @@ class _Context:
             row = tuple(v.code_of(d.values.get(name)) for v, name in zip(vocabularies, attributes))
             recs = tuple(record_ids.setdefault(r, len(record_ids)) for r in d.records) if records_count else ()
             key = (row, recs, d.migratable, d.migration_version)
+            if frozen:
+                # Unseen values share codes; what else the kernel reads of them must tell them apart.
+                key += (self._unseen_detail(d),)
             if key not in class_index:
                 class_index[key] = len(members)
                 members.append((row, d, recs))
@@ -412,6 +415,17 @@ class _Context:
             patch=patch,
             newest_rank=self._newest_rank(codes) if role == "target" else np.zeros(n, dtype=np.int64),
         )
+
+    def _unseen_detail(self, d: Descriptor) -> tuple:
+        """The version majors and minors, and the sets' items, that codes alone do not give."""
+        detail = []
+        for i in self.version_slot:
+            value = d.values.get(self.attributes[i])
+            if value is not None:
+                detail.append((self.vocabularies[i].major_of(value), self.vocabularies[i].minor_of(value)))
+        for i in self.word_start:
+            detail.append(d.values.get(self.attributes[i], frozenset()))
+        return tuple(detail)
 
     def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
         """prefer="newest": the rank of each target's version among the targets' versions."""
