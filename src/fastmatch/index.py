@@ -52,7 +52,7 @@ class TargetIndex:
         prepared = self._prepared
         if prepared is None or implementation() == "python" or not prepared.supports(sources):
             return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
-        from . import _kernel
+        from .native import prepared_problem
 
         n = len(sources)
         indices = np.full((n, k), -1, dtype=np.int64)
@@ -60,7 +60,7 @@ class TargetIndex:
         if n == 0 or k == 0 or len(self.targets) == 0:
             return indices, scores
         interned = prepared.with_sources(sources)
-        problem = _kernel.Problem(interned)
+        problem = prepared_problem(interned, self.workers)
         n_source_classes, n_target_classes = problem.shape
         class_scores = np.empty((n_source_classes, n_target_classes), dtype=np.int64)
         class_reasons = np.empty((n_source_classes, n_target_classes), dtype=np.uint64)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Callable, Iterator
 
 import numpy as np
 
-from . import _kernel
+# Each block is one short OpenMP parallel region. With OpenMP's default spinning, a
+# thread that another process keeps off its core stalls every region's barrier: on
+# this 2-core machine, with one core busy, 2 workers ran 6 times slower than 1. Idle
+# threads that sleep instead cost microseconds per block. (A caller's setting wins.)
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+from . import _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
 from .devices import DeviceSet
 from .intern import NativeUnsupported, intern
 from .policy import Policy
@@ -16,6 +23,13 @@ from .result import MatchResult
 # About 260,000 pairs per block: the block buffers (4 MiB) stay in cache while the
 # consumer reads them, and Ctrl-C is honoured between blocks, a millisecond apart.
 PAIRS_PER_BLOCK = 1 << 18
+
+
+def prepared_problem(interned, workers: int) -> "_kernel.Problem":
+    """The kernel's view of interned arrays, its records already matched."""
+    problem = _kernel.Problem(interned)
+    problem.prepare(workers)
+    return problem
 
 
 class NativeClassPairs:
@@ -69,9 +83,7 @@ def run_native(
 
         warnings.warn(f"fastmatch: {exc.message}; using the reference implementation", RuntimeWarning, stacklevel=3)
         return match_reference(sources, targets, policy, confirm, memory_limit)
-    problem = _kernel.Problem(interned)
-    problem.prepare(workers)
-    pairs = NativeClassPairs(problem, workers, block, progress)
+    pairs = NativeClassPairs(prepared_problem(interned, workers), workers, block, progress)
     return MatchResult(
         sources,
         targets,
