@@ -130,11 +130,9 @@ def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarra
     records matched once, then blocks of source classes); it is the one place
     the benchmarks touch the kernel's own API, so update it when that changes.
     """
-    from fastmatch import _kernel
-    from fastmatch.native import PAIRS_PER_BLOCK
+    from fastmatch.native import PAIRS_PER_BLOCK, prepared_problem
 
-    problem = _kernel.Problem(interned)
-    problem.prepare(workers)
+    problem = prepared_problem(interned, workers)
     n, m = problem.shape
     step = max(1, PAIRS_PER_BLOCK // max(1, m))
     for i0 in range(0, n, step):
@@ -145,11 +143,9 @@ def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarra
 def native_kernel_blocks(interned, workers: int):
     """Every class pair through the native kernel, block after block into one reused buffer,
     as MatchResult's bounded outputs read them. Returns the last block: (i0, scores, reasons)."""
-    from fastmatch import _kernel
-    from fastmatch.native import PAIRS_PER_BLOCK
+    from fastmatch.native import PAIRS_PER_BLOCK, prepared_problem
 
-    problem = _kernel.Problem(interned)
-    problem.prepare(workers)
+    problem = prepared_problem(interned, workers)
     n, m = problem.shape
     step = max(1, PAIRS_PER_BLOCK // max(1, m))
     scores = np.empty((step, m), dtype=np.int64)
@@ -162,10 +158,9 @@ def native_kernel_blocks(interned, workers: int):
 
 def native_rows(interned, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
     """Source classes i0..i1 through the native kernel (for spot checks)."""
-    from fastmatch import _kernel
+    from fastmatch.native import prepared_problem
 
-    problem = _kernel.Problem(interned)
-    problem.prepare(1)
+    problem = prepared_problem(interned, 1)
     scores = np.empty((i1 - i0, problem.shape[1]), dtype=np.int64)
     reasons = np.empty((i1 - i0, problem.shape[1]), dtype=np.uint64)
     problem.evaluate(i0, i1, scores, reasons, 1)
