@@ -75,10 +75,11 @@ def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Poli
 
 
 def worker_count(workers: int) -> int:
-    if workers == -1 or workers == 0:
-        return os.cpu_count() or 1
-    if workers < 0:
-        raise ValueError(f"workers must be -1 (all cores) or >= 1, got {workers}")
+    """Kernel threads: ``workers`` itself, or with -1 the cores this process may run on."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or (workers < 1 and workers != -1):
+        raise ValueError(f"workers must be -1 (all cores) or an integer >= 1, got {workers!r}")
+    if workers == -1:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return workers
 
 

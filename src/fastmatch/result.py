@@ -224,13 +224,9 @@ class MatchResult:
                 targets = by_class.devices_of(np.flatnonzero(class_scores[row] >= 0))
                 targets.sort()
                 values = class_scores[row][self.target_class[targets]]
-                keep = np.ones((len(members), len(targets)), dtype=bool)
-                if self.policy.exclude_same_host:
-                    hosts = s_host[members]
-                    keep &= (t_host[targets][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
-                same = self._same_device[members]
-                for r in np.flatnonzero(same >= 0):
-                    keep[r] &= targets != same[r]
+                keep = allowed(
+                    s_host[members], self._same_device[members], targets, t_host, self.policy.exclude_same_host
+                )
                 rows, picked = np.nonzero(keep)  # row-major: each member's targets in device order
                 row_sizes = np.bincount(rows, minlength=len(members))
                 offsets = np.arange(len(rows)) - np.repeat(np.cumsum(row_sizes) - row_sizes, row_sizes)
@@ -449,16 +445,26 @@ class Ranking:
         order = np.lexsort((devices, -device_scores))[:depth]
         devices, device_scores = devices[order], device_scores[order]
 
-        keep = np.ones((len(members), len(devices)), dtype=bool)
-        if self.exclude_same_host:
-            keep &= (targets.host[devices][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
-        for r in np.flatnonzero(twins >= 0):
-            keep[r] &= devices != twins[r]
+        keep = allowed(hosts, twins, devices, targets.host, self.exclude_same_host)
         first = np.argsort(~keep, axis=1, kind="stable")[:, :k]
         found = np.take_along_axis(keep, first, axis=1)
         width = first.shape[1]
         indices[members, :width] = np.where(found, devices[first], -1)
         scores[members, :width] = np.where(found, device_scores[first], -1)
+
+
+def allowed(
+    hosts: np.ndarray, twins: np.ndarray, devices: np.ndarray, device_hosts: np.ndarray, exclude_same_host: bool
+) -> np.ndarray:
+    """bool (sources, devices): which of these target devices each source may go to, its class
+    being compatible with theirs: not the source itself (its twin), nor, with
+    ``exclude_same_host``, a device on the source's (named) host."""
+    keep = np.ones((len(hosts), len(devices)), dtype=bool)
+    if exclude_same_host:
+        keep &= (device_hosts[devices][None, :] != hosts[:, None]) | (hosts[:, None] == 0)
+    for r in np.flatnonzero(twins >= 0):
+        keep[r] &= devices != twins[r]
+    return keep
 
 
 def _gather(pairs: ClassPairs) -> tuple[np.ndarray, np.ndarray]:
