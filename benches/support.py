@@ -32,6 +32,7 @@ import fastmatch
 import fastmatch.generate as generate
 
 ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
 FLEET_DISTINCT = 2000  # distinct descriptors per side of the fleet benchmark
 SEED = 0
 
