@@ -20,7 +20,7 @@
 #define FM_CLONES
 #endif
 
-#define FM_NO_RECORD (1ULL << 59)
+#define FM_NO_RECORD_SHIFT 59
 #define FM_FIXED_SHIFT 60 /* the lane's top two bits are OPAQUE (60) and NOT_MIGRATABLE (61) */
 #define FM_PASSED 1        /* todo: a target without records that passed every rule: score it */
 #define FM_CHECK_RECORDS 2 /* todo: a target whose records may still accept the source */
@@ -72,12 +72,13 @@
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T f = fails[j] | always;                                                                       \
             T reported = f & (T)~(t_cany[j] & s_cany);                                                     \
-            T ruled_out = (T)(0 - (T)((f & attribute_bits & (T)~(t_cany[j] & outside_of)) != 0));          \
+            T ruled_out = (T)((f & attribute_bits & (T)~(t_cany[j] & outside_of)) != 0);                   \
+            T has = has_records[j] & 1;                                                                    \
             reason[j] = (uint64_t)(reported & low) | ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |      \
-                        (FM_NO_RECORD & (0ULL - (uint64_t)(has_records[j] & ruled_out & 1)));              \
+                        ((uint64_t)(has & ruled_out) << FM_NO_RECORD_SHIFT);                               \
             score[j] = -1;                                                                                 \
-            uint8_t flag = (uint8_t)((FM_PASSED & ~has_records[j] & (T)(0 - (T)(reported == 0))) |          \
-                                     (FM_CHECK_RECORDS & has_records[j] & (T)~ruled_out));                 \
+            uint8_t flag = (uint8_t)((FM_PASSED & (0 - ((reported == 0) & (has ^ 1)))) |                    \
+                                     (FM_CHECK_RECORDS & (0 - (has & (ruled_out ^ 1)))));                  \
             todo[j] = flag;                                                                                \
             any |= flag;                                                                                   \
         }                                                                                                  \
