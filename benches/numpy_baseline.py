@@ -73,14 +73,19 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
     """Everything the baseline reads from ``fastmatch.intern``'s output (the coupling point)."""
 
     def side(data, other) -> _SideArrays:
+        # Each class's records: its record set's members, one list after another.
+        sets = [data.set_records[data.set_start[k] : data.set_start[k + 1]] for k in range(len(data.set_start) - 1)]
+        per_class = [sets[k] for k in data.record_set]
+        rec_start = np.concatenate([[0], np.cumsum([len(r) for r in per_class], dtype=np.int64)])
+        rec_ids = np.concatenate(per_class).astype(np.int32) if per_class else np.zeros(0, dtype=np.int32)
         return _SideArrays(
             codes=data.codes,
             vmajor=data.vmajor,
             vminor=data.vminor,
             masks=data.masks,
             cany=data.cany,
-            rec_start=data.rec_start,
-            rec_ids=data.rec_ids,
+            rec_start=rec_start,
+            rec_ids=rec_ids,
             cmask=data.records.cmask,
             matched=_match_records(data.records, other),
             exact_key=data.exact_key,

@@ -33,7 +33,6 @@ cdef enum:
     OP_CONFIRM = 7
     TEST_IN_CODES = 0
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
-    SCRATCH = TILE + TILE // 8 + 1  # per thread, in 64-bit words: failure masks, then a byte per target
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -68,9 +67,12 @@ cdef struct Side:
     const void* vminor
     const void* masks
     const void* cany
-    const int64_t* rec_start
-    const int32_t* rec_ids
-    const void* has_records  # lanes: all ones for those classes, else 0
+    const int32_t* record_set  # per class: its set of records, 0 for none
+    const int64_t* set_start  # set k holds set_records[set_start[k]:set_start[k + 1]]
+    const int32_t* set_records
+    int64_t n_sets
+    const int64_t* run_start  # classes come in runs of one record set: run k is classes run_start[k]..[k + 1]
+    const int32_t* run_set
     const int64_t* exact_key
     const uint8_t* has_version
     const int64_t* major
@@ -154,8 +156,9 @@ cdef inline bint records_accept(
     # A failed attribute that no record constrains, and with records="and" any failure, rules out every record.
     if failed & ~(<uint64_t>(<const lane_t*>holder.cany)[h]) or (records_and and failed != 0):
         return False
-    for k in range(holder.rec_start[h], holder.rec_start[h + 1]):
-        r = holder.rec_ids[k]
+    cdef int64_t record_set = holder.record_set[h]
+    for k in range(holder.set_start[record_set], holder.set_start[record_set + 1]):
+        r = holder.set_records[k]
         if matched[r] and (records_and or (failed & ~(<uint64_t>cmask[r])) == 0):
             return True
     return False
@@ -203,6 +206,8 @@ cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
     lane_t* fails,
+    lane_t* record_state,
+    lane_t* set_state,
     uint8_t* todo,
     uint64_t* reason,
     int64_t* score,
@@ -216,7 +221,6 @@ cdef void evaluate_row(
     cdef const lane_t* t_cany = <const lane_t*>t.cany
     cdef const lane_t* bits = <const lane_t*>K.op_bit
     cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
-    cdef const lane_t* has_records = <const lane_t*>t.has_records
     cdef lane_t always, bit, sv, reported, s_mask
     cdef uint8_t any_todo
     cdef uint64_t word
@@ -224,10 +228,20 @@ cdef void evaluate_row(
     cdef lane_t low_bits = attribute_bits  # with identity bits, the attribute bits are the low bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
     cdef uint64_t r
-    cdef int64_t j0, j1, n, j, k, w, row, b, q
+    cdef int64_t j0, j1, n, j, k, w, row, b, q, run = 0
+    cdef lane_t state
     cdef int64_t n_s = s.n, n_t = t.n
-    cdef bint source_has_records = s.rec_start[i + 1] > s.rec_start[i]
+    cdef bint source_has_records = s.record_set[i] != 0
     cdef int64_t n_source_records = s.records.n
+
+    # Which of the targets' record sets hold a record that matches this source's SELF.
+    set_state[0] = FM_NO_RECORDS
+    for k in range(1, t.n_sets):
+        set_state[k] = FM_NONE_MATCH
+        for w in range(t.set_start[k], t.set_start[k + 1]):
+            if target_matches[t.set_records[w]]:
+                set_state[k] = FM_SOME_MATCH
+                break
 
     j0 = 0
     while j0 < n_t:
@@ -235,6 +249,17 @@ cdef void evaluate_row(
         n = j1 - j0
         for j in range(n):
             fails[j] = 0
+        while t.run_start[run + 1] <= j0:
+            run += 1
+        j = j0
+        k = run
+        while j < j1:
+            w = min(t.run_start[k + 1], j1)
+            state = set_state[t.run_set[k]]
+            for b in range(j - j0, w - j0):
+                record_state[b] = state
+            j = w
+            k += 1
         always = 0  # bits that fail for every target, decided by the source alone
         for k in range(K.n_ops):
             bit = bits[k]
@@ -287,7 +312,7 @@ cdef void evaluate_row(
             any_todo = reasons(
                 fails,
                 t_cany + j0,
-                has_records + j0,
+                record_state,
                 n,
                 always,
                 s_cany,
@@ -307,7 +332,13 @@ cdef void evaluate_row(
                     r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
                 reason[j0 + j] = r
                 score[j0 + j] = -1
-                todo[j] = FM_CHECK_RECORDS if has_records[j0 + j] else (FM_PASSED if reported == 0 else 0)
+                if record_state[j] == FM_NO_RECORDS:
+                    todo[j] = FM_PASSED if reported == 0 else 0
+                elif record_state[j] == FM_SOME_MATCH:
+                    todo[j] = FM_CHECK_RECORDS
+                else:
+                    todo[j] = 0
+                    reason[j0 + j] |= NO_RECORD
                 any_todo |= todo[j]
 
         # The source's COMPATIBLE records (rarely read: direction source-offers or both).
@@ -342,6 +373,12 @@ cdef void evaluate_row(
         j0 = j1
 
 
+cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
+    """Per thread, in 64-bit words: a tile's failure masks and record states, a state per
+    record set, then a byte per target of the tile (and 8 spare)."""
+    return 2 * TILE + K.tgt.n_sets + TILE // 8 + 2
+
+
 cdef void evaluate_rows(
     const Kernel* K,
     int64_t i0,
@@ -355,12 +392,15 @@ cdef void evaluate_rows(
     lane_t* lane,
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n
+    cdef int64_t stride = scratch_words(K)
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
         evaluate_row(
             K,
             i,
-            <lane_t*>(scratch + threadid() * SCRATCH),
-            <uint8_t*>(scratch + threadid() * SCRATCH + TILE),
+            <lane_t*>(scratch + threadid() * stride),
+            <lane_t*>(scratch + threadid() * stride + TILE),
+            <lane_t*>(scratch + threadid() * stride + 2 * TILE),
+            <uint8_t*>(scratch + threadid() * stride + 2 * TILE + K.tgt.n_sets),
             reasons + (i - i0) * n_t,
             scores + (i - i0) * n_t,
             target_matches + i * n_target_records,
@@ -416,10 +456,13 @@ cdef class Problem:
         side.vminor = self._ptr(data.vminor, lane)
         side.masks = self._ptr(data.masks, lane)
         side.cany = self._ptr(data.cany, lane)
-        side.rec_start = <const int64_t*>self._ptr(data.rec_start, np.int64)
-        side.rec_ids = <const int32_t*>self._ptr(data.rec_ids, np.int32)
-        has_records = np.diff(data.rec_start) > 0
-        side.has_records = self._ptr(np.where(has_records, np.iinfo(lane).max, 0), lane)
+        side.record_set = <const int32_t*>self._ptr(data.record_set, np.int32)
+        side.set_start = <const int64_t*>self._ptr(data.set_start, np.int64)
+        side.set_records = <const int32_t*>self._ptr(data.set_records, np.int32)
+        side.n_sets = len(data.set_start) - 1
+        starts = np.flatnonzero(np.diff(data.record_set, prepend=-1) != 0)
+        side.run_start = <const int64_t*>self._ptr(np.append(starts, side.n), np.int64)
+        side.run_set = <const int32_t*>self._ptr(data.record_set[starts], np.int32)
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
         side.major = <const int64_t*>self._ptr(data.major, np.int64)
@@ -473,7 +516,7 @@ cdef class Problem:
             return
         if scores.shape[0] < i1 - i0 or scores.shape[1] != self.K.tgt.n or reasons.shape[0] != scores.shape[0] or reasons.shape[1] != scores.shape[1]:
             raise ValueError("output blocks do not match the problem's shape")
-        scratch = np.zeros(max(workers, 1) * SCRATCH, dtype=np.uint64)
+        scratch = np.zeros(max(workers, 1) * scratch_words(&self.K), dtype=np.uint64)
         cdef uint64_t[::1] scratch_view = scratch
         cdef uint8_t[:, ::1] target_matches = self._target_matches
         cdef uint8_t[:, ::1] source_matches = self._source_matches

@@ -24,6 +24,9 @@
 #define FM_FIXED_SHIFT 60 /* the lane's top two bits are OPAQUE (60) and NOT_MIGRATABLE (61) */
 #define FM_PASSED 1        /* todo: a target without records that passed every rule: score it */
 #define FM_CHECK_RECORDS 2 /* todo: a target whose records may still accept the source */
+#define FM_NO_RECORDS 0    /* record_state: the target has no COMPATIBLE records (that count) */
+#define FM_NONE_MATCH 1    /* record_state: none of its records matches the source's SELF */
+#define FM_SOME_MATCH 2    /* record_state: some record matches: the rules decide which may accept */
 
 #define FM_DEFINE_LOOPS(T, S)                                                                              \
     /* fails where t != s */                                                                               \
@@ -57,13 +60,14 @@
     }                                                                                                      \
     /* Failure masks -> reason masks, when failure bits are reason bits (low) and the top two bits are     \
      * OPAQUE and NOT_MIGRATABLE. A failed attribute that the pair's record holders constrain is theirs    \
-     * to report (cany). A target with records (has_records) whose failures already rule out every record  \
-     * (failures outside `outside_of & cany`) gets NO_RECORD here. Scores become -1. `todo` gets, per      \
-     * target, FM_PASSED when it passed without records and FM_CHECK_RECORDS when its records are still   \
-     * to be checked; returns the OR of `todo`.                                                            \
+     * to report (cany). `record_state` per target: FM_NO_RECORDS, FM_NONE_MATCH (it has records, and      \
+     * none accepts this source's SELF), FM_SOME_MATCH; NO_RECORD is set here when no record can accept    \
+     * (none matches, or a failure outside `outside_of & cany` rules them all out). Scores become -1.      \
+     * `todo` gets, per target, FM_PASSED when it passed without records and FM_CHECK_RECORDS when a       \
+     * matching record still has to be checked; returns the OR of `todo`.                                  \
      */                                                                                                    \
     static FM_CLONES uint8_t fm_reasons_##S(const T *restrict fails, const T *restrict t_cany,             \
-                                            const T *restrict has_records, int64_t n, T always, T s_cany,  \
+                                            const T *restrict record_state, int64_t n, T always, T s_cany, \
                                             T low, T attribute_bits, T outside_of,                         \
                                             uint64_t *restrict reason, int64_t *restrict score,            \
                                             uint8_t *restrict todo) {                                      \
@@ -73,12 +77,14 @@
             T f = fails[j] | always;                                                                       \
             T reported = f & (T)~(t_cany[j] & s_cany);                                                     \
             T ruled_out = (T)((f & attribute_bits & (T)~(t_cany[j] & outside_of)) != 0);                   \
-            T has = has_records[j] & 1;                                                                    \
+            T state = record_state[j];                                                                     \
+            T no_record = (T)((state == FM_NONE_MATCH) | ((state == FM_SOME_MATCH) & ruled_out));          \
+            T check = (T)((state == FM_SOME_MATCH) & (ruled_out ^ 1));                                     \
+            T passed = (T)((state == FM_NO_RECORDS) & (reported == 0));                                    \
             reason[j] = (uint64_t)(reported & low) | ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |      \
-                        ((uint64_t)(has & ruled_out) << FM_NO_RECORD_SHIFT);                               \
+                        ((uint64_t)no_record << FM_NO_RECORD_SHIFT);                                       \
             score[j] = -1;                                                                                 \
-            uint8_t flag = (uint8_t)((FM_PASSED & (0 - ((reported == 0) & (has ^ 1)))) |                    \
-                                     (FM_CHECK_RECORDS & (0 - (has & (ruled_out ^ 1)))));                  \
+            uint8_t flag = (uint8_t)((FM_PASSED & (0 - passed)) | (FM_CHECK_RECORDS & (0 - check)));        \
             todo[j] = flag;                                                                                \
             any |= flag;                                                                                   \
         }                                                                                                  \

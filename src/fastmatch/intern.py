@@ -150,8 +150,9 @@ class Side:
     vminor: np.ndarray  # lanes: rank of the minor
     masks: np.ndarray  # lanes [n_mask_words, n_classes]
     cany: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
-    rec_start: np.ndarray  # int64 [n_classes + 1]
-    rec_ids: np.ndarray  # int32: into this side's RecordTables
+    record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
+    set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
+    set_records: np.ndarray  # int32: into this side's RecordTables
     records: RecordTables
     # score inputs, read only for compatible pairs
     exact_key: np.ndarray  # int64: equal iff the descriptors agree on every non-ignore attribute
@@ -360,6 +361,13 @@ class _Context:
                 class_index[key] = len(members)
                 members.append((row, d, recs))
             class_of_descriptor[k] = class_index[key]
+        # Classes with the same records next to each other: the kernel then knows a tile's
+        # record state as a few runs, and visits the targets whose records it checks in order.
+        order = sorted(range(len(members)), key=lambda c: members[c][2])
+        members = [members[c] for c in order]
+        renumber = np.empty(len(order), dtype=np.int64)
+        renumber[order] = np.arange(len(order))
+        class_of_descriptor = renumber[class_of_descriptor]
 
         n, lane = len(members), self.lane
         codes = np.zeros((len(attributes) + 2, n), dtype=lane)
@@ -367,8 +375,8 @@ class _Context:
         vminor = np.zeros_like(vmajor)
         masks = np.zeros((self.words, n), dtype=lane)
         cany = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
-        rec_start = np.zeros(n + 1, dtype=np.int64)
-        rec_list: list[int] = []
+        record_sets: dict[tuple[int, ...], int] = {(): 0}
+        record_set = np.zeros(n, dtype=np.int32)
         exact_key = np.zeros(n, dtype=np.int64)
         has_version = np.zeros(n, dtype=np.uint8)
         major, minor, patch = (np.zeros(n, dtype=np.int64) for _ in range(3))
@@ -386,8 +394,7 @@ class _Context:
                 masks[start : start + vocabularies[i].words, c] = vocabularies[i].mask(d.values.get(attributes[i], ()))
             key = tuple(row[i] for i in self.exact_rows)
             exact_key[c] = self.exact_keys.get(key, -1) if frozen else self.exact_keys.setdefault(key, len(self.exact_keys))
-            rec_list.extend(recs)
-            rec_start[c + 1] = len(rec_list)
+            record_set[c] = record_sets.setdefault(recs, len(record_sets))
             if records_count:
                 constrained = 0
                 for r in recs:
@@ -405,8 +412,9 @@ class _Context:
             vminor=vminor,
             masks=masks,
             cany=cany,
-            rec_start=rec_start,
-            rec_ids=np.array(rec_list, dtype=np.int32),
+            record_set=record_set,
+            set_start=np.cumsum([0, *map(len, record_sets)], dtype=np.int64),
+            set_records=np.array([r for recs in record_sets for r in recs], dtype=np.int32),
             records=self.compile(records),
             exact_key=exact_key,
             has_version=has_version,
