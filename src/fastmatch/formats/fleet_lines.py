@@ -21,7 +21,7 @@ from ..policy import Policy
 from .guards import find_long_line
 
 
-class _Line(msgspec.Struct, forbid_unknown_fields=True):
+class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):  # no cycles: not tracked by the GC
     id: str
     self_: msgspec.Raw = msgspec.field(name="self")
     host: str | None = None
