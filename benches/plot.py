@@ -24,11 +24,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 OUTPUT_BYTES_PER_PAIR = 16
-ORDER = ("reference", "numpy", "native-1", "native-2")
+ORDER = ("reference", "numpy", "native-1", "native-2", "native-1-blocks", "native-2-blocks")
 LABELS = {
     "reference": "reference (plain Python)",
     "numpy": "NumPy broadcast baseline",
     "native-1": "native kernel, 1 worker",
+    "native-1-blocks": "native kernel, 1 worker, reused block buffers",
+    "native-2-blocks": "native kernel, 2 workers, reused block buffers",
     "native-2": "native kernel, 2 workers",
 }
 
