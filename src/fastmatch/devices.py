@@ -144,12 +144,6 @@ class DeviceSet:
                 seen.setdefault(name)
         return list(seen)
 
-    def index_of(self, device_id: str) -> int:
-        try:
-            return self.id_index[device_id]
-        except KeyError:
-            raise InputError(f"no device with id {device_id!r}") from None
-
     @cached_property
     def id_index(self) -> dict[str, int]:
         """Device id -> position."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -154,9 +154,6 @@ class Policy:
         }
         return out
 
-    def with_options(self, **changes: Any) -> "Policy":
-        return replace(self, **changes)
-
     # -- lookups ----------------------------------------------------------------------
     def canonical(self, name: str) -> str:
         """The attribute name for ``name``, which may be an alias."""
@@ -168,9 +165,6 @@ class Policy:
         if attr is not None:
             return attr
         return Attribute(name, "string", "ignore" if self.unknown == "ignore" else "exact")
-
-    def is_declared(self, name: str) -> bool:
-        return name in self._by_name
 
     def attribute_order(self, names_in_order: Iterable[str]) -> list[str]:
         """Declared attributes first, then unknown ones in the order given (SPEC section 8)."""

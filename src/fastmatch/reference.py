@@ -6,7 +6,7 @@ to. It works on device pairs, with no interning and no classes.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import numpy as np
 
