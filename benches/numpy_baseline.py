@@ -109,7 +109,7 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
         "lane": interned.lane,
         "ops": ops,
         "identity_bits": bool(interned.identity_bits),
-        "bit_reasons": interned.bit_reasons,
+        "reason_table": interned.reason_table,
         "attribute_bits": interned.lane(interned.attribute_bits),
         "type_row": int(interned.type_row),
         "prefer_newest": bool(interned.prefer_newest),
@@ -155,16 +155,6 @@ def _match_records(tables, other) -> np.ndarray:
     return out
 
 
-def _byte_tables(bit_reasons: np.ndarray, lane_bytes: int) -> np.ndarray:
-    """Reason bits of every byte value at every byte position of a failure mask."""
-    table = np.zeros((lane_bytes, 256), dtype=np.uint64)
-    values = np.arange(256)
-    for bit, reasons in enumerate(bit_reasons):
-        position, shift = divmod(bit, 8)
-        table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
-    return table
-
-
 class NumpyBaseline:
     """Class-pair scores and reasons of an interned problem, computed with NumPy broadcasting."""
 
@@ -175,7 +165,7 @@ class NumpyBaseline:
         self.shape = (self.src.n, self.tgt.n)
         lane = self.config["lane"]
         self.lane_bits = np.iinfo(lane).bits
-        self.reason_tables = _byte_tables(self.config["bit_reasons"], lane(0).itemsize)
+        self.reason_tables = self.config["reason_table"]
         # Targets with records, and their records slot by slot: slot k holds the k-th record of each.
         self.t_with = np.flatnonzero(np.diff(self.tgt.rec_start) > 0)
         self.t_slots = [

@@ -428,7 +428,7 @@ cdef class Problem:
         self.K.op_words = <const int32_t*>self._ptr(interned.op_words, np.int32)
         self.K.op_bit = self._ptr(interned.op_bit, lane)
         self.K.identity_bits = interned.identity_bits
-        self.K.reason_table = <const uint64_t*>self._ptr(_reason_table(interned.bit_reasons, self.lane_bytes), np.uint64)
+        self.K.reason_table = <const uint64_t*>self._ptr(interned.reason_table, np.uint64)
         self.K.attribute_bits = interned.attribute_bits
         self.K.type_row = interned.type_row
         policy = interned.policy
@@ -530,13 +530,3 @@ cdef class Problem:
                 evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint32_t*>NULL)
             else:
                 evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint64_t*>NULL)
-
-
-def _reason_table(bit_reasons, int lane_bytes):
-    """Reason bits of every byte value at every byte position of a failure mask."""
-    table = np.zeros((lane_bytes, 256), dtype=np.uint64)
-    values = np.arange(256)
-    for bit, reasons in enumerate(bit_reasons):
-        position, shift = divmod(bit, 8)
-        table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
-    return table

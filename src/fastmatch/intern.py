@@ -185,6 +185,18 @@ class Interned:
     prefer_newest: bool
     opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
 
+    @property
+    def reason_table(self) -> np.ndarray:
+        """uint64 [lane bytes, 256]: the reason bits of every byte value at every byte of a
+        failure mask (how failures become reasons when the bits are not the reason bits)."""
+        lane_bytes = np.dtype(self.lane).itemsize
+        table = np.zeros((lane_bytes, 256), dtype=np.uint64)
+        values = np.arange(256)
+        for bit, reasons in enumerate(self.bit_reasons):
+            position, shift = divmod(bit, 8)
+            table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
+        return table
+
 
 def intern(
     sources: DeviceSet,
