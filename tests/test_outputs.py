@@ -110,3 +110,14 @@ def test_empty_sides_give_shaped_outputs(implementation):
         assert result.stranded().tolist() == list(range(n))
         assert result.to_sparse().shape == (n, m)
         assert result.top_k(2)[0].shape == (n, 2)
+
+
+def test_memory_limit_from_the_environment(monkeypatch):
+    sources = [{"id": f"s{k}", "self": {"mdev_type": "a"}} for k in range(10)]
+    monkeypatch.setenv("FASTMATCH_MEMORY_LIMIT", "100")
+    result = fastmatch.match(sources, sources)
+    with pytest.raises(ResultTooLargeError):
+        result.reasons
+    monkeypatch.setenv("FASTMATCH_MEMORY_LIMIT", "a lot")
+    with pytest.raises(fastmatch.FastmatchError, match="FASTMATCH_MEMORY_LIMIT='a lot'"):
+        fastmatch.match(sources, sources)

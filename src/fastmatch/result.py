@@ -16,7 +16,7 @@ from typing import Iterator, Protocol
 import numpy as np
 
 from .devices import DeviceSet
-from .errors import ResultTooLargeError
+from .errors import FastmatchError, ResultTooLargeError
 from .explain import explain_pair
 from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, reason_names
@@ -62,8 +62,12 @@ class DenseClassPairs:
 def _memory_limit(value: int | None) -> int:
     if value is not None:
         return int(value)
-    configured = os.environ.get("FASTMATCH_MEMORY_LIMIT")
-    return int(configured) if configured else DEFAULT_MEMORY_LIMIT
+    configured = os.environ.get("FASTMATCH_MEMORY_LIMIT", "").strip()
+    if not configured:
+        return DEFAULT_MEMORY_LIMIT
+    if not configured.isdigit():
+        raise FastmatchError(f"FASTMATCH_MEMORY_LIMIT={configured!r}: expected a number of bytes")
+    return int(configured)
 
 
 class MatchResult:
