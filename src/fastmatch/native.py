@@ -50,7 +50,7 @@ class NativeClassPairs:
         rows = min(self.block_rows, max(n, 1))
         scores = np.empty((rows, m), dtype=np.int64)
         reasons = np.empty((rows, m), dtype=np.uint64)
-        bar = self.progress(total=n * m, unit="pair", unit_scale=True) if self.progress else None
+        bar = self.progress(total=n * m, desc="matching", unit="pair", unit_scale=True) if self.progress else None
         try:
             for i0 in range(0, n, rows):
                 i1 = min(n, i0 + rows)
