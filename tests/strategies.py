@@ -641,6 +641,7 @@ def compatible_record(draw, schema: list[AttrSpec]) -> dict[str, Any]:
 # =========================================================================================
 HOSTS = ("h1", "h2", "h3", "", None, MISSING)
 SEMANTIC = "__semantic"  # a descriptor's SELF as semantic values; never part of a device record
+CHANGED = "__changed"  # the attribute a source-only descriptor changed; never part of a record
 MIGRATION_VERSIONS = ("mv1", "mv1", "mv2", "nv1", "", None, MISSING, MISSING, MISSING)
 
 
@@ -694,10 +695,13 @@ def _near(draw, spec: AttrSpec, known: list) -> Any:
         return value + step if INT64_MIN <= value + step <= INT64_MAX else value - step
     if spec.kind == "version":
         parts = list(value.parts) + [0] * (3 - len(value.parts))
-        how = draw(st.integers(0, 2))
-        if how == 2:
+        how = draw(st.integers(0, 4))
+        if how == 4:
             return V(value.parts, ("rc", "9")) if not value.pre else V(value.parts, (*value.pre, "9"))
-        parts[how + 1] += 1
+        where, step = ((1, 1), (2, 1), (1, 2), (0, 1))[how]  # minor, patch, minor + 2, major
+        parts[where] += step if parts[where] + step <= INT64_MAX else -step  # components stay in 64 bits
+        if where < 2:
+            parts[where + 1 :] = [0] * (len(parts) - where - 1) if draw(st.booleans()) else parts[where + 1 :]
         while parts and parts[-1] == 0:
             parts.pop()
         return V(tuple(parts), value.pre)
@@ -705,20 +709,28 @@ def _near(draw, spec: AttrSpec, known: list) -> Any:
 
 
 @st.composite
-def _one_value_unseen(draw, parts: dict[str, Any], wide: list[AttrSpec], narrow: list[AttrSpec]) -> dict[str, Any]:
-    """A copy of a descriptor whose SELF differs in one attribute, mostly an int, version
-    or set one (whose unseen values are coded between or beside the known ones), set to a
-    value near a known one or to a value of the wider schema that the narrow one lacks."""
+def _one_value_unseen(
+    draw, parts: dict[str, Any], wide: list[AttrSpec], narrow: list[AttrSpec], name: str | None = None, around: Any = None
+) -> dict[str, Any]:
+    """A copy of a descriptor whose SELF differs in one attribute (``name``, or mostly an
+    int, version or set one, whose unseen values are coded between or beside the known
+    ones), set to a value near a known one (or near ``around``) or to a value of the wider
+    schema that the narrow one lacks. The attribute's name is under the key CHANGED."""
     semantic = dict(parts[SEMANTIC])
     ordered = [s for s in wide if s.kind != "string"]
-    spec = draw(st.sampled_from(ordered if ordered and draw(st.integers(0, 3)) < 3 else wide))
+    if name is not None:
+        spec = next(s for s in wide if s.name == name)
+    else:
+        spec = draw(st.sampled_from(ordered if ordered and draw(st.integers(0, 3)) < 3 else wide))
     known = next(s for s in narrow if s.name == spec.name).pool
-    if draw(st.booleans()):
+    if around is not None and spec.kind != "string":
+        semantic[spec.name] = draw(_near(spec, [around]))
+    elif draw(st.booleans()):
         semantic[spec.name] = draw(_near(spec, known))
     else:
         extra = [v for v in spec.pool if v not in known] or spec.pool
         semantic[spec.name] = draw(st.sampled_from(extra))
-    return {**parts, "self": draw(spell_self(semantic, wide)), SEMANTIC: semantic}
+    return {**parts, "self": draw(spell_self(semantic, wide)), SEMANTIC: semantic, CHANGED: spec.name}
 
 
 @st.composite
@@ -729,7 +741,7 @@ def _device(draw, device_id: str, descriptor_parts: dict[str, Any]) -> dict[str,
         record["host"] = host
     if draw(st.integers(0, 5)) == 5:
         record["vm"] = draw(st.sampled_from(("vm1", "", None)))
-    parts = {key: value for key, value in descriptor_parts.items() if key != SEMANTIC}
+    parts = {key: value for key, value in descriptor_parts.items() if key not in (SEMANTIC, CHANGED)}
     record.update(json.loads(json.dumps(parts)))  # a copy: records must not share lists
     capacity = draw(st.sampled_from((MISSING, MISSING, 0, 1, 2, 3)))
     if capacity is not MISSING:
@@ -828,7 +840,14 @@ def fleet_for(
     source_pool: list[dict[str, Any]] = []
     if unseen_sources:
         wide = draw(extended_schema(schema, big))
-        source_pool = [draw(_one_value_unseen(pick(), wide, schema)) for _ in range(draw(st.integers(2, 6)))]
+        for _ in range(draw(st.integers(1, 4))):
+            base_parts = pick()
+            first = draw(_one_value_unseen(base_parts, wide, schema))
+            source_pool.append(first)
+            if draw(st.booleans()):  # a sibling: the same attribute, a value next to the first (maybe the same code)
+                name = first[CHANGED]
+                around = first[SEMANTIC][name]
+                source_pool.append(draw(_one_value_unseen(base_parts, wide, schema, name, around)))
 
     def pick_source() -> dict[str, Any]:
         if source_pool and draw(st.integers(0, 2)) < 2:

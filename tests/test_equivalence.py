@@ -414,6 +414,35 @@ def test_target_index_equals_reference(scenario: Scenario, workers: int) -> None
     assert not problems, "TargetIndex vs reference:\n  " + "\n  ".join(problems)
 
 
+UNSEEN_CASES = {
+    # Request values the targets lack, that share a code (between the same known neighbours)
+    # but differ in what the rules or the score read: they must not share a class.
+    "version minor vs patch": ({}, ["1.1", "1.0.9"], ["1.0.8"]),
+    "unseen majors, closest score": ({"software_version": {"rule": "ge"}}, ["3.0", "5.0"], ["1.0", "6.0"]),
+    "unseen minors, closest score": ({"software_version": {"rule": "ge"}}, ["1.3", "1.5"], ["1.0", "1.9"]),
+    "unseen majors, score only": ({"software_version": {"rule": "ignore"}}, ["2.0", "4.0"], ["1.0", "6.0"]),
+}
+
+
+@requires_candidate
+@pytest.mark.parametrize("case", sorted(UNSEEN_CASES))
+def test_target_index_unseen_values_fixed(case: str) -> None:
+    rules, request_versions, target_versions = UNSEEN_CASES[case]
+    policy = {"attributes": rules} if rules else {}
+    sources = [{"id": f"s{k}", "self": {"software_version": v}} for k, v in enumerate(request_versions)]
+    targets = [{"id": f"t{k}", "self": {"software_version": v}} for k, v in enumerate(target_versions)]
+    sets = (["a+c", "a"], ["a+b", "c"])  # unseen combinations of known set items
+    sources += [{"id": f"p{k}", "self": {"pv_mode": v}} for k, v in enumerate(sets[0])]
+    targets += [{"id": f"q{k}", "self": {"pv_mode": v}} for k, v in enumerate(sets[1])]
+    scenario = Scenario(policy, sources, targets)
+    ref = run(scenario, REFERENCE)
+    with implementation(CANDIDATE):
+        index = fastmatch.TargetIndex(targets, scenario.policy)
+        got = {k: index.top_k(sources, k) for k in top_ks(len(targets))}
+    problems = [p for k in got for p in _top_k_differences(ref.top[k], got[k], f"top_k({k})")]
+    assert not problems, f"TargetIndex vs reference ({case}):\n  " + "\n  ".join(problems)
+
+
 # -- loading: fleet JSON Lines files (a fast path of their own) give what the records give -----
 @requires_candidate
 @budget(0.3)

@@ -437,15 +437,14 @@ class _Context:
         )
 
     def _unseen_detail(self, d: Descriptor) -> tuple:
-        """The version majors and minors, and the sets' items, that codes alone do not give."""
-        detail = []
-        for i in self.version_slot:
-            value = d.values.get(self.attributes[i])
-            if value is not None:
-                detail.append((self.vocabularies[i].major_of(value), self.vocabularies[i].minor_of(value)))
-        for i in self.word_start:
-            detail.append(d.values.get(self.attributes[i], frozenset()))
-        return tuple(detail)
+        """The values that codes alone do not tell apart once unseen ones share codes: ints and
+        versions (the version rule reads majors and minors, the score their distances) and sets
+        (their items). Unseen strings may share a class: no target and no record has them."""
+        return tuple(
+            d.values.get(name)
+            for name, vocabulary in zip(self.attributes, self.vocabularies)
+            if vocabulary.ordered or vocabulary.kind == "set"
+        )
 
     def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
         """prefer="newest": the rank of each target's version among the targets' versions."""
