@@ -241,15 +241,12 @@ class MatchResult:
 
     # -- one pair -----------------------------------------------------------------------
     def reason_names(self, i: int, j: int) -> list[str]:
-        return reason_names(self._pair_reasons(i, j), self.attributes)
+        return reason_names(self._pair(i, j)[0], self.attributes)
 
     def explain(self, i: int, j: int) -> str:
-        evaluator = PairEvaluator(self.policy, self.attributes, target_versions(self.policy, self.targets))
-        mask = self._pair_reasons(i, j)
-        class_scores, _ = self._pairs.row(int(self.source_class[i]))
-        score = int(class_scores[self.target_class[j]]) if mask == 0 else -1
+        mask, score = self._pair(i, j)
         return explain_pair(
-            evaluator,
+            self._evaluator,
             self.sources.ids[i],
             self.targets.ids[j],
             self.sources.descriptor(i),
@@ -258,18 +255,24 @@ class MatchResult:
             score,
         )
 
-    def _pair_reasons(self, i: int, j: int) -> int:
+    @cached_property
+    def _evaluator(self) -> PairEvaluator:
+        """The reference's view of this match, which explanations read (built once)."""
+        return PairEvaluator(self.policy, self.attributes, target_versions(self.policy, self.targets))
+
+    def _pair(self, i: int, j: int) -> tuple[int, int]:
+        """One pair's reason mask and score, from its class pair and the devices themselves."""
         n, m = self.shape
         if not (0 <= i < n and 0 <= j < m):
             raise IndexError(f"pair ({i}, {j}) is outside a {n} x {m} result")
-        _, class_reasons = self._pairs.row(int(self.source_class[i]))
+        class_scores, class_reasons = self._pairs.row(int(self.source_class[i]))
         mask = int(class_reasons[self.target_class[j]])
         if self._same_device[i] == j:
             mask |= SAME_DEVICE
         host = self.sources.hosts[i]
         if self.policy.exclude_same_host and host and host == self.targets.hosts[j]:
             mask |= SAME_HOST
-        return mask
+        return mask, int(class_scores[self.target_class[j]]) if mask == 0 else -1
 
     # -- what the device-level outputs share --------------------------------------------
     @cached_property
