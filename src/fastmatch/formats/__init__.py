@@ -92,20 +92,6 @@ def detect_format(data: bytes) -> str:
     return "text" if _TEXT_START.match(data) else "json"
 
 
-def path_format(path: str | Path, input_format: str | None = None) -> str:
-    """The format :func:`read_path` reads ``path`` in (``directory`` for a directory of files), from its first bytes."""
-    path = Path(path)
-    if path.is_dir():
-        return "sysfs" if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)) else "directory"
-    if input_format is not None:
-        return input_format
-    try:
-        with path.open("rb") as handle:
-            return detect_format(handle.read(_SNIFF_BYTES))
-    except OSError:
-        return "json"  # read_path reports it
-
-
 def _read_directory(
     directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None
 ) -> tuple[list[Any], Places]:
