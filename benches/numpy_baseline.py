@@ -3,15 +3,16 @@
 It computes what ``fastmatch.match`` computes at class level (SPEC sections
 6-8): per-attribute rules (exact, version, superset, ge, le), the opaque check,
 migratability, COMPATIBLE records with ``records = "override"`` or ``"and"``,
-NO_RECORD, the 64-bit reason masks and the scores of ``fastmatch/reasons.py``.
+NO_RECORD, the 64-bit reason masks and the scores of ``fastmatch/reasons.py``,
+written as the kernel writes them: one int64 outcome per pair.
 ``benches/test_baseline_equal.py`` holds it to ``fastmatch.match``.
 
 Honestly optimised NumPy: sources are taken a block at a time and broadcast
 against every target class; each rule is one or two vectorised comparisons
 written into preallocated buffers (``out=``), failures are OR-ed into a
 lane-wide failure mask per pair, reasons come from that mask by shifts (or byte
-tables), records are matched once per (record, class) and applied per record
-slot, and scores are computed only for the compatible pairs. Python loops run
+tables) straight into the output, records are matched once per (record, class)
+and applied per record slot, and scores are computed only for the compatible pairs. Python loops run
 over rules, records, record slots and blocks, never over pairs.
 
 Coupling to ``fastmatch.intern``: the baseline reads the interned arrays (the
@@ -39,7 +40,17 @@ from fastmatch.intern import (  # the op and test codes of the interned tables
     Interned,
     intern,
 )
-from fastmatch.reasons import FIELD_BITS, FIELD_CAP, NO_RECORD, SCORE_EXACT, SCORE_HAS_VERSION, SCORE_SAME_TYPE
+from fastmatch.reasons import (
+    FIELD_BITS,
+    FIELD_CAP,
+    INCOMPATIBLE,
+    NO_RECORD,
+    SCORE_EXACT,
+    SCORE_HAS_VERSION,
+    SCORE_SAME_TYPE,
+    outcome_reasons,
+    outcome_scores,
+)
 
 PAIRS_PER_BLOCK = 1 << 17  # about 130,000 pairs: the block's buffers stay in L2 (measured best)
 NO_RECORD_BIT = NO_RECORD.bit_length() - 1
@@ -183,31 +194,29 @@ class NumpyBaseline:
         self._flag2 = np.empty((rows, self.tgt.n), dtype=bool)
         self._wide = np.empty((rows, self.tgt.n), dtype=np.uint64)
 
-    def run(self, scores: np.ndarray | None = None, reasons: np.ndarray | None = None):
-        """Fill (or allocate) int64 scores and uint64 reasons of shape (source classes, target classes)."""
-        if scores is None:
-            scores = np.empty(self.shape, dtype=np.int64)
-        if reasons is None:
-            reasons = np.empty(self.shape, dtype=np.uint64)
+    def run(self, outcomes: np.ndarray | None = None) -> np.ndarray:
+        """Fill (or allocate) the int64 outcomes of shape (source classes, target classes)."""
+        if outcomes is None:
+            outcomes = np.empty(self.shape, dtype=np.int64)
         if self.tgt.n == 0:
-            return scores, reasons
+            return outcomes
         for i0 in range(0, self.src.n, self.block):
             i1 = min(self.src.n, i0 + self.block)
-            self._block(i0, i1, scores[i0:i1], reasons[i0:i1])
-        return scores, reasons
+            self._block(i0, i1, outcomes[i0:i1])
+        return outcomes
 
-    def run_rows(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and reasons of source classes i0..i1 only (for spot checks)."""
-        scores = np.empty((i1 - i0, self.tgt.n), dtype=np.int64)
-        reasons = np.empty((i1 - i0, self.tgt.n), dtype=np.uint64)
+    def run_rows(self, i0: int, i1: int) -> np.ndarray:
+        """The outcomes of source classes i0..i1 only (for spot checks)."""
+        outcomes = np.empty((i1 - i0, self.tgt.n), dtype=np.int64)
         for b0 in range(i0, i1, self.block):
             b1 = min(i1, b0 + self.block)
-            self._block(b0, b1, scores[b0 - i0 : b1 - i0], reasons[b0 - i0 : b1 - i0])
-        return scores, reasons
+            self._block(b0, b1, outcomes[b0 - i0 : b1 - i0])
+        return outcomes
 
     # -- one block of source classes against every target class ----------------------------------
-    def _block(self, i0: int, i1: int, scores: np.ndarray, reasons: np.ndarray) -> None:
+    def _block(self, i0: int, i1: int, outcomes: np.ndarray) -> None:
         b = i1 - i0
+        reasons = outcomes.view(np.uint64)  # the reason masks first, then the outcomes in place
         fails, tmp, flag, flag2, wide = self._fails[:b], self._lane[:b], self._flag[:b], self._flag2[:b], self._wide[:b]
         src, tgt, config = self.src, self.tgt, self.config
         fails.fill(0)
@@ -239,12 +248,12 @@ class NumpyBaseline:
         if self.s_has_records[i0:i1].any():
             self._source_records(i0, i1, failed, reasons)
 
-        # Scores, for the compatible pairs only.
-        scores.fill(-1)
+        # Outcomes: the reason mask with the sign bit, or for the compatible pairs their score.
         np.equal(reasons, 0, out=flag)
+        np.bitwise_or(outcomes, INCOMPATIBLE, out=outcomes)
         rows, cols = np.nonzero(flag)
         if len(rows):
-            scores[rows, cols] = self._scores(rows + i0, cols)
+            outcomes[rows, cols] = self._scores(rows + i0, cols)
 
     def _op(self, kind: int, row: int, words: int, i0: int, i1: int, flag: np.ndarray, flag2: np.ndarray) -> None:
         """``flag`` := where the op fails, for the block's sources against every target."""
@@ -365,5 +374,5 @@ def numpy_match(sources, targets, policy=None, confirm=None, block: int | None =
 
     policy = policy or sources.policy or Policy.default()
     interned = intern(sources, targets, policy, confirm)
-    scores, reasons = NumpyBaseline(interned, block).run()
-    return scores, reasons, interned.sources.class_of, interned.targets.class_of
+    outcomes = NumpyBaseline(interned, block).run()
+    return outcome_scores(outcomes), outcome_reasons(outcomes), interned.sources.class_of, interned.targets.class_of

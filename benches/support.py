@@ -116,16 +116,14 @@ def dense(n: int) -> Dense:
 
 
 @lru_cache(maxsize=1)
-def outputs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Class-pair output buffers, shared by the implementations at one size and touched once."""
-    scores = np.zeros((n, n), dtype=np.int64)
-    reasons = np.zeros((n, n), dtype=np.uint64)
-    return scores, reasons
+def outputs(n: int) -> np.ndarray:
+    """The class-pair output buffer (int64 outcomes), shared by the implementations at one size and touched once."""
+    return np.zeros((n, n), dtype=np.int64)
 
 
 # -- the native kernel, without the interning ------------------------------------------------------
-def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarray) -> None:
-    """Every class pair through the native kernel, into preallocated outputs.
+def native_kernel(interned, workers: int, outcomes: np.ndarray) -> None:
+    """Every class pair through the native kernel, into a preallocated output.
 
     This follows ``fastmatch.native`` (a Problem over the interned arrays, its
     records matched once, then blocks of source classes); it is the one place
@@ -138,34 +136,32 @@ def native_kernel(interned, workers: int, scores: np.ndarray, reasons: np.ndarra
     step = max(1, PAIRS_PER_BLOCK // max(1, m))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        problem.evaluate(i0, i1, scores[i0:i1], reasons[i0:i1], workers)
+        problem.evaluate(i0, i1, outcomes[i0:i1], workers)
 
 
 def native_kernel_blocks(interned, workers: int):
     """Every class pair through the native kernel, block after block into one reused buffer,
-    as MatchResult's bounded outputs read them. Returns the last block: (i0, scores, reasons)."""
+    as MatchResult's bounded outputs read them. Returns the last block: (i0, outcomes)."""
     from fastmatch.native import PAIRS_PER_BLOCK, prepared_problem
 
     problem = prepared_problem(interned, workers)
     n, m = problem.shape
     step = max(1, PAIRS_PER_BLOCK // max(1, m))
-    scores = np.empty((step, m), dtype=np.int64)
-    reasons = np.empty((step, m), dtype=np.uint64)
+    outcomes = np.empty((step, m), dtype=np.int64)
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
-        problem.evaluate(i0, i1, scores[: i1 - i0], reasons[: i1 - i0], workers)
-    return i0, scores[: i1 - i0], reasons[: i1 - i0]
+        problem.evaluate(i0, i1, outcomes[: i1 - i0], workers)
+    return i0, outcomes[: i1 - i0]
 
 
-def native_rows(interned, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+def native_rows(interned, i0: int, i1: int) -> np.ndarray:
     """Source classes i0..i1 through the native kernel (for spot checks)."""
     from fastmatch.native import prepared_problem
 
     problem = prepared_problem(interned, 1)
-    scores = np.empty((i1 - i0, problem.shape[1]), dtype=np.int64)
-    reasons = np.empty((i1 - i0, problem.shape[1]), dtype=np.uint64)
-    problem.evaluate(i0, i1, scores, reasons, 1)
-    return scores, reasons
+    outcomes = np.empty((i1 - i0, problem.shape[1]), dtype=np.int64)
+    problem.evaluate(i0, i1, outcomes, 1)
+    return outcomes
 
 
 def record(benchmark, implementation: str, size: str, pairs: int, **extra) -> None:

@@ -38,6 +38,7 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
 cdef uint64_t NO_RECORD = 1ULL << 59
+cdef uint64_t INCOMPATIBLE = 1ULL << 63
 cdef int64_t SCORE_EXACT = 1LL << 62
 cdef int64_t SCORE_SAME_TYPE = 1LL << 61
 cdef int64_t SCORE_HAS_VERSION = 1LL << 60
@@ -73,6 +74,8 @@ cdef struct Side:
     int64_t n_sets
     const int64_t* run_start  # classes come in runs of one record set: run k is classes run_start[k]..[k + 1]
     const int32_t* run_set
+    int64_t n_runs
+    const void* base_state  # per class: FM_NO_RECORDS, or FM_NONE_MATCH when it has records
     const int64_t* exact_key
     const uint8_t* has_version
     const int64_t* major
@@ -206,11 +209,10 @@ cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
     lane_t* fails,
-    lane_t* record_state,
     lane_t* set_state,
+    lane_t* set_accept,
     uint8_t* todo,
-    uint64_t* reason,
-    int64_t* score,
+    int64_t* outcome,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
 ) noexcept nogil:
@@ -219,47 +221,36 @@ cdef void evaluate_row(
     cdef const lane_t* s_codes = <const lane_t*>s.codes
     cdef const lane_t* t_codes = <const lane_t*>t.codes
     cdef const lane_t* t_cany = <const lane_t*>t.cany
+    cdef const lane_t* cmask = <const lane_t*>t.records.cmask
     cdef const lane_t* bits = <const lane_t*>K.op_bit
     cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
-    cdef lane_t always, bit, sv, reported, s_mask
+    cdef lane_t always, bit, sv, s_mask
     cdef uint8_t any_todo
     cdef uint64_t word
     cdef lane_t attribute_bits = <lane_t>K.attribute_bits
-    cdef lane_t low_bits = attribute_bits  # with identity bits, the attribute bits are the low bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
-    cdef uint64_t r
-    cdef int64_t j0, j1, n, j, k, w, row, b, q, run = 0
+    cdef int64_t j0, j1, n, j, k, w, row, b, q, matched, a, z, run = 0
     cdef lane_t state
     cdef int64_t n_s = s.n, n_t = t.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef int64_t n_source_records = s.records.n
 
-    # Which of the targets' record sets hold a record that matches this source's SELF.
+    # What each of the targets' record sets can do for this source's SELF.
     set_state[0] = FM_NO_RECORDS
+    set_accept[0] = 0
     for k in range(1, t.n_sets):
-        set_state[k] = FM_NONE_MATCH
+        matched = 0
         for w in range(t.set_start[k], t.set_start[k + 1]):
             if target_matches[t.set_records[w]]:
-                set_state[k] = FM_SOME_MATCH
-                break
+                matched += 1
+                set_accept[k] = 0 if K.records_and else cmask[t.set_records[w]]
+        set_state[k] = FM_NONE_MATCH if matched == 0 else FM_ONE_MATCH if matched == 1 else FM_MANY_MATCH
 
     j0 = 0
     while j0 < n_t:
         j1 = min(j0 + TILE, n_t)
         n = j1 - j0
-        for j in range(n):
-            fails[j] = 0
-        while t.run_start[run + 1] <= j0:
-            run += 1
-        j = j0
-        k = run
-        while j < j1:
-            w = min(t.run_start[k + 1], j1)
-            state = set_state[t.run_set[k]]
-            for b in range(j - j0, w - j0):
-                record_state[b] = state
-            j = w
-            k += 1
+        fill(fails, n, <lane_t>0)
         always = 0  # bits that fail for every target, decided by the source alone
         for k in range(K.n_ops):
             bit = bits[k]
@@ -307,39 +298,58 @@ cdef void evaluate_row(
             else:  # OP_CONFIRM
                 fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
 
-        # Failure bits -> reasons (see fm_reasons in loops.h), and what is left to do per target.
+        # Failure bits -> outcomes, as if no target's records matched this source (see loops.h)...
         if K.identity_bits:
-            any_todo = reasons(
-                fails,
-                t_cany + j0,
-                record_state,
-                n,
-                always,
-                s_cany,
-                low_bits,
-                attribute_bits,
-                outside_of,
-                reason + j0,
-                score + j0,
-                todo,
+            any_todo = outcomes(
+                fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
             )
         else:
-            any_todo = 0
-            for j in range(n):
-                reported = (fails[j] | always) & ~(t_cany[j0 + j] & s_cany)
-                r = 0
-                for b in range(<int64_t>sizeof(lane_t)):
-                    r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
-                reason[j0 + j] = r
-                score[j0 + j] = -1
-                if record_state[j] == FM_NO_RECORDS:
-                    todo[j] = FM_PASSED if reported == 0 else 0
-                elif record_state[j] == FM_SOME_MATCH:
-                    todo[j] = FM_CHECK_RECORDS
+            any_todo = table_outcomes(K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo)
+        # ... then again for the runs of targets whose record set has a record that matches.
+        while t.run_start[run + 1] <= j0:
+            run += 1
+        k = run
+        while k < t.n_runs and t.run_start[k] < j1:
+            state = set_state[t.run_set[k]]
+            if state >= FM_ONE_MATCH:
+                a = max(t.run_start[k], j0) - j0
+                z = min(t.run_start[k + 1], j1) - j0
+                if K.identity_bits:
+                    any_todo |= outcomes_matched(
+                        fails + a,
+                        t_cany + j0 + a,
+                        z - a,
+                        always,
+                        s_cany,
+                        attribute_bits,
+                        outside_of,
+                        state == FM_MANY_MATCH,
+                        set_accept[t.run_set[k]],
+                        outcome + j0 + a,
+                        todo + a,
+                    )
                 else:
-                    todo[j] = 0
-                    reason[j0 + j] |= NO_RECORD
-                any_todo |= todo[j]
+                    any_todo |= table_outcomes(
+                        K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
+                    )
+            k += 1
+
+        # The targets left to do, found eight at a time: check their records, score what passed.
+        if any_todo:
+            for j in range(n, n + 8):
+                todo[j] = 0
+            for q in range(0, n, 8):
+                memcpy(&word, todo + q, 8)
+                while word:
+                    b = q + (__builtin_ctzll(word) >> 3)
+                    word &= word - 1
+                    j = j0 + b
+                    if outcome[j] != 0 and records_accept(
+                        t, j, target_matches, (fails[b] | always) & attribute_bits, K.records_and, fails
+                    ):  # several records match; NO_RECORD was set until one of them accepts
+                        outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
+                    if outcome[j] == 0 or outcome[j] == <int64_t>INCOMPATIBLE:
+                        outcome[j] = pair_score(K, i, j, fails)
 
         # The source's COMPATIBLE records (rarely read: direction source-offers or both).
         if source_has_records:
@@ -352,31 +362,67 @@ cdef void evaluate_row(
                     K.records_and,
                     fails,
                 ):
-                    reason[j] |= NO_RECORD
-
-        # The targets left to do, found eight at a time: check their records, score what passed.
-        if any_todo:
-            for j in range(n, n + 8):
-                todo[j] = 0
-            for q in range(0, n, 8):
-                memcpy(&word, todo + q, 8)
-                while word:
-                    b = q + (__builtin_ctzll(word) >> 3)
-                    word &= word - 1
-                    j = j0 + b
-                    if todo[b] & FM_CHECK_RECORDS and not records_accept(
-                        t, j, target_matches, (fails[b] | always) & attribute_bits, K.records_and, fails
-                    ):
-                        reason[j] |= NO_RECORD
-                    elif reason[j] == 0:
-                        score[j] = pair_score(K, i, j, fails)
+                    outcome[j] = <int64_t>((<uint64_t>outcome[j] if outcome[j] < 0 else INCOMPATIBLE) | NO_RECORD)
         j0 = j1
 
 
+cdef uint8_t table_outcomes(
+    const Kernel* K,
+    const lane_t* fails,
+    const lane_t* t_cany,
+    const lane_t* base_state,
+    lane_t state,
+    lane_t accept,
+    int64_t n,
+    lane_t always,
+    lane_t s_cany,
+    int64_t* outcome,
+    uint8_t* todo,
+) noexcept nogil:
+    """fm_outcomes and fm_outcomes_matched for failure bits that are not reason bits: each
+    byte of a mask maps to its reasons through a table. Record states are ``base_state`` per
+    target, or, without it, ``state`` and ``accept`` for all."""
+    cdef lane_t attribute_bits = <lane_t>K.attribute_bits
+    cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
+    cdef lane_t f, reported, failed
+    cdef uint64_t r
+    cdef int64_t j, b
+    cdef bint ruled_out, no_record
+    cdef uint8_t any_todo = 0
+    for j in range(n):
+        f = fails[j] | always
+        reported = f & ~(t_cany[j] & s_cany)
+        r = 0
+        for b in range(<int64_t>sizeof(lane_t)):
+            r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
+        if base_state != NULL:
+            state = base_state[j]
+        failed = f & attribute_bits
+        ruled_out = (failed & ~(t_cany[j] & outside_of)) != 0
+        todo[j] = 0
+        no_record = False
+        if state == FM_NONE_MATCH:
+            no_record = True
+        elif state == FM_ONE_MATCH:
+            no_record = (failed & ~accept) != 0
+        elif state == FM_MANY_MATCH:  # until one of the records accepts
+            no_record = True
+            todo[j] = not ruled_out
+        if no_record:
+            r |= NO_RECORD
+        if r != 0:
+            outcome[j] = <int64_t>(r | INCOMPATIBLE)
+        else:
+            outcome[j] = 0
+            todo[j] = 1
+        any_todo |= todo[j]
+    return any_todo
+
+
 cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
-    """Per thread, in 64-bit words: a tile's failure masks and record states, a state per
+    """Per thread, in 64-bit words: a tile's failure masks, a state and an accept mask per
     record set, then a byte per target of the tile (and 8 spare)."""
-    return 2 * TILE + K.tgt.n_sets + TILE // 8 + 2
+    return TILE + 2 * K.tgt.n_sets + TILE // 8 + 2
 
 
 cdef void evaluate_rows(
@@ -384,25 +430,25 @@ cdef void evaluate_rows(
     int64_t i0,
     int64_t i1,
     uint64_t* scratch,
-    uint64_t* reasons,
-    int64_t* scores,
+    int64_t* outcomes,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
     int workers,
     lane_t* lane,
 ) noexcept nogil:
-    cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n
+    cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n, n_sets = K.tgt.n_sets
     cdef int64_t stride = scratch_words(K)
+    cdef uint64_t* mine
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
+        mine = scratch + threadid() * stride
         evaluate_row(
             K,
             i,
-            <lane_t*>(scratch + threadid() * stride),
-            <lane_t*>(scratch + threadid() * stride + TILE),
-            <lane_t*>(scratch + threadid() * stride + 2 * TILE),
-            <uint8_t*>(scratch + threadid() * stride + 2 * TILE + K.tgt.n_sets),
-            reasons + (i - i0) * n_t,
-            scores + (i - i0) * n_t,
+            <lane_t*>mine,
+            <lane_t*>(mine + TILE),
+            <lane_t*>(mine + TILE + n_sets),
+            <uint8_t*>(mine + TILE + 2 * n_sets),
+            outcomes + (i - i0) * n_t,
             target_matches + i * n_target_records,
             source_matches,
         )
@@ -463,6 +509,8 @@ cdef class Problem:
         starts = np.flatnonzero(np.diff(data.record_set, prepend=-1) != 0)
         side.run_start = <const int64_t*>self._ptr(np.append(starts, side.n), np.int64)
         side.run_set = <const int32_t*>self._ptr(data.record_set[starts], np.int32)
+        side.n_runs = len(starts)
+        side.base_state = self._ptr(np.where(data.record_set != 0, FM_NONE_MATCH, FM_NO_RECORDS), lane)
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
         side.major = <const int64_t*>self._ptr(data.major, np.int64)
@@ -508,25 +556,28 @@ cdef class Problem:
                 match_records(R, S, &view[0, 0], workers, <uint64_t*>NULL)
         return out
 
-    def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] scores, uint64_t[:, ::1] reasons, int workers):
-        """Fill ``scores`` and ``reasons`` for source classes i0..i1 against all target classes."""
+    def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] outcomes, int workers):
+        """Fill ``outcomes`` for source classes i0..i1 against all target classes: a pair's
+        score when it is compatible, otherwise its reason mask with the sign bit set."""
         if self._target_matches is None:
             self.prepare(workers)
         if i1 <= i0 or self.K.tgt.n == 0:
             return
-        if scores.shape[0] < i1 - i0 or scores.shape[1] != self.K.tgt.n or reasons.shape[0] != scores.shape[0] or reasons.shape[1] != scores.shape[1]:
-            raise ValueError("output blocks do not match the problem's shape")
-        scratch = np.zeros(max(workers, 1) * scratch_words(&self.K), dtype=np.uint64)
+        if outcomes.shape[0] < i1 - i0 or outcomes.shape[1] != self.K.tgt.n:
+            raise ValueError("the output block does not match the problem's shape")
+        # Per call, not per problem: callers may evaluate one problem from several threads.
+        scratch = np.empty(max(workers, 1) * scratch_words(&self.K), dtype=np.uint64)
         cdef uint64_t[::1] scratch_view = scratch
         cdef uint8_t[:, ::1] target_matches = self._target_matches
         cdef uint8_t[:, ::1] source_matches = self._source_matches
         cdef const uint8_t* tm = &target_matches[0, 0] if target_matches.shape[0] * target_matches.shape[1] > 0 else NULL
         cdef const uint8_t* sm = &source_matches[0, 0] if source_matches.shape[0] * source_matches.shape[1] > 0 else NULL
-        cdef void* scratch_ptr = &scratch_view[0]
+        cdef uint64_t* scratch_ptr = &scratch_view[0]
+        cdef int64_t* out = &outcomes[0, 0]
         with nogil:
             if self.lane_bytes == 2:
-                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint16_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint32_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint32_t*>NULL)
             else:
-                evaluate_rows(&self.K, i0, i1, <uint64_t*>scratch_ptr, &reasons[0, 0], &scores[0, 0], tm, sm, workers, <uint64_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint64_t*>NULL)

@@ -15,18 +15,19 @@
 #include <stdint.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && !defined(FASTMATCH_NO_CLONES)
-#define FM_CLONES __attribute__((target_clones("avx2", "default")))
+#define FM_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #else
 #define FM_CLONES
 #endif
 
 #define FM_NO_RECORD_SHIFT 59
 #define FM_FIXED_SHIFT 60 /* the lane's top two bits are OPAQUE (60) and NOT_MIGRATABLE (61) */
-#define FM_PASSED 1        /* todo: a target without records that passed every rule: score it */
-#define FM_CHECK_RECORDS 2 /* todo: a target whose records may still accept the source */
-#define FM_NO_RECORDS 0    /* record_state: the target has no COMPATIBLE records (that count) */
-#define FM_NONE_MATCH 1    /* record_state: none of its records matches the source's SELF */
-#define FM_SOME_MATCH 2    /* record_state: some record matches: the rules decide which may accept */
+#define FM_INCOMPATIBLE 63 /* an outcome with this (sign) bit is a reason mask, otherwise a score */
+/* What a target's COMPATIBLE records can do for a source */
+#define FM_NO_RECORDS 0 /* it has none (that count) */
+#define FM_NONE_MATCH 1 /* none of its records matches the source's SELF */
+#define FM_ONE_MATCH 2  /* exactly one does */
+#define FM_MANY_MATCH 3 /* several do */
 
 #define FM_DEFINE_LOOPS(T, S)                                                                              \
     /* fails where t != s */                                                                               \
@@ -58,37 +59,64 @@
                                                  T bit) {                                                  \
         for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)((s & (T)~t[j]) != 0));               \
     }                                                                                                      \
-    /* Failure masks -> reason masks, when failure bits are reason bits (low) and the top two bits are     \
+    /* Failure masks -> outcomes, when failure bits are reason bits (low) and the top two bits are          \
      * OPAQUE and NOT_MIGRATABLE. A failed attribute that the pair's record holders constrain is theirs    \
-     * to report (cany). `record_state` per target: FM_NO_RECORDS, FM_NONE_MATCH (it has records, and      \
-     * none accepts this source's SELF), FM_SOME_MATCH; NO_RECORD is set here when no record can accept    \
-     * (none matches, or a failure outside `outside_of & cany` rules them all out). Scores become -1.      \
-     * `todo` gets, per target, FM_PASSED when it passed without records and FM_CHECK_RECORDS when a       \
-     * matching record still has to be checked; returns the OR of `todo`.                                  \
+     * to report (cany). `state` is FM_NO_RECORDS or FM_NONE_MATCH per target: a target none of whose       \
+     * records matches the source's SELF gets NO_RECORD (fm_outcomes_matched redoes the targets whose       \
+     * records do match). `todo` gets 1 where a compatible pair still needs its score. Returns the OR of   \
+     * todo.                                                                                               \
      */                                                                                                    \
-    static FM_CLONES uint8_t fm_reasons_##S(const T *restrict fails, const T *restrict t_cany,             \
-                                            const T *restrict record_state, int64_t n, T always, T s_cany, \
-                                            T low, T attribute_bits, T outside_of,                         \
-                                            uint64_t *restrict reason, int64_t *restrict score,            \
-                                            uint8_t *restrict todo) {                                      \
+    static FM_CLONES uint8_t fm_outcomes_##S(const T *restrict fails, const T *restrict t_cany,            \
+                                             const T *restrict state, int64_t n, T always, T s_cany,       \
+                                             T attribute_bits, int64_t *restrict outcome,                  \
+                                             uint8_t *restrict todo) {                                     \
+        uint8_t any = 0;                                                                                   \
+        const int top = 8 * (int)sizeof(T) - 2;                                                            \
+        for (int64_t j = 0; j < n; j++) {                                                                  \
+            T reported = (fails[j] | always) & (T)~(t_cany[j] & s_cany);                                   \
+            T no_record = state[j];                                                                        \
+            T bad = (T)((reported != 0) | no_record);                                                      \
+            outcome[j] = (int64_t)((uint64_t)(reported & attribute_bits) |                                 \
+                                   ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |                       \
+                                   ((uint64_t)no_record << FM_NO_RECORD_SHIFT) |                           \
+                                   ((uint64_t)bad << FM_INCOMPATIBLE));                                    \
+            uint8_t flag = (uint8_t)(bad ^ 1);                                                             \
+            todo[j] = flag;                                                                                \
+            any |= flag;                                                                                   \
+        }                                                                                                  \
+        return any;                                                                                        \
+    }                                                                                                      \
+    /* fm_outcomes for a run of targets with one record set, some record of which matches the source's    \
+     * SELF. With one such record (`many` 0) the set accepts when the failed attributes lie within         \
+     * `accept`. With several, NO_RECORD is set and, unless a failure rules them all out, todo gets 1:      \
+     * each record is then checked one target at a time.                                                  \
+     */                                                                                                    \
+    static FM_CLONES uint8_t fm_outcomes_matched_##S(const T *restrict fails, const T *restrict t_cany,    \
+                                                     int64_t n, T always, T s_cany, T attribute_bits,      \
+                                                     T outside_of, T many, T accept,                       \
+                                                     int64_t *restrict outcome, uint8_t *restrict todo) {  \
         uint8_t any = 0;                                                                                   \
         const int top = 8 * (int)sizeof(T) - 2;                                                            \
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T f = fails[j] | always;                                                                       \
             T reported = f & (T)~(t_cany[j] & s_cany);                                                     \
-            T ruled_out = (T)((f & attribute_bits & (T)~(t_cany[j] & outside_of)) != 0);                   \
-            T state = record_state[j];                                                                     \
-            T no_record = (T)((state == FM_NONE_MATCH) | ((state == FM_SOME_MATCH) & ruled_out));          \
-            T check = (T)((state == FM_SOME_MATCH) & (ruled_out ^ 1));                                     \
-            T passed = (T)((state == FM_NO_RECORDS) & (reported == 0));                                    \
-            reason[j] = (uint64_t)(reported & low) | ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |      \
-                        ((uint64_t)no_record << FM_NO_RECORD_SHIFT);                                       \
-            score[j] = -1;                                                                                 \
-            uint8_t flag = (uint8_t)((FM_PASSED & (0 - passed)) | (FM_CHECK_RECORDS & (0 - check)));        \
+            T failed = f & attribute_bits;                                                                 \
+            T ruled_out = (T)((failed & (T)~(t_cany[j] & outside_of)) != 0);                               \
+            T no_record = many | (T)((failed & (T)~accept) != 0);                                          \
+            T check = many & (ruled_out ^ 1);                                                              \
+            T bad = (T)((reported != 0) | no_record);                                                      \
+            outcome[j] = (int64_t)((uint64_t)(reported & attribute_bits) |                                 \
+                                   ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |                       \
+                                   ((uint64_t)no_record << FM_NO_RECORD_SHIFT) |                           \
+                                   ((uint64_t)bad << FM_INCOMPATIBLE));                                    \
+            uint8_t flag = (uint8_t)(check | (bad ^ 1));                                                   \
             todo[j] = flag;                                                                                \
             any |= flag;                                                                                   \
         }                                                                                                  \
         return any;                                                                                        \
+    }                                                                                                      \
+    static FM_CLONES void fm_fill_##S(T *restrict out, int64_t n, T value) {                               \
+        for (int64_t j = 0; j < n; j++) out[j] = value;                                                    \
     }
 
 FM_DEFINE_LOOPS(uint16_t, u16)

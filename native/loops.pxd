@@ -9,32 +9,37 @@ ctypedef fused lane_t:
 
 cdef extern from "loops.h" nogil:
     enum:
-        FM_PASSED
-        FM_CHECK_RECORDS
         FM_NO_RECORDS
         FM_NONE_MATCH
-        FM_SOME_MATCH
+        FM_ONE_MATCH
+        FM_MANY_MATCH
     void fm_fail_ne_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_eq_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_lt_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_absent_or_gt_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_version_u16(uint16_t* fails, const uint16_t* major, const uint16_t* minor, int64_t n, uint16_t s_major, uint16_t s_minor, uint16_t bit)
     void fm_fail_not_subset_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
-    uint8_t fm_reasons_u16(const uint16_t* fails, const uint16_t* t_cany, const uint16_t* record_state, int64_t n, uint16_t always, uint16_t s_cany, uint16_t low, uint16_t attribute_bits, uint16_t outside_of, uint64_t* reason, int64_t* score, uint8_t* todo)
+    uint8_t fm_outcomes_u16(const uint16_t* fails, const uint16_t* t_cany, const uint16_t* state, int64_t n, uint16_t always, uint16_t s_cany, uint16_t attribute_bits, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_matched_u16(const uint16_t* fails, const uint16_t* t_cany, int64_t n, uint16_t always, uint16_t s_cany, uint16_t attribute_bits, uint16_t outside_of, uint16_t many, uint16_t accept, int64_t* outcome, uint8_t* todo)
+    void fm_fill_u16(uint16_t* out, int64_t n, uint16_t value)
     void fm_fail_ne_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_eq_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_lt_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_absent_or_gt_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_version_u32(uint32_t* fails, const uint32_t* major, const uint32_t* minor, int64_t n, uint32_t s_major, uint32_t s_minor, uint32_t bit)
     void fm_fail_not_subset_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
-    uint8_t fm_reasons_u32(const uint32_t* fails, const uint32_t* t_cany, const uint32_t* record_state, int64_t n, uint32_t always, uint32_t s_cany, uint32_t low, uint32_t attribute_bits, uint32_t outside_of, uint64_t* reason, int64_t* score, uint8_t* todo)
+    uint8_t fm_outcomes_u32(const uint32_t* fails, const uint32_t* t_cany, const uint32_t* state, int64_t n, uint32_t always, uint32_t s_cany, uint32_t attribute_bits, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_matched_u32(const uint32_t* fails, const uint32_t* t_cany, int64_t n, uint32_t always, uint32_t s_cany, uint32_t attribute_bits, uint32_t outside_of, uint32_t many, uint32_t accept, int64_t* outcome, uint8_t* todo)
+    void fm_fill_u32(uint32_t* out, int64_t n, uint32_t value)
     void fm_fail_ne_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_eq_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_lt_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_absent_or_gt_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_version_u64(uint64_t* fails, const uint64_t* major, const uint64_t* minor, int64_t n, uint64_t s_major, uint64_t s_minor, uint64_t bit)
     void fm_fail_not_subset_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
-    uint8_t fm_reasons_u64(const uint64_t* fails, const uint64_t* t_cany, const uint64_t* record_state, int64_t n, uint64_t always, uint64_t s_cany, uint64_t low, uint64_t attribute_bits, uint64_t outside_of, uint64_t* reason, int64_t* score, uint8_t* todo)
+    uint8_t fm_outcomes_u64(const uint64_t* fails, const uint64_t* t_cany, const uint64_t* state, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_matched_u64(const uint64_t* fails, const uint64_t* t_cany, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, uint64_t outside_of, uint64_t many, uint64_t accept, int64_t* outcome, uint8_t* todo)
+    void fm_fill_u64(uint64_t* out, int64_t n, uint64_t value)
 
 
 cdef inline void fail_ne(lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit) noexcept nogil:
@@ -91,10 +96,28 @@ cdef inline void fail_not_subset(lane_t* fails, const lane_t* t, int64_t n, lane
         fm_fail_not_subset_u64(fails, t, n, s, bit)
 
 
-cdef inline uint8_t reasons(const lane_t* fails, const lane_t* t_cany, const lane_t* record_state, int64_t n, lane_t always, lane_t s_cany, lane_t low, lane_t attribute_bits, lane_t outside_of, uint64_t* reason, int64_t* score, uint8_t* todo) noexcept nogil:
+cdef inline uint8_t outcomes(const lane_t* fails, const lane_t* t_cany, const lane_t* state, int64_t n, lane_t always, lane_t s_cany, lane_t attribute_bits, int64_t* outcome, uint8_t* todo) noexcept nogil:
     if lane_t is uint16_t:
-        return fm_reasons_u16(fails, t_cany, record_state, n, always, s_cany, low, attribute_bits, outside_of, reason, score, todo)
+        return fm_outcomes_u16(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
     elif lane_t is uint32_t:
-        return fm_reasons_u32(fails, t_cany, record_state, n, always, s_cany, low, attribute_bits, outside_of, reason, score, todo)
+        return fm_outcomes_u32(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
     else:
-        return fm_reasons_u64(fails, t_cany, record_state, n, always, s_cany, low, attribute_bits, outside_of, reason, score, todo)
+        return fm_outcomes_u64(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
+
+
+cdef inline uint8_t outcomes_matched(const lane_t* fails, const lane_t* t_cany, int64_t n, lane_t always, lane_t s_cany, lane_t attribute_bits, lane_t outside_of, lane_t many, lane_t accept, int64_t* outcome, uint8_t* todo) noexcept nogil:
+    if lane_t is uint16_t:
+        return fm_outcomes_matched_u16(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+    elif lane_t is uint32_t:
+        return fm_outcomes_matched_u32(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+    else:
+        return fm_outcomes_matched_u64(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+
+
+cdef inline void fill(lane_t* out, int64_t n, lane_t value) noexcept nogil:
+    if lane_t is uint16_t:
+        fm_fill_u16(out, n, value)
+    elif lane_t is uint32_t:
+        fm_fill_u32(out, n, value)
+    else:
+        fm_fill_u64(out, n, value)

@@ -14,7 +14,7 @@ from .errors import FastmatchError
 from .formats import read_path
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
-from .reasons import reason_names
+from .reasons import outcomes_of, reason_names
 from .reference import evaluate
 from .result import DenseClassPairs, MatchResult
 
@@ -131,7 +131,7 @@ def match_reference(
         targets,
         policy,
         fleet_attribute_order(policy, sources, targets),
-        DenseClassPairs(scores, reasons),
+        DenseClassPairs(outcomes_of(scores, reasons)),
         np.arange(len(sources)),
         np.arange(len(targets)),
         memory_limit,

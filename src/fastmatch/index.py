@@ -62,9 +62,8 @@ class TargetIndex:
         interned = prepared.with_sources(sources)
         problem = prepared_problem(interned, self.workers)
         n_source_classes, n_target_classes = problem.shape
-        class_scores = np.empty((n_source_classes, n_target_classes), dtype=np.int64)
-        class_reasons = np.empty((n_source_classes, n_target_classes), dtype=np.uint64)
-        problem.evaluate(0, n_source_classes, class_scores, class_reasons, self.workers)
+        outcomes = np.empty((n_source_classes, n_target_classes), dtype=np.int64)
+        problem.evaluate(0, n_source_classes, outcomes, self.workers)
 
         ranking = Ranking(self._devices, k, self.policy.exclude_same_host)
         hosts = self._devices.host_codes(sources)
@@ -73,5 +72,5 @@ class TargetIndex:
         for c, members in enumerate(Members(interned.sources.class_of, n_source_classes).lists):
             members = members[~hopeless[members]]
             if len(members):
-                ranking.fill(members, hosts[members], twins[members], class_scores[c], indices, scores)
+                ranking.fill(members, hosts[members], twins[members], outcomes[c], indices, scores)
         return indices, scores

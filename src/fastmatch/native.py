@@ -45,28 +45,26 @@ class NativeClassPairs:
         self.block_rows = block or max(1, PAIRS_PER_BLOCK // max(1, self.shape[1]))
         self.progress = progress
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
         n, m = self.shape
         rows = min(self.block_rows, max(n, 1))
-        scores = np.empty((rows, m), dtype=np.int64)
-        reasons = np.empty((rows, m), dtype=np.uint64)
+        outcomes = np.empty((rows, m), dtype=np.int64)
         bar = self.progress(total=n * m, desc="matching", unit="pair", unit_scale=True) if self.progress else None
         try:
             for i0 in range(0, n, rows):
                 i1 = min(n, i0 + rows)
-                self.problem.evaluate(i0, i1, scores[: i1 - i0], reasons[: i1 - i0], self.workers)
+                self.problem.evaluate(i0, i1, outcomes[: i1 - i0], self.workers)
                 if bar is not None:
                     bar.update((i1 - i0) * m)
-                yield i0, i1, scores[: i1 - i0], reasons[: i1 - i0]
+                yield i0, i1, outcomes[: i1 - i0]
         finally:
             if bar is not None:
                 bar.close()
 
-    def row(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        scores = np.empty((1, self.shape[1]), dtype=np.int64)
-        reasons = np.empty((1, self.shape[1]), dtype=np.uint64)
-        self.problem.evaluate(c, c + 1, scores, reasons, 1)
-        return scores[0], reasons[0]
+    def row(self, c: int) -> np.ndarray:
+        outcomes = np.empty((1, self.shape[1]), dtype=np.int64)
+        self.problem.evaluate(c, c + 1, outcomes, 1)
+        return outcomes[0]
 
 
 def run_native(

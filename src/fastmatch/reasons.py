@@ -6,6 +6,8 @@ evaluates a pair.
 
 from __future__ import annotations
 
+import numpy as np
+
 SAME_DEVICE = 1 << 63
 SAME_HOST = 1 << 62
 NOT_MIGRATABLE = 1 << 61
@@ -33,6 +35,29 @@ SCORE_SAME_TYPE = 1 << 61
 SCORE_HAS_VERSION = 1 << 60
 FIELD_BITS = 20
 FIELD_CAP = (1 << FIELD_BITS) - 1
+
+
+# A class pair's outcome (int64) holds both: its score when compatible (>= 0), otherwise
+# its reason mask with the sign bit set. The two never coexist, and one 8-byte value per
+# pair halves what the kernel writes. Bit 63 of a reason mask (SAME_DEVICE) is about
+# devices, not classes: results add it from the devices themselves.
+INCOMPATIBLE = np.int64(-(1 << 63))
+_CLASS_REASON_BITS = np.int64((1 << 63) - 1)
+
+
+def outcomes_of(scores: np.ndarray, reasons: np.ndarray) -> np.ndarray:
+    """Outcomes from scores (-1 when incompatible) and reason masks."""
+    return np.where(reasons != 0, reasons.view(np.int64) | INCOMPATIBLE, scores)
+
+
+def outcome_scores(outcomes: np.ndarray) -> np.ndarray:
+    """int64 scores, -1 where incompatible."""
+    return np.where(outcomes >= 0, outcomes, np.int64(-1))
+
+
+def outcome_reasons(outcomes: np.ndarray) -> np.ndarray:
+    """uint64 reason masks, 0 where compatible."""
+    return np.where(outcomes < 0, outcomes & _CLASS_REASON_BITS, np.int64(0)).view(np.uint64)
 
 
 def attribute_bit(index: int) -> int:

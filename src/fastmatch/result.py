@@ -19,7 +19,7 @@ from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError
 from .explain import explain_pair
 from .policy import Policy
-from .reasons import SAME_DEVICE, SAME_HOST, reason_names
+from .reasons import SAME_DEVICE, SAME_HOST, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
 
 DEFAULT_MEMORY_LIMIT = 2 << 30
@@ -28,35 +28,36 @@ CLASS_CACHE_LIMIT = 256 << 20
 
 
 class ClassPairs(Protocol):
-    """Scores and reasons of source class x target class, a block of source classes at a time."""
+    """The outcomes (see fastmatch/reasons.py) of source class x target class, a block of
+    source classes at a time. An outcome is the pair's score when it is compatible (>= 0),
+    so consumers that rank or count read it as a score."""
 
     shape: tuple[int, int]
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-        """``(i0, i1, scores, reasons)`` for source classes i0..i1; the arrays may be reused afterwards."""
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(i0, i1, outcomes)`` for source classes i0..i1; the array may be reused afterwards."""
         ...
 
-    def row(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and reasons of one source class against every target class."""
+    def row(self, c: int) -> np.ndarray:
+        """The outcomes of one source class against every target class."""
         ...
 
 
 class DenseClassPairs:
     """Class pairs already computed in full (the reference, or a cached native run)."""
 
-    def __init__(self, scores: np.ndarray, reasons: np.ndarray, block_rows: int = 4096) -> None:
-        self.scores = scores
-        self.reasons = reasons
-        self.shape = scores.shape
+    def __init__(self, outcomes: np.ndarray, block_rows: int = 4096) -> None:
+        self.outcomes = outcomes
+        self.shape = outcomes.shape
         self.block_rows = block_rows
 
     def blocks(self):
         for i0 in range(0, self.shape[0], self.block_rows):
             i1 = min(self.shape[0], i0 + self.block_rows)
-            yield i0, i1, self.scores[i0:i1], self.reasons[i0:i1]
+            yield i0, i1, self.outcomes[i0:i1]
 
     def row(self, c: int):
-        return self.scores[c], self.reasons[c]
+        return self.outcomes[c]
 
 
 def _memory_limit(value: int | None) -> int:
@@ -99,8 +100,8 @@ class MatchResult:
         self.target_class = target_class
         self.memory_limit = _memory_limit(memory_limit)
         n_pairs = pairs.shape[0] * pairs.shape[1]
-        if not isinstance(pairs, DenseClassPairs) and n_pairs * 16 <= CLASS_CACHE_LIMIT:
-            pairs = DenseClassPairs(*_gather(pairs))
+        if not isinstance(pairs, DenseClassPairs) and n_pairs * 8 <= CLASS_CACHE_LIMIT:
+            pairs = DenseClassPairs(_gather(pairs))
         self._pairs = pairs
 
     @property
@@ -124,20 +125,19 @@ class MatchResult:
 
     @cached_property
     def class_scores(self) -> np.ndarray:
-        """int64 (source classes, target classes)."""
-        return self._class_dense()[0]
+        """int64 (source classes, target classes), -1 where incompatible."""
+        return outcome_scores(self._class_outcomes())
 
     @cached_property
     def class_reasons(self) -> np.ndarray:
-        """uint64 (source classes, target classes)."""
-        return self._class_dense()[1]
+        """uint64 (source classes, target classes): the reasons that hold for whole classes."""
+        return outcome_reasons(self._class_outcomes())
 
-    def _class_dense(self) -> tuple[np.ndarray, np.ndarray]:
-        if isinstance(self._pairs, DenseClassPairs):
-            return self._pairs.scores, self._pairs.reasons
-        self._check_dense("the class-pair arrays", self._pairs.shape[0] * self._pairs.shape[1], 16)
-        self._pairs = DenseClassPairs(*_gather(self._pairs))
-        return self._pairs.scores, self._pairs.reasons
+    def _class_outcomes(self) -> np.ndarray:
+        if not isinstance(self._pairs, DenseClassPairs):
+            self._check_dense("the class-pair arrays", self._pairs.shape[0] * self._pairs.shape[1], 24)
+            self._pairs = DenseClassPairs(_gather(self._pairs))
+        return self._pairs.outcomes
 
     @cached_property
     def reasons(self) -> np.ndarray:
@@ -181,7 +181,7 @@ class MatchResult:
         if n == 0 or k == 0 or len(self.targets) == 0:
             return indices, scores
         ranking = self._ranking(k)
-        for i0, i1, class_scores, _ in self._pairs.blocks():
+        for i0, i1, class_scores in self._pairs.blocks():
             for row, c in enumerate(range(i0, i1)):
                 members = self._source_members[c]
                 if len(members):
@@ -220,7 +220,7 @@ class MatchResult:
         data = np.empty(nnz, dtype=np.int64)
         by_class = Members(self.target_class, self._pairs.shape[1])
         s_host, t_host = self._host_codes
-        for i0, i1, class_scores, _ in self._pairs.blocks():
+        for i0, i1, class_scores in self._pairs.blocks():
             for row, c in enumerate(range(i0, i1)):
                 members = self._source_members[c]
                 if len(members) == 0:
@@ -265,14 +265,14 @@ class MatchResult:
         n, m = self.shape
         if not (0 <= i < n and 0 <= j < m):
             raise IndexError(f"pair ({i}, {j}) is outside a {n} x {m} result")
-        class_scores, class_reasons = self._pairs.row(int(self.source_class[i]))
-        mask = int(class_reasons[self.target_class[j]])
+        outcome = int(self._pairs.row(int(self.source_class[i]))[self.target_class[j]])
+        mask = int(outcome_reasons(np.int64(outcome))) if outcome < 0 else 0
         if self._same_device[i] == j:
             mask |= SAME_DEVICE
         host = self.sources.hosts[i]
         if self.policy.exclude_same_host and host and host == self.targets.hosts[j]:
             mask |= SAME_HOST
-        return mask, int(class_scores[self.target_class[j]]) if mask == 0 else -1
+        return mask, outcome if mask == 0 else -1
 
     # -- what the device-level outputs share --------------------------------------------
     @cached_property
@@ -311,7 +311,7 @@ class MatchResult:
         host_order = host_order[counted[host_order] & (t_host[host_order] != 0)]
         host_bounds = np.searchsorted(t_host[host_order], np.arange(int(t_host.max(initial=0)) + 2))
         same = self._same_device
-        for i0, i1, class_scores, _ in self._pairs.blocks():
+        for i0, i1, class_scores in self._pairs.blocks():
             compatible = class_scores >= 0
             base = compatible.astype(np.int64) @ per_class
             for row, c in enumerate(range(i0, i1)):
@@ -474,12 +474,9 @@ def allowed(
     return keep
 
 
-def _gather(pairs: ClassPairs) -> tuple[np.ndarray, np.ndarray]:
-    """Every block of ``pairs`` copied into full class-pair arrays."""
-    n, m = pairs.shape
-    scores = np.empty((n, m), dtype=np.int64)
-    reasons = np.empty((n, m), dtype=np.uint64)
-    for i0, i1, block_scores, block_reasons in pairs.blocks():
-        scores[i0:i1] = block_scores
-        reasons[i0:i1] = block_reasons
-    return scores, reasons
+def _gather(pairs: ClassPairs) -> np.ndarray:
+    """Every block of ``pairs`` copied into one class-pair array of outcomes."""
+    outcomes = np.empty(pairs.shape, dtype=np.int64)
+    for i0, i1, block in pairs.blocks():
+        outcomes[i0:i1] = block
+    return outcomes
