@@ -30,6 +30,16 @@
 #define FM_MANY_MATCH 3 /* several do */
 
 #define FM_DEFINE_LOOPS(T, S)                                                                              \
+    /* One pair's outcome from its reported failures: the attribute bits stay where they are; the lane's  \
+     * top two bits (OPAQUE, NOT_MIGRATABLE), NO_RECORD and INCOMPATIBLE are gathered in the lane's width  \
+     * first and moved to the top 16 bits with one shift, so a vector loop widens two values, not four.   \
+     */                                                                                                    \
+    static inline int64_t fm_outcome_##S(T reported, T attribute_bits, T no_record, T bad) {               \
+        const int top = 8 * (int)sizeof(T) - 2;                                                            \
+        T high = (T)(((T)(reported >> top) << (FM_FIXED_SHIFT - 48)) | (T)(no_record << (FM_NO_RECORD_SHIFT - 48)) | \
+                     (T)(bad << (FM_INCOMPATIBLE - 48)));                                                  \
+        return (int64_t)((uint64_t)(reported & attribute_bits) | ((uint64_t)high << 48));                  \
+    }                                                                                                      \
     /* fails where t != s */                                                                               \
     static FM_CLONES void fm_fail_ne_##S(T *restrict fails, const T *restrict t, int64_t n, T s, T bit) {  \
         for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)(t[j] != s));                         \
@@ -71,15 +81,11 @@
                                              T attribute_bits, int64_t *restrict outcome,                  \
                                              uint8_t *restrict todo) {                                     \
         uint8_t any = 0;                                                                                   \
-        const int top = 8 * (int)sizeof(T) - 2;                                                            \
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T reported = (fails[j] | always) & (T)~(t_cany[j] & s_cany);                                   \
             T no_record = state[j];                                                                        \
             T bad = (T)((reported != 0) | no_record);                                                      \
-            outcome[j] = (int64_t)((uint64_t)(reported & attribute_bits) |                                 \
-                                   ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |                       \
-                                   ((uint64_t)no_record << FM_NO_RECORD_SHIFT) |                           \
-                                   ((uint64_t)bad << FM_INCOMPATIBLE));                                    \
+            outcome[j] = fm_outcome_##S(reported, attribute_bits, no_record, bad);                         \
             uint8_t flag = (uint8_t)(bad ^ 1);                                                             \
             todo[j] = flag;                                                                                \
             any |= flag;                                                                                   \
@@ -96,7 +102,6 @@
                                                      T outside_of, T many, T accept,                       \
                                                      int64_t *restrict outcome, uint8_t *restrict todo) {  \
         uint8_t any = 0;                                                                                   \
-        const int top = 8 * (int)sizeof(T) - 2;                                                            \
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T f = fails[j] | always;                                                                       \
             T reported = f & (T)~(t_cany[j] & s_cany);                                                     \
@@ -105,10 +110,7 @@
             T no_record = many | (T)((failed & (T)~accept) != 0);                                          \
             T check = many & (ruled_out ^ 1);                                                              \
             T bad = (T)((reported != 0) | no_record);                                                      \
-            outcome[j] = (int64_t)((uint64_t)(reported & attribute_bits) |                                 \
-                                   ((uint64_t)(reported >> top) << FM_FIXED_SHIFT) |                       \
-                                   ((uint64_t)no_record << FM_NO_RECORD_SHIFT) |                           \
-                                   ((uint64_t)bad << FM_INCOMPATIBLE));                                    \
+            outcome[j] = fm_outcome_##S(reported, attribute_bits, no_record, bad);                         \
             uint8_t flag = (uint8_t)(check | (bad ^ 1));                                                   \
             todo[j] = flag;                                                                                \
             any |= flag;                                                                                   \
