@@ -82,6 +82,13 @@ cdef struct Side:
     const int64_t* minor
     const int64_t* patch
     const int64_t* newest_rank
+    # Scores: per class, its version's class (has it, major, minor) and what it adds itself (patch or rank)
+    const int32_t* vclass
+    const int64_t* vlow
+    int64_t n_vclasses
+    const int64_t* vclass_major
+    const int64_t* vclass_minor
+    const uint8_t* vclass_has
     Records records
 
 
@@ -102,6 +109,7 @@ cdef struct Kernel:
     bint opaque_if_present
     const uint8_t* opaque_table
     int64_t opaque_n
+    bint score_table  # per source class, score the targets' version classes once (when they are few)
 
 
 # -- record matching ---------------------------------------------------------------------
@@ -205,12 +213,43 @@ cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* la
     return value
 
 
+cdef inline void fill_score_table(const Kernel* K, int64_t i, int64_t* table) noexcept nogil:
+    """The version part of the score of source class ``i`` against each of the targets' version classes."""
+    cdef const Side* s = &K.src
+    cdef const Side* t = &K.tgt
+    cdef int64_t c, d_major, d_minor
+    for c in range(t.n_vclasses):
+        if not (s.has_version[i] and t.vclass_has[c]):
+            table[c] = 0
+        elif K.prefer_newest:
+            table[c] = SCORE_HAS_VERSION
+        else:
+            d_major = t.vclass_major[c] - s.major[i]
+            d_minor = t.vclass_minor[c] - s.minor[i]
+            d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
+            d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
+            table[c] = SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20
+
+
+cdef inline int64_t table_score(
+    const Kernel* K, int64_t i, int64_t j, const int64_t* table, int64_t low_mask, lane_t s_type
+) noexcept nogil:
+    """pair_score, with the source's part of the version score looked up in ``table``."""
+    cdef const Side* t = &K.tgt
+    cdef int64_t value = table[t.vclass[j]] | (t.vlow[j] & low_mask)
+    value |= SCORE_EXACT & -<int64_t>(t.exact_key[j] == K.src.exact_key[i])
+    if K.type_row >= 0:
+        value |= SCORE_SAME_TYPE & -<int64_t>((<const lane_t*>t.codes)[K.type_row * t.n + j] == s_type)
+    return value
+
+
 cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
     lane_t* fails,
     lane_t* set_state,
     lane_t* set_accept,
+    int64_t* score_table,
     uint8_t* todo,
     int64_t* outcome,
     const uint8_t* target_matches,
@@ -234,17 +273,25 @@ cdef void evaluate_row(
     cdef int64_t n_s = s.n, n_t = t.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef int64_t n_source_records = s.records.n
+    cdef lane_t accept_of, record_matches
+    cdef lane_t s_type = s_codes[K.type_row * n_s + i] if K.type_row >= 0 else 0
+    cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
 
-    # What each of the targets' record sets can do for this source's SELF.
+    # What each of the targets' record sets can do for this source's SELF (without branches:
+    # whether a record matches is as good as random).
     set_state[0] = FM_NO_RECORDS
     set_accept[0] = 0
     for k in range(1, t.n_sets):
         matched = 0
+        accept_of = 0
         for w in range(t.set_start[k], t.set_start[k + 1]):
-            if target_matches[t.set_records[w]]:
-                matched += 1
-                set_accept[k] = 0 if K.records_and else cmask[t.set_records[w]]
-        set_state[k] = FM_NONE_MATCH if matched == 0 else FM_ONE_MATCH if matched == 1 else FM_MANY_MATCH
+            record_matches = target_matches[t.set_records[w]]
+            matched += record_matches
+            accept_of |= cmask[t.set_records[w]] & (<lane_t>0 - record_matches)
+        set_accept[k] = 0 if K.records_and else accept_of  # read only when one record matches
+        set_state[k] = FM_NONE_MATCH + (matched >= 1) + (matched >= 2)
+    if K.score_table:
+        fill_score_table(K, i, score_table)
 
     j0 = 0
     while j0 < n_t:
@@ -349,7 +396,10 @@ cdef void evaluate_row(
                     ):  # several records match; NO_RECORD was set until one of them accepts
                         outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
                     if outcome[j] == 0 or outcome[j] == <int64_t>INCOMPATIBLE:
-                        outcome[j] = pair_score(K, i, j, fails)
+                        if K.score_table:
+                            outcome[j] = table_score(K, i, j, score_table, low_mask, s_type)
+                        else:
+                            outcome[j] = pair_score(K, i, j, fails)
 
         # The source's COMPATIBLE records (rarely read: direction source-offers or both).
         if source_has_records:
@@ -421,8 +471,9 @@ cdef uint8_t table_outcomes(
 
 cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
     """Per thread, in 64-bit words: a tile's failure masks, a state and an accept mask per
-    record set, then a byte per target of the tile (and 8 spare)."""
-    return TILE + 2 * K.tgt.n_sets + TILE // 8 + 2
+    record set, a score per version class of the targets, then a byte per target of the tile
+    (and 8 spare)."""
+    return TILE + 2 * K.tgt.n_sets + K.tgt.n_vclasses + TILE // 8 + 2
 
 
 cdef void evaluate_rows(
@@ -437,6 +488,7 @@ cdef void evaluate_rows(
     lane_t* lane,
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n, n_sets = K.tgt.n_sets
+    cdef int64_t n_vclasses = K.tgt.n_vclasses
     cdef int64_t stride = scratch_words(K)
     cdef uint64_t* mine
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
@@ -447,7 +499,8 @@ cdef void evaluate_rows(
             <lane_t*>mine,
             <lane_t*>(mine + TILE),
             <lane_t*>(mine + TILE + n_sets),
-            <uint8_t*>(mine + TILE + 2 * n_sets),
+            <int64_t*>(mine + TILE + 2 * n_sets),
+            <uint8_t*>(mine + TILE + 2 * n_sets + n_vclasses),
             outcomes + (i - i0) * n_t,
             target_matches + i * n_target_records,
             source_matches,
@@ -483,6 +536,9 @@ cdef class Problem:
         self.K.opaque_if_present = policy.opaque == "if-present"
         self.K.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
         self.K.opaque_n = interned.opaque_table.shape[0]
+        self._version_classes(&self.K.tgt, interned.targets)
+        # A table per source class pays off when it is much smaller than a row of targets.
+        self.K.score_table = self.K.tgt.n_vclasses * 4 <= self.K.tgt.n
         self._target_matches = None
         self._source_matches = None
 
@@ -532,6 +588,18 @@ cdef class Problem:
         rec.test_len = <const int64_t*>self._ptr(tables.test_len, np.int64)
         rec.code_pool = self._ptr(tables.code_pool, lane)
         rec.mask_pool = self._ptr(tables.mask_pool, lane)
+
+    cdef _version_classes(self, Side* side, data):
+        has = data.has_version.astype(bool)
+        key = np.stack([has, np.where(has, data.major, 0), np.where(has, data.minor, 0)])
+        classes, vclass = np.unique(key, axis=1, return_inverse=True)
+        side.vclass = <const int32_t*>self._ptr(vclass.reshape(-1), np.int32)
+        side.n_vclasses = classes.shape[1]
+        side.vclass_has = <const uint8_t*>self._ptr(classes[0], np.uint8)
+        side.vclass_major = <const int64_t*>self._ptr(classes[1], np.int64)
+        side.vclass_minor = <const int64_t*>self._ptr(classes[2], np.int64)
+        low = data.newest_rank if self.K.prefer_newest else data.patch
+        side.vlow = <const int64_t*>self._ptr(np.where(has, low, 0), np.int64)
 
     @property
     def shape(self):
