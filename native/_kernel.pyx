@@ -96,6 +96,7 @@ cdef struct Kernel:
     Side src
     Side tgt
     int64_t n_ops
+    int64_t n_ne  # the first n_ne ops are OP_NE
     const int32_t* op_kind
     const int32_t* op_row
     const int32_t* op_words
@@ -274,6 +275,10 @@ cdef void evaluate_row(
     cdef bint source_has_records = s.record_set[i] != 0
     cdef int64_t n_source_records = s.records.n
     cdef lane_t accept_of, record_matches
+    cdef const lane_t* ne_rows[4]
+    cdef lane_t ne_values[4]
+    cdef lane_t ne_bits[4]
+    cdef int64_t g
     cdef lane_t s_type = s_codes[K.type_row * n_s + i] if K.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
 
@@ -297,14 +302,33 @@ cdef void evaluate_row(
     while j0 < n_t:
         j1 = min(j0 + TILE, n_t)
         n = j1 - j0
-        fill(fails, n, <lane_t>0)
+        # The exact-match ops come first, up to four to a pass (a pass of three has a fourth
+        # row that adds nothing); the first pass sets the masks.
+        k = 0
+        while k < K.n_ne:
+            w = 4 if K.n_ne - k >= 3 else 2
+            for g in range(w):
+                if k + g < K.n_ne:
+                    row = K.op_row[k + g]
+                    ne_rows[g] = t_codes + row * n_t + j0
+                    ne_values[g] = s_codes[row * n_s + i]
+                    ne_bits[g] = bits[k + g]
+                else:
+                    ne_rows[g] = ne_rows[0]
+                    ne_values[g] = ne_values[0]
+                    ne_bits[g] = 0
+            if w == 4:
+                fail_ne4(fails, ne_rows, n, ne_values, ne_bits, k == 0)
+            else:
+                fail_ne2(fails, ne_rows, n, ne_values, ne_bits, k == 0)
+            k += w
+        if K.n_ne == 0:
+            fill(fails, n, <lane_t>0)
         always = 0  # bits that fail for every target, decided by the source alone
-        for k in range(K.n_ops):
+        for k in range(K.n_ne, K.n_ops):
             bit = bits[k]
             row = K.op_row[k]
-            if K.op_kind[k] == OP_NE:
-                fail_ne(fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
-            elif K.op_kind[k] == OP_VERSION:
+            if K.op_kind[k] == OP_VERSION:
                 sv = (<const lane_t*>s.vmajor)[row * n_s + i]
                 if sv == 0:
                     fail_ne(fails, <const lane_t*>t.vmajor + row * n_t + j0, n, <lane_t>0, bit)
@@ -521,11 +545,14 @@ cdef class Problem:
         lane = interned.lane
         self._side(&self.K.src, interned.sources, lane)
         self._side(&self.K.tgt, interned.targets, lane)
+        # Ops in any order give the same masks: the exact-match ops go first, to be fused.
+        order = np.argsort(interned.op_kind, kind="stable")
         self.K.n_ops = len(interned.op_kind)
-        self.K.op_kind = <const int32_t*>self._ptr(interned.op_kind, np.int32)
-        self.K.op_row = <const int32_t*>self._ptr(interned.op_row, np.int32)
-        self.K.op_words = <const int32_t*>self._ptr(interned.op_words, np.int32)
-        self.K.op_bit = self._ptr(interned.op_bit, lane)
+        self.K.n_ne = int(np.count_nonzero(interned.op_kind == OP_NE))
+        self.K.op_kind = <const int32_t*>self._ptr(interned.op_kind[order], np.int32)
+        self.K.op_row = <const int32_t*>self._ptr(interned.op_row[order], np.int32)
+        self.K.op_words = <const int32_t*>self._ptr(interned.op_words[order], np.int32)
+        self.K.op_bit = self._ptr(interned.op_bit[order], lane)
         self.K.identity_bits = interned.identity_bits
         self.K.reason_table = <const uint64_t*>self._ptr(interned.reason_table, np.uint64)
         self.K.attribute_bits = interned.attribute_bits

@@ -42,32 +42,60 @@
     }                                                                                                      \
     /* fails where t != s */                                                                               \
     static FM_CLONES void fm_fail_ne_##S(T *restrict fails, const T *restrict t, int64_t n, T s, T bit) {  \
-        for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)(t[j] != s));                         \
+        for (int64_t j = 0; j < n; j++) fails[j] |= t[j] != s ? bit : 0;                         \
+    }                                                                                                      \
+    /* fails where t_k != s_k, four rows at once (a row with bit 0 adds nothing); `init` writes the masks  \
+     * instead of OR-ing into them. One pass instead of four keeps the masks in registers.                 \
+     */                                                                                                    \
+    static FM_CLONES void fm_fail_ne4_##S(T *restrict fails, const T *restrict t0, const T *restrict t1,   \
+                                          const T *restrict t2, const T *restrict t3, int64_t n,           \
+                                          const T *restrict s, const T *restrict bit, int init) {          \
+        const T s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];                                                \
+        const T b0 = bit[0], b1 = bit[1], b2 = bit[2], b3 = bit[3];                                        \
+        if (init) {                                                                                        \
+            for (int64_t j = 0; j < n; j++)                                                                \
+                fails[j] = (T)((t0[j] != s0 ? b0 : 0) | (t1[j] != s1 ? b1 : 0) | (t2[j] != s2 ? b2 : 0) |  \
+                               (t3[j] != s3 ? b3 : 0));                                                    \
+        } else {                                                                                           \
+            for (int64_t j = 0; j < n; j++)                                                                \
+                fails[j] |= (T)((t0[j] != s0 ? b0 : 0) | (t1[j] != s1 ? b1 : 0) | (t2[j] != s2 ? b2 : 0) | \
+                                (t3[j] != s3 ? b3 : 0));                                                   \
+        }                                                                                                  \
+    }                                                                                                      \
+    /* fm_fail_ne4 for two rows */                                                                         \
+    static FM_CLONES void fm_fail_ne2_##S(T *restrict fails, const T *restrict t0, const T *restrict t1,   \
+                                          int64_t n, const T *restrict s, const T *restrict bit, int init) { \
+        const T s0 = s[0], s1 = s[1], b0 = bit[0], b1 = bit[1];                                            \
+        if (init) {                                                                                        \
+            for (int64_t j = 0; j < n; j++) fails[j] = (T)((t0[j] != s0 ? b0 : 0) | (t1[j] != s1 ? b1 : 0)); \
+        } else {                                                                                           \
+            for (int64_t j = 0; j < n; j++) fails[j] |= (T)((t0[j] != s0 ? b0 : 0) | (t1[j] != s1 ? b1 : 0)); \
+        }                                                                                                  \
     }                                                                                                      \
     /* fails where t == s */                                                                               \
     static FM_CLONES void fm_fail_eq_##S(T *restrict fails, const T *restrict t, int64_t n, T s, T bit) {  \
-        for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)(t[j] == s));                         \
+        for (int64_t j = 0; j < n; j++) fails[j] |= t[j] == s ? bit : 0;                         \
     }                                                                                                      \
     /* fails where t < s */                                                                                \
     static FM_CLONES void fm_fail_lt_##S(T *restrict fails, const T *restrict t, int64_t n, T s, T bit) {  \
-        for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)(t[j] < s));                          \
+        for (int64_t j = 0; j < n; j++) fails[j] |= t[j] < s ? bit : 0;                          \
     }                                                                                                      \
     /* fails where t is absent (0) or t > s: 0 - 1 wraps to the largest value */                           \
     static FM_CLONES void fm_fail_absent_or_gt_##S(T *restrict fails, const T *restrict t, int64_t n, T s, \
                                                    T bit) {                                                \
-        for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)((T)(t[j] - 1) >= s));                \
+        for (int64_t j = 0; j < n; j++) fails[j] |= (T)(t[j] - 1) >= s ? bit : 0;                \
     }                                                                                                      \
     /* the version rule: fails where the major code differs or the minor rank is lower */                  \
     static FM_CLONES void fm_fail_version_##S(T *restrict fails, const T *restrict major,                  \
                                               const T *restrict minor, int64_t n, T s_major, T s_minor,    \
                                               T bit) {                                                     \
         for (int64_t j = 0; j < n; j++)                                                                    \
-            fails[j] |= bit & (T)(0 - (T)((major[j] != s_major) | (minor[j] < s_minor)));                  \
+            fails[j] |= (major[j] != s_major) | (minor[j] < s_minor) ? bit : 0;                  \
     }                                                                                                      \
     /* superset, one mask word: fails where s has an item t lacks */                                       \
     static FM_CLONES void fm_fail_not_subset_##S(T *restrict fails, const T *restrict t, int64_t n, T s,   \
                                                  T bit) {                                                  \
-        for (int64_t j = 0; j < n; j++) fails[j] |= bit & (T)(0 - (T)((s & (T)~t[j]) != 0));               \
+        for (int64_t j = 0; j < n; j++) fails[j] |= (s & (T)~t[j]) != 0 ? bit : 0;               \
     }                                                                                                      \
     /* Failure masks -> outcomes, when failure bits are reason bits (low) and the top two bits are          \
      * OPAQUE and NOT_MIGRATABLE. A failed attribute that the pair's record holders constrain is theirs    \

@@ -14,6 +14,8 @@ cdef extern from "loops.h" nogil:
         FM_ONE_MATCH
         FM_MANY_MATCH
     void fm_fail_ne_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
+    void fm_fail_ne4_u16(uint16_t* fails, const uint16_t* t0, const uint16_t* t1, const uint16_t* t2, const uint16_t* t3, int64_t n, const uint16_t* s, const uint16_t* bit, int init)
+    void fm_fail_ne2_u16(uint16_t* fails, const uint16_t* t0, const uint16_t* t1, int64_t n, const uint16_t* s, const uint16_t* bit, int init)
     void fm_fail_eq_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_lt_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_absent_or_gt_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
@@ -23,6 +25,8 @@ cdef extern from "loops.h" nogil:
     uint8_t fm_outcomes_matched_u16(const uint16_t* fails, const uint16_t* t_cany, int64_t n, uint16_t always, uint16_t s_cany, uint16_t attribute_bits, uint16_t outside_of, uint16_t many, uint16_t accept, int64_t* outcome, uint8_t* todo)
     void fm_fill_u16(uint16_t* out, int64_t n, uint16_t value)
     void fm_fail_ne_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
+    void fm_fail_ne4_u32(uint32_t* fails, const uint32_t* t0, const uint32_t* t1, const uint32_t* t2, const uint32_t* t3, int64_t n, const uint32_t* s, const uint32_t* bit, int init)
+    void fm_fail_ne2_u32(uint32_t* fails, const uint32_t* t0, const uint32_t* t1, int64_t n, const uint32_t* s, const uint32_t* bit, int init)
     void fm_fail_eq_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_lt_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_absent_or_gt_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
@@ -32,6 +36,8 @@ cdef extern from "loops.h" nogil:
     uint8_t fm_outcomes_matched_u32(const uint32_t* fails, const uint32_t* t_cany, int64_t n, uint32_t always, uint32_t s_cany, uint32_t attribute_bits, uint32_t outside_of, uint32_t many, uint32_t accept, int64_t* outcome, uint8_t* todo)
     void fm_fill_u32(uint32_t* out, int64_t n, uint32_t value)
     void fm_fail_ne_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
+    void fm_fail_ne4_u64(uint64_t* fails, const uint64_t* t0, const uint64_t* t1, const uint64_t* t2, const uint64_t* t3, int64_t n, const uint64_t* s, const uint64_t* bit, int init)
+    void fm_fail_ne2_u64(uint64_t* fails, const uint64_t* t0, const uint64_t* t1, int64_t n, const uint64_t* s, const uint64_t* bit, int init)
     void fm_fail_eq_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_lt_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_absent_or_gt_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
@@ -49,6 +55,24 @@ cdef inline void fail_ne(lane_t* fails, const lane_t* t, int64_t n, lane_t s, la
         fm_fail_ne_u32(fails, t, n, s, bit)
     else:
         fm_fail_ne_u64(fails, t, n, s, bit)
+
+
+cdef inline void fail_ne4(lane_t* fails, const lane_t** t, int64_t n, const lane_t* s, const lane_t* bit, bint init) noexcept nogil:
+    if lane_t is uint16_t:
+        fm_fail_ne4_u16(fails, t[0], t[1], t[2], t[3], n, s, bit, init)
+    elif lane_t is uint32_t:
+        fm_fail_ne4_u32(fails, t[0], t[1], t[2], t[3], n, s, bit, init)
+    else:
+        fm_fail_ne4_u64(fails, t[0], t[1], t[2], t[3], n, s, bit, init)
+
+
+cdef inline void fail_ne2(lane_t* fails, const lane_t** t, int64_t n, const lane_t* s, const lane_t* bit, bint init) noexcept nogil:
+    if lane_t is uint16_t:
+        fm_fail_ne2_u16(fails, t[0], t[1], n, s, bit, init)
+    elif lane_t is uint32_t:
+        fm_fail_ne2_u32(fails, t[0], t[1], n, s, bit, init)
+    else:
+        fm_fail_ne2_u64(fails, t[0], t[1], n, s, bit, init)
 
 
 cdef inline void fail_eq(lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit) noexcept nogil:
