@@ -19,6 +19,8 @@ from libc.string cimport memcpy
 
 from loops cimport *
 
+import os
+
 import numpy as np
 
 # Keep in step with fastmatch/intern.py and fastmatch/reasons.py.
@@ -111,6 +113,8 @@ cdef struct Kernel:
     const uint8_t* opaque_table
     int64_t opaque_n
     bint score_table  # per source class, score the targets' version classes once (when they are few)
+    bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
+    int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
 
 
 # -- record matching ---------------------------------------------------------------------
@@ -244,6 +248,185 @@ cdef inline int64_t table_score(
     return value
 
 
+cdef inline void place(
+    FmRule16* rules, int32_t* placed, int wanted, int kind, const uint16_t* row, const uint16_t* minor,
+    uint16_t value, uint16_t source_minor, uint16_t bit
+) noexcept nogil:
+    if kind == wanted:
+        rules[placed[0]].row = row
+        rules[placed[0]].minor = minor
+        rules[placed[0]].value = value
+        rules[placed[0]].source_minor = source_minor
+        rules[placed[0]].bit = bit
+        placed[0] += 1
+
+
+cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* count) noexcept nogil:
+    """The ops resolved for source class ``i``, as fm_tile512 reads them (grouped by kind: one
+    pass over the ops per kind); returns the bits that fail whatever the target, as the op loop of
+    evaluate_row finds them."""
+    cdef const Side* s = &K.src
+    cdef const Side* t = &K.tgt
+    cdef const uint16_t* s_codes = <const uint16_t*>s.codes
+    cdef const uint16_t* t_codes = <const uint16_t*>t.codes
+    cdef const uint16_t* bits = <const uint16_t*>K.op_bit
+    cdef uint16_t always = 0, sv, bit
+    cdef int32_t placed = 0, before
+    cdef int wanted, op
+    cdef int64_t k, w, row
+    for wanted in range(FM_RULE_KINDS):
+        before = placed
+        for k in range(K.n_ops):
+            op = K.op_kind[k]
+            row = K.op_row[k]
+            bit = bits[k]
+            if op == OP_NE or op == OP_REQUIRED:
+                sv = s_codes[row * s.n + i]
+                if op == OP_REQUIRED and sv == 0:
+                    always |= bit
+                else:
+                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.n, NULL, sv, 0, bit)
+            elif op == OP_VERSION:
+                sv = (<const uint16_t*>s.vmajor)[row * s.n + i]
+                if sv == 0:
+                    place(rules, &placed, wanted, FM_RULE_NE, <const uint16_t*>t.vmajor + row * t.n, NULL, 0, 0, bit)
+                else:
+                    place(
+                        rules,
+                        &placed,
+                        wanted,
+                        FM_RULE_VERSION,
+                        <const uint16_t*>t.vmajor + row * t.n,
+                        <const uint16_t*>t.vminor + row * t.n,
+                        sv,
+                        (<const uint16_t*>s.vminor)[row * s.n + i],
+                        bit,
+                    )
+            elif op == OP_GE or op == OP_LE:
+                sv = s_codes[row * s.n + i]
+                if sv == 0:
+                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.n, NULL, 0, 0, bit)
+                elif op == OP_GE:
+                    place(rules, &placed, wanted, FM_RULE_LT, t_codes + row * t.n, NULL, sv, 0, bit)
+                else:
+                    place(rules, &placed, wanted, FM_RULE_ABSENT_OR_GT, t_codes + row * t.n, NULL, sv, 0, bit)
+            elif op == OP_SUPERSET:
+                for w in range(row, row + K.op_words[k]):
+                    sv = (<const uint16_t*>s.masks)[w * s.n + i]
+                    if sv != 0:
+                        place(rules, &placed, wanted, FM_RULE_NOT_SUBSET, <const uint16_t*>t.masks + w * t.n, NULL, sv, 0, bit)
+            elif op == OP_MIGRATABLE:
+                if s_codes[row * s.n + i] == 0:
+                    always |= bit
+                else:
+                    place(rules, &placed, wanted, FM_RULE_EQ, t_codes + row * t.n, NULL, 0, 0, bit)
+        count[wanted] = placed - before
+    return always
+
+
+cdef inline void settle(
+    const Kernel* K,
+    int64_t i,
+    int64_t j,
+    lane_t failed,
+    int64_t* outcome,
+    const uint8_t* target_matches,
+    const int64_t* score_table,
+    int64_t low_mask,
+    lane_t s_type,
+) noexcept nogil:
+    """A pair the vector pass left to do: check the target's records if several match (NO_RECORD
+    was set until one of them accepts), then score it if it is compatible."""
+    if outcome[j] != 0 and records_accept(&K.tgt, j, target_matches, failed, K.records_and, &s_type):
+        outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
+    if outcome[j] == 0 or outcome[j] == <int64_t>INCOMPATIBLE:
+        if K.score_table:
+            outcome[j] = table_score(K, i, j, score_table, low_mask, s_type)
+        else:
+            outcome[j] = pair_score(K, i, j, &s_type)
+
+
+cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* fails) noexcept nogil:
+    """Every op of source class ``i`` over targets j0 .. j0 + n, one loop of loops.h at a time, into
+    ``fails``; returns the bits that fail whatever the target, decided by the source alone."""
+    cdef const Side* s = &K.src
+    cdef const Side* t = &K.tgt
+    cdef const lane_t* s_codes = <const lane_t*>s.codes
+    cdef const lane_t* t_codes = <const lane_t*>t.codes
+    cdef const lane_t* bits = <const lane_t*>K.op_bit
+    cdef int64_t n_s = s.n, n_t = t.n, k, g, w, row
+    cdef lane_t always = 0, bit, sv, s_mask
+    cdef const lane_t* ne_rows[4]
+    cdef lane_t ne_values[4]
+    cdef lane_t ne_bits[4]
+    # The exact-match ops come first, up to four to a pass (a pass of three has a fourth row that
+    # adds nothing); the first pass sets the masks.
+    k = 0
+    while k < K.n_ne:
+        w = 4 if K.n_ne - k >= 3 else 2
+        for g in range(w):
+            if k + g < K.n_ne:
+                row = K.op_row[k + g]
+                ne_rows[g] = t_codes + row * n_t + j0
+                ne_values[g] = s_codes[row * n_s + i]
+                ne_bits[g] = bits[k + g]
+            else:
+                ne_rows[g] = ne_rows[0]
+                ne_values[g] = ne_values[0]
+                ne_bits[g] = 0
+        if w == 4:
+            fail_ne4(fails, ne_rows, n, ne_values, ne_bits, k == 0)
+        else:
+            fail_ne2(fails, ne_rows, n, ne_values, ne_bits, k == 0)
+        k += w
+    if K.n_ne == 0:
+        fill(fails, n, <lane_t>0)
+    for k in range(K.n_ne, K.n_ops):
+        bit = bits[k]
+        row = K.op_row[k]
+        if K.op_kind[k] == OP_VERSION:
+            sv = (<const lane_t*>s.vmajor)[row * n_s + i]
+            if sv == 0:
+                fail_ne(fails, <const lane_t*>t.vmajor + row * n_t + j0, n, <lane_t>0, bit)
+            else:
+                fail_version(
+                    fails,
+                    <const lane_t*>t.vmajor + row * n_t + j0,
+                    <const lane_t*>t.vminor + row * n_t + j0,
+                    n,
+                    sv,
+                    (<const lane_t*>s.vminor)[row * n_s + i],
+                    bit,
+                )
+        elif K.op_kind[k] == OP_GE or K.op_kind[k] == OP_LE:
+            sv = s_codes[row * n_s + i]
+            if sv == 0:
+                fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+            elif K.op_kind[k] == OP_GE:
+                fail_lt(fails, t_codes + row * n_t + j0, n, sv, bit)
+            else:
+                fail_absent_or_gt(fails, t_codes + row * n_t + j0, n, sv, bit)
+        elif K.op_kind[k] == OP_SUPERSET:
+            for w in range(row, row + K.op_words[k]):
+                s_mask = (<const lane_t*>s.masks)[w * n_s + i]
+                if s_mask != 0:
+                    fail_not_subset(fails, <const lane_t*>t.masks + w * n_t + j0, n, s_mask, bit)
+        elif K.op_kind[k] == OP_MIGRATABLE:
+            if s_codes[row * n_s + i] == 0:
+                always = always | bit
+            else:
+                fail_eq(fails, t_codes + row * n_t + j0, n, <lane_t>0, bit)
+        elif K.op_kind[k] == OP_REQUIRED:
+            sv = s_codes[row * n_s + i]
+            if sv == 0:
+                always = always | bit
+            else:
+                fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+        else:  # OP_CONFIRM
+            fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
+    return always
+
+
 cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
@@ -251,6 +434,8 @@ cdef void evaluate_row(
     lane_t* set_state,
     lane_t* set_accept,
     int64_t* score_table,
+    FmRule16* rules,
+    uint64_t* pending,
     uint8_t* todo,
     int64_t* outcome,
     const uint8_t* target_matches,
@@ -259,28 +444,21 @@ cdef void evaluate_row(
     cdef const Side* s = &K.src
     cdef const Side* t = &K.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
-    cdef const lane_t* t_codes = <const lane_t*>t.codes
     cdef const lane_t* t_cany = <const lane_t*>t.cany
     cdef const lane_t* cmask = <const lane_t*>t.records.cmask
-    cdef const lane_t* bits = <const lane_t*>K.op_bit
     cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
-    cdef lane_t always, bit, sv, s_mask
-    cdef uint8_t any_todo
-    cdef uint64_t word
+    cdef lane_t always = 0, row_always = 0, state, accept_of, record_matches
     cdef lane_t attribute_bits = <lane_t>K.attribute_bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
-    cdef int64_t j0, j1, n, j, k, w, row, b, q, matched, a, z, run = 0
-    cdef lane_t state
-    cdef int64_t n_s = s.n, n_t = t.n
-    cdef bint source_has_records = s.record_set[i] != 0
-    cdef int64_t n_source_records = s.records.n
-    cdef lane_t accept_of, record_matches
-    cdef const lane_t* ne_rows[4]
-    cdef lane_t ne_values[4]
-    cdef lane_t ne_bits[4]
-    cdef int64_t g
-    cdef lane_t s_type = s_codes[K.type_row * n_s + i] if K.type_row >= 0 else 0
+    cdef lane_t s_type = s_codes[K.type_row * s.n + i] if K.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
+    cdef int64_t j0, j1, n, j, k, w, b, q, matched, a, z, run = 0
+    cdef int64_t n_t = t.n, n_source_records = s.records.n
+    cdef bint source_has_records = s.record_set[i] != 0
+    cdef bint fused = False
+    cdef uint8_t any_todo
+    cdef uint64_t word
+    cdef int32_t rule_count[FM_RULE_KINDS]
 
     # What each of the targets' record sets can do for this source's SELF (without branches:
     # whether a record matches is as good as random).
@@ -297,85 +475,43 @@ cdef void evaluate_row(
         set_state[k] = FM_NONE_MATCH + (matched >= 1) + (matched >= 2)
     if K.score_table:
         fill_score_table(K, i, score_table)
+    if lane_t is uint16_t:
+        if K.tile512:
+            row_always = rules_for(K, i, rules, rule_count)
+            fused = True
 
     j0 = 0
     while j0 < n_t:
         j1 = min(j0 + TILE, n_t)
         n = j1 - j0
-        # The exact-match ops come first, up to four to a pass (a pass of three has a fourth
-        # row that adds nothing); the first pass sets the masks.
-        k = 0
-        while k < K.n_ne:
-            w = 4 if K.n_ne - k >= 3 else 2
-            for g in range(w):
-                if k + g < K.n_ne:
-                    row = K.op_row[k + g]
-                    ne_rows[g] = t_codes + row * n_t + j0
-                    ne_values[g] = s_codes[row * n_s + i]
-                    ne_bits[g] = bits[k + g]
-                else:
-                    ne_rows[g] = ne_rows[0]
-                    ne_values[g] = ne_values[0]
-                    ne_bits[g] = 0
-            if w == 4:
-                fail_ne4(fails, ne_rows, n, ne_values, ne_bits, k == 0)
-            else:
-                fail_ne2(fails, ne_rows, n, ne_values, ne_bits, k == 0)
-            k += w
-        if K.n_ne == 0:
-            fill(fails, n, <lane_t>0)
-        always = 0  # bits that fail for every target, decided by the source alone
-        for k in range(K.n_ne, K.n_ops):
-            bit = bits[k]
-            row = K.op_row[k]
-            if K.op_kind[k] == OP_VERSION:
-                sv = (<const lane_t*>s.vmajor)[row * n_s + i]
-                if sv == 0:
-                    fail_ne(fails, <const lane_t*>t.vmajor + row * n_t + j0, n, <lane_t>0, bit)
-                else:
-                    fail_version(
-                        fails,
-                        <const lane_t*>t.vmajor + row * n_t + j0,
-                        <const lane_t*>t.vminor + row * n_t + j0,
-                        n,
-                        sv,
-                        (<const lane_t*>s.vminor)[row * n_s + i],
-                        bit,
-                    )
-            elif K.op_kind[k] == OP_GE or K.op_kind[k] == OP_LE:
-                sv = s_codes[row * n_s + i]
-                if sv == 0:
-                    fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
-                elif K.op_kind[k] == OP_GE:
-                    fail_lt(fails, t_codes + row * n_t + j0, n, sv, bit)
-                else:
-                    fail_absent_or_gt(fails, t_codes + row * n_t + j0, n, sv, bit)
-            elif K.op_kind[k] == OP_SUPERSET:
-                for w in range(row, row + K.op_words[k]):
-                    s_mask = (<const lane_t*>s.masks)[w * n_s + i]
-                    if s_mask != 0:
-                        fail_not_subset(fails, <const lane_t*>t.masks + w * n_t + j0, n, s_mask, bit)
-            elif K.op_kind[k] == OP_MIGRATABLE:
-                if s_codes[row * n_s + i] == 0:
-                    always = always | bit
-                else:
-                    fail_eq(fails, t_codes + row * n_t + j0, n, <lane_t>0, bit)
-            elif K.op_kind[k] == OP_REQUIRED:
-                sv = s_codes[row * n_s + i]
-                if sv == 0:
-                    always = always | bit
-                else:
-                    fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
-            else:  # OP_CONFIRM
-                fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
-
         # Failure bits -> outcomes, as if no target's records matched this source (see loops.h)...
-        if K.identity_bits:
-            any_todo = outcomes(
-                fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
-            )
+        if fused:
+            always = row_always
+            if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
+                any_todo = fm_tile512(
+                    rules,
+                    rule_count,
+                    j0,
+                    n,
+                    always,
+                    t_cany,
+                    s_cany,
+                    attribute_bits,
+                    <const uint16_t*>t.base_state + j0,
+                    fails,
+                    outcome + j0,
+                    pending,
+                )
         else:
-            any_todo = table_outcomes(K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo)
+            always = tile_ops(K, i, j0, n, fails)
+            if K.identity_bits:
+                any_todo = outcomes(
+                    fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
+                )
+            else:
+                any_todo = table_outcomes(
+                    K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
+                )
         # ... then again for the runs of targets whose record set has a record that matches.
         while t.run_start[run + 1] <= j0:
             run += 1
@@ -403,10 +539,20 @@ cdef void evaluate_row(
                     any_todo |= table_outcomes(
                         K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
                     )
+                if fused:  # the fused pass keeps its pending pairs as bits
+                    for b in range(a, z):
+                        pending[b >> 6] |= (<uint64_t>todo[b]) << (b & 63)
             k += 1
 
-        # The targets left to do, found eight at a time: check their records, score what passed.
-        if any_todo:
+        # The pairs left to do: check their records, score what passed.
+        if any_todo and fused:
+            for q in range(0, (n + 63) >> 6):
+                word = pending[q]
+                while word:
+                    b = (q << 6) + __builtin_ctzll(word)
+                    word &= word - 1
+                    settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
+        elif any_todo:
             for j in range(n, n + 8):
                 todo[j] = 0
             for q in range(0, n, 8):
@@ -414,16 +560,7 @@ cdef void evaluate_row(
                 while word:
                     b = q + (__builtin_ctzll(word) >> 3)
                     word &= word - 1
-                    j = j0 + b
-                    if outcome[j] != 0 and records_accept(
-                        t, j, target_matches, (fails[b] | always) & attribute_bits, K.records_and, fails
-                    ):  # several records match; NO_RECORD was set until one of them accepts
-                        outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
-                    if outcome[j] == 0 or outcome[j] == <int64_t>INCOMPATIBLE:
-                        if K.score_table:
-                            outcome[j] = table_score(K, i, j, score_table, low_mask, s_type)
-                        else:
-                            outcome[j] = pair_score(K, i, j, fails)
+                    settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
 
         # The source's COMPATIBLE records (rarely read: direction source-offers or both).
         if source_has_records:
@@ -495,9 +632,9 @@ cdef uint8_t table_outcomes(
 
 cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
     """Per thread, in 64-bit words: a tile's failure masks, a state and an accept mask per
-    record set, a score per version class of the targets, then a byte per target of the tile
-    (and 8 spare)."""
-    return TILE + 2 * K.tgt.n_sets + K.tgt.n_vclasses + TILE // 8 + 2
+    record set, a score per version class of the targets, the rules of fm_tile512 (four words
+    each) and its pending bits, then a byte per target of the tile (and 8 spare)."""
+    return TILE + 2 * K.tgt.n_sets + K.tgt.n_vclasses + 4 * K.max_rules + TILE // 64 + 1 + TILE // 8 + 2
 
 
 cdef void evaluate_rows(
@@ -512,7 +649,7 @@ cdef void evaluate_rows(
     lane_t* lane,
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n, n_sets = K.tgt.n_sets
-    cdef int64_t n_vclasses = K.tgt.n_vclasses
+    cdef int64_t n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules
     cdef int64_t stride = scratch_words(K)
     cdef uint64_t* mine
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
@@ -524,11 +661,18 @@ cdef void evaluate_rows(
             <lane_t*>(mine + TILE),
             <lane_t*>(mine + TILE + n_sets),
             <int64_t*>(mine + TILE + 2 * n_sets),
-            <uint8_t*>(mine + TILE + 2 * n_sets + n_vclasses),
+            <FmRule16*>(mine + TILE + 2 * n_sets + n_vclasses),
+            mine + TILE + 2 * n_sets + n_vclasses + 4 * max_rules,
+            <uint8_t*>(mine + TILE + 2 * n_sets + n_vclasses + 4 * max_rules + TILE // 64 + 1),
             outcomes + (i - i0) * n_t,
             target_matches + i * n_target_records,
             source_matches,
         )
+
+
+def avx512_available():
+    """Whether this CPU runs the AVX-512 tile pass (tile512.h)."""
+    return bool(fm_tile512_available())
 
 
 cdef class Problem:
@@ -566,6 +710,17 @@ cdef class Problem:
         self._version_classes(&self.K.tgt, interned.targets)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.K.score_table = self.K.tgt.n_vclasses * 4 <= self.K.tgt.n
+        # One pass per tile where the CPU has AVX-512 and the ops are vector ops on 16-bit lanes
+        # (FASTMATCH_NO_AVX512=1 keeps the portable loops, as the tests do to hold both equal).
+        kinds = np.asarray(interned.op_kind)
+        self.K.max_rules = int(np.where(kinds == OP_SUPERSET, interned.op_words, 1).sum())
+        self.K.tile512 = bool(
+            self.lane_bytes == 2
+            and interned.identity_bits
+            and not (kinds == OP_CONFIRM).any()
+            and fm_tile512_available()
+            and os.environ.get("FASTMATCH_NO_AVX512", "").strip().lower() not in {"1", "true", "yes", "on"}
+        )
         self._target_matches = None
         self._source_matches = None
 
@@ -627,6 +782,11 @@ cdef class Problem:
         side.vclass_minor = <const int64_t*>self._ptr(classes[2], np.int64)
         low = data.newest_rank if self.K.prefer_newest else data.patch
         side.vlow = <const int64_t*>self._ptr(np.where(has, low, 0), np.int64)
+
+    @property
+    def tile512(self):
+        """Whether tiles go through the AVX-512 pass (tile512.h)."""
+        return bool(self.K.tile512)
 
     @property
     def shape(self):

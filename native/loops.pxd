@@ -1,5 +1,5 @@
 # The vector loops of native/loops.h, and fused wrappers that pick the lane width.
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 ctypedef fused lane_t:
     uint16_t
@@ -46,6 +46,25 @@ cdef extern from "loops.h" nogil:
     uint8_t fm_outcomes_u64(const uint64_t* fails, const uint64_t* t_cany, const uint64_t* state, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, int64_t* outcome, uint8_t* todo)
     uint8_t fm_outcomes_matched_u64(const uint64_t* fails, const uint64_t* t_cany, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, uint64_t outside_of, uint64_t many, uint64_t accept, int64_t* outcome, uint8_t* todo)
     void fm_fill_u64(uint64_t* out, int64_t n, uint64_t value)
+
+
+cdef extern from "tile512.h" nogil:
+    enum:
+        FM_RULE_NE
+        FM_RULE_EQ
+        FM_RULE_LT
+        FM_RULE_ABSENT_OR_GT
+        FM_RULE_VERSION
+        FM_RULE_NOT_SUBSET
+        FM_RULE_KINDS
+    ctypedef struct FmRule16:
+        const uint16_t* row
+        const uint16_t* minor
+        uint16_t value
+        uint16_t source_minor
+        uint16_t bit
+    int fm_tile512_available()
+    int fm_tile512(const FmRule16* rules, const int32_t* count, int64_t j0, int64_t n, uint16_t always, const uint16_t* t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t* state, uint16_t* fails, int64_t* outcome, uint64_t* pending)
 
 
 cdef inline void fail_ne(lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit) noexcept nogil:

@@ -75,15 +75,44 @@ BLOCKS = (1, 2, 3, 7, None)
 @contextlib.contextmanager
 def implementation(name: str):
     """Set FASTMATCH_IMPLEMENTATION for the body (hypothesis and function fixtures do not mix)."""
-    saved = os.environ.get(IMPLEMENTATION_VARIABLE)
-    os.environ[IMPLEMENTATION_VARIABLE] = name
+    with environment(IMPLEMENTATION_VARIABLE, name):
+        yield
+
+
+@contextlib.contextmanager
+def environment(variable: str, value: str | None):
+    """``variable`` set to ``value`` (or unset, for None) for the body."""
+    saved = os.environ.get(variable)
+    if value is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = value
     try:
         yield
     finally:
         if saved is None:
-            os.environ.pop(IMPLEMENTATION_VARIABLE, None)
+            os.environ.pop(variable, None)
         else:
-            os.environ[IMPLEMENTATION_VARIABLE] = saved
+            os.environ[variable] = saved
+
+
+def _avx512_available() -> bool:
+    if importlib.util.find_spec("fastmatch._kernel") is None:
+        return False
+    from fastmatch import _kernel
+
+    return _kernel.avx512_available()
+
+
+# The kernel's two vector paths: AVX-512 (where the CPU has it) and the portable loops.
+VECTOR_PATHS = [
+    pytest.param("avx512", marks=pytest.mark.skipif(not _avx512_available(), reason="this CPU has no AVX-512BW")),
+    "portable",
+]
+
+
+def vector_path(name: str):
+    return environment("FASTMATCH_NO_AVX512", "1" if name == "portable" else None)
 
 
 @contextlib.contextmanager
@@ -240,15 +269,30 @@ def test_strategies_generate_valid_fleets(scenario: Scenario) -> None:
 
 # -- native == reference ---------------------------------------------------------------------
 @requires_candidate
+@pytest.mark.parametrize("vector", VECTOR_PATHS)
 @pytest.mark.parametrize("workers", WORKERS)
 @budget(1.0)
 @given(scenario=scenarios())
-def test_native_equals_reference(scenario: Scenario, workers: int) -> None:
+def test_native_equals_reference(scenario: Scenario, workers: int, vector: str) -> None:
     describe(scenario)
     ref = run(scenario, REFERENCE)
-    for block in BLOCKS:
-        got = run(scenario, CANDIDATE, workers=workers, block=block)
-        assert_same(ref, got, f"{CANDIDATE} (workers={workers}, block={block}) vs reference")
+    with vector_path(vector):
+        for block in BLOCKS:
+            got = run(scenario, CANDIDATE, workers=workers, block=block)
+            assert_same(ref, got, f"{CANDIDATE} (workers={workers}, block={block}, {vector}) vs reference")
+
+
+@requires_candidate
+@pytest.mark.parametrize("vector", VECTOR_PATHS)
+def test_the_vector_path_is_the_one_asked_for(vector: str) -> None:
+    from fastmatch.intern import intern
+    from fastmatch.native import prepared_problem
+
+    sources = DeviceSet.from_records([{"id": "s", "self": {"mdev_type": "a", "aggregator": 2}}])
+    targets = DeviceSet.from_records([{"id": "t", "self": {"mdev_type": "a", "aggregator": 4}}])
+    with vector_path(vector):
+        problem = prepared_problem(intern(sources, targets, Policy.default()), 1)
+    assert problem.tile512 == (vector == "avx512")
 
 
 @requires_candidate

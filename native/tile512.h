@@ -1,0 +1,162 @@
+/* A whole tile in one pass, for 16-bit lanes on CPUs with AVX-512 (BW).
+ *
+ * The loops of loops.h take one rule at a time over a tile, each reading and
+ * writing the failure masks in memory, then a last loop turns masks into
+ * outcomes. Here 32 targets at a time go through every rule with their masks
+ * in a register, and leave with their outcomes written and a bit each in
+ * `pending` for the pairs still to score: what fm_fail_* then fm_outcomes do,
+ * with the same results (tests/test_equivalence.py runs both).
+ *
+ * The rules come from the kernel's ops, resolved for one source class
+ * (fastmatch/_kernel.pyx, rules_for): one rule per comparison, grouped by kind.
+ */
+#ifndef FASTMATCH_TILE512_H
+#define FASTMATCH_TILE512_H
+
+#include <stdint.h>
+
+#include "loops.h"
+
+enum { FM_RULE_NE, FM_RULE_EQ, FM_RULE_LT, FM_RULE_ABSENT_OR_GT, FM_RULE_VERSION, FM_RULE_NOT_SUBSET, FM_RULE_KINDS };
+
+typedef struct {
+    const uint16_t *row;   /* the targets' values (codes, major codes or a mask word), from target 0 */
+    const uint16_t *minor; /* FM_RULE_VERSION: the targets' minor ranks */
+    uint16_t value;        /* the source's value (code, major code, mask word) */
+    uint16_t source_minor; /* FM_RULE_VERSION */
+    uint16_t bit;          /* the failure bit */
+} FmRule16;
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && !defined(FASTMATCH_NO_AVX512)
+#include <immintrin.h>
+
+static int fm_tile512_available(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+}
+
+#define FM_T512 __attribute__((target("avx512f,avx512bw")))
+
+/* Every rule over four vectors of targets into f[0..3], rows read through FM_ROW and FM_MINOR */
+#define FM_FAIL(mask, r, v) f[v] = _mm512_or_si512(f[v], _mm512_maskz_mov_epi16((mask), bit[r]))
+#define FM_EACH(statement) for (int v = 0; v < 4; v++) statement
+#define FM_RULES                                                                                              \
+    {                                                                                                         \
+        int r = 0;                                                                                            \
+        for (; r < end[FM_RULE_NE]; r++) FM_EACH(FM_FAIL(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
+        for (; r < end[FM_RULE_EQ]; r++) FM_EACH(FM_FAIL(_mm512_cmpeq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
+        for (; r < end[FM_RULE_LT]; r++) FM_EACH(FM_FAIL(_mm512_cmplt_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
+        for (; r < end[FM_RULE_ABSENT_OR_GT]; r++)                                                            \
+            FM_EACH(FM_FAIL(_mm512_cmpge_epu16_mask(_mm512_sub_epi16(FM_ROW(r, v), ones), value[r]), r, v));  \
+        for (; r < end[FM_RULE_VERSION]; r++)                                                                 \
+            FM_EACH(FM_FAIL(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]) |                                \
+                                _mm512_cmplt_epu16_mask(FM_MINOR(r, v), source_minor[r]),                     \
+                            r, v));                                                                           \
+        for (; r < end[FM_RULE_NOT_SUBSET]; r++)                                                              \
+            FM_EACH(FM_FAIL(_mm512_test_epi16_mask(_mm512_andnot_si512(FM_ROW(r, v), value[r]), value[r]), r, v)); \
+    }
+
+
+/* Targets j0 .. j0 + n (n <= the tile) against the rules: `count[k]` rules of kind k, one kind after
+ * another. `rows`, `minor` and `t_cany` are read from target j0 on; `state`, `fails`, `outcome` and
+ * `pending` are the tile's. Writes fails (as fm_fail_* leave them, OR-ed with `always`), outcomes as
+ * fm_outcomes does, and a bit per target in `pending` (bit b % 64 of word b / 64) where the pair is
+ * compatible and needs its score. Returns whether any bit was set. */
+FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
+                              const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits,
+                              const uint16_t *state, uint16_t *fails, int64_t *outcome, uint64_t *pending) {
+    int n_rules = 0;
+    int end[FM_RULE_KINDS];
+    for (int kind = 0; kind < FM_RULE_KINDS; kind++) end[kind] = (n_rules += count[kind]);
+    /* The rules' values and bits as vectors, once per call rather than once per 32 targets. */
+    __m512i value[n_rules + 1], bit[n_rules + 1], source_minor[n_rules + 1];
+    for (int r = 0; r < n_rules; r++) {
+        value[r] = _mm512_set1_epi16((short)rules[r].value);
+        bit[r] = _mm512_set1_epi16((short)rules[r].bit);
+        source_minor[r] = _mm512_set1_epi16((short)rules[r].source_minor);
+    }
+    const __m512i ones = _mm512_set1_epi16(1);
+    const __m512i v_always = _mm512_set1_epi16((short)always);
+    const __m512i v_s_cany = _mm512_set1_epi16((short)s_cany);
+    const __m512i v_attribute = _mm512_set1_epi16((short)attribute_bits);
+    const __m512i v_incompatible = _mm512_set1_epi16((short)(1u << (FM_INCOMPATIBLE - 48)));
+    /* Outcome qword q of chunk c takes word 8c + q of the low half (into its word 0) and of the high
+     * half (into its word 3; index 32 + i picks word i of the second operand); words 1 and 2 are 0. */
+    __m512i spread[4];
+    for (int c = 0; c < 4; c++) {
+        uint16_t index[32] = {0};
+        for (int q = 0; q < 8; q++) {
+            index[4 * q] = (uint16_t)(8 * c + q);
+            index[4 * q + 3] = (uint16_t)(32 + 8 * c + q);
+        }
+        spread[c] = _mm512_loadu_si512(index);
+    }
+    const __mmask32 words_0_and_3 = 0x99999999u;
+
+    int any = 0;
+    int64_t j;
+    /* 128 targets at a time, four vectors: each rule's own costs (its row, its loop) are paid once
+     * per 128 targets, not 32. */
+    for (j = 0; j < n; j += 128) {
+        const int64_t at = j0 + j;
+        __mmask32 live[4];
+        for (int v = 0; v < 4; v++) {
+            int64_t left = n - j - 32 * v;
+            live[v] = left >= 32 ? (__mmask32)0xFFFFFFFFu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
+        }
+        __m512i f[4] = {v_always, v_always, v_always, v_always};
+        /* Whole chunks load without masks (most of them); the tile's last one with. */
+        if (live[3] == (__mmask32)0xFFFFFFFFu) {
+#define FM_ROW(r, v) _mm512_loadu_si512(rules[r].row + at + 32 * (v))
+#define FM_MINOR(r, v) _mm512_loadu_si512(rules[r].minor + at + 32 * (v))
+            FM_RULES
+#undef FM_ROW
+#undef FM_MINOR
+        } else {
+#define FM_ROW(r, v) _mm512_maskz_loadu_epi16(live[v], rules[r].row + at + 32 * (v))
+#define FM_MINOR(r, v) _mm512_maskz_loadu_epi16(live[v], rules[r].minor + at + 32 * (v))
+            FM_RULES
+#undef FM_ROW
+#undef FM_MINOR
+        }
+
+        for (int v = 0; v < 4; v++) {
+            if (!live[v]) break;
+            const int64_t k = j + 32 * v; /* this vector's first target in the tile */
+            _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
+            /* fm_outcome, 32 pairs at a time */
+            __m512i cany = _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k);
+            __m512i no_record = _mm512_maskz_loadu_epi16(live[v], state + k);
+            __m512i reported = _mm512_andnot_si512(_mm512_and_si512(cany, v_s_cany), f[v]);
+            __m512i either = _mm512_or_si512(reported, no_record);
+            __mmask32 bad = _mm512_test_epi16_mask(either, either);
+            __m512i low = _mm512_and_si512(reported, v_attribute);
+            __m512i high = _mm512_or_si512(
+                _mm512_slli_epi16(_mm512_srli_epi16(reported, 14), FM_FIXED_SHIFT - 48),
+                _mm512_or_si512(_mm512_slli_epi16(no_record, FM_NO_RECORD_SHIFT - 48),
+                                _mm512_maskz_mov_epi16(bad, v_incompatible)));
+            for (int c = 0; c < 4; c++) {
+                __mmask8 stored = (__mmask8)(live[v] >> (8 * c));
+                if (stored)
+                    _mm512_mask_storeu_epi64(outcome + k + 8 * c, stored,
+                                             _mm512_maskz_permutex2var_epi16(words_0_and_3, low, spread[c], high));
+            }
+            uint32_t open = (uint32_t)(~bad & live[v]);
+            ((uint32_t *)pending)[k / 32] = open;
+            any |= open != 0;
+        }
+    }
+    j = (n + 31) / 32 * 32;
+    if ((j / 32) % 2) ((uint32_t *)pending)[j / 32] = 0; /* the last word's upper half */
+    return any;
+}
+#else
+static int fm_tile512_available(void) { return 0; }
+static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
+                      const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t *state,
+                      uint16_t *fails, int64_t *outcome, uint64_t *pending) {
+    return 0; /* never called: fm_tile512_available() says no */
+}
+#endif
+
+#endif
