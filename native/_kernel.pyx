@@ -49,6 +49,7 @@ cdef int64_t FIELD_CAP = (1LL << 20) - 1
 
 cdef struct Records:
     int64_t n
+    int64_t n_tests
     const void* cmask
     const int64_t* common_begin
     const int64_t* common_end
@@ -118,49 +119,68 @@ cdef struct Kernel:
 
 
 # -- record matching ---------------------------------------------------------------------
-cdef inline bint run_test(const Records* R, const Side* S, int64_t t, int64_t c, lane_t* lane) noexcept nogil:
-    cdef int64_t k
-    cdef int64_t start = R.test_start[t]
-    cdef int64_t length = R.test_len[t]
-    cdef int64_t row = R.test_row[t]
-    cdef lane_t code
-    cdef const lane_t* pool
+cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, lane_t* lane) noexcept nogil:
+    """Test ``t`` of the records against every class of ``S``: ``passed[c]`` is 1 where it holds.
+    Loops over classes innermost, so the compiler vectorises them."""
+    cdef int64_t c, k
+    cdef int64_t start = R.test_start[t], length = R.test_len[t], row = R.test_row[t], n = S.n
+    cdef const lane_t* codes
+    cdef const lane_t* masks
+    cdef lane_t item
     if R.test_kind[t] == TEST_IN_CODES:
-        pool = <const lane_t*>R.code_pool
-        code = (<const lane_t*>S.codes)[row * S.n + c]
+        codes = <const lane_t*>S.codes + row * n
+        for c in range(n):
+            passed[c] = 0
         for k in range(length):
-            if pool[start + k] == code:
-                return True
-        return False
-    pool = <const lane_t*>R.mask_pool
-    for k in range(length):
-        if (<const lane_t*>S.masks)[(row + k) * S.n + c] & ~pool[start + k]:
-            return False
-    return True
+            item = (<const lane_t*>R.code_pool)[start + k]
+            for c in range(n):
+                passed[c] |= codes[c] == item
+    else:  # subset: no item outside the record's mask, word by word
+        for c in range(n):
+            passed[c] = 1
+        for k in range(length):
+            item = (<const lane_t*>R.mask_pool)[start + k]
+            masks = <const lane_t*>S.masks + (row + k) * n
+            for c in range(n):
+                passed[c] &= (masks[c] & ~item) == 0
 
 
-cdef inline bint record_matches(const Records* R, const Side* S, int64_t r, int64_t c, lane_t* lane) noexcept nogil:
-    cdef int64_t t, alt
-    cdef bint ok
-    for t in range(R.common_begin[r], R.common_end[r]):
-        if not run_test(R, S, t, c, lane):
-            return False
-    for alt in range(R.alt_start[r], R.alt_start[r + 1]):
-        ok = True
-        for t in range(R.alt_begin[alt], R.alt_end[alt]):
-            if not run_test(R, S, t, c, lane):
-                ok = False
-                break
-        if ok:
-            return True
-    return False
+cdef inline int64_t match_scratch_bytes(const Records* R, const Side* S, int workers) noexcept nogil:
+    """match_records' scratch: a byte per test and class, and three bytes per class per thread."""
+    return R.n_tests * S.n + 3 * S.n * workers
 
 
-cdef void match_records(const Records* R, const Side* S, uint8_t* out, int workers, lane_t* lane) noexcept nogil:
-    cdef int64_t c, r
-    for c in prange(S.n, num_threads=workers, schedule="dynamic"):
-        for r in range(R.n):
-            out[c * R.n + r] = record_matches(R, S, r, c, lane)
+cdef void match_records(
+    const Records* R, const Side* S, uint8_t* out, uint8_t* passed, int workers, lane_t* lane
+) noexcept nogil:
+    """``out[c, r]``: whether class c of ``S`` matches record r (its common tests pass, and the
+    tests of one of its alternatives). Each test runs once over all classes."""
+    cdef int64_t n = S.n, r, t, alt, c
+    cdef uint8_t* common
+    cdef uint8_t* alternatives
+    cdef uint8_t* alternative
+    for t in prange(R.n_tests, num_threads=workers, schedule="dynamic"):
+        run_test(R, S, t, passed + t * n, lane)
+    for r in prange(R.n, num_threads=workers, schedule="dynamic"):
+        common = passed + R.n_tests * n + 3 * n * threadid()
+        alternatives = common + n
+        alternative = common + 2 * n
+        for c in range(n):
+            common[c] = 1
+            alternatives[c] = 0
+        for t in range(R.common_begin[r], R.common_end[r]):
+            for c in range(n):
+                common[c] &= passed[t * n + c]
+        for alt in range(R.alt_start[r], R.alt_start[r + 1]):
+            for c in range(n):
+                alternative[c] = 1
+            for t in range(R.alt_begin[alt], R.alt_end[alt]):
+                for c in range(n):
+                    alternative[c] &= passed[t * n + c]
+            for c in range(n):
+                alternatives[c] |= alternative[c]
+        for c in range(n):
+            out[c * R.n + r] = common[c] & alternatives[c]
 
 
 cdef inline bint records_accept(
@@ -758,6 +778,7 @@ cdef class Problem:
         tables = data.records
         rec = &side.records
         rec.n = len(tables.cmask)
+        rec.n_tests = len(tables.test_row)
         rec.cmask = self._ptr(tables.cmask, lane)
         rec.common_begin = <const int64_t*>self._ptr(tables.common_begin, np.int64)
         rec.common_end = <const int64_t*>self._ptr(tables.common_end, np.int64)
@@ -773,13 +794,17 @@ cdef class Problem:
 
     cdef _version_classes(self, Side* side, data):
         has = data.has_version.astype(bool)
-        key = np.stack([has, np.where(has, data.major, 0), np.where(has, data.minor, 0)])
-        classes, vclass = np.unique(key, axis=1, return_inverse=True)
+        # (has, major, minor) as one integer key, each part first made a small code (np.unique
+        # along an axis sorts rows of bytes: much slower).
+        majors, major_code = np.unique(np.where(has, data.major, 0), return_inverse=True)
+        minors, minor_code = np.unique(np.where(has, data.minor, 0), return_inverse=True)
+        key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
+        keys, first, vclass = np.unique(key, return_index=True, return_inverse=True)
         side.vclass = <const int32_t*>self._ptr(vclass.reshape(-1), np.int32)
-        side.n_vclasses = classes.shape[1]
-        side.vclass_has = <const uint8_t*>self._ptr(classes[0], np.uint8)
-        side.vclass_major = <const int64_t*>self._ptr(classes[1], np.int64)
-        side.vclass_minor = <const int64_t*>self._ptr(classes[2], np.int64)
+        side.n_vclasses = len(keys)
+        side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
+        side.vclass_major = <const int64_t*>self._ptr(np.where(has, data.major, 0)[first], np.int64)
+        side.vclass_minor = <const int64_t*>self._ptr(np.where(has, data.minor, 0)[first], np.int64)
         low = data.newest_rank if self.K.prefer_newest else data.patch
         side.vlow = <const int64_t*>self._ptr(np.where(has, low, 0), np.int64)
 
@@ -802,13 +827,16 @@ cdef class Problem:
         cdef uint8_t[:, ::1] view = out
         if S.n == 0 or R.n == 0:
             return out
+        workers = max(workers, 1)
+        scratch = np.empty(match_scratch_bytes(R, S, workers), dtype=np.uint8)
+        cdef uint8_t[::1] scratch_view = scratch
         with nogil:
             if self.lane_bytes == 2:
-                match_records(R, S, &view[0, 0], workers, <uint16_t*>NULL)
+                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                match_records(R, S, &view[0, 0], workers, <uint32_t*>NULL)
+                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint32_t*>NULL)
             else:
-                match_records(R, S, &view[0, 0], workers, <uint64_t*>NULL)
+                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint64_t*>NULL)
         return out
 
     def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] outcomes, int workers):
