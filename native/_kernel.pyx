@@ -64,6 +64,13 @@ cdef struct Records:
     const void* mask_pool
 
 
+cdef struct ScoreFacts:
+    int64_t exact_key
+    int64_t low
+    int64_t vclass
+    uint64_t type_code
+
+
 cdef struct Side:
     int64_t n  # classes: the row stride of every field-major array
     const void* codes
@@ -85,9 +92,9 @@ cdef struct Side:
     const int64_t* minor
     const int64_t* patch
     const int64_t* newest_rank
-    # Scores: per class, its version's class (has it, major, minor) and what it adds itself (patch or rank)
-    const int32_t* vclass
-    const int64_t* vlow
+    # Scores: per class, its version's class (has it, major, minor) and what it adds itself (patch or
+    # rank), with its exact key and type code, side by side for the one read per scored pair
+    const ScoreFacts* score_facts
     int64_t n_vclasses
     const int64_t* vclass_major
     const int64_t* vclass_minor
@@ -260,11 +267,11 @@ cdef inline int64_t table_score(
     const Kernel* K, int64_t i, int64_t j, const int64_t* table, int64_t low_mask, lane_t s_type
 ) noexcept nogil:
     """pair_score, with the source's part of the version score looked up in ``table``."""
-    cdef const Side* t = &K.tgt
-    cdef int64_t value = table[t.vclass[j]] | (t.vlow[j] & low_mask)
-    value |= SCORE_EXACT & -<int64_t>(t.exact_key[j] == K.src.exact_key[i])
+    cdef const ScoreFacts* facts = &K.tgt.score_facts[j]
+    cdef int64_t value = table[facts.vclass] | (facts.low & low_mask)
+    value |= SCORE_EXACT & -<int64_t>(facts.exact_key == K.src.exact_key[i])
     if K.type_row >= 0:
-        value |= SCORE_SAME_TYPE & -<int64_t>((<const lane_t*>t.codes)[K.type_row * t.n + j] == s_type)
+        value |= SCORE_SAME_TYPE & -<int64_t>(facts.type_code == s_type)
     return value
 
 
@@ -800,13 +807,17 @@ cdef class Problem:
         minors, minor_code = np.unique(np.where(has, data.minor, 0), return_inverse=True)
         key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
         keys, first, vclass = np.unique(key, return_index=True, return_inverse=True)
-        side.vclass = <const int32_t*>self._ptr(vclass.reshape(-1), np.int32)
         side.n_vclasses = len(keys)
         side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
         side.vclass_major = <const int64_t*>self._ptr(np.where(has, data.major, 0)[first], np.int64)
         side.vclass_minor = <const int64_t*>self._ptr(np.where(has, data.minor, 0)[first], np.int64)
         low = data.newest_rank if self.K.prefer_newest else data.patch
-        side.vlow = <const int64_t*>self._ptr(np.where(has, low, 0), np.int64)
+        facts = np.empty((len(has), 4), dtype=np.int64)
+        facts[:, 0] = data.exact_key
+        facts[:, 1] = np.where(has, low, 0)
+        facts[:, 2] = vclass.reshape(-1)
+        facts[:, 3] = data.codes[self.K.type_row] if self.K.type_row >= 0 else 0
+        side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int64)
 
     @property
     def tile512(self):
