@@ -85,6 +85,10 @@ cdef struct Side:
     const int64_t* run_start  # classes come in runs of one record set: run k is classes run_start[k]..[k + 1]
     const int32_t* run_set
     int64_t n_runs
+    const int64_t* record_set_start  # record r is in sets record_sets[record_set_start[r]:[r + 1]]
+    const int32_t* record_sets
+    const int64_t* set_run_start  # set k's classes are runs set_runs[set_run_start[k]:[k + 1]]
+    const int32_t* set_runs
     const void* base_state  # per class: FM_NO_RECORDS, or FM_NONE_MATCH when it has records
     const int64_t* exact_key
     const uint8_t* has_version
@@ -454,12 +458,48 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
     return always
 
 
+cdef int64_t matching_runs(
+    const Kernel* K, const uint8_t* target_matches, int32_t* set_count, lane_t* set_accept, int32_t* hits, int64_t* runs
+) noexcept nogil:
+    """The runs of targets (in order) whose record set has a record that matches the source
+    (``target_matches``: a byte per record); ``set_count[k]`` gets how many of set k's records
+    match, ``set_accept[k]`` the failures a lone matching record accepts."""
+    cdef const Side* t = &K.tgt
+    cdef const lane_t* cmask = <const lane_t*>t.records.cmask
+    cdef int64_t r, w, k, h, n_hits = 0, n_runs = 0, n_records = t.records.n
+    cdef int64_t run
+    for k in range(t.n_sets):
+        set_count[k] = 0
+    for r in range(n_records):
+        if target_matches[r]:
+            for w in range(t.record_set_start[r], t.record_set_start[r + 1]):
+                k = t.record_sets[w]
+                if set_count[k] == 0:
+                    hits[n_hits] = <int32_t>k
+                    n_hits += 1
+                set_count[k] += 1
+                set_accept[k] = 0 if K.records_and else cmask[r]
+    for h in range(n_hits):
+        for w in range(t.set_run_start[hits[h]], t.set_run_start[hits[h] + 1]):
+            # insertion into the sorted list: the lists are short
+            run = t.set_runs[w]
+            k = n_runs
+            while k > 0 and runs[k - 1] > run:
+                runs[k] = runs[k - 1]
+                k -= 1
+            runs[k] = run
+            n_runs += 1
+    return n_runs
+
+
 cdef void evaluate_row(
     const Kernel* K,
     int64_t i,
     lane_t* fails,
-    lane_t* set_state,
+    int32_t* set_count,
     lane_t* set_accept,
+    int32_t* hits,
+    int64_t* runs,
     int64_t* score_table,
     FmRule16* rules,
     uint64_t* pending,
@@ -474,12 +514,12 @@ cdef void evaluate_row(
     cdef const lane_t* t_cany = <const lane_t*>t.cany
     cdef const lane_t* cmask = <const lane_t*>t.records.cmask
     cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
-    cdef lane_t always = 0, row_always = 0, state, accept_of, record_matches
+    cdef lane_t always = 0, row_always = 0, state
     cdef lane_t attribute_bits = <lane_t>K.attribute_bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
     cdef lane_t s_type = s_codes[K.type_row * s.n + i] if K.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
-    cdef int64_t j0, j1, n, j, k, w, b, q, matched, a, z, run = 0
+    cdef int64_t j0, j1, n, j, k, w, b, q, a, z, n_runs, run = 0
     cdef int64_t n_t = t.n, n_source_records = s.records.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
@@ -487,19 +527,9 @@ cdef void evaluate_row(
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
 
-    # What each of the targets' record sets can do for this source's SELF (without branches:
-    # whether a record matches is as good as random).
-    set_state[0] = FM_NO_RECORDS
-    set_accept[0] = 0
-    for k in range(1, t.n_sets):
-        matched = 0
-        accept_of = 0
-        for w in range(t.set_start[k], t.set_start[k + 1]):
-            record_matches = target_matches[t.set_records[w]]
-            matched += record_matches
-            accept_of |= cmask[t.set_records[w]] & (<lane_t>0 - record_matches)
-        set_accept[k] = 0 if K.records_and else accept_of  # read only when one record matches
-        set_state[k] = FM_NONE_MATCH + (matched >= 1) + (matched >= 2)
+    # The runs of targets whose record set has a record that matches this source's SELF, in
+    # order (the others keep their base state, NO_RECORD): from the few records that match.
+    n_runs = matching_runs(K, target_matches, set_count, set_accept, hits, runs)
     if K.score_table:
         fill_score_table(K, i, score_table)
     if lane_t is uint16_t:
@@ -540,36 +570,36 @@ cdef void evaluate_row(
                     K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
                 )
         # ... then again for the runs of targets whose record set has a record that matches.
-        while t.run_start[run + 1] <= j0:
+        while run < n_runs and t.run_start[runs[run] + 1] <= j0:
             run += 1
-        k = run
-        while k < t.n_runs and t.run_start[k] < j1:
-            state = set_state[t.run_set[k]]
-            if state >= FM_ONE_MATCH:
-                a = max(t.run_start[k], j0) - j0
-                z = min(t.run_start[k + 1], j1) - j0
-                if K.identity_bits:
-                    any_todo |= outcomes_matched(
-                        fails + a,
-                        t_cany + j0 + a,
-                        z - a,
-                        always,
-                        s_cany,
-                        attribute_bits,
-                        outside_of,
-                        state == FM_MANY_MATCH,
-                        set_accept[t.run_set[k]],
-                        outcome + j0 + a,
-                        todo + a,
-                    )
-                else:
-                    any_todo |= table_outcomes(
-                        K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
-                    )
-                if fused:  # the fused pass keeps its pending pairs as bits
-                    for b in range(a, z):
-                        pending[b >> 6] |= (<uint64_t>todo[b]) << (b & 63)
-            k += 1
+        w = run
+        while w < n_runs and t.run_start[runs[w]] < j1:
+            k = runs[w]
+            w += 1
+            state = FM_ONE_MATCH if set_count[t.run_set[k]] == 1 else FM_MANY_MATCH
+            a = max(t.run_start[k], j0) - j0
+            z = min(t.run_start[k + 1], j1) - j0
+            if K.identity_bits:
+                any_todo |= outcomes_matched(
+                    fails + a,
+                    t_cany + j0 + a,
+                    z - a,
+                    always,
+                    s_cany,
+                    attribute_bits,
+                    outside_of,
+                    state == FM_MANY_MATCH,
+                    set_accept[t.run_set[k]],
+                    outcome + j0 + a,
+                    todo + a,
+                )
+            else:
+                any_todo |= table_outcomes(
+                    K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
+                )
+            if fused:  # the fused pass keeps its pending pairs as bits
+                for b in range(a, z):
+                    pending[b >> 6] |= (<uint64_t>todo[b]) << (b & 63)
 
         # The pairs left to do: check their records, score what passed.
         if any_todo and fused:
@@ -658,10 +688,13 @@ cdef uint8_t table_outcomes(
 
 
 cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
-    """Per thread, in 64-bit words: a tile's failure masks, a state and an accept mask per
-    record set, a score per version class of the targets, the rules of fm_tile512 (four words
-    each) and its pending bits, then a byte per target of the tile (and 8 spare)."""
-    return TILE + 2 * K.tgt.n_sets + K.tgt.n_vclasses + 4 * K.max_rules + TILE // 64 + 1 + TILE // 8 + 2
+    """Per thread, in 64-bit words: a tile's failure masks; per record set, a count, an accept
+    mask and a place in a list; a place per run of targets; a score per version class of the
+    targets; the rules of fm_tile512 (four words each) and its pending bits; then a byte per
+    target of the tile (and 8 spare)."""
+    return (
+        TILE + 3 * K.tgt.n_sets + K.tgt.n_runs + K.tgt.n_vclasses + 4 * K.max_rules + TILE // 64 + 1 + TILE // 8 + 2
+    )
 
 
 cdef void evaluate_rows(
@@ -676,21 +709,25 @@ cdef void evaluate_rows(
     lane_t* lane,
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n, n_sets = K.tgt.n_sets
-    cdef int64_t n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules
+    cdef int64_t n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules, n_runs = K.tgt.n_runs
     cdef int64_t stride = scratch_words(K)
     cdef uint64_t* mine
+    cdef uint64_t* per_row
     for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
         mine = scratch + threadid() * stride
+        per_row = mine + TILE + 3 * n_sets + n_runs  # what follows the per-set and per-run lists
         evaluate_row(
             K,
             i,
             <lane_t*>mine,
-            <lane_t*>(mine + TILE),
+            <int32_t*>(mine + TILE),
             <lane_t*>(mine + TILE + n_sets),
-            <int64_t*>(mine + TILE + 2 * n_sets),
-            <FmRule16*>(mine + TILE + 2 * n_sets + n_vclasses),
-            mine + TILE + 2 * n_sets + n_vclasses + 4 * max_rules,
-            <uint8_t*>(mine + TILE + 2 * n_sets + n_vclasses + 4 * max_rules + TILE // 64 + 1),
+            <int32_t*>(mine + TILE + 2 * n_sets),
+            <int64_t*>(mine + TILE + 3 * n_sets),
+            <int64_t*>per_row,
+            <FmRule16*>(per_row + n_vclasses),
+            per_row + n_vclasses + 4 * max_rules,
+            <uint8_t*>(per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1),
             outcomes + (i - i0) * n_t,
             target_matches + i * n_target_records,
             source_matches,
@@ -775,6 +812,17 @@ cdef class Problem:
         side.run_start = <const int64_t*>self._ptr(np.append(starts, side.n), np.int64)
         side.run_set = <const int32_t*>self._ptr(data.record_set[starts], np.int32)
         side.n_runs = len(starts)
+        set_of = np.repeat(np.arange(side.n_sets, dtype=np.int32), np.diff(data.set_start))
+        order = np.argsort(data.set_records, kind="stable")
+        side.record_sets = <const int32_t*>self._ptr(set_of[order], np.int32)
+        n_records = len(data.records.cmask)
+        side.record_set_start = <const int64_t*>self._ptr(
+            np.searchsorted(np.asarray(data.set_records)[order], np.arange(n_records + 1)), np.int64
+        )
+        run_sets = np.asarray(data.record_set)[starts]
+        order = np.argsort(run_sets, kind="stable")
+        side.set_runs = <const int32_t*>self._ptr(order, np.int32)
+        side.set_run_start = <const int64_t*>self._ptr(np.searchsorted(run_sets[order], np.arange(side.n_sets + 1)), np.int64)
         side.base_state = self._ptr(np.where(data.record_set != 0, FM_NONE_MATCH, FM_NO_RECORDS), lane)
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
