@@ -49,7 +49,6 @@ cdef int64_t FIELD_CAP = (1LL << 20) - 1
 
 cdef struct Records:
     int64_t n
-    int64_t n_tests
     const void* cmask
     const int64_t* common_begin
     const int64_t* common_end
@@ -156,42 +155,49 @@ cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, 
                 passed[c] &= (masks[c] & ~item) == 0
 
 
-cdef inline int64_t match_scratch_bytes(const Records* R, const Side* S, int workers) noexcept nogil:
-    """match_records' scratch: a byte per test and class, and three bytes per class per thread."""
-    return R.n_tests * S.n + 3 * S.n * workers
+cdef inline int64_t match_scratch_bytes(const Side* S, int workers) noexcept nogil:
+    """match_records' scratch: four bytes per class per thread."""
+    return 4 * S.n * workers
+
+
+cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept nogil:
+    cdef int64_t c
+    for c in range(n):
+        into[c] &= other[c]
 
 
 cdef void match_records(
-    const Records* R, const Side* S, uint8_t* out, uint8_t* passed, int workers, lane_t* lane
+    const Records* R, const Side* S, uint8_t* out, uint8_t* scratch, int workers, lane_t* lane
 ) noexcept nogil:
     """``out[c, r]``: whether class c of ``S`` matches record r (its common tests pass, and the
-    tests of one of its alternatives). Each test runs once over all classes."""
+    tests of one of its alternatives). Each test runs over all classes at once, a record at a
+    time, so that its rows stay in cache."""
     cdef int64_t n = S.n, r, t, alt, c
+    cdef uint8_t* passed
     cdef uint8_t* common
     cdef uint8_t* alternatives
     cdef uint8_t* alternative
-    for t in prange(R.n_tests, num_threads=workers, schedule="dynamic"):
-        run_test(R, S, t, passed + t * n, lane)
     for r in prange(R.n, num_threads=workers, schedule="dynamic"):
-        common = passed + R.n_tests * n + 3 * n * threadid()
-        alternatives = common + n
-        alternative = common + 2 * n
+        passed = scratch + 4 * n * threadid()
+        common = passed + n
+        alternatives = passed + 2 * n
+        alternative = passed + 3 * n
         for c in range(n):
             common[c] = 1
             alternatives[c] = 0
         for t in range(R.common_begin[r], R.common_end[r]):
-            for c in range(n):
-                common[c] &= passed[t * n + c]
+            run_test(R, S, t, passed, lane)
+            both(common, passed, n)
         for alt in range(R.alt_start[r], R.alt_start[r + 1]):
             for c in range(n):
-                alternative[c] = 1
+                alternative[c] = common[c]
             for t in range(R.alt_begin[alt], R.alt_end[alt]):
-                for c in range(n):
-                    alternative[c] &= passed[t * n + c]
+                run_test(R, S, t, passed, lane)
+                both(alternative, passed, n)
             for c in range(n):
                 alternatives[c] |= alternative[c]
         for c in range(n):
-            out[c * R.n + r] = common[c] & alternatives[c]
+            out[c * R.n + r] = alternatives[c]
 
 
 cdef inline bint records_accept(
@@ -833,7 +839,6 @@ cdef class Problem:
         tables = data.records
         rec = &side.records
         rec.n = len(tables.cmask)
-        rec.n_tests = len(tables.test_row)
         rec.cmask = self._ptr(tables.cmask, lane)
         rec.common_begin = <const int64_t*>self._ptr(tables.common_begin, np.int64)
         rec.common_end = <const int64_t*>self._ptr(tables.common_end, np.int64)
@@ -887,7 +892,7 @@ cdef class Problem:
         if S.n == 0 or R.n == 0:
             return out
         workers = max(workers, 1)
-        scratch = np.empty(match_scratch_bytes(R, S, workers), dtype=np.uint8)
+        scratch = np.empty(match_scratch_bytes(S, workers), dtype=np.uint8)
         cdef uint8_t[::1] scratch_view = scratch
         with nogil:
             if self.lane_bytes == 2:
