@@ -361,6 +361,25 @@ cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* co
     return always
 
 
+cdef inline void check_records(
+    const Kernel* K, int64_t j, lane_t failed, int64_t* outcome, const uint8_t* target_matches
+) noexcept nogil:
+    """Several of target j's records match the source: NO_RECORD was set until one of them
+    accepts; an outcome left with no reason but INCOMPATIBLE is a compatible pair (0)."""
+    if records_accept(&K.tgt, j, target_matches, failed, K.records_and, &failed):
+        outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
+        if outcome[j] == <int64_t>INCOMPATIBLE:
+            outcome[j] = 0
+
+
+cdef inline int64_t score(
+    const Kernel* K, int64_t i, int64_t j, const int64_t* score_table, int64_t low_mask, lane_t s_type
+) noexcept nogil:
+    if K.score_table:
+        return table_score(K, i, j, score_table, low_mask, s_type)
+    return pair_score(K, i, j, &s_type)
+
+
 cdef inline void settle(
     const Kernel* K,
     int64_t i,
@@ -372,15 +391,12 @@ cdef inline void settle(
     int64_t low_mask,
     lane_t s_type,
 ) noexcept nogil:
-    """A pair the vector pass left to do: check the target's records if several match (NO_RECORD
-    was set until one of them accepts), then score it if it is compatible."""
-    if outcome[j] != 0 and records_accept(&K.tgt, j, target_matches, failed, K.records_and, &s_type):
-        outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
-    if outcome[j] == 0 or outcome[j] == <int64_t>INCOMPATIBLE:
-        if K.score_table:
-            outcome[j] = table_score(K, i, j, score_table, low_mask, s_type)
-        else:
-            outcome[j] = pair_score(K, i, j, &s_type)
+    """A pair the vector pass left to do: check its records (when it has a reason, it is one
+    whose several records match), then score it if it is compatible."""
+    if outcome[j] != 0:
+        check_records(K, j, failed, outcome, target_matches)
+    if outcome[j] == 0:
+        outcome[j] = score(K, i, j, score_table, low_mask, s_type)
 
 
 cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* fails) noexcept nogil:
@@ -603,18 +619,21 @@ cdef void evaluate_row(
                 any_todo |= table_outcomes(
                     K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
                 )
-            if fused:  # the fused pass keeps its pending pairs as bits
+            if fused:  # the fused pass keeps the pairs to score as bits: check records here
                 for b in range(a, z):
-                    pending[b >> 6] |= (<uint64_t>todo[b]) << (b & 63)
+                    if todo[b] and outcome[j0 + b] != 0:
+                        check_records(K, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
+                    if outcome[j0 + b] == 0:
+                        pending[b >> 6] |= 1ULL << (b & 63)
 
         # The pairs left to do: check their records, score what passed.
-        if any_todo and fused:
+        if any_todo and fused:  # every pending pair is compatible: scores only, no branches
             for q in range(0, (n + 63) >> 6):
                 word = pending[q]
                 while word:
-                    b = (q << 6) + __builtin_ctzll(word)
+                    j = j0 + (q << 6) + __builtin_ctzll(word)
                     word &= word - 1
-                    settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
+                    outcome[j] = score(K, i, j, score_table, low_mask, s_type)
         elif any_todo:
             for j in range(n, n + 8):
                 todo[j] = 0
