@@ -43,6 +43,11 @@ static int fm_tile512_available(void) {
 #define FM_RULES                                                                                              \
     {                                                                                                         \
         int r = 0;                                                                                            \
+        for (; r + 1 < end[FM_RULE_NE]; r += 2) /* two at a time: one OR of three */                           \
+            FM_EACH(f[v] = _mm512_ternarylogic_epi32(                                                         \
+                        f[v], _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), bit[r]),     \
+                        _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r + 1, v), value[r + 1]), bit[r + 1]), \
+                        0xFE));                                                                               \
         for (; r < end[FM_RULE_NE]; r++) FM_EACH(FM_FAIL(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
         for (; r < end[FM_RULE_EQ]; r++) FM_EACH(FM_FAIL(_mm512_cmpeq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
         for (; r < end[FM_RULE_LT]; r++) FM_EACH(FM_FAIL(_mm512_cmplt_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
@@ -56,6 +61,30 @@ static int fm_tile512_available(void) {
             FM_EACH(FM_FAIL(_mm512_test_epi16_mask(_mm512_andnot_si512(FM_ROW(r, v), value[r]), value[r]), r, v)); \
     }
 
+
+/* fm_outcome for 32 pairs: their failure masks f, the targets' cany and record state (0 or 1); writes
+ * the outcomes of the pairs in `live` and returns which are incompatible. */
+FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
+    __m512i f, __m512i cany, __m512i no_record, int64_t *outcome, __mmask32 live, __m512i s_cany, __m512i attribute,
+    __m512i incompatible, const __m512i *spread) {
+    __m512i reported = _mm512_andnot_si512(_mm512_and_si512(cany, s_cany), f);
+    __m512i either = _mm512_or_si512(reported, no_record);
+    __mmask32 bad = _mm512_test_epi16_mask(either, either);
+    __m512i low = _mm512_and_si512(reported, attribute);
+    /* the lane's top two bits to 12 and 13, NO_RECORD to 11, INCOMPATIBLE to 15: bits 60, 61, 59 and 63
+     * once moved to the top 16 bits of the outcome */
+    __m512i high = _mm512_ternarylogic_epi32(_mm512_slli_epi16(_mm512_srli_epi16(reported, 14), FM_FIXED_SHIFT - 48),
+                                             _mm512_slli_epi16(no_record, FM_NO_RECORD_SHIFT - 48),
+                                             _mm512_maskz_mov_epi16(bad, incompatible), 0xFE);
+    for (int c = 0; c < 4; c++) {
+        __m512i spread_c = _mm512_maskz_permutex2var_epi16(0x99999999u, low, spread[c], high); /* words 0 and 3 of each qword */
+        if (live == 0xFFFFFFFFu)
+            _mm512_storeu_si512(outcome + 8 * c, spread_c);
+        else if ((__mmask8)(live >> (8 * c)))
+            _mm512_mask_storeu_epi64(outcome + 8 * c, (__mmask8)(live >> (8 * c)), spread_c);
+    }
+    return bad;
+}
 
 /* Targets j0 .. j0 + n (n <= the tile) against the rules: `count[k]` rules of kind k, one kind after
  * another. `rows`, `minor` and `t_cany` are read from target j0 on; `state`, `fails`, `outcome` and
@@ -91,7 +120,6 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
         }
         spread[c] = _mm512_loadu_si512(index);
     }
-    const __mmask32 words_0_and_3 = 0x99999999u;
 
     int any = 0;
     int64_t j;
@@ -105,6 +133,8 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             live[v] = left >= 32 ? (__mmask32)0xFFFFFFFFu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
         }
         __m512i f[4] = {v_always, v_always, v_always, v_always};
+#define fm_outcomes512(f, cany, state, out, live) \
+    fm_outcomes512_(f, cany, state, out, live, v_s_cany, v_attribute, v_incompatible, spread)
         /* Whole chunks load without masks (most of them); the tile's last one with. */
         if (live[3] == (__mmask32)0xFFFFFFFFu) {
 #define FM_ROW(r, v) _mm512_loadu_si512(rules[r].row + at + 32 * (v))
@@ -120,30 +150,28 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 #undef FM_MINOR
         }
 
-        for (int v = 0; v < 4; v++) {
-            if (!live[v]) break;
-            const int64_t k = j + 32 * v; /* this vector's first target in the tile */
-            _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
-            /* fm_outcome, 32 pairs at a time */
-            __m512i cany = _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k);
-            __m512i no_record = _mm512_maskz_loadu_epi16(live[v], state + k);
-            __m512i reported = _mm512_andnot_si512(_mm512_and_si512(cany, v_s_cany), f[v]);
-            __m512i either = _mm512_or_si512(reported, no_record);
-            __mmask32 bad = _mm512_test_epi16_mask(either, either);
-            __m512i low = _mm512_and_si512(reported, v_attribute);
-            __m512i high = _mm512_or_si512(
-                _mm512_slli_epi16(_mm512_srli_epi16(reported, 14), FM_FIXED_SHIFT - 48),
-                _mm512_or_si512(_mm512_slli_epi16(no_record, FM_NO_RECORD_SHIFT - 48),
-                                _mm512_maskz_mov_epi16(bad, v_incompatible)));
-            for (int c = 0; c < 4; c++) {
-                __mmask8 stored = (__mmask8)(live[v] >> (8 * c));
-                if (stored)
-                    _mm512_mask_storeu_epi64(outcome + k + 8 * c, stored,
-                                             _mm512_maskz_permutex2var_epi16(words_0_and_3, low, spread[c], high));
+        if (live[3] == (__mmask32)0xFFFFFFFFu) {
+            uint64_t open[2] = {0, 0};
+            for (int v = 0; v < 4; v++) {
+                const int64_t k = j + 32 * v; /* this vector's first target in the tile */
+                _mm512_storeu_si512(fails + k, f[v]);
+                __mmask32 bad = fm_outcomes512(f[v], _mm512_loadu_si512(t_cany + j0 + k), _mm512_loadu_si512(state + k),
+                                               outcome + k, 0xFFFFFFFFu);
+                open[v / 2] |= (uint64_t)(uint32_t)~bad << (32 * (v % 2));
             }
-            uint32_t open = (uint32_t)(~bad & live[v]);
-            ((uint32_t *)pending)[k / 32] = open;
-            any |= open != 0;
+            pending[j / 64] = open[0];
+            pending[j / 64 + 1] = open[1];
+            any |= (open[0] | open[1]) != 0;
+        } else {
+            for (int v = 0; v < 4 && live[v]; v++) {
+                const int64_t k = j + 32 * v;
+                _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
+                __mmask32 bad = fm_outcomes512(f[v], _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k),
+                                               _mm512_maskz_loadu_epi16(live[v], state + k), outcome + k, live[v]);
+                uint32_t open = (uint32_t)(~bad & live[v]);
+                ((uint32_t *)pending)[k / 32] = open;
+                any |= open != 0;
+            }
         }
     }
     j = (n + 31) / 32 * 32;
