@@ -118,7 +118,11 @@ def dense(n: int) -> Dense:
 @lru_cache(maxsize=1)
 def outputs(n: int) -> np.ndarray:
     """The class-pair output buffer (int64 outcomes), shared by the implementations at one size and touched once."""
-    return np.zeros((n, n), dtype=np.int64)
+    from fastmatch import _kernel
+
+    outcomes = _kernel.aligned_empty((n, n), np.int64)
+    outcomes.fill(0)
+    return outcomes
 
 
 # -- the native kernel, without the interning ------------------------------------------------------
@@ -142,12 +146,12 @@ def native_kernel(interned, workers: int, outcomes: np.ndarray) -> None:
 def native_kernel_blocks(interned, workers: int):
     """Every class pair through the native kernel, block after block into one reused buffer,
     as MatchResult's bounded outputs read them. Returns the last block: (i0, outcomes)."""
-    from fastmatch.native import PAIRS_PER_BLOCK, prepared_problem
+    from fastmatch.native import PAIRS_PER_BLOCK, _kernel, prepared_problem
 
     problem = prepared_problem(interned, workers)
     n, m = problem.shape
     step = max(1, PAIRS_PER_BLOCK // max(1, m))
-    outcomes = np.empty((step, m), dtype=np.int64)
+    outcomes = _kernel.aligned_empty((step, m), np.int64)
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         problem.evaluate(i0, i1, outcomes[: i1 - i0], workers)
@@ -156,10 +160,10 @@ def native_kernel_blocks(interned, workers: int):
 
 def native_rows(interned, i0: int, i1: int) -> np.ndarray:
     """Source classes i0..i1 through the native kernel (for spot checks)."""
-    from fastmatch.native import prepared_problem
+    from fastmatch.native import _kernel, prepared_problem
 
     problem = prepared_problem(interned, 1)
-    outcomes = np.empty((i1 - i0, problem.shape[1]), dtype=np.int64)
+    outcomes = _kernel.aligned_empty((i1 - i0, problem.shape[1]), np.int64)
     problem.evaluate(i0, i1, outcomes, 1)
     return outcomes
 

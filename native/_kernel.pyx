@@ -71,7 +71,8 @@ cdef struct ScoreFacts:
 
 
 cdef struct Side:
-    int64_t n  # classes: the row stride of every field-major array
+    int64_t n  # classes
+    int64_t stride  # the row stride of the field-major arrays: n rounded up to whole cache lines
     const void* codes
     const void* vmajor
     const void* vminor
@@ -138,7 +139,7 @@ cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, 
     cdef const lane_t* masks
     cdef lane_t item
     if R.test_kind[t] == TEST_IN_CODES:
-        codes = <const lane_t*>S.codes + row * n
+        codes = <const lane_t*>S.codes + row * S.stride
         for c in range(n):
             passed[c] = 0
         for k in range(length):
@@ -150,7 +151,7 @@ cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, 
             passed[c] = 1
         for k in range(length):
             item = (<const lane_t*>R.mask_pool)[start + k]
-            masks = <const lane_t*>S.masks + (row + k) * n
+            masks = <const lane_t*>S.masks + (row + k) * S.stride
             for c in range(n):
                 passed[c] &= (masks[c] & ~item) == 0
 
@@ -240,7 +241,7 @@ cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* la
     if s.exact_key[i] == t.exact_key[j]:
         value |= SCORE_EXACT
     if K.type_row >= 0 and (
-        (<const lane_t*>s.codes)[K.type_row * s.n + i] == (<const lane_t*>t.codes)[K.type_row * t.n + j]
+        (<const lane_t*>s.codes)[K.type_row * s.stride + i] == (<const lane_t*>t.codes)[K.type_row * t.stride + j]
     ):
         value |= SCORE_SAME_TYPE
     if s.has_version[i] and t.has_version[j]:
@@ -318,45 +319,45 @@ cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* co
             row = K.op_row[k]
             bit = bits[k]
             if op == OP_NE or op == OP_REQUIRED:
-                sv = s_codes[row * s.n + i]
+                sv = s_codes[row * s.stride + i]
                 if op == OP_REQUIRED and sv == 0:
                     always |= bit
                 else:
-                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.n, NULL, sv, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.stride, NULL, sv, 0, bit)
             elif op == OP_VERSION:
-                sv = (<const uint16_t*>s.vmajor)[row * s.n + i]
+                sv = (<const uint16_t*>s.vmajor)[row * s.stride + i]
                 if sv == 0:
-                    place(rules, &placed, wanted, FM_RULE_NE, <const uint16_t*>t.vmajor + row * t.n, NULL, 0, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_NE, <const uint16_t*>t.vmajor + row * t.stride, NULL, 0, 0, bit)
                 else:
                     place(
                         rules,
                         &placed,
                         wanted,
                         FM_RULE_VERSION,
-                        <const uint16_t*>t.vmajor + row * t.n,
-                        <const uint16_t*>t.vminor + row * t.n,
+                        <const uint16_t*>t.vmajor + row * t.stride,
+                        <const uint16_t*>t.vminor + row * t.stride,
                         sv,
-                        (<const uint16_t*>s.vminor)[row * s.n + i],
+                        (<const uint16_t*>s.vminor)[row * s.stride + i],
                         bit,
                     )
             elif op == OP_GE or op == OP_LE:
-                sv = s_codes[row * s.n + i]
+                sv = s_codes[row * s.stride + i]
                 if sv == 0:
-                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.n, NULL, 0, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_NE, t_codes + row * t.stride, NULL, 0, 0, bit)
                 elif op == OP_GE:
-                    place(rules, &placed, wanted, FM_RULE_LT, t_codes + row * t.n, NULL, sv, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_LT, t_codes + row * t.stride, NULL, sv, 0, bit)
                 else:
-                    place(rules, &placed, wanted, FM_RULE_ABSENT_OR_GT, t_codes + row * t.n, NULL, sv, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_ABSENT_OR_GT, t_codes + row * t.stride, NULL, sv, 0, bit)
             elif op == OP_SUPERSET:
                 for w in range(row, row + K.op_words[k]):
-                    sv = (<const uint16_t*>s.masks)[w * s.n + i]
+                    sv = (<const uint16_t*>s.masks)[w * s.stride + i]
                     if sv != 0:
-                        place(rules, &placed, wanted, FM_RULE_NOT_SUBSET, <const uint16_t*>t.masks + w * t.n, NULL, sv, 0, bit)
+                        place(rules, &placed, wanted, FM_RULE_NOT_SUBSET, <const uint16_t*>t.masks + w * t.stride, NULL, sv, 0, bit)
             elif op == OP_MIGRATABLE:
-                if s_codes[row * s.n + i] == 0:
+                if s_codes[row * s.stride + i] == 0:
                     always |= bit
                 else:
-                    place(rules, &placed, wanted, FM_RULE_EQ, t_codes + row * t.n, NULL, 0, 0, bit)
+                    place(rules, &placed, wanted, FM_RULE_EQ, t_codes + row * t.stride, NULL, 0, 0, bit)
         count[wanted] = placed - before
     return always
 
@@ -407,7 +408,7 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
     cdef const lane_t* s_codes = <const lane_t*>s.codes
     cdef const lane_t* t_codes = <const lane_t*>t.codes
     cdef const lane_t* bits = <const lane_t*>K.op_bit
-    cdef int64_t n_s = s.n, n_t = t.n, k, g, w, row
+    cdef int64_t s_stride = s.stride, t_stride = t.stride, k, g, w, row
     cdef lane_t always = 0, bit, sv, s_mask
     cdef const lane_t* ne_rows[4]
     cdef lane_t ne_values[4]
@@ -420,8 +421,8 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
         for g in range(w):
             if k + g < K.n_ne:
                 row = K.op_row[k + g]
-                ne_rows[g] = t_codes + row * n_t + j0
-                ne_values[g] = s_codes[row * n_s + i]
+                ne_rows[g] = t_codes + row * t_stride + j0
+                ne_values[g] = s_codes[row * s_stride + i]
                 ne_bits[g] = bits[k + g]
             else:
                 ne_rows[g] = ne_rows[0]
@@ -438,45 +439,45 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
         bit = bits[k]
         row = K.op_row[k]
         if K.op_kind[k] == OP_VERSION:
-            sv = (<const lane_t*>s.vmajor)[row * n_s + i]
+            sv = (<const lane_t*>s.vmajor)[row * s_stride + i]
             if sv == 0:
-                fail_ne(fails, <const lane_t*>t.vmajor + row * n_t + j0, n, <lane_t>0, bit)
+                fail_ne(fails, <const lane_t*>t.vmajor + row * t_stride + j0, n, <lane_t>0, bit)
             else:
                 fail_version(
                     fails,
-                    <const lane_t*>t.vmajor + row * n_t + j0,
-                    <const lane_t*>t.vminor + row * n_t + j0,
+                    <const lane_t*>t.vmajor + row * t_stride + j0,
+                    <const lane_t*>t.vminor + row * t_stride + j0,
                     n,
                     sv,
-                    (<const lane_t*>s.vminor)[row * n_s + i],
+                    (<const lane_t*>s.vminor)[row * s_stride + i],
                     bit,
                 )
         elif K.op_kind[k] == OP_GE or K.op_kind[k] == OP_LE:
-            sv = s_codes[row * n_s + i]
+            sv = s_codes[row * s_stride + i]
             if sv == 0:
-                fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+                fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
             elif K.op_kind[k] == OP_GE:
-                fail_lt(fails, t_codes + row * n_t + j0, n, sv, bit)
+                fail_lt(fails, t_codes + row * t_stride + j0, n, sv, bit)
             else:
-                fail_absent_or_gt(fails, t_codes + row * n_t + j0, n, sv, bit)
+                fail_absent_or_gt(fails, t_codes + row * t_stride + j0, n, sv, bit)
         elif K.op_kind[k] == OP_SUPERSET:
             for w in range(row, row + K.op_words[k]):
-                s_mask = (<const lane_t*>s.masks)[w * n_s + i]
+                s_mask = (<const lane_t*>s.masks)[w * s_stride + i]
                 if s_mask != 0:
-                    fail_not_subset(fails, <const lane_t*>t.masks + w * n_t + j0, n, s_mask, bit)
+                    fail_not_subset(fails, <const lane_t*>t.masks + w * t_stride + j0, n, s_mask, bit)
         elif K.op_kind[k] == OP_MIGRATABLE:
-            if s_codes[row * n_s + i] == 0:
+            if s_codes[row * s_stride + i] == 0:
                 always = always | bit
             else:
-                fail_eq(fails, t_codes + row * n_t + j0, n, <lane_t>0, bit)
+                fail_eq(fails, t_codes + row * t_stride + j0, n, <lane_t>0, bit)
         elif K.op_kind[k] == OP_REQUIRED:
-            sv = s_codes[row * n_s + i]
+            sv = s_codes[row * s_stride + i]
             if sv == 0:
                 always = always | bit
             else:
-                fail_ne(fails, t_codes + row * n_t + j0, n, sv, bit)
+                fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
         else:  # OP_CONFIRM
-            fail_unconfirmed(K, fails, t_codes + row * n_t + j0, n, s_codes[row * n_s + i], bit)
+            fail_unconfirmed(K, fails, t_codes + row * t_stride + j0, n, s_codes[row * s_stride + i], bit)
     return always
 
 
@@ -539,7 +540,7 @@ cdef void evaluate_row(
     cdef lane_t always = 0, row_always = 0, state
     cdef lane_t attribute_bits = <lane_t>K.attribute_bits
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
-    cdef lane_t s_type = s_codes[K.type_row * s.n + i] if K.type_row >= 0 else 0
+    cdef lane_t s_type = s_codes[K.type_row * s.stride + i] if K.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
     cdef int64_t j0, j1, n, j, k, w, b, q, a, z, n_runs, run = 0
     cdef int64_t n_t = t.n, n_source_records = s.records.n
@@ -759,6 +760,18 @@ cdef void evaluate_rows(
         )
 
 
+ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
+
+
+def aligned_empty(shape, dtype):
+    """``np.empty`` whose data starts on a cache line (NumPy promises 16 bytes)."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape))
+    raw = np.empty(size * dtype.itemsize + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    return raw[start : start + size * dtype.itemsize].view(dtype).reshape(shape)
+
+
 def avx512_available():
     """Whether this CPU runs the AVX-512 tile pass (tile512.h)."""
     return bool(fm_tile512_available())
@@ -814,20 +827,30 @@ cdef class Problem:
         self._source_matches = None
 
     cdef const void* _ptr(self, array, dtype) except NULL:
-        """The address of ``array``'s data, kept alive with the problem (copied only when
-        it is not already contiguous of ``dtype``; an empty array gets a dummy element)."""
-        flat = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
-        if flat.size == 0:
-            flat = np.zeros(1, dtype=dtype)
-        self._keep.append(flat)
-        return <const void*><size_t>flat.ctypes.data
+        """The address of a copy of ``array`` as ``dtype``, kept alive with the problem and
+        aligned to a cache line (a vector load that straddles two lines costs two)."""
+        flat = np.asarray(array).reshape(-1)
+        copy = aligned_empty(max(flat.size, 1), dtype)
+        copy[: flat.size] = flat
+        self._keep.append(copy)
+        return <const void*><size_t>copy.ctypes.data
+
+    cdef const void* _rows(self, array, dtype, int64_t stride) except NULL:
+        """``_ptr`` for a field-major array, each row starting on a cache line (``stride``)."""
+        rows = np.asarray(array)
+        copy = aligned_empty(max(rows.shape[0] * stride, 1), dtype)
+        copy[: rows.shape[0] * stride].reshape(rows.shape[0], stride)[:, : rows.shape[1]] = rows
+        self._keep.append(copy)
+        return <const void*><size_t>copy.ctypes.data
 
     cdef _side(self, Side* side, data, lane):
         side.n = data.codes.shape[1]
-        side.codes = self._ptr(data.codes, lane)
-        side.vmajor = self._ptr(data.vmajor, lane)
-        side.vminor = self._ptr(data.vminor, lane)
-        side.masks = self._ptr(data.masks, lane)
+        line = ALIGNMENT // np.dtype(lane).itemsize
+        side.stride = max(1, -(-side.n // line)) * line
+        side.codes = self._rows(data.codes, lane, side.stride)
+        side.vmajor = self._rows(data.vmajor, lane, side.stride)
+        side.vminor = self._rows(data.vminor, lane, side.stride)
+        side.masks = self._rows(data.masks, lane, side.stride)
         side.cany = self._ptr(data.cany, lane)
         side.record_set = <const int32_t*>self._ptr(data.record_set, np.int32)
         side.set_start = <const int64_t*>self._ptr(data.set_start, np.int64)

@@ -52,7 +52,7 @@ class TargetIndex:
         prepared = self._prepared
         if prepared is None or implementation() == "python" or not prepared.supports(sources):
             return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
-        from .native import prepared_problem
+        from .native import _kernel, prepared_problem
 
         n = len(sources)
         indices = np.full((n, k), -1, dtype=np.int64)
@@ -62,7 +62,7 @@ class TargetIndex:
         interned = prepared.with_sources(sources)
         problem = prepared_problem(interned, self.workers)
         n_source_classes, n_target_classes = problem.shape
-        outcomes = np.empty((n_source_classes, n_target_classes), dtype=np.int64)
+        outcomes = _kernel.aligned_empty((n_source_classes, n_target_classes), np.int64)
         problem.evaluate(0, n_source_classes, outcomes, self.workers)
 
         ranking = Ranking(self._devices, k, self.policy.exclude_same_host)

@@ -48,7 +48,7 @@ class NativeClassPairs:
     def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
         n, m = self.shape
         rows = min(self.block_rows, max(n, 1))
-        outcomes = np.empty((rows, m), dtype=np.int64)
+        outcomes = _kernel.aligned_empty((rows, m), np.int64)
         bar = self.progress(total=n * m, desc="matching", unit="pair", unit_scale=True) if self.progress else None
         try:
             for i0 in range(0, n, rows):
@@ -62,7 +62,7 @@ class NativeClassPairs:
                 bar.close()
 
     def row(self, c: int) -> np.ndarray:
-        outcomes = np.empty((1, self.shape[1]), dtype=np.int64)
+        outcomes = _kernel.aligned_empty((1, self.shape[1]), np.int64)
         self.problem.evaluate(c, c + 1, outcomes, 1)
         return outcomes[0]
 
