@@ -63,11 +63,11 @@ cdef struct Records:
     const void* mask_pool
 
 
-cdef struct ScoreFacts:
-    int64_t exact_key
-    int64_t low
-    int64_t vclass
-    uint64_t type_code
+cdef struct ScoreFacts:  # 16 bytes: four to a cache line
+    int32_t exact_key
+    int32_t low
+    int32_t vclass
+    uint32_t type_code
 
 
 cdef struct Side:
@@ -282,7 +282,7 @@ cdef inline int64_t table_score(
     cdef int64_t value = table[facts.vclass] | (facts.low & low_mask)
     value |= SCORE_EXACT & -<int64_t>(facts.exact_key == K.src.exact_key[i])
     if K.type_row >= 0:
-        value |= SCORE_SAME_TYPE & -<int64_t>(facts.type_code == s_type)
+        value |= SCORE_SAME_TYPE & -<int64_t>(facts.type_code == <uint32_t>s_type)
     return value
 
 
@@ -564,6 +564,8 @@ cdef void evaluate_row(
     while j0 < n_t:
         j1 = min(j0 + TILE, n_t)
         n = j1 - j0
+        while run < n_runs and t.run_start[runs[run] + 1] <= j0:
+            run += 1
         # Failure bits -> outcomes, as if no target's records matched this source (see loops.h)...
         if fused:
             always = row_always
@@ -579,6 +581,7 @@ cdef void evaluate_row(
                     attribute_bits,
                     <const uint16_t*>t.base_state + j0,
                     fails,
+                    source_has_records or (run < n_runs and t.run_start[runs[run]] < j1),  # who reads fails
                     outcome + j0,
                     pending,
                 )
@@ -593,8 +596,6 @@ cdef void evaluate_row(
                     K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
                 )
         # ... then again for the runs of targets whose record set has a record that matches.
-        while run < n_runs and t.run_start[runs[run] + 1] <= j0:
-            run += 1
         w = run
         while w < n_runs and t.run_start[runs[w]] < j1:
             k = runs[w]
@@ -907,12 +908,13 @@ cdef class Problem:
         side.vclass_major = <const int64_t*>self._ptr(np.where(has, data.major, 0)[first], np.int64)
         side.vclass_minor = <const int64_t*>self._ptr(np.where(has, data.minor, 0)[first], np.int64)
         low = data.newest_rank if self.K.prefer_newest else data.patch
-        facts = np.empty((len(has), 4), dtype=np.int64)
+        # Exact keys, ranks and codes count distinct things of one fleet; a patch is capped at 20 bits.
+        facts = np.empty((len(has), 4), dtype=np.int32)
         facts[:, 0] = data.exact_key
         facts[:, 1] = np.where(has, low, 0)
         facts[:, 2] = vclass.reshape(-1)
         facts[:, 3] = data.codes[self.K.type_row] if self.K.type_row >= 0 else 0
-        side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int64)
+        side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int32)
 
     @property
     def tile512(self):

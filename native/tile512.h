@@ -88,12 +88,14 @@ FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
 
 /* Targets j0 .. j0 + n (n <= the tile) against the rules: `count[k]` rules of kind k, one kind after
  * another. `rows`, `minor` and `t_cany` are read from target j0 on; `state`, `fails`, `outcome` and
- * `pending` are the tile's. Writes fails (as fm_fail_* leave them, OR-ed with `always`), outcomes as
+ * `pending` are the tile's. Writes fails (as fm_fail_* leave them, OR-ed with `always`; only if
+ * `keep_fails`: few tiles need them afterwards), outcomes as
  * fm_outcomes does, and a bit per target in `pending` (bit b % 64 of word b / 64) where the pair is
  * compatible and needs its score. Returns whether any bit was set. */
 FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
                               const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits,
-                              const uint16_t *state, uint16_t *fails, int64_t *outcome, uint64_t *pending) {
+                              const uint16_t *state, uint16_t *fails, int keep_fails, int64_t *outcome,
+                              uint64_t *pending) {
     int n_rules = 0;
     int end[FM_RULE_KINDS];
     for (int kind = 0; kind < FM_RULE_KINDS; kind++) end[kind] = (n_rules += count[kind]);
@@ -154,7 +156,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             uint64_t open[2] = {0, 0};
             for (int v = 0; v < 4; v++) {
                 const int64_t k = j + 32 * v; /* this vector's first target in the tile */
-                _mm512_storeu_si512(fails + k, f[v]);
+                if (keep_fails) _mm512_storeu_si512(fails + k, f[v]);
                 __mmask32 bad = fm_outcomes512(f[v], _mm512_loadu_si512(t_cany + j0 + k), _mm512_loadu_si512(state + k),
                                                outcome + k, 0xFFFFFFFFu);
                 open[v / 2] |= (uint64_t)(uint32_t)~bad << (32 * (v % 2));
@@ -165,7 +167,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
         } else {
             for (int v = 0; v < 4 && live[v]; v++) {
                 const int64_t k = j + 32 * v;
-                _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
+                if (keep_fails) _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
                 __mmask32 bad = fm_outcomes512(f[v], _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k),
                                                _mm512_maskz_loadu_epi16(live[v], state + k), outcome + k, live[v]);
                 uint32_t open = (uint32_t)(~bad & live[v]);
@@ -182,7 +184,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 static int fm_tile512_available(void) { return 0; }
 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
                       const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t *state,
-                      uint16_t *fails, int64_t *outcome, uint64_t *pending) {
+                      uint16_t *fails, int keep_fails, int64_t *outcome, uint64_t *pending) {
     return 0; /* never called: fm_tile512_available() says no */
 }
 #endif
