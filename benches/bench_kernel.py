@@ -23,7 +23,11 @@ SIZES = support.sizes()
 IMPLEMENTATIONS = ("reference", "numpy", "native-1", "native-2", "native-1-blocks", "native-2-blocks")
 
 
-def _rounds(n: int) -> int:
+def _rounds(n: int, implementation: str) -> int:
+    """Rounds per size: many for the native kernel (a round at 10,000 is about 40 ms, and this
+    machine is noisy), fewer for NumPy (a second or more)."""
+    if implementation.startswith("native"):
+        return 15
     return 5 if n <= 3000 else 3
 
 
@@ -48,14 +52,14 @@ def test_dense_kernel(benchmark, n, implementation):
         def run():
             NumpyBaseline(problem.interned).run(outcomes)
 
-        benchmark.pedantic(run, rounds=_rounds(n), iterations=1, warmup_rounds=1)
+        benchmark.pedantic(run, rounds=_rounds(n, implementation), iterations=1, warmup_rounds=1)
         _check_against_native(problem, outcomes)
     elif implementation.endswith("-blocks"):
         workers = int(implementation.split("-")[1])
         last_rows = benchmark.pedantic(
             support.native_kernel_blocks,
             args=(problem.interned, workers),
-            rounds=_rounds(n),
+            rounds=_rounds(n, implementation),
             iterations=1,
             warmup_rounds=1,
         )
@@ -66,7 +70,7 @@ def test_dense_kernel(benchmark, n, implementation):
         benchmark.pedantic(
             support.native_kernel,
             args=(problem.interned, workers, outcomes),
-            rounds=_rounds(n),
+            rounds=_rounds(n, implementation),
             iterations=1,
             warmup_rounds=1,
         )

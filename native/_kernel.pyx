@@ -35,6 +35,7 @@ cdef enum:
     OP_CONFIRM = 7
     TEST_IN_CODES = 0
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
+    RECORD_GROUP = 64  # records matched together, so that each class's bytes are written together
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -157,8 +158,8 @@ cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, 
 
 
 cdef inline int64_t match_scratch_bytes(const Side* S, int workers) noexcept nogil:
-    """match_records' scratch: four bytes per class per thread."""
-    return 4 * S.n * workers
+    """match_records' scratch: per thread, three bytes per class and a group's results."""
+    return (3 + RECORD_GROUP) * S.n * workers
 
 
 cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept nogil:
@@ -171,34 +172,39 @@ cdef void match_records(
     const Records* R, const Side* S, uint8_t* out, uint8_t* scratch, int workers, lane_t* lane
 ) noexcept nogil:
     """``out[c, r]``: whether class c of ``S`` matches record r (its common tests pass, and the
-    tests of one of its alternatives). Each test runs over all classes at once, a record at a
-    time, so that its rows stay in cache."""
-    cdef int64_t n = S.n, r, t, alt, c
+    tests of one of its alternatives). Each test runs over all classes at once; records go in
+    groups, whose results are then written class by class (a byte at a time, record by record,
+    would touch a cache line per byte)."""
+    cdef int64_t n = S.n, g, r, r0, r1, t, alt, c
     cdef uint8_t* passed
-    cdef uint8_t* common
-    cdef uint8_t* alternatives
     cdef uint8_t* alternative
-    for r in prange(R.n, num_threads=workers, schedule="dynamic"):
-        passed = scratch + 4 * n * threadid()
-        common = passed + n
-        alternatives = passed + 2 * n
-        alternative = passed + 3 * n
-        for c in range(n):
-            common[c] = 1
-            alternatives[c] = 0
-        for t in range(R.common_begin[r], R.common_end[r]):
-            run_test(R, S, t, passed, lane)
-            both(common, passed, n)
-        for alt in range(R.alt_start[r], R.alt_start[r + 1]):
+    cdef uint8_t* common
+    cdef uint8_t* results
+    for g in prange((R.n + RECORD_GROUP - 1) // RECORD_GROUP, num_threads=workers, schedule="dynamic"):
+        passed = scratch + (3 + RECORD_GROUP) * n * threadid()
+        alternative = passed + n
+        common = passed + 2 * n
+        results = passed + 3 * n  # [record of the group, class]
+        r0 = g * RECORD_GROUP
+        r1 = min(r0 + RECORD_GROUP, R.n)
+        for r in range(r0, r1):
             for c in range(n):
-                alternative[c] = common[c]
-            for t in range(R.alt_begin[alt], R.alt_end[alt]):
+                common[c] = 1
+                results[(r - r0) * n + c] = 0
+            for t in range(R.common_begin[r], R.common_end[r]):
                 run_test(R, S, t, passed, lane)
-                both(alternative, passed, n)
-            for c in range(n):
-                alternatives[c] |= alternative[c]
+                both(common, passed, n)
+            for alt in range(R.alt_start[r], R.alt_start[r + 1]):
+                for c in range(n):
+                    alternative[c] = common[c]
+                for t in range(R.alt_begin[alt], R.alt_end[alt]):
+                    run_test(R, S, t, passed, lane)
+                    both(alternative, passed, n)
+                for c in range(n):
+                    results[(r - r0) * n + c] |= alternative[c]
         for c in range(n):
-            out[c * R.n + r] = alternatives[c]
+            for r in range(r0, r1):
+                out[c * R.n + r] = results[(r - r0) * n + c]
 
 
 cdef inline bint records_accept(
@@ -767,7 +773,7 @@ ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
 def aligned_empty(shape, dtype):
     """``np.empty`` whose data starts on a cache line (NumPy promises 16 bytes)."""
     dtype = np.dtype(dtype)
-    size = int(np.prod(shape))
+    size = shape if isinstance(shape, int) else int(np.prod(shape))
     raw = np.empty(size * dtype.itemsize + ALIGNMENT, dtype=np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     return raw[start : start + size * dtype.itemsize].view(dtype).reshape(shape)
@@ -828,9 +834,12 @@ cdef class Problem:
         self._source_matches = None
 
     cdef const void* _ptr(self, array, dtype) except NULL:
-        """The address of a copy of ``array`` as ``dtype``, kept alive with the problem and
-        aligned to a cache line (a vector load that straddles two lines costs two)."""
+        """The address of ``array`` as ``dtype`` on a cache line (a vector load that straddles
+        two lines costs two), kept alive with the problem: a copy unless it already is."""
         flat = np.asarray(array).reshape(-1)
+        if flat.size and flat.dtype == dtype and flat.flags.c_contiguous and flat.ctypes.data % ALIGNMENT == 0:
+            self._keep.append(flat)
+            return <const void*><size_t>flat.ctypes.data
         copy = aligned_empty(max(flat.size, 1), dtype)
         copy[: flat.size] = flat
         self._keep.append(copy)
@@ -897,16 +906,21 @@ cdef class Problem:
 
     cdef _version_classes(self, Side* side, data):
         has = data.has_version.astype(bool)
-        # (has, major, minor) as one integer key, each part first made a small code (np.unique
-        # along an axis sorts rows of bytes: much slower).
-        majors, major_code = np.unique(np.where(has, data.major, 0), return_inverse=True)
-        minors, minor_code = np.unique(np.where(has, data.minor, 0), return_inverse=True)
-        key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
+        major = np.where(has, data.major, 0)
+        minor = np.where(has, data.minor, 0)
+        # (has, major, minor) as one integer key: packed when the numbers fit in 31 bits each (as
+        # versions do), else from codes of each (np.unique along an axis sorts rows of bytes: slow).
+        if len(has) == 0 or (major.min() >= 0 and minor.min() >= 0 and max(major.max(), minor.max()) < 1 << 31):
+            key = (has.astype(np.int64) << 62) | (major.astype(np.int64) << 31) | minor
+        else:
+            majors, major_code = np.unique(major, return_inverse=True)
+            minors, minor_code = np.unique(minor, return_inverse=True)
+            key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
         keys, first, vclass = np.unique(key, return_index=True, return_inverse=True)
         side.n_vclasses = len(keys)
         side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
-        side.vclass_major = <const int64_t*>self._ptr(np.where(has, data.major, 0)[first], np.int64)
-        side.vclass_minor = <const int64_t*>self._ptr(np.where(has, data.minor, 0)[first], np.int64)
+        side.vclass_major = <const int64_t*>self._ptr(major[first], np.int64)
+        side.vclass_minor = <const int64_t*>self._ptr(minor[first], np.int64)
         low = data.newest_rank if self.K.prefer_newest else data.patch
         # Exact keys, ranks and codes count distinct things of one fleet; a patch is capped at 20 bits.
         facts = np.empty((len(has), 4), dtype=np.int32)
