@@ -37,30 +37,32 @@ static int fm_tile512_available(void) {
 
 #define FM_T512 __attribute__((target("avx512f,avx512bw")))
 
-/* Every rule over four vectors of targets into f[0..3], rows read through FM_ROW and FM_MINOR */
-#define FM_FAIL(mask, r, v) f[v] = _mm512_or_si512(f[v], _mm512_maskz_mov_epi16((mask), bit[r]))
-#define FM_EACH(statement) for (int v = 0; v < 4; v++) statement
+/* Every rule over four vectors of targets into f0 .. f3 (four variables, not an array: so they stay in
+ * registers), rows read through FM_ROW and FM_MINOR. */
+#define FM_EACH(M) M(0) M(1) M(2) M(3)
+#define FM_OR(v, mask, r) f##v = _mm512_or_si512(f##v, _mm512_maskz_mov_epi16((mask), bit[r]));
+#define FM_NE2(v) /* two at a time: one OR of three */                                                        \
+    f##v = _mm512_ternarylogic_epi32(                                                                         \
+        f##v, _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), bit[r]),              \
+        _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r + 1, v), value[r + 1]), bit[r + 1]), 0xFE);
+#define FM_NE(v) FM_OR(v, _mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), r)
+#define FM_EQ(v) FM_OR(v, _mm512_cmpeq_epu16_mask(FM_ROW(r, v), value[r]), r)
+#define FM_LT(v) FM_OR(v, _mm512_cmplt_epu16_mask(FM_ROW(r, v), value[r]), r)
+#define FM_ABSENT_OR_GT(v) FM_OR(v, _mm512_cmpge_epu16_mask(_mm512_sub_epi16(FM_ROW(r, v), ones), value[r]), r)
+#define FM_VERSION(v)                                                                                         \
+    FM_OR(v, _mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]) | _mm512_cmplt_epu16_mask(FM_MINOR(r, v), source_minor[r]), r)
+#define FM_NOT_SUBSET(v) FM_OR(v, _mm512_test_epi16_mask(_mm512_andnot_si512(FM_ROW(r, v), value[r]), value[r]), r)
 #define FM_RULES                                                                                              \
     {                                                                                                         \
         int r = 0;                                                                                            \
-        for (; r + 1 < end[FM_RULE_NE]; r += 2) /* two at a time: one OR of three */                           \
-            FM_EACH(f[v] = _mm512_ternarylogic_epi32(                                                         \
-                        f[v], _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), bit[r]),     \
-                        _mm512_maskz_mov_epi16(_mm512_cmpneq_epu16_mask(FM_ROW(r + 1, v), value[r + 1]), bit[r + 1]), \
-                        0xFE));                                                                               \
-        for (; r < end[FM_RULE_NE]; r++) FM_EACH(FM_FAIL(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
-        for (; r < end[FM_RULE_EQ]; r++) FM_EACH(FM_FAIL(_mm512_cmpeq_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
-        for (; r < end[FM_RULE_LT]; r++) FM_EACH(FM_FAIL(_mm512_cmplt_epu16_mask(FM_ROW(r, v), value[r]), r, v)); \
-        for (; r < end[FM_RULE_ABSENT_OR_GT]; r++)                                                            \
-            FM_EACH(FM_FAIL(_mm512_cmpge_epu16_mask(_mm512_sub_epi16(FM_ROW(r, v), ones), value[r]), r, v));  \
-        for (; r < end[FM_RULE_VERSION]; r++)                                                                 \
-            FM_EACH(FM_FAIL(_mm512_cmpneq_epu16_mask(FM_ROW(r, v), value[r]) |                                \
-                                _mm512_cmplt_epu16_mask(FM_MINOR(r, v), source_minor[r]),                     \
-                            r, v));                                                                           \
-        for (; r < end[FM_RULE_NOT_SUBSET]; r++)                                                              \
-            FM_EACH(FM_FAIL(_mm512_test_epi16_mask(_mm512_andnot_si512(FM_ROW(r, v), value[r]), value[r]), r, v)); \
+        for (; r + 1 < end[FM_RULE_NE]; r += 2) { FM_EACH(FM_NE2) }                                           \
+        for (; r < end[FM_RULE_NE]; r++) { FM_EACH(FM_NE) }                                                   \
+        for (; r < end[FM_RULE_EQ]; r++) { FM_EACH(FM_EQ) }                                                   \
+        for (; r < end[FM_RULE_LT]; r++) { FM_EACH(FM_LT) }                                                   \
+        for (; r < end[FM_RULE_ABSENT_OR_GT]; r++) { FM_EACH(FM_ABSENT_OR_GT) }                               \
+        for (; r < end[FM_RULE_VERSION]; r++) { FM_EACH(FM_VERSION) }                                         \
+        for (; r < end[FM_RULE_NOT_SUBSET]; r++) { FM_EACH(FM_NOT_SUBSET) }                                   \
     }
-
 
 /* fm_outcome for 32 pairs: their failure masks f, the targets' cany and record state (0 or 1); writes
  * the outcomes of the pairs in `live` and returns which are incompatible. */
@@ -134,7 +136,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             int64_t left = n - j - 32 * v;
             live[v] = left >= 32 ? (__mmask32)0xFFFFFFFFu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
         }
-        __m512i f[4] = {v_always, v_always, v_always, v_always};
+        __m512i f0 = v_always, f1 = v_always, f2 = v_always, f3 = v_always;
 #define fm_outcomes512(f, cany, state, out, live) \
     fm_outcomes512_(f, cany, state, out, live, v_s_cany, v_attribute, v_incompatible, spread)
         /* Whole chunks load without masks (most of them); the tile's last one with. */
@@ -154,17 +156,21 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 
         if (live[3] == (__mmask32)0xFFFFFFFFu) {
             uint64_t open[2] = {0, 0};
-            for (int v = 0; v < 4; v++) {
-                const int64_t k = j + 32 * v; /* this vector's first target in the tile */
-                if (keep_fails) _mm512_storeu_si512(fails + k, f[v]);
-                __mmask32 bad = fm_outcomes512(f[v], _mm512_loadu_si512(t_cany + j0 + k), _mm512_loadu_si512(state + k),
-                                               outcome + k, 0xFFFFFFFFu);
-                open[v / 2] |= (uint64_t)(uint32_t)~bad << (32 * (v % 2));
-            }
+#define FM_FULL(v)                                                                                           \
+    {                                                                                                        \
+        const int64_t k = j + 32 * (v); /* this vector's first target in the tile */                        \
+        if (keep_fails) _mm512_storeu_si512(fails + k, f##v);                                                \
+        __mmask32 bad = fm_outcomes512(f##v, _mm512_loadu_si512(t_cany + j0 + k), _mm512_loadu_si512(state + k), \
+                                       outcome + k, 0xFFFFFFFFu);                                            \
+        open[(v) / 2] |= (uint64_t)(uint32_t)~bad << (32 * ((v) % 2));                                       \
+    }
+            FM_EACH(FM_FULL)
+#undef FM_FULL
             pending[j / 64] = open[0];
             pending[j / 64 + 1] = open[1];
             any |= (open[0] | open[1]) != 0;
         } else {
+            __m512i f[4] = {f0, f1, f2, f3};
             for (int v = 0; v < 4 && live[v]; v++) {
                 const int64_t k = j + 32 * v;
                 if (keep_fails) _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
