@@ -91,6 +91,7 @@ cdef struct Side:
     const int64_t* set_run_start  # set k's classes are runs set_runs[set_run_start[k]:[k + 1]]
     const int32_t* set_runs
     const void* base_state  # per class: FM_NO_RECORDS, or FM_NONE_MATCH when it has records
+    int64_t n_plain  # the first classes have no records and constrain nothing (cany 0)
     const int64_t* exact_key
     const uint8_t* has_version
     const int64_t* major
@@ -586,6 +587,7 @@ cdef void evaluate_row(
                     s_cany,
                     attribute_bits,
                     <const uint16_t*>t.base_state + j0,
+                    j1 <= t.n_plain,
                     fails,
                     source_has_records or (run < n_runs and t.run_start[runs[run]] < j1),  # who reads fails
                     outcome + j0,
@@ -882,6 +884,8 @@ cdef class Problem:
         side.set_runs = <const int32_t*>self._ptr(order, np.int32)
         side.set_run_start = <const int64_t*>self._ptr(np.searchsorted(run_sets[order], np.arange(side.n_sets + 1)), np.int64)
         side.base_state = self._ptr(np.where(data.record_set != 0, FM_NONE_MATCH, FM_NO_RECORDS), lane)
+        plain = (np.asarray(data.record_set) == 0) & (np.asarray(data.cany) == 0)
+        side.n_plain = side.n if plain.all() else int(np.argmin(plain))
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
         side.major = <const int64_t*>self._ptr(data.major, np.int64)

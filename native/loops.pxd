@@ -64,7 +64,7 @@ cdef extern from "tile512.h" nogil:
         uint16_t source_minor
         uint16_t bit
     int fm_tile512_available()
-    int fm_tile512(const FmRule16* rules, const int32_t* count, int64_t j0, int64_t n, uint16_t always, const uint16_t* t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t* state, uint16_t* fails, int keep_fails, int64_t* outcome, uint64_t* pending)
+    int fm_tile512(const FmRule16* rules, const int32_t* count, int64_t j0, int64_t n, uint16_t always, const uint16_t* t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t* state, int plain, uint16_t* fails, int keep_fails, int64_t* outcome, uint64_t* pending)
 
 
 cdef inline void fail_ne(lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit) noexcept nogil:

@@ -67,17 +67,19 @@ static int fm_tile512_available(void) {
 /* fm_outcome for 32 pairs: their failure masks f, the targets' cany and record state (0 or 1); writes
  * the outcomes of the pairs in `live` and returns which are incompatible. */
 FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
-    __m512i f, __m512i cany, __m512i no_record, int64_t *outcome, __mmask32 live, __m512i s_cany, __m512i attribute,
-    __m512i incompatible, const __m512i *spread) {
-    __m512i reported = _mm512_andnot_si512(_mm512_and_si512(cany, s_cany), f);
-    __m512i either = _mm512_or_si512(reported, no_record);
+    __m512i f, __m512i cany, __m512i no_record, int plain, int64_t *outcome, __mmask32 live, __m512i s_cany,
+    __m512i attribute, __m512i incompatible, const __m512i *spread) {
+    /* `plain`: targets without records (cany and no_record 0), most of a fleet: fewer ops */
+    __m512i reported = plain ? f : _mm512_andnot_si512(_mm512_and_si512(cany, s_cany), f);
+    __m512i either = plain ? reported : _mm512_or_si512(reported, no_record);
     __mmask32 bad = _mm512_test_epi16_mask(either, either);
     __m512i low = _mm512_and_si512(reported, attribute);
     /* the lane's top two bits to 12 and 13, NO_RECORD to 11, INCOMPATIBLE to 15: bits 60, 61, 59 and 63
      * once moved to the top 16 bits of the outcome */
-    __m512i high = _mm512_ternarylogic_epi32(_mm512_slli_epi16(_mm512_srli_epi16(reported, 14), FM_FIXED_SHIFT - 48),
-                                             _mm512_slli_epi16(no_record, FM_NO_RECORD_SHIFT - 48),
-                                             _mm512_maskz_mov_epi16(bad, incompatible), 0xFE);
+    __m512i fixed = _mm512_slli_epi16(_mm512_srli_epi16(reported, 14), FM_FIXED_SHIFT - 48);
+    __m512i high = plain ? _mm512_mask_mov_epi16(fixed, bad, _mm512_or_si512(fixed, incompatible))
+                         : _mm512_ternarylogic_epi32(fixed, _mm512_slli_epi16(no_record, FM_NO_RECORD_SHIFT - 48),
+                                                     _mm512_maskz_mov_epi16(bad, incompatible), 0xFE);
     for (int c = 0; c < 4; c++) {
         __m512i spread_c = _mm512_maskz_permutex2var_epi16(0x99999999u, low, spread[c], high); /* words 0 and 3 of each qword */
         if (live == 0xFFFFFFFFu)
@@ -96,8 +98,8 @@ FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
  * compatible and needs its score. Returns whether any bit was set. */
 FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
                               const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits,
-                              const uint16_t *state, uint16_t *fails, int keep_fails, int64_t *outcome,
-                              uint64_t *pending) {
+                              const uint16_t *state, int plain, uint16_t *fails, int keep_fails,
+                              int64_t *outcome, uint64_t *pending) {
     int n_rules = 0;
     int end[FM_RULE_KINDS];
     for (int kind = 0; kind < FM_RULE_KINDS; kind++) end[kind] = (n_rules += count[kind]);
@@ -137,8 +139,8 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             live[v] = left >= 32 ? (__mmask32)0xFFFFFFFFu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
         }
         __m512i f0 = v_always, f1 = v_always, f2 = v_always, f3 = v_always;
-#define fm_outcomes512(f, cany, state, out, live) \
-    fm_outcomes512_(f, cany, state, out, live, v_s_cany, v_attribute, v_incompatible, spread)
+#define fm_outcomes512(f, cany, state, plain, out, live) \
+    fm_outcomes512_(f, cany, state, plain, out, live, v_s_cany, v_attribute, v_incompatible, spread)
         /* Whole chunks load without masks (most of them); the tile's last one with. */
         if (live[3] == (__mmask32)0xFFFFFFFFu) {
 #define FM_ROW(r, v) _mm512_loadu_si512(rules[r].row + at + 32 * (v))
@@ -156,16 +158,25 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 
         if (live[3] == (__mmask32)0xFFFFFFFFu) {
             uint64_t open[2] = {0, 0};
-#define FM_FULL(v)                                                                                           \
+#define FM_FULL(v, plain)                                                                                    \
     {                                                                                                        \
         const int64_t k = j + 32 * (v); /* this vector's first target in the tile */                        \
         if (keep_fails) _mm512_storeu_si512(fails + k, f##v);                                                \
-        __mmask32 bad = fm_outcomes512(f##v, _mm512_loadu_si512(t_cany + j0 + k), _mm512_loadu_si512(state + k), \
-                                       outcome + k, 0xFFFFFFFFu);                                            \
+        __mmask32 bad = plain ? fm_outcomes512(f##v, f##v, f##v, 1, outcome + k, 0xFFFFFFFFu)                 \
+                              : fm_outcomes512(f##v, _mm512_loadu_si512(t_cany + j0 + k),                    \
+                                               _mm512_loadu_si512(state + k), 0, outcome + k, 0xFFFFFFFFu);  \
         open[(v) / 2] |= (uint64_t)(uint32_t)~bad << (32 * ((v) % 2));                                       \
     }
-            FM_EACH(FM_FULL)
+#define FM_FULL_PLAIN(v) FM_FULL(v, 1)
+#define FM_FULL_RECORDS(v) FM_FULL(v, 0)
+            if (plain) {
+                FM_EACH(FM_FULL_PLAIN)
+            } else {
+                FM_EACH(FM_FULL_RECORDS)
+            }
 #undef FM_FULL
+#undef FM_FULL_PLAIN
+#undef FM_FULL_RECORDS
             pending[j / 64] = open[0];
             pending[j / 64 + 1] = open[1];
             any |= (open[0] | open[1]) != 0;
@@ -175,7 +186,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
                 const int64_t k = j + 32 * v;
                 if (keep_fails) _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
                 __mmask32 bad = fm_outcomes512(f[v], _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k),
-                                               _mm512_maskz_loadu_epi16(live[v], state + k), outcome + k, live[v]);
+                                               _mm512_maskz_loadu_epi16(live[v], state + k), 0, outcome + k, live[v]);
                 uint32_t open = (uint32_t)(~bad & live[v]);
                 ((uint32_t *)pending)[k / 32] = open;
                 any |= open != 0;
@@ -190,7 +201,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 static int fm_tile512_available(void) { return 0; }
 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
                       const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t *state,
-                      uint16_t *fails, int keep_fails, int64_t *outcome, uint64_t *pending) {
+                      int plain, uint16_t *fails, int keep_fails, int64_t *outcome, uint64_t *pending) {
     return 0; /* never called: fm_tile512_available() says no */
 }
 #endif
