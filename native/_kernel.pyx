@@ -748,7 +748,10 @@ cdef void evaluate_rows(
     cdef int64_t stride = scratch_words(K)
     cdef uint64_t* mine
     cdef uint64_t* per_row
-    for i in prange(i0, i1, num_threads=workers, schedule="dynamic"):
+    # guided: each thread starts on a long run of rows, so a block's rows of the output stay with
+    # one core from block to block (dynamic interleaves them: lines move between the cores'
+    # caches); the shrinking last chunks still even out a busy core.
+    for i in prange(i0, i1, num_threads=workers, schedule="guided"):
         mine = scratch + threadid() * stride
         per_row = mine + TILE + 3 * n_sets + n_runs  # what follows the per-set and per-run lists
         evaluate_row(
