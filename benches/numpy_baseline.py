@@ -12,8 +12,9 @@ against every target class; each rule is one or two vectorised comparisons
 written into preallocated buffers (``out=``), failures are OR-ed into a
 lane-wide failure mask per pair, reasons come from that mask by shifts (or byte
 tables) straight into the output, records are matched once per (record, class)
-and applied per record slot, and scores are computed only for the compatible pairs. Python loops run
-over rules, records, record slots and blocks, never over pairs.
+and applied per record slot, and scores are computed only for the compatible
+pairs. Python loops run over rules, records, record slots and blocks, never
+over pairs.
 
 Coupling to ``fastmatch.intern``: the baseline reads the interned arrays (the
 same inputs the native kernel reads), so both are timed on equal terms.

@@ -23,7 +23,7 @@ from .intern import NativeUnsupported, intern
 from .policy import Policy
 from .result import MatchResult
 
-# About 260,000 pairs per block: the block buffers (4 MiB) stay in cache while the
+# About 260,000 pairs per block: the block buffer (2 MiB) stays in cache while the
 # consumer reads them, and Ctrl-C is honoured between blocks, a millisecond apart.
 PAIRS_PER_BLOCK = 1 << 18
 
