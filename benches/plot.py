@@ -6,8 +6,8 @@ Reads the dense kernel benchmarks (``bench_kernel.py``: ``extra_info`` with
 ``implementation``, ``size`` and ``pairs``), takes pairs / median time (or the
 best time, ``--stat min``, for a machine shared with other work), and
 draws one line per implementation on log-log axes. A dashed line marks the
-rate at which the outputs alone (8-byte score + 8-byte reason per pair) would
-fill the machine's memory write bandwidth.
+rate at which the outputs alone (an 8-byte outcome per pair: the score, or the
+reason mask) would fill the machine's memory write bandwidth.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-OUTPUT_BYTES_PER_PAIR = 16
+OUTPUT_BYTES_PER_PAIR = 8
 ORDER = ("reference", "numpy", "native-1", "native-2", "native-1-blocks", "native-2-blocks")
 LABELS = {
     "reference": "reference (plain Python)",
