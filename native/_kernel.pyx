@@ -789,6 +789,13 @@ def avx512_available():
     return bool(fm_tile512_available())
 
 
+cdef class TargetArrays:
+    """The kernel's view of a target side, and the arrays it points into."""
+
+    cdef Side side
+    cdef list keep
+
+
 cdef class Problem:
     """The interned arrays of one match, held alive while the kernel points into them."""
 
@@ -802,7 +809,6 @@ cdef class Problem:
         self.lane_bytes = np.dtype(interned.lane).itemsize
         lane = interned.lane
         self._side(&self.K.src, interned.sources, lane)
-        self._side(&self.K.tgt, interned.targets, lane)
         # Ops in any order give the same masks: the exact-match ops go first, to be fused.
         order = np.argsort(interned.op_kind, kind="stable")
         self.K.n_ops = len(interned.op_kind)
@@ -812,7 +818,9 @@ cdef class Problem:
         self.K.op_words = <const int32_t*>self._ptr(interned.op_words[order], np.int32)
         self.K.op_bit = self._ptr(interned.op_bit[order], lane)
         self.K.identity_bits = interned.identity_bits
-        self.K.reason_table = <const uint64_t*>self._ptr(interned.reason_table, np.uint64)
+        # (read only when failure bits are not reason bits: building it costs a request's time)
+        table = np.zeros(1, dtype=np.uint64) if interned.identity_bits else interned.reason_table
+        self.K.reason_table = <const uint64_t*>self._ptr(table, np.uint64)
         self.K.attribute_bits = interned.attribute_bits
         self.K.type_row = interned.type_row
         policy = interned.policy
@@ -821,7 +829,7 @@ cdef class Problem:
         self.K.opaque_if_present = policy.opaque == "if-present"
         self.K.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
         self.K.opaque_n = interned.opaque_table.shape[0]
-        self._version_classes(&self.K.tgt, interned.targets)
+        self._targets(interned)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.K.score_table = self.K.tgt.n_vclasses * 4 <= self.K.tgt.n
         # One pass per tile where the CPU has AVX-512 and the ops are vector ops on 16-bit lanes
@@ -857,6 +865,23 @@ cdef class Problem:
         copy[: rows.shape[0] * stride].reshape(rows.shape[0], stride)[:, : rows.shape[1]] = rows
         self._keep.append(copy)
         return <const void*><size_t>copy.ctypes.data
+
+    cdef _targets(self, interned):
+        """The target side; from the cache of targets that outlive one match (TargetIndex)."""
+        cdef TargetArrays held
+        cache = interned.kernel_cache
+        held = cache.get("targets") if cache is not None else None
+        if held is None:
+            start = len(self._keep)
+            self._side(&self.K.tgt, interned.targets, interned.lane)
+            self._version_classes(&self.K.tgt, interned.targets)
+            held = TargetArrays()
+            held.side = self.K.tgt
+            held.keep = self._keep[start:]
+            if cache is not None:
+                cache["targets"] = held
+        self.K.tgt = held.side
+        self._keep.append(held)
 
     cdef _side(self, Side* side, data, lane):
         side.n = data.codes.shape[1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -184,8 +185,11 @@ class Interned:
     type_row: int  # codes row of score_type, -1 if none
     prefer_newest: bool
     opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
+    # Where the native kernel keeps what it derives from the targets, when they outlive one
+    # match (a TargetIndex's prepared targets); None: derive it again every time.
+    kernel_cache: dict | None = None
 
-    @property
+    @cached_property
     def reason_table(self) -> np.ndarray:
         """uint64 [lane bytes, 256]: the reason bits of every byte value at every byte of a
         failure mask (how failures become reasons when the bits are not the reason bits)."""
@@ -222,6 +226,7 @@ class PreparedTargets:
         literals = [_literals(record) for d in targets.descriptors for record in d.records]
         self.context = _Context(policy, self.attributes, targets.descriptors, None, literals, every_fixed_op=True)
         self.targets = self.context.side(targets, "target")
+        self.kernel_cache: dict = {}
 
     def supports(self, sources: DeviceSet) -> bool:
         """Whether these sources can be interned against the prepared targets: not when
@@ -245,7 +250,9 @@ class PreparedTargets:
         return per_descriptor[sources.descriptor_of] if len(sources) else np.zeros(0, dtype=bool)
 
     def with_sources(self, sources: DeviceSet) -> Interned:
-        return self.context.interned(self.context.side(sources, "source", frozen=True), self.targets)
+        interned = self.context.interned(self.context.side(sources, "source", frozen=True), self.targets)
+        interned.kernel_cache = self.kernel_cache
+        return interned
 
 
 def _literals(record: GroundedRecord) -> dict[str, list]:
