@@ -35,7 +35,6 @@ cdef enum:
     OP_CONFIRM = 7
     TEST_IN_CODES = 0
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
-    RECORD_GROUP = 64  # records matched together, so that each class's bytes are written together
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -159,8 +158,8 @@ cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, 
 
 
 cdef inline int64_t match_scratch_bytes(const Side* S, int workers) noexcept nogil:
-    """match_records' scratch: per thread, three bytes per class and a group's results."""
-    return (3 + RECORD_GROUP) * S.n * workers
+    """match_records' scratch: four bytes per class per thread (and 8 spare)."""
+    return (4 * S.n + 8) * workers
 
 
 cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept nogil:
@@ -172,40 +171,48 @@ cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept n
 cdef void match_records(
     const Records* R, const Side* S, uint8_t* out, uint8_t* scratch, int workers, lane_t* lane
 ) noexcept nogil:
-    """``out[c, r]``: whether class c of ``S`` matches record r (its common tests pass, and the
-    tests of one of its alternatives). Each test runs over all classes at once; records go in
-    groups, whose results are then written class by class (a byte at a time, record by record,
-    would touch a cache line per byte)."""
-    cdef int64_t n = S.n, g, r, r0, r1, t, alt, c
+    """``out[c, r]`` (zeroed by the caller) = 1 where class c of ``S`` matches record r: its
+    common tests pass, and the tests of one of its alternatives. Each test runs over all classes
+    at once; a record's matches, few, are then found eight classes at a time."""
+    cdef int64_t n = S.n, r, t, alt, c
     cdef uint8_t* passed
     cdef uint8_t* alternative
     cdef uint8_t* common
-    cdef uint8_t* results
-    for g in prange((R.n + RECORD_GROUP - 1) // RECORD_GROUP, num_threads=workers, schedule="dynamic"):
-        passed = scratch + (3 + RECORD_GROUP) * n * threadid()
+    cdef uint8_t* matches
+    for r in prange(R.n, num_threads=workers, schedule="dynamic"):
+        passed = scratch + (4 * n + 8) * threadid()
         alternative = passed + n
         common = passed + 2 * n
-        results = passed + 3 * n  # [record of the group, class]
-        r0 = g * RECORD_GROUP
-        r1 = min(r0 + RECORD_GROUP, R.n)
-        for r in range(r0, r1):
-            for c in range(n):
-                common[c] = 1
-                results[(r - r0) * n + c] = 0
-            for t in range(R.common_begin[r], R.common_end[r]):
-                run_test(R, S, t, passed, lane)
-                both(common, passed, n)
-            for alt in range(R.alt_start[r], R.alt_start[r + 1]):
-                for c in range(n):
-                    alternative[c] = common[c]
-                for t in range(R.alt_begin[alt], R.alt_end[alt]):
-                    run_test(R, S, t, passed, lane)
-                    both(alternative, passed, n)
-                for c in range(n):
-                    results[(r - r0) * n + c] |= alternative[c]
+        matches = passed + 3 * n
         for c in range(n):
-            for r in range(r0, r1):
-                out[c * R.n + r] = results[(r - r0) * n + c]
+            common[c] = 1
+            matches[c] = 0
+        for c in range(n, n + 8):
+            matches[c] = 0
+        for t in range(R.common_begin[r], R.common_end[r]):
+            run_test(R, S, t, passed, lane)
+            both(common, passed, n)
+        for alt in range(R.alt_start[r], R.alt_start[r + 1]):
+            for c in range(n):
+                alternative[c] = common[c]
+            for t in range(R.alt_begin[alt], R.alt_end[alt]):
+                run_test(R, S, t, passed, lane)
+                both(alternative, passed, n)
+            for c in range(n):
+                matches[c] |= alternative[c]
+        mark(matches, n, out + r, R.n)
+
+
+cdef inline void mark(const uint8_t* flags, int64_t n, uint8_t* out, int64_t stride) noexcept nogil:
+    """out[c * stride] = 1 where flags[c] (bytes of 0 or 1, padded to 8), found eight at a time."""
+    cdef int64_t q, c
+    cdef uint64_t word
+    for q in range(0, n, 8):
+        memcpy(&word, flags + q, 8)
+        while word:
+            c = q + (__builtin_ctzll(word) >> 3)
+            word &= word - 1
+            out[c * stride] = 1
 
 
 cdef inline bint records_accept(
