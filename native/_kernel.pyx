@@ -4,13 +4,15 @@
 It knows nothing of files, policies or records as Python objects: it reads the
 integer-coded, field-major arrays that ``fastmatch.intern`` builds (see there
 for what each array means) and writes, for a block of source classes x all
-target classes, the reason mask and the score of every pair.
+target classes, one outcome per pair: its score if it is compatible, else its
+reason mask with the sign bit set (``fastmatch/reasons.py``).
 
-Per source class, targets are taken a tile at a time. Each op (a rule that can
-fail) ORs its failure bit into a lane-wide mask per target, in a loop over the
-tile that the compiler vectorises: codes are 16-bit lanes whenever they fit.
-A last pass over the tile turns failure bits into reason bits (byte tables),
-applies COMPATIBLE records, and scores the compatible pairs.
+Per source class, targets are taken a tile at a time. A vector pass computes
+every pair's failure mask and outcome as if no target's COMPATIBLE records
+matched the source: on AVX-512 in one pass over the tile (``tile512.h``),
+elsewhere one loop per op then one over the outcomes (``loops.h``); codes are
+16-bit lanes whenever they fit. Then only what is left is visited: the runs of
+targets whose records match the source, and the compatible pairs to score.
 """
 
 from cython.parallel cimport prange, threadid
