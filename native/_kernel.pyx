@@ -317,8 +317,8 @@ cdef inline void place(
 
 cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* count) noexcept nogil:
     """The ops resolved for source class ``i``, as fm_tile512 reads them (grouped by kind: one
-    pass over the ops per kind); returns the bits that fail whatever the target, as the op loop of
-    evaluate_row finds them."""
+    pass over the ops per kind); returns the bits that fail whatever the target, as tile_ops
+    finds them."""
     cdef const Side* s = &K.src
     cdef const Side* t = &K.tgt
     cdef const uint16_t* s_codes = <const uint16_t*>s.codes

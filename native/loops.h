@@ -1,10 +1,12 @@
-/* The kernel's vector loops: one op over a tile of targets, and the pass that
- * turns a tile's failure masks into reason masks.
+/* The kernel's portable vector loops: one op over a tile of targets, and the
+ * pass that turns a tile's failure masks into outcomes (tile512.h does both in
+ * one pass where the CPU has AVX-512).
  *
  * They are plain C so that `restrict` tells the compiler the arrays do not
- * overlap, and so that on x86-64 Linux each is built twice, for AVX2 and for
- * the baseline, the loader picking one at run time (target_clones): a wheel
- * stays safe on older CPUs and still uses the wide vectors where they exist.
+ * overlap, and so that on x86-64 Linux each is built three times, for AVX-512
+ * (x86-64-v4), AVX2 and the baseline, the loader picking one at run time
+ * (target_clones): a wheel stays safe on older CPUs and still uses the wide
+ * vectors where they exist.
  *
  * Every loop exists for three lane widths (16, 32 and 64 bits); see
  * fastmatch/intern.py for what the arrays hold.
