@@ -582,7 +582,7 @@ cdef void evaluate_row(
         n = j1 - j0
         while run < n_runs and t.run_start[runs[run] + 1] <= j0:
             run += 1
-        # Failure bits -> outcomes, as if no target's records matched this source (see loops.h)...
+        # Failure bits -> outcomes, as if no target's records matched this source (tile512.h, loops.h).
         if fused:
             always = row_always
             if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
@@ -612,7 +612,7 @@ cdef void evaluate_row(
                 any_todo = table_outcomes(
                     K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
                 )
-        # ... then again for the runs of targets whose record set has a record that matches.
+        # Then again for the runs of targets whose record set has a record that matches.
         w = run
         while w < n_runs and t.run_start[runs[w]] < j1:
             k = runs[w]
