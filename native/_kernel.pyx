@@ -250,10 +250,18 @@ cdef inline void fail_unconfirmed(
 
 
 # -- one source class against all target classes ----------------------------------------
+cdef inline int64_t closest_versions(int64_t s_major, int64_t s_minor, int64_t t_major, int64_t t_minor) noexcept nogil:
+    """The version part of a prefer="closest" score but T's patch (fastmatch/reasons.py)."""
+    cdef int64_t d_major = t_major - s_major, d_minor = t_minor - s_minor
+    d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
+    d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
+    return SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20
+
+
 cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* lane) noexcept nogil:
     cdef const Side* s = &K.src
     cdef const Side* t = &K.tgt
-    cdef int64_t value = 0, d_major, d_minor
+    cdef int64_t value = 0
     if s.exact_key[i] == t.exact_key[j]:
         value |= SCORE_EXACT
     if K.type_row >= 0 and (
@@ -264,11 +272,7 @@ cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* la
         if K.prefer_newest:
             value |= SCORE_HAS_VERSION | t.newest_rank[j]
         else:
-            d_major = t.major[j] - s.major[i]
-            d_minor = t.minor[j] - s.minor[i]
-            d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
-            d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
-            value |= SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20 | t.patch[j]
+            value |= closest_versions(s.major[i], s.minor[i], t.major[j], t.minor[j]) | t.patch[j]
     return value
 
 
@@ -276,18 +280,14 @@ cdef inline void fill_score_table(const Kernel* K, int64_t i, int64_t* table) no
     """The version part of the score of source class ``i`` against each of the targets' version classes."""
     cdef const Side* s = &K.src
     cdef const Side* t = &K.tgt
-    cdef int64_t c, d_major, d_minor
+    cdef int64_t c
     for c in range(t.n_vclasses):
         if not (s.has_version[i] and t.vclass_has[c]):
             table[c] = 0
         elif K.prefer_newest:
             table[c] = SCORE_HAS_VERSION
         else:
-            d_major = t.vclass_major[c] - s.major[i]
-            d_minor = t.vclass_minor[c] - s.minor[i]
-            d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
-            d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
-            table[c] = SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20
+            table[c] = closest_versions(s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
 
 
 cdef inline int64_t table_score(

@@ -525,16 +525,22 @@ def _string_pattern(draw, ctx: _RecordContext, spec: AttrSpec):
     return [draw(_string_var(ctx, values))]
 
 
+def _literal_pattern(draw, spec: AttrSpec, spell, roll: int):
+    """Rolls 0-4 of the int and version patterns: a spelled value (0-2), a list of them with
+    absent items (3), an absent or any-value field (4)."""
+    if roll <= 2:
+        return draw(spell(draw(st.sampled_from(spec.pool))))
+    if roll == 3:
+        items = draw(st.lists(st.sampled_from([*spec.pool, None]), min_size=1, max_size=3))
+        return [draw(spell(v)) if v is not None else draw(st.sampled_from((None, ""))) for v in items]
+    return draw(st.sampled_from(("", None, "*")))
+
+
 @st.composite
 def _int_pattern(draw, ctx: _RecordContext, spec: AttrSpec):
     roll = draw(st.integers(0, 10))
-    if roll <= 2:
-        return draw(spell_int(draw(st.sampled_from(spec.pool))))
-    if roll == 3:
-        items = draw(st.lists(st.sampled_from([*spec.pool, None]), min_size=1, max_size=3))
-        return [draw(spell_int(v)) if v is not None else draw(st.sampled_from((None, ""))) for v in items]
-    if roll == 4:
-        return draw(st.sampled_from(("", None, "*")))
+    if roll <= 4:
+        return _literal_pattern(draw, spec, spell_int, roll)
     if roll == 5:
         return [draw(_int_var(ctx))]  # "{v}"
     if roll == 6:
@@ -547,13 +553,8 @@ def _int_pattern(draw, ctx: _RecordContext, spec: AttrSpec):
 @st.composite
 def _version_pattern(draw, ctx: _RecordContext, spec: AttrSpec):
     roll = draw(st.integers(0, 10))
-    if roll <= 2:
-        return draw(spell_version(draw(st.sampled_from(spec.pool))))
-    if roll == 3:
-        items = draw(st.lists(st.sampled_from([*spec.pool, None]), min_size=1, max_size=3))
-        return [draw(spell_version(v)) if v is not None else draw(st.sampled_from((None, ""))) for v in items]
-    if roll == 4:
-        return draw(st.sampled_from(("", None, "*")))
+    if roll <= 4:
+        return _literal_pattern(draw, spec, spell_version, roll)
     if roll == 5:
         return [draw(_int_var(ctx))]  # "{v}": the version "N"
     if roll == 6:

@@ -14,8 +14,8 @@ from .errors import FastmatchError
 from .formats import read_path
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
-from .reasons import outcomes_of, reason_names
-from .reference import evaluate
+from .reasons import reason_names
+from .reference import descriptor_outcomes
 from .result import DenseClassPairs, MatchResult
 
 IMPLEMENTATIONS = ("native", "python")
@@ -125,13 +125,12 @@ def match_reference(
     memory_limit: int | None = None,
 ) -> MatchResult:
     """Every pair through the plain-Python reference; each device is its own class."""
-    scores, reasons = evaluate(sources, targets, policy, confirm)
     return MatchResult(
         sources,
         targets,
         policy,
         fleet_attribute_order(policy, sources, targets),
-        DenseClassPairs(outcomes_of(scores, reasons)),
+        DenseClassPairs(descriptor_outcomes(sources, targets, policy, confirm)),
         np.arange(len(sources)),
         np.arange(len(targets)),
         memory_limit,

@@ -39,15 +39,10 @@ FIELD_CAP = (1 << FIELD_BITS) - 1
 
 # A class pair's outcome (int64) holds both: its score when compatible (>= 0), otherwise
 # its reason mask with the sign bit set. The two never coexist, and one 8-byte value per
-# pair halves what the kernel writes. Bit 63 of a reason mask (SAME_DEVICE) is about
-# devices, not classes: results add it from the devices themselves.
+# pair halves what the kernel writes. SAME_DEVICE (bit 63, the sign) and SAME_HOST are
+# about devices, not classes: outcomes never hold them, results add them from the devices.
 INCOMPATIBLE = np.int64(-(1 << 63))
 _CLASS_REASON_BITS = np.int64((1 << 63) - 1)
-
-
-def outcomes_of(scores: np.ndarray, reasons: np.ndarray) -> np.ndarray:
-    """Outcomes from scores (-1 when incompatible) and reason masks."""
-    return np.where(reasons != 0, reasons.view(np.int64) | INCOMPATIBLE, scores)
 
 
 def outcome_scores(outcomes: np.ndarray) -> np.ndarray:

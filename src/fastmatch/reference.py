@@ -13,6 +13,7 @@ import numpy as np
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .policy import Policy
 from .reasons import (
+    INCOMPATIBLE,
     NO_RECORD,
     NOT_MIGRATABLE,
     OPAQUE,
@@ -23,6 +24,7 @@ from .reasons import (
     SCORE_SAME_TYPE,
     attribute_bit,
     closest_version_score,
+    outcome_reasons,
 )
 
 
@@ -132,24 +134,32 @@ def target_versions(policy: Policy, targets: DeviceSet) -> list:
     return [d.values[policy.score_version] for d in targets.descriptors if policy.score_version in d.values]
 
 
+def descriptor_outcomes(
+    sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
+) -> np.ndarray:
+    """The outcome (see fastmatch/reasons.py) of every device pair from the two descriptors alone,
+    as the kernel gives it for a class pair: each device its own class, no ids, no hosts."""
+    evaluator = PairEvaluator(policy, fleet_attribute_order(policy, sources, targets), target_versions(policy, targets))
+    outcomes = np.zeros((len(sources), len(targets)), dtype=np.int64)
+    for i in range(len(sources)):
+        s = sources.descriptor(i)
+        for j in range(len(targets)):
+            t = targets.descriptor(j)
+            mask = evaluator.descriptor_mask(s, t, confirm)
+            outcomes[i, j] = evaluator.score(s, t) if mask == 0 else mask | int(INCOMPATIBLE)
+    return outcomes
+
+
 def evaluate(
     sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores (int64, -1 when incompatible) and reasons (uint64) for every device pair."""
-    evaluator = PairEvaluator(policy, fleet_attribute_order(policy, sources, targets), target_versions(policy, targets))
-    n, m = len(sources), len(targets)
-    scores = np.full((n, m), -1, dtype=np.int64)
-    reasons = np.zeros((n, m), dtype=np.uint64)
-    for i in range(n):
-        s = sources.descriptor(i)
-        for j in range(m):
-            t = targets.descriptor(j)
-            mask = evaluator.descriptor_mask(s, t, confirm)
+    outcomes = descriptor_outcomes(sources, targets, policy, confirm)
+    reasons = outcome_reasons(outcomes)
+    for i in range(len(sources)):
+        for j in range(len(targets)):
             if sources.ids[i] == targets.ids[j]:
-                mask |= SAME_DEVICE
+                reasons[i, j] |= np.uint64(SAME_DEVICE)
             if policy.exclude_same_host and sources.hosts[i] and sources.hosts[i] == targets.hosts[j]:
-                mask |= SAME_HOST
-            reasons[i, j] = mask
-            if mask == 0:
-                scores[i, j] = evaluator.score(s, t)
-    return scores, reasons
+                reasons[i, j] |= np.uint64(SAME_HOST)
+    return np.where(reasons == 0, outcomes, np.int64(-1)), reasons
