@@ -68,7 +68,7 @@ extensions = [
         "fastmatch._kernel",
         ["native/_kernel.pyx"],
         include_dirs=[numpy.get_include(), "native"],
-        depends=["native/loops.h", "native/loops.pxd", "native/tile512.h"],
+        depends=["native/loops.h", "native/loops.pxd", "native/tile512.h", "native/reductions.pxi"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

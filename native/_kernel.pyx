@@ -741,6 +741,36 @@ cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
     )
 
 
+cdef inline void evaluate_one(
+    const Kernel* K,
+    int64_t i,
+    uint64_t* mine,
+    int64_t* outcome,
+    const uint8_t* target_matches,
+    const uint8_t* source_matches,
+    lane_t* lane,
+) noexcept nogil:
+    """Row ``i`` of outcomes into ``outcome``, with one thread's scratch ``mine`` (scratch_words)."""
+    cdef int64_t n_sets = K.tgt.n_sets, n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules
+    cdef uint64_t* per_row = mine + TILE + 3 * n_sets + K.tgt.n_runs  # what follows the per-set and per-run lists
+    evaluate_row(
+        K,
+        i,
+        <lane_t*>mine,
+        <int32_t*>(mine + TILE),
+        <lane_t*>(mine + TILE + n_sets),
+        <int32_t*>(mine + TILE + 2 * n_sets),
+        <int64_t*>(mine + TILE + 3 * n_sets),
+        <int64_t*>per_row,
+        <FmRule16*>(per_row + n_vclasses),
+        per_row + n_vclasses + 4 * max_rules,
+        <uint8_t*>(per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1),
+        outcome,
+        target_matches + i * K.tgt.records.n,
+        source_matches,
+    )
+
+
 cdef void evaluate_rows(
     const Kernel* K,
     int64_t i0,
@@ -752,33 +782,16 @@ cdef void evaluate_rows(
     int workers,
     lane_t* lane,
 ) noexcept nogil:
-    cdef int64_t i, n_t = K.tgt.n, n_target_records = K.tgt.records.n, n_sets = K.tgt.n_sets
-    cdef int64_t n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules, n_runs = K.tgt.n_runs
+    cdef int64_t i, n_t = K.tgt.n
     cdef int64_t stride = scratch_words(K)
-    cdef uint64_t* mine
-    cdef uint64_t* per_row
     # guided: each thread starts on a long run of rows, so a block's rows of the output stay with
     # one core from block to block (dynamic interleaves them: lines move between the cores'
     # caches); the shrinking last chunks still even out a busy core.
     for i in prange(i0, i1, num_threads=workers, schedule="guided"):
-        mine = scratch + threadid() * stride
-        per_row = mine + TILE + 3 * n_sets + n_runs  # what follows the per-set and per-run lists
-        evaluate_row(
-            K,
-            i,
-            <lane_t*>mine,
-            <int32_t*>(mine + TILE),
-            <lane_t*>(mine + TILE + n_sets),
-            <int32_t*>(mine + TILE + 2 * n_sets),
-            <int64_t*>(mine + TILE + 3 * n_sets),
-            <int64_t*>per_row,
-            <FmRule16*>(per_row + n_vclasses),
-            per_row + n_vclasses + 4 * max_rules,
-            <uint8_t*>(per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1),
-            outcomes + (i - i0) * n_t,
-            target_matches + i * n_target_records,
-            source_matches,
-        )
+        evaluate_one(K, i, scratch + threadid() * stride, outcomes + (i - i0) * n_t, target_matches, source_matches, lane)
+
+
+include "reductions.pxi"
 
 
 ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
@@ -1005,25 +1018,130 @@ cdef class Problem:
     def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] outcomes, int workers):
         """Fill ``outcomes`` for source classes i0..i1 against all target classes: a pair's
         score when it is compatible, otherwise its reason mask with the sign bit set."""
-        if self._target_matches is None:
-            self.prepare(workers)
         if i1 <= i0 or self.K.tgt.n == 0:
             return
         if outcomes.shape[0] < i1 - i0 or outcomes.shape[1] != self.K.tgt.n:
             raise ValueError("the output block does not match the problem's shape")
+        tm, sm = self._matches(workers)
         # Per call, not per problem: callers may evaluate one problem from several threads.
         scratch = np.empty(max(workers, 1) * scratch_words(&self.K), dtype=np.uint64)
         cdef uint64_t[::1] scratch_view = scratch
-        cdef uint8_t[:, ::1] target_matches = self._target_matches
-        cdef uint8_t[:, ::1] source_matches = self._source_matches
-        cdef const uint8_t* tm = &target_matches[0, 0] if target_matches.shape[0] * target_matches.shape[1] > 0 else NULL
-        cdef const uint8_t* sm = &source_matches[0, 0] if source_matches.shape[0] * source_matches.shape[1] > 0 else NULL
+        cdef const uint8_t* tm_ptr = _at8(tm)
+        cdef const uint8_t* sm_ptr = _at8(sm)
         cdef uint64_t* scratch_ptr = &scratch_view[0]
         cdef int64_t* out = &outcomes[0, 0]
         with nogil:
             if self.lane_bytes == 2:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint16_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint32_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint32_t*>NULL)
             else:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm, sm, workers, <uint64_t*>NULL)
+                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint64_t*>NULL)
+
+    def _matches(self, int workers):
+        """The record matches of both sides, flattened (``prepare`` once)."""
+        if self._target_matches is None:
+            self.prepare(workers)
+        return self._target_matches.reshape(-1), self._source_matches.reshape(-1)
+
+    # -- reductions fused into the row loop (reductions.pxi) --------------------------------
+    def top_k(
+        self, int64_t i0, int64_t i1, DeviceView devices, int64_t k, const int64_t[::1] depth,
+        int64_t[:, ::1] indices, int64_t[:, ::1] scores, int workers,
+    ):
+        """Rows of ``indices``/``scores`` for the devices of source classes i0..i1: their k best
+        available targets, best first (score, then target order), -1 past the last."""
+        cdef Reduction R
+        R.kind = REDUCE_TOP_K
+        R.k = k
+        R.depth = _at64(depth)
+        R.indices = &indices[0, 0] if indices.shape[0] * k else NULL
+        R.values = &scores[0, 0] if scores.shape[0] * k else NULL
+        cdef int64_t max_depth = max(depth[i0:i1]) if i1 > i0 else 0
+        self._reduce(i0, i1, devices, &R, 2 * max_depth, workers)
+
+    def counts(
+        self, int64_t i0, int64_t i1, DeviceView devices, const uint8_t[::1] counted,
+        const int64_t[::1] counted_per_class, int64_t[::1] out, int workers,
+    ):
+        """``out[d]`` for the devices d of source classes i0..i1: their compatible targets among ``counted``."""
+        cdef Reduction R
+        R.kind = REDUCE_COUNTS
+        R.counted = _at8(counted)
+        R.counted_per_class = _at64(counted_per_class)
+        R.values = _mut64(out)
+        self._reduce(i0, i1, devices, &R, 0, workers)
+
+    def sparse(
+        self, int64_t i0, int64_t i1, DeviceView devices, const int64_t[::1] indptr,
+        int64_t[::1] columns, int64_t[::1] data, int workers,
+    ):
+        """The CSR rows (``indptr`` already counted) of the devices of source classes i0..i1."""
+        cdef Reduction R
+        R.kind = REDUCE_SPARSE
+        R.indptr = _at64(indptr)
+        R.indices = _mut64(columns)
+        R.values = _mut64(data)
+        self._reduce(i0, i1, devices, &R, devices.D.n_targets, workers)
+
+    def dense(self, int64_t i0, int64_t i1, DeviceView devices, str what, out, int workers):
+        """Rows of a dense (n, m) output for the devices of source classes i0..i1: ``compatible``
+        (uint8), ``scores`` (int64, -1 where incompatible) or ``reasons`` (SPEC's masks)."""
+        cdef Reduction R
+        cdef uint8_t[:, ::1] flags
+        cdef int64_t[:, ::1] values
+        R.kind = {"compatible": REDUCE_COMPATIBLE, "scores": REDUCE_SCORES, "reasons": REDUCE_REASONS}[what]
+        R.flags = NULL
+        R.values = NULL
+        if out.size == 0:
+            return
+        if R.kind == REDUCE_COMPATIBLE:
+            flags = out
+            R.flags = &flags[0, 0]
+        else:
+            values = out.view(np.int64)
+            R.values = &values[0, 0]
+        self._reduce(i0, i1, devices, &R, 0, workers)
+
+    cdef _reduce(self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* R, int64_t reduce_words, int workers):
+        if i1 <= i0 or self.K.tgt.n == 0:
+            return
+        tm, sm = self._matches(workers)
+        workers = max(workers, 1)
+        cdef int64_t row_stride = (self.K.tgt.n + 7) // 8 * 8  # rows on cache lines
+        scratch = np.empty(workers * scratch_words(&self.K), dtype=np.uint64)
+        rows = aligned_empty(workers * row_stride, np.int64)
+        extra = np.empty(max(workers * reduce_words, 1), dtype=np.int64)
+        cdef uint64_t[::1] scratch_view = scratch
+        cdef int64_t[::1] rows_view = rows
+        cdef int64_t[::1] extra_view = extra
+        cdef const uint8_t* tm_ptr = _at8(tm)
+        cdef const uint8_t* sm_ptr = _at8(sm)
+        cdef uint64_t* scratch_ptr = &scratch_view[0]
+        cdef int64_t* rows_ptr = &rows_view[0]
+        cdef int64_t* extra_ptr = &extra_view[0]
+        cdef const Devices* D = &devices.D
+        with nogil:
+            if self.lane_bytes == 2:
+                evaluate_and_reduce(
+                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    workers, <uint16_t*>NULL,
+                )
+            elif self.lane_bytes == 4:
+                evaluate_and_reduce(
+                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    workers, <uint32_t*>NULL,
+                )
+            else:
+                evaluate_and_reduce(
+                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    workers, <uint64_t*>NULL,
+                )
+
+
+cdef inline const uint8_t* _at8(const uint8_t[::1] values) noexcept:
+    return &values[0] if values.shape[0] else NULL
+
+
+cdef inline int64_t* _mut64(int64_t[::1] values) noexcept:
+    return &values[0] if values.shape[0] else NULL

@@ -1,5 +1,4 @@
-"""The bounded outputs (top_k, counts, stranded, to_sparse) agree with the dense arrays,
-whether the class pairs are cached or streamed block by block."""
+"""The bounded outputs (top_k, counts, stranded, to_sparse) agree with the dense arrays."""
 
 import random
 
@@ -7,7 +6,6 @@ import numpy as np
 import pytest
 
 import fastmatch
-from fastmatch import result as result_module
 from fastmatch.errors import ResultTooLargeError
 
 
@@ -44,16 +42,9 @@ def _naive_top_k(scores: np.ndarray, capacities: np.ndarray, k: int):
     return indices, best
 
 
-@pytest.fixture(params=["cached", "streamed"])
-def class_pairs(request, monkeypatch):
-    if request.param == "streamed":
-        monkeypatch.setattr(result_module, "CLASS_CACHE_LIMIT", 0)
-    return request.param
-
-
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("exclude_same_host", [True, False])
-def test_bounded_outputs_agree_with_dense_arrays(seed, exclude_same_host, class_pairs, implementation):
+def test_bounded_outputs_agree_with_dense_arrays(seed, exclude_same_host, implementation):
     rng = random.Random(seed)
     sources = _fleet(rng, 60, "s", shared_ids=5)
     targets = _fleet(rng, 70, "t", shared_ids=5)

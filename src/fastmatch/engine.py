@@ -16,7 +16,7 @@ from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
 from .reasons import reason_names
 from .reference import descriptor_outcomes
-from .result import DenseClassPairs, MatchResult
+from .result import DeviceRules, MatchResult, ReferenceOutputs, TargetDevices
 
 IMPLEMENTATIONS = ("native", "python")
 
@@ -125,14 +125,16 @@ def match_reference(
     memory_limit: int | None = None,
 ) -> MatchResult:
     """Every pair through the plain-Python reference; each device is its own class."""
+    rules = DeviceRules(sources, TargetDevices(targets, np.arange(len(targets)), len(targets)), policy.exclude_same_host)
     return MatchResult(
         sources,
         targets,
         policy,
         fleet_attribute_order(policy, sources, targets),
-        DenseClassPairs(descriptor_outcomes(sources, targets, policy, confirm)),
+        ReferenceOutputs(descriptor_outcomes(sources, targets, policy, confirm), rules),
         np.arange(len(sources)),
         np.arange(len(targets)),
+        rules,
         memory_limit,
     )
 

@@ -10,7 +10,7 @@ from .devices import DeviceSet
 from .engine import as_device_set, worker_count, implementation, match
 from .intern import NativeUnsupported, PreparedTargets
 from .policy import Policy
-from .result import TargetDevices, Members, Ranking
+from .result import DeviceRules, TargetDevices, ranked
 
 
 class TargetIndex:
@@ -52,25 +52,14 @@ class TargetIndex:
         prepared = self._prepared
         if prepared is None or implementation() == "python" or not prepared.supports(sources):
             return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
-        from .native import _kernel, prepared_problem
+        from .native import NativeOutputs, prepared_problem
 
-        n = len(sources)
-        indices = np.full((n, k), -1, dtype=np.int64)
-        scores = np.full((n, k), -1, dtype=np.int64)
-        if n == 0 or k == 0 or len(self.targets) == 0:
-            return indices, scores
-        interned = prepared.with_sources(sources)
-        problem = prepared_problem(interned, self.workers)
-        n_source_classes, n_target_classes = problem.shape
-        outcomes = _kernel.aligned_empty((n_source_classes, n_target_classes), np.int64)
-        problem.evaluate(0, n_source_classes, outcomes, self.workers)
+        def fill(width: int, indices: np.ndarray, scores: np.ndarray) -> None:
+            interned = prepared.with_sources(sources)
+            rules = DeviceRules(sources, self._devices, self.policy.exclude_same_host)
+            asked = ~prepared.hopeless(sources)  # the others keep rows of -1
+            problem = prepared_problem(interned, self.workers)
+            outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked)
+            outputs.top_k(width, indices, scores)
 
-        ranking = Ranking(self._devices, k, self.policy.exclude_same_host)
-        hosts = self._devices.host_codes(sources)
-        twins = self._devices.twins(sources)
-        hopeless = prepared.hopeless(sources)
-        for c, members in enumerate(Members(interned.sources.class_of, n_source_classes).lists):
-            members = members[~hopeless[members]]
-            if len(members):
-                ranking.fill(members, hosts[members], twins[members], outcomes[c], indices, scores)
-        return indices, scores
+        return ranked(len(sources), len(self.targets), k, fill)

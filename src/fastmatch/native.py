@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import cached_property
 from typing import Callable, Iterator
 
 import numpy as np
@@ -21,11 +22,14 @@ from . import _kernel  # noqa: E402  (after the setting above, which OpenMP read
 from .devices import DeviceSet
 from .intern import NativeUnsupported, intern
 from .policy import Policy
-from .result import MatchResult
+from .result import DeviceRules, MatchResult, TargetDevices
 
-# About 260,000 pairs per block: the block buffer (2 MiB) stays in cache while the
-# consumer reads them, and Ctrl-C is honoured between blocks, a millisecond apart.
+# About 260,000 class pairs per block of the dense class-pair path: the block buffer (2 MiB)
+# stays in cache while it is copied out.
 PAIRS_PER_BLOCK = 1 << 18
+# The fused reductions keep only a row per thread: a call covers about 4M class pairs (a few
+# milliseconds), so the Python between calls costs nothing and Ctrl-C is honoured at once.
+PAIRS_PER_CALL = 1 << 22
 
 
 def prepared_problem(interned, workers: int) -> "_kernel.Problem":
@@ -35,31 +39,89 @@ def prepared_problem(interned, workers: int) -> "_kernel.Problem":
     return problem
 
 
-class NativeClassPairs:
-    """Class pairs from the kernel, computed again for every pass over them."""
+class NativeOutputs:
+    """Every output of a result from the kernel, reduced row by row inside it (reductions.pxi).
 
-    def __init__(self, problem: "_kernel.Problem", workers: int, block: int | None, progress=None) -> None:
+    Nothing is kept between outputs: each one runs the kernel again, over source classes in
+    calls of ``rows`` classes (``block``), with a progress bar over device pairs.
+    """
+
+    def __init__(
+        self,
+        problem: "_kernel.Problem",
+        rules: DeviceRules,
+        source_class: np.ndarray,
+        workers: int,
+        block: int | None = None,
+        progress=None,
+        asked: np.ndarray | None = None,
+    ) -> None:
         self.problem = problem
         self.shape = problem.shape
+        self.rules = rules
+        self.source_class = source_class
+        self.asked = asked
         self.workers = workers
-        self.block_rows = block or max(1, PAIRS_PER_BLOCK // max(1, self.shape[1]))
+        self.block = block
         self.progress = progress
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+    @cached_property
+    def view(self):
+        return self.rules.view(self.source_class, self.shape[0], self.asked)
+
+    def _calls(self, pairs_per_call: int = PAIRS_PER_CALL) -> Iterator[tuple[int, int]]:
         n, m = self.shape
-        rows = min(self.block_rows, max(n, 1))
-        outcomes = _kernel.aligned_empty((rows, m), np.int64)
-        bar = self.progress(total=n * m, desc="matching", unit="pair", unit_scale=True) if self.progress else None
+        rows = self.block or max(1, pairs_per_call // max(1, m))
+        bar = None
+        if self.progress is not None:
+            devices = np.bincount(self.source_class, minlength=n) * len(self.rules.targets.host)
+            done = np.concatenate([[0], np.cumsum(devices)])
+            bar = self.progress(total=int(done[-1]), desc="matching", unit="pair", unit_scale=True)
         try:
             for i0 in range(0, n, rows):
                 i1 = min(n, i0 + rows)
-                self.problem.evaluate(i0, i1, outcomes[: i1 - i0], self.workers)
+                yield i0, i1
                 if bar is not None:
-                    bar.update((i1 - i0) * m)
-                yield i0, i1, outcomes[: i1 - i0]
+                    bar.update(int(done[i1] - done[i0]))
         finally:
             if bar is not None:
                 bar.close()
+
+    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None:
+        depth = self.rules.top_k_depth(k, self.source_class, self.shape[0], self.asked)
+        for i0, i1 in self._calls():
+            self.problem.top_k(i0, i1, self.view, k, depth, indices, scores, self.workers)
+
+    def counts(self, counted: np.ndarray, out: np.ndarray) -> None:
+        per_class = self.rules.targets.counted_per_class(counted)
+        flags = counted.view(np.uint8)
+        for i0, i1 in self._calls():
+            self.problem.counts(i0, i1, self.view, flags, per_class, out, self.workers)
+
+    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
+        for i0, i1 in self._calls():
+            self.problem.sparse(i0, i1, self.view, indptr, columns, data, self.workers)
+
+    def dense(self, what: str, out: np.ndarray) -> None:
+        for i0, i1 in self._calls():
+            self.problem.dense(i0, i1, self.view, what, out, self.workers)
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(i0, i1, outcomes)`` for source classes i0..i1; the array is reused afterwards."""
+        n, m = self.shape
+        rows = self.block or max(1, PAIRS_PER_BLOCK // max(1, m))
+        rows = min(rows, max(n, 1))
+        outcomes = _kernel.aligned_empty((rows, m), np.int64)
+        for i0 in range(0, n, rows):
+            i1 = min(n, i0 + rows)
+            self.problem.evaluate(i0, i1, outcomes[: i1 - i0], self.workers)
+            yield i0, i1, outcomes[: i1 - i0]
+
+    def class_outcomes(self) -> np.ndarray:
+        out = np.empty(self.shape, dtype=np.int64)
+        for i0, i1, block in self.blocks():
+            out[i0:i1] = block
+        return out
 
     def row(self, c: int) -> np.ndarray:
         outcomes = _kernel.aligned_empty((1, self.shape[1]), np.int64)
@@ -84,14 +146,18 @@ def run_native(
 
         warnings.warn(f"fastmatch: {exc.message}; using the reference implementation", RuntimeWarning, stacklevel=3)
         return match_reference(sources, targets, policy, confirm, memory_limit)
-    pairs = NativeClassPairs(prepared_problem(interned, workers), workers, block, progress)
+    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
+    rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
+    problem = prepared_problem(interned, workers)
+    outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress)
     return MatchResult(
         sources,
         targets,
         policy,
         interned.attributes,
-        pairs,
+        outputs,
         interned.sources.class_of,
         interned.targets.class_of,
+        rules,
         memory_limit,
     )

@@ -1,0 +1,353 @@
+# Reductions fused into the kernel's row loop (included by _kernel.pyx).
+#
+# A thread evaluates one source class against every target class into its own row buffer
+# (a row of outcomes: 8 bytes a target class, in L1/L2), and reduces that row to what the
+# caller asked for before it takes the next: the k best available targets of each device of
+# the class, their count, their sparse row, or their dense rows. Only the reduction leaves
+# the kernel (the pattern of scikit-learn's ArgKmin). What depends on the devices rather
+# than their classes (the same device, the same host, capacity) is applied here, per device,
+# from the arrays of ``DeviceView``.
+
+from libc.stdlib cimport malloc, free
+
+cdef enum:
+    REDUCE_TOP_K = 0
+    REDUCE_COUNTS = 1
+    REDUCE_SPARSE = 2
+    REDUCE_COMPATIBLE = 3
+    REDUCE_SCORES = 4
+    REDUCE_REASONS = 5
+
+cdef uint64_t SAME_DEVICE = 1ULL << 63
+cdef uint64_t SAME_HOST = 1ULL << 62
+
+
+cdef struct Devices:
+    # sources: the devices of class c are source_order[source_start[c]:source_start[c + 1]]
+    const int64_t* source_order
+    const int64_t* source_start
+    const int64_t* source_host  # per source device: its host's code among the targets' hosts (0: none, -1: no target's)
+    const int64_t* source_twin  # per source device: the target device with its id, or -1
+    # targets
+    int64_t n_targets
+    const int64_t* target_class
+    const int64_t* target_host
+    const int64_t* available_order  # per target class, its devices with capacity, in device order
+    const int64_t* available_start
+    const int64_t* host_order  # per host code (> 0), its target devices
+    const int64_t* host_start
+    bint exclude_same_host
+
+
+cdef struct Reduction:
+    int kind
+    int64_t k  # top_k
+    const int64_t* depth  # top_k: per source class, how many candidates to keep for its devices
+    int64_t* indices  # top_k: (n, k); sparse: columns
+    int64_t* values  # top_k: scores (n, k); counts: (n,); sparse: data; dense scores and reasons: (n, m)
+    uint8_t* flags  # dense compatible: (n, m)
+    const int64_t* indptr  # sparse
+    const uint8_t* counted  # counts: per target device, whether it counts
+    const int64_t* counted_per_class  # counts: per target class, its devices that count
+
+
+cdef inline bint excluded(const Devices* D, int64_t d, int64_t t) noexcept nogil:
+    """Whether source device d may not go to target device t whatever their classes say."""
+    if D.source_twin[d] == t:
+        return True
+    return D.exclude_same_host and D.source_host[d] > 0 and D.target_host[t] == D.source_host[d]
+
+
+# -- top_k: a bounded heap per source class whose root is the worst candidate ------------------
+cdef inline bint worse(int64_t score_a, int64_t dev_a, int64_t score_b, int64_t dev_b) noexcept nogil:
+    """Candidate a ranks below b: a lower score, or the same score and a later target."""
+    return score_a < score_b or (score_a == score_b and dev_a > dev_b)
+
+
+cdef inline void sift_down(int64_t* scores, int64_t* devs, int64_t size, int64_t at) noexcept nogil:
+    cdef int64_t child, score = scores[at], dev = devs[at]
+    while True:
+        child = 2 * at + 1
+        if child >= size:
+            break
+        if child + 1 < size and worse(scores[child + 1], devs[child + 1], scores[child], devs[child]):
+            child += 1
+        if not worse(scores[child], devs[child], score, dev):
+            break
+        scores[at] = scores[child]
+        devs[at] = devs[child]
+        at = child
+    scores[at] = score
+    devs[at] = dev
+
+
+cdef inline void sift_up(int64_t* scores, int64_t* devs, int64_t at) noexcept nogil:
+    cdef int64_t parent, score = scores[at], dev = devs[at]
+    while at > 0:
+        parent = (at - 1) >> 1
+        if not worse(score, dev, scores[parent], devs[parent]):
+            break
+        scores[at] = scores[parent]
+        devs[at] = devs[parent]
+        at = parent
+    scores[at] = score
+    devs[at] = dev
+
+
+cdef int64_t best_candidates(
+    const Devices* D, const int64_t* row, int64_t n_t, int64_t depth, int64_t* scores, int64_t* devs
+) noexcept nogil:
+    """The ``depth`` best available target devices for a row of outcomes, best first (score,
+    then device order) in ``scores``/``devs``; returns how many there are."""
+    cdef int64_t j, p, s, d, size = 0, floor = 0
+    if depth <= 0:
+        return 0
+    for j in range(n_t):
+        s = row[j]
+        if s < floor:  # incompatible (< 0), or below every candidate of a full heap
+            continue
+        for p in range(D.available_start[j], D.available_start[j + 1]):
+            d = D.available_order[p]
+            if size < depth:
+                scores[size] = s
+                devs[size] = d
+                sift_up(scores, devs, size)
+                size += 1
+                if size == depth:
+                    floor = scores[0]
+            elif worse(scores[0], devs[0], s, d):
+                scores[0] = s
+                devs[0] = d
+                sift_down(scores, devs, size, 0)
+                floor = scores[0]
+            else:
+                break  # this class's later devices rank lower still
+    # Heap sort: the worst goes to the end, one at a time, leaving the best first.
+    cdef int64_t end = size - 1
+    while end > 0:
+        s, d = scores[0], devs[0]
+        scores[0], devs[0] = scores[end], devs[end]
+        scores[end], devs[end] = s, d
+        sift_down(scores, devs, end, 0)
+        end -= 1
+    return size
+
+
+cdef void top_k_row(
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t, int64_t* scratch
+) noexcept nogil:
+    cdef int64_t depth = R.depth[c], k = R.k
+    cdef int64_t* scores = scratch
+    cdef int64_t* devs = scratch + depth
+    cdef int64_t size = best_candidates(D, row, n_t, depth, scores, devs)
+    cdef int64_t m, d, p, w
+    cdef int64_t* indices
+    cdef int64_t* values
+    for m in range(D.source_start[c], D.source_start[c + 1]):
+        d = D.source_order[m]
+        indices = R.indices + d * k
+        values = R.values + d * k
+        w = 0
+        p = 0
+        while p < size and w < k:
+            if not excluded(D, d, devs[p]):
+                indices[w] = devs[p]
+                values[w] = scores[p]
+                w += 1
+            p += 1
+        while w < k:
+            indices[w] = -1
+            values[w] = -1
+            w += 1
+
+
+# -- counts: compatible classes times their counted devices, less the devices' own exclusions --
+cdef inline int64_t compatible_on_host(
+    const Devices* D, const Reduction* R, const int64_t* row, int64_t host
+) noexcept nogil:
+    cdef int64_t p, t, found = 0
+    for p in range(D.host_start[host], D.host_start[host + 1]):
+        t = D.host_order[p]
+        if R.counted[t] and row[D.target_class[t]] >= 0:
+            found += 1
+    return found
+
+
+cdef void counts_row(const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t) noexcept nogil:
+    cdef int64_t j, m, d, t, h, base = 0, count
+    for j in range(n_t):
+        if row[j] >= 0:
+            base += R.counted_per_class[j]
+    for m in range(D.source_start[c], D.source_start[c + 1]):
+        d = D.source_order[m]
+        count = base
+        h = D.source_host[d]
+        if D.exclude_same_host and h > 0:
+            count -= compatible_on_host(D, R, row, h)
+        t = D.source_twin[d]
+        if t >= 0 and R.counted[t] and row[D.target_class[t]] >= 0:
+            if not (D.exclude_same_host and h > 0 and D.target_host[t] == h):  # not already taken off
+                count -= 1
+        R.values[d] = count
+
+
+# -- sparse rows: every compatible target device, in device order, at its place in the CSR ----
+cdef void sparse_row(
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t* scratch
+) noexcept nogil:
+    cdef int64_t t, m, d, p, at, n_found = 0
+    cdef int64_t* found = scratch
+    for t in range(D.n_targets):
+        if row[D.target_class[t]] >= 0:  # in device order: the CSR row needs no sort
+            found[n_found] = t
+            n_found += 1
+    for m in range(D.source_start[c], D.source_start[c + 1]):
+        d = D.source_order[m]
+        at = R.indptr[d]
+        for p in range(n_found):
+            t = found[p]
+            if not excluded(D, d, t):
+                R.indices[at] = t
+                R.values[at] = row[D.target_class[t]]
+                at += 1
+
+
+# -- dense rows: one value per target device, the devices' exclusions applied ----------------
+cdef void dense_row(const Devices* D, const Reduction* R, int64_t c, const int64_t* row) noexcept nogil:
+    cdef int64_t n = D.n_targets, t, m, d, p, h, twin, o
+    cdef const int64_t* target_class = D.target_class
+    cdef uint8_t* flags
+    cdef int64_t* values
+    for m in range(D.source_start[c], D.source_start[c + 1]):
+        d = D.source_order[m]
+        if R.kind == REDUCE_COMPATIBLE:
+            flags = R.flags + d * n
+            for t in range(n):
+                flags[t] = row[target_class[t]] >= 0
+        elif R.kind == REDUCE_SCORES:
+            values = R.values + d * n
+            for t in range(n):
+                o = row[target_class[t]]
+                values[t] = o if o >= 0 else -1
+        else:
+            values = R.values + d * n
+            for t in range(n):
+                o = row[target_class[t]]
+                values[t] = <int64_t>(<uint64_t>o & ~INCOMPATIBLE) if o < 0 else 0
+        # The device's own exclusions: its host's targets, and itself.
+        h = D.source_host[d]
+        twin = D.source_twin[d]
+        if D.exclude_same_host and h > 0:
+            for p in range(D.host_start[h], D.host_start[h + 1]):
+                exclude_in_row(R, d, n, D.host_order[p], SAME_HOST)
+        if twin >= 0:
+            exclude_in_row(R, d, n, twin, SAME_DEVICE)
+
+
+cdef inline void exclude_in_row(const Reduction* R, int64_t d, int64_t n, int64_t t, uint64_t reason) noexcept nogil:
+    if R.kind == REDUCE_COMPATIBLE:
+        R.flags[d * n + t] = 0
+    elif R.kind == REDUCE_SCORES:
+        R.values[d * n + t] = -1
+    else:
+        R.values[d * n + t] = <int64_t>(<uint64_t>R.values[d * n + t] | reason)
+
+
+cdef inline int64_t reduction_scratch_words(const Devices* D, const Reduction* R, int64_t max_depth) noexcept nogil:
+    """A thread's scratch for one reduction: top_k's heap (a score and a device per candidate),
+    or a sparse row's compatible target devices."""
+    if R.kind == REDUCE_TOP_K:
+        return 2 * max_depth
+    if R.kind == REDUCE_SPARSE:
+        return D.n_targets
+    return 0
+
+
+cdef inline void reduce_row(
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t, int64_t* scratch
+) noexcept nogil:
+    if R.kind == REDUCE_TOP_K:
+        top_k_row(D, R, c, row, n_t, scratch)
+    elif R.kind == REDUCE_COUNTS:
+        counts_row(D, R, c, row, n_t)
+    elif R.kind == REDUCE_SPARSE:
+        sparse_row(D, R, c, row, scratch)
+    else:
+        dense_row(D, R, c, row)
+
+
+cdef void evaluate_and_reduce(
+    const Kernel* K,
+    int64_t i0,
+    int64_t i1,
+    uint64_t* scratch,
+    int64_t* rows,
+    int64_t row_stride,
+    int64_t* reduce_scratch,
+    int64_t reduce_stride,
+    const uint8_t* target_matches,
+    const uint8_t* source_matches,
+    const Devices* D,
+    const Reduction* R,
+    int workers,
+    lane_t* lane,
+) noexcept nogil:
+    """Source classes i0..i1: each row evaluated into its thread's row buffer, then reduced."""
+    cdef int64_t i, tid, stride = scratch_words(K)
+    for i in prange(i0, i1, num_threads=workers, schedule="guided"):
+        tid = threadid()
+        if D.source_start[i] == D.source_start[i + 1]:
+            continue  # no device of this class is asked about
+        evaluate_one(K, i, scratch + tid * stride, rows + tid * row_stride, target_matches, source_matches, lane)
+        reduce_row(D, R, i, rows + tid * row_stride, K.tgt.n, reduce_scratch + tid * reduce_stride)
+
+
+cdef inline const int64_t* _at64(const int64_t[::1] values) noexcept:
+    return &values[0] if values.shape[0] else NULL
+
+
+cdef class DeviceView:
+    """The device-level arrays the reductions read: the target side once per fleet
+    (``for_targets``), the sources of one result or request on top (``with_sources``).
+    Built by ``fastmatch.result.DeviceRules``, which documents what each array holds."""
+
+    cdef Devices D
+    cdef tuple keep
+
+    @staticmethod
+    def for_targets(
+        const int64_t[::1] target_class,
+        const int64_t[::1] target_host,
+        const int64_t[::1] available_order,
+        const int64_t[::1] available_start,
+        const int64_t[::1] host_order,
+        const int64_t[::1] host_start,
+        bint exclude_same_host,
+    ):
+        cdef DeviceView view = DeviceView.__new__(DeviceView)
+        view.D.n_targets = target_class.shape[0]
+        view.D.target_class = _at64(target_class)
+        view.D.target_host = _at64(target_host)
+        view.D.available_order = _at64(available_order)
+        view.D.available_start = _at64(available_start)
+        view.D.host_order = _at64(host_order)
+        view.D.host_start = _at64(host_start)
+        view.D.exclude_same_host = exclude_same_host
+        view.keep = (target_class, target_host, available_order, available_start, host_order, host_start)
+        return view
+
+    def with_sources(
+        self,
+        const int64_t[::1] source_order,
+        const int64_t[::1] source_start,
+        const int64_t[::1] source_host,
+        const int64_t[::1] source_twin,
+    ):
+        cdef DeviceView view = DeviceView.__new__(DeviceView)
+        view.D = self.D
+        view.D.source_order = _at64(source_order)
+        view.D.source_start = _at64(source_start)
+        view.D.source_host = _at64(source_host)
+        view.D.source_twin = _at64(source_twin)
+        view.keep = (self, source_order, source_start, source_host, source_twin)
+        return view
