@@ -130,6 +130,11 @@ cdef struct Kernel:
     bint score_table  # per source class, score the targets' version classes once (when they are few)
     bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
     int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
+    # Blocking (fastmatch/blocks.py): the target classes source class i can match lie in the
+    # ranges [block_ranges[2r], block_ranges[2r + 1]) for r in block_start[i]..block_start[i + 1];
+    # NULL: every target class.
+    const int64_t* block_start
+    const int64_t* block_ranges
 
 
 # -- record matching ---------------------------------------------------------------------
@@ -546,6 +551,8 @@ cdef void evaluate_row(
     int64_t* outcome,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
+    const int64_t* ranges,  # sorted target-class ranges [ranges[2r], ranges[2r + 1]) to evaluate
+    int64_t n_ranges,
 ) noexcept nogil:
     cdef const Side* s = &K.src
     cdef const Side* t = &K.tgt
@@ -558,7 +565,7 @@ cdef void evaluate_row(
     cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
     cdef lane_t s_type = s_codes[K.type_row * s.stride + i] if K.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
-    cdef int64_t j0, j1, n, j, k, w, b, q, a, z, n_runs, run = 0
+    cdef int64_t j0, j1, n, j, k, w, b, q, a, z, r, n_runs, run = 0
     cdef int64_t n_t = t.n, n_source_records = s.records.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
@@ -576,106 +583,107 @@ cdef void evaluate_row(
             row_always = rules_for(K, i, rules, rule_count)
             fused = True
 
-    j0 = 0
-    while j0 < n_t:
-        j1 = min(j0 + TILE, n_t)
-        n = j1 - j0
-        while run < n_runs and t.run_start[runs[run] + 1] <= j0:
-            run += 1
-        # Failure bits -> outcomes, as if no target's records matched this source (tile512.h, loops.h).
-        if fused:
-            always = row_always
-            if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
-                any_todo = fm_tile512(
-                    rules,
-                    rule_count,
-                    j0,
-                    n,
-                    always,
-                    t_cany,
-                    s_cany,
-                    attribute_bits,
-                    <const uint16_t*>t.base_state + j0,
-                    j1 <= t.n_plain,
-                    fails,
-                    source_has_records or (run < n_runs and t.run_start[runs[run]] < j1),  # who reads fails
-                    outcome + j0,
-                    pending,
-                )
-        else:
-            always = tile_ops(K, i, j0, n, fails)
-            if K.identity_bits:
-                any_todo = outcomes(
-                    fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
-                )
+    for r in range(n_ranges):
+        j0 = ranges[2 * r]
+        while j0 < ranges[2 * r + 1]:
+            j1 = min(j0 + TILE, ranges[2 * r + 1])
+            n = j1 - j0
+            while run < n_runs and t.run_start[runs[run] + 1] <= j0:
+                run += 1
+            # Failure bits -> outcomes, as if no target's records matched this source (tile512.h, loops.h).
+            if fused:
+                always = row_always
+                if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
+                    any_todo = fm_tile512(
+                        rules,
+                        rule_count,
+                        j0,
+                        n,
+                        always,
+                        t_cany,
+                        s_cany,
+                        attribute_bits,
+                        <const uint16_t*>t.base_state + j0,
+                        j1 <= t.n_plain,
+                        fails,
+                        source_has_records or (run < n_runs and t.run_start[runs[run]] < j1),  # who reads fails
+                        outcome + j0,
+                        pending,
+                    )
             else:
-                any_todo = table_outcomes(
-                    K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
-                )
-        # Then again for the runs of targets whose record set has a record that matches.
-        w = run
-        while w < n_runs and t.run_start[runs[w]] < j1:
-            k = runs[w]
-            w += 1
-            state = FM_ONE_MATCH if set_count[t.run_set[k]] == 1 else FM_MANY_MATCH
-            a = max(t.run_start[k], j0) - j0
-            z = min(t.run_start[k + 1], j1) - j0
-            if K.identity_bits:
-                any_todo |= outcomes_matched(
-                    fails + a,
-                    t_cany + j0 + a,
-                    z - a,
-                    always,
-                    s_cany,
-                    attribute_bits,
-                    outside_of,
-                    state == FM_MANY_MATCH,
-                    set_accept[t.run_set[k]],
-                    outcome + j0 + a,
-                    todo + a,
-                )
-            else:
-                any_todo |= table_outcomes(
-                    K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
-                )
-            if fused:  # the fused pass keeps the pairs to score as bits: check records here
-                for b in range(a, z):
-                    if todo[b] and outcome[j0 + b] != 0:
-                        check_records(K, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
-                    if outcome[j0 + b] == 0:
-                        pending[b >> 6] |= 1ULL << (b & 63)
+                always = tile_ops(K, i, j0, n, fails)
+                if K.identity_bits:
+                    any_todo = outcomes(
+                        fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
+                    )
+                else:
+                    any_todo = table_outcomes(
+                        K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
+                    )
+            # Then again for the runs of targets whose record set has a record that matches.
+            w = run
+            while w < n_runs and t.run_start[runs[w]] < j1:
+                k = runs[w]
+                w += 1
+                state = FM_ONE_MATCH if set_count[t.run_set[k]] == 1 else FM_MANY_MATCH
+                a = max(t.run_start[k], j0) - j0
+                z = min(t.run_start[k + 1], j1) - j0
+                if K.identity_bits:
+                    any_todo |= outcomes_matched(
+                        fails + a,
+                        t_cany + j0 + a,
+                        z - a,
+                        always,
+                        s_cany,
+                        attribute_bits,
+                        outside_of,
+                        state == FM_MANY_MATCH,
+                        set_accept[t.run_set[k]],
+                        outcome + j0 + a,
+                        todo + a,
+                    )
+                else:
+                    any_todo |= table_outcomes(
+                        K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
+                    )
+                if fused:  # the fused pass keeps the pairs to score as bits: check records here
+                    for b in range(a, z):
+                        if todo[b] and outcome[j0 + b] != 0:
+                            check_records(K, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
+                        if outcome[j0 + b] == 0:
+                            pending[b >> 6] |= 1ULL << (b & 63)
 
-        # The pairs left to do: check their records, score what passed.
-        if any_todo and fused:  # every pending pair is compatible: scores only, no branches
-            for q in range(0, (n + 63) >> 6):
-                word = pending[q]
-                while word:
-                    j = j0 + (q << 6) + __builtin_ctzll(word)
-                    word &= word - 1
-                    outcome[j] = score(K, i, j, score_table, low_mask, s_type)
-        elif any_todo:
-            for j in range(n, n + 8):
-                todo[j] = 0
-            for q in range(0, n, 8):
-                memcpy(&word, todo + q, 8)
-                while word:
-                    b = q + (__builtin_ctzll(word) >> 3)
-                    word &= word - 1
-                    settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
+            # The pairs left to do: check their records, score what passed.
+            if any_todo and fused:  # every pending pair is compatible: scores only, no branches
+                for q in range(0, (n + 63) >> 6):
+                    word = pending[q]
+                    while word:
+                        j = j0 + (q << 6) + __builtin_ctzll(word)
+                        word &= word - 1
+                        outcome[j] = score(K, i, j, score_table, low_mask, s_type)
+            elif any_todo:
+                for j in range(n, n + 8):
+                    todo[j] = 0
+                for q in range(0, n, 8):
+                    memcpy(&word, todo + q, 8)
+                    while word:
+                        b = q + (__builtin_ctzll(word) >> 3)
+                        word &= word - 1
+                        settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
 
-        # The source's COMPATIBLE records (rarely read: direction source-offers or both).
-        if source_has_records:
-            for j in range(j0, j1):
-                if not records_accept(
-                    s,
-                    i,
-                    source_matches + j * n_source_records,
-                    (fails[j - j0] | always) & attribute_bits,
-                    K.records_and,
-                    fails,
-                ):
-                    outcome[j] = <int64_t>((<uint64_t>outcome[j] if outcome[j] < 0 else INCOMPATIBLE) | NO_RECORD)
-        j0 = j1
+            # The source's COMPATIBLE records (rarely read: direction source-offers or both).
+            if source_has_records:
+                for j in range(j0, j1):
+                    if not records_accept(
+                        s,
+                        i,
+                        source_matches + j * n_source_records,
+                        (fails[j - j0] | always) & attribute_bits,
+                        K.records_and,
+                        fails,
+                    ):
+                        outcome[j] = <int64_t>((<uint64_t>outcome[j] if outcome[j] < 0 else INCOMPATIBLE) | NO_RECORD)
+            j0 = j1
 
 
 cdef uint8_t table_outcomes(
@@ -741,6 +749,19 @@ cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
     )
 
 
+cdef inline const int64_t* row_ranges(const Kernel* K, int64_t i, bint blocked, const int64_t* whole) noexcept nogil:
+    """The target-class ranges row ``i`` covers (``whole``, every class, unless ``blocked``)."""
+    if blocked and K.block_start != NULL:
+        return K.block_ranges + 2 * K.block_start[i]
+    return whole
+
+
+cdef inline int64_t row_range_count(const Kernel* K, int64_t i, bint blocked) noexcept nogil:
+    if blocked and K.block_start != NULL:
+        return K.block_start[i + 1] - K.block_start[i]
+    return 1
+
+
 cdef inline void evaluate_one(
     const Kernel* K,
     int64_t i,
@@ -748,9 +769,12 @@ cdef inline void evaluate_one(
     int64_t* outcome,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
+    const int64_t* ranges,
+    int64_t n_ranges,
     lane_t* lane,
 ) noexcept nogil:
-    """Row ``i`` of outcomes into ``outcome``, with one thread's scratch ``mine`` (scratch_words)."""
+    """Row ``i`` of outcomes over ``ranges`` of target classes into ``outcome``, with one
+    thread's scratch ``mine`` (scratch_words)."""
     cdef int64_t n_sets = K.tgt.n_sets, n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules
     cdef uint64_t* per_row = mine + TILE + 3 * n_sets + K.tgt.n_runs  # what follows the per-set and per-run lists
     evaluate_row(
@@ -768,6 +792,8 @@ cdef inline void evaluate_one(
         outcome,
         target_matches + i * K.tgt.records.n,
         source_matches,
+        ranges,
+        n_ranges,
     )
 
 
@@ -784,11 +810,16 @@ cdef void evaluate_rows(
 ) noexcept nogil:
     cdef int64_t i, n_t = K.tgt.n
     cdef int64_t stride = scratch_words(K)
+    cdef int64_t whole[2]
+    whole[0] = 0
+    whole[1] = n_t
     # guided: each thread starts on a long run of rows, so a block's rows of the output stay with
     # one core from block to block (dynamic interleaves them: lines move between the cores'
     # caches); the shrinking last chunks still even out a busy core.
     for i in prange(i0, i1, num_threads=workers, schedule="guided"):
-        evaluate_one(K, i, scratch + threadid() * stride, outcomes + (i - i0) * n_t, target_matches, source_matches, lane)
+        evaluate_one(
+            K, i, scratch + threadid() * stride, outcomes + (i - i0) * n_t, target_matches, source_matches, whole, 1, lane
+        )
 
 
 include "reductions.pxi"
@@ -867,6 +898,15 @@ cdef class Problem:
         )
         self._target_matches = None
         self._source_matches = None
+        self.K.block_start = NULL
+        self.K.block_ranges = NULL
+
+    def block(self, block_start, block_ranges):
+        """Restrict top_k and counts to the target-class ranges that ``fastmatch.blocks`` leaves
+        each source class: ``block_ranges[2r], block_ranges[2r + 1]`` for r in
+        ``block_start[i]..block_start[i + 1]``, sorted and disjoint per class."""
+        self.K.block_start = <const int64_t*>self._ptr(block_start, np.int64)
+        self.K.block_ranges = <const int64_t*>self._ptr(block_ranges, np.int64)
 
     cdef const void* _ptr(self, array, dtype) except NULL:
         """The address of ``array`` as ``dtype`` on a cache line (a vector load that straddles
@@ -1058,7 +1098,7 @@ cdef class Problem:
         R.indices = &indices[0, 0] if indices.shape[0] * k else NULL
         R.values = &scores[0, 0] if scores.shape[0] * k else NULL
         cdef int64_t max_depth = max(depth[i0:i1]) if i1 > i0 else 0
-        self._reduce(i0, i1, devices, &R, 2 * max_depth, workers)
+        self._reduce(i0, i1, devices, &R, 2 * max_depth, True, workers)
 
     def counts(
         self, int64_t i0, int64_t i1, DeviceView devices, const uint8_t[::1] counted,
@@ -1070,7 +1110,7 @@ cdef class Problem:
         R.counted = _at8(counted)
         R.counted_per_class = _at64(counted_per_class)
         R.values = _mut64(out)
-        self._reduce(i0, i1, devices, &R, 0, workers)
+        self._reduce(i0, i1, devices, &R, 0, True, workers)
 
     def sparse(
         self, int64_t i0, int64_t i1, DeviceView devices, const int64_t[::1] indptr,
@@ -1082,7 +1122,7 @@ cdef class Problem:
         R.indptr = _at64(indptr)
         R.indices = _mut64(columns)
         R.values = _mut64(data)
-        self._reduce(i0, i1, devices, &R, devices.D.n_targets, workers)
+        self._reduce(i0, i1, devices, &R, devices.D.n_targets, False, workers)
 
     def dense(self, int64_t i0, int64_t i1, DeviceView devices, str what, out, int workers):
         """Rows of a dense (n, m) output for the devices of source classes i0..i1: ``compatible``
@@ -1101,9 +1141,11 @@ cdef class Problem:
         else:
             values = out.view(np.int64)
             R.values = &values[0, 0]
-        self._reduce(i0, i1, devices, &R, 0, workers)
+        self._reduce(i0, i1, devices, &R, 0, False, workers)
 
-    cdef _reduce(self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* R, int64_t reduce_words, int workers):
+    cdef _reduce(
+        self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* R, int64_t reduce_words, bint blocked, int workers
+    ):
         if i1 <= i0 or self.K.tgt.n == 0:
             return
         tm, sm = self._matches(workers)
@@ -1125,17 +1167,17 @@ cdef class Problem:
             if self.lane_bytes == 2:
                 evaluate_and_reduce(
                     &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
-                    workers, <uint16_t*>NULL,
+                    blocked, workers, <uint16_t*>NULL,
                 )
             elif self.lane_bytes == 4:
                 evaluate_and_reduce(
                     &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
-                    workers, <uint32_t*>NULL,
+                    blocked, workers, <uint32_t*>NULL,
                 )
             else:
                 evaluate_and_reduce(
                     &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
-                    workers, <uint64_t*>NULL,
+                    blocked, workers, <uint64_t*>NULL,
                 )
 
 

@@ -95,33 +95,36 @@ cdef inline void sift_up(int64_t* scores, int64_t* devs, int64_t at) noexcept no
 
 
 cdef int64_t best_candidates(
-    const Devices* D, const int64_t* row, int64_t n_t, int64_t depth, int64_t* scores, int64_t* devs
+    const Devices* D, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
+    int64_t* devs,
 ) noexcept nogil:
-    """The ``depth`` best available target devices for a row of outcomes, best first (score,
-    then device order) in ``scores``/``devs``; returns how many there are."""
-    cdef int64_t j, p, s, d, size = 0, floor = 0
+    """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
+    target classes, best first (score, then device order) in ``scores``/``devs``; returns how
+    many there are."""
+    cdef int64_t j, p, s, d, r, size = 0, floor = 0
     if depth <= 0:
         return 0
-    for j in range(n_t):
-        s = row[j]
-        if s < floor:  # incompatible (< 0), or below every candidate of a full heap
-            continue
-        for p in range(D.available_start[j], D.available_start[j + 1]):
-            d = D.available_order[p]
-            if size < depth:
-                scores[size] = s
-                devs[size] = d
-                sift_up(scores, devs, size)
-                size += 1
-                if size == depth:
+    for r in range(n_ranges):
+        for j in range(ranges[2 * r], ranges[2 * r + 1]):
+            s = row[j]
+            if s < floor:  # incompatible (< 0), or below every candidate of a full heap
+                continue
+            for p in range(D.available_start[j], D.available_start[j + 1]):
+                d = D.available_order[p]
+                if size < depth:
+                    scores[size] = s
+                    devs[size] = d
+                    sift_up(scores, devs, size)
+                    size += 1
+                    if size == depth:
+                        floor = scores[0]
+                elif worse(scores[0], devs[0], s, d):
+                    scores[0] = s
+                    devs[0] = d
+                    sift_down(scores, devs, size, 0)
                     floor = scores[0]
-            elif worse(scores[0], devs[0], s, d):
-                scores[0] = s
-                devs[0] = d
-                sift_down(scores, devs, size, 0)
-                floor = scores[0]
-            else:
-                break  # this class's later devices rank lower still
+                else:
+                    break  # this class's later devices rank lower still
     # Heap sort: the worst goes to the end, one at a time, leaving the best first.
     cdef int64_t end = size - 1
     while end > 0:
@@ -134,12 +137,13 @@ cdef int64_t best_candidates(
 
 
 cdef void top_k_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t, int64_t* scratch
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    int64_t* scratch,
 ) noexcept nogil:
     cdef int64_t depth = R.depth[c], k = R.k
     cdef int64_t* scores = scratch
     cdef int64_t* devs = scratch + depth
-    cdef int64_t size = best_candidates(D, row, n_t, depth, scores, devs)
+    cdef int64_t size = best_candidates(D, row, ranges, n_ranges, depth, scores, devs)
     cdef int64_t m, d, p, w
     cdef int64_t* indices
     cdef int64_t* values
@@ -162,30 +166,34 @@ cdef void top_k_row(
 
 
 # -- counts: compatible classes times their counted devices, less the devices' own exclusions --
-cdef inline int64_t compatible_on_host(
-    const Devices* D, const Reduction* R, const int64_t* row, int64_t host
+cdef inline bint compatible_in(const int64_t* row, int64_t j, const int64_t* ranges, int64_t n_ranges) noexcept nogil:
+    """Whether target class j is compatible in a row evaluated over ``ranges`` (outside them: not)."""
+    cdef int64_t r
+    for r in range(n_ranges):
+        if ranges[2 * r] <= j < ranges[2 * r + 1]:
+            return row[j] >= 0
+    return False
+
+
+cdef void counts_row(
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
 ) noexcept nogil:
-    cdef int64_t p, t, found = 0
-    for p in range(D.host_start[host], D.host_start[host + 1]):
-        t = D.host_order[p]
-        if R.counted[t] and row[D.target_class[t]] >= 0:
-            found += 1
-    return found
-
-
-cdef void counts_row(const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t) noexcept nogil:
-    cdef int64_t j, m, d, t, h, base = 0, count
-    for j in range(n_t):
-        if row[j] >= 0:
-            base += R.counted_per_class[j]
+    cdef int64_t j, m, d, p, t, h, r, base = 0, count
+    for r in range(n_ranges):
+        for j in range(ranges[2 * r], ranges[2 * r + 1]):
+            if row[j] >= 0:
+                base += R.counted_per_class[j]
     for m in range(D.source_start[c], D.source_start[c + 1]):
         d = D.source_order[m]
         count = base
         h = D.source_host[d]
         if D.exclude_same_host and h > 0:
-            count -= compatible_on_host(D, R, row, h)
+            for p in range(D.host_start[h], D.host_start[h + 1]):
+                t = D.host_order[p]
+                if R.counted[t] and compatible_in(row, D.target_class[t], ranges, n_ranges):
+                    count -= 1
         t = D.source_twin[d]
-        if t >= 0 and R.counted[t] and row[D.target_class[t]] >= 0:
+        if t >= 0 and R.counted[t] and compatible_in(row, D.target_class[t], ranges, n_ranges):
             if not (D.exclude_same_host and h > 0 and D.target_host[t] == h):  # not already taken off
                 count -= 1
         R.values[d] = count
@@ -264,12 +272,13 @@ cdef inline int64_t reduction_scratch_words(const Devices* D, const Reduction* R
 
 
 cdef inline void reduce_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t n_t, int64_t* scratch
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    int64_t* scratch,
 ) noexcept nogil:
     if R.kind == REDUCE_TOP_K:
-        top_k_row(D, R, c, row, n_t, scratch)
+        top_k_row(D, R, c, row, ranges, n_ranges, scratch)
     elif R.kind == REDUCE_COUNTS:
-        counts_row(D, R, c, row, n_t)
+        counts_row(D, R, c, row, ranges, n_ranges)
     elif R.kind == REDUCE_SPARSE:
         sparse_row(D, R, c, row, scratch)
     else:
@@ -289,17 +298,25 @@ cdef void evaluate_and_reduce(
     const uint8_t* source_matches,
     const Devices* D,
     const Reduction* R,
+    bint blocked,
     int workers,
     lane_t* lane,
 ) noexcept nogil:
-    """Source classes i0..i1: each row evaluated into its thread's row buffer, then reduced."""
-    cdef int64_t i, tid, stride = scratch_words(K)
+    """Source classes i0..i1: each row evaluated into its thread's row buffer, then reduced.
+    ``blocked``: only the target classes the blocking leaves are evaluated and read."""
+    cdef int64_t i, tid, n_ranges, stride = scratch_words(K)
+    cdef int64_t whole[2]
+    cdef const int64_t* ranges
+    whole[0] = 0
+    whole[1] = K.tgt.n
     for i in prange(i0, i1, num_threads=workers, schedule="guided"):
         tid = threadid()
         if D.source_start[i] == D.source_start[i + 1]:
             continue  # no device of this class is asked about
-        evaluate_one(K, i, scratch + tid * stride, rows + tid * row_stride, target_matches, source_matches, lane)
-        reduce_row(D, R, i, rows + tid * row_stride, K.tgt.n, reduce_scratch + tid * reduce_stride)
+        ranges = row_ranges(K, i, blocked, whole)  # assigned, so each thread has its own
+        n_ranges = row_range_count(K, i, blocked)
+        evaluate_one(K, i, scratch + tid * stride, rows + tid * row_stride, target_matches, source_matches, ranges, n_ranges, lane)
+        reduce_row(D, R, i, rows + tid * row_stride, ranges, n_ranges, reduce_scratch + tid * reduce_stride)
 
 
 cdef inline const int64_t* _at64(const int64_t[::1] values) noexcept:

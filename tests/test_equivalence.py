@@ -115,6 +115,15 @@ def vector_path(name: str):
     return environment("FASTMATCH_NO_AVX512", "1" if name == "portable" else None)
 
 
+# Blocking (fastmatch/blocks.py) only changes which class pairs the kernel visits: every mode
+# must give the reference's answers.
+BLOCKING = ["always", "never"]
+
+
+def blocking(mode: str):
+    return environment("FASTMATCH_BLOCKING", mode)
+
+
 @contextlib.contextmanager
 def quiet_fallback():
     """Silence the warning of a native engine that hands a match to the reference."""
@@ -269,17 +278,18 @@ def test_strategies_generate_valid_fleets(scenario: Scenario) -> None:
 
 # -- native == reference ---------------------------------------------------------------------
 @requires_candidate
+@pytest.mark.parametrize("mode", BLOCKING)
 @pytest.mark.parametrize("vector", VECTOR_PATHS)
 @pytest.mark.parametrize("workers", WORKERS)
 @budget(1.0)
 @given(scenario=scenarios())
-def test_native_equals_reference(scenario: Scenario, workers: int, vector: str) -> None:
+def test_native_equals_reference(scenario: Scenario, workers: int, vector: str, mode: str) -> None:
     describe(scenario)
     ref = run(scenario, REFERENCE)
-    with vector_path(vector):
+    with vector_path(vector), blocking(mode):
         for block in BLOCKS:
             got = run(scenario, CANDIDATE, workers=workers, block=block)
-            assert_same(ref, got, f"{CANDIDATE} (workers={workers}, block={block}, {vector}) vs reference")
+            assert_same(ref, got, f"{CANDIDATE} (workers={workers}, block={block}, {vector}, blocking {mode}) vs reference")
 
 
 @requires_candidate
@@ -436,8 +446,12 @@ def _top_k_differences(ref: tuple[np.ndarray, np.ndarray], got: tuple[np.ndarray
 
 @requires_candidate
 @budget(1.0)
-@given(scenarios(confirm=False, unseen_sources=True, min_sources=2, max_sources=12), st.sampled_from((1, 2)))
-def test_target_index_equals_reference(scenario: Scenario, workers: int) -> None:
+@given(
+    scenarios(confirm=False, unseen_sources=True, min_sources=2, max_sources=12),
+    st.sampled_from((1, 2)),
+    st.sampled_from(BLOCKING),
+)
+def test_target_index_equals_reference(scenario: Scenario, workers: int, mode: str) -> None:
     """TargetIndex.top_k answers what the reference's match().top_k does, for request after
     request against one index; request values the targets lack are the interesting part."""
     describe(scenario)
@@ -454,7 +468,7 @@ def test_target_index_equals_reference(scenario: Scenario, workers: int) -> None
     for what, sources in requests:
         ref = run(Scenario(scenario.policy_dict, sources, scenario.targets), REFERENCE)
         for k in top_ks(len(scenario.targets)):
-            with implementation(CANDIDATE), quiet_fallback():
+            with implementation(CANDIDATE), quiet_fallback(), blocking(mode):
                 got = index.top_k(sources, k)
             problems += _top_k_differences(ref.top[k], got, f"{what}: top_k({k})")
     if scenario.sources:  # a single record (no id needed) is a one-row request

@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
 from .engine import as_device_set, worker_count, implementation, match
 from .intern import NativeUnsupported, PreparedTargets
@@ -38,7 +39,13 @@ class TargetIndex:
         except NativeUnsupported:
             self._prepared = None
         if self._prepared is not None:
-            side = self._prepared.targets
+            prepared = self._prepared
+            # The targets in blocked order once; each request then gets its own ranges of them.
+            ops = prepared.with_sources(DeviceSet.from_records([], policy))
+            self._keys = TargetKeys(policy, ops.op_kind, ops.op_row, ops.op_bit, prepared.targets)
+            if self._keys.usable:
+                prepared.targets = in_order(prepared.targets, self._keys.order)
+            side = prepared.targets
             self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
 
     def __len__(self) -> int:
@@ -59,6 +66,9 @@ class TargetIndex:
             rules = DeviceRules(sources, self._devices, self.policy.exclude_same_host)
             asked = ~prepared.hopeless(sources)  # the others keep rows of -1
             problem = prepared_problem(interned, self.workers)
+            blocks = self._keys.blocks(interned.sources)
+            if blocks is not None:
+                problem.block(blocks.start, blocks.ranges)
             outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked)
             outputs.top_k(width, indices, scores)
 

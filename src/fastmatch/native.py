@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import replace
 from functools import cached_property
 from typing import Callable, Iterator
 
@@ -19,6 +20,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
 from . import _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
+from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
 from .intern import NativeUnsupported, intern
 from .policy import Policy
@@ -146,9 +148,15 @@ def run_native(
 
         warnings.warn(f"fastmatch: {exc.message}; using the reference implementation", RuntimeWarning, stacklevel=3)
         return match_reference(sources, targets, policy, confirm, memory_limit)
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_bit, interned.targets)
+    blocks = keys.blocks(interned.sources)
+    if blocks is not None:
+        interned = replace(interned, targets=in_order(interned.targets, keys.order))
     target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
     rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
     problem = prepared_problem(interned, workers)
+    if blocks is not None:
+        problem.block(blocks.start, blocks.ranges)
     outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress)
     return MatchResult(
         sources,

@@ -1,0 +1,159 @@
+"""Blocking: the target classes a source class can match at all, so the kernel visits no others.
+
+An ``exact`` rule (and the opaque check, ``if-present``) fails a pair whose codes differ, and
+the pair is then incompatible unless a COMPATIBLE record of the target constrains that
+attribute (with ``records = "override"``: the record decides it instead). So with
+``direction = "target-accepts"``, a target class agrees with every source it can match on
+each exact attribute its records leave alone. Targets are ordered by those codes (an
+attribute a target's records constrain counts as a wildcard, -1), each distinct key a
+contiguous range; a source class visits, for each pattern of wildcards among the targets,
+the one range whose key is its own codes with that pattern's wildcards. The kernel then
+evaluates and reduces only those ranges (``Problem.block``): cost follows the pairs that
+agree on the exact attributes, as a hash join's does, not N x M.
+
+Blocking changes which pairs are visited, never an answer: ``top_k`` and ``counts`` read
+only visited pairs, and every pair left out is incompatible. The dense outputs and
+``to_sparse`` evaluate every pair.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import FastmatchError
+from .intern import OP_NE, Side
+
+# Blocks pay when they leave at most this share of the class pairs: a blocked row has a few
+# ranges to set up instead of one, and its reductions check ranges for the devices' exclusions.
+BLOCKED_SHARE = 0.5
+# Distinct wildcard patterns kept apart: each is one more range per source class. Targets with
+# a rarer pattern are treated as wildcards on every attribute (visited by every source).
+MAX_PATTERNS = 8
+KEY_BITS = 62  # a key's codes, packed in mixed radix, fit in an int64
+BLOCKING_MODES = ("auto", "always", "never")
+
+
+def blocking_mode() -> str:
+    """``FASTMATCH_BLOCKING``: ``auto`` (blocks when they pay), ``always`` or ``never``: the
+    answers are the same; the tests run every mode."""
+    mode = os.environ.get("FASTMATCH_BLOCKING", "auto").strip().lower() or "auto"
+    if mode not in BLOCKING_MODES:
+        raise FastmatchError(f"FASTMATCH_BLOCKING={mode!r}: expected one of {', '.join(BLOCKING_MODES)}")
+    return mode
+
+
+@dataclass
+class Blocks:
+    """Each source class's ranges of target classes, in blocked order (``TargetKeys.order``)."""
+
+    start: np.ndarray  # int64 [n_source_classes + 1]: source class i has ranges start[i]..start[i + 1]
+    ranges: np.ndarray  # int64 [2 * n_ranges]: (first, end) target classes in blocked order
+    pairs: int  # class pairs the ranges hold
+
+
+def in_order(targets: Side, order: np.ndarray) -> Side:
+    """The target side with its classes in ``order`` (``order[new] = old``)."""
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return replace(
+        targets,
+        class_of=position[targets.class_of],
+        codes=targets.codes[:, order],
+        vmajor=targets.vmajor[:, order],
+        vminor=targets.vminor[:, order],
+        masks=targets.masks[:, order],
+        cany=targets.cany[order],
+        record_set=targets.record_set[order],
+        exact_key=targets.exact_key[order],
+        has_version=targets.has_version[order],
+        major=targets.major[order],
+        minor=targets.minor[order],
+        patch=targets.patch[order],
+        newest_rank=targets.newest_rank[order],
+    )
+
+
+class TargetKeys:
+    """The targets' codes on the exact rules that block, and the ranges of equal keys.
+
+    Built once per target side (a TargetIndex keeps it across requests); ``blocks(sources)``
+    gives the ranges of one set of sources.
+    """
+
+    def __init__(self, policy, op_kind: np.ndarray, op_row: np.ndarray, op_bit: np.ndarray, targets: Side) -> None:
+        self.usable = policy.direction == "target-accepts" and targets.n_classes > 0
+        exact = np.flatnonzero(np.asarray(op_kind) == OP_NE)
+        if not self.usable or len(exact) == 0:
+            self.usable = False
+            return
+        rows = np.asarray(op_row)[exact]
+        bits = np.asarray(op_bit)[exact].astype(np.uint64)
+        codes = targets.codes[rows].astype(np.int64)  # (rules, target classes)
+        if policy.records == "and":  # records only add conditions: an exact failure always counts
+            wildcard = np.zeros(codes.shape, dtype=bool)
+        else:
+            wildcard = (targets.cany.astype(np.uint64)[None, :] & bits[:, None]) != 0
+        # The most selective rules first, as many as fit in one packed key.
+        radix = np.maximum(targets.codes[rows].max(axis=1, initial=0).astype(np.int64), 0) + 3  # + unseen, + wildcard
+        chosen, bits_used = [], 0.0
+        for k in np.argsort(-radix, kind="stable"):
+            if bits_used + np.log2(float(radix[k])) > KEY_BITS:
+                continue
+            chosen.append(int(k))
+            bits_used += np.log2(float(radix[k]))
+        self.rows, self.radix = rows[chosen], radix[chosen]
+        codes, wildcard = codes[chosen], wildcard[chosen]
+
+        patterns, pattern_of = np.unique(wildcard.T, axis=0, return_inverse=True)
+        pattern_of = pattern_of.reshape(-1)
+        if len(patterns) > MAX_PATTERNS:  # the rarest become wildcards on every rule
+            kept = np.argsort(-np.bincount(pattern_of), kind="stable")[: MAX_PATTERNS - 1]
+            rare = ~np.isin(pattern_of, kept)
+            wildcard[:, rare] = True
+            patterns, pattern_of = np.unique(wildcard.T, axis=0, return_inverse=True)
+        self.patterns = patterns  # bool (patterns, rules)
+        keys = self._pack(np.where(wildcard, -1, codes))
+        self.order = np.lexsort((targets.record_set, keys)).astype(np.int64)  # a key's targets together, runs of records kept
+        sorted_keys = keys[self.order]
+        self.keys, self.first = np.unique(sorted_keys, return_index=True)
+        self.end = np.append(self.first[1:], len(sorted_keys))
+        self.n_targets = targets.n_classes
+
+    def _pack(self, codes: np.ndarray) -> np.ndarray:
+        """One int64 per class from its codes on the chosen rules (-1, a wildcard, included)."""
+        key = np.zeros(codes.shape[1], dtype=np.int64)
+        for row, radix in zip(codes, self.radix):
+            key = key * radix + (row + 1)
+        return key
+
+    def blocks(self, sources: Side) -> Blocks | None:
+        """The ranges of target classes each source class can match; None when blocking does not pay."""
+        n_sources = sources.n_classes
+        mode = blocking_mode()
+        if not self.usable or n_sources == 0 or mode == "never":
+            return None
+        # A code past every target's on a rule matches no target there (but a wildcard's).
+        codes = np.minimum(sources.codes[self.rows].astype(np.int64), (self.radix - 2)[:, None])
+        first = np.empty((len(self.patterns), n_sources), dtype=np.int64)
+        end = np.empty_like(first)
+        for p, pattern in enumerate(self.patterns):
+            keys = self._pack(np.where(pattern[:, None], -1, codes))
+            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            found = self.keys[at] == keys
+            first[p] = np.where(found, self.first[at], 0)
+            end[p] = np.where(found, self.end[at], 0)
+        pairs = int((end - first).sum())
+        if mode == "auto" and pairs > BLOCKED_SHARE * n_sources * self.n_targets:
+            return None
+        # Per source class, its non-empty ranges in target order.
+        by_first = np.argsort(first, axis=0, kind="stable")
+        first = np.take_along_axis(first, by_first, axis=0).T
+        end = np.take_along_axis(end, by_first, axis=0).T
+        kept = end > first
+        start = np.zeros(n_sources + 1, dtype=np.int64)
+        np.cumsum(kept.sum(axis=1), out=start[1:])
+        ranges = np.stack([first[kept], end[kept]], axis=1).reshape(-1)
+        return Blocks(start, np.ascontiguousarray(ranges, dtype=np.int64), pairs)
