@@ -8,7 +8,7 @@
 # than their classes (the same device, the same host, capacity) is applied here, per device,
 # from the arrays of ``DeviceView``.
 
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport qsort
 
 cdef enum:
     REDUCE_TOP_K = 0
@@ -34,6 +34,8 @@ cdef struct Devices:
     const int64_t* target_host
     const int64_t* available_order  # per target class, its devices with capacity, in device order
     const int64_t* available_start
+    const int64_t* class_order  # per target class, all its devices, in device order
+    const int64_t* class_start
     const int64_t* host_order  # per host code (> 0), its target devices
     const int64_t* host_start
     bint exclude_same_host
@@ -200,15 +202,24 @@ cdef void counts_row(
 
 
 # -- sparse rows: every compatible target device, in device order, at its place in the CSR ----
+cdef int by_value(const void* a, const void* b) noexcept nogil:
+    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
 cdef void sparse_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, int64_t* scratch
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    int64_t* scratch,
 ) noexcept nogil:
-    cdef int64_t t, m, d, p, at, n_found = 0
+    cdef int64_t j, r, t, m, d, p, at, n_found = 0
     cdef int64_t* found = scratch
-    for t in range(D.n_targets):
-        if row[D.target_class[t]] >= 0:  # in device order: the CSR row needs no sort
-            found[n_found] = t
-            n_found += 1
+    for r in range(n_ranges):
+        for j in range(ranges[2 * r], ranges[2 * r + 1]):
+            if row[j] >= 0:
+                for p in range(D.class_start[j], D.class_start[j + 1]):
+                    found[n_found] = D.class_order[p]
+                    n_found += 1
+    qsort(found, n_found, sizeof(int64_t), by_value)  # classes interleave in device order
     for m in range(D.source_start[c], D.source_start[c + 1]):
         d = D.source_order[m]
         at = R.indptr[d]
@@ -280,7 +291,7 @@ cdef inline void reduce_row(
     elif R.kind == REDUCE_COUNTS:
         counts_row(D, R, c, row, ranges, n_ranges)
     elif R.kind == REDUCE_SPARSE:
-        sparse_row(D, R, c, row, scratch)
+        sparse_row(D, R, c, row, ranges, n_ranges, scratch)
     else:
         dense_row(D, R, c, row)
 
@@ -337,6 +348,8 @@ cdef class DeviceView:
         const int64_t[::1] target_host,
         const int64_t[::1] available_order,
         const int64_t[::1] available_start,
+        const int64_t[::1] class_order,
+        const int64_t[::1] class_start,
         const int64_t[::1] host_order,
         const int64_t[::1] host_start,
         bint exclude_same_host,
@@ -347,10 +360,14 @@ cdef class DeviceView:
         view.D.target_host = _at64(target_host)
         view.D.available_order = _at64(available_order)
         view.D.available_start = _at64(available_start)
+        view.D.class_order = _at64(class_order)
+        view.D.class_start = _at64(class_start)
         view.D.host_order = _at64(host_order)
         view.D.host_start = _at64(host_start)
         view.D.exclude_same_host = exclude_same_host
-        view.keep = (target_class, target_host, available_order, available_start, host_order, host_start)
+        view.keep = (
+            target_class, target_host, available_order, available_start, class_order, class_start, host_order, host_start
+        )
         return view
 
     def with_sources(

@@ -11,9 +11,9 @@ the one range whose key is its own codes with that pattern's wildcards. The kern
 evaluates and reduces only those ranges (``Problem.block``): cost follows the pairs that
 agree on the exact attributes, as a hash join's does, not N x M.
 
-Blocking changes which pairs are visited, never an answer: ``top_k`` and ``counts`` read
-only visited pairs, and every pair left out is incompatible. The dense outputs and
-``to_sparse`` evaluate every pair.
+Blocking changes which pairs are visited, never an answer: ``top_k``, ``counts`` and
+``to_sparse`` read only visited pairs, and every pair left out is incompatible. The dense
+outputs (n x m values, reasons included) evaluate every pair.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from .intern import OP_NE, Side
 # Blocks pay when they leave at most this share of the class pairs: a blocked row has a few
 # ranges to set up instead of one, and its reductions check ranges for the devices' exclusions.
 BLOCKED_SHARE = 0.5
+# Below this many class pairs the kernel takes less time (well under a millisecond) than
+# finding the blocks does (a few hundred microseconds of NumPy: a scheduler's small requests).
+MIN_BLOCKED_PAIRS = 1 << 20
 # Distinct wildcard patterns kept apart: each is one more range per source class. Targets with
 # a rarer pattern are treated as wildcards on every attribute (visited by every source).
 MAX_PATTERNS = 8
@@ -134,6 +137,8 @@ class TargetKeys:
         n_sources = sources.n_classes
         mode = blocking_mode()
         if not self.usable or n_sources == 0 or mode == "never":
+            return None
+        if mode == "auto" and n_sources * self.n_targets < MIN_BLOCKED_PAIRS:
             return None
         # A code past every target's on a rule matches no target there (but a wildcard's).
         codes = np.minimum(sources.codes[self.rows].astype(np.int64), (self.radix - 2)[:, None])

@@ -294,12 +294,15 @@ class TargetDevices:
             available_order, available_start = _grouped(
                 np.where(self.available, self.target_class, self.n_classes), self.n_classes
             )
+            class_order, class_start = _grouped(self.target_class, self.n_classes)
             host_order, host_start = _grouped(self.host, int(self.host.max(initial=0)) + 1)
             cached[exclude_same_host] = _kernel.DeviceView.for_targets(
                 self.target_class,
                 np.ascontiguousarray(self.host, dtype=np.int64),
                 available_order,
                 available_start,
+                class_order,
+                class_start,
                 host_order,
                 host_start,
                 exclude_same_host,
