@@ -865,7 +865,7 @@ cdef class Problem:
     cdef list _keep
     cdef object _target_matches, _source_matches
 
-    def __init__(self, interned):
+    def __init__(self, interned, str vector="portable"):
         self._keep = []
         self.lane_bytes = np.dtype(interned.lane).itemsize
         lane = interned.lane
@@ -893,17 +893,12 @@ cdef class Problem:
         self._targets(interned)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.K.score_table = self.K.tgt.n_vclasses * 4 <= self.K.tgt.n
-        # One pass per tile where the CPU has AVX-512 and the ops are vector ops on 16-bit lanes
-        # (FASTMATCH_NO_AVX512=1 keeps the portable loops, as the tests do to hold both equal).
         kinds = np.asarray(interned.op_kind)
         self.K.max_rules = int(np.where(kinds == OP_SUPERSET, interned.op_words, 1).sum())
-        self.K.tile512 = bool(
-            self.lane_bytes == 2
-            and interned.identity_bits
-            and not (kinds == OP_CONFIRM).any()
-            and fm_tile512_available()
-            and os.environ.get("FASTMATCH_NO_AVX512", "").strip().lower() not in {"1", "true", "yes", "on"}
-        )
+        # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
+        if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
+            raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
+        self.K.tile512 = vector == "avx512"
         self._target_matches = None
         self._source_matches = None
         self.K.block_start = NULL

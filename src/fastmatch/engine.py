@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -10,6 +11,7 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from .devices import DeviceSet, fleet_attribute_order
+from .dispatch import plan
 from .errors import FastmatchError
 from .formats import read_path
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
@@ -17,17 +19,6 @@ from .policy import Policy
 from .reasons import reason_names
 from .reference import descriptor_outcomes
 from .result import DeviceRules, MatchResult, ReferenceOutputs, TargetDevices
-
-IMPLEMENTATIONS = ("native", "python")
-
-
-def implementation() -> str:
-    """``FASTMATCH_IMPLEMENTATION``: ``native`` (default) or ``python`` (the reference)."""
-    chosen = os.environ.get("FASTMATCH_IMPLEMENTATION", "native").strip().lower() or "native"
-    if chosen not in IMPLEMENTATIONS:
-        raise FastmatchError(f"FASTMATCH_IMPLEMENTATION={chosen!r}: expected native or python")
-    return chosen
-
 
 def load(
     path: str | Path,
@@ -110,11 +101,14 @@ def match(
     n_workers = worker_count(workers)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    if implementation() == "python":
+    chosen = plan(sources, targets, policy, confirm)
+    if not chosen.native:
+        if not chosen.asked:
+            warnings.warn(f"fastmatch: {chosen.refused}; using the reference implementation", RuntimeWarning, stacklevel=2)
         return match_reference(sources, targets, policy, confirm, memory_limit)
     from .native import run_native
 
-    return run_native(sources, targets, policy, n_workers, block, confirm, memory_limit, progress)
+    return run_native(chosen, sources, targets, policy, n_workers, block, memory_limit, progress)
 
 
 def match_reference(

@@ -8,8 +8,8 @@ import numpy as np
 
 from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
-from .engine import as_device_set, worker_count, implementation, match
-from .intern import NativeUnsupported, PreparedTargets
+from .dispatch import plan_prepared, prepare
+from .engine import as_device_set, match, worker_count
 from .policy import Policy
 from .result import DeviceRules, TargetDevices, ranked
 
@@ -34,10 +34,7 @@ class TargetIndex:
         self.policy = policy
         self.targets = as_device_set(targets, policy)
         self.workers = worker_count(workers)
-        try:
-            self._prepared: PreparedTargets | None = PreparedTargets(self.targets, policy)
-        except NativeUnsupported:
-            self._prepared = None
+        self._prepared = prepare(self.targets, policy)
         if self._prepared is not None:
             prepared = self._prepared
             # The targets in blocked order once; each request then gets its own ranges of them.
@@ -56,16 +53,16 @@ class TargetIndex:
         if isinstance(sources, Mapping):
             sources = [sources if "id" in sources else {"id": "request", **sources}]
         sources = as_device_set(sources, self.policy)
-        prepared = self._prepared
-        if prepared is None or implementation() == "python" or not prepared.supports(sources):
+        chosen = plan_prepared(sources, self._prepared)
+        if not chosen.native:
             return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
         from .native import NativeOutputs, prepared_problem
 
         def fill(width: int, indices: np.ndarray, scores: np.ndarray) -> None:
-            interned = prepared.with_sources(sources)
+            interned = chosen.interned
             rules = DeviceRules(sources, self._devices, self.policy.exclude_same_host)
-            asked = ~prepared.hopeless(sources)  # the others keep rows of -1
-            problem = prepared_problem(interned, self.workers)
+            asked = ~self._prepared.hopeless(sources)  # the others keep rows of -1
+            problem = prepared_problem(interned, self.workers, chosen.vector)
             blocks = self._keys.blocks(interned.sources)
             if blocks is not None:
                 problem.block(blocks.start, blocks.ranges)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import replace
 from functools import cached_property
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -22,7 +21,8 @@ if "OMP_WAIT_POLICY" not in os.environ:
 from . import _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
 from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
-from .intern import NativeUnsupported, intern
+from .dispatch import Plan, vector_path
+from .intern import Interned
 from .policy import Policy
 from .result import DeviceRules, MatchResult, TargetDevices
 
@@ -34,9 +34,10 @@ PAIRS_PER_BLOCK = 1 << 18
 PAIRS_PER_CALL = 1 << 22
 
 
-def prepared_problem(interned, workers: int) -> "_kernel.Problem":
-    """The kernel's view of interned arrays, its records already matched."""
-    problem = _kernel.Problem(interned)
+def prepared_problem(interned: Interned, workers: int, vector: str | None = None) -> "_kernel.Problem":
+    """The kernel's view of interned arrays, its records already matched; ``vector`` as
+    ``fastmatch.dispatch.vector_path`` decides unless given."""
+    problem = _kernel.Problem(interned, vector or vector_path(interned))
     problem.prepare(workers)
     return problem
 
@@ -132,29 +133,24 @@ class NativeOutputs:
 
 
 def run_native(
+    plan: Plan,
     sources: DeviceSet,
     targets: DeviceSet,
     policy: Policy,
     workers: int,
     block: int | None,
-    confirm: Callable[[str, str], bool] | None,
     memory_limit: int | None = None,
     progress=None,
 ) -> MatchResult:
-    try:
-        interned = intern(sources, targets, policy, confirm)
-    except NativeUnsupported as exc:
-        from .engine import match_reference
-
-        warnings.warn(f"fastmatch: {exc.message}; using the reference implementation", RuntimeWarning, stacklevel=3)
-        return match_reference(sources, targets, policy, confirm, memory_limit)
+    """A match through the kernel, as ``plan`` (fastmatch.dispatch) says, targets blocked where it pays."""
+    interned = plan.interned
     keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_bit, interned.targets)
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
         interned = replace(interned, targets=in_order(interned.targets, keys.order))
     target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
     rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
-    problem = prepared_problem(interned, workers)
+    problem = prepared_problem(interned, workers, plan.vector)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)
     outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress)
