@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+
+# What a terminal acts on instead of showing: C0 and C1 control characters (ESC, BEL,
+# CR, newline, ...), DEL, the line and paragraph separators, and the bidirectional
+# overrides and isolates that reorder text on screen.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class FastmatchError(Exception):
@@ -87,3 +93,18 @@ class TemplateError(InputError):
 
 class ResultTooLargeError(FastmatchError):
     """A dense result would exceed the configured memory limit."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show a person: each character a terminal would act on
+    (see ``_UNPRINTABLE``) written as an escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    character = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
+    if named is not None:
+        return named
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, join_place
+from ..files import STDIN, input_name, read_input
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt
@@ -51,18 +52,42 @@ def read_path(
     block, a libvirt device or mdev type, a sysfs device or type); a file that
     cannot be read at all is still an error.
     """
-    path = Path(path)
-    if input_format is not None and input_format not in FORMATS:
-        raise InputError(f"unknown input format {input_format!r} (expected {', '.join(FORMATS)})", file=str(path))
-    if role is not None and role not in ROLES:
-        raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=str(path))
-    if path.is_dir():
+    check_options(path, input_format, role)
+    if str(path) != STDIN and Path(path).is_dir():
+        path = Path(path)
         if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)):
             return read_sysfs(path, host=host, role=role, on_error=on_error)
         return _read_directory(path, input_format, role, host, on_error)
     if input_format == "sysfs":
-        raise InputError("a sysfs tree is a directory", file=str(path))
-    data = _read_file(path)
+        raise InputError("a sysfs tree is a directory", file=input_name(path))
+    return read_data(read_file(path, input_format), Path(input_name(path)), input_format, role=role, host=host, on_error=on_error)
+
+
+def check_options(path: str | Path, input_format: str | None, role: str | None) -> None:
+    if input_format is not None and input_format not in FORMATS:
+        raise InputError(f"unknown input format {input_format!r} (expected {', '.join(FORMATS)})", file=input_name(path))
+    if role is not None and role not in ROLES:
+        raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=input_name(path))
+
+
+def read_file(path: str | Path, input_format: str | None = None, *, in_directory: bool = False) -> bytes:
+    """The bytes of one input file, read once (see :func:`fastmatch.files.read_input`): XML and
+    JSON arrays may be one long line, the other formats may not. A file of a directory must be
+    a regular file: a FIFO there would block, a device never end."""
+    line_limit = {"libvirt": False, "text": True}.get(input_format or "")
+    return read_input(path, line_limit=line_limit, regular_only=in_directory)
+
+
+def read_data(
+    data: bytes,
+    path: Path,
+    input_format: str | None = None,
+    *,
+    role: str | None = None,
+    host: str = "",
+    on_error: OnError | None = None,
+) -> tuple[list[Any], Places]:
+    """The records of one file's bytes, read already (``path`` names it in messages)."""
     input_format = input_format or detect_format(data)
     if input_format == "libvirt":
         return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error)
@@ -78,7 +103,7 @@ def read_libvirt_paths(
     documents = []
     for path in map(Path, paths):
         files = _directory_files(path) if path.is_dir() else [path]
-        documents += [Document(_read_file(file), file, str(file)) for file in files]
+        documents += [Document(read_file(file, "libvirt", in_directory=path.is_dir()), file, str(file)) for file in files]
     return read_libvirt(documents, host=host, role=role, on_error=on_error)
 
 
@@ -100,7 +125,7 @@ def _read_directory(
     The XML files are one input, so that an mdev finds its parent in another
     file; their records come together, where the first XML file is.
     """
-    files = [(entry, _read_file(entry)) for entry in _directory_files(directory)]
+    files = [(entry, read_file(entry, input_format, in_directory=True)) for entry in _directory_files(directory)]
     formats = [input_format or detect_format(data) for _, data in files]
     documents = [Document(data, entry, entry.name) for (entry, data), fmt in zip(files, formats) if fmt == "libvirt"]
     records: list[Any] = []
@@ -133,10 +158,3 @@ def _directory_files(directory: Path) -> list[Path]:
                 file=str(directory),
             )
     return entries
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None

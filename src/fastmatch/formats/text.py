@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import FastmatchError, InputError
 from ..values import describe
-from .guards import OnError, build_each, check_line_lengths, decode_utf8, id_from_name, parse_count
+from .guards import OnError, build_each, decode_utf8, id_from_name, parse_count
 
 DEVICE_KEYS = ("host", "vm", "capacity", "migration_version", "migratable")
 
@@ -54,7 +54,6 @@ def read_text(data: bytes, path: Path, *, on_error: OnError | None = None) -> tu
     """
     name = str(path)
     text = decode_utf8(data, name)
-    check_line_lengths(text, name)
     jobs = [
         (
             lambda device_id=device_id, chunk=chunk: _device_record(device_id, chunk, name),
@@ -68,7 +67,6 @@ def read_text(data: bytes, path: Path, *, on_error: OnError | None = None) -> tu
 
 def read_compatible(text: str, name: str) -> list[dict[str, str]]:
     """The COMPATIBLE blocks of a text that holds nothing else (a sysfs ``compatible`` file)."""
-    check_line_lengths(text, name)
     blocks = _Blocks(name)
     for number, raw in enumerate(text.split("\n"), start=1):
         line = _parse_line(raw.removesuffix("\r"), number, name)
