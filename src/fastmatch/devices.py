@@ -85,7 +85,15 @@ class DeviceSet:
         With ``on_error``, a bad record is instead handed to it with its error
         (located as it would have been raised) and left out.
         """
-        policy = policy or Policy.default()
+        check_records_argument(records, "records")
+        if policy is None:
+            policy = Policy.default()
+        elif not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a fastmatch.Policy or None, got {type(policy).__name__}")
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be a str or None, got {type(source).__name__}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable or None, got {type(on_error).__name__}")
         builder = DeviceSetBuilder(policy)
         for index, raw in enumerate(records):
             line = lines[index] if lines is not None else None
@@ -159,6 +167,14 @@ class DeviceSet:
         names = list(dict.fromkeys(["", *self.hosts]))
         position = {name: code for code, name in enumerate(names)}
         return names, np.fromiter(map(position.__getitem__, self.hosts), np.int64, len(self.hosts))
+
+
+def check_records_argument(records: Any, argument: str) -> None:
+    """Device records are an iterable of mappings: a string, a mapping (one record) or a
+    number is a mistake in the call, not bad input, and says which argument it is."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        accepted = "a DeviceSet or an iterable" if argument in ("sources", "targets") else "an iterable"
+        raise TypeError(f"{argument} must be {accepted} of device records (mappings), got {type(records).__name__}")
 
 
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:

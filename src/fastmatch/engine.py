@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .devices import DeviceSet, fleet_attribute_order
+from .devices import DeviceSet, check_records_argument, fleet_attribute_order
 from .errors import FastmatchError
 from .files import STDIN, input_name
 from .formats import check_options, read_data, read_file, read_path
@@ -79,9 +79,10 @@ def _policy_argument(policy: Any) -> Policy:
     return policy
 
 
-def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
+def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy, argument: str = "records") -> DeviceSet:
     if isinstance(devices, DeviceSet):
         return devices.with_policy(policy)
+    check_records_argument(devices, argument)
     return DeviceSet.from_records(devices, policy)
 
 
@@ -130,8 +131,15 @@ def match(
     """
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
-    sources = as_device_set(sources, policy)
-    targets = as_device_set(targets, policy)
+    policy = _policy_argument(policy)
+    for name, value in (("confirm", confirm), ("progress", progress)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+    for name, value in (("block", block), ("memory_limit", memory_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    sources = as_device_set(sources, policy, "sources")
+    targets = as_device_set(targets, policy, "targets")
     n_workers = worker_count(workers)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
