@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
+from .engine import validate_others
 from .errors import join_place, printable
 from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
 from .outfile import StagedOutput
@@ -570,11 +571,14 @@ def _single_record(path: str, policy: Policy, input_format: str | None, role: st
 def _cmd_collect(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
+    others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
     if args.sysfs is not None:
-        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects)
+        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
         places = [join_place(args.sysfs, place) for place in where]  # each record's directory
+        others = [(record, join_place(args.sysfs, place)) for record, place in others]
     else:
-        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects)
+        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
+    validate_others(others, policy, None, rejects)
     # Validated as match will read them back, so what is written is what match accepts.
     devices = DeviceSet.from_records(records, policy, lines=places, on_error=rejects)
     chunks = (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import FastmatchError, InputError
 from .policy import Policy
-from .records import GroundedRecord, canonical_fields, ground_record
+from .records import MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS, GroundedRecord, GroundingBudget, canonical_fields, ground_record
 from .values import INT64_MAX, parse_value
 
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
@@ -204,6 +204,7 @@ class DeviceSetBuilder:
         self.descriptors: list[Descriptor] = []
         self.descriptor_index: dict[str, int] = {}
         self.seen_ids: dict[str, int] = {}
+        self.grounding = GroundingBudget(MAX_INPUT_COMBINATIONS, "input")
 
     def add(self, raw: Any) -> None:
         if not isinstance(raw, Mapping):
@@ -277,12 +278,13 @@ class DeviceSetBuilder:
             raise InputError("expected a list of records", field="compatible")
         records = []
         canonical_records = []
+        budgets = (GroundingBudget(MAX_DEVICE_COMBINATIONS, "device"), self.grounding)
         for k, record in enumerate(raw_compatible):
             where = f"compatible[{k}]"
             if not isinstance(record, Mapping):
                 raise InputError(f"a COMPATIBLE record is an object, got {type(record).__name__}", field=where)
             fields = _located(lambda: canonical_fields(record, policy, where), where)
-            records.append(_located(lambda: ground_record(fields, policy), where))
+            records.append(_located(lambda: ground_record(fields, policy, budgets), where))
             canonical_records.append(fields)
 
         migration_version = raw.get("migration_version")

@@ -56,8 +56,9 @@ def load(
         raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
     check_options(path, input_format, role)
     name = input_name(path)
+    others: list[tuple[Any, Any]] = []  # what a libvirt or sysfs input describes for the other role
     if str(path) != STDIN and Path(path).is_dir():
-        records, places = read_path(path, input_format, role=role, host=host, on_error=on_error)
+        records, places = read_path(path, input_format, role=role, host=host, on_error=on_error, others=others)
     else:
         # Read once: a pipe or standard input cannot be read again.
         data = read_file(path, input_format)
@@ -67,8 +68,19 @@ def load(
             devices = read_fleet_lines(data, policy)
             if devices is not None:
                 return devices
-        records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error)
+        records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error, others=others)
+    validate_others(others, policy, name, on_error)
     return DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
+
+
+def validate_others(
+    others: list[tuple[Any, Any]], policy: Policy, name: str | None, on_error: Callable[[Any, FastmatchError], None] | None
+) -> None:
+    """Every reader validates the whole input, whatever role it is read for: the
+    records of the other role are validated too, then left out."""
+    if others:
+        records, places = zip(*others)
+        DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
 
 
 def _policy_argument(policy: Any) -> Policy:

@@ -30,6 +30,7 @@ FORMATS = ("json", "text", "libvirt", "sysfs")
 ROLES = ("source", "target")
 
 Places = list[int | str | None] | None
+Others = list[tuple[Any, int | str | None]]  # records of the role not kept, with their places
 
 _SNIFF_BYTES = 1 << 16
 # The first meaningful line of a SELF/COMPATIBLE text: a comment, a header, or key=value.
@@ -43,6 +44,7 @@ def read_path(
     role: str | None = None,
     host: str = "",
     on_error: OnError | None = None,
+    others: Others | None = None,
 ) -> tuple[list[Any], Places]:
     """The records of a file, a directory of files, or a sysfs tree.
 
@@ -50,17 +52,20 @@ def read_path(
     ``on_error(raw, error)``, a record that cannot be read is handed to it and
     reading goes on (where the format allows: a JSON Lines line, a DEVICE:
     block, a libvirt device or mdev type, a sysfs device or type); a file that
-    cannot be read at all is still an error.
+    cannot be read at all is still an error. With ``role``, what the input
+    describes for the other role is read too, and put into ``others`` (records
+    and places) when given, for the caller to validate.
     """
     check_options(path, input_format, role)
     if str(path) != STDIN and Path(path).is_dir():
         path = Path(path)
         if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)):
-            return read_sysfs(path, host=host, role=role, on_error=on_error)
-        return _read_directory(path, input_format, role, host, on_error)
+            return read_sysfs(path, host=host, role=role, on_error=on_error, others=others)
+        return _read_directory(path, input_format, role, host, on_error, others)
     if input_format == "sysfs":
         raise InputError("a sysfs tree is a directory", file=input_name(path))
-    return read_data(read_file(path, input_format), Path(input_name(path)), input_format, role=role, host=host, on_error=on_error)
+    data = read_file(path, input_format)
+    return read_data(data, Path(input_name(path)), input_format, role=role, host=host, on_error=on_error, others=others)
 
 
 def check_options(path: str | Path, input_format: str | None, role: str | None) -> None:
@@ -86,25 +91,26 @@ def read_data(
     role: str | None = None,
     host: str = "",
     on_error: OnError | None = None,
+    others: Others | None = None,
 ) -> tuple[list[Any], Places]:
     """The records of one file's bytes, read already (``path`` names it in messages)."""
     input_format = input_format or detect_format(data)
     if input_format == "libvirt":
-        return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error)
+        return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error, others=others)
     if input_format == "text":
         return read_text(data, path, on_error=on_error)
     return read_json(data, path, on_error=on_error)
 
 
 def read_libvirt_paths(
-    paths: list[str], *, role: str | None = None, host: str = "", on_error: OnError | None = None
+    paths: list[str], *, role: str | None = None, host: str = "", on_error: OnError | None = None, others: Others | None = None
 ) -> tuple[list[Any], Places]:
     """libvirt XML files and directories of them, read as one input; places name each file."""
     documents = []
     for path in map(Path, paths):
         files = _directory_files(path) if path.is_dir() else [path]
         documents += [Document(read_file(file, "libvirt", in_directory=path.is_dir()), file, str(file)) for file in files]
-    return read_libvirt(documents, host=host, role=role, on_error=on_error)
+    return read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
 
 
 def detect_format(data: bytes) -> str:
@@ -118,7 +124,7 @@ def detect_format(data: bytes) -> str:
 
 
 def _read_directory(
-    directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None
+    directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None, others: Others | None
 ) -> tuple[list[Any], Places]:
     """Every file of a directory in name order, each in its own format.
 
@@ -133,7 +139,7 @@ def _read_directory(
     for (entry, data), fmt in zip(files, formats):
         if fmt == "libvirt":
             if entry == documents[0].path:
-                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error)
+                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
                 records += found
                 places += where
             continue

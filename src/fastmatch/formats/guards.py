@@ -112,6 +112,28 @@ def build_each(
     return records, places
 
 
+def keep_role(
+    build: Callable[[str], tuple[list[Any], list[Any]]], role: str | None, others: list[tuple[Any, Any]] | None
+) -> tuple[list[Any], list[Any]]:
+    """The sources then the targets an input describes, or those of ``role`` only.
+
+    ``build(kind)`` makes the records and places of ``"source"`` or ``"target"``.
+    Both are always built, so that a bad record is found whatever the role; those
+    of the other role go into ``others``, when given, as ``(record, place)``.
+    """
+    records: list[Any] = []
+    places: list[Any] = []
+    # The role asked for first: its errors are the ones to report first.
+    for kind in sorted(("source", "target"), key=lambda kind: kind != role):
+        found, where = build(kind)
+        if role in (None, kind):
+            records += found
+            places += where
+        elif others is not None:
+            others.extend(zip(found, where))
+    return records, places
+
+
 def parse_count(text: str) -> int | None:
     """A decimal integer >= 0 that fits in 64 bits (a capacity), or ``None``."""
     return int(text) if _COUNT.match(text) and int(text) <= INT64_MAX else None
