@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import FastmatchError, InputError
+from .errors import FastmatchError, InputError, fields_of
 from .policy import Policy
 from .records import MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS, GroundedRecord, GroundingBudget, canonical_fields, ground_record
 from .values import INT64_MAX, parse_value
@@ -100,6 +100,7 @@ class DeviceSet:
             try:
                 builder.add(raw)
             except FastmatchError as exc:
+                _locate_field(exc, line, policy)
                 exc.located(file=source, line=line, record=_record_label(raw, index, line))
                 if on_error is None:
                     raise exc from None
@@ -180,6 +181,29 @@ def check_records_argument(records: Any, argument: str) -> None:
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
     """The attribute order of the reason bits (SPEC section 8) for one match."""
     return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
+
+
+def _locate_field(exc: FastmatchError, place: Any, policy: Policy) -> None:
+    """Name the line (and element) of the value an error is about, where the reader knows it:
+    the field itself, else the nearest field that holds it (``compatible[0]`` for
+    ``compatible[0].mdev_type``). Readers key fields as written; errors name them canonically."""
+    fields = fields_of(place)
+    if not fields or exc.field is None or exc.line is not None:
+        return
+    canonical = {_canonical_field(key, policy): where for key, where in fields.items()}
+    parts = exc.field.split(".")
+    for end in range(len(parts), 0, -1):
+        where = canonical.get(".".join(parts[:end]))
+        if where is not None:
+            exc.line = where.line
+            if where.element is not None:
+                exc.message += f" (at {where.element})"
+            return
+
+
+def _canonical_field(key: str, policy: Policy) -> str:
+    head, dot, name = key.rpartition(".")
+    return f"{head}.{policy.canonical(name)}" if dot else key
 
 
 def _record_label(raw: Any, index: int, line: int | None) -> str:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, join_place
+from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
 from .guards import OnError
 from .json import read_json
@@ -146,7 +146,7 @@ def _read_directory(
         reader = read_text if fmt == "text" else read_json
         found, where = reader(data, entry, on_error=on_error)
         records += found
-        places += [join_place(entry.name, place) for place in where or [None] * len(found)]
+        places += [rebase(place, entry.name) for place in where or [None] * len(found)]
     return records, places
 
 

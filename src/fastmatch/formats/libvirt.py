@@ -33,7 +33,7 @@ from xml.parsers import expat
 import defusedxml.ElementTree
 from defusedxml import DefusedXmlException
 
-from ..errors import InputError, join_place
+from ..errors import FieldPlace, InputError, join_place, with_fields
 from ..values import describe
 from .guards import OnError, build_each, decode_utf8, keep_role, parse_count, parse_pci_id
 
@@ -88,8 +88,10 @@ def read_libvirt(
     }
 
     def build(kind: str):
-        jobs = [(make, lambda node=node: tostring(node.element, encoding="unicode"), node.place) for make, node in made[kind]]
-        return build_each(jobs, on_error)
+        jobs = [(make, lambda node=node: tostring(node.element, encoding="unicode"), None) for make, node in made[kind]]
+        built, _ = build_each(jobs, on_error)
+        # Each record's place is its element's line, which also says where its values are.
+        return [record for record, _ in built], [place for _, place in built]
 
     return keep_role(build, role, others)
 
@@ -200,7 +202,7 @@ class _Reader:
         name = self.one(device, "name", None)
         return name.text() if name is not None else None
 
-    def source(self, device: _Node, parents: dict[str, _Node]) -> Record:
+    def source(self, device: _Node, parents: dict[str, _Node]) -> tuple[Record, int | str | None]:
         name = self.device_name(device) or ""
         by_name = f"'{name}'" if name else None  # until the UUID is known, errors name the device so
         capability = self.one(device, "capability", by_name, type="mdev")
@@ -211,6 +213,7 @@ class _Reader:
             self.fail("an mdev needs <type id=...>", type_node or capability, label, "self.mdev_type")
         mdev_type = type_node.element.get("id")
         attributes: dict[str, str] = {"mdev_type": mdev_type}
+        fields = {"self.mdev_type": FieldPlace(type_node.place, type_node.path)}
         parent_node = self.one(device, "parent", label)
         parent = parents.get(parent_node.text()) if parent_node is not None else None
         if parent is not None:
@@ -227,10 +230,11 @@ class _Reader:
             if key in attributes:
                 self.fail(f"<attr name='{key}'> repeats an attribute the device already has", attr, label, f"self.{key}")
             attributes[key] = value
+            fields[f"self.{key}"] = FieldPlace(attr.place, attr.path)
         record: Record = {"id": uuid, "self": attributes}
         if self.host:
             record["host"] = self.host
-        return record
+        return record, with_fields(device.place, fields)
 
     def _types_by_id(self, parent: _Node) -> dict[str | None, _Node]:
         """A parent's types by id (the first of an id: a second one is its own target's error)."""
@@ -254,7 +258,7 @@ class _Reader:
                         types.append(_Node(entry.element, path, entry.document))
         return types
 
-    def target(self, device: _Node, type_entry: _Node) -> Record:
+    def target(self, device: _Node, type_entry: _Node) -> tuple[Record, int | str | None]:
         parent_name = self.device_name(device)
         type_id = type_entry.element.get("id")
         if not parent_name:
@@ -276,7 +280,7 @@ class _Reader:
         record: Record = {"id": device_id, "self": attributes, "capacity": capacity}
         if self.host:
             record["host"] = self.host
-        return record
+        return record, with_fields(type_entry.place, {"self.mdev_type": FieldPlace(type_entry.place, type_entry.path)})
 
     def _uuid(self, name: str, capability: _Node, device: _Node, label: str | None) -> str:
         uuid_node = self.one(capability, "uuid", label)
