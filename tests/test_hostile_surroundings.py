@@ -542,3 +542,14 @@ def test_libvirt_is_validated_whole_whatever_the_role(capsys, tmp_path, role):
     argv = ["match", path, other] if role == "source" else ["match", other, path]
     status, _, err = run(capsys, *argv)
     assert status == 2 and expected in one_error(err)
+
+
+def test_a_file_forced_to_be_sysfs_is_an_error(capsys, fleet):
+    status, out, err = run(capsys, "match", *fleet, "--input-format", "sysfs")
+    assert (status, out) == (2, "") and one_error(err) == f"{fleet[0]}: a sysfs tree is a directory"
+
+
+def test_generate_counts_are_bounded(capsys, tmp_path):
+    status, _, err = run(capsys, "generate", "--sources", str(10**12), "--targets", "1", "--distinct", "1", "-o", tmp_path)
+    assert status == 2 and one_error(err).startswith("generate: argument --sources: expected an integer from 0 to 100,000,000")
+    assert os.listdir(tmp_path) == []

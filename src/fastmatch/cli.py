@@ -82,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BrokenPipeError):
             return _broken_pipe()
         return _error(_os_error_message(exc))
+    except MemoryError:
+        return _error("out of memory")
     except KeyboardInterrupt:
         return _stopped("interrupted", EXIT_INTERRUPTED)
     except _Terminated:
@@ -177,11 +179,19 @@ def _positive(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+# generate: far beyond the largest fleet benchmarked (1,000,000 per side); more would run
+# for hours or ask for terabytes at once.
+MAX_GENERATED = 100_000_000
+
+
+def _generated(least: int) -> Callable[[str], int]:
+    def count(text: str) -> int:
+        value = _integer(text)
+        if not least <= value <= MAX_GENERATED:
+            raise argparse.ArgumentTypeError(f"expected an integer from {least} to {MAX_GENERATED:,}, got {text!r}")
+        return value
+
+    return count
 
 
 def _workers(text: str) -> int:
@@ -285,9 +295,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_collect)
 
     p = commands.add_parser("generate", help="write a synthetic fleet (DIR/sources.jsonl, DIR/targets.jsonl)")
-    p.add_argument("--sources", type=_non_negative, required=True, metavar="N", help="source devices")
-    p.add_argument("--targets", type=_non_negative, required=True, metavar="M", help="target devices")
-    p.add_argument("--distinct", type=_positive, required=True, metavar="K", help="at most K distinct descriptors per side")
+    p.add_argument("--sources", type=_generated(0), required=True, metavar="N", help="source devices (at most 100,000,000)")
+    p.add_argument("--targets", type=_generated(0), required=True, metavar="M", help="target devices (at most 100,000,000)")
+    p.add_argument("--distinct", type=_generated(1), required=True, metavar="K", help="at most K distinct descriptors per side")
     p.add_argument("--seed", type=_integer, default=0, metavar="S", help="the same seed gives the same files (default: 0)")
     p.add_argument(
         "--record-fraction", type=float, default=None, metavar="F",
@@ -614,7 +624,7 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     """The demo summary: sizes, compatible pairs, stranded sources, candidates, reasons."""
     sources, targets = result.sources, result.targets
     source_records, target_records = sources.to_records(), targets.to_records()
-    indices, scores = result.top_k(k)
+    indices, scores = result.top_k(min(k, len(targets)))  # no n x k for a k beyond the targets
     compatible = result.compatible
     n, m = result.shape
     n_compatible = int(compatible.sum())

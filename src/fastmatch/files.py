@@ -50,9 +50,10 @@ def read_input(
     """
     name = "<stdin>" if str(path) == STDIN else str(path)
     if str(path) == STDIN:
-        if sys.stdin is None:
-            raise InputError("standard input is closed", file=name)
-        fd = os.dup(sys.stdin.fileno())
+        try:
+            fd = os.dup(sys.stdin.fileno())
+        except (AttributeError, OSError, ValueError):  # None (closed at start), or not a file
+            raise InputError("standard input is closed", file=name) from None
     else:
         try:
             if regular_only and not stat.S_ISREG(os.stat(path).st_mode):

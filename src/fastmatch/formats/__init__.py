@@ -62,8 +62,6 @@ def read_path(
         if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)):
             return read_sysfs(path, host=host, role=role, on_error=on_error, others=others)
         return _read_directory(path, input_format, role, host, on_error, others)
-    if input_format == "sysfs":
-        raise InputError("a sysfs tree is a directory", file=input_name(path))
     data = read_file(path, input_format)
     return read_data(data, Path(input_name(path)), input_format, role=role, host=host, on_error=on_error, others=others)
 
@@ -94,6 +92,8 @@ def read_data(
     others: Others | None = None,
 ) -> tuple[list[Any], Places]:
     """The records of one file's bytes, read already (``path`` names it in messages)."""
+    if input_format == "sysfs":
+        raise InputError("a sysfs tree is a directory", file=str(path))
     input_format = input_format or detect_format(data)
     if input_format == "libvirt":
         return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error, others=others)
