@@ -540,6 +540,7 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
 
 # -- explain -------------------------------------------------------------------------------
 def _cmd_explain(args: argparse.Namespace) -> int:
+    _check_inputs(args.sources, args.targets, args.policy)
     policy = _policy(args.policy)
     sources = _read_devices(args.sources, policy, args.input_format, "source")
     targets = _read_devices(args.targets, policy, args.input_format, "target")
@@ -562,6 +563,7 @@ def _index_of(devices: DeviceSet, device_id: str, path: str) -> int:
 
 # -- check ---------------------------------------------------------------------------------
 def _cmd_check(args: argparse.Namespace) -> int:
+    _check_inputs(args.source, args.target, args.policy)
     policy = _policy(args.policy)
     source = _single_record(args.source, policy, args.input_format, "source")
     target = _single_record(args.target, policy, args.input_format, "target")
