@@ -482,7 +482,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 def _csv_cell(text: str) -> str:
     """An id as a CSV cell a spreadsheet shows as text: one that would start a formula gets a
-    leading ``'`` (OWASP's advice; the writer then quotes it). ``--csv-formulas`` turns this off."""
+    leading ``'`` (OWASP's advice), which spreadsheets take as "text follows" and do not show.
+    ``--csv-formulas`` turns this off."""
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
