@@ -5,6 +5,9 @@ format, stray bytes, cut or doubled spans), random bytes, and sysfs trees
 whose files and links are changed at random. Each input goes through
 ``fastmatch.load``, the skip mode (``on_error``: then nothing may escape at
 all but a file-level FastmatchError) and the command line (exit 0 or 2).
+The command line's arguments are fuzzed too: every command with options
+and values drawn from valid, odd and hostile ones (huge and non-ASCII
+numbers, devices, missing files, directories, the same path twice).
 
 The default run takes a few seconds. The long run, by hand::
 
@@ -20,6 +23,8 @@ import io
 import os
 import tempfile
 from pathlib import Path
+
+import pytest
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -214,3 +219,77 @@ def test_fuzz_sysfs(changes):
         for change in changes:
             apply(root, *change)
         assert_only_fastmatch_errors(root)
+
+
+# -- the command line's arguments -------------------------------------------------------------
+COMMANDS = ["match", "explain", "check", "collect", "generate", "demo", "frobnicate", ""]
+NUMBERS = st.one_of(
+    st.integers(-3, 12).map(str),
+    st.sampled_from(["100000", str(10**12), "9" * 5000, "²", "١٢", "-0", "+3", " 2", "1e3", "0x10", "", "-"]),
+)
+FLAGS = [
+    "--top", "--workers", "--format", "--policy", "--input-format", "-o", "--output", "--rejects",
+    "--skip-invalid", "--csv-formulas", "-q", "--role", "--host", "--sysfs", "--libvirt-xml",
+    "--sources", "--targets", "--distinct", "--seed", "--record-fraction", "--help", "--version", "--",
+]
+
+
+@st.composite
+def command_lines(draw, paths: dict[str, str]):
+    """A command, then a few of: file arguments, flags with values, stray words."""
+    files = st.sampled_from(sorted(paths.values()))
+    argv = [draw(st.sampled_from(COMMANDS))]
+    for _ in range(draw(st.integers(0, 7))):
+        kind = draw(st.sampled_from(["file", "file", "flag", "word"]))
+        if kind == "file":
+            argv.append(draw(files))
+        elif kind == "word":
+            argv.append(draw(st.one_of(st.text(max_size=8), st.sampled_from(["s1", "t1", "-", "\x1b[2J", "=1+1"]))))
+        else:
+            flag = draw(st.sampled_from(FLAGS))
+            argv.append(flag)
+            if flag in ("--top", "--workers", "--sources", "--targets", "--distinct", "--seed", "--record-fraction"):
+                argv.append(draw(NUMBERS))
+            elif flag in ("--format", "--input-format", "--role"):
+                argv.append(draw(st.sampled_from(["json", "csv", "table", "text", "libvirt", "sysfs", "source", "xml", ""])))
+            elif flag in ("--policy", "-o", "--output", "--rejects", "--libvirt-xml", "--sysfs"):
+                argv.append(draw(files))
+    return argv
+
+
+@pytest.fixture(scope="module")
+def cli_paths(tmp_path_factory):
+    """Files for the fuzzed command lines; outputs only ever go here (or to /dev/null)."""
+    root = tmp_path_factory.mktemp("cli")
+    (root / "s.jsonl").write_bytes(JSON_SEEDS[0])
+    (root / "one.jsonl").write_bytes(JSON_SEEDS[0].split(b"\n")[0] + b"\n")
+    (root / "dev.txt").write_bytes(TEXT_SEEDS[0])
+    (root / "host.xml").write_bytes(XML_SEEDS[0])
+    (root / "policy.toml").write_text('direction = "both"\n[attributes.x]\naliases = 5\n')
+    (root / "dir").mkdir()
+    (root / "dir" / "a.jsonl").write_bytes(JSON_SEEDS[0])
+    gvt_host(root / "sys")
+    names = ["s.jsonl", "one.jsonl", "dev.txt", "host.xml", "policy.toml", "dir", "sys", "out", "missing/out"]
+    paths = {name: str(root / name) for name in names}
+    paths.update({"null": os.devnull, "zero": "/dev/zero", "stdin": "-"})
+    return paths
+
+
+def test_fuzz_command_line(cli_paths):
+    @FUZZ
+    @given(command_lines(cli_paths))
+    def run(argv):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+            status = main(argv)
+        errors = err.getvalue()
+        assert status in (0, 1, 2), (argv, status, errors)
+        assert "Traceback" not in errors, (argv, errors)
+        if status == 2:
+            lines = errors.splitlines()
+            assert lines and lines[-1].startswith("fastmatch: error: "), (argv, errors)
+            assert sum(line.startswith("fastmatch: error: ") for line in lines) == 1, (argv, errors)
+        elif status == 1:
+            assert argv[0] == "check", argv
+        assert not os.path.exists(os.path.join(cli_paths["dir"], "missing"))
+
+    run()

@@ -147,10 +147,16 @@ def test_a_directory_is_one_input(tmp_path):
 def test_validation_errors_name_file_line_record_and_field(tmp_path):
     text = GVT_MDEV.read_text().replace("'1.2.0'", "'v2+'")
     path = write(tmp_path, "mdev.xml", text)
-    assert error_of(path).startswith(f"{path}:1: record '{UUID}': field 'self.software_version': invalid version 'v2+'")
+    # The line and element of the <attr> that holds the value, not the <device>'s.
+    attr = " (at /device/capability[@type='mdev']/attr[1])"
+    assert error_of(path) == (
+        f"{path}:12: record '{UUID}': field 'self.software_version': invalid version 'v2+' "
+        f"(expected [v]N(.N)*[-prerelease][+build]){attr}"
+    )
     (tmp_path / "dir").mkdir()
     shutil.copy(path, tmp_path / "dir" / "mdev.xml")
-    assert error_of(tmp_path / "dir").startswith(f"{tmp_path / 'dir' / 'mdev.xml'}:1: record '{UUID}'")
+    assert error_of(tmp_path / "dir").startswith(f"{tmp_path / 'dir' / 'mdev.xml'}:12: record '{UUID}'")
+    assert error_of(tmp_path / "dir").endswith(attr)
 
 
 def test_reader_errors_name_the_element_path(tmp_path):

@@ -200,9 +200,17 @@ def test_input_format_forces_text(tmp_path):
 
 
 # -- errors ----------------------------------------------------------------------------------
-def test_validation_errors_name_the_line_the_device_starts_on(tmp_path):
+def test_validation_errors_name_the_line_of_the_value(tmp_path):
+    """A bad value is reported on its own line (an alias included), not on the DEVICE: line."""
     path = write(tmp_path, "fleet.txt", "DEVICE: a\nSELF:\n x=1\n\nDEVICE: b\nSELF:\n interface_version=abc\n")
-    assert error_of(path).startswith(f"{path}:5: record 'b': field 'self.software_version': invalid version 'abc'")
+    assert error_of(path).startswith(f"{path}:7: record 'b': field 'self.software_version': invalid version 'abc'")
+    path = write(tmp_path, "records.txt", "DEVICE: a\nSELF:\nCOMPATIBLE:\n mdev_type=x\nCOMPATIBLE:\n mdev_type=y\n aggregator={n}\n")
+    assert error_of(path).startswith(f"{path}:7: record 'a': field 'compatible[1].aggregator': variable 'n' is not declared")
+
+
+def test_record_errors_name_the_line_the_device_starts_on(tmp_path):
+    path = write(tmp_path, "fleet.txt", "DEVICE: a\nSELF:\n x=1\n\nDEVICE: a\nSELF:\n x=2\n")
+    assert error_of(path).startswith(f"{path}:5: record 'a': field 'id': duplicate id 'a'")
 
 
 def test_syntax_errors_name_the_line_itself(tmp_path):

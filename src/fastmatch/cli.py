@@ -14,29 +14,32 @@ import csv
 import io
 import json
 import os
-import stat
+import re
+import signal
 import sys
-import tempfile
 import warnings
 from contextlib import ExitStack, nullcontext, suppress
 from functools import partial
 from types import SimpleNamespace
 from importlib import resources
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
 import msgspec
 import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
-from .errors import join_place
-from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
+from .engine import validate_others
+from .errors import join_place, printable
+from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
+from .outfile import StagedOutput
+from .values import describe
 
 PROG = "fastmatch"
 EXIT_OK = 0
 EXIT_INCOMPATIBLE = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
 
 DEMO_PACKAGE = "fastmatch"
@@ -45,13 +48,30 @@ DEMO_TARGETS = "data/demo_targets.jsonl"
 
 
 # -- entry point ---------------------------------------------------------------------------
+class _UsageError(Exception):
+    """A command line argparse refuses; reported as one line like every other error."""
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so that the same clean-up as Ctrl-C's runs."""
+
+
+# Set by the console entry point (fastmatch.__main__), where nothing follows main(): an
+# interrupted run then ends at once, without the seconds Python can take to free a large fleet.
+exit_at_once = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
+    _reserve_standard_descriptors()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help, --version (0) and usage errors (2)
+    except SystemExit as exc:  # argparse: --help and --version (0)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except _UsageError as exc:
+        return _error(str(exc))
+    previous = _on_sigterm(_terminate)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -62,21 +82,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, BrokenPipeError):
             return _broken_pipe()
         return _error(_os_error_message(exc))
+    except MemoryError:
+        return _error("out of memory")
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped("interrupted", EXIT_INTERRUPTED)
+    except _Terminated:
+        return _stopped("terminated", EXIT_TERMINATED)
+    finally:
+        _on_sigterm(previous)
+
+
+def _say(text: str) -> None:
+    """One line to stderr, if there is a stderr (``2>&-`` closes it: the exit status still tells)."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    with suppress(OSError, ValueError):
+        stream.write(text + "\n")
+        stream.flush()
 
 
 def _error(message: str) -> int:
-    one_line = " ".join(message.split("\n"))
-    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+    _say(f"{PROG}: error: {printable(message)}")
     return EXIT_ERROR
+
+
+def _stopped(what: str, status: int) -> int:
+    _say(f"{PROG}: {what}")
+    if exit_at_once:
+        # Still inside the except block: the traceback holds every frame's data, which
+        # is never freed one object at a time.
+        with suppress(OSError, ValueError, AttributeError):
+            sys.stdout.flush()
+        os._exit(status)
+    return status
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning (such as the native kernel falling back to the reference) as one line."""
-    text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")
-    print(f"{PROG}: warning: {text}", file=sys.stderr)
+    text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")  # a warning may be worded over lines
+    _say(f"{PROG}: warning: {printable(text)}")
 
 
 def _os_error_message(exc: OSError) -> str:
@@ -87,10 +132,43 @@ def _os_error_message(exc: OSError) -> str:
 def _broken_pipe() -> int:
     # The reader of stdout went away (``fastmatch match ... | head``): stop quietly,
     # and keep Python from complaining again when it flushes stdout at exit.
-    with suppress(OSError, ValueError):
+    with suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return EXIT_BROKEN_PIPE
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler (only the main thread may); returns the one it replaces."""
+    with suppress(ValueError, TypeError):  # not the main thread, or no handler to restore
+        return signal.signal(signal.SIGTERM, handler)
+    return None
+
+
+def _reserve_standard_descriptors() -> None:
+    """Put /dev/null on a closed stdin, stdout or stderr (``>&-``, ``2>&-``): otherwise the
+    next file opened would take its number, and whatever writes there would write into it.
+    ``sys.stdout`` and ``sys.stderr`` stay ``None``, so nothing meant for them goes there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with suppress(OSError):
+                opened = os.open(os.devnull, os.O_RDWR)
+                if opened != fd:
+                    os.dup2(opened, fd)
+                    os.close(opened)
+
+
+def _stdout() -> TextIO:
+    """Where results go without ``-o``; a closed stdout (``>&-``) is an error, not silence."""
+    if sys.stdout is None:
+        raise FastmatchError("standard output is closed; give -o FILE or open it")
+    return sys.stdout
 
 
 # -- the parser ----------------------------------------------------------------------------
@@ -101,11 +179,19 @@ def _positive(text: str) -> int:
     return value
 
 
-def _non_negative(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+# generate: far beyond the largest fleet benchmarked (1,000,000 per side); more would run
+# for hours or ask for terabytes at once.
+MAX_GENERATED = 100_000_000
+
+
+def _generated(least: int) -> Callable[[str], int]:
+    def count(text: str) -> int:
+        value = _integer(text)
+        if not least <= value <= MAX_GENERATED:
+            raise argparse.ArgumentTypeError(f"expected an integer from {least} to {MAX_GENERATED:,}, got {text!r}")
+        return value
+
+    return count
 
 
 def _workers(text: str) -> int:
@@ -116,14 +202,23 @@ def _workers(text: str) -> int:
 
 
 def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    # ASCII digits only (int() also takes '²'-like digits, and refuses thousands of them).
+    if not re.fullmatch(r"[+-]?[0-9]{1,30}", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected an integer, got {describe(text)}")
+    return int(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors raised (main reports them on one line) instead of
+    printed as a usage block and exited on."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix(PROG).strip()
+        raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Where can each VFIO mediated device (vGPU, vfio-ccw, vfio-ap) live-migrate?",
         epilog="Exit status: 0 success (check: compatible), 1 check: not compatible, 2 error.",
@@ -159,6 +254,11 @@ def _parser() -> argparse.ArgumentParser:
     skip_options(p)
     p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
     p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--csv-formulas", action="store_true",
+        help="CSV: write ids that begin with = + - @ (or a tab or CR) as they are; by default such a "
+        "cell gets a leading ' so that a spreadsheet shows it as text instead of running it as a formula",
+    )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
     quiet_option(p)
@@ -195,9 +295,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_collect)
 
     p = commands.add_parser("generate", help="write a synthetic fleet (DIR/sources.jsonl, DIR/targets.jsonl)")
-    p.add_argument("--sources", type=_non_negative, required=True, metavar="N", help="source devices")
-    p.add_argument("--targets", type=_non_negative, required=True, metavar="M", help="target devices")
-    p.add_argument("--distinct", type=_positive, required=True, metavar="K", help="at most K distinct descriptors per side")
+    p.add_argument("--sources", type=_generated(0), required=True, metavar="N", help="source devices (at most 100,000,000)")
+    p.add_argument("--targets", type=_generated(0), required=True, metavar="M", help="target devices (at most 100,000,000)")
+    p.add_argument("--distinct", type=_generated(1), required=True, metavar="K", help="at most K distinct descriptors per side")
     p.add_argument("--seed", type=_integer, default=0, metavar="S", help="the same seed gives the same files (default: 0)")
     p.add_argument(
         "--record-fraction", type=float, default=None, metavar="F",
@@ -214,7 +314,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _progress(args: argparse.Namespace):
     """A tqdm factory for progress bars on a terminal, or None (not a terminal, or --quiet)."""
-    if args.quiet or not sys.stderr.isatty():
+    if args.quiet or sys.stderr is None or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
@@ -236,28 +336,38 @@ def _policy(path: str | None) -> Policy:
 class _Rejects:
     """What ``--skip-invalid`` leaves out, each record with its reason: nothing is dropped silently."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str | None) -> None:
         self.entries: list[dict[str, Any]] = []
+        self.path = path
 
     def __call__(self, raw: Any, error: FastmatchError) -> None:
         self.entries.append({"reason": " ".join(str(error).split("\n")), "record": raw})
 
-    def report(self, path: str | None) -> None:
-        """Write the rejects to ``path`` (or each reason to stderr), then say how many there were."""
-        if path is not None:
-            write_atomically(path, (json.dumps(e, ensure_ascii=False, default=repr) + "\n" for e in self.entries))
-        else:
+    def stage(self) -> StagedOutput | None:
+        """The rejects file, written but not yet in place (``None``: they go to stderr)."""
+        if self.path is None:
+            return None
+        staged = StagedOutput(self.path)
+        staged.write(json.dumps(e, ensure_ascii=False, default=repr) + "\n" for e in self.entries)
+        return staged
+
+    def report(self) -> None:
+        """Each reason on stderr (without a rejects file), then how many there were."""
+        if self.path is None:
             for entry in self.entries:
-                print(f"{PROG}: rejected: {entry['reason']}", file=sys.stderr)
+                _say(f"{PROG}: rejected: {printable(entry['reason'])}")
         count = len(self.entries)
-        where = f" (written to {path})" if path is not None else ""
-        print(f"{PROG}: {count} invalid record{'' if count == 1 else 's'} skipped{where}", file=sys.stderr)
+        where = f" (written to {printable(self.path)})" if self.path is not None else ""
+        _say(f"{PROG}: {count} invalid record{'' if count == 1 else 's'} skipped{where}")
 
 
 def _rejects(args: argparse.Namespace) -> _Rejects | None:
     if args.rejects is not None and not args.skip_invalid:
         raise FastmatchError("--rejects FILE goes with --skip-invalid")
-    return _Rejects() if args.skip_invalid else None
+    if args.rejects is not None and args.output is not None:
+        if StagedOutput(args.rejects).same_file_as(StagedOutput(args.output)):
+            raise FastmatchError(f"--rejects and -o name one file ({args.output}); give them different paths")
+    return _Rejects(args.rejects) if args.skip_invalid else None
 
 
 def _read_devices(
@@ -267,17 +377,45 @@ def _read_devices(
     return load(path, policy, input_format=input_format, role=role, on_error=rejects)
 
 
-def _write_output(path: str | None, chunks: Iterable[str]) -> None:
-    if path is None:
-        for chunk in chunks:
-            sys.stdout.write(chunk)
-        sys.stdout.flush()
-    else:
-        write_atomically(path, chunks)
+def _check_inputs(*paths: str) -> None:
+    """Standard input can be read once: it may be one of the inputs, not two."""
+    if sum(path == STDIN for path in paths) > 1:
+        raise FastmatchError("'-' (standard input) is given as two inputs; it can be read once")
+
+
+def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | None) -> None:
+    """The output (a file or stdout), then the rejects: all written, or none in place.
+
+    The rejects become visible only once the output is complete, so a run that
+    fails leaves no rejects behind that would look like its result.
+    """
+    output = StagedOutput(path) if path is not None and path != STDIN else None
+    staged_rejects = None
+    try:
+        if output is None:
+            stream = _stdout()
+            for chunk in chunks:
+                stream.write(chunk)
+            stream.flush()
+        else:
+            output.write(chunks)
+        staged_rejects = rejects.stage() if rejects is not None else None
+        if output is not None:
+            output.commit()
+        if staged_rejects is not None:
+            staged_rejects.commit()
+    except BaseException:
+        for staged in (output, staged_rejects):
+            if staged is not None:
+                staged.discard()
+        raise
+    if rejects is not None:
+        rejects.report()
 
 
 # -- match ---------------------------------------------------------------------------------
 def _cmd_match(args: argparse.Namespace) -> int:
+    _check_inputs(args.sources, args.targets, args.policy)
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
@@ -287,11 +425,12 @@ def _cmd_match(args: argparse.Namespace) -> int:
         targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
         reading.update()
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
-    indices, scores = result.top_k(args.top)
-    chunks = _FORMATTERS[args.format](sources.ids, targets.ids, indices, scores)
-    if rejects is not None:
-        rejects.report(args.rejects)
-    _write_output(args.output, chunks)
+    # More candidates than targets cannot be found; asking for them must not cost n x k.
+    indices, scores = result.top_k(min(args.top, len(targets)))
+    formatter = _FORMATTERS[args.format]
+    if args.format == "csv":
+        formatter = partial(formatter, neutralise=not args.csv_formulas)
+    _write_results(args.output, formatter(sources.ids, targets.ids, indices, scores), rejects)
     return EXIT_OK
 
 
@@ -337,38 +476,56 @@ def _format_json(source_ids, target_ids, indices, scores) -> Iterator[str]:
         )
 
 
-def _format_csv(source_ids, target_ids, indices, scores) -> Iterator[str]:
-    """``source,rank,target,score``, one row per candidate (rank from 1)."""
+# A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(text: str) -> str:
+    """An id as a CSV cell a spreadsheet shows as text: one that would start a formula gets a
+    leading ``'`` (OWASP's advice), which spreadsheets take as "text follows" and do not show.
+    ``--csv-formulas`` turns this off."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _format_csv(source_ids, target_ids, indices, scores, neutralise: bool = True) -> Iterator[str]:
+    """``source,rank,target,score``, one row per candidate (rank from 1).
+
+    Rows end with ``\n``; a cell holding a comma, a quote, ``\n`` or a lone ``\r`` is
+    quoted (the csv module would leave a lone ``\r`` bare, and readers split the row there).
+    """
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\r\n")  # "\r\n": a cell holding either is quoted
+    cell = _csv_cell if neutralise else str
 
     def cells(values: list[Any]) -> str:
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(values)
-        return buffer.getvalue()
+        return buffer.getvalue()[:-2] + "\n"
 
     yield cells(["source", "rank", "target", "score"])
     first, which = _shared_rankings(indices, scores)
     # Each distinct ranking's rows without the leading source cell.
     rankings = [
-        [cells([rank, target_ids[j], s]) for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1)]
+        [cells([rank, cell(target_ids[j]), s]) for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1)]
         for i in first
     ]
     for i, source_id in enumerate(source_ids):
-        prefix = cells([source_id])[:-1] + ","
+        prefix = cells([cell(source_id)])[:-1] + ","
         yield "".join(prefix + row for row in rankings[which[i]])
 
 
 def _format_table(source_ids, target_ids, indices, scores) -> Iterator[str]:
-    """Aligned columns; a source with no available target gets one row that says so."""
+    """Aligned columns; a source with no available target gets one row that says so.
+    Ids are shown with their control characters escaped: one row per line, whatever they hold."""
     rows: list[tuple[str, str, str, str]] = []
     for i, source_id in enumerate(source_ids):
+        shown = printable(source_id)
         candidates = _candidates(indices, scores, i)
         if not candidates:
-            rows.append((source_id, "-", "(no available target)", "-"))
+            rows.append((shown, "-", "(no available target)", "-"))
         for rank, (j, s) in enumerate(candidates, start=1):
-            rows.append((source_id, str(rank), target_ids[j], str(s)))
+            rows.append((shown, str(rank), printable(target_ids[j]), str(s)))
     header = ("SOURCE", "RANK", "TARGET", "SCORE")
     widths = [max([len(header[c]), *(len(r[c]) for r in rows)]) for c in range(3)]
     for r in (header, *rows):
@@ -382,46 +539,9 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
 }
 
 
-def write_atomically(path: str | os.PathLike[str], chunks: Iterable[str]) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``.
-
-    Readers see the old file or the whole new one, never a part; on any failure
-    (or Ctrl-C) the temporary file is removed and ``path`` is left untouched.
-    """
-    target = Path(path)
-    try:
-        mode = _new_file_mode(target)
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise FastmatchError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException as exc:
-        with suppress(OSError):
-            os.unlink(temporary)
-        if isinstance(exc, OSError):
-            raise FastmatchError(f"cannot write: {exc.strerror or exc}", file=str(path)) from None
-        raise
-
-
-def _new_file_mode(target: Path) -> int:
-    """Keep the mode of a file being replaced; a new file gets 0666 less the umask."""
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 # -- explain -------------------------------------------------------------------------------
 def _cmd_explain(args: argparse.Namespace) -> int:
+    _check_inputs(args.sources, args.targets, args.policy)
     policy = _policy(args.policy)
     sources = _read_devices(args.sources, policy, args.input_format, "source")
     targets = _read_devices(args.targets, policy, args.input_format, "target")
@@ -431,7 +551,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     # reports (with prefer = "newest" it depends on every target's version).
     one_source = DeviceSet.from_records([sources.to_records()[i]], policy)
     result = match(one_source, targets, policy)
-    print(result.explain(0, j))
+    _stdout().write(result.explain(0, j) + "\n")
     return EXIT_OK
 
 
@@ -444,11 +564,12 @@ def _index_of(devices: DeviceSet, device_id: str, path: str) -> int:
 
 # -- check ---------------------------------------------------------------------------------
 def _cmd_check(args: argparse.Namespace) -> int:
+    _check_inputs(args.source, args.target, args.policy)
     policy = _policy(args.policy)
     source = _single_record(args.source, policy, args.input_format, "source")
     target = _single_record(args.target, policy, args.input_format, "target")
     verdict = check(source, target, policy)
-    print(verdict.explanation)
+    _stdout().write(verdict.explanation + "\n")
     return EXIT_OK if verdict.compatible else EXIT_INCOMPATIBLE
 
 
@@ -463,16 +584,18 @@ def _single_record(path: str, policy: Policy, input_format: str | None, role: st
 def _cmd_collect(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
+    others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
     if args.sysfs is not None:
-        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects)
+        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
         places = [join_place(args.sysfs, place) for place in where]  # each record's directory
+        others = [(record, join_place(args.sysfs, place)) for record, place in others]
     else:
-        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects)
+        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
+    validate_others(others, policy, None, rejects)
     # Validated as match will read them back, so what is written is what match accepts.
     devices = DeviceSet.from_records(records, policy, lines=places, on_error=rejects)
-    if rejects is not None:
-        rejects.report(args.rejects)
-    _write_output(args.output, (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records()))
+    chunks = (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())
+    _write_results(args.output, chunks, rejects)
     return EXIT_OK
 
 
@@ -482,8 +605,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
     paths = write_fleet(args.output, args.sources, args.targets, args.distinct, args.seed, record_fraction=fraction)
-    for path in paths:
-        print(path)
+    _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
     return EXIT_OK
 
 
@@ -497,7 +619,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         sources = load(source_path, policy)
         targets = load(target_path, policy)
         result = match(sources, targets, policy)
-        print_demo(result, args.top, sys.stdout)
+        print_demo(result, args.top, _stdout())
     return EXIT_OK
 
 
@@ -505,7 +627,7 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     """The demo summary: sizes, compatible pairs, stranded sources, candidates, reasons."""
     sources, targets = result.sources, result.targets
     source_records, target_records = sources.to_records(), targets.to_records()
-    indices, scores = result.top_k(k)
+    indices, scores = result.top_k(min(k, len(targets)))  # no n x k for a k beyond the targets
     compatible = result.compatible
     n, m = result.shape
     n_compatible = int(compatible.sum())

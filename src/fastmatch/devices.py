@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import FastmatchError, InputError
+from .errors import FastmatchError, InputError, fields_of
 from .policy import Policy
-from .records import GroundedRecord, canonical_fields, ground_record
+from .records import MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS, GroundedRecord, GroundingBudget, canonical_fields, ground_record
 from .values import INT64_MAX, parse_value
 
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
@@ -85,13 +85,22 @@ class DeviceSet:
         With ``on_error``, a bad record is instead handed to it with its error
         (located as it would have been raised) and left out.
         """
-        policy = policy or Policy.default()
+        check_records_argument(records, "records")
+        if policy is None:
+            policy = Policy.default()
+        elif not isinstance(policy, Policy):
+            raise TypeError(f"policy must be a fastmatch.Policy or None, got {type(policy).__name__}")
+        if source is not None and not isinstance(source, str):
+            raise TypeError(f"source must be a str or None, got {type(source).__name__}")
+        if on_error is not None and not callable(on_error):
+            raise TypeError(f"on_error must be callable or None, got {type(on_error).__name__}")
         builder = DeviceSetBuilder(policy)
         for index, raw in enumerate(records):
             line = lines[index] if lines is not None else None
             try:
                 builder.add(raw)
             except FastmatchError as exc:
+                _locate_field(exc, line, policy)
                 exc.located(file=source, line=line, record=_record_label(raw, index, line))
                 if on_error is None:
                     raise exc from None
@@ -161,9 +170,40 @@ class DeviceSet:
         return names, np.fromiter(map(position.__getitem__, self.hosts), np.int64, len(self.hosts))
 
 
+def check_records_argument(records: Any, argument: str) -> None:
+    """Device records are an iterable of mappings: a string, a mapping (one record) or a
+    number is a mistake in the call, not bad input, and says which argument it is."""
+    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+        accepted = "a DeviceSet or an iterable" if argument in ("sources", "targets") else "an iterable"
+        raise TypeError(f"{argument} must be {accepted} of device records (mappings), got {type(records).__name__}")
+
+
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
     """The attribute order of the reason bits (SPEC section 8) for one match."""
     return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
+
+
+def _locate_field(exc: FastmatchError, place: Any, policy: Policy) -> None:
+    """Name the line (and element) of the value an error is about, where the reader knows it:
+    the field itself, else the nearest field that holds it (``compatible[0]`` for
+    ``compatible[0].mdev_type``). Readers key fields as written; errors name them canonically."""
+    fields = fields_of(place)
+    if not fields or exc.field is None or exc.line is not None:
+        return
+    canonical = {_canonical_field(key, policy): where for key, where in fields.items()}
+    parts = exc.field.split(".")
+    for end in range(len(parts), 0, -1):
+        where = canonical.get(".".join(parts[:end]))
+        if where is not None:
+            exc.line = where.line
+            if where.element is not None:
+                exc.message += f" (at {where.element})"
+            return
+
+
+def _canonical_field(key: str, policy: Policy) -> str:
+    head, dot, name = key.rpartition(".")
+    return f"{head}.{policy.canonical(name)}" if dot else key
 
 
 def _record_label(raw: Any, index: int, line: int | None) -> str:
@@ -188,6 +228,7 @@ class DeviceSetBuilder:
         self.descriptors: list[Descriptor] = []
         self.descriptor_index: dict[str, int] = {}
         self.seen_ids: dict[str, int] = {}
+        self.grounding = GroundingBudget(MAX_INPUT_COMBINATIONS, "input")
 
     def add(self, raw: Any) -> None:
         if not isinstance(raw, Mapping):
@@ -261,12 +302,13 @@ class DeviceSetBuilder:
             raise InputError("expected a list of records", field="compatible")
         records = []
         canonical_records = []
+        budgets = (GroundingBudget(MAX_DEVICE_COMBINATIONS, "device"), self.grounding)
         for k, record in enumerate(raw_compatible):
             where = f"compatible[{k}]"
             if not isinstance(record, Mapping):
                 raise InputError(f"a COMPATIBLE record is an object, got {type(record).__name__}", field=where)
             fields = _located(lambda: canonical_fields(record, policy, where), where)
-            records.append(_located(lambda: ground_record(fields, policy), where))
+            records.append(_located(lambda: ground_record(fields, policy, budgets), where))
             canonical_records.append(fields)
 
         migration_version = raw.get("migration_version")

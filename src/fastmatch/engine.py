@@ -10,10 +10,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .devices import DeviceSet, fleet_attribute_order
+from .devices import DeviceSet, check_records_argument, fleet_attribute_order
 from .dispatch import plan
 from .errors import FastmatchError
-from .formats import read_path
+from .files import STDIN, input_name
+from .formats import check_options, read_data, read_file, read_path
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
 from .reasons import reason_names
@@ -39,39 +40,76 @@ def load(
     With ``on_error(raw, error)``, bad records are handed to it and left out
     instead of stopping the read.
     """
-    policy = policy or Policy.default()
-    if on_error is None and input_format in (None, "json") and not Path(path).is_dir():
-        devices = _load_fleet_lines(Path(path), policy)
-        if devices is not None:
-            return devices
-    records, places = read_path(path, input_format, role=role, host=host, on_error=on_error)
-    return DeviceSet.from_records(records, policy, source=str(path), lines=places, on_error=on_error)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+    policy = _policy_argument(policy)
+    if on_error is not None and not callable(on_error):
+        raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
+    check_options(path, input_format, role)
+    name = input_name(path)
+    others: list[tuple[Any, Any]] = []  # what a libvirt or sysfs input describes for the other role
+    if str(path) != STDIN and Path(path).is_dir():
+        records, places = read_path(path, input_format, role=role, host=host, on_error=on_error, others=others)
+    else:
+        # Read once: a pipe or standard input cannot be read again.
+        data = read_file(path, input_format)
+        if on_error is None and input_format in (None, "json") and looks_like_fleet_lines(data):
+            # Large, valid fleet JSON Lines take the fast path; anything it does not take as it
+            # is, the careful readers below read again from the same bytes, and report.
+            devices = read_fleet_lines(data, policy)
+            if devices is not None:
+                return devices
+        records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error, others=others)
+    validate_others(others, policy, name, on_error)
+    return DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
 
 
-def _load_fleet_lines(path: Path, policy: Policy) -> DeviceSet | None:
-    """Large, valid fleet JSON Lines files take the fast path; everything else the careful one."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None  # the careful reader reports it
-    if not looks_like_fleet_lines(data):
-        return None
-    return read_fleet_lines(data, policy)
+def validate_others(
+    others: list[tuple[Any, Any]], policy: Policy, name: str | None, on_error: Callable[[Any, FastmatchError], None] | None
+) -> None:
+    """Every reader validates the whole input, whatever role it is read for: the
+    records of the other role are validated too, then left out."""
+    if others:
+        records, places = zip(*others)
+        DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
 
 
-def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy) -> DeviceSet:
+def _policy_argument(policy: Any) -> Policy:
+    if policy is None:
+        return Policy.default()
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a fastmatch.Policy or None, got {type(policy).__name__}")
+    return policy
+
+
+def as_device_set(devices: DeviceSet | Iterable[Mapping[str, Any]], policy: Policy, argument: str = "records") -> DeviceSet:
     if isinstance(devices, DeviceSet):
         return devices.with_policy(policy)
+    check_records_argument(devices, argument)
     return DeviceSet.from_records(devices, policy)
 
 
+# More kernel threads than cores only add contention, and OpenMP fails (or crashes)
+# when asked for tens of thousands; 256 is far above any host fastmatch runs on.
+MAX_WORKERS = 256
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(len(os.sched_getaffinity(0)), 1)
+    return os.cpu_count() or 1
+
+
 def worker_count(workers: int) -> int:
-    """Kernel threads: ``workers`` itself, or with -1 the cores this process may run on."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or (workers < 1 and workers != -1):
+    """Kernel threads: ``workers`` (-1: all cores), capped at the cores this process
+    may run on and at :data:`MAX_WORKERS`."""
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)):
+        raise TypeError(f"workers must be an int, got {type(workers).__name__}")
+    if workers < 1 and workers != -1:
         raise ValueError(f"workers must be -1 (all cores) or an integer >= 1, got {workers!r}")
-    if workers == -1:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return workers
+    cores = min(available_cores(), MAX_WORKERS)
+    return cores if workers == -1 else min(int(workers), cores)
 
 
 def match(
@@ -96,8 +134,15 @@ def match(
     """
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
-    sources = as_device_set(sources, policy)
-    targets = as_device_set(targets, policy)
+    policy = _policy_argument(policy)
+    for name, value in (("confirm", confirm), ("progress", progress)):
+        if value is not None and not callable(value):
+            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
+    for name, value in (("block", block), ("memory_limit", memory_limit)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+            raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    sources = as_device_set(sources, policy, "sources")
+    targets = as_device_set(targets, policy, "targets")
     n_workers = worker_count(workers)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import Any, Mapping, NamedTuple
+
+# What a terminal acts on instead of showing: C0 and C1 control characters (ESC, BEL,
+# CR, newline, ...), DEL, the line and paragraph separators, and the bidirectional
+# overrides and isolates that reorder text on screen.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 class FastmatchError(Exception):
@@ -73,6 +80,43 @@ def join_place(file: str | None, line: int | str | None) -> str | None:
     return file if line is None else f"{file}:{line}"
 
 
+class FieldPlace(NamedTuple):
+    """Where one field's value is: a line (or a place, as for :func:`join_place`), and for XML
+    the path of the element that holds it."""
+
+    line: int | str | None
+    element: str | None = None
+
+
+class _LineWithFields(int):
+    fields: Mapping[str, FieldPlace]
+
+
+class _PlaceWithFields(str):
+    fields: Mapping[str, FieldPlace]
+
+
+def with_fields(place: int | str | None, fields: Mapping[str, FieldPlace]) -> int | str | None:
+    """A record's place (as readers return it; it compares equal to ``place``) that also says
+    where each of its fields is, keyed ``self.<key>``, ``compatible[k]``, ``compatible[k].<key>``,
+    ``<device key>`` as written (keys may be aliases)."""
+    if place is None or not fields:
+        return place
+    located = _LineWithFields(place) if isinstance(place, int) else _PlaceWithFields(place)
+    located.fields = fields
+    return located
+
+
+def fields_of(place: Any) -> Mapping[str, FieldPlace]:
+    return getattr(place, "fields", {})
+
+
+def rebase(place: int | str | None, prefix: str) -> int | str | None:
+    """``place`` inside ``prefix`` (a file of a directory), field places included."""
+    fields = {key: FieldPlace(join_place(prefix, where.line), where.element) for key, where in fields_of(place).items()}
+    return with_fields(join_place(prefix, place), fields)
+
+
 class PolicyError(FastmatchError):
     """The policy itself is invalid (unknown key, rule that does not fit its type, ...)."""
 
@@ -87,3 +131,18 @@ class TemplateError(InputError):
 
 class ResultTooLargeError(FastmatchError):
     """A dense result would exceed the configured memory limit."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show a person: each character a terminal would act on
+    (see ``_UNPRINTABLE``) written as an escape (``\\x1b``, ``\\n``, ``\\u202e``)."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match) -> str:
+    character = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
+    if named is not None:
+        return named
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .devices import Descriptor
+from .errors import printable
 from .reasons import NOT_MIGRATABLE, OPAQUE, SAME_DEVICE, SAME_HOST
 from .reference import PairEvaluator, opaque_passes
 from .values import format_value
@@ -64,7 +65,8 @@ def explain_pair(
         if evaluator.rules[name] == "dynamic" and mask == 0:
             value = evaluator.value(s, name)
             lines.append(f"  {name}: the target must be configured with {format_value(value)} (rule dynamic)")
-    return "\n".join(lines)
+    # For a person: ids and values may hold control characters (a newline would forge a line).
+    return "\n".join(map(printable, lines))
 
 
 def _constrained(holder: Descriptor) -> set[str]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .errors import PolicyError
-from .values import KINDS, Kind
+from .errors import InputError, PolicyError
+from .files import input_name, read_input
+from .values import KINDS, Kind, describe
 
+# A policy is a few dozen lines; anything near this is not one (or is /dev/zero).
+MAX_POLICY_BYTES = 1 << 20
 RULES = ("exact", "version", "superset", "ge", "le", "dynamic", "ignore")
 _RULE_KINDS: dict[str, tuple[Kind, ...]] = {
     "exact": KINDS,
@@ -108,18 +112,28 @@ class Policy:
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Policy":
-        path = Path(path)
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
+        name = input_name(path)
         try:
-            with path.open("rb") as handle:
-                data = tomllib.load(handle)
-        except OSError as exc:
-            raise PolicyError(f"cannot read policy: {exc.strerror}", file=str(path)) from None
+            data = read_input(path, limit=MAX_POLICY_BYTES, line_limit=False)
+        except InputError as exc:
+            raise PolicyError(f"cannot read policy: {exc.message.removeprefix('cannot read: ')}", file=name) from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise PolicyError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", file=name, line=line) from None
+        try:
+            document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(f"invalid TOML: {exc}", file=str(path)) from None
+            raise PolicyError(f"invalid TOML: {exc}", file=name) from None
+        except RecursionError:  # tomllib parses nested arrays and tables recursively
+            raise PolicyError("invalid TOML: arrays or tables nested too deeply", file=name) from None
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(document)
         except PolicyError as exc:
-            raise exc.located(file=str(path)) from None
+            raise exc.located(file=name) from None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Policy":
@@ -186,8 +200,8 @@ def _attribute_from_dict(name: str, entry: Any, base: Attribute | None) -> Attri
         raise PolicyError(f"unknown key {sorted(unknown)[0]!r}", field=where)
     base = base or Attribute(name)
     aliases = entry.get("aliases", base.aliases)
-    if isinstance(aliases, str) or not all(isinstance(a, str) for a in aliases):
-        raise PolicyError("expected a list of names", field=f"{where}.aliases")
+    if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
+        raise PolicyError(f"expected a list of names, got {describe(aliases)}", field=f"{where}.aliases")
     kind = entry.get("type", base.type)
     rule = entry.get("rule", base.rule if "type" not in entry else "exact")
     for key, value in (("type", kind), ("rule", rule)):

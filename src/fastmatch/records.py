@@ -20,6 +20,28 @@ from .policy import Policy
 from .values import INT64_MAX, INT64_MIN, Kind, describe, format_value, parse_int, parse_set, parse_value
 
 MAX_COMBINATIONS = 4096
+# Grounding costs some tens of microseconds a combination, so the total is bounded too:
+# per device (one line of a fleet file) and per input (a file, or one from_records call).
+# Descriptors that devices share are grounded once, and count once.
+MAX_DEVICE_COMBINATIONS = 16384
+MAX_INPUT_COMBINATIONS = 1 << 19
+
+
+class GroundingBudget:
+    """Combinations that may still be grounded: ``limit`` in all, for ``what`` (a device, an input)."""
+
+    def __init__(self, limit: int, what: str) -> None:
+        self.limit = limit
+        self.remaining = limit
+        self.what = what
+
+    def take(self, count: int) -> None:
+        if count > self.remaining:
+            raise TemplateError(
+                f"the record has {count} combinations of its variables, which would take the {self.what}'s "
+                f"COMPATIBLE records past the limit of {self.limit} combinations in all"
+            )
+        self.remaining -= count
 # Parentheses and signs nest the recursive parser and evaluator; real expressions nest once or twice.
 MAX_EXPRESSION_NESTING = 32
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -426,8 +448,9 @@ def canonical_fields(raw: Mapping[str, Any], policy: Policy, what: str) -> dict[
     return out
 
 
-def ground_record(fields: Mapping[str, Any], policy: Policy) -> GroundedRecord:
-    """Ground one record whose keys are already canonical attribute names.
+def ground_record(fields: Mapping[str, Any], policy: Policy, budgets: tuple[GroundingBudget, ...] = ()) -> GroundedRecord:
+    """Ground one record whose keys are already canonical attribute names; its combinations
+    are taken from each of ``budgets`` first.
 
     Raises :class:`TemplateError` with ``field`` set to the offending attribute.
     """
@@ -458,6 +481,8 @@ def ground_record(fields: Mapping[str, Any], policy: Policy) -> GroundedRecord:
         count *= len(variable.values)
     if count > MAX_COMBINATIONS:
         raise TemplateError(f"the record has {count} combinations of its variables, more than {MAX_COMBINATIONS}")
+    for budget in budgets:
+        budget.take(count)
 
     attrs = tuple(patterns)
     alternatives: dict[tuple, None] = {}

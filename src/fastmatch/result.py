@@ -56,8 +56,10 @@ def _memory_limit(value: int | None) -> int:
     configured = os.environ.get("FASTMATCH_MEMORY_LIMIT", "").strip()
     if not configured:
         return DEFAULT_MEMORY_LIMIT
-    if not configured.isdigit():
-        raise FastmatchError(f"FASTMATCH_MEMORY_LIMIT={configured!r}: expected a number of bytes")
+    # ASCII digits only: str.isdigit() also takes '²', which int() refuses, and int() refuses
+    # thousands of digits; 30 digits are far beyond any memory.
+    if not (configured.isascii() and configured.isdigit() and len(configured) <= 30):
+        raise FastmatchError(f"FASTMATCH_MEMORY_LIMIT={configured[:40]!r}: expected a number of bytes")
     return int(configured)
 
 

@@ -45,7 +45,11 @@ class Version:
     def key(self) -> tuple:
         if not self.prerelease:
             return (self.parts, (1,))
-        ids = tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in self.prerelease)
+        # Numeric identifiers compare by value: by length without leading zeros, then digit by
+        # digit (int() would refuse one of thousands of digits, and hostile input has them).
+        ids = tuple(
+            (0, len(p.lstrip("0")), p.lstrip("0")) if p.isdigit() else (1, 0, p) for p in self.prerelease
+        )
         return (self.parts, (0, ids))
 
     def component(self, index: int) -> int:

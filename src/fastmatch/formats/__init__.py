@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, join_place
+from ..errors import InputError, rebase
+from ..files import STDIN, input_name, read_input
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt
@@ -29,6 +30,7 @@ FORMATS = ("json", "text", "libvirt", "sysfs")
 ROLES = ("source", "target")
 
 Places = list[int | str | None] | None
+Others = list[tuple[Any, int | str | None]]  # records of the role not kept, with their places
 
 _SNIFF_BYTES = 1 << 16
 # The first meaningful line of a SELF/COMPATIBLE text: a comment, a header, or key=value.
@@ -42,6 +44,7 @@ def read_path(
     role: str | None = None,
     host: str = "",
     on_error: OnError | None = None,
+    others: Others | None = None,
 ) -> tuple[list[Any], Places]:
     """The records of a file, a directory of files, or a sysfs tree.
 
@@ -49,37 +52,65 @@ def read_path(
     ``on_error(raw, error)``, a record that cannot be read is handed to it and
     reading goes on (where the format allows: a JSON Lines line, a DEVICE:
     block, a libvirt device or mdev type, a sysfs device or type); a file that
-    cannot be read at all is still an error.
+    cannot be read at all is still an error. With ``role``, what the input
+    describes for the other role is read too, and put into ``others`` (records
+    and places) when given, for the caller to validate.
     """
-    path = Path(path)
-    if input_format is not None and input_format not in FORMATS:
-        raise InputError(f"unknown input format {input_format!r} (expected {', '.join(FORMATS)})", file=str(path))
-    if role is not None and role not in ROLES:
-        raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=str(path))
-    if path.is_dir():
+    check_options(path, input_format, role)
+    if str(path) != STDIN and Path(path).is_dir():
+        path = Path(path)
         if input_format == "sysfs" or (input_format is None and is_sysfs_root(path)):
-            return read_sysfs(path, host=host, role=role, on_error=on_error)
-        return _read_directory(path, input_format, role, host, on_error)
+            return read_sysfs(path, host=host, role=role, on_error=on_error, others=others)
+        return _read_directory(path, input_format, role, host, on_error, others)
+    data = read_file(path, input_format)
+    return read_data(data, Path(input_name(path)), input_format, role=role, host=host, on_error=on_error, others=others)
+
+
+def check_options(path: str | Path, input_format: str | None, role: str | None) -> None:
+    if input_format is not None and input_format not in FORMATS:
+        raise InputError(f"unknown input format {input_format!r} (expected {', '.join(FORMATS)})", file=input_name(path))
+    if role is not None and role not in ROLES:
+        raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=input_name(path))
+
+
+def read_file(path: str | Path, input_format: str | None = None, *, in_directory: bool = False) -> bytes:
+    """The bytes of one input file, read once (see :func:`fastmatch.files.read_input`): XML and
+    JSON arrays may be one long line, the other formats may not. A file of a directory must be
+    a regular file: a FIFO there would block, a device never end."""
+    line_limit = {"libvirt": False, "text": True}.get(input_format or "")
+    return read_input(path, line_limit=line_limit, regular_only=in_directory)
+
+
+def read_data(
+    data: bytes,
+    path: Path,
+    input_format: str | None = None,
+    *,
+    role: str | None = None,
+    host: str = "",
+    on_error: OnError | None = None,
+    others: Others | None = None,
+) -> tuple[list[Any], Places]:
+    """The records of one file's bytes, read already (``path`` names it in messages)."""
     if input_format == "sysfs":
         raise InputError("a sysfs tree is a directory", file=str(path))
-    data = _read_file(path)
     input_format = input_format or detect_format(data)
     if input_format == "libvirt":
-        return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error)
+        return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error, others=others)
     if input_format == "text":
         return read_text(data, path, on_error=on_error)
     return read_json(data, path, on_error=on_error)
 
 
 def read_libvirt_paths(
-    paths: list[str], *, role: str | None = None, host: str = "", on_error: OnError | None = None
+    paths: list[str], *, role: str | None = None, host: str = "", on_error: OnError | None = None, others: Others | None = None
 ) -> tuple[list[Any], Places]:
     """libvirt XML files and directories of them, read as one input; places name each file."""
     documents = []
     for path in map(Path, paths):
         files = _directory_files(path) if path.is_dir() else [path]
-        documents += [Document(_read_file(file), file, str(file)) for file in files]
-    return read_libvirt(documents, host=host, role=role, on_error=on_error)
+        documents += [Document(read_file(file, "libvirt", in_directory=path.is_dir()), file, str(file)) for file in files]
+    return read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
 
 
 def detect_format(data: bytes) -> str:
@@ -93,14 +124,14 @@ def detect_format(data: bytes) -> str:
 
 
 def _read_directory(
-    directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None
+    directory: Path, input_format: str | None, role: str | None, host: str, on_error: OnError | None, others: Others | None
 ) -> tuple[list[Any], Places]:
     """Every file of a directory in name order, each in its own format.
 
     The XML files are one input, so that an mdev finds its parent in another
     file; their records come together, where the first XML file is.
     """
-    files = [(entry, _read_file(entry)) for entry in _directory_files(directory)]
+    files = [(entry, read_file(entry, input_format, in_directory=True)) for entry in _directory_files(directory)]
     formats = [input_format or detect_format(data) for _, data in files]
     documents = [Document(data, entry, entry.name) for (entry, data), fmt in zip(files, formats) if fmt == "libvirt"]
     records: list[Any] = []
@@ -108,14 +139,14 @@ def _read_directory(
     for (entry, data), fmt in zip(files, formats):
         if fmt == "libvirt":
             if entry == documents[0].path:
-                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error)
+                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
                 records += found
                 places += where
             continue
         reader = read_text if fmt == "text" else read_json
         found, where = reader(data, entry, on_error=on_error)
         records += found
-        places += [join_place(entry.name, place) for place in where or [None] * len(found)]
+        places += [rebase(place, entry.name) for place in where or [None] * len(found)]
     return records, places
 
 
@@ -133,10 +164,3 @@ def _directory_files(directory: Path) -> list[Path]:
                 file=str(directory),
             )
     return entries
-
-
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(path)) from None

@@ -19,7 +19,6 @@ import numpy as np
 from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
-from .guards import find_long_line
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):  # no cycles: not tracked by the GC
@@ -47,9 +46,9 @@ def looks_like_fleet_lines(data: bytes) -> bool:
 
 def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader."""
-    # What the careful reader refuses or words differently: over-long lines, and
-    # surrogate escapes (\ud800-\udfff) that may not pair up.
-    if find_long_line(data) is not None or _SURROGATE_ESCAPE.search(data):
+    # What the careful reader refuses or words differently: surrogate escapes
+    # (\ud800-\udfff) that may not pair up. (Over-long lines never get here: fastmatch.files.)
+    if _SURROGATE_ESCAPE.search(data):
         return None
     decode = _DECODER.decode
     try:

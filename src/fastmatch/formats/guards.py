@@ -3,9 +3,10 @@
 The checks live apart from the readers so that every way into a format (the
 careful readers here and the fast fleet JSON Lines path alike) refuses the
 same inputs with the same messages: a byte-order mark, bytes that are not
-UTF-8, a line too long to be one record, values nested too deeply, strings
-that are not text. Below them are the small parts the readers share: going
-on past bad records, the numbers they parse, and ids made of file names.
+UTF-8, values nested too deeply, strings that are not text. (Lines too long
+to be one record are refused as a file is read, in :mod:`fastmatch.files`.)
+Below them are the small parts the readers share: going on past bad
+records, the numbers they parse, and ids made of file names.
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import re
 from typing import Any, Callable, Iterable
 
 from ..errors import FastmatchError, InputError
+from ..files import MAX_LINE_BYTES  # noqa: F401  (enforced as a file is read, in fastmatch.files)
 from ..values import INT64_MAX
-
-# One device record on one line is a few hundred bytes; a line of more than
-# this is a broken or hostile file, and error messages must not echo it.
-MAX_LINE_BYTES = 1 << 20
 # A record nests four levels deep at most (record, compatible, record, array);
 # deeper values are errors anyway, and refusing them early keeps validation
 # (and json.dumps inside it) far from Python's recursion limit.
@@ -44,35 +42,6 @@ def decode_utf8(data: bytes, name: str) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})", file=name, line=line) from None
-
-
-def check_line_lengths(data: bytes | str, name: str, limit: int = MAX_LINE_BYTES) -> None:
-    """Refuse a line longer than ``limit`` (bytes, or characters of a str)."""
-    found = find_long_line(data, limit)
-    if found is not None:
-        number, length = found
-        unit = "bytes" if isinstance(data, bytes) else "characters"
-        raise InputError(f"line is {length} {unit} long, more than the limit of {limit} for one line", file=name, line=number)
-
-
-def find_long_line(data: bytes | str, limit: int = MAX_LINE_BYTES) -> tuple[int, int] | None:
-    """The number and length of the first line longer than ``limit``, in one pass without copies.
-
-    A line longer than ``limit`` covers at least one whole window of ``limit // 2``
-    aligned at a multiple of that size, so only windows without a newline are looked at closely.
-    """
-    newline = b"\n" if isinstance(data, bytes) else "\n"
-    step = max(limit // 2, 1)
-    for start in range(0, len(data), step):
-        if data.find(newline, start, start + step) != -1:
-            continue
-        line_start = data.rfind(newline, 0, start) + 1
-        line_end = data.find(newline, start)
-        if line_end == -1:
-            line_end = len(data)
-        if line_end - line_start > limit:
-            return data.count(newline, 0, line_start) + 1, line_end - line_start
-    return None
 
 
 def check_decoded(value: Any, name: str, line: int | None, text: str | None = None) -> None:
@@ -140,6 +109,28 @@ def build_each(
             on_error(raw(), exc)
             continue
         places.append(place)
+    return records, places
+
+
+def keep_role(
+    build: Callable[[str], tuple[list[Any], list[Any]]], role: str | None, others: list[tuple[Any, Any]] | None
+) -> tuple[list[Any], list[Any]]:
+    """The sources then the targets an input describes, or those of ``role`` only.
+
+    ``build(kind)`` makes the records and places of ``"source"`` or ``"target"``.
+    Both are always built, so that a bad record is found whatever the role; those
+    of the other role go into ``others``, when given, as ``(record, place)``.
+    """
+    records: list[Any] = []
+    places: list[Any] = []
+    # The role asked for first: its errors are the ones to report first.
+    for kind in sorted(("source", "target"), key=lambda kind: kind != role):
+        found, where = build(kind)
+        if role in (None, kind):
+            records += found
+            places += where
+        elif others is not None:
+            others.extend(zip(found, where))
     return records, places
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import FastmatchError, InputError
-from .guards import TOO_DEEP, check_decoded, check_line_lengths, decode_utf8, id_from_name, line_too_deep
+from .guards import TOO_DEEP, check_decoded, decode_utf8, id_from_name, line_too_deep
 
 # json raises a plain ValueError (not a JSONDecodeError) for an integer of more digits
 # than int() accepts (4300 by default).
@@ -79,7 +79,6 @@ def _first_line_is_json(text: str) -> bool:
 
 
 def _read_lines(text: str, name: str, on_error=None) -> tuple[list[Any], list[int]]:
-    check_line_lengths(text, name)
     records, lines = [], []
     # Records end at "\n" only: str.splitlines() would also split at U+2028, U+0085
     # and the like, which JSON allows unescaped inside strings.

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from ..errors import FastmatchError, InputError
 from ..values import describe
-from .guards import OnError, build_each, decode_utf8, id_from_name, parse_count, parse_pci_id
+from .guards import OnError, build_each, decode_utf8, id_from_name, keep_role, parse_count, parse_pci_id
 from .text import read_compatible
 
 MAX_FILE_BYTES = 1 << 20
@@ -52,24 +52,31 @@ def read_sysfs(
     host: str = "",
     role: str | None = None,
     on_error: OnError | None = None,
+    others: list[tuple[Record, str]] | None = None,
 ) -> tuple[list[Record], list[str]]:
     """Sources (existing mdevs) then targets (mdev types), and each one's place under ``root``.
 
+    The whole tree is read whatever the role; the records of the other role go
+    into ``others`` when given (see :func:`~fastmatch.formats.guards.keep_role`).
     ``on_error(place, error)``, when given, takes each device or type that cannot
     be read, and reading goes on.
     """
     if not is_sysfs_root(root):
         raise InputError(f"not a sysfs tree: neither {PARENTS}, {DEVICES} nor bus, class and devices are under it", file=str(root))
     tree = _Tree(root, host)
-    made: list[tuple[str, Callable[[], Record]]] = []
-    if role in (None, "source"):
-        made += [(str(DEVICES / uuid), lambda uuid=uuid: tree.source(uuid)) for uuid in tree.listdir(DEVICES)]
-    if role in (None, "target"):
-        for parent in tree.listdir(PARENTS):
-            types = PARENTS / parent / "mdev_supported_types"
-            made += [(str(types / name), lambda p=parent, t=name: tree.target(p, t)) for name in tree.listdir(types)]
-    # A record that cannot be read is handed over as its place: the directory to look at.
-    return build_each([(make, lambda place=place: place, place) for place, make in made], on_error)
+    made: dict[str, list[tuple[str, Callable[[], Record]]]] = {
+        "source": [(str(DEVICES / uuid), lambda uuid=uuid: tree.source(uuid)) for uuid in tree.listdir(DEVICES)],
+        "target": [],
+    }
+    for parent in tree.listdir(PARENTS):
+        types = PARENTS / parent / "mdev_supported_types"
+        made["target"] += [(str(types / name), lambda p=parent, t=name: tree.target(p, t)) for name in tree.listdir(types)]
+
+    def build(kind: str):
+        # A record that cannot be read is handed over as its place: the directory to look at.
+        return build_each([(make, lambda place=place: place, place) for place, make in made[kind]], on_error)
+
+    return keep_role(build, role, others)
 
 
 class _Tree:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import FastmatchError, InputError
+from ..errors import FastmatchError, FieldPlace, InputError, with_fields
 from ..values import describe
-from .guards import OnError, build_each, check_line_lengths, decode_utf8, id_from_name, parse_count
+from .guards import OnError, build_each, decode_utf8, id_from_name, parse_count
 
 DEVICE_KEYS = ("host", "vm", "capacity", "migration_version", "migratable")
 
@@ -54,21 +54,20 @@ def read_text(data: bytes, path: Path, *, on_error: OnError | None = None) -> tu
     """
     name = str(path)
     text = decode_utf8(data, name)
-    check_line_lengths(text, name)
     jobs = [
         (
             lambda device_id=device_id, chunk=chunk: _device_record(device_id, chunk, name),
             lambda chunk=chunk: "\n".join(raw for _, raw in chunk),
-            chunk[0][0],
+            None,
         )
         for device_id, chunk in _devices(text.split("\n"), name, id_from_name(path.stem, name))
     ]
-    return build_each(jobs, on_error)
+    built, _ = build_each(jobs, on_error)
+    return [record for record, _ in built], [place for _, place in built]
 
 
 def read_compatible(text: str, name: str) -> list[dict[str, str]]:
     """The COMPATIBLE blocks of a text that holds nothing else (a sysfs ``compatible`` file)."""
-    check_line_lengths(text, name)
     blocks = _Blocks(name)
     for number, raw in enumerate(text.split("\n"), start=1):
         line = _parse_line(raw.removesuffix("\r"), number, name)
@@ -178,6 +177,7 @@ class _Blocks:
         self.self_line = 0
         self.compatible: list[dict[str, str]] = []
         self.compatible_lines: list[int] = []
+        self.field_lines: dict[str, FieldPlace] = {}  # every block and value, for errors about one of them
         self._fields, self._where, self._lines = self.own, "", self.own_lines
 
     def add(self, line: _Line) -> None:
@@ -186,10 +186,12 @@ class _Blocks:
                 raise InputError(f"a second SELF: block (the first is on line {self.self_line})", file=self.name, line=line.number)
             self.self_fields, self.self_line = {}, line.number
             self._fields, self._where, self._lines = self.self_fields, "self", {}
+            self.field_lines["self"] = FieldPlace(line.number)
         elif line.header:
             self.compatible.append({})
             self.compatible_lines.append(line.number)
             self._fields, self._where, self._lines = self.compatible[-1], f"compatible[{len(self.compatible) - 1}]", {}
+            self.field_lines[self._where] = FieldPlace(line.number)
         else:
             field = f"{self._where}.{line.key}" if self._where else line.key
             if line.key in self._fields:
@@ -199,6 +201,7 @@ class _Blocks:
                 )
             self._fields[line.key] = line.value
             self._lines[line.key] = line.number
+            self.field_lines[field] = FieldPlace(line.number)
 
     def finish(self) -> None:
         # An empty COMPATIBLE record would accept every source: almost surely a cut-off file.
@@ -210,8 +213,9 @@ class _Blocks:
                 )
 
 
-def _device_record(device_id: str, chunk: list[tuple[int, str]], name: str) -> dict[str, Any]:
-    """One device from its numbered lines."""
+def _device_record(device_id: str, chunk: list[tuple[int, str]], name: str) -> tuple[dict[str, Any], int | None]:
+    """One device from its numbered lines, and its place: its first line, which also says
+    where each of its values is (a value found invalid later is reported at its own line)."""
     record: dict[str, Any] = {"id": device_id}
     blocks = _Blocks(name)
     try:
@@ -231,7 +235,7 @@ def _device_record(device_id: str, chunk: list[tuple[int, str]], name: str) -> d
     record["self"] = blocks.self_fields
     if blocks.compatible:
         record["compatible"] = blocks.compatible
-    return record
+    return record, with_fields(chunk[0][0], blocks.field_lines)
 
 
 def _device_field(key: str, value: str, name: str, number: int) -> Any:

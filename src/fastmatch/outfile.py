@@ -1,0 +1,107 @@
+"""Writing a command's output file: whole or not at all, and never in place of something else.
+
+- A path that does not exist, or is a regular file, gets a temporary file
+  beside it that is renamed over it once written: readers see the old file or
+  the whole new one, and on any failure (an error, Ctrl-C, SIGTERM) the
+  temporary file is removed and the path is left as it was.
+- A symbolic link is followed: the file it points to is replaced, the link stays.
+- An existing file that is not a regular file (``/dev/null``, a terminal, a
+  FIFO, ``/dev/stdout``) is written into: renaming over it would replace a
+  device node or a pipe with a plain file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from contextlib import suppress
+from pathlib import Path
+from typing import Iterable
+
+from .errors import FastmatchError
+
+
+class StagedOutput:
+    """One output file: :meth:`write` its chunks, then :meth:`commit` (or :meth:`discard`) it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._temporary: str | None = None
+        self._handle = None
+        try:
+            mode = os.stat(self.path).st_mode  # follows links
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise self._error(exc) from None
+        self.in_place = mode is not None and not stat.S_ISREG(mode)
+        # The file a link points to is the one replaced (a dangling link: the file it names).
+        self.target = Path(self.path) if self.in_place else Path(os.path.realpath(self.path))
+        self._mode = stat.S_IMODE(mode) if mode is not None else _new_file_mode()
+
+    def same_file_as(self, other: "StagedOutput") -> bool:
+        return not self.in_place and not other.in_place and self.target == other.target
+
+    def write(self, chunks: Iterable[str]) -> None:
+        try:
+            if self._handle is None:
+                self._handle = self._open()
+            for chunk in chunks:
+                self._handle.write(chunk)
+            self._handle.flush()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def commit(self) -> None:
+        """Make the output visible: flush it, or rename the temporary file over the path."""
+        try:
+            if self._handle is None:
+                self._handle = self._open()
+            if self._temporary is not None:
+                self._handle.flush()
+                os.fsync(self._handle.fileno())
+                os.fchmod(self._handle.fileno(), self._mode)
+            self._handle.close()
+            if self._temporary is not None:
+                os.replace(self._temporary, self.target)
+                self._temporary = None
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def discard(self) -> None:
+        """Leave the path as it was (an output written in place keeps what was written)."""
+        if self._handle is not None:
+            with suppress(OSError):
+                self._handle.close()
+        if self._temporary is not None:
+            with suppress(OSError):
+                os.unlink(self._temporary)
+            self._temporary = None
+
+    def _open(self):
+        if self.in_place:
+            return open(self.path, "w", encoding="utf-8", newline="")
+        fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        return os.fdopen(fd, "w", encoding="utf-8", newline="")
+
+    def _error(self, exc: OSError) -> FastmatchError:
+        return FastmatchError(f"cannot write: {exc.strerror or exc}", file=self.path)
+
+
+def write_atomically(path: str | os.PathLike[str], chunks: Iterable[str]) -> None:
+    """Write ``chunks`` to ``path`` as :class:`StagedOutput` does: all of it, or nothing."""
+    output = StagedOutput(path)
+    try:
+        output.write(chunks)
+        output.commit()
+    except BaseException:
+        output.discard()
+        raise
+
+
+def _new_file_mode() -> int:
+    """0666 less the umask, as a new file would get."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
