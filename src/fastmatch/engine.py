@@ -150,10 +150,18 @@ def match(
     if not chosen.native:
         if not chosen.asked:
             warnings.warn(f"fastmatch: {chosen.refused}; using the reference implementation", RuntimeWarning, stacklevel=2)
-        return match_reference(sources, targets, policy, confirm, memory_limit)
-    from .native import run_native
+        result = match_reference(sources, targets, policy, confirm, memory_limit)
+    else:
+        from .native import run_native
 
-    return run_native(chosen, sources, targets, policy, n_workers, block, memory_limit, progress)
+        result = run_native(chosen, sources, targets, policy, n_workers, block, memory_limit, progress)
+    result.made_by = (sources, targets, policy, workers, block, confirm, memory_limit)
+    return result
+
+
+def rematch(sources, targets, policy, workers, block, confirm, memory_limit) -> MatchResult:
+    """``match`` again, from the arguments a pickled result keeps (``MatchResult.__reduce__``)."""
+    return match(sources, targets, policy, workers, block=block, confirm=confirm, memory_limit=memory_limit)
 
 
 def match_reference(

@@ -48,6 +48,13 @@ class TargetIndex:
     def __len__(self) -> int:
         return len(self.targets)
 
+    def __repr__(self) -> str:
+        return f"<TargetIndex of {len(self.targets):,} targets, {self.workers} worker(s)>"
+
+    def __reduce__(self):
+        """An index pickles as its targets and policy: unpickled, they are prepared again."""
+        return TargetIndex, (self.targets, self.policy, self.workers)
+
     def top_k(self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int):
         """``(indices, scores)``, int64 (n, k): the k best available targets per source."""
         if isinstance(sources, Mapping):

@@ -94,6 +94,7 @@ class MatchResult:
         self.rules = rules
         self.memory_limit = _memory_limit(memory_limit)
         self._outputs = outputs
+        self.made_by: tuple | None = None  # (match's arguments): how a pickled result is made again
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -103,6 +104,15 @@ class MatchResult:
     def class_shape(self) -> tuple[int, int]:
         """(source classes, target classes): how many distinct descriptors each side has."""
         return self._outputs.shape
+
+    def __reduce__(self):
+        """A result pickles as the match that makes it (the kernel's arrays are not data to
+        keep): unpickled, it is that match again, with equal answers."""
+        if self.made_by is None:
+            raise TypeError("this MatchResult was not made by fastmatch.match and cannot be pickled")
+        from .engine import rematch
+
+        return rematch, self.made_by
 
     def __repr__(self) -> str:
         (n, m), (cn, cm) = self.shape, self.class_shape
@@ -164,7 +174,7 @@ class MatchResult:
         Best first, ties in target order; targets with capacity 0 are skipped;
         rows are padded with -1.
         """
-        return ranked(len(self.sources), len(self.targets), k, self._outputs.top_k)
+        return ranked(len(self.sources), len(self.targets), k, self._outputs.top_k, self.memory_limit)
 
     def counts(self) -> np.ndarray:
         """int64 (n,): how many compatible targets with capacity each source has."""
@@ -231,11 +241,17 @@ class MatchResult:
         return mask, outcome if mask == 0 else -1
 
 
-def ranked(n: int, m: int, k: int, fill) -> tuple[np.ndarray, np.ndarray]:
+def ranked(n: int, m: int, k: int, fill, memory_limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
+    memory_limit = _memory_limit(memory_limit)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    if n * int(k) * 16 > memory_limit:
+        raise ResultTooLargeError(
+            f"top_k({k}) for {n:,} sources would take {n * int(k) * 16 / 2**30:.1f} GiB, above the memory limit of "
+            f"{memory_limit / 2**30:.1f} GiB; ask for fewer (there are {m:,} targets)"
+        )
     width = min(int(k), m)
     indices = np.full((n, width), -1, dtype=np.int64)
     scores = np.full((n, width), -1, dtype=np.int64)
