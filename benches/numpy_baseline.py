@@ -42,13 +42,12 @@ from fastmatch.intern import (  # the op and test codes of the interned tables
     intern,
 )
 from fastmatch.reasons import (
-    FIELD_BITS,
-    FIELD_CAP,
     INCOMPATIBLE,
     NO_RECORD,
     SCORE_EXACT,
     SCORE_HAS_VERSION,
     SCORE_SAME_TYPE,
+    VersionScale,
     outcome_reasons,
     outcome_scores,
 )
@@ -172,6 +171,8 @@ class NumpyBaseline:
 
     def __init__(self, interned: Interned, block: int | None = None) -> None:
         self.src, self.tgt, self.config = _read_interned(interned)
+        has = self.tgt.has_version.astype(bool)
+        self.scale = VersionScale(self.tgt.major[has], self.tgt.minor[has], self.tgt.patch[has])
         n_t = max(self.tgt.n, 1)
         self.block = block or max(1, PAIRS_PER_BLOCK // n_t)
         self.shape = (self.src.n, self.tgt.n)
@@ -347,16 +348,23 @@ class NumpyBaseline:
         if config["prefer_newest"]:
             version = SCORE_HAS_VERSION | tgt.newest_rank[j]
         else:
-            d_major = np.minimum(np.abs(tgt.major[j] - src.major[i]), FIELD_CAP)
-            d_minor = np.minimum(np.abs(tgt.minor[j] - src.minor[i]), FIELD_CAP)
+            scale = self.scale
             version = (
                 SCORE_HAS_VERSION
-                | (FIELD_CAP - d_major) << (2 * FIELD_BITS)
-                | (FIELD_CAP - d_minor) << FIELD_BITS
-                | tgt.patch[j]
+                | _closeness(scale.majors, src.major[i], tgt.major[j]) << scale.major_shift
+                | _closeness(scale.minors, src.minor[i], tgt.minor[j]) << scale.minor_shift
+                | np.searchsorted(scale.patches, tgt.patch[j])
             )
         score |= np.where(both, version, 0)
         return score
+
+
+def _closeness(values: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """VersionScale's closeness (fastmatch/reasons.py) of t to s: the values strictly closer, counted
+    from the two ends of the open interval around s."""
+    d = np.abs(t - s)
+    closer = np.searchsorted(values, s + d, side="left") - np.searchsorted(values, s - d, side="right")
+    return len(values) - 1 - np.where(d > 0, closer, 0)  # (s, s) is empty
 
 
 def _slots(rec_start: np.ndarray, rec_ids: np.ndarray, holders: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -26,6 +26,8 @@ import os
 import numpy as np
 cimport numpy as cnp
 
+from fastmatch.reasons import VersionScale
+
 cnp.import_array()
 
 
@@ -54,7 +56,6 @@ cdef uint64_t INCOMPATIBLE = 1ULL << 63
 cdef int64_t SCORE_EXACT = 1LL << 62
 cdef int64_t SCORE_SAME_TYPE = 1LL << 61
 cdef int64_t SCORE_HAS_VERSION = 1LL << 60
-cdef int64_t FIELD_CAP = (1LL << 20) - 1
 
 
 cdef struct Records:
@@ -114,6 +115,14 @@ cdef struct Side:
     const int64_t* vclass_major
     const int64_t* vclass_minor
     const uint8_t* vclass_has
+    # The targets' VersionScale (fastmatch/reasons.py): their distinct majors and minors, sorted,
+    # and where the major and minor closeness sit in a score (a target's ``patch`` is its rank)
+    const int64_t* scale_majors
+    int64_t n_scale_majors
+    const int64_t* scale_minors
+    int64_t n_scale_minors
+    int64_t major_shift
+    int64_t minor_shift
     Records records
 
 
@@ -263,12 +272,44 @@ cdef inline void fail_unconfirmed(
 
 
 # -- one source class against all target classes ----------------------------------------
-cdef inline int64_t closest_versions(int64_t s_major, int64_t s_minor, int64_t t_major, int64_t t_minor) noexcept nogil:
-    """The version part of a prefer="closest" score but T's patch (fastmatch/reasons.py)."""
-    cdef int64_t d_major = t_major - s_major, d_minor = t_minor - s_minor
-    d_major = min(-d_major if d_major < 0 else d_major, FIELD_CAP)
-    d_minor = min(-d_minor if d_minor < 0 else d_minor, FIELD_CAP)
-    return SCORE_HAS_VERSION | (FIELD_CAP - d_major) << 40 | (FIELD_CAP - d_minor) << 20
+cdef inline int64_t closeness(const int64_t* values, int64_t n, int64_t s, int64_t t) noexcept nogil:
+    """How close t is to s among the sorted distinct ``values`` (t among them): n - 1 less the
+    values strictly closer to s than t is. Differences as unsigned: no component overflows."""
+    cdef uint64_t d = <uint64_t>(t - s) if t >= s else <uint64_t>(s - t)
+    cdef int64_t lo = 0, hi = n, mid, split, first, end
+    while lo < hi:  # split: the first value >= s
+        mid = (lo + hi) >> 1
+        if values[mid] < s:
+            lo = mid + 1
+        else:
+            hi = mid
+    split = lo
+    lo, hi = 0, split
+    while lo < hi:  # first: the first value below s that is closer than d
+        mid = (lo + hi) >> 1
+        if <uint64_t>(s - values[mid]) >= d:
+            lo = mid + 1
+        else:
+            hi = mid
+    first = lo
+    lo, hi = split, n
+    while lo < hi:  # end: the first value from s on that is not closer than d
+        mid = (lo + hi) >> 1
+        if <uint64_t>(values[mid] - s) < d:
+            lo = mid + 1
+        else:
+            hi = mid
+    end = lo
+    return n - 1 - (end - first)
+
+
+cdef inline int64_t closest_versions(const Side* t, int64_t s_major, int64_t s_minor, int64_t t_major, int64_t t_minor) noexcept nogil:
+    """The version part of a prefer="closest" score but T's patch rank (fastmatch/reasons.py)."""
+    return (
+        SCORE_HAS_VERSION
+        | closeness(t.scale_majors, t.n_scale_majors, s_major, t_major) << t.major_shift
+        | closeness(t.scale_minors, t.n_scale_minors, s_minor, t_minor) << t.minor_shift
+    )
 
 
 cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* lane) noexcept nogil:
@@ -285,7 +326,7 @@ cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* la
         if K.prefer_newest:
             value |= SCORE_HAS_VERSION | t.newest_rank[j]
         else:
-            value |= closest_versions(s.major[i], s.minor[i], t.major[j], t.minor[j]) | t.patch[j]
+            value |= closest_versions(t, s.major[i], s.minor[i], t.major[j], t.minor[j]) | t.patch[j]
     return value
 
 
@@ -300,7 +341,7 @@ cdef inline void fill_score_table(const Kernel* K, int64_t i, int64_t* table) no
         elif K.prefer_newest:
             table[c] = SCORE_HAS_VERSION
         else:
-            table[c] = closest_versions(s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
+            table[c] = closest_versions(t, s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
 
 
 cdef inline int64_t table_score(
@@ -1018,8 +1059,17 @@ cdef class Problem:
         side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
         side.vclass_major = <const int64_t*>self._ptr(major[first], np.int64)
         side.vclass_minor = <const int64_t*>self._ptr(minor[first], np.int64)
-        low = data.newest_rank if self.K.prefer_newest else data.patch
-        # Exact keys, ranks and codes count distinct things of one fleet; a patch is capped at 20 bits.
+        scale = VersionScale(major[has], minor[has], np.asarray(data.patch)[has])
+        side.scale_majors = <const int64_t*>self._ptr(scale.majors, np.int64)
+        side.n_scale_majors = len(scale.majors)
+        side.scale_minors = <const int64_t*>self._ptr(scale.minors, np.int64)
+        side.n_scale_minors = len(scale.minors)
+        side.major_shift = scale.major_shift
+        side.minor_shift = scale.minor_shift
+        patch_rank = np.where(has, np.searchsorted(scale.patches, data.patch), 0)
+        side.patch = <const int64_t*>self._ptr(patch_rank, np.int64)
+        low = data.newest_rank if self.K.prefer_newest else patch_rank
+        # Exact keys, ranks and codes count distinct things of one fleet: each fits in 31 bits.
         facts = np.empty((len(has), 4), dtype=np.int32)
         facts[:, 0] = data.exact_key
         facts[:, 1] = np.where(has, low, 0)

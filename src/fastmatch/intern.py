@@ -27,7 +27,7 @@ import numpy as np
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .errors import FastmatchError
 from .policy import Policy
-from .reasons import FIELD_CAP, NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
+from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import AnyOf, AnyValue, GroundedRecord, SubsetOf
 from .values import is_absent
 
@@ -160,7 +160,7 @@ class Side:
     has_version: np.ndarray  # uint8
     major: np.ndarray  # int64
     minor: np.ndarray  # int64
-    patch: np.ndarray  # int64, capped at FIELD_CAP
+    patch: np.ndarray  # int64
     newest_rank: np.ndarray  # int64: rank of the version among the targets' (targets only)
 
     @property
@@ -423,7 +423,7 @@ class _Context:
                 value = d.values.get(attributes[self.score_version])
                 if value is not None:
                     has_version[c] = 1
-                    major[c], minor[c], patch[c] = value.major, value.minor, min(value.patch, FIELD_CAP)
+                    major[c], minor[c], patch[c] = value.major, value.minor, value.patch
         return Side(
             class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
             codes=codes,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import FastmatchError
+
 SAME_DEVICE = 1 << 63
 SAME_HOST = 1 << 62
 NOT_MIGRATABLE = 1 << 61
@@ -23,18 +25,57 @@ FIXED_REASONS = {
     NO_RECORD: "NO_RECORD",
 }
 
-# Score layout (int64, higher is better, -1 when incompatible):
+# Score layout (int64, higher is better, -1 when incompatible), SPEC section 7:
 #   bit 62       exact: identical descriptors
 #   bit 61       same_type: equal score_type values
 #   bit 60       both sides have the score_version attribute
-#   bits 0..59   prefer="closest": three 20-bit fields, most significant first:
-#                  CAP - min(|dMajor|, CAP), CAP - min(|dMinor|, CAP), min(T.patch, CAP)
+#   bits 0..59   prefer="closest": three fields, most significant first, each as wide as the target
+#                fleet's distinct values of its component need (VersionScale):
+#                  how close T.major is to S.major, how close T.minor is to S.minor, T.patch's rank
 #                prefer="newest": the rank of T's version among the targets' versions
+# Closeness counts the target values that are strictly closer, so every size of component ranks
+# by its true difference (a date-stamped patch, a major in the millions): nothing is capped.
 SCORE_EXACT = 1 << 62
 SCORE_SAME_TYPE = 1 << 61
 SCORE_HAS_VERSION = 1 << 60
-FIELD_BITS = 20
-FIELD_CAP = (1 << FIELD_BITS) - 1
+VERSION_BITS = 60
+
+
+class VersionScale:
+    """The target fleet's distinct majors, minors and patches, which the closest-version part
+    of a score is measured against: one definition for the kernel and the reference."""
+
+    def __init__(self, majors, minors, patches) -> None:
+        self.majors = np.unique(np.asarray(majors, dtype=np.int64))
+        self.minors = np.unique(np.asarray(minors, dtype=np.int64))
+        self.patches = np.unique(np.asarray(patches, dtype=np.int64))
+        self.minor_shift = int(len(self.patches)).bit_length()
+        self.major_shift = self.minor_shift + int(len(self.minors)).bit_length()
+        if self.major_shift + int(len(self.majors)).bit_length() > VERSION_BITS:
+            raise FastmatchError(
+                f"the targets' versions have {len(self.majors):,} majors, {len(self.minors):,} minors and "
+                f"{len(self.patches):,} patches: more distinct values than a score's {VERSION_BITS} bits rank"
+            )
+
+    @classmethod
+    def of(cls, versions) -> "VersionScale":
+        versions = list(versions)
+        return cls([v.major for v in versions], [v.minor for v in versions], [v.patch for v in versions])
+
+    def score(self, s_major: int, s_minor: int, t_major: int, t_minor: int, t_patch: int) -> int:
+        """The version part of a prefer="closest" score, counted plainly (the reference's way)."""
+
+        def closeness(values: np.ndarray, s: int, t: int) -> int:
+            closer = sum(1 for v in values.tolist() if abs(v - s) < abs(t - s))
+            return len(values) - 1 - closer
+
+        patch_rank = self.patches.tolist().index(t_patch)
+        return (
+            SCORE_HAS_VERSION
+            | closeness(self.majors, s_major, t_major) << self.major_shift
+            | closeness(self.minors, s_minor, t_minor) << self.minor_shift
+            | patch_rank
+        )
 
 
 # A class pair's outcome (int64) holds both: its score when compatible (>= 0), otherwise
@@ -57,17 +98,6 @@ def outcome_reasons(outcomes: np.ndarray) -> np.ndarray:
 
 def attribute_bit(index: int) -> int:
     return 1 << min(index, SHARED_ATTRIBUTE_BIT)
-
-
-def closest_version_score(s_major: int, s_minor: int, t_major: int, t_minor: int, t_patch: int) -> int:
-    d_major = min(abs(t_major - s_major), FIELD_CAP)
-    d_minor = min(abs(t_minor - s_minor), FIELD_CAP)
-    return (
-        SCORE_HAS_VERSION
-        | (FIELD_CAP - d_major) << (2 * FIELD_BITS)
-        | (FIELD_CAP - d_minor) << FIELD_BITS
-        | min(t_patch, FIELD_CAP)
-    )
 
 
 def reason_names(mask: int, attributes: list[str]) -> list[str]:

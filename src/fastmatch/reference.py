@@ -23,7 +23,7 @@ from .reasons import (
     SCORE_HAS_VERSION,
     SCORE_SAME_TYPE,
     attribute_bit,
-    closest_version_score,
+    VersionScale,
     outcome_reasons,
 )
 
@@ -69,6 +69,7 @@ class PairEvaluator:
         self.rules = {a: policy.attribute(a).rule for a in attributes}
         self.bits = {a: attribute_bit(i) for i, a in enumerate(attributes)}
         self.newest_rank = {v: rank for rank, v in enumerate(sorted(set(target_versions)))}
+        self.scale = VersionScale.of(target_versions)
 
     def value(self, d: Descriptor, name: str):
         return d.values.get(name, absent(self.policy, name))
@@ -122,7 +123,7 @@ class PairEvaluator:
         tv = t.values.get(policy.score_version) if policy.score_version else None
         if sv is not None and tv is not None:
             if policy.prefer == "closest":
-                score |= closest_version_score(sv.major, sv.minor, tv.major, tv.minor, tv.patch)
+                score |= self.scale.score(sv.major, sv.minor, tv.major, tv.minor, tv.patch)
             else:
                 score |= SCORE_HAS_VERSION | self.newest_rank[tv]
         return score
