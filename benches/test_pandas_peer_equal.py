@@ -1,0 +1,111 @@
+"""The pandas peer (``pandas_peer.py``) gives what fastmatch gives, on targets without records.
+
+Small generated fleets (a few seconds in all), in the bench's two shapes (the
+generator's and the selective one), with many alike descriptors (ties broken by
+target order) and with none; devices made to exercise the exclusions: a source
+that is also a target (same id), devices without a host, a non-migratable one,
+targets with capacity 0 (the generator's). Compared: the ranking (targets, in
+order, per source) for several k, the compatible pairs, the compatible
+available targets per source. Never the raw scores: their representation is
+fastmatch's own and may change.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+import fastmatch as fm
+import pandas_peer
+from fastmatch.generate import generate_records
+
+
+def _fleet(n, m, distinct, seed, shape, from_default=False):
+    sources = list(generate_records("sources", n, distinct, seed))
+    if from_default:  # the default fleet's targets, those without records
+        targets = [r for r in generate_records("targets", m, distinct, seed) if not r.get("compatible")]
+    else:
+        targets = list(generate_records("targets", m, distinct, seed, record_fraction=0.0))
+    if shape == "selective":
+        sources = [pandas_peer.selective(r, groups=4) for r in sources]
+        targets = [pandas_peer.selective(r, groups=4) for r in targets]
+    # A source that is also a target (its own best candidate but for the id), devices without
+    # a host, a device that is not migratable.
+    twin = copy.deepcopy(sources[7])
+    twin.pop("vm", None)
+    twin.pop("host", None)  # not excluded by the host: by the id alone
+    twin["capacity"] = 3
+    targets.insert(5, twin)
+    for k in range(0, len(sources), 11):
+        sources[k].pop("host", None)
+    for k in range(3, len(targets), 13):
+        targets[k].pop("host", None)
+    sources[2]["migratable"] = False
+    targets[9]["migratable"] = False
+    return sources, targets
+
+
+def _both(sources, targets):
+    result = fm.match(fm.DeviceSet.from_records(sources), fm.DeviceSet.from_records(targets), workers=2)
+    return result, pandas_peer.prepare(sources, targets)
+
+
+CASES = [
+    pytest.param(300, 400, 40, 1, "default", False, id="default-alike"),
+    pytest.param(300, 400, 800, 2, "default", False, id="default-distinct"),
+    pytest.param(300, 400, 40, 3, "selective", False, id="selective-alike"),
+    pytest.param(300, 400, 800, 4, "selective", False, id="selective-distinct"),
+    pytest.param(300, 600, 60, 5, "default", True, id="default-fleet-targets-without-records"),
+]
+
+
+@pytest.mark.parametrize("n, m, distinct, seed, shape, from_default", CASES)
+def test_peer_equals_match(n, m, distinct, seed, shape, from_default):
+    sources, targets = _fleet(n, m, distinct, seed, shape, from_default)
+    result, frames = _both(sources, targets)
+
+    # Compatibility: the same pairs (capacity aside) and the same available counts.
+    sparse = result.to_sparse().tocoo()
+    expected = sorted(zip(sparse.row.tolist(), sparse.col.tolist()))
+    pairs = pandas_peer.compatible_pairs(frames)
+    assert list(zip(pairs["s_row"].tolist(), pairs["t_row"].tolist())) == expected
+    available = pandas_peer.compatible_pairs(frames, capacity=True)
+    np.testing.assert_array_equal(np.bincount(available["s_row"], minlength=len(sources)), result.counts())
+
+    # Rankings, with the packed sort key and with the plain multi-column sort.
+    for k in (1, 5, 12):
+        indices, _ = result.top_k(k)
+        for packed in (True, False):
+            got = pandas_peer.as_array(pandas_peer.top_k(frames, k, packed=packed), len(sources), k)
+            np.testing.assert_array_equal(got, indices, err_msg=f"k={k}, packed={packed}")
+
+    assert len(expected) > 0 and (result.top_k(5)[0] >= 0).any()
+    assert result.counts()[2] == 0  # the non-migratable source
+
+
+def test_peer_ties_and_twin():
+    """Alike target descriptors tie: the earlier target wins; a source is never its own candidate."""
+    sources, targets = _fleet(60, 80, 6, 7, "default")
+    result, frames = _both(sources, targets)
+    indices, _ = result.top_k(5)
+    np.testing.assert_array_equal(pandas_peer.as_array(pandas_peer.top_k(frames, 5), len(sources), 5), indices)
+    assert 5 not in indices[7]  # target 5 is source 7 itself
+    assert result.reason_names(7, 5) == ["SAME_DEVICE"]
+
+
+def test_peer_refuses_what_it_does_not_implement():
+    sources, targets = _fleet(20, 20, 20, 8, "default")
+    with_records = list(generate_records("targets", 40, 40, 8))
+    assert any(r.get("compatible") for r in with_records)
+    with pytest.raises(ValueError, match="COMPATIBLE"):
+        pandas_peer.prepare(sources, with_records)
+    odd = copy.deepcopy(targets)
+    odd[0]["self"]["software_version"] = "1.2.3-rc1"
+    with pytest.raises(ValueError, match="version"):
+        pandas_peer.prepare(sources, odd)
+    odd = copy.deepcopy(targets)
+    odd[0]["self"]["color"] = "red"
+    with pytest.raises(ValueError, match="color"):
+        pandas_peer.prepare(sources, odd)
