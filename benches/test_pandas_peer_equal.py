@@ -109,3 +109,73 @@ def test_peer_refuses_what_it_does_not_implement():
     odd[0]["self"]["color"] = "red"
     with pytest.raises(ValueError, match="color"):
         pandas_peer.prepare(sources, odd)
+
+
+# -- value syntax: the two readings agree on what the generator never writes --------------------------
+POOLS = {  # the first value of each pool is drawn most (so that pairs match), then any
+    "device_api": ["vfio-pci", "vfio-ccw", "", None],
+    "mdev_type": ["a", "b", None],
+    "vendor_driver": ["x", None],
+    "device_id": ["10de", None, ""],
+    "aggregator": [1, "1", "0x1", 2, "2", None, ""],
+    "software_version": ["1.2.3", "1.2", "1.2.0", "v1.2.0", "1.3.5", "1.3.05", "1.3.7", "2.0", "1", None, "", "01.2",
+                         "1.10.1", "1.9.100"],
+    "pv_mode": [None, "none", "none+ppgtt", ["ppgtt", "none"], "none, ppgtt", "", [], "ppgtt+context"],
+}
+
+
+def _random_record(rng, i, side):
+    attributes = {}
+    for name, pool in POOLS.items():
+        value = pool[0] if rng.random() < 0.6 else pool[rng.integers(len(pool))]
+        if value is not None:
+            attributes[name] = value
+    record = {"id": f"{side}{i}" if rng.random() > 0.05 else f"shared{i % 5}", "self": attributes}
+    for key, pool in (("host", ["h1", "h2", "h3", "", None]), ("migration_version", ["m1", "m2", None, None, ""])):
+        value = pool[rng.integers(len(pool))]
+        if value is not None:
+            record[key] = value
+    if rng.random() < 0.05:
+        record["migratable"] = False
+    if side == "t":
+        record["capacity"] = int(rng.integers(0, 3))
+    return record
+
+
+def _unique_ids(records):
+    seen = set()
+    for record in records:
+        while record["id"] in seen:
+            record["id"] += "x"
+        seen.add(record["id"])
+    return records
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_peer_equals_match_on_value_syntax(seed):
+    """Random fleets over the syntaxes of SPEC section 3 (``1.2`` = ``1.2.0`` = ``v1.2.0``, ``0x1`` =
+    ``1``, sets as lists or ``+``/``,`` strings, ``""`` absent), shared ids, hosts, opaque versions."""
+    rng = np.random.default_rng(seed)
+    sources = _unique_ids([_random_record(rng, i, "s") for i in range(60)])
+    targets = _unique_ids([_random_record(rng, i, "t") for i in range(80)])
+    result, frames = _both(sources, targets)
+    sparse = result.to_sparse().tocoo()
+    pairs = pandas_peer.compatible_pairs(frames)
+    assert list(zip(pairs["s_row"].tolist(), pairs["t_row"].tolist())) == sorted(
+        zip(sparse.row.tolist(), sparse.col.tolist())
+    )
+    indices, _ = result.top_k(20)
+    np.testing.assert_array_equal(pandas_peer.as_array(pandas_peer.top_k(frames, 20), len(sources), 20), indices)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9: fastmatch caps version distances and patches at 2^20 - 1")
+def test_peer_equals_match_on_date_stamped_patches():
+    """SPEC section 7: a date-stamped patch ranks by its true value (2.1.20240116 before 2.1.20240115)."""
+    def device(name, version):
+        return {"id": name, "self": {"device_api": "vfio-pci", "mdev_type": "t", "software_version": version}}
+
+    sources = [device("s", "2.1.20240101")]
+    targets = [device("t0", "2.1.20240115"), device("t1", "2.1.20240116"), device("t2", "2.1.3")]
+    result, frames = _both(sources, targets)
+    assert pandas_peer.as_array(pandas_peer.top_k(frames, 3), 1, 3).tolist() == [[1, 0, 2]]
+    assert result.top_k(3)[0].tolist() == [[1, 0, 2]]  # fastmatch gives [[0, 1, 2]]: t0 and t1 tie at the cap
