@@ -116,10 +116,11 @@ def _run_output(problem, output: str):
 
 
 def _rounds(n: int, output: str) -> tuple[int, int]:
-    """(rounds, warm-up rounds): the kernel many (tens of milliseconds each); outputs that take
-    seconds a few; 30,000 x 30,000 outputs (ten seconds or more) two, without warm-up."""
+    """(rounds, warm-up rounds): the kernel many (tens of milliseconds a round at 10,000); outputs
+    that take seconds a few; above 10,000 (a second or more a kernel round, ten or more an
+    output round) the kernel five, outputs two without warm-up."""
     if output == "kernel":
-        return 15, 1
+        return (15, 1) if n <= ALL_OUTPUTS_UP_TO else (5, 1)
     if n > ALL_OUTPUTS_UP_TO:
         return 2, 0
     if output == "compatible":  # gigabytes of fresh memory a round
