@@ -93,10 +93,6 @@ PEER_BEST: dict[tuple[str, int, str], float] = {}
 PEER_FACTS: dict[tuple[str, int], dict] = {}
 
 
-def _median(benchmark) -> float:
-    return benchmark.stats.stats.median
-
-
 # -- the products ------------------------------------------------------------------------------------
 def _run_output(problem, output: str):
     """One round of ``output`` from the prepared device sets."""
@@ -161,28 +157,38 @@ def test_products(benchmark, n, output):
             benchmark.extra_info["refused_at_default_limit"] = False
     rounds, warmup = _rounds(n, output)
     answer = benchmark.pedantic(_run_output, args=(problem, output), rounds=rounds, iterations=1, warmup_rounds=warmup)
-    support.rate(benchmark)
-    PRODUCT_TIMES[(n, output)] = _median(benchmark)
-    PRODUCT_BEST[(n, output)] = benchmark.stats.stats.min
-    kernel = PRODUCT_TIMES.get((n, "kernel")) or _kernel_time(n)
-    benchmark.extra_info["ratio_to_kernel"] = kernel / _median(benchmark)
-    if (n, "kernel") in PRODUCT_BEST:  # on a noisy machine: best round against best round
-        benchmark.extra_info["ratio_to_kernel_best"] = PRODUCT_BEST[(n, "kernel")] / benchmark.stats.stats.min
     _check_product(problem, output, answer)
+    if benchmark.stats is None:  # --benchmark-disable: the run and its checks only
+        return
+    support.rate(benchmark)
+    median, best = benchmark.stats.stats.median, benchmark.stats.stats.min
+    PRODUCT_TIMES[(n, output)], PRODUCT_BEST[(n, output)] = median, best
+    kernel = PRODUCT_TIMES.get((n, "kernel")) or _kernel_time(n)
+    benchmark.extra_info["ratio_to_kernel"] = kernel / median
+    if (n, "kernel") in PRODUCT_BEST:  # on a noisy machine: best round against best round
+        benchmark.extra_info["ratio_to_kernel_best"] = PRODUCT_BEST[(n, "kernel")] / best
+
+
+_ANSWERS: dict[tuple[int, str], np.ndarray] = {}  # top_k's indices and counts, to hold them to each other
 
 
 def _check_product(problem, output: str, answer) -> None:
-    """A cheap sanity check of each answer's shape and of its agreement with the others."""
+    """Each answer's shape, and top_k and counts against each other once both have run:
+    a source has min(count, k) candidates."""
     n = problem.n
     if output == "top_k":
         indices, scores = answer
         assert indices.shape == (n, K) and ((indices >= 0) == (scores >= 0)).all()
+        _ANSWERS[(n, "top_k")] = (indices >= 0).sum(axis=1)
     elif output == "counts":
         assert answer.shape == (n,) and (answer >= 0).all()
+        _ANSWERS[(n, "counts")] = np.minimum(answer, K)
     elif output == "to_sparse":
         assert answer.shape == (n, n) and answer.nnz > 0
     elif output == "compatible":
         assert answer.shape == (n, n) and answer.dtype == bool and answer.any()
+    if (n, "top_k") in _ANSWERS and (n, "counts") in _ANSWERS:
+        np.testing.assert_array_equal(_ANSWERS[(n, "top_k")], _ANSWERS[(n, "counts")])
 
 
 # -- the pandas peer -----------------------------------------------------------------------------------
@@ -238,18 +244,15 @@ def test_pandas_peer(benchmark, n, shape, side):
     else:
         top = benchmark.pedantic(peer.pandas_top_k, rounds=5, iterations=1, warmup_rounds=1)
         benchmark.extra_info["compatible_available_pairs"] = _assert_peer_equal(peer, top)
+    if benchmark.stats is None:  # --benchmark-disable
+        return
     support.rate(benchmark)
-    PEER_TIMES[(shape, n, side)] = _median(benchmark)
+    PEER_TIMES[(shape, n, side)] = benchmark.stats.stats.median
     PEER_BEST[(shape, n, side)] = benchmark.stats.stats.min
     PEER_FACTS[(shape, n)] = {"join_rows": peer.join_rows, "targets": len(peer.targets)}
-    other = PEER_TIMES.get((shape, n, "pandas" if side == "fastmatch" else "fastmatch"))
-    if other is not None:
-        pandas_time = _median(benchmark) if side == "pandas" else other
-        fastmatch_time = other if side == "pandas" else _median(benchmark)
-        benchmark.extra_info["fastmatch_speedup"] = pandas_time / fastmatch_time
-        benchmark.extra_info["fastmatch_speedup_best"] = (
-            PEER_BEST[(shape, n, "pandas")] / PEER_BEST[(shape, n, "fastmatch")]
-        )
+    if (shape, n, "fastmatch") in PEER_TIMES and (shape, n, "pandas") in PEER_TIMES:
+        benchmark.extra_info["fastmatch_speedup"] = PEER_TIMES[(shape, n, "pandas")] / PEER_TIMES[(shape, n, "fastmatch")]
+        benchmark.extra_info["fastmatch_speedup_best"] = PEER_BEST[(shape, n, "pandas")] / PEER_BEST[(shape, n, "fastmatch")]
 
 
 def _assert_peer_equal(peer: Peer, top) -> int:
