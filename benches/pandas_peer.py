@@ -22,11 +22,13 @@ of each source are what this pipeline gives:
 
 It is meant to be good pandas, not a straw man: the frames are prepared once
 (:func:`prepare`, outside the timed region, as fastmatch's side gets prepared
-``DeviceSet``s): join keys are int32 codes of one vocabulary shared by both
-sides (``pd.factorize``; absent is -1 on both), sets are int64 bit masks,
-versions int64 columns; the frames hold only what the pipeline reads. The
-pipeline (:func:`top_k`) is whole-column operations only: no ``apply``, no
-``iterrows``, no Python loop over rows or groups.
+``DeviceSet``s): string join keys, hosts and ids are int32 codes of one
+vocabulary shared by both sides (``pd.factorize``; absent is -1 on both), the
+aggregator and the version's parts int64 columns (absent: -1), sets int64 bit
+masks; the frames hold only what the pipeline reads. The pipeline
+(:func:`top_k`) is whole-column operations only: no ``apply``, no ``iterrows``,
+no Python loop over rows or groups; its sort uses one packed int64 key when the
+ranking's columns fit in one.
 
 The frames are read from the fleet JSON Lines by pandas itself
 (``pd.read_json``), not from fastmatch's parsed devices, so that the equality
