@@ -43,15 +43,15 @@ import json
 import os
 import statistics
 import time
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
+import pandas_peer
 import pytest
+import support
 
 import fastmatch
-import pandas_peer
-import support
 from fastmatch.errors import ResultTooLargeError
 
 WORKERS = 2
@@ -124,7 +124,7 @@ def _rounds(n: int, output: str) -> tuple[int, int]:
     return 3, 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _kernel_time(n: int) -> float:
     """The block kernel's median time when its benchmark did not run in this session (-k)."""
     problem = support.dense(n)
@@ -150,7 +150,7 @@ def test_products(benchmark, n, output):
     support.record(benchmark, LABELS[output], str(n), problem.pairs, n_sources=n, n_targets=n, workers=WORKERS)
     if output == "compatible":
         try:
-            fastmatch.match(problem.sources, problem.targets, workers=WORKERS).compatible
+            _ = fastmatch.match(problem.sources, problem.targets, workers=WORKERS).compatible
         except ResultTooLargeError:
             benchmark.extra_info["refused_at_default_limit"] = True
         else:
@@ -250,9 +250,10 @@ def test_pandas_peer(benchmark, n, shape, side):
     PEER_TIMES[(shape, n, side)] = benchmark.stats.stats.median
     PEER_BEST[(shape, n, side)] = benchmark.stats.stats.min
     PEER_FACTS[(shape, n)] = {"join_rows": peer.join_rows, "targets": len(peer.targets)}
-    if (shape, n, "fastmatch") in PEER_TIMES and (shape, n, "pandas") in PEER_TIMES:
-        benchmark.extra_info["fastmatch_speedup"] = PEER_TIMES[(shape, n, "pandas")] / PEER_TIMES[(shape, n, "fastmatch")]
-        benchmark.extra_info["fastmatch_speedup_best"] = PEER_BEST[(shape, n, "pandas")] / PEER_BEST[(shape, n, "fastmatch")]
+    pandas_key, fastmatch_key = (shape, n, "pandas"), (shape, n, "fastmatch")
+    if pandas_key in PEER_TIMES and fastmatch_key in PEER_TIMES:
+        benchmark.extra_info["fastmatch_speedup"] = PEER_TIMES[pandas_key] / PEER_TIMES[fastmatch_key]
+        benchmark.extra_info["fastmatch_speedup_best"] = PEER_BEST[pandas_key] / PEER_BEST[fastmatch_key]
 
 
 def _assert_peer_equal(peer: Peer, top) -> int:
@@ -283,7 +284,9 @@ def _summary():
     lines = []
     for n in sorted({n for n, _ in PRODUCT_TIMES}):
         kernel, kernel_best = PRODUCT_TIMES.get((n, "kernel")), PRODUCT_BEST.get((n, "kernel"))
-        lines.append(f"{n:,} x {n:,} all distinct, {WORKERS} workers   median s   M pairs/s   share of kernel rate (best rounds)")
+        lines.append(
+            f"{n:,} x {n:,} all distinct, {WORKERS} workers   median s   M pairs/s   share of kernel rate (best rounds)"
+        )
         for output in OUTPUTS:
             seconds = PRODUCT_TIMES.get((n, output))
             if seconds is None:
@@ -302,10 +305,8 @@ def _summary():
             if f and p:
                 best = PEER_BEST[(shape, n, "pandas")] / PEER_BEST[(shape, n, "fastmatch")]
                 speed = f"{p / f:7.3f} ({best:.3f})"
-            join = PEER_FACTS[(shape, n)]["join_rows"]
-            lines.append(
-                f"  {shape + f' (join rows {join:,})':<40} {f or float('nan'):11.3f} {p or float('nan'):10.3f}   {speed}"
-            )
+            label = f"{shape} (join rows {PEER_FACTS[(shape, n)]['join_rows']:,})"
+            lines.append(f"  {label:<40} {f or float('nan'):11.3f} {p or float('nan'):10.3f}   {speed}")
     return "fastmatch products (bench_products)", lines
 
 

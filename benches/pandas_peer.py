@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -251,7 +252,7 @@ def _text(value: Any) -> str | None:
     if not _present(value):
         return None
     if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
+        raise TypeError(f"expected a string, got {value!r}")
     return value
 
 
@@ -259,7 +260,7 @@ def _parse_int(value: Any) -> float:
     if not _present(value):
         return np.nan
     if isinstance(value, bool):
-        raise ValueError(f"expected an integer, got {value!r}")
+        raise TypeError(f"expected an integer, got {value!r}")
     if isinstance(value, (int, np.integer)):
         return int(value)
     text = str(value)

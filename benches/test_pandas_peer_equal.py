@@ -15,10 +15,10 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pandas_peer
 import pytest
 
 import fastmatch as fm
-import pandas_peer
 from fastmatch.generate import generate_records
 
 
