@@ -11,7 +11,8 @@ round from prepared ``DeviceSet``s (so interning is in every round, as a user pa
   evaluated until an output is read);
 - ``match+top_k(5)``, ``match+counts()``, ``match+to_sparse()``, ``match().compatible``.
 
-``extra_info`` holds ``pairs_per_second`` (n*n over the median round) and
+``extra_info`` holds ``pairs_per_second`` (n*n over the median round: the nominal pairs,
+whatever an output skips without evaluating) and
 ``ratio_to_kernel``: the output's pair rate over the kernel's *in the same run*
 (kernel median time over the output's median time). ``.compatible`` is refused under
 the default 2 GiB memory limit at 10,000 (it needs 24 bytes of class-pair arrays a
