@@ -48,3 +48,13 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         machine_info["cpu_model"] = model.split(":", 1)[1].strip()
     except (OSError, StopIteration):
         pass
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The tables the benchmark modules registered with ``support.add_summary`` (e.g. bench_products)."""
+    for make in support.SUMMARIES:
+        title, lines = make()
+        if lines:
+            terminalreporter.write_sep("-", title)
+            for line in lines:
+                terminalreporter.write_line(line)

@@ -77,15 +77,21 @@ def _generator_version() -> str:
     return hashlib.sha1(Path(generate.__file__).read_bytes()).hexdigest()[:10]
 
 
-def fleet_files(n_sources: int, n_targets: int, distinct: int, seed: int = SEED) -> tuple[Path, Path]:
-    """``fastmatch generate`` output for these arguments, written on first use."""
-    name = f"{n_sources}x{n_targets}-k{distinct}-s{seed}"
+def fleet_files(
+    n_sources: int, n_targets: int, distinct: int, seed: int = SEED, record_fraction: float | None = None
+) -> tuple[Path, Path]:
+    """``fastmatch generate`` output for these arguments, written on first use.
+
+    ``record_fraction``: the share of target descriptors with COMPATIBLE records (default: the generator's)."""
+    share = "" if record_fraction is None else f"-r{record_fraction:g}"
+    name = f"{n_sources}x{n_targets}-k{distinct}{share}-s{seed}"
     directory = cache_dir() / f"{name}-{_generator_version()}"
     done = directory / "complete"
     if not done.exists():
         for stale in cache_dir().glob(f"{name}-*"):  # made by another version of the generator
             shutil.rmtree(stale, ignore_errors=True)
-        generate.write_fleet(directory, n_sources, n_targets, distinct, seed)
+        shares = {} if record_fraction is None else {"record_fraction": record_fraction}
+        generate.write_fleet(directory, n_sources, n_targets, distinct, seed, **shares)
         done.write_text("")
     return directory / generate.SOURCES_FILE, directory / generate.TARGETS_FILE
 
@@ -179,3 +185,13 @@ def rate(benchmark) -> None:
     if stats is not None and stats.median > 0:
         benchmark.extra_info["pairs_per_second"] = benchmark.extra_info["pairs"] / stats.median
         benchmark.extra_info["pairs_per_second_best"] = benchmark.extra_info["pairs"] / stats.min
+
+
+# -- end-of-session summaries ---------------------------------------------------------------------
+SUMMARIES: list = []  # callables returning (title, lines), printed by conftest's pytest_terminal_summary
+
+
+def add_summary(make) -> None:
+    """Register ``make() -> (title, lines)``; its lines are printed at the end of the session (if any)."""
+    if make not in SUMMARIES:
+        SUMMARIES.append(make)
