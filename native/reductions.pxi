@@ -103,7 +103,7 @@ cdef int64_t best_candidates(
     """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
     target classes, best first (score, then device order) in ``scores``/``devs``; returns how
     many there are."""
-    cdef int64_t j, p, s, d, r, size = 0, floor = 0
+    cdef int64_t j, p, p0, p1, s, d, r, size = 0, floor = 0
     if depth <= 0:
         return 0
     for r in range(n_ranges):
@@ -111,7 +111,11 @@ cdef int64_t best_candidates(
             s = row[j]
             if s < floor:  # incompatible (< 0), or below every candidate of a full heap
                 continue
-            for p in range(D.available_start[j], D.available_start[j + 1]):
+            p0 = D.available_start[j]
+            p1 = D.available_start[j + 1]
+            if p0 == p1 or (size == depth and s == floor and D.available_order[p0] > devs[0]):
+                continue  # no device, or a tie with the worst kept whose devices all come later
+            for p in range(p0, p1):
                 d = D.available_order[p]
                 if size < depth:
                     scores[size] = s

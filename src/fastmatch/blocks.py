@@ -7,7 +7,9 @@ attribute (with ``records = "override"``: the record decides it instead). So wit
 each exact attribute its records leave alone. Targets are ordered by those codes (an
 attribute a target's records constrain counts as a wildcard, -1), each distinct key a
 contiguous range; a source class visits, for each pattern of wildcards among the targets,
-the one range whose key is its own codes with that pattern's wildcards. The kernel then
+the one range whose key is its own codes with that pattern's wildcards. An attribute that
+every record of a target pins to one literal (the same one) is no wildcard: the records accept
+only sources with that value, so the target's key holds the literal's code. The kernel then
 evaluates and reduces only those ranges (``Problem.block``): cost follows the pairs that
 agree on the exact attributes, as a hash join's does, not N x M.
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import FastmatchError
-from .intern import OP_NE, Side
+from .intern import OP_NE, TEST_IN_CODES, RecordTables, Side
 
 # Blocks pay when they leave at most this share of the class pairs: a blocked row has a few
 # ranges to set up instead of one, and its reductions check ranges for the devices' exclusions.
@@ -79,6 +81,27 @@ def in_order(targets: Side, order: np.ndarray) -> Side:
     )
 
 
+def _pinned_codes(side: Side, rows: np.ndarray) -> np.ndarray:
+    """int64 (rules, record sets): the code every record of the set pins that rule's attribute to
+    (a field with one literal, the same in every alternative), or -1."""
+    records: RecordTables = side.records
+    row_index = {int(row): k for k, row in enumerate(rows)}
+    pinned_by_record = np.full((len(rows), len(records.cmask)), -1, dtype=np.int64)
+    for r in range(len(records.cmask)):
+        for t in range(int(records.common_begin[r]), int(records.common_end[r])):
+            k = row_index.get(int(records.test_row[t]))
+            if k is not None and records.test_kind[t] == TEST_IN_CODES and records.test_len[t] == 1:
+                pinned_by_record[k, r] = int(records.code_pool[records.test_start[t]])
+    n_sets = len(side.set_start) - 1
+    pinned = np.full((len(rows), n_sets), -1, dtype=np.int64)
+    for k in range(1, n_sets):  # set 0: no records
+        members = side.set_records[side.set_start[k] : side.set_start[k + 1]]
+        codes = pinned_by_record[:, members]
+        agree = (codes >= 0).all(axis=1) & (codes == codes[:, :1]).all(axis=1)
+        pinned[:, k] = np.where(agree, codes[:, 0], -1)
+    return pinned
+
+
 class TargetKeys:
     """The targets' codes on the exact rules that block, and the ranges of equal keys.
 
@@ -99,8 +122,11 @@ class TargetKeys:
             wildcard = np.zeros(codes.shape, dtype=bool)
         else:
             wildcard = (targets.cany.astype(np.uint64)[None, :] & bits[:, None]) != 0
+            pinned = _pinned_codes(targets, rows)[:, targets.record_set]  # (rules, target classes), -1: not pinned
+            codes = np.where(wildcard & (pinned >= 0), pinned, codes)
+            wildcard &= pinned < 0
         # The most selective rules first, as many as fit in one packed key.
-        radix = np.maximum(targets.codes[rows].max(axis=1, initial=0).astype(np.int64), 0) + 3  # + unseen, + wildcard
+        radix = np.maximum(codes.max(axis=1, initial=0), 0) + 3  # codes, + one no target has, + the wildcard
         chosen, bits_used = [], 0.0
         for k in np.argsort(-radix, kind="stable"):
             if bits_used + np.log2(float(radix[k])) > KEY_BITS:
