@@ -35,27 +35,14 @@ cdef inline size_t address(cnp.ndarray array) noexcept:
     """Where an array's data starts (``.ctypes.data`` costs a microsecond; this, nothing)."""
     return <size_t>cnp.PyArray_DATA(array)
 
-# Keep in step with fastmatch/intern.py and fastmatch/reasons.py.
+include "codes.pxi"  # op kinds, record tests, reason and score bits: generated from fastmatch/codes.py
+
 cdef enum:
-    OP_NE = 0
-    OP_VERSION = 1
-    OP_GE = 2
-    OP_LE = 3
-    OP_SUPERSET = 4
-    OP_MIGRATABLE = 5
-    OP_REQUIRED = 6
-    OP_CONFIRM = 7
-    TEST_IN_CODES = 0
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
-cdef uint64_t NO_RECORD = 1ULL << 59
-cdef uint64_t INCOMPATIBLE = 1ULL << 63
-cdef int64_t SCORE_EXACT = 1LL << 62
-cdef int64_t SCORE_SAME_TYPE = 1LL << 61
-cdef int64_t SCORE_HAS_VERSION = 1LL << 60
 
 
 cdef struct Records:

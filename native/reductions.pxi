@@ -18,8 +18,6 @@ cdef enum:
     REDUCE_SCORES = 4
     REDUCE_REASONS = 5
 
-cdef uint64_t SAME_DEVICE = 1ULL << 63
-cdef uint64_t SAME_HOST = 1ULL << 62
 
 
 cdef struct Devices:

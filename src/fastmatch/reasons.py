@@ -10,12 +10,18 @@ import numpy as np
 
 from .errors import FastmatchError
 
-SAME_DEVICE = 1 << 63
-SAME_HOST = 1 << 62
-NOT_MIGRATABLE = 1 << 61
-OPAQUE = 1 << 60
-NO_RECORD = 1 << 59
-SHARED_ATTRIBUTE_BIT = 58  # attributes from this index on share this bit
+from .codes import (
+    INCOMPATIBLE as _INCOMPATIBLE_BIT,
+    NO_RECORD,
+    NOT_MIGRATABLE,
+    OPAQUE,
+    SAME_DEVICE,
+    SAME_HOST,
+    SCORE_EXACT,
+    SCORE_HAS_VERSION,
+    SCORE_SAME_TYPE,
+    SHARED_ATTRIBUTE_BIT,
+)
 
 FIXED_REASONS = {
     SAME_DEVICE: "SAME_DEVICE",
@@ -35,9 +41,6 @@ FIXED_REASONS = {
 #                prefer="newest": the rank of T's version among the targets' versions
 # Closeness counts the target values that are strictly closer, so every size of component ranks
 # by its true difference (a date-stamped patch, a major in the millions): nothing is capped.
-SCORE_EXACT = 1 << 62
-SCORE_SAME_TYPE = 1 << 61
-SCORE_HAS_VERSION = 1 << 60
 VERSION_BITS = 60
 
 
@@ -82,8 +85,8 @@ class VersionScale:
 # its reason mask with the sign bit set. The two never coexist, and one 8-byte value per
 # pair halves what the kernel writes. SAME_DEVICE (bit 63, the sign) and SAME_HOST are
 # about devices, not classes: outcomes never hold them, results add them from the devices.
-INCOMPATIBLE = np.int64(-(1 << 63))
-_CLASS_REASON_BITS = np.int64((1 << 63) - 1)
+INCOMPATIBLE = np.uint64(_INCOMPATIBLE_BIT).view(np.int64)
+_CLASS_REASON_BITS = ~INCOMPATIBLE
 
 
 def outcome_scores(outcomes: np.ndarray) -> np.ndarray:
