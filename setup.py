@@ -51,6 +51,8 @@ if sys.platform != "win32":
     compile_args += ["-march=native"] if _flag("FASTMATCH_NATIVE") else []  # opt-in: ties the build to this CPU
     if _flag("FASTMATCH_DEBUG"):
         compile_args = ["-O0", "-g"]
+    else:
+        compile_args.append("-g0")  # Python's own flags ask for debug info: 2.6 MB of .so instead of 0.5
 
 use_openmp = not _flag("FASTMATCH_NO_OPENMP") and _compiler_accepts(["-fopenmp"])
 if use_openmp:

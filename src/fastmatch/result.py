@@ -189,7 +189,10 @@ class MatchResult:
 
         A compatible pair whose score is 0 is stored as an explicit zero.
         """
-        from scipy import sparse
+        try:
+            from scipy import sparse
+        except ImportError:
+            raise FastmatchError("to_sparse() needs SciPy: pip install 'fastmatch[sparse]'") from None
 
         n, m = self.shape
         per_row = self._counts(np.ones(m, dtype=bool))
