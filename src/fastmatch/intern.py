@@ -21,7 +21,6 @@ import bisect
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import accumulate
-from operator import attrgetter
 from typing import Callable
 
 import numpy as np
@@ -65,11 +64,18 @@ class _Vocabulary:
 
     def __init__(self, kind: str, values: list) -> None:
         self.kind = kind
-        distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
         self.ordered = kind in ("int", "version")
-        if self.ordered:
-            # A version's key once each, not twice per comparison (the same order as Version.__lt__).
-            distinct.sort(key=_VERSION_ORDER if kind == "version" else None)
+        if kind == "version":
+            # Versions compare and hash by their key (Python code): each one's key once, then
+            # tuples at C speed. The first of equal versions stands for them, as below.
+            present = [v for v in values if v is not None]
+            keys = [v.key for v in present]
+            first = dict(zip(reversed(keys), reversed(present)))
+            distinct = [first[key] for key in sorted(first)]
+        else:
+            distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
+            if self.ordered:
+                distinct.sort()
         self.values = distinct
         step = 2 if self.ordered else 1
         self.code = {v: step * (i + 1) for i, v in enumerate(distinct)}
@@ -612,9 +618,6 @@ class _Context:
         )
 
 
-_VERSION_ORDER = attrgetter("key")
-
-
 def _number(keys) -> tuple[list, list[int]]:
     """The distinct keys in order of first appearance, and each key's position among them.
     Hashing, not sorting: one attribute's values need not be comparable (absent is None),
@@ -623,6 +626,15 @@ def _number(keys) -> tuple[list, list[int]]:
     number = index.setdefault
     positions = [number(key, len(index)) for key in keys]
     return list(index), positions
+
+
+def _first_positions(numbers: list[int], count: int) -> np.ndarray:
+    """Where each of ``count`` numbers first appears in ``numbers``, which number things in
+    order of first appearance (so the running maximum steps up by one at each)."""
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    running = np.maximum.accumulate(np.array(numbers, dtype=np.int64))
+    return np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
 
 
 class _Found:
@@ -645,10 +657,9 @@ class _Found:
                 # A version is a function of its text, which hashes at C speed (a Version's hash
                 # is Python code): number the texts, then take one version of each.
                 column = [values.get(name) for values in held]
-                texts = [v if v is None else v.text for v in column]
-                ids.append([number(text, len(index)) for text in texts])
-                version_of = dict(zip(texts, column))
-                self.values.append([version_of[text] for text in index])
+                positions = [number(v if v is None else v.text, len(index)) for v in column]
+                ids.append(positions)
+                self.values.append([column[k] for k in _first_positions(positions, len(index))])
             else:
                 ids.append([number(values.get(name), len(index)) for values in held])
                 self.values.append(list(index))
