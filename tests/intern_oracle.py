@@ -1,4 +1,4 @@
-"""The interning as it was before it was vectorised (fastmatch/intern.py at commit a1e49b1), kept
+"""The interning as it was before it was vectorised (fastmatch/intern.py at commit 8e25557), kept
 as the oracle of tests/test_intern_speed_equal.py: a plain loop per descriptor, tuple keys, one
 Python value at a time. Only the imports changed (absolute), and the attribute order is computed
 here the old way too. Not used by the library.
@@ -16,7 +16,7 @@ import numpy as np
 from fastmatch.devices import Descriptor, DeviceSet
 from fastmatch.intern import NativeUnsupported  # one exception class for both implementations
 from fastmatch.policy import Policy
-from fastmatch.reasons import FIELD_CAP, NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
+from fastmatch.reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from fastmatch.records import AnyOf, AnyValue, GroundedRecord, SubsetOf
 from fastmatch.values import is_absent
 
@@ -157,7 +157,7 @@ class Side:
     has_version: np.ndarray  # uint8
     major: np.ndarray  # int64
     minor: np.ndarray  # int64
-    patch: np.ndarray  # int64, capped at FIELD_CAP
+    patch: np.ndarray  # int64
     newest_rank: np.ndarray  # int64: rank of the version among the targets' (targets only)
 
     @property
@@ -420,7 +420,7 @@ class _Context:
                 value = d.values.get(attributes[self.score_version])
                 if value is not None:
                     has_version[c] = 1
-                    major[c], minor[c], patch[c] = value.major, value.minor, min(value.patch, FIELD_CAP)
+                    major[c], minor[c], patch[c] = value.major, value.minor, value.patch
         return Side(
             class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
             codes=codes,

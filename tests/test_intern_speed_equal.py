@@ -13,6 +13,7 @@ targets of a TargetIndex with requests coded against them (values they lack).
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ from fastmatch import DeviceSet, Policy
 from fastmatch.intern import Interned, NativeUnsupported, PreparedTargets, intern
 from strategies import CONFIRMERS, Scenario, scenarios, validate
 
+# Examples: a few dozen with the suite; HYPOTHESIS_PROFILE=long (as for test_equivalence) many more.
+EXAMPLES = 600 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 40
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -115,7 +118,7 @@ def test_prepared_targets_equal_the_oracle(scenario: Scenario) -> None:
 
 
 @given(st.data())
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=max(10, EXAMPLES // 4), deadline=None)
 def test_confirmers_equal_the_oracle(data) -> None:
     scenario = data.draw(scenarios(max_sources=6, max_targets=6))
     sources, targets = validate(scenario)
