@@ -500,8 +500,8 @@ class _Context:
         class_ids = coded.ids[:, first]
         codes = class_codes.astype(lane)
         versions = [coded.versions[i][:, class_ids[i]] for i in self.version_slot]  # in slot order
-        vmajor = np.array([v[0] for v in versions], dtype=lane).reshape(len(versions), n)
-        vminor = np.array([v[1] for v in versions], dtype=lane).reshape(len(versions), n)
+        vmajor = np.array([v[0] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
+        vminor = np.array([v[1] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
         if self.score_version >= 0:
             has_version, major, minor, patch = versions[self.version_slot[self.score_version]][2:]
         else:
@@ -628,15 +628,6 @@ def _number(keys) -> tuple[list, list[int]]:
     return list(index), positions
 
 
-def _first_positions(numbers: list[int], count: int) -> np.ndarray:
-    """Where each of ``count`` numbers first appears in ``numbers``, which number things in
-    order of first appearance (so the running maximum steps up by one at each)."""
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    running = np.maximum.accumulate(np.array(numbers, dtype=np.int64))
-    return np.flatnonzero(np.concatenate([[True], running[1:] != running[:-1]]))
-
-
 class _Found:
     """The values some descriptors hold, one attribute at a time.
 
@@ -659,7 +650,8 @@ class _Found:
                 column = [values.get(name) for values in held]
                 positions = [number(v if v is None else v.text, len(index)) for v in column]
                 ids.append(positions)
-                self.values.append([column[k] for k in _first_positions(positions, len(index))])
+                first = dict(zip(reversed(positions), range(len(positions) - 1, -1, -1)))  # earliest wins
+                self.values.append([column[first[k]] for k in range(len(index))])
             else:
                 ids.append([number(values.get(name), len(index)) for values in held])
                 self.values.append(list(index))
