@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import chain, compress, count
+from operator import attrgetter
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -147,11 +149,30 @@ class DeviceSet:
 
     def attribute_names(self) -> list[str]:
         """Attribute names in order of first appearance (SPEC section 8)."""
-        seen: dict[str, None] = {}
-        for d in self.descriptors:  # descriptors are numbered in order of first device
-            for name in d.attribute_names():
-                seen.setdefault(name)
-        return list(seen)
+        # Descriptors are numbered in order of first device; each reads its SELF's names, then
+        # its records'. The SELF names are read at C speed, in their order of first appearance;
+        # the records' names (few descriptors have records) are then placed where they first
+        # appear, if that comes before their first SELF.
+        descriptors = self.descriptors
+        names = list(dict.fromkeys(chain.from_iterable(map(attrgetter("raw_self"), descriptors))))
+        with_records = list(compress(count(), map(attrgetter("records"), descriptors)))
+        if not with_records:
+            return names
+        first: dict[str, tuple[int, int]] = {}  # name -> (descriptor, place among its names)
+        d = 0
+        for name in names:  # in the order of their first descriptor: one scan
+            while name not in descriptors[d].raw_self:
+                d += 1
+            first[name] = (d, list(descriptors[d].raw_self).index(name))
+        never = (len(descriptors), 0)
+        for d in with_records:
+            place = len(descriptors[d].raw_self)
+            for record in descriptors[d].records:
+                for name in record.attrs:
+                    if (d, place) < first.get(name, never):
+                        first[name] = (d, place)
+                    place += 1
+        return sorted(first, key=first.__getitem__)
 
     @cached_property
     def id_index(self) -> dict[str, int]:

@@ -18,8 +18,9 @@ to SPEC section 8's reason bits.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
+from itertools import accumulate
 from typing import Callable
 
 import numpy as np
@@ -45,6 +46,7 @@ _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge
 TEST_IN_CODES, TEST_SUBSET = 0, 1
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
 MAX_OPAQUE_TABLE = 1 << 26
+SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
 
 
 class NativeUnsupported(FastmatchError):
@@ -62,10 +64,18 @@ class _Vocabulary:
 
     def __init__(self, kind: str, values: list) -> None:
         self.kind = kind
-        distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
         self.ordered = kind in ("int", "version")
-        if self.ordered:
-            distinct.sort()
+        if kind == "version":
+            # Versions compare and hash by their key (Python code): each one's key once, then
+            # tuples at C speed. The first of equal versions stands for them, as below.
+            present = [v for v in values if v is not None]
+            keys = [v.key for v in present]
+            first = dict(zip(reversed(keys), reversed(present)))
+            distinct = [first[key] for key in sorted(first)]
+        else:
+            distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
+            if self.ordered:
+                distinct.sort()
         self.values = distinct
         step = 2 if self.ordered else 1
         self.code = {v: step * (i + 1) for i, v in enumerate(distinct)}
@@ -93,12 +103,14 @@ class _Vocabulary:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
-    def major_of(self, version) -> int:
-        return self.major_code.get(version.major, self.unseen_major)
+    def major_of(self, major: int) -> int:
+        """The code of a version's major."""
+        return self.major_code.get(major, self.unseen_major)
 
-    def minor_of(self, version) -> int:
-        index = bisect.bisect_left(self.minors, version.minor)
-        seen = index < len(self.minors) and self.minors[index] == version.minor
+    def minor_of(self, minor: int) -> int:
+        """The rank code of a version's minor (odd between seen ones, like unseen values)."""
+        index = bisect.bisect_left(self.minors, minor)
+        seen = index < len(self.minors) and self.minors[index] == minor
         return 2 * (index + 1) if seen else 2 * index + 1
 
     def use_lane(self, lane: type) -> None:
@@ -110,12 +122,33 @@ class _Vocabulary:
     def mask(self, items, *, literal: bool = False) -> np.ndarray:
         """The bits of a set; an item never seen sets the unseen-item bit, except in a
         record's literal (no source that has an unseen item is a subset of it)."""
+        return np.array(self._words(items, literal), dtype=self.lane)
+
+    def _words(self, items, literal: bool = False) -> list[int]:
         words = [0] * self.words
         for item in items:
             bit = self.bit.get(item, None if literal else len(self.bit))
             if bit is not None:
                 words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
-        return np.array(words, dtype=self.lane)
+        return words
+
+    def version_table(self, values: list, scored: bool) -> np.ndarray:
+        """int64 [2 or 6, len(values)]: of each version the major code and the minor rank,
+        and if ``scored`` what the scores read (has it, major, minor, patch); 0 where absent."""
+        width = 6 if scored else 2
+        rows = []
+        for v in values:
+            if v is None:
+                rows.append((0,) * width)
+                continue
+            major, minor, patch = (*v.parts, 0, 0, 0)[:3]  # Version.major, .minor, .patch
+            rows.append((self.major_of(major), self.minor_of(minor), 1, major, minor, patch)[:width])
+        return np.array(rows, dtype=np.int64).reshape(len(values), width).T
+
+    def mask_table(self, values: list) -> np.ndarray:
+        """lanes [words, len(values)]: the mask of each set (absent: empty)."""
+        words = [self._words(v) if v is not None else [0] * self.words for v in values]
+        return np.array(words, dtype=self.lane).reshape(len(values), self.words).T
 
 
 @dataclass
@@ -211,7 +244,11 @@ def intern(
     """Both sides of one match, against vocabularies of both sides' values."""
     attributes = fleet_attribute_order(policy, sources, targets)
     context = _Context(policy, attributes, [*sources.descriptors, *targets.descriptors], confirm)
-    return context.interned(context.side(sources, "source"), context.side(targets, "target"))
+    coded, n = context.coded, len(sources.descriptors)
+    return context.interned(
+        context.side(sources, "source", coded=coded.part(0, n)),
+        context.side(targets, "target", coded=coded.part(n, len(coded.descriptors))),
+    )
 
 
 class PreparedTargets:
@@ -225,7 +262,7 @@ class PreparedTargets:
         self.attributes = policy.attribute_order(targets.attribute_names())
         literals = [_literals(record) for d in targets.descriptors for record in d.records]
         self.context = _Context(policy, self.attributes, targets.descriptors, None, literals, every_fixed_op=True)
-        self.targets = self.context.side(targets, "target")
+        self.targets = self.context.side(targets, "target", coded=self.context.coded)
         self.kernel_cache: dict = {}
 
     def supports(self, sources: DeviceSet) -> bool:
@@ -268,7 +305,12 @@ def _literals(record: GroundedRecord) -> dict[str, list]:
 
 
 class _Context:
-    """What sides are interned against: the shared vocabularies and the ops."""
+    """What sides are interned against: the shared vocabularies and the ops.
+
+    The descriptors it is made from are coded once (``self.coded``); a side made of
+    them reads its part of that. Coding goes one attribute at a time: each distinct
+    value is looked at once, descriptors only index tables of them.
+    """
 
     def __init__(
         self,
@@ -283,16 +325,14 @@ class _Context:
         self.attributes = attributes
         self.confirm = confirm
         specs = [policy.attribute(a) for a in attributes]
+        self.kinds = [spec.type for spec in specs]
+        found = _Found(descriptors, attributes, self.kinds)
         vocabularies = []
-        for spec in specs:
-            values = [d.values.get(spec.name) for d in descriptors]
-            for found in literals:
-                values.extend(found.get(spec.name, ()))
-            vocabularies.append(_Vocabulary(spec.type, values))
+        for spec, values in zip(specs, found.values):
+            extra = [v for record_literals in literals for v in record_literals.get(spec.name, ())]
+            vocabularies.append(_Vocabulary(spec.type, [*values, *extra]))
         self.vocabularies = vocabularies
-        self.opaque_codes: dict[str | None, int] = {None: 0}
-        for d in descriptors:
-            self.opaque_codes.setdefault(d.migration_version, len(self.opaque_codes))
+        self.opaque_codes: dict[str | None, int] = {v: k for k, v in enumerate(dict.fromkeys([None, *found.opaque]))}
         self.uses_source_records = policy.direction in ("source-offers", "both")
         self.uses_target_records = policy.direction in ("target-accepts", "both")
 
@@ -304,13 +344,14 @@ class _Context:
         if policy.opaque != "ignore" and (every_fixed_op or len(self.opaque_codes) > 1 or policy.opaque == "required"):
             kind = OP_CONFIRM if confirm is not None else OP_REQUIRED if policy.opaque == "required" else OP_NE
             fixed_ops.append((kind, opaque_row, OPAQUE, 0))
-        if every_fixed_op or not all(d.migratable for d in descriptors):
+        if every_fixed_op or not found.migratable.all():
             fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
         largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
         lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
         self.lane, self.identity = lane, identity
         bits = np.iinfo(lane).bits
+        self.all_bits = np.iinfo(lane).max
         for v in vocabularies:
             v.use_lane(lane)
         self.word_start, self.words = {}, 0
@@ -327,30 +368,40 @@ class _Context:
         self.attribute_bits = sum(1 << op[3] for op in self.ops)
         for k, (kind, row, reasons, slot) in enumerate(fixed_ops):
             self.ops.append((kind, row, 0, bits - 2 + slot if identity else len(rule_ops) + k, reasons))
-
-        self.exact_rows = [i for i, s in enumerate(specs) if s.rule != "ignore"]
-        self.exact_keys: dict[tuple, int] = {}
-        self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
-        self.row_of = {name: i for i, name in enumerate(attributes)}
-
-    def interned(self, source_side: Side, target_side: Side) -> Interned:
-        policy, lane, ops = self.policy, self.lane, self.ops
-        return Interned(
-            policy=policy,
-            attributes=self.attributes,
-            lane=lane,
-            sources=source_side,
-            targets=target_side,
+        ops = self.ops
+        self.op_arrays = dict(  # the same for every pair of sides; the kernel only reads them
             op_kind=np.array([op[0] for op in ops], dtype=np.int32),
             op_row=np.array([op[1] for op in ops], dtype=np.int32),
             op_words=np.array([op[2] for op in ops], dtype=np.int32),
             op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
-            bit_reasons=_bit_reasons(ops, np.iinfo(lane).bits),
+            bit_reasons=_bit_reasons(ops, bits),
+        )
+
+        self.exact_rows = np.array([i for i, s in enumerate(specs) if s.rule != "ignore"], dtype=np.intp)
+        self.exact_seen = np.zeros((len(self.exact_rows), 0), dtype=np.int64)
+        self._exact_lookup: dict[tuple, int] | None = None
+        self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
+        self.type_row = attributes.index(policy.score_type) if policy.score_type else -1
+        self.opaque_table = _opaque_table(self.opaque_codes, confirm)
+        self.row_of = {name: i for i, name in enumerate(attributes)}
+        self.coded = self.code(found, frozen=False)
+        self._no_records: RecordTables | None = None
+        self._no_sets = (np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int32))  # set_start, set_records
+
+    def interned(self, source_side: Side, target_side: Side) -> Interned:
+        policy = self.policy
+        return Interned(
+            policy=policy,
+            attributes=self.attributes,
+            lane=self.lane,
+            sources=source_side,
+            targets=target_side,
+            **self.op_arrays,
             identity_bits=self.identity,
             attribute_bits=self.attribute_bits,
-            type_row=self.attributes.index(policy.score_type) if policy.score_type else -1,
+            type_row=self.type_row,
             prefer_newest=policy.prefer == "newest",
-            opaque_table=_opaque_table(self.opaque_codes, self.confirm),
+            opaque_table=self.opaque_table,
         )
 
     def cmask(self, record: GroundedRecord) -> int:
@@ -360,70 +411,103 @@ class _Context:
                 mask |= 1 << self.failure_bit_of[name]
         return mask
 
-    def side(self, devices: DeviceSet, role: str, frozen: bool = False) -> Side:
-        """The classes of one side. ``frozen``: code values the vocabularies have not seen
-        (the sources against prepared targets) without adding them."""
-        vocabularies, attributes = self.vocabularies, self.attributes
-        records_count = self.uses_source_records if role == "source" else self.uses_target_records
-        class_index: dict[tuple, int] = {}
-        class_of_descriptor = np.empty(len(devices.descriptors), dtype=np.int64)
-        members: list[tuple[tuple, Descriptor, tuple[int, ...]]] = []
-        record_ids: dict[GroundedRecord, int] = {}
-        for k, d in enumerate(devices.descriptors):
-            row = tuple(v.code_of(d.values.get(name)) for v, name in zip(vocabularies, attributes))
-            recs = tuple(record_ids.setdefault(r, len(record_ids)) for r in d.records) if records_count else ()
-            key = (row, recs, d.migratable, d.migration_version)
-            if frozen:
-                # Unseen values share codes; what else the kernel reads of them must tell them apart.
-                key += (self._unseen_detail(d),)
-            if key not in class_index:
-                class_index[key] = len(members)
-                members.append((row, d, recs))
-            class_of_descriptor[k] = class_index[key]
-        # Classes with the same records next to each other: the kernel then knows a tile's
-        # record state as a few runs, and visits the targets whose records it checks in order.
-        order = sorted(range(len(members)), key=lambda c: members[c][2])
-        members = [members[c] for c in order]
-        renumber = np.empty(len(order), dtype=np.int64)
-        renumber[order] = np.arange(len(order))
-        class_of_descriptor = renumber[class_of_descriptor]
+    def code(self, found: _Found, frozen: bool) -> _Coded:
+        """Descriptors' values as codes, each distinct value coded once. ``frozen``: code
+        values the vocabularies have not seen (the sources against prepared targets) without
+        adding them."""
+        vocabularies, n = self.vocabularies, len(found.descriptors)
+        # One table of every attribute's codes of its distinct values, read at each descriptor.
+        tables = [[v.code_of(value) for value in values] for v, values in zip(vocabularies, found.values)]
+        offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[: len(tables), None]
+        codes = np.empty((len(tables) + 2, n), dtype=np.int64)
+        codes[:-2] = np.array([c for table in tables for c in table], dtype=np.int64)[found.ids + offsets]
+        opaque = self.opaque_codes
+        codes[-2] = np.array([opaque.get(v, len(opaque)) for v in found.opaque], dtype=np.int64)[found.opaque_ids]
+        codes[-1] = found.migratable
+        score = self.score_version
+        return _Coded(
+            descriptors=found.descriptors,
+            ids=found.ids,
+            codes=codes,
+            keys=self._frozen_keys(found, codes) if frozen and n > 1 else codes,
+            versions={i: vocabularies[i].version_table(found.values[i], i == score) for i in self.version_slot},
+            masks={i: vocabularies[i].mask_table(found.values[i]) for i in self.word_start},
+        )
 
-        n, lane = len(members), self.lane
-        codes = np.zeros((len(attributes) + 2, n), dtype=lane)
-        vmajor = np.zeros((len(self.version_slot), n), dtype=lane)
-        vminor = np.zeros_like(vmajor)
-        masks = np.zeros((self.words, n), dtype=lane)
-        cany = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
-        record_sets: dict[tuple[int, ...], int] = {(): 0}
-        record_set = np.zeros(n, dtype=np.int32)
-        exact_key = np.zeros(n, dtype=np.int64)
-        has_version = np.zeros(n, dtype=np.uint8)
-        major, minor, patch = (np.zeros(n, dtype=np.int64) for _ in range(3))
+    def _frozen_keys(self, found: _Found, codes: np.ndarray) -> np.ndarray:
+        """What tells classes apart among frozen codes (in place of the codes, which serve
+        everywhere else). Frozen codes merge values that the kernel tells apart: unseen ints
+        and versions between the same neighbours (their majors, minors and distances differ),
+        unseen sets (their items), unseen migration_version strings (their opaque check).
+        Unseen strings may share a class: no target and no record has them."""
+        keys = codes.copy()
+        for i, (kind, values) in enumerate(zip(self.kinds, found.values)):
+            if kind == "version":  # one number per version ("1.0" is "1.0.0"), not per text
+                keys[i] = np.array(_number(values)[1], dtype=np.int64)[found.ids[i]]
+            elif kind != "string":
+                keys[i] = found.ids[i]
+        keys[-2] = found.opaque_ids
+        return keys
+
+    def side(self, devices: DeviceSet, role: str, frozen: bool = False, coded: _Coded | None = None) -> Side:
+        """The classes of one side. ``coded``: its descriptors' part of ``self.coded``; without
+        it they are coded here (``frozen``: see :meth:`code`)."""
+        if coded is None:
+            coded = self.code(_Found(devices.descriptors, self.attributes, self.kinds), frozen)
+        lane = self.lane
+        records_count = self.uses_source_records if role == "source" else self.uses_target_records
+
+        # Each descriptor's records as the number of its distinct tuple of records (0: none).
+        by_records: dict[tuple, int] = {(): 0}
+        keys = coded.keys
+        if records_count:
+            number = by_records.setdefault
+            with_records = np.array([number(d.records, len(by_records)) for d in coded.descriptors], dtype=np.int64)
+            keys = np.vstack([keys, with_records])
+        record_ids: dict[GroundedRecord, int] = {}
+        tuples = [tuple(record_ids.setdefault(r, len(record_ids)) for r in recs) for recs in by_records]
         records = list(record_ids)
-        for c, (row, d, recs) in enumerate(members):
-            codes[: len(row), c] = row
-            codes[-2, c] = self.opaque_codes.get(d.migration_version, len(self.opaque_codes))
-            codes[-1, c] = d.migratable
-            for i, slot in self.version_slot.items():
-                value = d.values.get(attributes[i])
-                if value is not None:
-                    vmajor[slot, c] = vocabularies[i].major_of(value)
-                    vminor[slot, c] = vocabularies[i].minor_of(value)
-            for i, start in self.word_start.items():
-                masks[start : start + vocabularies[i].words, c] = vocabularies[i].mask(d.values.get(attributes[i], ()))
-            key = tuple(row[i] for i in self.exact_rows)
-            exact_key[c] = self.exact_keys.get(key, -1) if frozen else self.exact_keys.setdefault(key, len(self.exact_keys))
-            record_set[c] = record_sets.setdefault(recs, len(record_sets))
-            if records_count:
-                constrained = 0
+
+        # Classes numbered in order of first appearance, then those with the same records next
+        # to each other: the kernel then knows a tile's record state as a few runs, and visits
+        # the targets whose records it checks in order. A class's records are a set numbered
+        # in that order, () first.
+        first, class_of_descriptor = _group(keys)
+        if records_count:
+            rank = np.empty(len(tuples), dtype=np.int64)
+            rank[sorted(range(len(tuples)), key=tuples.__getitem__)] = np.arange(len(tuples))
+            record_set = rank[with_records[first]]
+            order = np.argsort(record_set, kind="stable")
+            first, record_set = first[order], record_set[order].astype(np.int32)
+            renumber = np.empty(len(order), dtype=np.int64)
+            renumber[order] = np.arange(len(order))
+            class_of_descriptor = renumber[class_of_descriptor]
+            cmasks = [self.cmask(r) for r in records]
+            constrained = []
+            for recs in tuples:
+                mask = 0
                 for r in recs:
-                    constrained |= self.cmask(records[r])
-                cany[c] = constrained
-            if self.score_version >= 0:
-                value = d.values.get(attributes[self.score_version])
-                if value is not None:
-                    has_version[c] = 1
-                    major[c], minor[c], patch[c] = value.major, value.minor, value.patch
+                    mask |= cmasks[r]
+                constrained.append(mask)
+            cany = np.array(constrained, dtype=lane)[with_records[first]]
+        else:
+            record_set = np.zeros(len(first), dtype=np.int32)
+            cany = np.full(len(first), self.all_bits, dtype=lane)
+        sets = sorted(tuples)
+
+        n = len(first)
+        class_codes = coded.codes[:, first]
+        class_ids = coded.ids[:, first]
+        codes = class_codes.astype(lane)
+        versions = [coded.versions[i][:, class_ids[i]] for i in self.version_slot]  # in slot order
+        vmajor = np.array([v[0] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
+        vminor = np.array([v[1] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
+        if self.score_version >= 0:
+            has_version, major, minor, patch = versions[self.version_slot[self.score_version]][2:]
+        else:
+            has_version, major, minor, patch = np.zeros((4, n), dtype=np.int64)
+        masks = [coded.masks[i][:, class_ids[i]] for i in self.word_start]  # in word order
+        masks = masks[0] if len(masks) == 1 else np.concatenate(masks) if masks else np.zeros((0, n), dtype=lane)
         return Side(
             class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
             codes=codes,
@@ -432,26 +516,41 @@ class _Context:
             masks=masks,
             cany=cany,
             record_set=record_set,
-            set_start=np.cumsum([0, *map(len, record_sets)], dtype=np.int64),
-            set_records=np.array([r for recs in record_sets for r in recs], dtype=np.int32),
-            records=self.compile(records),
-            exact_key=exact_key,
-            has_version=has_version,
+            set_start=np.array([0, *accumulate(map(len, sets))], dtype=np.int64) if records else self._no_sets[0],
+            set_records=np.array([r for recs in sets for r in recs], dtype=np.int32) if records else self._no_sets[1],
+            records=self.compile(records) if records else self._compiled_nothing(),
+            exact_key=self._exact_keys(class_codes[self.exact_rows], frozen),
+            has_version=has_version.astype(np.uint8),
             major=major,
             minor=minor,
             patch=patch,
             newest_rank=self._newest_rank(codes) if role == "target" else np.zeros(n, dtype=np.int64),
         )
 
-    def _unseen_detail(self, d: Descriptor) -> tuple:
-        """The values that codes alone do not tell apart once unseen ones share codes: ints and
-        versions (the version rule reads majors and minors, the score their distances) and sets
-        (their items). Unseen strings may share a class: no target and no record has them."""
-        return tuple(
-            d.values.get(name)
-            for name, vocabulary in zip(self.attributes, self.vocabularies)
-            if vocabulary.ordered or vocabulary.kind == "set"
-        )
+    def _exact_keys(self, rows: np.ndarray, frozen: bool) -> np.ndarray:
+        """int64 per class: the number of its exact key (its codes of every non-ignore
+        attribute, ``rows``) among those of the sides interned so far, in order of first
+        appearance; ``frozen``: -1 for a key not seen before, which is not kept."""
+        seen = self.exact_seen  # int64 [len(exact_rows), keys seen]: the keys by number
+        if frozen:
+            # A few classes (a request): look each up among the seen keys.
+            if self._exact_lookup is None:
+                self._exact_lookup = dict(zip(map(tuple, seen.T.tolist()), range(seen.shape[1])))
+            get = self._exact_lookup.get
+            return np.array([get(key, -1) for key in map(tuple, rows.T.tolist())], dtype=np.int64)
+        # The seen keys, then these: groups in order of first appearance number the seen keys
+        # as before (they are distinct and first) and the new ones after them.
+        both = np.hstack([seen, rows])
+        first, number = _group(both)
+        self.exact_seen = both[:, first]
+        self._exact_lookup = None
+        return number[seen.shape[1] :]
+
+    def _compiled_nothing(self) -> RecordTables:
+        """The record tables of a side without records (every small request's), made once."""
+        if self._no_records is None:
+            self._no_records = self.compile([])
+        return self._no_records
 
     def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
         """prefer="newest": the rank of each target's version among the targets' versions."""
@@ -517,6 +616,114 @@ class _Context:
             code_pool=np.array(code_pool, dtype=self.lane),
             mask_pool=np.concatenate(mask_pool) if mask_pool else np.zeros(0, dtype=self.lane),
         )
+
+
+def _number(keys) -> tuple[list, list[int]]:
+    """The distinct keys in order of first appearance, and each key's position among them.
+    Hashing, not sorting: one attribute's values need not be comparable (absent is None),
+    and each is looked at once."""
+    index: dict = {}
+    number = index.setdefault
+    positions = [number(key, len(index)) for key in keys]
+    return list(index), positions
+
+
+class _Found:
+    """The values some descriptors hold, one attribute at a time.
+
+    ``values[i]``: attribute ``i``'s distinct values (``None`` for absent), in order of
+    first appearance; ``ids[i, d]``: descriptor ``d``'s among them. The same for
+    ``migration_version`` (``opaque``, ``opaque_ids``); ``migratable`` per descriptor.
+    """
+
+    def __init__(self, descriptors: list[Descriptor], attributes: list[str], kinds: list[str]) -> None:
+        self.descriptors = descriptors
+        held = [d.values for d in descriptors]
+        self.values: list[list] = []
+        ids = []
+        for name, kind in zip(attributes, kinds):
+            index: dict = {}
+            number = index.setdefault
+            if kind == "version":
+                # A version is a function of its text, which hashes at C speed (a Version's hash
+                # is Python code): number the texts, then take one version of each.
+                column = [values.get(name) for values in held]
+                positions = [number(v if v is None else v.text, len(index)) for v in column]
+                ids.append(positions)
+                first = dict(zip(reversed(positions), range(len(positions) - 1, -1, -1)))  # earliest wins
+                self.values.append([column[first[k]] for k in range(len(index))])
+            else:
+                ids.append([number(values.get(name), len(index)) for values in held])
+                self.values.append(list(index))
+        self.ids = np.array(ids, dtype=np.int64).reshape(len(attributes), len(descriptors))
+        self.opaque, opaque_ids = _number([d.migration_version for d in descriptors])
+        self.opaque_ids = np.array(opaque_ids, dtype=np.int64)
+        self.migratable = np.array([d.migratable for d in descriptors], dtype=bool)
+
+
+@dataclass
+class _Coded:
+    """Descriptors coded against a context's vocabularies, field-major like :class:`Side`."""
+
+    descriptors: list[Descriptor]
+    ids: np.ndarray  # int64 [n_attributes, n]: each descriptor's value among the attribute's distinct ones
+    codes: np.ndarray  # int64 [n_attributes + 2, n]: Side.codes' rows
+    keys: np.ndarray  # int64 [k, n]: alike in every row, one class (their records apart)
+    # version attribute -> int64 [2, distinct]: major code, minor rank; score_version's [6, distinct]
+    # has besides what the scores read: has it, major, minor, patch
+    versions: dict[int, np.ndarray]
+    masks: dict[int, np.ndarray]  # set attribute -> lanes [words, distinct]
+
+    def part(self, start: int, stop: int) -> "_Coded":
+        """The descriptors ``start:stop`` of these."""
+        return replace(
+            self,
+            descriptors=self.descriptors[start:stop],
+            ids=self.ids[:, start:stop],
+            codes=self.codes[:, start:stop],
+            keys=self.keys[:, start:stop],
+        )
+
+
+def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``rows`` (int64 [k, n], non-negative) grouped where alike: the first
+    column of each group, groups numbered in order of first appearance, and each column's
+    group.
+
+    Each column is packed into one int64 key (mixed radix over the rows); where the next
+    row would overflow the key, the key so far is renumbered first.
+    """
+    n = rows.shape[1]
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    widths = (rows.max(axis=1) + 1).tolist()
+    useful = [r for r, width in enumerate(widths) if width > 1]  # a row all alike tells nothing apart
+    key, span, start = np.zeros(n, dtype=np.int64), 1, 0
+    while start < len(useful):
+        # As many rows as fit beside what the key holds: one product packs them.
+        stop, room = start, span
+        while stop < len(useful) and room * widths[useful[stop]] <= 1 << 62:
+            room *= widths[useful[stop]]
+            stop += 1
+        if stop == start:  # full: number the keys so far
+            distinct, key = np.unique(key, return_inverse=True)
+            span = len(distinct)
+            continue
+        radix = [1] * (stop - start)
+        for j in range(stop - start - 2, -1, -1):
+            radix[j] = radix[j + 1] * widths[useful[start + j + 1]]
+        key = key * (room // span) + np.array(radix, dtype=np.int64) @ rows[useful[start:stop]]
+        span, start = room, stop
+    if n <= SMALL_GROUP:
+        keys = key.tolist()
+        first_at = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the earliest position wins
+        distinct, group = _number(keys)
+        return np.array([first_at[k] for k in distinct], dtype=np.int64), np.array(group, dtype=np.int64)
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    number = np.empty_like(order)
+    number[order] = np.arange(len(order))
+    return first[order], number[group]
 
 
 def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool]:
