@@ -1162,7 +1162,7 @@ cdef class Problem:
         R.indptr = _at64(indptr)
         R.indices = _mut64(columns)
         R.values = _mut64(data)
-        self._reduce(i0, i1, devices, &R, devices.D.n_targets, True, workers)
+        self._reduce(i0, i1, devices, &R, (devices.D.n_targets + 63) >> 6, True, workers)
 
     def dense(self, int64_t i0, int64_t i1, DeviceView devices, str what, out, int workers):
         """Rows of a dense (n, m) output for the devices of source classes i0..i1: ``compatible``
@@ -1181,7 +1181,8 @@ cdef class Problem:
         else:
             values = out.view(np.int64)
             R.values = &values[0, 0]
-        self._reduce(i0, i1, devices, &R, 0, False, workers)
+        # Blocked rows leave out incompatible pairs, whose reasons the reasons output needs.
+        self._reduce(i0, i1, devices, &R, 0, R.kind != REDUCE_REASONS, workers)
 
     cdef _reduce(
         self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* R, int64_t reduce_words, bint blocked, int workers
@@ -1193,7 +1194,7 @@ cdef class Problem:
         cdef int64_t row_stride = (self.K.tgt.n + 7) // 8 * 8  # rows on cache lines
         scratch = np.empty(workers * scratch_words(&self.K), dtype=np.uint64)
         rows = aligned_empty(workers * row_stride, np.int64)
-        extra = np.empty(max(workers * reduce_words, 1), dtype=np.int64)
+        extra = np.zeros(max(workers * reduce_words, 1), dtype=np.int64)  # sparse rows' bits start clear
         cdef uint64_t[::1] scratch_view = scratch
         cdef int64_t[::1] rows_view = rows
         cdef int64_t[::1] extra_view = extra

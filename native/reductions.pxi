@@ -8,7 +8,7 @@
 # than their classes (the same device, the same host, capacity) is applied here, per device,
 # from the arrays of ``DeviceView``.
 
-from libc.stdlib cimport qsort
+from libc.string cimport memset
 
 cdef enum:
     REDUCE_TOP_K = 0
@@ -28,6 +28,7 @@ cdef struct Devices:
     const int64_t* source_twin  # per source device: the target device with its id, or -1
     # targets
     int64_t n_targets
+    int64_t n_classes
     const int64_t* target_class
     const int64_t* target_host
     const int64_t* available_order  # per target class, its devices with capacity, in device order
@@ -204,65 +205,98 @@ cdef void counts_row(
 
 
 # -- sparse rows: every compatible target device, in device order, at its place in the CSR ----
-cdef int by_value(const void* a, const void* b) noexcept nogil:
-    cdef int64_t x = (<const int64_t*>a)[0], y = (<const int64_t*>b)[0]
-    return (x > y) - (x < y)
-
-
 cdef void sparse_row(
     const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
-    int64_t* scratch,
+    uint64_t* found,
 ) noexcept nogil:
-    cdef int64_t j, r, t, m, d, p, at, n_found = 0
-    cdef int64_t* found = scratch
+    """``found`` (a bit per target device, zeroed, left zeroed) puts the compatible devices of
+    every visited class in device order: classes interleave, and sorting costs more."""
+    cdef int64_t j, r, t, m, d, p, w, at, n_words = (D.n_targets + 63) >> 6
+    cdef uint64_t word
     for r in range(n_ranges):
         for j in range(ranges[2 * r], ranges[2 * r + 1]):
             if row[j] >= 0:
                 for p in range(D.class_start[j], D.class_start[j + 1]):
-                    found[n_found] = D.class_order[p]
-                    n_found += 1
-    qsort(found, n_found, sizeof(int64_t), by_value)  # classes interleave in device order
+                    t = D.class_order[p]
+                    found[t >> 6] |= 1ULL << (t & 63)
     for m in range(D.source_start[c], D.source_start[c + 1]):
         d = D.source_order[m]
         at = R.indptr[d]
-        for p in range(n_found):
-            t = found[p]
-            if not excluded(D, d, t):
-                R.indices[at] = t
-                R.values[at] = row[D.target_class[t]]
-                at += 1
+        for w in range(n_words):
+            word = found[w]
+            while word:
+                t = (w << 6) + __builtin_ctzll(word)
+                word &= word - 1
+                if not excluded(D, d, t):
+                    R.indices[at] = t
+                    R.values[at] = row[D.target_class[t]]
+                    at += 1
+    for w in range(n_words):
+        found[w] = 0
 
 
 # -- dense rows: one value per target device, the devices' exclusions applied ----------------
-cdef void dense_row(const Devices* D, const Reduction* R, int64_t c, const int64_t* row) noexcept nogil:
-    cdef int64_t n = D.n_targets, t, m, d, p, h, twin, o
+cdef void dense_row(
+    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
+) noexcept nogil:
+    """The rows of the devices of source class c: the class's row, written once for its first
+    device and copied to the others, then each device's own exclusions. Blocked (compatible and
+    scores), a row starts all incompatible and only the visited classes' devices are written."""
+    cdef int64_t n = D.n_targets, t, m, d, p, h, j, r, o, first = -1
     cdef const int64_t* target_class = D.target_class
     cdef uint8_t* flags
     cdef int64_t* values
-    for m in range(D.source_start[c], D.source_start[c + 1]):
-        d = D.source_order[m]
-        if R.kind == REDUCE_COMPATIBLE:
-            flags = R.flags + d * n
+    cdef bint whole = n_ranges == 1 and ranges[0] == 0 and ranges[1] == D.n_classes
+    if D.source_start[c] == D.source_start[c + 1]:
+        return
+    first = D.source_order[D.source_start[c]]
+    if R.kind == REDUCE_COMPATIBLE:
+        flags = R.flags + first * n
+        if whole:
             for t in range(n):
                 flags[t] = row[target_class[t]] >= 0
-        elif R.kind == REDUCE_SCORES:
-            values = R.values + d * n
+        else:
+            memset(flags, 0, n)
+            for r in range(n_ranges):
+                for j in range(ranges[2 * r], ranges[2 * r + 1]):
+                    if row[j] >= 0:
+                        for p in range(D.class_start[j], D.class_start[j + 1]):
+                            flags[D.class_order[p]] = 1
+    elif R.kind == REDUCE_SCORES:
+        values = R.values + first * n
+        if whole:
             for t in range(n):
                 o = row[target_class[t]]
                 values[t] = o if o >= 0 else -1
         else:
-            values = R.values + d * n
-            for t in range(n):
-                o = row[target_class[t]]
-                values[t] = <int64_t>(<uint64_t>o & ~INCOMPATIBLE) if o < 0 else 0
-        # The device's own exclusions: its host's targets, and itself.
+            memset(values, 0xFF, n * sizeof(int64_t))  # -1
+            for r in range(n_ranges):
+                for j in range(ranges[2 * r], ranges[2 * r + 1]):
+                    if row[j] >= 0:
+                        for p in range(D.class_start[j], D.class_start[j + 1]):
+                            values[D.class_order[p]] = row[j]
+    else:  # reasons: always the whole row, every pair's reasons
+        values = R.values + first * n
+        for t in range(n):
+            o = row[target_class[t]]
+            values[t] = <int64_t>(<uint64_t>o & ~INCOMPATIBLE) if o < 0 else 0
+    cdef int64_t width = n if R.kind == REDUCE_COMPATIBLE else n * <int64_t>sizeof(int64_t)
+    cdef const char* source_row = <const char*>R.flags + first * n if R.kind == REDUCE_COMPATIBLE else <const char*>(R.values + first * n)
+    for m in range(D.source_start[c] + 1, D.source_start[c + 1]):
+        d = D.source_order[m]
+        if R.kind == REDUCE_COMPATIBLE:
+            memcpy(R.flags + d * n, source_row, width)
+        else:
+            memcpy(R.values + d * n, source_row, width)
+    # Each device's own exclusions: its host's targets, and itself.
+    for m in range(D.source_start[c], D.source_start[c + 1]):
+        d = D.source_order[m]
         h = D.source_host[d]
-        twin = D.source_twin[d]
         if D.exclude_same_host and h > 0:
             for p in range(D.host_start[h], D.host_start[h + 1]):
                 exclude_in_row(R, d, n, D.host_order[p], SAME_HOST)
-        if twin >= 0:
-            exclude_in_row(R, d, n, twin, SAME_DEVICE)
+        if D.source_twin[d] >= 0:
+            exclude_in_row(R, d, n, D.source_twin[d], SAME_DEVICE)
 
 
 cdef inline void exclude_in_row(const Reduction* R, int64_t d, int64_t n, int64_t t, uint64_t reason) noexcept nogil:
@@ -274,16 +308,6 @@ cdef inline void exclude_in_row(const Reduction* R, int64_t d, int64_t n, int64_
         R.values[d * n + t] = <int64_t>(<uint64_t>R.values[d * n + t] | reason)
 
 
-cdef inline int64_t reduction_scratch_words(const Devices* D, const Reduction* R, int64_t max_depth) noexcept nogil:
-    """A thread's scratch for one reduction: top_k's heap (a score and a device per candidate),
-    or a sparse row's compatible target devices."""
-    if R.kind == REDUCE_TOP_K:
-        return 2 * max_depth
-    if R.kind == REDUCE_SPARSE:
-        return D.n_targets
-    return 0
-
-
 cdef inline void reduce_row(
     const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
     int64_t* scratch,
@@ -293,9 +317,9 @@ cdef inline void reduce_row(
     elif R.kind == REDUCE_COUNTS:
         counts_row(D, R, c, row, ranges, n_ranges)
     elif R.kind == REDUCE_SPARSE:
-        sparse_row(D, R, c, row, ranges, n_ranges, scratch)
+        sparse_row(D, R, c, row, ranges, n_ranges, <uint64_t*>scratch)
     else:
-        dense_row(D, R, c, row)
+        dense_row(D, R, c, row, ranges, n_ranges)
 
 
 cdef void evaluate_and_reduce(
@@ -358,6 +382,7 @@ cdef class DeviceView:
     ):
         cdef DeviceView view = DeviceView.__new__(DeviceView)
         view.D.n_targets = target_class.shape[0]
+        view.D.n_classes = class_start.shape[0] - 1
         view.D.target_class = _at64(target_class)
         view.D.target_host = _at64(target_host)
         view.D.available_order = _at64(available_order)

@@ -102,6 +102,14 @@ def _pinned_codes(side: Side, rows: np.ndarray) -> np.ndarray:
     return pinned
 
 
+def _patterns(wildcard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of ``wildcard`` (rules, classes), as bool (patterns, rules), and each
+    class's pattern: a column's bits as one integer (np.unique along an axis sorts bytes: slow)."""
+    weights = np.left_shift(1, np.arange(wildcard.shape[0], dtype=np.int64))
+    bits, pattern_of = np.unique(weights @ wildcard, return_inverse=True)
+    return (bits[:, None] & weights[None, :]) != 0, pattern_of.reshape(-1)
+
+
 class TargetKeys:
     """The targets' codes on the exact rules that block, and the ranges of equal keys.
 
@@ -136,13 +144,11 @@ class TargetKeys:
         self.rows, self.radix = rows[chosen], radix[chosen]
         codes, wildcard = codes[chosen], wildcard[chosen]
 
-        patterns, pattern_of = np.unique(wildcard.T, axis=0, return_inverse=True)
-        pattern_of = pattern_of.reshape(-1)
+        patterns, pattern_of = _patterns(wildcard)
         if len(patterns) > MAX_PATTERNS:  # the rarest become wildcards on every rule
             kept = np.argsort(-np.bincount(pattern_of), kind="stable")[: MAX_PATTERNS - 1]
-            rare = ~np.isin(pattern_of, kept)
-            wildcard[:, rare] = True
-            patterns, pattern_of = np.unique(wildcard.T, axis=0, return_inverse=True)
+            wildcard[:, ~np.isin(pattern_of, kept)] = True
+            patterns, pattern_of = _patterns(wildcard)
         self.patterns = patterns  # bool (patterns, rules)
         keys = self._pack(np.where(wildcard, -1, codes))
         self.order = np.lexsort((targets.record_set, keys)).astype(np.int64)  # a key's targets together, runs of records kept
