@@ -63,7 +63,7 @@ class _SideArrays:
     vmajor: np.ndarray
     vminor: np.ndarray
     masks: np.ndarray
-    cany: np.ndarray
+    constrained: np.ndarray
     rec_start: np.ndarray
     rec_ids: np.ndarray
     cmask: np.ndarray  # per record of this side
@@ -94,7 +94,7 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
             vmajor=data.vmajor,
             vminor=data.vminor,
             masks=data.masks,
-            cany=data.cany,
+            constrained=data.constrained,
             rec_start=rec_start,
             rec_ids=rec_ids,
             cmask=data.records.cmask,
@@ -185,7 +185,7 @@ class NumpyBaseline:
             (members if k else None, records, ~self.tgt.cmask[records][None, :])
             for k, (members, records) in enumerate(_slots(self.tgt.rec_start, self.tgt.rec_ids, self.t_with))
         ]
-        self._t_outside = ~self.tgt.cany[self.t_with][None, :]  # attributes none of its records constrain
+        self._t_outside = ~self.tgt.constrained[self.t_with][None, :]  # attributes none of its records constrain
         self.s_has_records = np.diff(self.src.rec_start) > 0
         self._t_lacks = ~self.tgt.masks  # the items each target lacks, per mask word
         # Preallocated block buffers.
@@ -228,7 +228,7 @@ class NumpyBaseline:
             np.bitwise_or(fails, tmp, out=fails)
 
         # Failure bits -> reason bits; attribute failures that the pair's record holders constrain are theirs to report.
-        np.bitwise_and(tgt.cany[None, :], src.cany[i0:i1, None], out=tmp)
+        np.bitwise_and(tgt.constrained[None, :], src.constrained[i0:i1, None], out=tmp)
         np.invert(tmp, out=tmp)
         np.bitwise_and(tmp, fails, out=tmp)  # the reported failures
         if config["identity_bits"]:
@@ -327,7 +327,7 @@ class NumpyBaseline:
         if config["records_and"]:
             accepted = f == 0
         else:
-            accepted = (f & ~src.cany[i0 + rows][:, None]) == 0
+            accepted = (f & ~src.constrained[i0 + rows][:, None]) == 0
         any_record = np.zeros(accepted.shape, dtype=bool)
         for members, records in _slots(src.rec_start, src.rec_ids, i0 + rows):
             ok = src.matched[:, records].T  # [members, targets]

@@ -75,7 +75,7 @@ cdef struct Side:
     const void* vmajor
     const void* vminor
     const void* masks
-    const void* cany
+    const void* constrained
     const int32_t* record_set  # per class: its set of records, 0 for none
     const int64_t* set_start  # set k holds set_records[set_start[k]:set_start[k + 1]]
     const int32_t* set_records
@@ -88,7 +88,7 @@ cdef struct Side:
     const int64_t* set_run_start  # set k's classes are runs set_runs[set_run_start[k]:[k + 1]]
     const int32_t* set_runs
     const void* base_state  # per class: FM_NO_RECORDS, or FM_NONE_MATCH when it has records
-    int64_t n_plain  # the first classes have no records and constrain nothing (cany 0)
+    int64_t n_plain  # the first classes have no records and constrain nothing (constrained 0)
     const int64_t* exact_key
     const uint8_t* has_version
     const int64_t* major
@@ -142,35 +142,35 @@ cdef struct Kernel:
 
 
 # -- record matching ---------------------------------------------------------------------
-cdef void run_test(const Records* R, const Side* S, int64_t t, uint8_t* passed, lane_t* lane) noexcept nogil:
-    """Test ``t`` of the records against every class of ``S``: ``passed[c]`` is 1 where it holds.
+cdef void run_test(const Records* records, const Side* side, int64_t t, uint8_t* passed, lane_t* lane) noexcept nogil:
+    """Test ``t`` of the records against every class of ``side``: ``passed[c]`` is 1 where it holds.
     Loops over classes innermost, so the compiler vectorises them."""
     cdef int64_t c, k
-    cdef int64_t start = R.test_start[t], length = R.test_len[t], row = R.test_row[t], n = S.n
+    cdef int64_t start = records.test_start[t], length = records.test_len[t], row = records.test_row[t], n = side.n
     cdef const lane_t* codes
     cdef const lane_t* masks
     cdef lane_t item
-    if R.test_kind[t] == TEST_IN_CODES:
-        codes = <const lane_t*>S.codes + row * S.stride
+    if records.test_kind[t] == TEST_IN_CODES:
+        codes = <const lane_t*>side.codes + row * side.stride
         for c in range(n):
             passed[c] = 0
         for k in range(length):
-            item = (<const lane_t*>R.code_pool)[start + k]
+            item = (<const lane_t*>records.code_pool)[start + k]
             for c in range(n):
                 passed[c] |= codes[c] == item
     else:  # subset: no item outside the record's mask, word by word
         for c in range(n):
             passed[c] = 1
         for k in range(length):
-            item = (<const lane_t*>R.mask_pool)[start + k]
-            masks = <const lane_t*>S.masks + (row + k) * S.stride
+            item = (<const lane_t*>records.mask_pool)[start + k]
+            masks = <const lane_t*>side.masks + (row + k) * side.stride
             for c in range(n):
                 passed[c] &= (masks[c] & ~item) == 0
 
 
-cdef inline int64_t match_scratch_bytes(const Side* S, int workers) noexcept nogil:
+cdef inline int64_t match_scratch_bytes(const Side* side, int workers) noexcept nogil:
     """match_records' scratch: four bytes per class per thread (and 8 spare)."""
-    return (4 * S.n + 8) * workers
+    return (4 * side.n + 8) * workers
 
 
 cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept nogil:
@@ -180,17 +180,17 @@ cdef inline void both(uint8_t* into, const uint8_t* other, int64_t n) noexcept n
 
 
 cdef void match_records(
-    const Records* R, const Side* S, uint8_t* out, uint8_t* scratch, int workers, lane_t* lane
+    const Records* records, const Side* side, uint8_t* out, uint8_t* scratch, int workers, lane_t* lane
 ) noexcept nogil:
-    """``out[c, r]`` (zeroed by the caller) = 1 where class c of ``S`` matches record r: its
+    """``out[c, r]`` (zeroed by the caller) = 1 where class c of ``side`` matches record r: its
     common tests pass, and the tests of one of its alternatives. Each test runs over all classes
     at once; a record's matches, few, are then found eight classes at a time."""
-    cdef int64_t n = S.n, r, t, alt, c
+    cdef int64_t n = side.n, r, t, alt, c
     cdef uint8_t* passed
     cdef uint8_t* alternative
     cdef uint8_t* common
     cdef uint8_t* matches
-    for r in prange(R.n, num_threads=workers, schedule="dynamic"):
+    for r in prange(records.n, num_threads=workers, schedule="dynamic"):
         passed = scratch + (4 * n + 8) * threadid()
         alternative = passed + n
         common = passed + 2 * n
@@ -200,18 +200,18 @@ cdef void match_records(
             matches[c] = 0
         for c in range(n, n + 8):
             matches[c] = 0
-        for t in range(R.common_begin[r], R.common_end[r]):
-            run_test(R, S, t, passed, lane)
+        for t in range(records.common_begin[r], records.common_end[r]):
+            run_test(records, side, t, passed, lane)
             both(common, passed, n)
-        for alt in range(R.alt_start[r], R.alt_start[r + 1]):
+        for alt in range(records.alt_start[r], records.alt_start[r + 1]):
             for c in range(n):
                 alternative[c] = common[c]
-            for t in range(R.alt_begin[alt], R.alt_end[alt]):
-                run_test(R, S, t, passed, lane)
+            for t in range(records.alt_begin[alt], records.alt_end[alt]):
+                run_test(records, side, t, passed, lane)
                 both(alternative, passed, n)
             for c in range(n):
                 matches[c] |= alternative[c]
-        mark(matches, n, out + r, R.n)
+        mark(matches, n, out + r, records.n)
 
 
 cdef inline void mark(const uint8_t* flags, int64_t n, uint8_t* out, int64_t stride) noexcept nogil:
@@ -233,7 +233,7 @@ cdef inline bint records_accept(
     cdef int64_t k, r
     cdef const lane_t* cmask = <const lane_t*>holder.records.cmask
     # A failed attribute that no record constrains, and with records="and" any failure, rules out every record.
-    if failed & ~(<uint64_t>(<const lane_t*>holder.cany)[h]) or (records_and and failed != 0):
+    if failed & ~(<uint64_t>(<const lane_t*>holder.constrained)[h]) or (records_and and failed != 0):
         return False
     cdef int64_t record_set = holder.record_set[h]
     for k in range(holder.set_start[record_set], holder.set_start[record_set + 1]):
@@ -245,15 +245,15 @@ cdef inline bint records_accept(
 
 # -- the opaque check through a caller's confirmer: a table lookup, not a vector loop --
 cdef inline void fail_unconfirmed(
-    const Kernel* K, lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit
+    const Kernel* kernel, lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit
 ) noexcept nogil:
     cdef int64_t j
     cdef bint ok
     for j in range(n):
         if s == 0 or t[j] == 0:
-            ok = K.opaque_if_present and s == 0 and t[j] == 0
+            ok = kernel.opaque_if_present and s == 0 and t[j] == 0
         else:
-            ok = K.opaque_table[s * K.opaque_n + t[j]] != 0
+            ok = kernel.opaque_table[s * kernel.opaque_n + t[j]] != 0
         if not ok:
             fails[j] |= bit
 
@@ -299,46 +299,46 @@ cdef inline int64_t closest_versions(const Side* t, int64_t s_major, int64_t s_m
     )
 
 
-cdef inline int64_t pair_score(const Kernel* K, int64_t i, int64_t j, lane_t* lane) noexcept nogil:
-    cdef const Side* s = &K.src
-    cdef const Side* t = &K.tgt
+cdef inline int64_t pair_score(const Kernel* kernel, int64_t i, int64_t j, lane_t* lane) noexcept nogil:
+    cdef const Side* s = &kernel.src
+    cdef const Side* t = &kernel.tgt
     cdef int64_t value = 0
     if s.exact_key[i] == t.exact_key[j]:
         value |= SCORE_EXACT
-    if K.type_row >= 0 and (
-        (<const lane_t*>s.codes)[K.type_row * s.stride + i] == (<const lane_t*>t.codes)[K.type_row * t.stride + j]
+    if kernel.type_row >= 0 and (
+        (<const lane_t*>s.codes)[kernel.type_row * s.stride + i] == (<const lane_t*>t.codes)[kernel.type_row * t.stride + j]
     ):
         value |= SCORE_SAME_TYPE
     if s.has_version[i] and t.has_version[j]:
-        if K.prefer_newest:
+        if kernel.prefer_newest:
             value |= SCORE_HAS_VERSION | t.newest_rank[j]
         else:
             value |= closest_versions(t, s.major[i], s.minor[i], t.major[j], t.minor[j]) | t.patch[j]
     return value
 
 
-cdef inline void fill_score_table(const Kernel* K, int64_t i, int64_t* table) noexcept nogil:
+cdef inline void fill_score_table(const Kernel* kernel, int64_t i, int64_t* table) noexcept nogil:
     """The version part of the score of source class ``i`` against each of the targets' version classes."""
-    cdef const Side* s = &K.src
-    cdef const Side* t = &K.tgt
+    cdef const Side* s = &kernel.src
+    cdef const Side* t = &kernel.tgt
     cdef int64_t c
     for c in range(t.n_vclasses):
         if not (s.has_version[i] and t.vclass_has[c]):
             table[c] = 0
-        elif K.prefer_newest:
+        elif kernel.prefer_newest:
             table[c] = SCORE_HAS_VERSION
         else:
             table[c] = closest_versions(t, s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
 
 
 cdef inline int64_t table_score(
-    const Kernel* K, int64_t i, int64_t j, const int64_t* table, int64_t low_mask, lane_t s_type
+    const Kernel* kernel, int64_t i, int64_t j, const int64_t* table, int64_t low_mask, lane_t s_type
 ) noexcept nogil:
     """pair_score, with the source's part of the version score looked up in ``table``."""
-    cdef const ScoreFacts* facts = &K.tgt.score_facts[j]
+    cdef const ScoreFacts* facts = &kernel.tgt.score_facts[j]
     cdef int64_t value = table[facts.vclass] | (facts.low & low_mask)
-    value |= SCORE_EXACT & -<int64_t>(facts.exact_key == K.src.exact_key[i])
-    if K.type_row >= 0:
+    value |= SCORE_EXACT & -<int64_t>(facts.exact_key == kernel.src.exact_key[i])
+    if kernel.type_row >= 0:
         value |= SCORE_SAME_TYPE & -<int64_t>(facts.type_code == <uint32_t>s_type)
     return value
 
@@ -356,24 +356,24 @@ cdef inline void place(
         placed[0] += 1
 
 
-cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* count) noexcept nogil:
+cdef uint16_t rules_for(const Kernel* kernel, int64_t i, FmRule16* rules, int32_t* count) noexcept nogil:
     """The ops resolved for source class ``i``, as fm_tile512 reads them (grouped by kind: one
     pass over the ops per kind); returns the bits that fail whatever the target, as tile_ops
     finds them."""
-    cdef const Side* s = &K.src
-    cdef const Side* t = &K.tgt
+    cdef const Side* s = &kernel.src
+    cdef const Side* t = &kernel.tgt
     cdef const uint16_t* s_codes = <const uint16_t*>s.codes
     cdef const uint16_t* t_codes = <const uint16_t*>t.codes
-    cdef const uint16_t* bits = <const uint16_t*>K.op_bit
+    cdef const uint16_t* bits = <const uint16_t*>kernel.op_bit
     cdef uint16_t always = 0, sv, bit
     cdef int32_t placed = 0, before
     cdef int wanted, op
     cdef int64_t k, w, row
     for wanted in range(FM_RULE_KINDS):
         before = placed
-        for k in range(K.n_ops):
-            op = K.op_kind[k]
-            row = K.op_row[k]
+        for k in range(kernel.n_ops):
+            op = kernel.op_kind[k]
+            row = kernel.op_row[k]
             bit = bits[k]
             if op == OP_NE or op == OP_REQUIRED:
                 sv = s_codes[row * s.stride + i]
@@ -406,7 +406,7 @@ cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* co
                 else:
                     place(rules, &placed, wanted, FM_RULE_ABSENT_OR_GT, t_codes + row * t.stride, NULL, sv, 0, bit)
             elif op == OP_SUPERSET:
-                for w in range(row, row + K.op_words[k]):
+                for w in range(row, row + kernel.op_words[k]):
                     sv = (<const uint16_t*>s.masks)[w * s.stride + i]
                     if sv != 0:
                         place(rules, &placed, wanted, FM_RULE_NOT_SUBSET, <const uint16_t*>t.masks + w * t.stride, NULL, sv, 0, bit)
@@ -420,26 +420,26 @@ cdef uint16_t rules_for(const Kernel* K, int64_t i, FmRule16* rules, int32_t* co
 
 
 cdef inline void check_records(
-    const Kernel* K, int64_t j, lane_t failed, int64_t* outcome, const uint8_t* target_matches
+    const Kernel* kernel, int64_t j, lane_t failed, int64_t* outcome, const uint8_t* target_matches
 ) noexcept nogil:
     """Several of target j's records match the source: NO_RECORD was set until one of them
     accepts; an outcome left with no reason but INCOMPATIBLE is a compatible pair (0)."""
-    if records_accept(&K.tgt, j, target_matches, failed, K.records_and, &failed):
+    if records_accept(&kernel.tgt, j, target_matches, failed, kernel.records_and, &failed):
         outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
         if outcome[j] == <int64_t>INCOMPATIBLE:
             outcome[j] = 0
 
 
 cdef inline int64_t score(
-    const Kernel* K, int64_t i, int64_t j, const int64_t* score_table, int64_t low_mask, lane_t s_type
+    const Kernel* kernel, int64_t i, int64_t j, const int64_t* score_table, int64_t low_mask, lane_t s_type
 ) noexcept nogil:
-    if K.score_table:
-        return table_score(K, i, j, score_table, low_mask, s_type)
-    return pair_score(K, i, j, &s_type)
+    if kernel.score_table:
+        return table_score(kernel, i, j, score_table, low_mask, s_type)
+    return pair_score(kernel, i, j, &s_type)
 
 
-cdef inline void settle(
-    const Kernel* K,
+cdef inline void finish_pair(
+    const Kernel* kernel,
     int64_t i,
     int64_t j,
     lane_t failed,
@@ -452,19 +452,19 @@ cdef inline void settle(
     """A pair the vector pass left to do: check its records (when it has a reason, it is one
     whose several records match), then score it if it is compatible."""
     if outcome[j] != 0:
-        check_records(K, j, failed, outcome, target_matches)
+        check_records(kernel, j, failed, outcome, target_matches)
     if outcome[j] == 0:
-        outcome[j] = score(K, i, j, score_table, low_mask, s_type)
+        outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
 
 
-cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* fails) noexcept nogil:
+cdef lane_t tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_t* fails) noexcept nogil:
     """Every op of source class ``i`` over targets j0 .. j0 + n, one loop of loops.h at a time, into
     ``fails``; returns the bits that fail whatever the target, decided by the source alone."""
-    cdef const Side* s = &K.src
-    cdef const Side* t = &K.tgt
+    cdef const Side* s = &kernel.src
+    cdef const Side* t = &kernel.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
     cdef const lane_t* t_codes = <const lane_t*>t.codes
-    cdef const lane_t* bits = <const lane_t*>K.op_bit
+    cdef const lane_t* bits = <const lane_t*>kernel.op_bit
     cdef int64_t s_stride = s.stride, t_stride = t.stride, k, g, w, row
     cdef lane_t always = 0, bit, sv, s_mask
     cdef const lane_t* ne_rows[4]
@@ -473,11 +473,11 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
     # The exact-match ops come first, up to four to a pass (a pass of three has a fourth row that
     # adds nothing); the first pass sets the masks.
     k = 0
-    while k < K.n_ne:
-        w = 4 if K.n_ne - k >= 3 else 2
+    while k < kernel.n_ne:
+        w = 4 if kernel.n_ne - k >= 3 else 2
         for g in range(w):
-            if k + g < K.n_ne:
-                row = K.op_row[k + g]
+            if k + g < kernel.n_ne:
+                row = kernel.op_row[k + g]
                 ne_rows[g] = t_codes + row * t_stride + j0
                 ne_values[g] = s_codes[row * s_stride + i]
                 ne_bits[g] = bits[k + g]
@@ -490,12 +490,12 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
         else:
             fail_ne2(fails, ne_rows, n, ne_values, ne_bits, k == 0)
         k += w
-    if K.n_ne == 0:
+    if kernel.n_ne == 0:
         fill(fails, n, <lane_t>0)
-    for k in range(K.n_ne, K.n_ops):
+    for k in range(kernel.n_ne, kernel.n_ops):
         bit = bits[k]
-        row = K.op_row[k]
-        if K.op_kind[k] == OP_VERSION:
+        row = kernel.op_row[k]
+        if kernel.op_kind[k] == OP_VERSION:
             sv = (<const lane_t*>s.vmajor)[row * s_stride + i]
             if sv == 0:
                 fail_ne(fails, <const lane_t*>t.vmajor + row * t_stride + j0, n, <lane_t>0, bit)
@@ -509,42 +509,42 @@ cdef lane_t tile_ops(const Kernel* K, int64_t i, int64_t j0, int64_t n, lane_t* 
                     (<const lane_t*>s.vminor)[row * s_stride + i],
                     bit,
                 )
-        elif K.op_kind[k] == OP_GE or K.op_kind[k] == OP_LE:
+        elif kernel.op_kind[k] == OP_GE or kernel.op_kind[k] == OP_LE:
             sv = s_codes[row * s_stride + i]
             if sv == 0:
                 fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
-            elif K.op_kind[k] == OP_GE:
+            elif kernel.op_kind[k] == OP_GE:
                 fail_lt(fails, t_codes + row * t_stride + j0, n, sv, bit)
             else:
                 fail_absent_or_gt(fails, t_codes + row * t_stride + j0, n, sv, bit)
-        elif K.op_kind[k] == OP_SUPERSET:
-            for w in range(row, row + K.op_words[k]):
+        elif kernel.op_kind[k] == OP_SUPERSET:
+            for w in range(row, row + kernel.op_words[k]):
                 s_mask = (<const lane_t*>s.masks)[w * s_stride + i]
                 if s_mask != 0:
                     fail_not_subset(fails, <const lane_t*>t.masks + w * t_stride + j0, n, s_mask, bit)
-        elif K.op_kind[k] == OP_MIGRATABLE:
+        elif kernel.op_kind[k] == OP_MIGRATABLE:
             if s_codes[row * s_stride + i] == 0:
                 always = always | bit
             else:
                 fail_eq(fails, t_codes + row * t_stride + j0, n, <lane_t>0, bit)
-        elif K.op_kind[k] == OP_REQUIRED:
+        elif kernel.op_kind[k] == OP_REQUIRED:
             sv = s_codes[row * s_stride + i]
             if sv == 0:
                 always = always | bit
             else:
                 fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
         else:  # OP_CONFIRM
-            fail_unconfirmed(K, fails, t_codes + row * t_stride + j0, n, s_codes[row * s_stride + i], bit)
+            fail_unconfirmed(kernel, fails, t_codes + row * t_stride + j0, n, s_codes[row * s_stride + i], bit)
     return always
 
 
 cdef int64_t matching_runs(
-    const Kernel* K, const uint8_t* target_matches, int32_t* set_count, lane_t* set_accept, int32_t* hits, int64_t* runs
+    const Kernel* kernel, const uint8_t* target_matches, int32_t* set_count, lane_t* set_accept, int32_t* hits, int64_t* runs
 ) noexcept nogil:
     """The runs of targets (in order) whose record set has a record that matches the source
     (``target_matches``: a byte per record); ``set_count[k]`` gets how many of set k's records
     match, ``set_accept[k]`` the failures a lone matching record accepts."""
-    cdef const Side* t = &K.tgt
+    cdef const Side* t = &kernel.tgt
     cdef const lane_t* cmask = <const lane_t*>t.records.cmask
     cdef int64_t r, w, k, h, n_hits = 0, n_runs = 0, n_records = t.records.n
     cdef int64_t run
@@ -558,7 +558,7 @@ cdef int64_t matching_runs(
                     hits[n_hits] = <int32_t>k
                     n_hits += 1
                 set_count[k] += 1
-                set_accept[k] = 0 if K.records_and else cmask[r]
+                set_accept[k] = 0 if kernel.records_and else cmask[r]
     for h in range(n_hits):
         for w in range(t.set_run_start[hits[h]], t.set_run_start[hits[h] + 1]):
             # insertion into the sorted list: the lists are short
@@ -573,7 +573,7 @@ cdef int64_t matching_runs(
 
 
 cdef void evaluate_row(
-    const Kernel* K,
+    const Kernel* kernel,
     int64_t i,
     lane_t* fails,
     int32_t* set_count,
@@ -583,40 +583,40 @@ cdef void evaluate_row(
     int64_t* score_table,
     FmRule16* rules,
     uint64_t* pending,
-    uint8_t* todo,
+    uint8_t* to_finish,
     int64_t* outcome,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
     const int64_t* ranges,  # sorted target-class ranges [ranges[2r], ranges[2r + 1]) to evaluate
     int64_t n_ranges,
 ) noexcept nogil:
-    cdef const Side* s = &K.src
-    cdef const Side* t = &K.tgt
+    cdef const Side* s = &kernel.src
+    cdef const Side* t = &kernel.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
-    cdef const lane_t* t_cany = <const lane_t*>t.cany
+    cdef const lane_t* t_constrained = <const lane_t*>t.constrained
     cdef const lane_t* cmask = <const lane_t*>t.records.cmask
-    cdef lane_t s_cany = (<const lane_t*>s.cany)[i]
+    cdef lane_t s_constrained = (<const lane_t*>s.constrained)[i]
     cdef lane_t always = 0, row_always = 0, state
-    cdef lane_t attribute_bits = <lane_t>K.attribute_bits
-    cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
-    cdef lane_t s_type = s_codes[K.type_row * s.stride + i] if K.type_row >= 0 else 0
+    cdef lane_t attribute_bits = <lane_t>kernel.attribute_bits
+    cdef lane_t outside_of = <lane_t>0 if kernel.records_and else <lane_t>-1
+    cdef lane_t s_type = s_codes[kernel.type_row * s.stride + i] if kernel.type_row >= 0 else 0
     cdef int64_t low_mask = -<int64_t>(s.has_version[i] != 0)
     cdef int64_t j0, j1, n, j, k, w, b, q, a, z, r, n_runs, run = 0
     cdef int64_t n_t = t.n, n_source_records = s.records.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
-    cdef uint8_t any_todo
+    cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
 
     # The runs of targets whose record set has a record that matches this source's SELF, in
     # order (the others keep their base state, NO_RECORD): from the few records that match.
-    n_runs = matching_runs(K, target_matches, set_count, set_accept, hits, runs)
-    if K.score_table:
-        fill_score_table(K, i, score_table)
+    n_runs = matching_runs(kernel, target_matches, set_count, set_accept, hits, runs)
+    if kernel.score_table:
+        fill_score_table(kernel, i, score_table)
     if lane_t is uint16_t:
-        if K.tile512:
-            row_always = rules_for(K, i, rules, rule_count)
+        if kernel.tile512:
+            row_always = rules_for(kernel, i, rules, rule_count)
             fused = True
 
     for r in range(n_ranges):
@@ -630,14 +630,14 @@ cdef void evaluate_row(
             if fused:
                 always = row_always
                 if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
-                    any_todo = fm_tile512(
+                    any_to_finish = fm_tile512(
                         rules,
                         rule_count,
                         j0,
                         n,
                         always,
-                        t_cany,
-                        s_cany,
+                        t_constrained,
+                        s_constrained,
                         attribute_bits,
                         <const uint16_t*>t.base_state + j0,
                         j1 <= t.n_plain,
@@ -647,14 +647,14 @@ cdef void evaluate_row(
                         pending,
                     )
             else:
-                always = tile_ops(K, i, j0, n, fails)
-                if K.identity_bits:
-                    any_todo = outcomes(
-                        fails, t_cany + j0, <const lane_t*>t.base_state + j0, n, always, s_cany, attribute_bits, outcome + j0, todo
+                always = tile_ops(kernel, i, j0, n, fails)
+                if kernel.identity_bits:
+                    any_to_finish = outcomes(
+                        fails, t_constrained + j0, <const lane_t*>t.base_state + j0, n, always, s_constrained, attribute_bits, outcome + j0, to_finish
                     )
                 else:
-                    any_todo = table_outcomes(
-                        K, fails, t_cany + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_cany, outcome + j0, todo
+                    any_to_finish = table_outcomes(
+                        kernel, fails, t_constrained + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_constrained, outcome + j0, to_finish
                     )
             # Then again for the runs of targets whose record set has a record that matches.
             w = run
@@ -664,48 +664,48 @@ cdef void evaluate_row(
                 state = FM_ONE_MATCH if set_count[t.run_set[k]] == 1 else FM_MANY_MATCH
                 a = max(t.run_start[k], j0) - j0
                 z = min(t.run_start[k + 1], j1) - j0
-                if K.identity_bits:
-                    any_todo |= outcomes_matched(
+                if kernel.identity_bits:
+                    any_to_finish |= outcomes_matched(
                         fails + a,
-                        t_cany + j0 + a,
+                        t_constrained + j0 + a,
                         z - a,
                         always,
-                        s_cany,
+                        s_constrained,
                         attribute_bits,
                         outside_of,
                         state == FM_MANY_MATCH,
                         set_accept[t.run_set[k]],
                         outcome + j0 + a,
-                        todo + a,
+                        to_finish + a,
                     )
                 else:
-                    any_todo |= table_outcomes(
-                        K, fails + a, t_cany + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_cany, outcome + j0 + a, todo + a
+                    any_to_finish |= table_outcomes(
+                        kernel, fails + a, t_constrained + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_constrained, outcome + j0 + a, to_finish + a
                     )
                 if fused:  # the fused pass keeps the pairs to score as bits: check records here
                     for b in range(a, z):
-                        if todo[b] and outcome[j0 + b] != 0:
-                            check_records(K, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
+                        if to_finish[b] and outcome[j0 + b] != 0:
+                            check_records(kernel, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
                         if outcome[j0 + b] == 0:
                             pending[b >> 6] |= 1ULL << (b & 63)
 
             # The pairs left to do: check their records, score what passed.
-            if any_todo and fused:  # every pending pair is compatible: scores only, no branches
+            if any_to_finish and fused:  # every pending pair is compatible: scores only, no branches
                 for q in range(0, (n + 63) >> 6):
                     word = pending[q]
                     while word:
                         j = j0 + (q << 6) + __builtin_ctzll(word)
                         word &= word - 1
-                        outcome[j] = score(K, i, j, score_table, low_mask, s_type)
-            elif any_todo:
+                        outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
+            elif any_to_finish:
                 for j in range(n, n + 8):
-                    todo[j] = 0
+                    to_finish[j] = 0
                 for q in range(0, n, 8):
-                    memcpy(&word, todo + q, 8)
+                    memcpy(&word, to_finish + q, 8)
                     while word:
                         b = q + (__builtin_ctzll(word) >> 3)
                         word &= word - 1
-                        settle(K, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
+                        finish_pair(kernel, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
 
             # The source's COMPATIBLE records (rarely read: direction source-offers or both).
             if source_has_records:
@@ -715,7 +715,7 @@ cdef void evaluate_row(
                         i,
                         source_matches + j * n_source_records,
                         (fails[j - j0] | always) & attribute_bits,
-                        K.records_and,
+                        kernel.records_and,
                         fails,
                     ):
                         outcome[j] = <int64_t>((<uint64_t>outcome[j] if outcome[j] < 0 else INCOMPATIBLE) | NO_RECORD)
@@ -723,39 +723,39 @@ cdef void evaluate_row(
 
 
 cdef uint8_t table_outcomes(
-    const Kernel* K,
+    const Kernel* kernel,
     const lane_t* fails,
-    const lane_t* t_cany,
+    const lane_t* t_constrained,
     const lane_t* base_state,
     lane_t state,
     lane_t accept,
     int64_t n,
     lane_t always,
-    lane_t s_cany,
+    lane_t s_constrained,
     int64_t* outcome,
-    uint8_t* todo,
+    uint8_t* to_finish,
 ) noexcept nogil:
     """fm_outcomes and fm_outcomes_matched for failure bits that are not reason bits: each
     byte of a mask maps to its reasons through a table. Record states are ``base_state`` per
     target, or, without it, ``state`` and ``accept`` for all."""
-    cdef lane_t attribute_bits = <lane_t>K.attribute_bits
-    cdef lane_t outside_of = <lane_t>0 if K.records_and else <lane_t>-1
+    cdef lane_t attribute_bits = <lane_t>kernel.attribute_bits
+    cdef lane_t outside_of = <lane_t>0 if kernel.records_and else <lane_t>-1
     cdef lane_t f, reported, failed
     cdef uint64_t r
     cdef int64_t j, b
     cdef bint ruled_out, no_record
-    cdef uint8_t any_todo = 0
+    cdef uint8_t any_to_finish = 0
     for j in range(n):
         f = fails[j] | always
-        reported = f & ~(t_cany[j] & s_cany)
+        reported = f & ~(t_constrained[j] & s_constrained)
         r = 0
         for b in range(<int64_t>sizeof(lane_t)):
-            r |= K.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
+            r |= kernel.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
         if base_state != NULL:
             state = base_state[j]
         failed = f & attribute_bits
-        ruled_out = (failed & ~(t_cany[j] & outside_of)) != 0
-        todo[j] = 0
+        ruled_out = (failed & ~(t_constrained[j] & outside_of)) != 0
+        to_finish[j] = 0
         no_record = False
         if state == FM_NONE_MATCH:
             no_record = True
@@ -763,43 +763,43 @@ cdef uint8_t table_outcomes(
             no_record = (failed & ~accept) != 0
         elif state == FM_MANY_MATCH:  # until one of the records accepts
             no_record = True
-            todo[j] = not ruled_out
+            to_finish[j] = not ruled_out
         if no_record:
             r |= NO_RECORD
         if r != 0:
             outcome[j] = <int64_t>(r | INCOMPATIBLE)
         else:
             outcome[j] = 0
-            todo[j] = 1
-        any_todo |= todo[j]
-    return any_todo
+            to_finish[j] = 1
+        any_to_finish |= to_finish[j]
+    return any_to_finish
 
 
-cdef inline int64_t scratch_words(const Kernel* K) noexcept nogil:
+cdef inline int64_t scratch_words(const Kernel* kernel) noexcept nogil:
     """Per thread, in 64-bit words: a tile's failure masks; per record set, a count, an accept
     mask and a place in a list; a place per run of targets; a score per version class of the
     targets; the rules of fm_tile512 (four words each) and its pending bits; then a byte per
     target of the tile (and 8 spare)."""
     return (
-        TILE + 3 * K.tgt.n_sets + K.tgt.n_runs + K.tgt.n_vclasses + 4 * K.max_rules + TILE // 64 + 1 + TILE // 8 + 2
+        TILE + 3 * kernel.tgt.n_sets + kernel.tgt.n_runs + kernel.tgt.n_vclasses + 4 * kernel.max_rules + TILE // 64 + 1 + TILE // 8 + 2
     )
 
 
-cdef inline const int64_t* row_ranges(const Kernel* K, int64_t i, bint blocked, const int64_t* whole) noexcept nogil:
+cdef inline const int64_t* row_ranges(const Kernel* kernel, int64_t i, bint blocked, const int64_t* whole) noexcept nogil:
     """The target-class ranges row ``i`` covers (``whole``, every class, unless ``blocked``)."""
-    if blocked and K.block_start != NULL:
-        return K.block_ranges + 2 * K.block_start[i]
+    if blocked and kernel.block_start != NULL:
+        return kernel.block_ranges + 2 * kernel.block_start[i]
     return whole
 
 
-cdef inline int64_t row_range_count(const Kernel* K, int64_t i, bint blocked) noexcept nogil:
-    if blocked and K.block_start != NULL:
-        return K.block_start[i + 1] - K.block_start[i]
+cdef inline int64_t row_range_count(const Kernel* kernel, int64_t i, bint blocked) noexcept nogil:
+    if blocked and kernel.block_start != NULL:
+        return kernel.block_start[i + 1] - kernel.block_start[i]
     return 1
 
 
 cdef inline void evaluate_one(
-    const Kernel* K,
+    const Kernel* kernel,
     int64_t i,
     uint64_t* mine,
     int64_t* outcome,
@@ -811,10 +811,10 @@ cdef inline void evaluate_one(
 ) noexcept nogil:
     """Row ``i`` of outcomes over ``ranges`` of target classes into ``outcome``, with one
     thread's scratch ``mine`` (scratch_words)."""
-    cdef int64_t n_sets = K.tgt.n_sets, n_vclasses = K.tgt.n_vclasses, max_rules = K.max_rules
-    cdef uint64_t* per_row = mine + TILE + 3 * n_sets + K.tgt.n_runs  # what follows the per-set and per-run lists
+    cdef int64_t n_sets = kernel.tgt.n_sets, n_vclasses = kernel.tgt.n_vclasses, max_rules = kernel.max_rules
+    cdef uint64_t* per_row = mine + TILE + 3 * n_sets + kernel.tgt.n_runs  # what follows the per-set and per-run lists
     evaluate_row(
-        K,
+        kernel,
         i,
         <lane_t*>mine,
         <int32_t*>(mine + TILE),
@@ -826,7 +826,7 @@ cdef inline void evaluate_one(
         per_row + n_vclasses + 4 * max_rules,
         <uint8_t*>(per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1),
         outcome,
-        target_matches + i * K.tgt.records.n,
+        target_matches + i * kernel.tgt.records.n,
         source_matches,
         ranges,
         n_ranges,
@@ -834,7 +834,7 @@ cdef inline void evaluate_one(
 
 
 cdef void evaluate_rows(
-    const Kernel* K,
+    const Kernel* kernel,
     int64_t i0,
     int64_t i1,
     uint64_t* scratch,
@@ -844,8 +844,8 @@ cdef void evaluate_rows(
     int workers,
     lane_t* lane,
 ) noexcept nogil:
-    cdef int64_t i, n_t = K.tgt.n
-    cdef int64_t stride = scratch_words(K)
+    cdef int64_t i, n_t = kernel.tgt.n
+    cdef int64_t stride = scratch_words(kernel)
     cdef int64_t whole[2]
     whole[0] = 0
     whole[1] = n_t
@@ -854,7 +854,7 @@ cdef void evaluate_rows(
     # caches); the shrinking last chunks still even out a busy core.
     for i in prange(i0, i1, num_threads=workers, schedule="guided"):
         evaluate_one(
-            K, i, scratch + threadid() * stride, outcomes + (i - i0) * n_t, target_matches, source_matches, whole, 1, lane
+            kernel, i, scratch + threadid() * stride, outcomes + (i - i0) * n_t, target_matches, source_matches, whole, 1, lane
         )
 
 
@@ -888,7 +888,7 @@ cdef class TargetArrays:
 cdef class Problem:
     """The interned arrays of one match, held alive while the kernel points into them."""
 
-    cdef Kernel K
+    cdef Kernel kernel
     cdef int lane_bytes
     cdef list _keep
     cdef object _target_matches, _source_matches
@@ -897,47 +897,47 @@ cdef class Problem:
         self._keep = []
         self.lane_bytes = np.dtype(interned.lane).itemsize
         lane = interned.lane
-        self._side(&self.K.src, interned.sources, lane)
+        self._side(&self.kernel.src, interned.sources, lane)
         # Ops in any order give the same masks: the exact-match ops go first, to be fused.
         order = np.argsort(interned.op_kind, kind="stable")
-        self.K.n_ops = len(interned.op_kind)
-        self.K.n_ne = int(np.count_nonzero(interned.op_kind == OP_NE))
-        self.K.op_kind = <const int32_t*>self._ptr(interned.op_kind[order], np.int32)
-        self.K.op_row = <const int32_t*>self._ptr(interned.op_row[order], np.int32)
-        self.K.op_words = <const int32_t*>self._ptr(interned.op_words[order], np.int32)
-        self.K.op_bit = self._ptr(interned.op_bit[order], lane)
-        self.K.identity_bits = interned.identity_bits
+        self.kernel.n_ops = len(interned.op_kind)
+        self.kernel.n_ne = int(np.count_nonzero(interned.op_kind == OP_NE))
+        self.kernel.op_kind = <const int32_t*>self._ptr(interned.op_kind[order], np.int32)
+        self.kernel.op_row = <const int32_t*>self._ptr(interned.op_row[order], np.int32)
+        self.kernel.op_words = <const int32_t*>self._ptr(interned.op_words[order], np.int32)
+        self.kernel.op_bit = self._ptr(interned.op_bit[order], lane)
+        self.kernel.identity_bits = interned.identity_bits
         # (read only when failure bits are not reason bits: building it costs a request's time)
         table = np.zeros(1, dtype=np.uint64) if interned.identity_bits else interned.reason_table
-        self.K.reason_table = <const uint64_t*>self._ptr(table, np.uint64)
-        self.K.attribute_bits = interned.attribute_bits
-        self.K.type_row = interned.type_row
+        self.kernel.reason_table = <const uint64_t*>self._ptr(table, np.uint64)
+        self.kernel.attribute_bits = interned.attribute_bits
+        self.kernel.type_row = interned.type_row
         policy = interned.policy
-        self.K.records_and = policy.records == "and"
-        self.K.prefer_newest = interned.prefer_newest
-        self.K.opaque_if_present = policy.opaque == "if-present"
-        self.K.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
-        self.K.opaque_n = interned.opaque_table.shape[0]
+        self.kernel.records_and = policy.records == "and"
+        self.kernel.prefer_newest = interned.prefer_newest
+        self.kernel.opaque_if_present = policy.opaque == "if-present"
+        self.kernel.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
+        self.kernel.opaque_n = interned.opaque_table.shape[0]
         self._targets(interned)
         # A table per source class pays off when it is much smaller than a row of targets.
-        self.K.score_table = self.K.tgt.n_vclasses * 4 <= self.K.tgt.n
+        self.kernel.score_table = self.kernel.tgt.n_vclasses * 4 <= self.kernel.tgt.n
         kinds = np.asarray(interned.op_kind)
-        self.K.max_rules = int(np.where(kinds == OP_SUPERSET, interned.op_words, 1).sum())
+        self.kernel.max_rules = int(np.where(kinds == OP_SUPERSET, interned.op_words, 1).sum())
         # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
         if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
             raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
-        self.K.tile512 = vector == "avx512"
+        self.kernel.tile512 = vector == "avx512"
         self._target_matches = None
         self._source_matches = None
-        self.K.block_start = NULL
-        self.K.block_ranges = NULL
+        self.kernel.block_start = NULL
+        self.kernel.block_ranges = NULL
 
     def block(self, block_start, block_ranges):
         """Restrict top_k and counts to the target-class ranges that ``fastmatch.blocks`` leaves
         each source class: ``block_ranges[2r], block_ranges[2r + 1]`` for r in
         ``block_start[i]..block_start[i + 1]``, sorted and disjoint per class."""
-        self.K.block_start = <const int64_t*>self._ptr(block_start, np.int64)
-        self.K.block_ranges = <const int64_t*>self._ptr(block_ranges, np.int64)
+        self.kernel.block_start = <const int64_t*>self._ptr(block_start, np.int64)
+        self.kernel.block_ranges = <const int64_t*>self._ptr(block_ranges, np.int64)
 
     cdef const void* _ptr(self, array, dtype) except NULL:
         """The address of ``array`` as ``dtype`` on a cache line (a vector load that straddles
@@ -966,14 +966,14 @@ cdef class Problem:
         held = cache.get("targets") if cache is not None else None
         if held is None:
             start = len(self._keep)
-            self._side(&self.K.tgt, interned.targets, interned.lane)
-            self._version_classes(&self.K.tgt, interned.targets)
+            self._side(&self.kernel.tgt, interned.targets, interned.lane)
+            self._version_classes(&self.kernel.tgt, interned.targets)
             held = TargetArrays()
-            held.side = self.K.tgt
+            held.side = self.kernel.tgt
             held.keep = self._keep[start:]
             if cache is not None:
                 cache["targets"] = held
-        self.K.tgt = held.side
+        self.kernel.tgt = held.side
         self._keep.append(held)
 
     cdef _side(self, Side* side, data, lane):
@@ -984,7 +984,7 @@ cdef class Problem:
         side.vmajor = self._rows(data.vmajor, lane, side.stride)
         side.vminor = self._rows(data.vminor, lane, side.stride)
         side.masks = self._rows(data.masks, lane, side.stride)
-        side.cany = self._ptr(data.cany, lane)
+        side.constrained = self._ptr(data.constrained, lane)
         side.record_set = <const int32_t*>self._ptr(data.record_set, np.int32)
         side.set_start = <const int64_t*>self._ptr(data.set_start, np.int64)
         side.set_records = <const int32_t*>self._ptr(data.set_records, np.int32)
@@ -1005,7 +1005,7 @@ cdef class Problem:
         side.set_runs = <const int32_t*>self._ptr(order, np.int32)
         side.set_run_start = <const int64_t*>self._ptr(np.searchsorted(run_sets[order], np.arange(side.n_sets + 1)), np.int64)
         side.base_state = self._ptr(np.where(data.record_set != 0, FM_NONE_MATCH, FM_NO_RECORDS), lane)
-        plain = (np.asarray(data.record_set) == 0) & (np.asarray(data.cany) == 0)
+        plain = (np.asarray(data.record_set) == 0) & (np.asarray(data.constrained) == 0)
         side.n_plain = side.n if plain.all() else int(np.argmin(plain))
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)
@@ -1055,56 +1055,56 @@ cdef class Problem:
         side.minor_shift = scale.minor_shift
         patch_rank = np.where(has, np.searchsorted(scale.patches, data.patch), 0)
         side.patch = <const int64_t*>self._ptr(patch_rank, np.int64)
-        low = data.newest_rank if self.K.prefer_newest else patch_rank
+        low = data.newest_rank if self.kernel.prefer_newest else patch_rank
         # Exact keys, ranks and codes count distinct things of one fleet: each fits in 31 bits.
         facts = np.empty((len(has), 4), dtype=np.int32)
         facts[:, 0] = data.exact_key
         facts[:, 1] = np.where(has, low, 0)
         facts[:, 2] = vclass.reshape(-1)
-        facts[:, 3] = data.codes[self.K.type_row] if self.K.type_row >= 0 else 0
+        facts[:, 3] = data.codes[self.kernel.type_row] if self.kernel.type_row >= 0 else 0
         side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int32)
 
     @property
     def tile512(self):
         """Whether tiles go through the AVX-512 pass (tile512.h)."""
-        return bool(self.K.tile512)
+        return bool(self.kernel.tile512)
 
     @property
     def shape(self):
-        return (self.K.src.n, self.K.tgt.n)
+        return (self.kernel.src.n, self.kernel.tgt.n)
 
     def prepare(self, int workers):
         """Match every COMPATIBLE record against the other side's classes, once per problem."""
-        self._target_matches = self._match_records(&self.K.tgt.records, &self.K.src, workers)
-        self._source_matches = self._match_records(&self.K.src.records, &self.K.tgt, workers)
+        self._target_matches = self._match_records(&self.kernel.tgt.records, &self.kernel.src, workers)
+        self._source_matches = self._match_records(&self.kernel.src.records, &self.kernel.tgt, workers)
 
-    cdef _match_records(self, const Records* R, const Side* S, int workers):
-        out = np.zeros((S.n, R.n), dtype=np.uint8)
+    cdef _match_records(self, const Records* records, const Side* side, int workers):
+        out = np.zeros((side.n, records.n), dtype=np.uint8)
         cdef uint8_t[:, ::1] view = out
-        if S.n == 0 or R.n == 0:
+        if side.n == 0 or records.n == 0:
             return out
         workers = max(workers, 1)
-        scratch = np.empty(match_scratch_bytes(S, workers), dtype=np.uint8)
+        scratch = np.empty(match_scratch_bytes(side, workers), dtype=np.uint8)
         cdef uint8_t[::1] scratch_view = scratch
         with nogil:
             if self.lane_bytes == 2:
-                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint16_t*>NULL)
+                match_records(records, side, &view[0, 0], &scratch_view[0], workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint32_t*>NULL)
+                match_records(records, side, &view[0, 0], &scratch_view[0], workers, <uint32_t*>NULL)
             else:
-                match_records(R, S, &view[0, 0], &scratch_view[0], workers, <uint64_t*>NULL)
+                match_records(records, side, &view[0, 0], &scratch_view[0], workers, <uint64_t*>NULL)
         return out
 
     def evaluate(self, int64_t i0, int64_t i1, int64_t[:, ::1] outcomes, int workers):
         """Fill ``outcomes`` for source classes i0..i1 against all target classes: a pair's
         score when it is compatible, otherwise its reason mask with the sign bit set."""
-        if i1 <= i0 or self.K.tgt.n == 0:
+        if i1 <= i0 or self.kernel.tgt.n == 0:
             return
-        if outcomes.shape[0] < i1 - i0 or outcomes.shape[1] != self.K.tgt.n:
+        if outcomes.shape[0] < i1 - i0 or outcomes.shape[1] != self.kernel.tgt.n:
             raise ValueError("the output block does not match the problem's shape")
         tm, sm = self._matches(workers)
         # Per call, not per problem: callers may evaluate one problem from several threads.
-        scratch = np.empty(max(workers, 1) * scratch_words(&self.K), dtype=np.uint64)
+        scratch = np.empty(max(workers, 1) * scratch_words(&self.kernel), dtype=np.uint64)
         cdef uint64_t[::1] scratch_view = scratch
         cdef const uint8_t* tm_ptr = _at8(tm)
         cdef const uint8_t* sm_ptr = _at8(sm)
@@ -1112,11 +1112,11 @@ cdef class Problem:
         cdef int64_t* out = &outcomes[0, 0]
         with nogil:
             if self.lane_bytes == 2:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint16_t*>NULL)
+                evaluate_rows(&self.kernel, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint16_t*>NULL)
             elif self.lane_bytes == 4:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint32_t*>NULL)
+                evaluate_rows(&self.kernel, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint32_t*>NULL)
             else:
-                evaluate_rows(&self.K, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint64_t*>NULL)
+                evaluate_rows(&self.kernel, i0, i1, scratch_ptr, out, tm_ptr, sm_ptr, workers, <uint64_t*>NULL)
 
     def _matches(self, int workers):
         """The record matches of both sides, flattened (``prepare`` once)."""
@@ -1131,68 +1131,68 @@ cdef class Problem:
     ):
         """Rows of ``indices``/``scores`` for the devices of source classes i0..i1: their k best
         available targets, best first (score, then target order), -1 past the last."""
-        cdef Reduction R
-        R.kind = REDUCE_TOP_K
-        R.k = k
-        R.depth = _at64(depth)
-        R.indices = &indices[0, 0] if indices.shape[0] * k else NULL
-        R.values = &scores[0, 0] if scores.shape[0] * k else NULL
+        cdef Reduction reduction
+        reduction.kind = REDUCE_TOP_K
+        reduction.k = k
+        reduction.depth = _at64(depth)
+        reduction.indices = &indices[0, 0] if indices.shape[0] * k else NULL
+        reduction.values = &scores[0, 0] if scores.shape[0] * k else NULL
         cdef int64_t max_depth = max(depth[i0:i1]) if i1 > i0 else 0
-        self._reduce(i0, i1, devices, &R, 2 * max_depth, True, workers)
+        self._reduce(i0, i1, devices, &reduction, 2 * max_depth, True, workers)
 
     def counts(
         self, int64_t i0, int64_t i1, DeviceView devices, const uint8_t[::1] counted,
         const int64_t[::1] counted_per_class, int64_t[::1] out, int workers,
     ):
         """``out[d]`` for the devices d of source classes i0..i1: their compatible targets among ``counted``."""
-        cdef Reduction R
-        R.kind = REDUCE_COUNTS
-        R.counted = _at8(counted)
-        R.counted_per_class = _at64(counted_per_class)
-        R.values = _mut64(out)
-        self._reduce(i0, i1, devices, &R, 0, True, workers)
+        cdef Reduction reduction
+        reduction.kind = REDUCE_COUNTS
+        reduction.counted = _at8(counted)
+        reduction.counted_per_class = _at64(counted_per_class)
+        reduction.values = _mut64(out)
+        self._reduce(i0, i1, devices, &reduction, 0, True, workers)
 
     def sparse(
         self, int64_t i0, int64_t i1, DeviceView devices, const int64_t[::1] indptr,
         int64_t[::1] columns, int64_t[::1] data, int workers,
     ):
         """The CSR rows (``indptr`` already counted) of the devices of source classes i0..i1."""
-        cdef Reduction R
-        R.kind = REDUCE_SPARSE
-        R.indptr = _at64(indptr)
-        R.indices = _mut64(columns)
-        R.values = _mut64(data)
-        self._reduce(i0, i1, devices, &R, (devices.D.n_targets + 63) >> 6, True, workers)
+        cdef Reduction reduction
+        reduction.kind = REDUCE_SPARSE
+        reduction.indptr = _at64(indptr)
+        reduction.indices = _mut64(columns)
+        reduction.values = _mut64(data)
+        self._reduce(i0, i1, devices, &reduction, (devices.arrays.n_targets + 63) >> 6, True, workers)
 
     def dense(self, int64_t i0, int64_t i1, DeviceView devices, str what, out, int workers):
         """Rows of a dense (n, m) output for the devices of source classes i0..i1: ``compatible``
         (uint8), ``scores`` (int64, -1 where incompatible) or ``reasons`` (SPEC's masks)."""
-        cdef Reduction R
+        cdef Reduction reduction
         cdef uint8_t[:, ::1] flags
         cdef int64_t[:, ::1] values
-        R.kind = {"compatible": REDUCE_COMPATIBLE, "scores": REDUCE_SCORES, "reasons": REDUCE_REASONS}[what]
-        R.flags = NULL
-        R.values = NULL
+        reduction.kind = {"compatible": REDUCE_COMPATIBLE, "scores": REDUCE_SCORES, "reasons": REDUCE_REASONS}[what]
+        reduction.flags = NULL
+        reduction.values = NULL
         if out.size == 0:
             return
-        if R.kind == REDUCE_COMPATIBLE:
+        if reduction.kind == REDUCE_COMPATIBLE:
             flags = out
-            R.flags = &flags[0, 0]
+            reduction.flags = &flags[0, 0]
         else:
             values = out.view(np.int64)
-            R.values = &values[0, 0]
+            reduction.values = &values[0, 0]
         # Blocked rows leave out incompatible pairs, whose reasons the reasons output needs.
-        self._reduce(i0, i1, devices, &R, 0, R.kind != REDUCE_REASONS, workers)
+        self._reduce(i0, i1, devices, &reduction, 0, reduction.kind != REDUCE_REASONS, workers)
 
     cdef _reduce(
-        self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* R, int64_t reduce_words, bint blocked, int workers
+        self, int64_t i0, int64_t i1, DeviceView devices, const Reduction* reduction, int64_t reduce_words, bint blocked, int workers
     ):
-        if i1 <= i0 or self.K.tgt.n == 0:
+        if i1 <= i0 or self.kernel.tgt.n == 0:
             return
         tm, sm = self._matches(workers)
         workers = max(workers, 1)
-        cdef int64_t row_stride = (self.K.tgt.n + 7) // 8 * 8  # rows on cache lines
-        scratch = np.empty(workers * scratch_words(&self.K), dtype=np.uint64)
+        cdef int64_t row_stride = (self.kernel.tgt.n + 7) // 8 * 8  # rows on cache lines
+        scratch = np.empty(workers * scratch_words(&self.kernel), dtype=np.uint64)
         rows = aligned_empty(workers * row_stride, np.int64)
         extra = np.zeros(max(workers * reduce_words, 1), dtype=np.int64)  # sparse rows' bits start clear
         cdef uint64_t[::1] scratch_view = scratch
@@ -1203,21 +1203,21 @@ cdef class Problem:
         cdef uint64_t* scratch_ptr = &scratch_view[0]
         cdef int64_t* rows_ptr = &rows_view[0]
         cdef int64_t* extra_ptr = &extra_view[0]
-        cdef const Devices* D = &devices.D
+        cdef const Devices* arrays = &devices.arrays
         with nogil:
             if self.lane_bytes == 2:
                 evaluate_and_reduce(
-                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    &self.kernel, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, arrays, reduction,
                     blocked, workers, <uint16_t*>NULL,
                 )
             elif self.lane_bytes == 4:
                 evaluate_and_reduce(
-                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    &self.kernel, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, arrays, reduction,
                     blocked, workers, <uint32_t*>NULL,
                 )
             else:
                 evaluate_and_reduce(
-                    &self.K, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, D, R,
+                    &self.kernel, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, arrays, reduction,
                     blocked, workers, <uint64_t*>NULL,
                 )
 

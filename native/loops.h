@@ -101,48 +101,48 @@
     }                                                                                                      \
     /* Failure masks -> outcomes, when failure bits are reason bits (low) and the top two bits are          \
      * OPAQUE and NOT_MIGRATABLE. A failed attribute that the pair's record holders constrain is theirs    \
-     * to report (cany). `state` is FM_NO_RECORDS or FM_NONE_MATCH per target: a target none of whose       \
+     * to report (constrained). `state` is FM_NO_RECORDS or FM_NONE_MATCH per target: a target none of whose       \
      * records matches the source's SELF gets NO_RECORD (fm_outcomes_matched redoes the targets whose       \
-     * records do match). `todo` gets 1 where a compatible pair still needs its score. Returns the OR of   \
-     * todo.                                                                                               \
+     * records do match). `to_finish` gets 1 where a compatible pair still needs its score. Returns the OR of   \
+     * to_finish.                                                                                               \
      */                                                                                                    \
-    static FM_CLONES uint8_t fm_outcomes_##S(const T *restrict fails, const T *restrict t_cany,            \
-                                             const T *restrict state, int64_t n, T always, T s_cany,       \
+    static FM_CLONES uint8_t fm_outcomes_##S(const T *restrict fails, const T *restrict t_constrained,            \
+                                             const T *restrict state, int64_t n, T always, T s_constrained,       \
                                              T attribute_bits, int64_t *restrict outcome,                  \
-                                             uint8_t *restrict todo) {                                     \
+                                             uint8_t *restrict to_finish) {                                     \
         uint8_t any = 0;                                                                                   \
         for (int64_t j = 0; j < n; j++) {                                                                  \
-            T reported = (fails[j] | always) & (T)~(t_cany[j] & s_cany);                                   \
+            T reported = (fails[j] | always) & (T)~(t_constrained[j] & s_constrained);                                   \
             T no_record = state[j];                                                                        \
             T bad = (T)((reported != 0) | no_record);                                                      \
             outcome[j] = fm_outcome_##S(reported, attribute_bits, no_record, bad);                         \
             uint8_t flag = (uint8_t)(bad ^ 1);                                                             \
-            todo[j] = flag;                                                                                \
+            to_finish[j] = flag;                                                                                \
             any |= flag;                                                                                   \
         }                                                                                                  \
         return any;                                                                                        \
     }                                                                                                      \
     /* fm_outcomes for a run of targets with one record set, some record of which matches the source's    \
      * SELF. With one such record (`many` 0) the set accepts when the failed attributes lie within         \
-     * `accept`. With several, NO_RECORD is set and, unless a failure rules them all out, todo gets 1:      \
+     * `accept`. With several, NO_RECORD is set and, unless a failure rules them all out, to_finish gets 1:      \
      * each record is then checked one target at a time.                                                  \
      */                                                                                                    \
-    static FM_CLONES uint8_t fm_outcomes_matched_##S(const T *restrict fails, const T *restrict t_cany,    \
-                                                     int64_t n, T always, T s_cany, T attribute_bits,      \
+    static FM_CLONES uint8_t fm_outcomes_matched_##S(const T *restrict fails, const T *restrict t_constrained,    \
+                                                     int64_t n, T always, T s_constrained, T attribute_bits,      \
                                                      T outside_of, T many, T accept,                       \
-                                                     int64_t *restrict outcome, uint8_t *restrict todo) {  \
+                                                     int64_t *restrict outcome, uint8_t *restrict to_finish) {  \
         uint8_t any = 0;                                                                                   \
         for (int64_t j = 0; j < n; j++) {                                                                  \
             T f = fails[j] | always;                                                                       \
-            T reported = f & (T)~(t_cany[j] & s_cany);                                                     \
+            T reported = f & (T)~(t_constrained[j] & s_constrained);                                                     \
             T failed = f & attribute_bits;                                                                 \
-            T ruled_out = (T)((failed & (T)~(t_cany[j] & outside_of)) != 0);                               \
+            T ruled_out = (T)((failed & (T)~(t_constrained[j] & outside_of)) != 0);                               \
             T no_record = many | (T)((failed & (T)~accept) != 0);                                          \
             T check = many & (ruled_out ^ 1);                                                              \
             T bad = (T)((reported != 0) | no_record);                                                      \
             outcome[j] = fm_outcome_##S(reported, attribute_bits, no_record, bad);                         \
             uint8_t flag = (uint8_t)(check | (bad ^ 1));                                                   \
-            todo[j] = flag;                                                                                \
+            to_finish[j] = flag;                                                                                \
             any |= flag;                                                                                   \
         }                                                                                                  \
         return any;                                                                                        \

@@ -21,8 +21,8 @@ cdef extern from "loops.h" nogil:
     void fm_fail_absent_or_gt_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
     void fm_fail_version_u16(uint16_t* fails, const uint16_t* major, const uint16_t* minor, int64_t n, uint16_t s_major, uint16_t s_minor, uint16_t bit)
     void fm_fail_not_subset_u16(uint16_t* fails, const uint16_t* t, int64_t n, uint16_t s, uint16_t bit)
-    uint8_t fm_outcomes_u16(const uint16_t* fails, const uint16_t* t_cany, const uint16_t* state, int64_t n, uint16_t always, uint16_t s_cany, uint16_t attribute_bits, int64_t* outcome, uint8_t* todo)
-    uint8_t fm_outcomes_matched_u16(const uint16_t* fails, const uint16_t* t_cany, int64_t n, uint16_t always, uint16_t s_cany, uint16_t attribute_bits, uint16_t outside_of, uint16_t many, uint16_t accept, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_u16(const uint16_t* fails, const uint16_t* t_constrained, const uint16_t* state, int64_t n, uint16_t always, uint16_t s_constrained, uint16_t attribute_bits, int64_t* outcome, uint8_t* to_finish)
+    uint8_t fm_outcomes_matched_u16(const uint16_t* fails, const uint16_t* t_constrained, int64_t n, uint16_t always, uint16_t s_constrained, uint16_t attribute_bits, uint16_t outside_of, uint16_t many, uint16_t accept, int64_t* outcome, uint8_t* to_finish)
     void fm_fill_u16(uint16_t* out, int64_t n, uint16_t value)
     void fm_fail_ne_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_ne4_u32(uint32_t* fails, const uint32_t* t0, const uint32_t* t1, const uint32_t* t2, const uint32_t* t3, int64_t n, const uint32_t* s, const uint32_t* bit, int init)
@@ -32,8 +32,8 @@ cdef extern from "loops.h" nogil:
     void fm_fail_absent_or_gt_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
     void fm_fail_version_u32(uint32_t* fails, const uint32_t* major, const uint32_t* minor, int64_t n, uint32_t s_major, uint32_t s_minor, uint32_t bit)
     void fm_fail_not_subset_u32(uint32_t* fails, const uint32_t* t, int64_t n, uint32_t s, uint32_t bit)
-    uint8_t fm_outcomes_u32(const uint32_t* fails, const uint32_t* t_cany, const uint32_t* state, int64_t n, uint32_t always, uint32_t s_cany, uint32_t attribute_bits, int64_t* outcome, uint8_t* todo)
-    uint8_t fm_outcomes_matched_u32(const uint32_t* fails, const uint32_t* t_cany, int64_t n, uint32_t always, uint32_t s_cany, uint32_t attribute_bits, uint32_t outside_of, uint32_t many, uint32_t accept, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_u32(const uint32_t* fails, const uint32_t* t_constrained, const uint32_t* state, int64_t n, uint32_t always, uint32_t s_constrained, uint32_t attribute_bits, int64_t* outcome, uint8_t* to_finish)
+    uint8_t fm_outcomes_matched_u32(const uint32_t* fails, const uint32_t* t_constrained, int64_t n, uint32_t always, uint32_t s_constrained, uint32_t attribute_bits, uint32_t outside_of, uint32_t many, uint32_t accept, int64_t* outcome, uint8_t* to_finish)
     void fm_fill_u32(uint32_t* out, int64_t n, uint32_t value)
     void fm_fail_ne_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_ne4_u64(uint64_t* fails, const uint64_t* t0, const uint64_t* t1, const uint64_t* t2, const uint64_t* t3, int64_t n, const uint64_t* s, const uint64_t* bit, int init)
@@ -43,8 +43,8 @@ cdef extern from "loops.h" nogil:
     void fm_fail_absent_or_gt_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
     void fm_fail_version_u64(uint64_t* fails, const uint64_t* major, const uint64_t* minor, int64_t n, uint64_t s_major, uint64_t s_minor, uint64_t bit)
     void fm_fail_not_subset_u64(uint64_t* fails, const uint64_t* t, int64_t n, uint64_t s, uint64_t bit)
-    uint8_t fm_outcomes_u64(const uint64_t* fails, const uint64_t* t_cany, const uint64_t* state, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, int64_t* outcome, uint8_t* todo)
-    uint8_t fm_outcomes_matched_u64(const uint64_t* fails, const uint64_t* t_cany, int64_t n, uint64_t always, uint64_t s_cany, uint64_t attribute_bits, uint64_t outside_of, uint64_t many, uint64_t accept, int64_t* outcome, uint8_t* todo)
+    uint8_t fm_outcomes_u64(const uint64_t* fails, const uint64_t* t_constrained, const uint64_t* state, int64_t n, uint64_t always, uint64_t s_constrained, uint64_t attribute_bits, int64_t* outcome, uint8_t* to_finish)
+    uint8_t fm_outcomes_matched_u64(const uint64_t* fails, const uint64_t* t_constrained, int64_t n, uint64_t always, uint64_t s_constrained, uint64_t attribute_bits, uint64_t outside_of, uint64_t many, uint64_t accept, int64_t* outcome, uint8_t* to_finish)
     void fm_fill_u64(uint64_t* out, int64_t n, uint64_t value)
 
 
@@ -64,7 +64,7 @@ cdef extern from "tile512.h" nogil:
         uint16_t source_minor
         uint16_t bit
     int fm_tile512_available()
-    int fm_tile512(const FmRule16* rules, const int32_t* count, int64_t j0, int64_t n, uint16_t always, const uint16_t* t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t* state, int plain, uint16_t* fails, int keep_fails, int64_t* outcome, uint64_t* pending)
+    int fm_tile512(const FmRule16* rules, const int32_t* count, int64_t j0, int64_t n, uint16_t always, const uint16_t* t_constrained, uint16_t s_constrained, uint16_t attribute_bits, const uint16_t* state, int plain, uint16_t* fails, int keep_fails, int64_t* outcome, uint64_t* pending)
 
 
 cdef inline void fail_ne(lane_t* fails, const lane_t* t, int64_t n, lane_t s, lane_t bit) noexcept nogil:
@@ -139,22 +139,22 @@ cdef inline void fail_not_subset(lane_t* fails, const lane_t* t, int64_t n, lane
         fm_fail_not_subset_u64(fails, t, n, s, bit)
 
 
-cdef inline uint8_t outcomes(const lane_t* fails, const lane_t* t_cany, const lane_t* state, int64_t n, lane_t always, lane_t s_cany, lane_t attribute_bits, int64_t* outcome, uint8_t* todo) noexcept nogil:
+cdef inline uint8_t outcomes(const lane_t* fails, const lane_t* t_constrained, const lane_t* state, int64_t n, lane_t always, lane_t s_constrained, lane_t attribute_bits, int64_t* outcome, uint8_t* to_finish) noexcept nogil:
     if lane_t is uint16_t:
-        return fm_outcomes_u16(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
+        return fm_outcomes_u16(fails, t_constrained, state, n, always, s_constrained, attribute_bits, outcome, to_finish)
     elif lane_t is uint32_t:
-        return fm_outcomes_u32(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
+        return fm_outcomes_u32(fails, t_constrained, state, n, always, s_constrained, attribute_bits, outcome, to_finish)
     else:
-        return fm_outcomes_u64(fails, t_cany, state, n, always, s_cany, attribute_bits, outcome, todo)
+        return fm_outcomes_u64(fails, t_constrained, state, n, always, s_constrained, attribute_bits, outcome, to_finish)
 
 
-cdef inline uint8_t outcomes_matched(const lane_t* fails, const lane_t* t_cany, int64_t n, lane_t always, lane_t s_cany, lane_t attribute_bits, lane_t outside_of, lane_t many, lane_t accept, int64_t* outcome, uint8_t* todo) noexcept nogil:
+cdef inline uint8_t outcomes_matched(const lane_t* fails, const lane_t* t_constrained, int64_t n, lane_t always, lane_t s_constrained, lane_t attribute_bits, lane_t outside_of, lane_t many, lane_t accept, int64_t* outcome, uint8_t* to_finish) noexcept nogil:
     if lane_t is uint16_t:
-        return fm_outcomes_matched_u16(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+        return fm_outcomes_matched_u16(fails, t_constrained, n, always, s_constrained, attribute_bits, outside_of, many, accept, outcome, to_finish)
     elif lane_t is uint32_t:
-        return fm_outcomes_matched_u32(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+        return fm_outcomes_matched_u32(fails, t_constrained, n, always, s_constrained, attribute_bits, outside_of, many, accept, outcome, to_finish)
     else:
-        return fm_outcomes_matched_u64(fails, t_cany, n, always, s_cany, attribute_bits, outside_of, many, accept, outcome, todo)
+        return fm_outcomes_matched_u64(fails, t_constrained, n, always, s_constrained, attribute_bits, outside_of, many, accept, outcome, to_finish)
 
 
 cdef inline void fill(lane_t* out, int64_t n, lane_t value) noexcept nogil:

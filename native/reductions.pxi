@@ -52,11 +52,11 @@ cdef struct Reduction:
     const int64_t* counted_per_class  # counts: per target class, its devices that count
 
 
-cdef inline bint excluded(const Devices* D, int64_t d, int64_t t) noexcept nogil:
+cdef inline bint excluded(const Devices* devices, int64_t d, int64_t t) noexcept nogil:
     """Whether source device d may not go to target device t whatever their classes say."""
-    if D.source_twin[d] == t:
+    if devices.source_twin[d] == t:
         return True
-    return D.exclude_same_host and D.source_host[d] > 0 and D.target_host[t] == D.source_host[d]
+    return devices.exclude_same_host and devices.source_host[d] > 0 and devices.target_host[t] == devices.source_host[d]
 
 
 # -- top_k: a bounded heap per source class whose root is the worst candidate ------------------
@@ -96,7 +96,7 @@ cdef inline void sift_up(int64_t* scores, int64_t* devs, int64_t at) noexcept no
 
 
 cdef int64_t best_candidates(
-    const Devices* D, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
+    const Devices* devices, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
     int64_t* devs,
 ) noexcept nogil:
     """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
@@ -110,12 +110,12 @@ cdef int64_t best_candidates(
             s = row[j]
             if s < floor:  # incompatible (< 0), or below every candidate of a full heap
                 continue
-            p0 = D.available_start[j]
-            p1 = D.available_start[j + 1]
-            if p0 == p1 or (size == depth and s == floor and D.available_order[p0] > devs[0]):
+            p0 = devices.available_start[j]
+            p1 = devices.available_start[j + 1]
+            if p0 == p1 or (size == depth and s == floor and devices.available_order[p0] > devs[0]):
                 continue  # no device, or a tie with the worst kept whose devices all come later
             for p in range(p0, p1):
-                d = D.available_order[p]
+                d = devices.available_order[p]
                 if size < depth:
                     scores[size] = s
                     devs[size] = d
@@ -142,24 +142,24 @@ cdef int64_t best_candidates(
 
 
 cdef void top_k_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
     int64_t* scratch,
 ) noexcept nogil:
-    cdef int64_t depth = R.depth[c], k = R.k
+    cdef int64_t depth = reduction.depth[c], k = reduction.k
     cdef int64_t* scores = scratch
     cdef int64_t* devs = scratch + depth
-    cdef int64_t size = best_candidates(D, row, ranges, n_ranges, depth, scores, devs)
+    cdef int64_t size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs)
     cdef int64_t m, d, p, w
     cdef int64_t* indices
     cdef int64_t* values
-    for m in range(D.source_start[c], D.source_start[c + 1]):
-        d = D.source_order[m]
-        indices = R.indices + d * k
-        values = R.values + d * k
+    for m in range(devices.source_start[c], devices.source_start[c + 1]):
+        d = devices.source_order[m]
+        indices = reduction.indices + d * k
+        values = reduction.values + d * k
         w = 0
         p = 0
         while p < size and w < k:
-            if not excluded(D, d, devs[p]):
+            if not excluded(devices, d, devs[p]):
                 indices[w] = devs[p]
                 values[w] = scores[p]
                 w += 1
@@ -181,55 +181,55 @@ cdef inline bint compatible_in(const int64_t* row, int64_t j, const int64_t* ran
 
 
 cdef void counts_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
+    const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
 ) noexcept nogil:
     cdef int64_t j, m, d, p, t, h, r, base = 0, count
     for r in range(n_ranges):
         for j in range(ranges[2 * r], ranges[2 * r + 1]):
             if row[j] >= 0:
-                base += R.counted_per_class[j]
-    for m in range(D.source_start[c], D.source_start[c + 1]):
-        d = D.source_order[m]
+                base += reduction.counted_per_class[j]
+    for m in range(devices.source_start[c], devices.source_start[c + 1]):
+        d = devices.source_order[m]
         count = base
-        h = D.source_host[d]
-        if D.exclude_same_host and h > 0:
-            for p in range(D.host_start[h], D.host_start[h + 1]):
-                t = D.host_order[p]
-                if R.counted[t] and compatible_in(row, D.target_class[t], ranges, n_ranges):
+        h = devices.source_host[d]
+        if devices.exclude_same_host and h > 0:
+            for p in range(devices.host_start[h], devices.host_start[h + 1]):
+                t = devices.host_order[p]
+                if reduction.counted[t] and compatible_in(row, devices.target_class[t], ranges, n_ranges):
                     count -= 1
-        t = D.source_twin[d]
-        if t >= 0 and R.counted[t] and compatible_in(row, D.target_class[t], ranges, n_ranges):
-            if not (D.exclude_same_host and h > 0 and D.target_host[t] == h):  # not already taken off
+        t = devices.source_twin[d]
+        if t >= 0 and reduction.counted[t] and compatible_in(row, devices.target_class[t], ranges, n_ranges):
+            if not (devices.exclude_same_host and h > 0 and devices.target_host[t] == h):  # not already taken off
                 count -= 1
-        R.values[d] = count
+        reduction.values[d] = count
 
 
 # -- sparse rows: every compatible target device, in device order, at its place in the CSR ----
 cdef void sparse_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
     uint64_t* found,
 ) noexcept nogil:
     """``found`` (a bit per target device, zeroed, left zeroed) puts the compatible devices of
     every visited class in device order: classes interleave, and sorting costs more."""
-    cdef int64_t j, r, t, m, d, p, w, at, n_words = (D.n_targets + 63) >> 6
+    cdef int64_t j, r, t, m, d, p, w, at, n_words = (devices.n_targets + 63) >> 6
     cdef uint64_t word
     for r in range(n_ranges):
         for j in range(ranges[2 * r], ranges[2 * r + 1]):
             if row[j] >= 0:
-                for p in range(D.class_start[j], D.class_start[j + 1]):
-                    t = D.class_order[p]
+                for p in range(devices.class_start[j], devices.class_start[j + 1]):
+                    t = devices.class_order[p]
                     found[t >> 6] |= 1ULL << (t & 63)
-    for m in range(D.source_start[c], D.source_start[c + 1]):
-        d = D.source_order[m]
-        at = R.indptr[d]
+    for m in range(devices.source_start[c], devices.source_start[c + 1]):
+        d = devices.source_order[m]
+        at = reduction.indptr[d]
         for w in range(n_words):
             word = found[w]
             while word:
                 t = (w << 6) + __builtin_ctzll(word)
                 word &= word - 1
-                if not excluded(D, d, t):
-                    R.indices[at] = t
-                    R.values[at] = row[D.target_class[t]]
+                if not excluded(devices, d, t):
+                    reduction.indices[at] = t
+                    reduction.values[at] = row[devices.target_class[t]]
                     at += 1
     for w in range(n_words):
         found[w] = 0
@@ -237,21 +237,21 @@ cdef void sparse_row(
 
 # -- dense rows: one value per target device, the devices' exclusions applied ----------------
 cdef void dense_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
+    const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges
 ) noexcept nogil:
     """The rows of the devices of source class c: the class's row, written once for its first
     device and copied to the others, then each device's own exclusions. Blocked (compatible and
     scores), a row starts all incompatible and only the visited classes' devices are written."""
-    cdef int64_t n = D.n_targets, t, m, d, p, h, j, r, o, first = -1
-    cdef const int64_t* target_class = D.target_class
+    cdef int64_t n = devices.n_targets, t, m, d, p, h, j, r, o, first = -1
+    cdef const int64_t* target_class = devices.target_class
     cdef uint8_t* flags
     cdef int64_t* values
-    cdef bint whole = n_ranges == 1 and ranges[0] == 0 and ranges[1] == D.n_classes
-    if D.source_start[c] == D.source_start[c + 1]:
+    cdef bint whole = n_ranges == 1 and ranges[0] == 0 and ranges[1] == devices.n_classes
+    if devices.source_start[c] == devices.source_start[c + 1]:
         return
-    first = D.source_order[D.source_start[c]]
-    if R.kind == REDUCE_COMPATIBLE:
-        flags = R.flags + first * n
+    first = devices.source_order[devices.source_start[c]]
+    if reduction.kind == REDUCE_COMPATIBLE:
+        flags = reduction.flags + first * n
         if whole:
             for t in range(n):
                 flags[t] = row[target_class[t]] >= 0
@@ -260,10 +260,10 @@ cdef void dense_row(
             for r in range(n_ranges):
                 for j in range(ranges[2 * r], ranges[2 * r + 1]):
                     if row[j] >= 0:
-                        for p in range(D.class_start[j], D.class_start[j + 1]):
-                            flags[D.class_order[p]] = 1
-    elif R.kind == REDUCE_SCORES:
-        values = R.values + first * n
+                        for p in range(devices.class_start[j], devices.class_start[j + 1]):
+                            flags[devices.class_order[p]] = 1
+    elif reduction.kind == REDUCE_SCORES:
+        values = reduction.values + first * n
         if whole:
             for t in range(n):
                 o = row[target_class[t]]
@@ -273,57 +273,57 @@ cdef void dense_row(
             for r in range(n_ranges):
                 for j in range(ranges[2 * r], ranges[2 * r + 1]):
                     if row[j] >= 0:
-                        for p in range(D.class_start[j], D.class_start[j + 1]):
-                            values[D.class_order[p]] = row[j]
+                        for p in range(devices.class_start[j], devices.class_start[j + 1]):
+                            values[devices.class_order[p]] = row[j]
     else:  # reasons: always the whole row, every pair's reasons
-        values = R.values + first * n
+        values = reduction.values + first * n
         for t in range(n):
             o = row[target_class[t]]
             values[t] = <int64_t>(<uint64_t>o & ~INCOMPATIBLE) if o < 0 else 0
-    cdef int64_t width = n if R.kind == REDUCE_COMPATIBLE else n * <int64_t>sizeof(int64_t)
-    cdef const char* source_row = <const char*>R.flags + first * n if R.kind == REDUCE_COMPATIBLE else <const char*>(R.values + first * n)
-    for m in range(D.source_start[c] + 1, D.source_start[c + 1]):
-        d = D.source_order[m]
-        if R.kind == REDUCE_COMPATIBLE:
-            memcpy(R.flags + d * n, source_row, width)
+    cdef int64_t width = n if reduction.kind == REDUCE_COMPATIBLE else n * <int64_t>sizeof(int64_t)
+    cdef const char* source_row = <const char*>reduction.flags + first * n if reduction.kind == REDUCE_COMPATIBLE else <const char*>(reduction.values + first * n)
+    for m in range(devices.source_start[c] + 1, devices.source_start[c + 1]):
+        d = devices.source_order[m]
+        if reduction.kind == REDUCE_COMPATIBLE:
+            memcpy(reduction.flags + d * n, source_row, width)
         else:
-            memcpy(R.values + d * n, source_row, width)
+            memcpy(reduction.values + d * n, source_row, width)
     # Each device's own exclusions: its host's targets, and itself.
-    for m in range(D.source_start[c], D.source_start[c + 1]):
-        d = D.source_order[m]
-        h = D.source_host[d]
-        if D.exclude_same_host and h > 0:
-            for p in range(D.host_start[h], D.host_start[h + 1]):
-                exclude_in_row(R, d, n, D.host_order[p], SAME_HOST)
-        if D.source_twin[d] >= 0:
-            exclude_in_row(R, d, n, D.source_twin[d], SAME_DEVICE)
+    for m in range(devices.source_start[c], devices.source_start[c + 1]):
+        d = devices.source_order[m]
+        h = devices.source_host[d]
+        if devices.exclude_same_host and h > 0:
+            for p in range(devices.host_start[h], devices.host_start[h + 1]):
+                exclude_in_row(reduction, d, n, devices.host_order[p], SAME_HOST)
+        if devices.source_twin[d] >= 0:
+            exclude_in_row(reduction, d, n, devices.source_twin[d], SAME_DEVICE)
 
 
-cdef inline void exclude_in_row(const Reduction* R, int64_t d, int64_t n, int64_t t, uint64_t reason) noexcept nogil:
-    if R.kind == REDUCE_COMPATIBLE:
-        R.flags[d * n + t] = 0
-    elif R.kind == REDUCE_SCORES:
-        R.values[d * n + t] = -1
+cdef inline void exclude_in_row(const Reduction* reduction, int64_t d, int64_t n, int64_t t, uint64_t reason) noexcept nogil:
+    if reduction.kind == REDUCE_COMPATIBLE:
+        reduction.flags[d * n + t] = 0
+    elif reduction.kind == REDUCE_SCORES:
+        reduction.values[d * n + t] = -1
     else:
-        R.values[d * n + t] = <int64_t>(<uint64_t>R.values[d * n + t] | reason)
+        reduction.values[d * n + t] = <int64_t>(<uint64_t>reduction.values[d * n + t] | reason)
 
 
 cdef inline void reduce_row(
-    const Devices* D, const Reduction* R, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
+    const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
     int64_t* scratch,
 ) noexcept nogil:
-    if R.kind == REDUCE_TOP_K:
-        top_k_row(D, R, c, row, ranges, n_ranges, scratch)
-    elif R.kind == REDUCE_COUNTS:
-        counts_row(D, R, c, row, ranges, n_ranges)
-    elif R.kind == REDUCE_SPARSE:
-        sparse_row(D, R, c, row, ranges, n_ranges, <uint64_t*>scratch)
+    if reduction.kind == REDUCE_TOP_K:
+        top_k_row(devices, reduction, c, row, ranges, n_ranges, scratch)
+    elif reduction.kind == REDUCE_COUNTS:
+        counts_row(devices, reduction, c, row, ranges, n_ranges)
+    elif reduction.kind == REDUCE_SPARSE:
+        sparse_row(devices, reduction, c, row, ranges, n_ranges, <uint64_t*>scratch)
     else:
-        dense_row(D, R, c, row, ranges, n_ranges)
+        dense_row(devices, reduction, c, row, ranges, n_ranges)
 
 
 cdef void evaluate_and_reduce(
-    const Kernel* K,
+    const Kernel* kernel,
     int64_t i0,
     int64_t i1,
     uint64_t* scratch,
@@ -333,27 +333,27 @@ cdef void evaluate_and_reduce(
     int64_t reduce_stride,
     const uint8_t* target_matches,
     const uint8_t* source_matches,
-    const Devices* D,
-    const Reduction* R,
+    const Devices* devices,
+    const Reduction* reduction,
     bint blocked,
     int workers,
     lane_t* lane,
 ) noexcept nogil:
     """Source classes i0..i1: each row evaluated into its thread's row buffer, then reduced.
     ``blocked``: only the target classes the blocking leaves are evaluated and read."""
-    cdef int64_t i, tid, n_ranges, stride = scratch_words(K)
+    cdef int64_t i, tid, n_ranges, stride = scratch_words(kernel)
     cdef int64_t whole[2]
     cdef const int64_t* ranges
     whole[0] = 0
-    whole[1] = K.tgt.n
+    whole[1] = kernel.tgt.n
     for i in prange(i0, i1, num_threads=workers, schedule="guided"):
         tid = threadid()
-        if D.source_start[i] == D.source_start[i + 1]:
+        if devices.source_start[i] == devices.source_start[i + 1]:
             continue  # no device of this class is asked about
-        ranges = row_ranges(K, i, blocked, whole)  # assigned, so each thread has its own
-        n_ranges = row_range_count(K, i, blocked)
-        evaluate_one(K, i, scratch + tid * stride, rows + tid * row_stride, target_matches, source_matches, ranges, n_ranges, lane)
-        reduce_row(D, R, i, rows + tid * row_stride, ranges, n_ranges, reduce_scratch + tid * reduce_stride)
+        ranges = row_ranges(kernel, i, blocked, whole)  # assigned, so each thread has its own
+        n_ranges = row_range_count(kernel, i, blocked)
+        evaluate_one(kernel, i, scratch + tid * stride, rows + tid * row_stride, target_matches, source_matches, ranges, n_ranges, lane)
+        reduce_row(devices, reduction, i, rows + tid * row_stride, ranges, n_ranges, reduce_scratch + tid * reduce_stride)
 
 
 cdef inline const int64_t* _at64(const int64_t[::1] values) noexcept:
@@ -365,7 +365,7 @@ cdef class DeviceView:
     (``for_targets``), the sources of one result or request on top (``with_sources``).
     Built by ``fastmatch.result.DeviceRules``, which documents what each array holds."""
 
-    cdef Devices D
+    cdef Devices arrays
     cdef tuple keep
 
     @staticmethod
@@ -381,17 +381,17 @@ cdef class DeviceView:
         bint exclude_same_host,
     ):
         cdef DeviceView view = DeviceView.__new__(DeviceView)
-        view.D.n_targets = target_class.shape[0]
-        view.D.n_classes = class_start.shape[0] - 1
-        view.D.target_class = _at64(target_class)
-        view.D.target_host = _at64(target_host)
-        view.D.available_order = _at64(available_order)
-        view.D.available_start = _at64(available_start)
-        view.D.class_order = _at64(class_order)
-        view.D.class_start = _at64(class_start)
-        view.D.host_order = _at64(host_order)
-        view.D.host_start = _at64(host_start)
-        view.D.exclude_same_host = exclude_same_host
+        view.arrays.n_targets = target_class.shape[0]
+        view.arrays.n_classes = class_start.shape[0] - 1
+        view.arrays.target_class = _at64(target_class)
+        view.arrays.target_host = _at64(target_host)
+        view.arrays.available_order = _at64(available_order)
+        view.arrays.available_start = _at64(available_start)
+        view.arrays.class_order = _at64(class_order)
+        view.arrays.class_start = _at64(class_start)
+        view.arrays.host_order = _at64(host_order)
+        view.arrays.host_start = _at64(host_start)
+        view.arrays.exclude_same_host = exclude_same_host
         view.keep = (
             target_class, target_host, available_order, available_start, class_order, class_start, host_order, host_start
         )
@@ -405,10 +405,10 @@ cdef class DeviceView:
         const int64_t[::1] source_twin,
     ):
         cdef DeviceView view = DeviceView.__new__(DeviceView)
-        view.D = self.D
-        view.D.source_order = _at64(source_order)
-        view.D.source_start = _at64(source_start)
-        view.D.source_host = _at64(source_host)
-        view.D.source_twin = _at64(source_twin)
+        view.arrays = self.arrays
+        view.arrays.source_order = _at64(source_order)
+        view.arrays.source_start = _at64(source_start)
+        view.arrays.source_host = _at64(source_host)
+        view.arrays.source_twin = _at64(source_twin)
         view.keep = (self, source_order, source_start, source_host, source_twin)
         return view

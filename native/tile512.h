@@ -64,13 +64,13 @@ static int fm_tile512_available(void) {
         for (; r < end[FM_RULE_NOT_SUBSET]; r++) { FM_EACH(FM_NOT_SUBSET) }                                   \
     }
 
-/* fm_outcome for 32 pairs: their failure masks f, the targets' cany and record state (0 or 1); writes
+/* fm_outcome for 32 pairs: their failure masks f, the targets' constrained and record state (0 or 1); writes
  * the outcomes of the pairs in `live` and returns which are incompatible. */
 FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
-    __m512i f, __m512i cany, __m512i no_record, int plain, int64_t *outcome, __mmask32 live, __m512i s_cany,
+    __m512i f, __m512i constrained, __m512i no_record, int plain, int64_t *outcome, __mmask32 live, __m512i s_constrained,
     __m512i attribute, __m512i incompatible, const __m512i *spread) {
-    /* `plain`: targets without records (cany and no_record 0), most of a fleet: fewer ops */
-    __m512i reported = plain ? f : _mm512_andnot_si512(_mm512_and_si512(cany, s_cany), f);
+    /* `plain`: targets without records (constrained and no_record 0), most of a fleet: fewer ops */
+    __m512i reported = plain ? f : _mm512_andnot_si512(_mm512_and_si512(constrained, s_constrained), f);
     __m512i either = plain ? reported : _mm512_or_si512(reported, no_record);
     __mmask32 bad = _mm512_test_epi16_mask(either, either);
     __m512i low = _mm512_and_si512(reported, attribute);
@@ -91,13 +91,13 @@ FM_T512 static inline __attribute__((always_inline)) __mmask32 fm_outcomes512_(
 }
 
 /* Targets j0 .. j0 + n (n <= the tile) against the rules: `count[k]` rules of kind k, one kind after
- * another. `rows`, `minor` and `t_cany` are read from target j0 on; `state`, `fails`, `outcome` and
+ * another. `rows`, `minor` and `t_constrained` are read from target j0 on; `state`, `fails`, `outcome` and
  * `pending` are the tile's. Writes fails (as fm_fail_* leave them, OR-ed with `always`; only if
  * `keep_fails`: few tiles need them afterwards), outcomes as
  * fm_outcomes does, and a bit per target in `pending` (bit b % 64 of word b / 64) where the pair is
  * compatible and needs its score. Returns whether any bit was set. */
 FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
-                              const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits,
+                              const uint16_t *t_constrained, uint16_t s_constrained, uint16_t attribute_bits,
                               const uint16_t *state, int plain, uint16_t *fails, int keep_fails,
                               int64_t *outcome, uint64_t *pending) {
     int n_rules = 0;
@@ -112,7 +112,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
     }
     const __m512i ones = _mm512_set1_epi16(1);
     const __m512i v_always = _mm512_set1_epi16((short)always);
-    const __m512i v_s_cany = _mm512_set1_epi16((short)s_cany);
+    const __m512i v_s_constrained = _mm512_set1_epi16((short)s_constrained);
     const __m512i v_attribute = _mm512_set1_epi16((short)attribute_bits);
     const __m512i v_incompatible = _mm512_set1_epi16((short)(1u << (FM_INCOMPATIBLE - 48)));
     /* Outcome qword q of chunk c takes word 8c + q of the low half (into its word 0) and of the high
@@ -139,8 +139,8 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             live[v] = left >= 32 ? (__mmask32)0xFFFFFFFFu : left <= 0 ? 0 : (__mmask32)((1u << left) - 1);
         }
         __m512i f0 = v_always, f1 = v_always, f2 = v_always, f3 = v_always;
-#define fm_outcomes512(f, cany, state, plain, out, live) \
-    fm_outcomes512_(f, cany, state, plain, out, live, v_s_cany, v_attribute, v_incompatible, spread)
+#define fm_outcomes512(f, constrained, state, plain, out, live) \
+    fm_outcomes512_(f, constrained, state, plain, out, live, v_s_constrained, v_attribute, v_incompatible, spread)
         /* Whole chunks load without masks (most of them); the tile's last one with. */
         if (live[3] == (__mmask32)0xFFFFFFFFu) {
 #define FM_ROW(r, v) _mm512_loadu_si512(rules[r].row + at + 32 * (v))
@@ -163,7 +163,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
         const int64_t k = j + 32 * (v); /* this vector's first target in the tile */                        \
         if (keep_fails) _mm512_storeu_si512(fails + k, f##v);                                                \
         __mmask32 bad = plain ? fm_outcomes512(f##v, f##v, f##v, 1, outcome + k, 0xFFFFFFFFu)                 \
-                              : fm_outcomes512(f##v, _mm512_loadu_si512(t_cany + j0 + k),                    \
+                              : fm_outcomes512(f##v, _mm512_loadu_si512(t_constrained + j0 + k),                    \
                                                _mm512_loadu_si512(state + k), 0, outcome + k, 0xFFFFFFFFu);  \
         open[(v) / 2] |= (uint64_t)(uint32_t)~bad << (32 * ((v) % 2));                                       \
     }
@@ -185,7 +185,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
             for (int v = 0; v < 4 && live[v]; v++) {
                 const int64_t k = j + 32 * v;
                 if (keep_fails) _mm512_mask_storeu_epi16(fails + k, live[v], f[v]);
-                __mmask32 bad = fm_outcomes512(f[v], _mm512_maskz_loadu_epi16(live[v], t_cany + j0 + k),
+                __mmask32 bad = fm_outcomes512(f[v], _mm512_maskz_loadu_epi16(live[v], t_constrained + j0 + k),
                                                _mm512_maskz_loadu_epi16(live[v], state + k), 0, outcome + k, live[v]);
                 uint32_t open = (uint32_t)(~bad & live[v]);
                 ((uint32_t *)pending)[k / 32] = open;
@@ -200,7 +200,7 @@ FM_T512 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64
 #else
 static int fm_tile512_available(void) { return 0; }
 static int fm_tile512(const FmRule16 *rules, const int32_t *count, int64_t j0, int64_t n, uint16_t always,
-                      const uint16_t *t_cany, uint16_t s_cany, uint16_t attribute_bits, const uint16_t *state,
+                      const uint16_t *t_constrained, uint16_t s_constrained, uint16_t attribute_bits, const uint16_t *state,
                       int plain, uint16_t *fails, int keep_fails, int64_t *outcome, uint64_t *pending) {
     return 0; /* never called: fm_tile512_available() says no */
 }

@@ -147,7 +147,7 @@ class Side:
     vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
     vminor: np.ndarray  # lanes: rank of the minor
     masks: np.ndarray  # lanes [n_mask_words, n_classes]
-    cany: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
+    constrained: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
     record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
     set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
     set_records: np.ndarray  # int32: into this side's RecordTables
@@ -390,7 +390,7 @@ class _Context:
         vmajor = np.zeros((len(self.version_slot), n), dtype=lane)
         vminor = np.zeros_like(vmajor)
         masks = np.zeros((self.words, n), dtype=lane)
-        cany = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
+        constrained = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
         record_sets: dict[tuple[int, ...], int] = {(): 0}
         record_set = np.zeros(n, dtype=np.int32)
         exact_key = np.zeros(n, dtype=np.int64)
@@ -412,10 +412,10 @@ class _Context:
             exact_key[c] = self.exact_keys.get(key, -1) if frozen else self.exact_keys.setdefault(key, len(self.exact_keys))
             record_set[c] = record_sets.setdefault(recs, len(record_sets))
             if records_count:
-                constrained = 0
+                bits = 0
                 for r in recs:
-                    constrained |= self.cmask(records[r])
-                cany[c] = constrained
+                    bits |= self.cmask(records[r])
+                constrained[c] = bits
             if self.score_version >= 0:
                 value = d.values.get(attributes[self.score_version])
                 if value is not None:
@@ -427,7 +427,7 @@ class _Context:
             vmajor=vmajor,
             vminor=vminor,
             masks=masks,
-            cany=cany,
+            constrained=constrained,
             record_set=record_set,
             set_start=np.cumsum([0, *map(len, record_sets)], dtype=np.int64),
             set_records=np.array([r for recs in record_sets for r in recs], dtype=np.int32),

@@ -70,7 +70,7 @@ def in_order(targets: Side, order: np.ndarray) -> Side:
         vmajor=targets.vmajor[:, order],
         vminor=targets.vminor[:, order],
         masks=targets.masks[:, order],
-        cany=targets.cany[order],
+        constrained=targets.constrained[order],
         record_set=targets.record_set[order],
         exact_key=targets.exact_key[order],
         has_version=targets.has_version[order],
@@ -129,7 +129,7 @@ class TargetKeys:
         if policy.records == "and":  # records only add conditions: an exact failure always counts
             wildcard = np.zeros(codes.shape, dtype=bool)
         else:
-            wildcard = (targets.cany.astype(np.uint64)[None, :] & bits[:, None]) != 0
+            wildcard = (targets.constrained.astype(np.uint64)[None, :] & bits[:, None]) != 0
             pinned = _pinned_codes(targets, rows)[:, targets.record_set]  # (rules, target classes), -1: not pinned
             codes = np.where(wildcard & (pinned >= 0), pinned, codes)
             wildcard &= pinned < 0

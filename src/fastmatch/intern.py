@@ -27,23 +27,24 @@ import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .errors import FastmatchError
+from .codes import (
+    OP_CONFIRM,
+    OP_GE,
+    OP_LE,
+    OP_MIGRATABLE,
+    OP_NE,
+    OP_REQUIRED,
+    OP_SUPERSET,
+    OP_VERSION,
+    TEST_IN_CODES,
+    TEST_SUBSET,
+)
 from .policy import Policy
 from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import AnyOf, AnyValue, GroundedRecord, SubsetOf
 from .values import is_absent
 
-# Op kinds of the per-pair rule loop; keep in step with native/_kernel.pyx.
-OP_NE = 0  # fails where t != s (exact; opaque if-present; opaque required when s is present)
-OP_VERSION = 1  # version rule on major codes and minor ranks
-OP_GE = 2  # ge on order-preserving codes
-OP_LE = 3  # le on order-preserving codes
-OP_SUPERSET = 4  # superset on mask words
-OP_MIGRATABLE = 5  # fails where the target is not migratable (all, when the source is not)
-OP_REQUIRED = 6  # opaque required: NE, and all fail when the source has no migration_version
-OP_CONFIRM = 7  # opaque check through a caller's confirmer table
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
-# Tests of a compiled record field.
-TEST_IN_CODES, TEST_SUBSET = 0, 1
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
 MAX_OPAQUE_TABLE = 1 << 26
 SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
@@ -183,7 +184,7 @@ class Side:
     vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
     vminor: np.ndarray  # lanes: rank of the minor
     masks: np.ndarray  # lanes [n_mask_words, n_classes]
-    cany: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
+    constrained: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
     record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
     set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
     set_records: np.ndarray  # int32: into this side's RecordTables
@@ -489,10 +490,10 @@ class _Context:
                 for r in recs:
                     mask |= cmasks[r]
                 constrained.append(mask)
-            cany = np.array(constrained, dtype=lane)[with_records[first]]
+            constrained = np.array(constrained, dtype=lane)[with_records[first]]
         else:
             record_set = np.zeros(len(first), dtype=np.int32)
-            cany = np.full(len(first), self.all_bits, dtype=lane)
+            constrained = np.full(len(first), self.all_bits, dtype=lane)
         sets = sorted(tuples)
 
         n = len(first)
@@ -514,7 +515,7 @@ class _Context:
             vmajor=vmajor,
             vminor=vminor,
             masks=masks,
-            cany=cany,
+            constrained=constrained,
             record_set=record_set,
             set_start=np.array([0, *accumulate(map(len, sets))], dtype=np.int64) if records else self._no_sets[0],
             set_records=np.array([r for recs in sets for r in recs], dtype=np.int32) if records else self._no_sets[1],

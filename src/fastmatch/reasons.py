@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import FastmatchError
 
-from .codes import (
+from .codes import (  # noqa: F401  (the vocabulary of reasons and scores, for the modules that read them)
     INCOMPATIBLE as _INCOMPATIBLE_BIT,
     NO_RECORD,
     NOT_MIGRATABLE,
