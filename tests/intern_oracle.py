@@ -1,37 +1,38 @@
 """The interning as it was before it was vectorised (fastmatch/intern.py at commit 8e25557), kept
 as the oracle of tests/test_intern_speed_equal.py: a plain loop per descriptor, tuple keys, one
-Python value at a time. Only the imports changed (absolute), and the attribute order is computed
-here the old way too. Not used by the library.
+Python value at a time. Only the imports changed (absolute; the numbers from fastmatch/codes.py, the
+containers from fastmatch/intern.py), and the attribute order is computed here the old way too. Not used by the library.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable
 
 import numpy as np
 
 from fastmatch.devices import Descriptor, DeviceSet
-from fastmatch.intern import NativeUnsupported  # one exception class for both implementations
+# The containers and the exception are the library's: what is compared is how they are filled.
+from fastmatch.intern import Interned, NativeUnsupported, RecordTables, Side
 from fastmatch.policy import Policy
 from fastmatch.reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from fastmatch.records import AnyOf, AnyValue, GroundedRecord, SubsetOf
 from fastmatch.values import is_absent
 
-# Op kinds of the per-pair rule loop; keep in step with native/_kernel.pyx.
-OP_NE = 0  # fails where t != s (exact; opaque if-present; opaque required when s is present)
-OP_VERSION = 1  # version rule on major codes and minor ranks
-OP_GE = 2  # ge on order-preserving codes
-OP_LE = 3  # le on order-preserving codes
-OP_SUPERSET = 4  # superset on mask words
-OP_MIGRATABLE = 5  # fails where the target is not migratable (all, when the source is not)
-OP_REQUIRED = 6  # opaque required: NE, and all fail when the source has no migration_version
-OP_CONFIRM = 7  # opaque check through a caller's confirmer table
+from fastmatch.codes import (
+    OP_CONFIRM,
+    OP_GE,
+    OP_LE,
+    OP_MIGRATABLE,
+    OP_NE,
+    OP_REQUIRED,
+    OP_SUPERSET,
+    OP_VERSION,
+    TEST_IN_CODES,
+    TEST_SUBSET,
+)
+
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
-# Tests of a compiled record field.
-TEST_IN_CODES, TEST_SUBSET = 0, 1
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
 MAX_OPAQUE_TABLE = 1 << 26
 
@@ -113,90 +114,6 @@ class _Vocabulary:
             if bit is not None:
                 words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
         return np.array(words, dtype=self.lane)
-
-
-@dataclass
-class RecordTables:
-    """COMPATIBLE records held by one side, compiled to tests on the other side's codes.
-
-    Record ``r`` matches when the tests ``common_begin[r]..common_end[r]`` pass
-    (fields equal in every alternative) and, for some alternative ``a`` in
-    ``alt_start[r]..alt_start[r+1]``, the tests ``alt_begin[a]..alt_end[a]`` pass.
-    """
-
-    cmask: np.ndarray  # lanes [n_rec]: failure bits of the attributes the record constrains
-    common_begin: np.ndarray
-    common_end: np.ndarray
-    alt_start: np.ndarray
-    alt_begin: np.ndarray
-    alt_end: np.ndarray
-    test_row: np.ndarray  # int32: codes row (IN) or first mask word (SUBSET)
-    test_kind: np.ndarray  # int32: TEST_IN_CODES or TEST_SUBSET
-    test_start: np.ndarray  # int64: into code_pool (IN) or mask_pool (SUBSET)
-    test_len: np.ndarray  # int64
-    code_pool: np.ndarray  # lanes
-    mask_pool: np.ndarray  # lanes
-
-
-@dataclass
-class Side:
-    """The classes of one side, field-major: ``codes[row, class]``."""
-
-    class_of: np.ndarray  # int64 [n_devices]
-    codes: np.ndarray  # lanes [n_attributes + 2, n_classes]; the last two rows: opaque, migratable
-    vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
-    vminor: np.ndarray  # lanes: rank of the minor
-    masks: np.ndarray  # lanes [n_mask_words, n_classes]
-    constrained: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
-    record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
-    set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
-    set_records: np.ndarray  # int32: into this side's RecordTables
-    records: RecordTables
-    # score inputs, read only for compatible pairs
-    exact_key: np.ndarray  # int64: equal iff the descriptors agree on every non-ignore attribute
-    has_version: np.ndarray  # uint8
-    major: np.ndarray  # int64
-    minor: np.ndarray  # int64
-    patch: np.ndarray  # int64
-    newest_rank: np.ndarray  # int64: rank of the version among the targets' (targets only)
-
-    @property
-    def n_classes(self) -> int:
-        return self.codes.shape[1]
-
-
-@dataclass
-class Interned:
-    policy: Policy
-    attributes: list[str]
-    lane: type  # np.uint16, np.uint32 or np.uint64
-    sources: Side
-    targets: Side
-    op_kind: np.ndarray  # int32
-    op_row: np.ndarray  # int32: codes row, version slot or first mask word
-    op_words: np.ndarray  # int32: mask words of a superset op
-    op_bit: np.ndarray  # lanes: the op's failure bit
-    bit_reasons: np.ndarray  # uint64 [lane bits]: reason bits of each failure bit
-    identity_bits: bool  # failure bits below the lane's top two are the reason bits themselves
-    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable)
-    type_row: int  # codes row of score_type, -1 if none
-    prefer_newest: bool
-    opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
-    # Where the native kernel keeps what it derives from the targets, when they outlive one
-    # match (a TargetIndex's prepared targets); None: derive it again every time.
-    kernel_cache: dict | None = None
-
-    @cached_property
-    def reason_table(self) -> np.ndarray:
-        """uint64 [lane bytes, 256]: the reason bits of every byte value at every byte of a
-        failure mask (how failures become reasons when the bits are not the reason bits)."""
-        lane_bytes = np.dtype(self.lane).itemsize
-        table = np.zeros((lane_bytes, 256), dtype=np.uint64)
-        values = np.arange(256)
-        for bit, reasons in enumerate(self.bit_reasons):
-            position, shift = divmod(bit, 8)
-            table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
-        return table
 
 
 def intern(

@@ -1,4 +1,4 @@
-"""The native kernel behind MatchResult: class pairs computed block by block."""
+"""The native kernel behind MatchResult: every output reduced inside the kernel, row by row."""
 
 from __future__ import annotations
 
