@@ -25,7 +25,7 @@ from fastmatch import cli
 from fastmatch.cli import main
 from fastmatch.engine import MAX_WORKERS, available_cores, worker_count
 from fastmatch.files import MAX_LINE_BYTES
-from fastmatch.records import MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS
+from fastmatch.records import COMBINATIONS_PER_DEVICE, MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS
 
 SRC = Path(fastmatch.__file__).parent.parent
 LIBVIRT = Path(__file__).parent / "data" / "libvirt"
@@ -266,6 +266,18 @@ def test_grounding_is_bounded_per_device(capsys, tmp_path):
     )
 
 
+def test_a_large_fleet_of_small_records_is_read_whole(monkeypatch):
+    """The input's allowance grows with its devices: past the fixed part (made small here, so the
+    test is quick), GVT-g records of 4 combinations each still fit."""
+    monkeypatch.setattr("fastmatch.devices.MAX_INPUT_COMBINATIONS", 1000)
+    gvt = {"mdev_type": "i915-GVTg_V5_{v:int:1,2,4,8}", "aggregator": "{v}/2"}
+    fleet = [{"id": f"g{i}", "self": {"device_id": f"d{i}"}, "compatible": [{**gvt, "device_id": f"d{i}"}]} for i in range(2000)]
+    assert len(fastmatch.DeviceSet.from_records(fleet).descriptors) == 2000  # 8,000 combinations
+    many = [{**device, "compatible": [{**gvt, "vendor_driver": many_values("p", 16)}]} for device in fleet]
+    with pytest.raises(fastmatch.FastmatchError, match="combinations in all"):
+        fastmatch.DeviceSet.from_records(many)  # 64 a device: more than the allowance grows
+
+
 def test_grounding_is_bounded_per_input(tmp_path):
     records = [
         {"id": f"t{i}", "self": {}, "compatible": [{"mdev_type": many_values("a", 64), "aggregator": many_values("b", 64), "device_api": f"x{i}"}]}
@@ -273,9 +285,10 @@ def test_grounding_is_bounded_per_input(tmp_path):
     ]
     with pytest.raises(fastmatch.FastmatchError) as caught:
         fastmatch.DeviceSet.from_records(records)
+    limit = MAX_INPUT_COMBINATIONS + len(records) * COMBINATIONS_PER_DEVICE  # the allowance grows with the devices read
     assert str(caught.value) == (
         f"record #{len(records) - 1} 't{len(records) - 1}': field 'compatible[0]': the record has 4096 combinations of its "
-        f"variables, which would take the input's COMPATIBLE records past the limit of {MAX_INPUT_COMBINATIONS} combinations in all"
+        f"variables, which would take the input's COMPATIBLE records past the limit of {limit} combinations in all"
     )
     # Devices that share a descriptor ground it once, and count it once.
     same = [{**records[0], "id": f"u{i}"} for i in range(1000)]

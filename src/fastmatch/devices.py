@@ -19,7 +19,15 @@ import numpy as np
 
 from .errors import FastmatchError, InputError, fields_of
 from .policy import Policy
-from .records import MAX_DEVICE_COMBINATIONS, MAX_INPUT_COMBINATIONS, GroundedRecord, GroundingBudget, canonical_fields, ground_record
+from .records import (
+    COMBINATIONS_PER_DEVICE,
+    MAX_DEVICE_COMBINATIONS,
+    MAX_INPUT_COMBINATIONS,
+    GroundedRecord,
+    GroundingBudget,
+    canonical_fields,
+    ground_record,
+)
 from .values import INT64_MAX, parse_value
 
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
@@ -252,6 +260,7 @@ class DeviceSetBuilder:
         self.grounding = GroundingBudget(MAX_INPUT_COMBINATIONS, "input")
 
     def add(self, raw: Any) -> None:
+        self.grounding.grant(COMBINATIONS_PER_DEVICE)
         if not isinstance(raw, Mapping):
             raise InputError(f"a device record is a JSON object, got {type(raw).__name__}")
         for key in raw:

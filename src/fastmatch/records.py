@@ -21,10 +21,13 @@ from .values import INT64_MAX, INT64_MIN, Kind, describe, format_value, parse_in
 
 MAX_COMBINATIONS = 4096
 # Grounding costs some tens of microseconds a combination, so the total is bounded too:
-# per device (one line of a fleet file) and per input (a file, or one from_records call).
-# Descriptors that devices share are grounded once, and count once.
+# per device (one line of a fleet file) and per input (a file, or one from_records call), where
+# the bound grows with the devices read, so that work stays proportional to the input: a
+# million-device fleet of GVT-g records (4 combinations each) is read whole, a small file of
+# huge records is not. Descriptors that devices share are grounded once, and count once.
 MAX_DEVICE_COMBINATIONS = 16384
 MAX_INPUT_COMBINATIONS = 1 << 19
+COMBINATIONS_PER_DEVICE = 16
 
 
 class GroundingBudget:
@@ -34,6 +37,11 @@ class GroundingBudget:
         self.limit = limit
         self.remaining = limit
         self.what = what
+
+    def grant(self, count: int) -> None:
+        """``count`` more combinations (another device read)."""
+        self.limit += count
+        self.remaining += count
 
     def take(self, count: int) -> None:
         if count > self.remaining:
