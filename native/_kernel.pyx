@@ -892,6 +892,7 @@ cdef class Problem:
     cdef int lane_bytes
     cdef list _keep
     cdef object _target_matches, _source_matches
+    cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse
 
     def __init__(self, interned, str vector="portable"):
         self._keep = []
@@ -929,6 +930,7 @@ cdef class Problem:
         self.kernel.tile512 = vector == "avx512"
         self._target_matches = None
         self._source_matches = None
+        self._buffers = []
         self.kernel.block_start = NULL
         self.kernel.block_ranges = NULL
 
@@ -1192,9 +1194,23 @@ cdef class Problem:
         tm, sm = self._matches(workers)
         workers = max(workers, 1)
         cdef int64_t row_stride = (self.kernel.tgt.n + 7) // 8 * 8  # rows on cache lines
-        scratch = np.empty(workers * scratch_words(&self.kernel), dtype=np.uint64)
-        rows = aligned_empty(workers * row_stride, np.int64)
-        extra = np.zeros(max(workers * reduce_words, 1), dtype=np.int64)  # sparse rows' bits start clear
+        # Buffers outlive the call: fresh ones cost a page fault per page first written, and with
+        # a million target classes a thread's row is 8 MB. Taken from and given back to a pool,
+        # so that callers on other threads never share one.
+        buffers = self._buffers.pop() if self._buffers else None
+        if buffers is None or buffers[0] != workers or buffers[1] < reduce_words:
+            extra_words = max(reduce_words, 1)
+            buffers = (
+                workers,
+                extra_words,
+                np.empty(workers * scratch_words(&self.kernel), dtype=np.uint64),
+                aligned_empty(workers * row_stride, np.int64),
+                np.zeros(workers * extra_words, dtype=np.int64),  # sparse rows' bits start clear, and are left so
+            )
+        _, extra_words, scratch, rows, extra = buffers
+        reduce_words = extra_words
+        if reduction.kind == REDUCE_SPARSE:
+            extra.fill(0)  # another reduction may have used it
         cdef uint64_t[::1] scratch_view = scratch
         cdef int64_t[::1] rows_view = rows
         cdef int64_t[::1] extra_view = extra
@@ -1220,6 +1236,7 @@ cdef class Problem:
                     &self.kernel, i0, i1, scratch_ptr, rows_ptr, row_stride, extra_ptr, reduce_words, tm_ptr, sm_ptr, arrays, reduction,
                     blocked, workers, <uint64_t*>NULL,
                 )
+        self._buffers.append(buffers)
 
 
 cdef inline const uint8_t* _at8(const uint8_t[::1] values) noexcept:

@@ -13,9 +13,9 @@ only sources with that value, so the target's key holds the literal's code. The 
 evaluates and reduces only those ranges (``Problem.block``): cost follows the pairs that
 agree on the exact attributes, as a hash join's does, not N x M.
 
-Blocking changes which pairs are visited, never an answer: ``top_k``, ``counts`` and
-``to_sparse`` read only visited pairs, and every pair left out is incompatible. The dense
-outputs (n x m values, reasons included) evaluate every pair.
+Blocking changes which pairs are visited, never an answer: ``top_k``, ``counts``,
+``to_sparse``, ``.compatible`` and ``.scores`` read only visited pairs, and every pair left
+out is incompatible. ``.reasons`` evaluates every pair: it reports every rule that fails.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .errors import FastmatchError
-from .intern import OP_NE, TEST_IN_CODES, RecordTables, Side
+from .codes import OP_NE, TEST_IN_CODES
+from .intern import RecordTables, Side
 
 # Blocks pay when they leave at most this share of the class pairs: a blocked row has a few
 # ranges to set up instead of one, and its reductions check ranges for the devices' exclusions.

@@ -29,8 +29,8 @@ from .result import DeviceRules, MatchResult, TargetDevices
 # About 260,000 class pairs per block of the dense class-pair path: the block buffer (2 MiB)
 # stays in cache while it is copied out.
 PAIRS_PER_BLOCK = 1 << 18
-# The fused reductions keep only a row per thread: a call covers about 4M class pairs (a few
-# milliseconds), so the Python between calls costs nothing and Ctrl-C is honoured at once.
+# The fused reductions keep only a row per thread: a call covers about 4M class pairs visited
+# (a few milliseconds), so the Python between calls costs nothing and Ctrl-C is honoured at once.
 PAIRS_PER_CALL = 1 << 22
 
 
@@ -58,6 +58,7 @@ class NativeOutputs:
         block: int | None = None,
         progress=None,
         asked: np.ndarray | None = None,
+        visited_per_row: float | None = None,
     ) -> None:
         self.problem = problem
         self.shape = problem.shape
@@ -67,14 +68,17 @@ class NativeOutputs:
         self.workers = workers
         self.block = block
         self.progress = progress
+        # Class pairs a row costs: every target class, or, blocked, the ones its ranges hold.
+        self.visited_per_row = visited_per_row or problem.shape[1]
 
     @cached_property
     def view(self):
         return self.rules.view(self.source_class, self.shape[0], self.asked)
 
-    def _calls(self, pairs_per_call: int = PAIRS_PER_CALL) -> Iterator[tuple[int, int]]:
+    def _calls(self, blocked: bool = True) -> Iterator[tuple[int, int]]:
         n, m = self.shape
-        rows = self.block or max(1, pairs_per_call // max(1, m))
+        row_pairs = self.visited_per_row if blocked else m
+        rows = self.block or max(1, int(PAIRS_PER_CALL // max(1, row_pairs)))
         bar = None
         if self.progress is not None:
             devices = np.bincount(self.source_class, minlength=n) * len(self.rules.targets.host)
@@ -106,7 +110,7 @@ class NativeOutputs:
             self.problem.sparse(i0, i1, self.view, indptr, columns, data, self.workers)
 
     def dense(self, what: str, out: np.ndarray) -> None:
-        for i0, i1 in self._calls():
+        for i0, i1 in self._calls(blocked=what != "reasons"):
             self.problem.dense(i0, i1, self.view, what, out, self.workers)
 
     def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -153,7 +157,8 @@ def run_native(
     problem = prepared_problem(interned, workers, plan.vector)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)
-    outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress)
+    visited = blocks.pairs / max(1, problem.shape[0]) if blocks is not None else None
+    outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress, visited_per_row=visited)
     return MatchResult(
         sources,
         targets,
