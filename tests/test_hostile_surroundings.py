@@ -58,8 +58,9 @@ def one_error(err: str) -> str:
 
 
 def command(*argv, **kwargs) -> subprocess.CompletedProcess:
-    """``python -m fastmatch`` in a child process (for pipes, closed streams, signals)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), *kwargs.pop("path", [])]))
+    """``python -m fastmatch`` in a child process (for pipes, closed streams, signals); ``path``
+    comes first on its module path (SRC may be site-packages, where the real modules are)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*kwargs.pop("path", []), str(SRC)]))
     return subprocess.run(
         [sys.executable, "-m", "fastmatch", *map(str, argv)],
         env=env, capture_output=True, text=True, timeout=60, **kwargs,
