@@ -1139,7 +1139,9 @@ cdef class Problem:
         reduction.depth = _at64(depth)
         reduction.indices = &indices[0, 0] if indices.shape[0] * k else NULL
         reduction.values = &scores[0, 0] if scores.shape[0] * k else NULL
-        cdef int64_t max_depth = max(depth[i0:i1]) if i1 > i0 else 0
+        cdef int64_t c, max_depth = 0
+        for c in range(i0, i1):  # a typed loop: Python's max over a memoryview boxes every value
+            max_depth = max(max_depth, depth[c])
         self._reduce(i0, i1, devices, &reduction, 2 * max_depth, True, workers)
 
     def counts(

@@ -277,6 +277,7 @@ class TargetDevices:
         self.available = self.capacities > 0
         names, self.host = targets.host_codes
         self._host_code = {name: code for code, name in enumerate(names)}
+        self._views: dict[bool, object] = {}  # exclude_same_host -> _kernel.DeviceView
 
     def host_codes(self, devices: DeviceSet) -> np.ndarray:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
@@ -308,7 +309,7 @@ class TargetDevices:
 
     def view(self, exclude_same_host: bool):
         """The native reductions' view of these targets (``_kernel.DeviceView``)."""
-        cached = self.__dict__.setdefault("_views", {})
+        cached = self._views
         if exclude_same_host not in cached:
             from . import _kernel
 
