@@ -29,7 +29,7 @@ import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
 from .engine import validate_others
-from .errors import join_place, printable
+from .errors import printable, rebase
 from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
 from .outfile import StagedOutput
 from .values import describe
@@ -587,8 +587,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
     if args.sysfs is not None:
         records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
-        places = [join_place(args.sysfs, place) for place in where]  # each record's directory
-        others = [(record, join_place(args.sysfs, place)) for record, place in others]
+        places = [rebase(place, args.sysfs) for place in where]  # each record's directory, and its values' files
+        others = [(record, rebase(place, args.sysfs)) for record, place in others]
     else:
         records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
     validate_others(others, policy, None, rejects)
