@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 import fastmatch
 from fastmatch import DeviceSet, MatchResult, Policy
 from fastmatch.reasons import reason_names
-from strategies import Scenario, scenarios, validate
+from strategies import MANY_ATTRIBUTE_TOTALS, Scenario, scenarios, validate
 
 # -- settings ------------------------------------------------------------------------------
 _COMMON = dict(
@@ -590,6 +590,74 @@ def test_attribute_bits_past_58_fixed() -> None:
     for workers, block in ((1, None), (2, 1)):
         got = run(scenario, CANDIDATE, workers=workers, block=block, allow_fallback=False)
         assert_same(ref, got, f"workers={workers}, block={block}")
+
+
+@requires_candidate
+@pytest.mark.parametrize("mode", BLOCKING)
+@pytest.mark.parametrize("workers", WORKERS)
+@budget(0.25)
+@given(scenario=scenarios(fillers=True, filler_totals=MANY_ATTRIBUTE_TOTALS))
+def test_many_attributes(scenario: Scenario, workers: int, mode: str) -> None:
+    """60 to 130 attributes: more rules than one lane has failure bits, so a pair's failure mask
+    takes several words; the native kernel answers (never the reference), and as it does."""
+    describe(scenario)
+    ref = run(scenario, REFERENCE)
+    with blocking(mode):
+        for block in BLOCKS:
+            got = run(scenario, CANDIDATE, workers=workers, block=block, allow_fallback=False)
+            assert_same(ref, got, f"{CANDIDATE} (workers={workers}, block={block}, blocking {mode}) vs reference")
+
+
+@requires_candidate
+@budget(0.2)
+@given(scenarios(fillers=True, filler_totals=MANY_ATTRIBUTE_TOTALS, confirm=False, unseen_sources=True, min_sources=1))
+def test_target_index_many_attributes(scenario: Scenario) -> None:
+    """A TargetIndex over targets with 60 to 130 attributes prepares them natively, and answers
+    what the reference does."""
+    describe(scenario)
+    with implementation(CANDIDATE), warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fallback to the reference warns
+        index = fastmatch.TargetIndex(scenario.targets, scenario.policy, workers=2)
+        got = {k: index.top_k(scenario.sources, k) for k in top_ks(len(scenario.targets))}
+    ref = run(scenario, REFERENCE)
+    problems = [p for k in got for p in _top_k_differences(ref.top[k], got[k], f"top_k({k})")]
+    assert not problems, "TargetIndex vs reference:\n  " + "\n  ".join(problems)
+
+
+@requires_candidate
+def test_many_attributes_fixed() -> None:
+    """137 attributes (the default 7, then 130 more) in 16-bit failure words: a record that
+    constrains attributes in different words (18 and 100), a failure past bit 58 reported on
+    the shared bit (and named as the attributes from 58 on), attribute 57 on its own bit."""
+    policy = Policy.from_dict({"attributes": {f"a{i:03d}": {"type": "string", "rule": "exact"} for i in range(130)}})
+    names = [a.name for a in policy.attributes]
+    a18, a57, a100, last = names[18], names[57], names[100], names[-1]
+    base = {a18: "x", a57: "x", a100: "x", last: "x"}
+    sources = [{"id": "s", "self": base}]
+    targets = [
+        {"id": "t-same", "self": base},
+        {"id": "t-last", "self": {**base, last: "y"}},
+        {"id": "t-57", "self": {**base, a57: "y"}},
+        {"id": "t-rec", "self": {**base, a18: "y", a100: "y"}, "compatible": [{a18: "*", a100: "x"}]},
+        {"id": "t-rec-no", "self": {**base, a18: "y", last: "y"}, "compatible": [{a18: "*", a100: "y"}]},
+        {"id": "t-rec-part", "self": {**base, a18: "y", last: "y"}, "compatible": [{a18: "*"}]},
+    ]
+    scenario = Scenario(policy.to_dict(), sources, targets)
+    ref = run(scenario, REFERENCE)
+    assert ref.attributes == names
+    assert ref.compatible[0].tolist() == [True, False, False, True, False, False]
+    assert ref.pairs[(0, 1)][0] == [f"attributes 58+ ({', '.join(names[58:])})"]
+    assert int(ref.reasons[0, 2]) == 1 << 57
+    # The last attribute fails outside the records (bit 58), and no record accepts (NO_RECORD, 59):
+    # one does not match, the other leaves that failure to its rule.
+    assert int(ref.reasons[0, 4]) == int(ref.reasons[0, 5]) == 1 << 58 | 1 << 59
+    for workers, block in ((1, None), (2, 1), (2, 2)):
+        got = run(scenario, CANDIDATE, workers=workers, block=block, allow_fallback=False)
+        assert_same(ref, got, f"workers={workers}, block={block}")
+    from fastmatch.intern import intern
+
+    interned = intern(DeviceSet.from_records(sources, policy), DeviceSet.from_records(targets, policy), policy)
+    assert interned.failure_words > 1 and not interned.identity_bits
 
 
 # -- sizes at the native kernel's internal edges ----------------------------------------------

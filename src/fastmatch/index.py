@@ -39,7 +39,7 @@ class TargetIndex:
             prepared = self._prepared
             # The targets in blocked order once; each request then gets its own ranges of them.
             ops = prepared.context.op_arrays
-            self._keys = TargetKeys(policy, ops["op_kind"], ops["op_row"], ops["op_bit"], prepared.targets)
+            self._keys = TargetKeys(policy, ops["op_kind"], ops["op_row"], ops["op_word"], ops["op_bit"], prepared.targets)
             if self._keys.usable:
                 prepared.targets = in_order(prepared.targets, self._keys.order)
             side = prepared.targets

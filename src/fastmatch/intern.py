@@ -9,10 +9,12 @@ descriptors collapse into classes, and COMPATIBLE records are compiled into
 flat tables of tests on those codes.
 
 The kernel works on narrow unsigned *lanes* (16, 32 or 64 bits, the smallest
-that holds every code and every failure bit), so that its loops over targets
-handle many pairs per vector instruction. Each rule that can fail is an *op*
-with its own bit in a lane-wide failure mask; ``bit_reasons`` maps those bits
-to SPEC section 8's reason bits.
+that holds every code), so that its loops over targets handle many pairs per
+vector instruction. Each rule that can fail is an *op* with its own bit in a
+pair's failure mask: one lane, or, when the rules outnumber a lane's bits
+(past SPEC section 8's shared bit 58 the reasons share a bit, but records still
+tell those attributes apart), several lanes, *failure words*. ``bit_reasons``
+maps the failure bits to SPEC section 8's reason bits.
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ class RecordTables:
     ``alt_start[r]..alt_start[r+1]``, the tests ``alt_begin[a]..alt_end[a]`` pass.
     """
 
-    cmask: np.ndarray  # lanes [n_rec]: failure bits of the attributes the record constrains
+    cmask: np.ndarray  # lanes [n_rec, failure words]: failure bits of the attributes the record constrains
     common_begin: np.ndarray
     common_end: np.ndarray
     alt_start: np.ndarray
@@ -184,7 +186,7 @@ class Side:
     vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
     vminor: np.ndarray  # lanes: rank of the minor
     masks: np.ndarray  # lanes [n_mask_words, n_classes]
-    constrained: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
+    constrained: np.ndarray  # lanes [failure words, n_classes]: failure bits its records constrain (all ones: records do not count)
     record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
     set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
     set_records: np.ndarray  # int32: into this side's RecordTables
@@ -212,10 +214,12 @@ class Interned:
     op_kind: np.ndarray  # int32
     op_row: np.ndarray  # int32: codes row, version slot or first mask word
     op_words: np.ndarray  # int32: mask words of a superset op
-    op_bit: np.ndarray  # lanes: the op's failure bit
-    bit_reasons: np.ndarray  # uint64 [lane bits]: reason bits of each failure bit
-    identity_bits: bool  # failure bits below the lane's top two are the reason bits themselves
-    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable)
+    op_word: np.ndarray  # int32: the failure word that holds the op's bit
+    op_bit: np.ndarray  # lanes: the op's failure bit in its word
+    bit_reasons: np.ndarray  # uint64 [failure words * lane bits]: reason bits of each failure bit
+    identity_bits: bool  # one failure word, whose bits below the lane's top two are the reason bits themselves
+    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable), of all words
+    failure_words: int  # lanes per failure mask
     type_row: int  # codes row of score_type, -1 if none
     prefer_newest: bool
     opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
@@ -225,10 +229,10 @@ class Interned:
 
     @cached_property
     def reason_table(self) -> np.ndarray:
-        """uint64 [lane bytes, 256]: the reason bits of every byte value at every byte of a
-        failure mask (how failures become reasons when the bits are not the reason bits)."""
-        lane_bytes = np.dtype(self.lane).itemsize
-        table = np.zeros((lane_bytes, 256), dtype=np.uint64)
+        """uint64 [failure words * lane bytes, 256]: the reason bits of every byte value at every
+        byte of a failure mask (how failures become reasons when the bits are not the reason bits)."""
+        mask_bytes = np.dtype(self.lane).itemsize * self.failure_words
+        table = np.zeros((mask_bytes, 256), dtype=np.uint64)
         values = np.arange(256)
         for bit, reasons in enumerate(self.bit_reasons):
             position, shift = divmod(bit, 8)
@@ -349,10 +353,9 @@ class _Context:
             fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
         largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
-        lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
-        self.lane, self.identity = lane, identity
+        lane, attribute_bit_of, identity, failure_words = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
+        self.lane, self.identity, self.failure_words = lane, identity, failure_words
         bits = np.iinfo(lane).bits
-        self.all_bits = np.iinfo(lane).max
         for v in vocabularies:
             v.use_lane(lane)
         self.word_start, self.words = {}, 0
@@ -360,7 +363,7 @@ class _Context:
             if v.kind == "set":
                 self.word_start[i], self.words = self.words, self.words + v.words
 
-        self.ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, words, failure bit, reason bits)
+        self.ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, mask words, failure bit, reason bits)
         self.failure_bit_of: dict[str, int] = {}
         for i, kind in rule_ops:
             row = self.version_slot[i] if kind == OP_VERSION else self.word_start[i] if kind == OP_SUPERSET else i
@@ -374,8 +377,9 @@ class _Context:
             op_kind=np.array([op[0] for op in ops], dtype=np.int32),
             op_row=np.array([op[1] for op in ops], dtype=np.int32),
             op_words=np.array([op[2] for op in ops], dtype=np.int32),
-            op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
-            bit_reasons=_bit_reasons(ops, bits),
+            op_word=np.array([op[3] // bits for op in ops], dtype=np.int32),
+            op_bit=np.array([1 << op[3] % bits for op in ops], dtype=lane),
+            bit_reasons=_bit_reasons(ops, bits * failure_words),
         )
 
         self.exact_rows = np.array([i for i, s in enumerate(specs) if s.rule != "ignore"], dtype=np.intp)
@@ -400,6 +404,7 @@ class _Context:
             **self.op_arrays,
             identity_bits=self.identity,
             attribute_bits=self.attribute_bits,
+            failure_words=self.failure_words,
             type_row=self.type_row,
             prefer_newest=policy.prefer == "newest",
             opaque_table=self.opaque_table,
@@ -411,6 +416,16 @@ class _Context:
             if name in self.failure_bit_of:
                 mask |= 1 << self.failure_bit_of[name]
         return mask
+
+    def failure_masks(self, masks: list[int]) -> np.ndarray:
+        """lanes [len(masks), failure words]: each failure mask (over all words) cut into its words."""
+        bits, words = np.iinfo(self.lane).bits, self.failure_words
+        if words == 1:
+            return np.array(masks, dtype=self.lane).reshape(len(masks), 1)
+        word = (1 << bits) - 1
+        return np.array([[mask >> bits * w & word for w in range(words)] for mask in masks], dtype=self.lane).reshape(
+            len(masks), words
+        )
 
     def code(self, found: _Found, frozen: bool) -> _Coded:
         """Descriptors' values as codes, each distinct value coded once. ``frozen``: code
@@ -490,10 +505,10 @@ class _Context:
                 for r in recs:
                     mask |= cmasks[r]
                 constrained.append(mask)
-            constrained = np.array(constrained, dtype=lane)[with_records[first]]
+            constrained = np.ascontiguousarray(self.failure_masks(constrained)[with_records[first]].T)
         else:
             record_set = np.zeros(len(first), dtype=np.int32)
-            constrained = np.full(len(first), self.all_bits, dtype=lane)
+            constrained = np.full((self.failure_words, len(first)), np.iinfo(lane).max, dtype=lane)
         sets = sorted(tuples)
 
         n = len(first)
@@ -604,7 +619,7 @@ class _Context:
 
         table = np.array(tests, dtype=np.int64).reshape(-1, 4)
         return RecordTables(
-            cmask=np.array([self.cmask(r) for r in records], dtype=self.lane),
+            cmask=self.failure_masks([self.cmask(r) for r in records]),
             common_begin=np.array(common_begin, dtype=np.int64),
             common_end=np.array(common_end, dtype=np.int64),
             alt_start=np.array(alt_start, dtype=np.int64),
@@ -727,25 +742,27 @@ def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], number[group]
 
 
-def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool]:
-    """The narrowest lane that holds every code, the failure bit of each attribute, and
-    whether those bits are the reason bits themselves.
+def _choose_lanes(
+    largest_code: int, rule_attributes: list[int], n_fixed: int
+) -> tuple[type, dict[int, int], bool, int]:
+    """The lane, the failure bit of each attribute, whether those bits are the reason bits
+    themselves, and the failure words a pair's mask takes.
 
     Preferably the failure bit of attribute ``i`` is bit ``i``, its reason bit,
     with the opaque and migratable bits at the top two bits of the lane: turning
-    failures into reasons is then a few shifts. Otherwise bits are packed and
-    mapped through a table.
+    failures into reasons is then a few shifts. That takes the narrowest lane
+    that holds every code and those bits. Otherwise (an attribute past the shared
+    reason bit) the narrowest lane that holds every code has the bits packed, as
+    many words of it as they fill, and mapped to reasons through a table: every
+    rule keeps a bit of its own, so any number of attributes is evaluated natively.
     """
     fitting = [t for t in LANE_TYPES if largest_code <= np.iinfo(t).max]
     for lane in fitting:
         if all(i < min(np.iinfo(lane).bits - 2, SHARED_ATTRIBUTE_BIT) for i in rule_attributes):
-            return lane, {i: i for i in rule_attributes}, True
-    lane = fitting[-1]
-    if len(rule_attributes) + n_fixed > np.iinfo(lane).bits:
-        raise NativeUnsupported(
-            f"{len(rule_attributes) + n_fixed} rules that can fail are more than the native kernel's 64 failure bits"
-        )
-    return lane, {i: k for k, i in enumerate(rule_attributes)}, False
+            return lane, {i: i for i in rule_attributes}, True, 1
+    lane = fitting[0]
+    words = -(-(len(rule_attributes) + n_fixed) // np.iinfo(lane).bits)
+    return lane, {i: k for k, i in enumerate(rule_attributes)}, False, words
 
 
 def _bit_reasons(ops, bits: int) -> np.ndarray:
