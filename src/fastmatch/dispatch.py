@@ -1,8 +1,9 @@
 """Which implementation answers: decided here, once, for ``match`` and ``TargetIndex`` alike.
 
 The plain-Python reference answers when ``FASTMATCH_IMPLEMENTATION=python`` asks for it or
-when the inputs exceed what the native kernel's arrays hold (interning says why); otherwise
-the native kernel does, through its AVX-512 tile pass where the CPU and the problem allow it
+when a caller's confirmer would need a table of more distinct migration_version pairs than the
+kernel keeps (interning says why); otherwise the native kernel does, whatever the number of
+attributes, through its AVX-512 tile pass where the CPU and the problem allow it
 (``FASTMATCH_NO_AVX512=1`` keeps the portable loops) and with blocks where they pay
 (``fastmatch.blocks``). The kernel is told the plan; it does not choose.
 """
@@ -73,11 +74,9 @@ def plan(
     return Plan(interned, vector_path(interned))
 
 
-def plan_prepared(sources: DeviceSet, prepared: PreparedTargets | None) -> Plan:
+def plan_prepared(sources: DeviceSet, prepared: PreparedTargets) -> Plan:
     """How one request against prepared targets runs; without a native plan, the request is a
     whole ``match`` (whose own plan then says how)."""
-    if prepared is None:
-        return Plan(None, refused="the targets exceed what the native kernel's arrays hold")
     if implementation() == "python":
         return Plan(None, refused="FASTMATCH_IMPLEMENTATION=python", asked=True)
     if not prepared.supports(sources):
@@ -86,9 +85,6 @@ def plan_prepared(sources: DeviceSet, prepared: PreparedTargets | None) -> Plan:
     return Plan(interned, vector_path(interned))
 
 
-def prepare(targets: DeviceSet, policy: Policy) -> PreparedTargets | None:
-    """Targets interned once for many requests, or None when the native kernel cannot hold them."""
-    try:
-        return PreparedTargets(targets, policy)
-    except NativeUnsupported:
-        return None
+def prepare(targets: DeviceSet, policy: Policy) -> PreparedTargets:
+    """Targets interned once for many requests (without a confirmer, the kernel holds any)."""
+    return PreparedTargets(targets, policy)
