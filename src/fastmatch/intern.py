@@ -420,8 +420,6 @@ class _Context:
     def failure_masks(self, masks: list[int]) -> np.ndarray:
         """lanes [len(masks), failure words]: each failure mask (over all words) cut into its words."""
         bits, words = np.iinfo(self.lane).bits, self.failure_words
-        if words == 1:
-            return np.array(masks, dtype=self.lane).reshape(len(masks), 1)
         word = (1 << bits) - 1
         return np.array([[mask >> bits * w & word for w in range(words)] for mask in masks], dtype=self.lane).reshape(
             len(masks), words
