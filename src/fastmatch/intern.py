@@ -231,13 +231,9 @@ class Interned:
     def reason_table(self) -> np.ndarray:
         """uint64 [failure words * lane bytes, 256]: the reason bits of every byte value at every
         byte of a failure mask (how failures become reasons when the bits are not the reason bits)."""
-        mask_bytes = np.dtype(self.lane).itemsize * self.failure_words
-        table = np.zeros((mask_bytes, 256), dtype=np.uint64)
-        values = np.arange(256)
-        for bit, reasons in enumerate(self.bit_reasons):
-            position, shift = divmod(bit, 8)
-            table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
-        return table
+        reasons = self.bit_reasons.reshape(-1, 8, 1)  # [byte of the mask, bit of the byte, 1]
+        has_bit = (np.arange(256)[None, :] >> np.arange(8)[:, None]) & 1 == 1  # [bit, byte value]
+        return np.bitwise_or.reduce(np.where(has_bit, reasons, np.uint64(0)), axis=1)
 
 
 def intern(
