@@ -116,7 +116,8 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
         (int(kind), int(row), int(words), interned.lane(bit))
         for kind, row, words, bit in zip(interned.op_kind, interned.op_row, interned.op_words, interned.op_bit)
     ]
-    table = interned.opaque_table.astype(bool)
+    # As a table of opaque codes (both sides'), from the confirmer's rows and columns.
+    table = interned.opaque_table[np.ix_(interned.opaque_rows, interned.opaque_columns)].astype(bool)
     if table.size:  # both absent: passes with opaque="if-present"; one absent: fails
         table[0, :] = table[:, 0] = False
         table[0, 0] = policy.opaque == "if-present"

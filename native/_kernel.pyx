@@ -135,8 +135,10 @@ cdef struct Kernel:
     bint records_and
     bint prefer_newest
     bint opaque_if_present
-    const uint8_t* opaque_table
+    const uint8_t* opaque_table  # a caller's confirmer: [source strings + 1][opaque_n], through the maps below
     int64_t opaque_n
+    const int32_t* opaque_rows  # per opaque code: its row (a source's string) of opaque_table
+    const int32_t* opaque_columns  # per opaque code: its column (a target's string)
     bint score_table  # per source class, score the targets' version classes once (when they are few)
     bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
     int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
@@ -274,7 +276,7 @@ cdef inline void fail_unconfirmed(
         if s == 0 or t[j] == 0:
             ok = kernel.opaque_if_present and s == 0 and t[j] == 0
         else:
-            ok = kernel.opaque_table[s * kernel.opaque_n + t[j]] != 0
+            ok = kernel.opaque_table[kernel.opaque_rows[s] * kernel.opaque_n + kernel.opaque_columns[t[j]]] != 0
         if not ok:
             fails[j] |= bit
 
@@ -994,7 +996,9 @@ cdef class Problem:
         self.kernel.prefer_newest = interned.prefer_newest
         self.kernel.opaque_if_present = policy.opaque == "if-present"
         self.kernel.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
-        self.kernel.opaque_n = interned.opaque_table.shape[0]
+        self.kernel.opaque_n = interned.opaque_table.shape[1]
+        self.kernel.opaque_rows = <const int32_t*>self._ptr(interned.opaque_rows, np.int32)
+        self.kernel.opaque_columns = <const int32_t*>self._ptr(interned.opaque_columns, np.int32)
         self._targets(interned)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.kernel.score_table = self.kernel.tgt.n_vclasses * 4 <= self.kernel.tgt.n

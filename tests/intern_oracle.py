@@ -2,8 +2,9 @@
 as the oracle of tests/test_intern_speed_equal.py: a plain loop per descriptor, tuple keys, one
 Python value at a time. Only the imports changed (absolute; the numbers from fastmatch/codes.py, the
 containers from fastmatch/intern.py), and the attribute order is computed here the old way too. Not used by the library.
-Since then the layout of failure masks grew failure words (any number of rules, each with a bit of its
-own): lanes and bits are chosen as fastmatch/intern.py now chooses them, and masks are cut into words here.
+Since then two layouts changed, and follow here: failure masks grew failure words (any number of
+rules, each with a bit of its own: lanes and bits are chosen as fastmatch/intern.py now chooses them,
+and masks are cut into words), and a confirmer's table holds a source's strings against a target's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from fastmatch.devices import Descriptor, DeviceSet
 # The containers and the exception are the library's: what is compared is how they are filled.
-from fastmatch.intern import Interned, NativeUnsupported, RecordTables, Side
+from fastmatch.intern import Interned, RecordTables, Side
 from fastmatch.policy import Policy
 from fastmatch.reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from fastmatch.records import AnyOf, AnyValue, GroundedRecord, SubsetOf
@@ -36,7 +37,6 @@ from fastmatch.codes import (
 
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
-MAX_OPAQUE_TABLE = 1 << 26
 
 
 def _attribute_names(devices: DeviceSet) -> list[str]:
@@ -251,6 +251,7 @@ class _Context:
 
     def interned(self, source_side: Side, target_side: Side) -> Interned:
         policy, lane, ops = self.policy, self.lane, self.ops
+        table, rows, columns = _opaque_table(self.opaque_codes, self.confirm, source_side.codes[-2], target_side.codes[-2])
         return Interned(
             policy=policy,
             attributes=self.attributes,
@@ -268,7 +269,9 @@ class _Context:
             failure_words=self.failure_words,
             type_row=self.attributes.index(policy.score_type) if policy.score_type else -1,
             prefer_newest=policy.prefer == "newest",
-            opaque_table=_opaque_table(self.opaque_codes, self.confirm),
+            opaque_table=table,
+            opaque_rows=rows,
+            opaque_columns=columns,
         )
 
     def cmask(self, record: GroundedRecord) -> int:
@@ -469,16 +472,23 @@ def _bit_reasons(ops, bits: int) -> np.ndarray:
     return reasons
 
 
-def _opaque_table(codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray:
-    """The caller's confirmer, asked once per pair of distinct migration_version strings."""
+def _opaque_table(
+    codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None, source_codes, target_codes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The caller's confirmer, asked once per pair of a source's and a target's distinct
+    migration_version strings, and the row and column of each opaque code."""
     if confirm is None:
-        return np.zeros((0, 0), dtype=np.uint8)
-    n = len(codes)
-    if n * n > MAX_OPAQUE_TABLE:
-        raise NativeUnsupported(f"{n - 1} distinct migration_version strings are too many for a confirmer table")
-    table = np.zeros((n, n), dtype=np.uint8)
-    versions = [v for v in codes if v is not None]
-    for s in versions:
-        for t in versions:
-            table[codes[s], codes[t]] = bool(confirm(s, t))
-    return table
+        return np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    text = {code: value for value, code in codes.items()}
+    rows = sorted({int(c) for c in source_codes if c != 0})
+    columns = sorted({int(c) for c in target_codes if c != 0})
+    row_of = np.zeros(len(codes), dtype=np.int32)
+    column_of = np.zeros(len(codes), dtype=np.int32)
+    table = np.zeros((len(rows) + 1, len(columns) + 1), dtype=np.uint8)
+    for c, t in enumerate(columns, start=1):
+        column_of[t] = c
+    for r, s in enumerate(rows, start=1):
+        row_of[s] = r
+        for c, t in enumerate(columns, start=1):
+            table[r, c] = bool(confirm(text[s], text[t]))
+    return table, row_of, column_of

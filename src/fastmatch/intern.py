@@ -28,7 +28,6 @@ from typing import Callable
 import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
-from .errors import FastmatchError
 from .codes import (
     OP_CONFIRM,
     OP_GE,
@@ -48,12 +47,7 @@ from .values import is_absent
 
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
-MAX_OPAQUE_TABLE = 1 << 26
 SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
-
-
-class NativeUnsupported(FastmatchError):
-    """The inputs exceed what the native kernel handles; the reference is used instead."""
 
 
 class _Vocabulary:
@@ -222,7 +216,9 @@ class Interned:
     failure_words: int  # lanes per failure mask
     type_row: int  # codes row of score_type, -1 if none
     prefer_newest: bool
-    opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
+    opaque_table: np.ndarray  # uint8 [source strings + 1, target strings + 1]: a confirmer's answers (empty without one)
+    opaque_rows: np.ndarray  # int32 [opaque codes]: each code's row of opaque_table (0: absent, or no source's)
+    opaque_columns: np.ndarray  # int32 [opaque codes]: each code's column (0: absent, or no target's)
     # Where the native kernel keeps what it derives from the targets, when they outlive one
     # match (a TargetIndex's prepared targets); None: derive it again every time.
     kernel_cache: dict | None = None
@@ -383,7 +379,6 @@ class _Context:
         self._exact_lookup: dict[tuple, int] | None = None
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
         self.type_row = attributes.index(policy.score_type) if policy.score_type else -1
-        self.opaque_table = _opaque_table(self.opaque_codes, confirm)
         self.row_of = {name: i for i, name in enumerate(attributes)}
         self.coded = self.code(found, frozen=False)
         self._no_records: RecordTables | None = None
@@ -391,6 +386,7 @@ class _Context:
 
     def interned(self, source_side: Side, target_side: Side) -> Interned:
         policy = self.policy
+        table, rows, columns = _opaque_table(self.opaque_codes, self.confirm, source_side.codes[-2], target_side.codes[-2])
         return Interned(
             policy=policy,
             attributes=self.attributes,
@@ -403,7 +399,9 @@ class _Context:
             failure_words=self.failure_words,
             type_row=self.type_row,
             prefer_newest=policy.prefer == "newest",
-            opaque_table=self.opaque_table,
+            opaque_table=table,
+            opaque_rows=rows,
+            opaque_columns=columns,
         )
 
     def cmask(self, record: GroundedRecord) -> int:
@@ -766,16 +764,28 @@ def _bit_reasons(ops, bits: int) -> np.ndarray:
     return reasons
 
 
-def _opaque_table(codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray:
-    """The caller's confirmer, asked once per pair of distinct migration_version strings."""
+def _opaque_table(
+    codes: dict[str | None, int],
+    confirm: Callable[[str, str], bool] | None,
+    source_codes: np.ndarray,
+    target_codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The caller's confirmer, asked once per pair of a source's and a target's distinct
+    migration_version strings (as the reference asks it at least once per pair of descriptors
+    that hold them): uint8 [source strings + 1, target strings + 1], and the row and the column
+    of each opaque code (0: absent, or not on that side). Empty without a confirmer."""
     if confirm is None:
-        return np.zeros((0, 0), dtype=np.uint8)
-    n = len(codes)
-    if n * n > MAX_OPAQUE_TABLE:
-        raise NativeUnsupported(f"{n - 1} distinct migration_version strings are too many for a confirmer table")
-    table = np.zeros((n, n), dtype=np.uint8)
-    versions = [v for v in codes if v is not None]
-    for s in versions:
-        for t in versions:
-            table[codes[s], codes[t]] = bool(confirm(s, t))
-    return table
+        return np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    text = {code: value for value, code in codes.items()}
+    places = []
+    for side_codes in (source_codes, target_codes):
+        present = np.unique(side_codes[side_codes != 0]).astype(np.int64)
+        place = np.zeros(len(codes), dtype=np.int32)
+        place[present] = np.arange(1, len(present) + 1)
+        places.append((present.tolist(), place))
+    (rows, row_of), (columns, column_of) = places
+    table = np.zeros((len(rows) + 1, len(columns) + 1), dtype=np.uint8)
+    for r, s in enumerate(rows, start=1):
+        for c, t in enumerate(columns, start=1):
+            table[r, c] = bool(confirm(text[s], text[t]))
+    return table, row_of, column_of
