@@ -12,14 +12,24 @@ the bytes read here. What is refused, before or while reading:
 - for line-oriented input (JSON Lines, a seed document, SELF/COMPATIBLE text),
   a line of more than :data:`MAX_LINE_BYTES`, found as the bytes arrive: a
   1 GB single-line file costs 1 MiB of memory, not 1 GB.
+
+Input compressed with gzip or zstd is told by its first bytes (never by its
+name) and decompressed as it is read, a chunk at a time: every limit above
+holds on the decompressed bytes, so a gzip bomb is refused once it passes the
+limit, having cost no more memory than the limit. The compressed bytes are
+bounded by the same limit (a pipe of empty gzip members would never end).
 """
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import stat
 import sys
+import zlib
 from pathlib import Path
+from typing import Protocol
 
 from .errors import InputError
 
@@ -31,6 +41,17 @@ MAX_LINE_BYTES = 1 << 20
 MAX_INPUT_BYTES = 4 << 30
 _CHUNK = MAX_LINE_BYTES  # no larger: see the line check in _read
 _SPACE = b" \t\r\n"
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Compressions fastmatch does not decompress, named so that the error says what the file is
+# instead of "not UTF-8".
+_UNREAD_MAGIC = {
+    re.compile(rb"\xfd7zXZ\x00"): "xz-compressed (decompress it first: xz -d)",
+    re.compile(rb"BZh[1-9]1AY&SY"): "bzip2-compressed (decompress it first: bunzip2)",  # block size, a block's magic
+    re.compile(rb"PK\x03\x04"): "a zip archive (extract it first)",
+}
+_MAGIC_BYTES = 10  # the longest magic above
 
 
 def read_input(
@@ -81,17 +102,20 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
         raise InputError(f"is {_kind(mode)}, not a file or a pipe", file=name)
     if regular_only:  # opened without blocking, to be safe from a FIFO put there meanwhile
         os.set_blocking(fd, True)
+    raw = _Descriptor(fd, name, limit)
+    source, compression, errors = _decompressing(raw, name)
     chunks: list[bytes] = []
     size = 0
     lines_before = 0  # newlines before the current line
     line_length = 0  # bytes of the current line read so far
     while True:
-        chunk = os.read(fd, _CHUNK)
+        chunk = _read_chunk(source, name, compression, errors)
         if not chunk:
             break
         size += len(chunk)
         if size > limit:
-            raise InputError(f"is larger than the limit of {limit} bytes for one input", file=name)
+            grown = "is" if compression is None else f"is {compression}-compressed and decompresses to"
+            raise InputError(f"{grown} more than the limit of {limit} bytes for one input", file=name)
         if line_limit is None:  # not known until the first byte that is not white space
             line_limit = _line_oriented(chunk)
         # A line that starts and ends inside one chunk is shorter than the chunk, so only
@@ -108,6 +132,84 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
             )
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class _Descriptor:
+    """The raw bytes of a file descriptor as a readable stream, the first few of them
+    looked at before anything reads them, and no more than ``limit`` of them."""
+
+    def __init__(self, fd: int, name: str, limit: int) -> None:
+        self.fd = fd
+        self.name = name
+        self.limit = limit
+        self.taken = 0
+        self.ahead = b""
+
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes (fewer at the end of the input), left to be read."""
+        while len(self.ahead) < size:
+            chunk = os.read(self.fd, size - len(self.ahead))
+            if not chunk:
+                break
+            self.ahead += chunk
+        return self.ahead[:size]
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.ahead:
+            size = len(self.ahead) if size < 0 else size
+            chunk, self.ahead = self.ahead[:size], self.ahead[size:]
+        else:
+            chunk = os.read(self.fd, _CHUNK if size < 0 else size)
+        self.taken += len(chunk)
+        if self.taken > self.limit:
+            raise InputError(f"is larger than the limit of {self.limit} bytes for one input", file=self.name)
+        return chunk
+
+
+def _decompressing(raw: _Descriptor, name: str) -> tuple[_Readable, str | None, tuple[type[Exception], ...]]:
+    """``raw`` itself, or a stream of its decompressed bytes when it starts as gzip or zstd
+    does; with the compression's name and the errors its stream raises on bad data."""
+    head = raw.peek(_MAGIC_BYTES)
+    if head.startswith(GZIP_MAGIC):
+        # Members one after another (as `cat a.gz b.gz` makes) are one input, as gzip -d reads them.
+        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", (gzip.BadGzipFile, zlib.error)  # type: ignore[arg-type]
+    if head.startswith(ZSTD_MAGIC):
+        zstd = _zstd_module(name)
+        return zstd.ZstdFile(raw, mode="rb"), "zstd", (zstd.ZstdError,)
+    for magic, what in _UNREAD_MAGIC.items():
+        if magic.match(head):
+            raise InputError(f"is {what}; fastmatch reads plain, gzip- or zstd-compressed input", file=name)
+    return raw, None, ()
+
+
+def _zstd_module(name: str):
+    """Python's zstd module (3.14 on), or its backport for older Pythons (the ``zstd`` extra)."""
+    try:
+        import compression.zstd as zstd  # type: ignore[import-not-found]
+    except ImportError:
+        try:
+            import backports.zstd as zstd  # type: ignore[import-not-found,no-redef]
+        except ImportError:
+            raise InputError(
+                "is zstd-compressed, which needs Python 3.14 or the backports.zstd package: "
+                "pip install 'fastmatch[zstd]' (or decompress it first: zstd -d)",
+                file=name,
+            ) from None
+    return zstd
+
+
+def _read_chunk(source: _Readable, name: str, compression: str | None, errors: tuple[type[Exception], ...]) -> bytes:
+    """At most one chunk of ``source``: however far a compressed chunk expands, no more is made."""
+    try:
+        return source.read(_CHUNK)
+    except EOFError:  # the input ends inside a gzip member or a zstd frame
+        raise InputError(f"is {compression}-compressed and ends early (truncated)", file=name) from None
+    except errors as exc:
+        raise InputError(f"is {compression}-compressed and cannot be decompressed ({exc})", file=name) from None
 
 
 def _line_oriented(chunk: bytes) -> bool | None:
