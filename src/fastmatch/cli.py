@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``collect`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -32,6 +32,7 @@ from .engine import validate_others
 from .errors import join_place, printable
 from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
 from .outfile import StagedOutput
+from .reasons import reason_bits
 from .values import describe
 
 PROG = "fastmatch"
@@ -282,6 +283,17 @@ def _parser() -> argparse.ArgumentParser:
     policy_option(p)
     input_format_option(p)
     p.set_defaults(run=_cmd_check)
+
+    p = commands.add_parser("reasons", help="list the reason names and bits of a policy's reason masks")
+    policy_option(p)
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.set_defaults(run=_cmd_reasons)
+
+    p = commands.add_parser("policy", help="print a policy as TOML that --policy reads back")
+    shown = p.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--default", action="store_true", help="the built-in policy")
+    shown.add_argument("--policy", metavar="FILE", help="FILE's policy, every key the file leaves out at its default")
+    p.set_defaults(run=_cmd_policy)
 
     p = commands.add_parser("collect", help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines")
     inputs = p.add_mutually_exclusive_group(required=True)
@@ -578,6 +590,27 @@ def _single_record(path: str, policy: Policy, input_format: str | None, role: st
     if len(devices) != 1:
         raise FastmatchError(f"expected exactly one device, found {len(devices)}", file=path)
     return devices.to_records()[0]
+
+
+# -- reasons and policy --------------------------------------------------------------------
+def _cmd_reasons(args: argparse.Namespace) -> int:
+    entries = reason_bits(_policy(args.policy))
+    if args.format == "json":
+        _stdout().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    rows = [
+        (str(e["bit"]) if "last_bit" not in e else f"{e['bit']}-{e['last_bit']}", printable(e["name"]), e["meaning"])
+        for e in entries
+    ]
+    header = ("BIT", "NAME", "SET WHEN")
+    widths = [max(len(row[c]) for row in (header, *rows)) for c in range(2)]
+    _stdout().write("".join(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}\n" for r in (header, *rows)))
+    return EXIT_OK
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    _stdout().write(_policy(args.policy).to_toml())
+    return EXIT_OK
 
 
 # -- collect -------------------------------------------------------------------------------
