@@ -123,3 +123,115 @@ def test_policy_needs_default_or_a_file(capsys):
     status, out, err = run(capsys, "policy")
     assert (status, out) == (2, "")
     assert "one of the arguments --default --policy is required" in assert_one_error_line(err)
+
+
+# -- match --summary -------------------------------------------------------------------------
+def dense_summary(result: fastmatch.MatchResult) -> dict:
+    """The summary counted over the dense n x m arrays, the plain way."""
+    from fastmatch.reasons import reason_names
+
+    reasons = result.reasons
+    counts: dict[str, int] = {}
+    masks, pairs = np.unique(reasons[reasons != 0], return_counts=True)
+    for mask, count in zip(masks.tolist(), pairs.tolist()):
+        for name in reason_names(mask, result.attributes):
+            counts[name] = counts.get(name, 0) + count
+    compatible = result.compatible
+    available = compatible & (result.targets.capacities > 0)[None, :]
+    n, m = result.shape
+    return {
+        "sources": {"devices": n, "classes": len(set(result.source_class.tolist()))},
+        "targets": {"devices": m, "classes": len(set(result.target_class.tolist()))},
+        "pairs": n * m,
+        "compatible_pairs": int(compatible.sum()),
+        "available_pairs": int(available.sum()),
+        "incompatible_pairs": int((reasons != 0).sum()),
+        "stranded_sources": int((~available.any(axis=1)).sum()),
+        "reasons": counts,
+    }
+
+
+def fleets(tmp_path: Path):
+    """Fleets with every device rule at work: shared hosts, devices that are sources and
+    targets at once, capacity 0, several classes per side."""
+    from fastmatch.generate import write_fleet
+
+    demo = Path(fastmatch.__file__).parent / "data"
+    demo_sources = fastmatch.load(demo / "demo_sources.jsonl")
+    demo_targets = fastmatch.load(demo / "demo_targets.jsonl")
+    yield "demo", demo_sources, demo_targets
+    both = fastmatch.DeviceSet.from_records(demo_sources.to_records() + demo_targets.to_records()[::3])
+    yield "sources that are targets too", both, demo_targets
+    generated = [fastmatch.load(p) for p in write_fleet(tmp_path / "generated", 150, 200, 40, seed=3)]
+    yield "generated", *generated
+    yield "tests' fleet", fastmatch.DeviceSet.from_records(SOURCES), fastmatch.DeviceSet.from_records(TARGETS)
+
+
+@pytest.mark.parametrize("blocking", ["always", "never"])
+@pytest.mark.parametrize("implementation", ["native", "python"])
+@pytest.mark.parametrize("exclude_same_host", [True, False])
+def test_summary_equals_the_dense_count(monkeypatch, tmp_path, blocking, implementation, exclude_same_host):
+    from fastmatch.summary import summarise
+
+    monkeypatch.setenv("FASTMATCH_BLOCKING", blocking)
+    monkeypatch.setenv("FASTMATCH_IMPLEMENTATION", implementation)
+    policy = Policy.from_dict({"exclude_same_host": exclude_same_host})
+    for name, sources, targets in fleets(tmp_path / implementation):
+        result = fastmatch.match(sources, targets, policy)
+        got = summarise(result).json()
+        expected = dense_summary(result)
+        assert got == expected, name
+        assert list(got["reasons"].values()) == sorted(got["reasons"].values(), reverse=True)
+    assert expected["reasons"] and expected["stranded_sources"]  # the tests' fleet has both (s3)
+
+
+def test_match_summary_to_stderr_and_json_file(capsys, tmp_path):
+    sources, targets = write_jsonl(tmp_path / "s.jsonl", SOURCES), write_jsonl(tmp_path / "t.jsonl", TARGETS)
+    summary_file = tmp_path / "summary.json"
+    status, out, err = run(capsys, "match", sources, targets, "--summary", "--summary-json", summary_file)
+    assert status == 0
+    assert out == run(capsys, "match", sources, targets)[1]  # the results are what they are without it
+    result = fastmatch.match(fastmatch.load(sources), fastmatch.load(targets))
+    assert json.loads(summary_file.read_text()) == dense_summary(result)
+    lines = err.splitlines()
+    assert all(line.startswith("fastmatch: summary: ") for line in lines)
+    text = [line.removeprefix("fastmatch: summary: ") for line in lines]
+    assert text[:5] == [
+        "sources           3 devices, 2 distinct descriptors",
+        "targets           5 devices, 4 distinct descriptors",
+        "compatible pairs  6 of 15 (40.0%), 4 of them to targets with capacity",
+        "stranded sources  1 of 3 (no available target)",
+        "why pairs fail    9 incompatible pairs; one pair can fail for several reasons",
+    ]
+    assert [line.split()[0] for line in text[5:]] == list(json.loads(summary_file.read_text())["reasons"])
+
+
+def test_summary_json_alone_writes_nothing_to_stderr(capsys, tmp_path):
+    sources, targets = write_jsonl(tmp_path / "s.jsonl", SOURCES), write_jsonl(tmp_path / "t.jsonl", TARGETS)
+    status, _, err = run(capsys, "match", sources, targets, "--summary-json", tmp_path / "summary.json", "-q")
+    assert (status, err) == (0, "")
+    assert json.loads((tmp_path / "summary.json").read_text())["stranded_sources"] == 1
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--summary-json", "-"], "--summary-json needs a file name ('-' would mix it into the results); use --summary for stderr"),
+        (["--summary-json", "{out}", "-o", "{out}"], "--summary-json and -o name one file ({out}); give them different paths"),
+    ],
+)
+def test_summary_json_file_clashes_are_one_error_line(capsys, tmp_path, extra, message):
+    sources = write_jsonl(tmp_path / "s.jsonl", SOURCES)
+    out = tmp_path / "out"
+    status, stdout, err = run(capsys, "match", sources, sources, *[a.format(out=out) for a in extra])
+    assert (status, stdout) == (2, "")
+    assert assert_one_error_line(err) == "fastmatch: error: " + message.format(out=out)
+    assert not out.exists()
+
+
+def test_summary_counts_above_2_53_are_written_as_text():
+    from fastmatch.summary import Summary
+
+    big = Summary(2**27, 2**27, 1, 1, 2**54, 2**54, 0, {"mdev_type": 3})
+    assert big.json()["pairs"] == str(2**54) and big.json()["compatible_pairs"] == str(2**54)
+    assert big.json()["reasons"] == {"mdev_type": 3} and big.json()["incompatible_pairs"] == 0

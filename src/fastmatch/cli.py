@@ -9,7 +9,6 @@ or the command line, 130 interrupted. A user error is one line on stderr,
 from __future__ import annotations
 
 import argparse
-import collections
 import csv
 import io
 import json
@@ -33,6 +32,7 @@ from .errors import join_place, printable
 from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
 from .outfile import StagedOutput
 from .reasons import reason_bits
+from .summary import Summary, summarise
 from .values import describe
 
 PROG = "fastmatch"
@@ -262,6 +262,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    p.add_argument(
+        "--summary", action="store_true",
+        help="print a summary to stderr: devices, classes, compatible pairs, stranded sources, reason counts",
+    )
+    p.add_argument("--summary-json", metavar="FILE", help="write that summary to FILE as JSON (atomically)")
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
 
@@ -428,6 +433,7 @@ def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | 
 # -- match ---------------------------------------------------------------------------------
 def _cmd_match(args: argparse.Namespace) -> int:
     _check_inputs(args.sources, args.targets, args.policy)
+    _check_summary_file(args)
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
@@ -443,7 +449,35 @@ def _cmd_match(args: argparse.Namespace) -> int:
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
     _write_results(args.output, formatter(sources.ids, targets.ids, indices, scores), rejects)
+    if args.summary or args.summary_json is not None:
+        _report_summary(summarise(result), args)
     return EXIT_OK
+
+
+def _check_summary_file(args: argparse.Namespace) -> None:
+    path = args.summary_json
+    if path is None:
+        return
+    if path == STDIN:
+        raise FastmatchError("--summary-json needs a file name ('-' would mix it into the results); use --summary for stderr")
+    for option, other in (("-o", args.output), ("--rejects", args.rejects)):
+        if other is not None and other != STDIN and StagedOutput(path).same_file_as(StagedOutput(other)):
+            raise FastmatchError(f"--summary-json and {option} name one file ({path}); give them different paths")
+
+
+def _report_summary(summary: Summary, args: argparse.Namespace) -> None:
+    """The summary, once the results are complete: to stderr, and/or to ``--summary-json FILE``."""
+    if args.summary:
+        for line in summary.text().splitlines():
+            _say(f"{PROG}: summary: {line}")
+    if args.summary_json is not None:
+        staged = StagedOutput(args.summary_json)
+        try:
+            staged.write([json.dumps(summary.json(), ensure_ascii=False, indent=2) + "\n"])
+            staged.commit()
+        except BaseException:
+            staged.discard()
+            raise
 
 
 def _candidates(indices: np.ndarray, scores: np.ndarray, i: int) -> list[tuple[int, int]]:
@@ -690,11 +724,12 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
         for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1):
             line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  score {s}")
 
-    counts, failing = _reason_counts(result)
+    counts = result.reason_counts()
+    failing = n * m - n_compatible
     line()
     line(f"Why pairs fail ({failing} incompatible pairs; one pair can fail for several reasons):")
     width = max((len(name) for name in counts), default=0)
-    for name, count in counts.most_common():
+    for name, count in counts.items():
         line(f"  {name:<{width}}  {count:6d}  {100 * count / failing:5.1f}%")
 
     example = _stranded_example(result, source_records, target_records, stranded)
@@ -724,22 +759,6 @@ def _showcase(source_records: list[dict[str, Any]], indices: np.ndarray) -> list
         if found and (key not in best or found > int((indices[best[key]] >= 0).sum())):
             best[key] = i
     return sorted(best.values())
-
-
-def _reason_counts(result: MatchResult) -> tuple[collections.Counter[str], int]:
-    """How often each reason name occurs over the incompatible pairs."""
-    reasons = result.reasons.ravel()
-    failing = np.flatnonzero(reasons != 0)
-    counts: collections.Counter[str] = collections.Counter()
-    if len(failing) == 0:
-        return counts, 0
-    masks, first, how_many = np.unique(reasons[failing], return_index=True, return_counts=True)
-    m = result.shape[1]
-    for position, count in zip(first, how_many):
-        i, j = divmod(int(failing[position]), m)
-        for name in result.reason_names(i, j):
-            counts[name] += int(count)
-    return counts, len(failing)
 
 
 def _stranded_example(result, source_records, target_records, stranded) -> tuple[int, int] | None:
