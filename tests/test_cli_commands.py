@@ -235,3 +235,32 @@ def test_summary_counts_above_2_53_are_written_as_text():
     big = Summary(2**27, 2**27, 1, 1, 2**54, 2**54, 0, {"mdev_type": 3})
     assert big.json()["pairs"] == str(2**54) and big.json()["compatible_pairs"] == str(2**54)
     assert big.json()["reasons"] == {"mdev_type": 3} and big.json()["incompatible_pairs"] == 0
+
+
+# -- check --format json ---------------------------------------------------------------------
+def test_check_json_says_what_the_text_says_with_the_same_exit_status(capsys, tmp_path):
+    older = write_jsonl(tmp_path / "older.jsonl", [{"id": "old", "host": "a", "self": gvt(software_version="1.2.0")}])
+    newer = write_jsonl(tmp_path / "newer.jsonl", [{"id": "new", "host": "b", "self": gvt(software_version="1.3.7")}])
+    for source, target, expected_status in ((older, newer, 0), (newer, older, 1)):
+        status, out, err = run(capsys, "check", source, target, "--format", "json")
+        assert (status, err) == (expected_status, "")
+        assert len(out.splitlines()) == 1
+        shown = json.loads(out)
+        text_status, text, _ = run(capsys, "check", source, target)
+        assert text_status == status and shown["text"] + "\n" == text
+        if status == 0:
+            assert shown == {
+                "source": "old", "target": "new", "compatible": True, "reasons": [],
+                "score": {"exact": False, "same_type": True, "version": "1.3.7", "major_distance": 0, "minor_distance": 1},
+                "text": shown["text"],
+            }
+        else:
+            assert (shown["source"], shown["target"], shown["compatible"]) == ("new", "old", False)
+            assert (shown["reasons"], shown["score"]) == (["software_version"], None)
+
+
+def test_check_json_of_a_bad_input_is_one_error_line(capsys, tmp_path):
+    two = write_jsonl(tmp_path / "two.jsonl", SOURCES[:2])
+    status, out, err = run(capsys, "check", two, two, "--format", "json")
+    assert (status, out) == (2, "")
+    assert assert_one_error_line(err) == f"fastmatch: error: {two}: expected exactly one device, found 2"

@@ -290,6 +290,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", metavar="SOURCE_FILE", help="a file holding exactly one device")
     p.add_argument("target", metavar="TARGET_FILE", help="a file holding exactly one device")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text",
+        help="json: one object (source, target, compatible, reasons, score parts, the text); the exit status is the same",
+    )
     policy_option(p)
     input_format_option(p)
     p.set_defaults(run=_cmd_check)
@@ -668,7 +672,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     source = _single_record(args.source, policy, args.input_format, "source")
     target = _single_record(args.target, policy, args.input_format, "target")
     verdict = check(source, target, policy)
-    _stdout().write(verdict.explanation + "\n")
+    if args.format == "json":
+        shown = {
+            "source": source["id"],
+            "target": target["id"],
+            "compatible": verdict.compatible,
+            "reasons": list(verdict.reasons),
+            "score": verdict.parts,
+            "text": verdict.explanation,
+        }
+        _stdout().write(json.dumps(shown, ensure_ascii=False) + "\n")
+    else:
+        _stdout().write(verdict.explanation + "\n")
     return EXIT_OK if verdict.compatible else EXIT_INCOMPATIBLE
 
 
