@@ -163,3 +163,36 @@ def test_zstd_without_its_module_names_the_extra(capsys, monkeypatch, tmp_path):
     status, _, err = run(capsys, "match", packed, packed)
     assert status == 2
     assert "pip install 'fastmatch[zstd]'" in assert_one_error_line(err)
+
+
+# -- a directory input is one side -------------------------------------------------------------
+def test_generate_output_folder_as_an_input_is_an_error_that_says_so(capsys, tmp_path):
+    fleet = tmp_path / "fleet"
+    assert run(capsys, "generate", "--sources", 5, "--targets", 5, "-o", fleet)[0] == 0
+    status, out, err = run(capsys, "match", fleet, fleet / "targets.jsonl")
+    assert (status, out) == (2, "")
+    assert assert_one_error_line(err) == (
+        f"fastmatch: error: {fleet}: holds both sources (sources.jsonl) and targets (targets.jsonl): a directory input "
+        f"is one side of a match; give the files themselves (e.g. {fleet / 'sources.jsonl'} {fleet / 'targets.jsonl'})"
+    )
+    with pytest.raises(InputError, match="holds both sources"):
+        fastmatch.load(fleet)  # the API as well, whatever the role
+
+
+def test_a_directory_of_one_side_is_read_and_one_named_for_the_other_side_is_refused(capsys, tmp_path):
+    sources, targets = tmp_path / "sources", tmp_path / "targets"
+    sources.mkdir()
+    targets.mkdir()
+    write_jsonl(sources / "sources.jsonl", SOURCES[:2])
+    write_jsonl(sources / "more-sources.jsonl", SOURCES[2:])  # any other name: part of the side
+    write_jsonl(targets / "targets.jsonl.gz", TARGETS)
+    (targets / "targets.jsonl.gz").write_bytes(gzip.compress((targets / "targets.jsonl.gz").read_bytes()))
+    status, out, err = run(capsys, "match", sources, targets, "--format", "json")
+    assert (status, err) == (0, "")
+    assert [line["source"] for line in jsonl(out)] == ["s3", "s1", "s2"]  # files in name order
+    status, out, err = run(capsys, "match", targets, sources)
+    assert (status, out) == (2, "")
+    assert assert_one_error_line(err) == (
+        f"fastmatch: error: {targets}: is read for the sources but holds targets (targets.jsonl.gz); "
+        "give a directory or file of sources"
+    )

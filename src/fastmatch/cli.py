@@ -314,8 +314,15 @@ def _parser() -> argparse.ArgumentParser:
     inputs.add_argument("--sysfs", metavar="ROOT", nargs="?", const="/sys", help="a sysfs tree (default: /sys)")
     inputs.add_argument("--libvirt-xml", metavar="PATH", nargs="+", help="virsh nodedev-dumpxml output: files or directories")
     p.add_argument("--host", metavar="NAME", default="", help="the host the devices are on (put into every record)")
-    p.add_argument("--role", choices=ROLES, help="only the sources (existing mdevs) or the targets (mdev types)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument(
+        "--role", choices=ROLES,
+        help="only the sources (existing mdevs) or the targets (mdev types), to stdout or -o FILE; "
+        "without it, -o DIR gets both: DIR/sources.jsonl and DIR/targets.jsonl",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE|DIR",
+        help="with --role: write to FILE (atomically) instead of stdout; without: the directory for the two files",
+    )
     policy_option(p)
     skip_options(p)
     p.set_defaults(run=_cmd_collect)
@@ -323,7 +330,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("generate", help="write a synthetic fleet (DIR/sources.jsonl, DIR/targets.jsonl)")
     p.add_argument("--sources", type=_generated(0), required=True, metavar="N", help="source devices (at most 100,000,000)")
     p.add_argument("--targets", type=_generated(0), required=True, metavar="M", help="target devices (at most 100,000,000)")
-    p.add_argument("--distinct", type=_generated(1), required=True, metavar="K", help="at most K distinct descriptors per side")
+    p.add_argument(
+        "--distinct", type=_generated(1), metavar="K",
+        help="at most K distinct descriptors per side (default: one per 100 devices of the larger side, at least 16)",
+    )
     p.add_argument("--seed", type=_integer, default=0, metavar="S", help="the same seed gives the same files (default: 0)")
     p.add_argument(
         "--record-fraction", type=float, default=None, metavar="F",
@@ -387,12 +397,13 @@ class _Rejects:
         _say(f"{PROG}: {count} invalid record{'' if count == 1 else 's'} skipped{where}")
 
 
-def _rejects(args: argparse.Namespace) -> _Rejects | None:
+def _rejects(args: argparse.Namespace, outputs: list[str] | None = None) -> _Rejects | None:
+    """``outputs``: the files the command writes (default: ``-o FILE``), which the rejects file may not be."""
     if args.rejects is not None and not args.skip_invalid:
         raise FastmatchError("--rejects FILE goes with --skip-invalid")
-    if args.rejects is not None and args.output is not None:
-        if StagedOutput(args.rejects).same_file_as(StagedOutput(args.output)):
-            raise FastmatchError(f"--rejects and -o name one file ({args.output}); give them different paths")
+    for output in outputs if outputs is not None else [args.output] if args.output is not None else []:
+        if args.rejects is not None and StagedOutput(args.rejects).same_file_as(StagedOutput(output)):
+            raise FastmatchError(f"--rejects and -o name one file ({output}); give them different paths")
     return _Rejects(args.rejects) if args.skip_invalid else None
 
 
@@ -716,30 +727,76 @@ def _cmd_policy(args: argparse.Namespace) -> int:
 
 
 # -- collect -------------------------------------------------------------------------------
+COLLECTED_FILES = {"source": "sources.jsonl", "target": "targets.jsonl"}
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
+    if args.role is None and (args.output is None or args.output == STDIN):
+        raise FastmatchError(
+            "collect without --role writes two files, DIR/sources.jsonl and DIR/targets.jsonl: give -o DIR "
+            "(or --role source|target for one side on stdout or -o FILE)"
+        )
+    outputs = {args.role: args.output} if args.role else {
+        role: os.path.join(args.output, name) for role, name in COLLECTED_FILES.items()
+    }
+    rejects = _rejects(args, outputs=[path for path in outputs.values() if path is not None])
     policy = _policy(args.policy)
-    rejects = _rejects(args)
-    others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
+    others: list[tuple[Any, Any]] = []  # the other role's records: validated, written only without --role
+    role = args.role or "source"
     if args.sysfs is not None:
-        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
+        records, where = read_path(args.sysfs, "sysfs", role=role, host=args.host, on_error=rejects, others=others)
         places = [join_place(args.sysfs, place) for place in where]  # each record's directory
         others = [(record, join_place(args.sysfs, place)) for record, place in others]
     else:
-        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
-    validate_others(others, policy, None, rejects)
+        records, places = read_libvirt_paths(args.libvirt_xml, role=role, host=args.host, on_error=rejects, others=others)
     # Validated as match will read them back, so what is written is what match accepts.
     devices = DeviceSet.from_records(records, policy, lines=places, on_error=rejects)
-    chunks = (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())
-    _write_results(args.output, chunks, rejects)
+    if args.role is not None:
+        validate_others(others, policy, None, rejects)
+        _write_results(args.output, _json_lines(devices), rejects)
+        return EXIT_OK
+    other_records, other_places = zip(*others) if others else ((), ())
+    targets = DeviceSet.from_records(other_records, policy, lines=other_places, on_error=rejects)
+    _write_directory(args.output, {outputs["source"]: devices, outputs["target"]: targets}, rejects)
     return EXIT_OK
+
+
+def _json_lines(devices: DeviceSet) -> Iterator[str]:
+    return (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())
+
+
+def _write_directory(directory: str, files: dict[str, DeviceSet], rejects: _Rejects | None) -> None:
+    """Each file of ``files`` (a path in ``directory``) as fleet JSON Lines, then the rejects:
+    all in place, or none (as :func:`_write_results` for one file)."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise FastmatchError(f"-o {directory}: is not a directory (collect without --role writes two files into one)")
+    os.makedirs(directory, exist_ok=True)
+    staged: list[StagedOutput] = []
+    try:
+        for path, devices in files.items():
+            output = StagedOutput(path)
+            staged.append(output)
+            output.write(_json_lines(devices))
+        staged_rejects = rejects.stage() if rejects is not None else None
+        if staged_rejects is not None:
+            staged.append(staged_rejects)
+        for output in staged:
+            output.commit()
+    except BaseException:
+        for output in staged:
+            output.discard()
+        raise
+    if rejects is not None:
+        rejects.report()
 
 
 # -- generate ------------------------------------------------------------------------------
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import DEFAULT_RECORD_FRACTION, write_fleet
+    from .generate import DEFAULT_RECORD_FRACTION, default_distinct, write_fleet
 
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
-    paths = write_fleet(args.output, args.sources, args.targets, args.distinct, args.seed, record_fraction=fraction)
+    distinct = default_distinct(args.sources, args.targets) if args.distinct is None else args.distinct
+    paths = write_fleet(args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction)
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
     return EXIT_OK
 
