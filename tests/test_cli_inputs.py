@@ -196,3 +196,71 @@ def test_a_directory_of_one_side_is_read_and_one_named_for_the_other_side_is_ref
         f"fastmatch: error: {targets}: is read for the sources but holds targets (targets.jsonl.gz); "
         "give a directory or file of sources"
     )
+
+
+# -- one device, one id, from either collector -------------------------------------------------
+def test_sysfs_and_libvirt_give_one_machines_devices_the_same_records(capsys, tmp_path):
+    """One machine described twice, as its sysfs tree and as `virsh nodedev-dumpxml` of the
+    same devices (tests/data/libvirt): a PCI GPU, an s390 subchannel and the AP matrix."""
+    from sysfs_tree import gvt_host
+
+    tree = gvt_host(tmp_path / "sys", migration=False)
+    subchannel = tree.parent("0.0.0052", bus="css0", vendor=None, device=None, driver="vfio_ccw")
+    tree.mdev_type(subchannel, "vfio_ccw-io", device_api="vfio-ccw", available="1")
+    matrix = tree.parent("matrix", bus="vfio_ap", vendor=None, device=None, driver=None)
+    tree.mdev_type(matrix, "vfio_ap-passthrough", device_api="vfio-ap", available="65536")
+
+    def collected(*how) -> dict[str, list[dict]]:
+        status, _, err = run(capsys, "collect", *how, "--host", "kbl-02", "-o", tmp_path / "out")
+        assert (status, err) == (0, "")
+        return {name: jsonl((tmp_path / "out" / name).read_text()) for name in ("sources.jsonl", "targets.jsonl")}
+
+    by_sysfs = collected("--sysfs", tree.root)
+    by_libvirt = collected("--libvirt-xml", LIBVIRT)
+
+    def by_id(records):
+        return {r["id"]: r for r in records}
+
+    targets = by_id(by_libvirt["targets.jsonl"])
+    assert sorted(targets) == [
+        "kbl-02/0.0.0052/vfio_ccw-io", "kbl-02/0000:00:02.0/i915-GVTg_V5_4", "kbl-02/0000:00:02.0/i915-GVTg_V5_8",
+        "kbl-02/matrix/vfio_ap-passthrough",
+    ]
+    assert targets == by_id(by_sysfs["targets.jsonl"])  # the same ids, and the same records
+    sources = [r["id"] for r in by_libvirt["sources.jsonl"]]
+    assert sources == [r["id"] for r in by_sysfs["sources.jsonl"]] == ["4b20d080-1b54-4048-85b3-a6a62d165c01"]
+
+
+@pytest.mark.parametrize(
+    "capability, expected",
+    [
+        ("<domain>0</domain><bus>59</bus><slot>0</slot><function>4</function>", "0000:3b:00.4/nvidia-64"),
+        ("<domain>0x10000</domain><bus>0x3b</bus><slot>0x1f</slot><function>7</function>", "10000:3b:1f.7/nvidia-64"),
+        ("", "0000:3b:00.0/nvidia-64"),  # no address: the last part of <path>
+    ],
+)
+def test_a_pci_parent_is_named_by_its_address(tmp_path, capability, expected):
+    xml = tmp_path / "gpu.xml"
+    xml.write_text(
+        "<device><name>pci_0000_3b_00_0</name><path>/sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0</path>"
+        f"<capability type='pci'>{capability}<vendor id='0x10de'/><product id='0x1eb8'/>"
+        "<capability type='mdev_types'><type id='nvidia-64'><deviceAPI>vfio-pci</deviceAPI>"
+        "<availableInstances>4</availableInstances></type></capability></capability></device>"
+    )
+    assert fastmatch.load(xml, role="target").ids == [expected]
+
+
+def test_a_bad_pci_address_is_an_error_naming_the_element(capsys, tmp_path):
+    xml = tmp_path / "gpu.xml"
+    xml.write_text(
+        "<device><name>pci_0000_3b_00_0</name><capability type='pci'>"
+        "<domain>0</domain><bus>256</bus><slot>0</slot><function>0</function>"
+        "<capability type='mdev_types'><type id='nvidia-64'><availableInstances>4</availableInstances></type>"
+        "</capability></capability></device>"
+    )
+    status, _, err = run(capsys, "collect", "--libvirt-xml", xml, "--role", "target")
+    assert status == 2
+    assert assert_one_error_line(err) == (
+        f"fastmatch: error: {xml}:1: record 'pci_0000_3b_00_0': expected a PCI bus number from 0 to 0xff, got '256' "
+        "(at /device/capability[@type='pci']/bus)"
+    )

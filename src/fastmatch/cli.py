@@ -309,7 +309,14 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--policy", metavar="FILE", help="FILE's policy, every key the file leaves out at its default")
     p.set_defaults(run=_cmd_policy)
 
-    p = commands.add_parser("collect", help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines")
+    p = commands.add_parser(
+        "collect",
+        help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines",
+        description="Read a host's devices from sysfs or libvirt XML and write them as fleet JSON Lines. "
+        "A source's id is its mdev UUID; a target's is <parent>/<type id>, the parent named as sysfs names it: "
+        "a PCI parent by its address (0000:00:02.0, not libvirt's pci_0000_00_02_0), so both inputs give one "
+        "device one id.",
+    )
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--sysfs", metavar="ROOT", nargs="?", const="/sys", help="a sysfs tree (default: /sys)")
     inputs.add_argument("--libvirt-xml", metavar="PATH", nargs="+", help="virsh nodedev-dumpxml output: files or directories")
