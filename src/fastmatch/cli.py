@@ -17,9 +17,8 @@ import re
 import signal
 import sys
 import warnings
-from contextlib import ExitStack, nullcontext, suppress
+from contextlib import ExitStack, suppress
 from functools import partial
-from types import SimpleNamespace
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
@@ -364,13 +363,6 @@ def _progress(args: argparse.Namespace):
     return partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def _steps(progress, total: int, description: str):
-    """A bar over ``total`` steps, or a stand-in that ignores updates."""
-    if progress is None:
-        return nullcontext(SimpleNamespace(update=lambda n=1: None))
-    return progress(total=total, desc=description, unit="file")
-
-
 def _policy(path: str | None) -> Policy:
     return Policy.from_toml(path) if path is not None else Policy.default()
 
@@ -415,10 +407,10 @@ def _rejects(args: argparse.Namespace, outputs: list[str] | None = None) -> _Rej
 
 
 def _read_devices(
-    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None
+    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None, progress=None
 ) -> DeviceSet:
     """One input of a command; ``role`` keeps the sources or the targets of a libvirt or sysfs input."""
-    return load(path, policy, input_format=input_format, role=role, on_error=rejects)
+    return load(path, policy, input_format=input_format, role=role, on_error=rejects, progress=progress)
 
 
 def _check_inputs(*paths: str) -> None:
@@ -464,11 +456,8 @@ def _cmd_match(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
-    with _steps(progress, 2, "reading") as reading:
-        sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
-        reading.update()
-        targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
-        reading.update()
+    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
+    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
     ranking = Ranking.of(result, min(args.top, len(targets)))

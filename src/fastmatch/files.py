@@ -29,9 +29,10 @@ import stat
 import sys
 import zlib
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .errors import InputError
+from .progress import SILENT, Stages
 
 STDIN = "-"
 # One device record on one line is a few hundred bytes; a line of more than
@@ -60,6 +61,7 @@ def read_input(
     limit: int = MAX_INPUT_BYTES,
     line_limit: bool | None = None,
     regular_only: bool = False,
+    stages: Stages = SILENT,
 ) -> bytes:
     """The bytes of ``path`` (``-``: standard input), read once.
 
@@ -67,7 +69,8 @@ def read_input(
     decides from the first byte that is not white space: input that starts with
     ``[`` (a JSON array) or ``<`` (XML) may be one long line, other input not.
     ``regular_only`` refuses anything but a regular file without opening it (a
-    FIFO in a directory would block until some process writes to it).
+    FIFO in a directory would block until some process writes to it). ``stages``
+    shows the bytes as they arrive.
     """
     name = "<stdin>" if str(path) == STDIN else str(path)
     if str(path) == STDIN:
@@ -83,14 +86,14 @@ def read_input(
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", file=name) from None
     try:
-        return _read(fd, name, limit, line_limit, regular_only)
+        return _read(fd, name, limit, line_limit, regular_only, stages)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from None
     finally:
         os.close(fd)
 
 
-def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only: bool) -> bytes:
+def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only: bool, stages: Stages) -> bytes:
     status = os.fstat(fd)
     mode = status.st_mode
     if stat.S_ISREG(mode):
@@ -104,10 +107,29 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
         os.set_blocking(fd, True)
     raw = _Descriptor(fd, name, limit)
     source, compression, errors = _decompressing(raw, name)
+    # Over the bytes of the file as they come (compressed ones, for a compressed file).
+    bar = stages.stage("reading", status.st_size if stat.S_ISREG(mode) else None, "B")
+    try:
+        return _read_chunks(source, raw, name, limit, line_limit, compression, errors, bar)
+    finally:
+        bar.close()
+
+
+def _read_chunks(
+    source: _Readable,
+    raw: _Descriptor,
+    name: str,
+    limit: int,
+    line_limit: bool | None,
+    compression: str | None,
+    errors: tuple[type[Exception], ...],
+    bar: Any,
+) -> bytes:
     chunks: list[bytes] = []
     size = 0
     lines_before = 0  # newlines before the current line
     line_length = 0  # bytes of the current line read so far
+    shown = 0  # bytes the bar has counted
     while True:
         chunk = _read_chunk(source, name, compression, errors)
         if not chunk:
@@ -131,6 +153,8 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
                 f"line is longer than the limit of {MAX_LINE_BYTES} bytes for one line", file=name, line=lines_before + 1
             )
         chunks.append(chunk)
+        bar.update(raw.taken - shown)
+        shown = raw.taken
     return b"".join(chunks)
 
 

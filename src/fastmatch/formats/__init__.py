@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
+from ..progress import SILENT, Stages
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt
@@ -73,12 +74,14 @@ def check_options(path: str | Path, input_format: str | None, role: str | None) 
         raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=input_name(path))
 
 
-def read_file(path: str | Path, input_format: str | None = None, *, in_directory: bool = False) -> bytes:
+def read_file(
+    path: str | Path, input_format: str | None = None, *, in_directory: bool = False, stages: Stages = SILENT
+) -> bytes:
     """The bytes of one input file, read once (see :func:`fastmatch.files.read_input`): XML and
     JSON arrays may be one long line, the other formats may not. A file of a directory must be
     a regular file: a FIFO there would block, a device never end."""
     line_limit = {"libvirt": False, "text": True}.get(input_format or "")
-    return read_input(path, line_limit=line_limit, regular_only=in_directory)
+    return read_input(path, line_limit=line_limit, regular_only=in_directory, stages=stages)
 
 
 def read_data(
