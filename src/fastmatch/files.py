@@ -200,7 +200,7 @@ def _decompressing(raw: _Descriptor, name: str) -> tuple[_Readable, str | None, 
     head = raw.peek(_MAGIC_BYTES)
     if head.startswith(GZIP_MAGIC):
         # Members one after another (as `cat a.gz b.gz` makes) are one input, as gzip -d reads them.
-        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", (gzip.BadGzipFile, zlib.error)  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", (gzip.BadGzipFile, zlib.error)  # type: ignore[call-overload]
     if head.startswith(ZSTD_MAGIC):
         zstd = _zstd_module(name)
         return zstd.ZstdFile(raw, mode="rb"), "zstd", (zstd.ZstdError,)
