@@ -264,3 +264,12 @@ def test_check_json_of_a_bad_input_is_one_error_line(capsys, tmp_path):
     status, out, err = run(capsys, "check", two, two, "--format", "json")
     assert (status, out) == (2, "")
     assert assert_one_error_line(err) == f"fastmatch: error: {two}: expected exactly one device, found 2"
+
+
+def test_a_summary_file_that_cannot_be_written_leaves_no_results(capsys, tmp_path):
+    sources = write_jsonl(tmp_path / "s.jsonl", SOURCES)
+    out, summary = tmp_path / "out.csv", tmp_path / "no-such-directory" / "summary.json"
+    status, stdout, err = run(capsys, "match", sources, sources, "-o", out, "--summary-json", summary)
+    assert (status, stdout) == (2, "")
+    assert assert_one_error_line(err).startswith(f"fastmatch: error: {summary}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jsonl"]  # no results, no temporary file

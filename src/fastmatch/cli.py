@@ -464,9 +464,20 @@ def _cmd_match(args: argparse.Namespace) -> int:
     formatter = _FORMATTERS[args.format]
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
-    _write_results(args.output, formatter(ranking), rejects)
-    if args.summary or args.summary_json is not None:
-        _report_summary(summarise(result), args)
+    summary = summarise(result) if args.summary or args.summary_json is not None else None
+    # The summary file is written first and put in place with the results: both, or neither.
+    staged_summary = _stage_summary(summary, args.summary_json)
+    try:
+        _write_results(args.output, formatter(ranking), rejects)
+        if staged_summary is not None:
+            staged_summary.commit()
+    except BaseException:
+        if staged_summary is not None:
+            staged_summary.discard()
+        raise
+    if args.summary and summary is not None:
+        for line in summary.text().splitlines():
+            _say(f"{PROG}: summary: {line}")
     return EXIT_OK
 
 
@@ -481,19 +492,17 @@ def _check_summary_file(args: argparse.Namespace) -> None:
             raise FastmatchError(f"--summary-json and {option} name one file ({path}); give them different paths")
 
 
-def _report_summary(summary: Summary, args: argparse.Namespace) -> None:
-    """The summary, once the results are complete: to stderr, and/or to ``--summary-json FILE``."""
-    if args.summary:
-        for line in summary.text().splitlines():
-            _say(f"{PROG}: summary: {line}")
-    if args.summary_json is not None:
-        staged = StagedOutput(args.summary_json)
-        try:
-            staged.write([json.dumps(summary.json(), ensure_ascii=False, indent=2) + "\n"])
-            staged.commit()
-        except BaseException:
-            staged.discard()
-            raise
+def _stage_summary(summary: Summary | None, path: str | None) -> StagedOutput | None:
+    """``--summary-json FILE`` written, not yet in place (``None``: not asked for)."""
+    if summary is None or path is None:
+        return None
+    staged = StagedOutput(path)
+    try:
+        staged.write([json.dumps(summary.json(), ensure_ascii=False, indent=2) + "\n"])
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
 
 
 class Ranking:
