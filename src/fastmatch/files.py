@@ -29,6 +29,7 @@ import stat
 import sys
 import zlib
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from .errors import InputError
@@ -210,13 +211,13 @@ def _decompressing(raw: _Descriptor, name: str) -> tuple[_Readable, str | None, 
     return raw, None, ()
 
 
-def _zstd_module(name: str):
+def _zstd_module(name: str) -> ModuleType:
     """Python's zstd module (3.14 on), or its backport for older Pythons (the ``zstd`` extra)."""
     try:
-        import compression.zstd as zstd  # type: ignore[import-not-found]
+        import compression.zstd as zstd  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         try:
-            import backports.zstd as zstd  # type: ignore[import-not-found,no-redef]
+            import backports.zstd as zstd  # type: ignore[import-not-found,no-redef,unused-ignore]
         except ImportError:
             raise InputError(
                 "is zstd-compressed, which needs Python 3.14 or the backports.zstd package: "
