@@ -23,6 +23,7 @@ bounded by the same limit (a pipe of empty gzip members would never end).
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import re
 import stat
@@ -213,18 +214,16 @@ def _decompressing(raw: _Descriptor, name: str) -> tuple[_Readable, str | None, 
 
 def _zstd_module(name: str) -> ModuleType:
     """Python's zstd module (3.14 on), or its backport for older Pythons (the ``zstd`` extra)."""
-    try:
-        import compression.zstd as zstd  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    for module in ("compression.zstd", "backports.zstd"):
         try:
-            import backports.zstd as zstd  # type: ignore[import-not-found,no-redef,unused-ignore]
+            return importlib.import_module(module)
         except ImportError:
-            raise InputError(
-                "is zstd-compressed, which needs Python 3.14 or the backports.zstd package: "
-                "pip install 'fastmatch[zstd]' (or decompress it first: zstd -d)",
-                file=name,
-            ) from None
-    return zstd
+            continue
+    raise InputError(
+        "is zstd-compressed, which needs Python 3.14 or the backports.zstd package: "
+        "pip install 'fastmatch[zstd]' (or decompress it first: zstd -d)",
+        file=name,
+    )
 
 
 def _read_chunk(source: _Readable, name: str, compression: str | None, errors: tuple[type[Exception], ...]) -> bytes:
