@@ -67,8 +67,8 @@ def load(
                 return devices
         records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error, others=others)
     validate_others(others, policy, name, on_error)
-    records = stages.counted(records, "validating", len(records), "record")
-    return DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
+    counted = stages.counted(records, "validating", len(records), "record")
+    return DeviceSet.from_records(counted, policy, source=name, lines=places, on_error=on_error)
 
 
 def validate_others(

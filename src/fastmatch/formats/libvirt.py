@@ -307,8 +307,8 @@ class _Reader:
         label = f"'{name}'"
         pci = self.one(device, "capability", label, type="pci")
         if pci is not None:
-            fields = [self.one(pci, part, label) for part in _PCI_ADDRESS]
-            if all(node is not None for node in fields):
+            fields = [node for part in _PCI_ADDRESS if (node := self.one(pci, part, label)) is not None]
+            if len(fields) == len(_PCI_ADDRESS):
                 numbers = []
                 for node, (part, largest) in zip(fields, _PCI_ADDRESS.items()):
                     number = _address_number(node.text(), largest)
