@@ -1,0 +1,158 @@
+"""The live fleet: targets prepared once, grouped by node, swapped as a whole.
+
+A request reads ``holder.fleet`` once and works on that object to its end: a reload builds
+a new :class:`Fleet` off to the side and replaces the one reference, so requests in flight
+finish on the old fleet and none ever sees a half-built one. A fleet that fails to load is
+refused with its error, and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..devices import DeviceSet
+from ..engine import load, validate_others
+from ..errors import FastmatchError
+from ..formats import read_data
+from ..formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
+from ..index import TargetIndex
+from ..policy import Policy
+from .config import ServeConfig
+
+
+class Nodes:
+    """The targets grouped by host (a Kubernetes node's name is its targets' host), as arrays:
+    per request, the nodes are answered with NumPy over all targets at once, never a loop."""
+
+    def __init__(self, targets: DeviceSet) -> None:
+        names, host = targets.host_codes  # code 0: the empty host, on no node
+        self.host = host
+        self.order = np.argsort(host, kind="stable")
+        grouped = host[self.order]
+        # Every code from 1 on has targets: each group's first position.
+        self.start = np.searchsorted(grouped, np.arange(1, len(names)))
+        self.first = self.order[self.start] if len(self.start) else np.zeros(0, dtype=np.int64)
+        self.position_in_group = np.empty(len(host), dtype=np.int64)
+        self.position_in_group[self.order] = np.arange(len(host))
+        by_name = np.argsort(np.array(names[1:], dtype=str))
+        self.sorted_names = np.array(names[1:], dtype=str)[by_name]
+        self.sorted_codes = by_name + 1
+        self.count = len(names) - 1
+
+    def codes(self, node_names: list[str]) -> np.ndarray:
+        """Each name's host code, 0 for a name no target is on."""
+        if not node_names or not self.count:
+            return np.zeros(len(node_names), dtype=np.int64)
+        wanted = np.array(node_names, dtype=str)
+        at = np.minimum(np.searchsorted(self.sorted_names, wanted), self.count - 1)
+        return np.where(self.sorted_names[at] == wanted, self.sorted_codes[at], 0)
+
+    def per_node_max(self, values: np.ndarray) -> np.ndarray:
+        """int64 [host codes]: the largest of ``values`` (one per target) on each node; [0] is -1."""
+        out = np.full(self.count + 1, -1, dtype=np.int64)
+        if self.count:
+            out[1:] = np.maximum.reduceat(values[self.order], self.start)
+        return out
+
+    def per_node_argmin(self, keys: np.ndarray) -> np.ndarray:
+        """int64 [host codes]: the target with the smallest key on each node (the first of equals)."""
+        out = np.full(self.count + 1, -1, dtype=np.int64)
+        if self.count:
+            ordered = keys[self.order] * (len(keys) + 1) + np.arange(len(keys))
+            out[1:] = self.order[np.minimum.reduceat(ordered, self.start) % (len(keys) + 1)]
+        return out
+
+
+class Fleet:
+    """One prepared target fleet (and the source devices the Kubernetes adapter looks up)."""
+
+    def __init__(self, targets: DeviceSet, policy: Policy, origin: str, sources: DeviceSet | None, generation: int) -> None:
+        self.targets = targets
+        self.policy = policy
+        self.origin = origin
+        self.generation = generation
+        self.loaded_at = time.time()
+        self.index = TargetIndex(targets, policy, workers=1)
+        self.nodes = Nodes(targets)
+        self.sources = sources
+        self.source_records = sources.to_records() if sources is not None else []  # looked up by position
+
+    def summary(self) -> dict[str, Any]:
+        available = self.targets.capacities > 0
+        return {
+            "targets": len(self.targets),
+            "descriptors": len(self.targets.descriptors),
+            "nodes": self.nodes.count,
+            "available": int(available.sum()),
+            "capacity": int(self.targets.capacities.sum()),
+            "origin": self.origin,
+            "generation": self.generation,
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.loaded_at)),
+            "source_devices": None if self.sources is None else len(self.sources),
+        }
+
+
+def read_fleet_bytes(data: bytes, name: str, policy: Policy) -> DeviceSet:
+    """Targets from an uploaded body, in any format a file may hold (errors name ``name``)."""
+    if looks_like_fleet_lines(data):
+        devices = read_fleet_lines(data, policy)
+        if devices is not None:
+            return devices
+    others: list[tuple[Any, Any]] = []
+    records, places = read_data(data, Path(name), role="target", others=others)
+    validate_others(others, policy, name, None)
+    return DeviceSet.from_records(records, policy, source=name, lines=places)
+
+
+class FleetHolder:
+    """The fleet requests read, and the one place it is replaced."""
+
+    def __init__(self, config: ServeConfig, on_reload=None) -> None:
+        self.config = config
+        self._lock = threading.Lock()  # one reload at a time; requests never take it
+        self.on_reload = on_reload or (lambda outcome, fleet: None)  # (outcome, fleet): "done" or "refused"
+        self.fleet = self._build(load(config.targets, config.policy, role="target"), config.targets, self._read_sources(), 1)
+
+    def _read_sources(self) -> DeviceSet | None:
+        path = self.config.k8s.sources
+        return None if path is None else load(path, self.config.policy, role="source")
+
+    def _build(self, targets: DeviceSet, origin: str, sources: DeviceSet | None, generation: int) -> Fleet:
+        return Fleet(targets, self.config.policy, origin, sources, generation)
+
+    def reload_file(self) -> Fleet:
+        """Read ``--targets`` (and the adapter's sources file) again (SIGHUP)."""
+        with self._lock:
+            return self._replace(
+                lambda: self._build(
+                    load(self.config.targets, self.config.policy, role="target"),
+                    self.config.targets,
+                    self._read_sources(),
+                    self.fleet.generation + 1,
+                )
+            )
+
+    def replace_with(self, data: bytes) -> Fleet:
+        """Targets uploaded with ``POST /v1/targets``; the sources file stays as it is."""
+        with self._lock:
+            current = self.fleet
+            return self._replace(
+                lambda: self._build(
+                    read_fleet_bytes(data, "targets", self.config.policy), "POST /v1/targets", current.sources, current.generation + 1
+                )
+            )
+
+    def _replace(self, build) -> Fleet:
+        try:
+            fleet = build()
+        except FastmatchError:
+            self.on_reload("refused", self.fleet)
+            raise
+        self.fleet = fleet  # the swap: one reference, read once by each request
+        self.on_reload("done", fleet)
+        return fleet

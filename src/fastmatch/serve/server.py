@@ -1,0 +1,76 @@
+"""Running the app under uvicorn: SIGHUP reloads the fleet, SIGTERM drains and exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import anyio.to_thread
+import uvicorn
+
+from ..errors import FastmatchError, printable
+from .app import create_app
+from .config import ServeConfig
+from .fleet import FleetHolder
+
+log = logging.getLogger("fastmatch.serve")
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, whose SIGTERM ends in exit status 0 once requests in flight are answered.
+
+    uvicorn stops accepting, lets open requests finish, then raises the signal again so that
+    the process dies of it (status 143). A drained shutdown is the expected end of a service
+    (Kubernetes and systemd send SIGTERM to stop it), so it is not raised again here."""
+
+    def __init__(self, config: uvicorn.Config, holder: FleetHolder, threads: int) -> None:
+        super().__init__(config)
+        self.holder = holder
+        self.threads = threads
+
+    def handle_exit(self, sig, frame) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            self._captured_signals.remove(sig)
+
+    async def startup(self, sockets=None) -> None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                host, port = sock.getsockname()[:2]
+                # The port actually bound (--port 0 takes a free one): tests and scripts read it here.
+                log.info("listening on http://%s:%d", host, port)
+
+    async def _reload(self) -> None:
+        try:
+            fleet = await anyio.to_thread.run_sync(self.holder.reload_file)
+        except FastmatchError as exc:
+            log.error("SIGHUP: fleet refused, the old one keeps serving: %s", printable(str(exc)))
+        except OSError as exc:
+            self.holder.on_reload("refused", self.holder.fleet)
+            log.error("SIGHUP: fleet refused, the old one keeps serving: %s: %s", exc.filename, exc.strerror)
+        else:
+            log.info("SIGHUP: fleet %d in service (%d targets)", fleet.generation, len(fleet.targets))
+
+
+def serve(config: ServeConfig) -> None:
+    """Load the fleet (an error stops here, before any port is bound), then serve until SIGTERM or Ctrl-C."""
+    logging.basicConfig(level=logging.INFO, format="fastmatch serve: %(message)s", stream=sys.stderr)
+    holder = FleetHolder(config)
+    app = create_app(config, holder)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="info",
+        access_log=False,
+        limit_concurrency=config.max_connections,
+        timeout_graceful_shutdown=int(config.drain_timeout),
+        lifespan="off",
+    )
+    _DrainingServer(uv_config, holder, config.threads).run()
