@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..devices import DeviceSet
-from ..engine import _with_ids as with_ids, match
+from ..engine import check
 from ..errors import FastmatchError
-from ..result import MatchResult
 from .fleet import Fleet
 from .requests import CandidatesRequest, CheckRequest, ExplainRequest, RequestError, check_count, records_error
 
@@ -48,40 +47,18 @@ def candidates(fleet: Fleet, request: CandidatesRequest, max_sources: int, max_k
 
 
 def explain(fleet: Fleet, request: ExplainRequest) -> dict[str, Any]:
+    """``MatchResult.explanation``: the verdict, reasons, rank, score parts, neighbours and the text."""
     sources = sources_of([request.source], fleet, "source")
     j = fleet.targets.id_index.get(request.target)
     if j is None:
         raise RequestError(404, f"field 'target': no target with id {request.target!r} in the fleet")
-    result = fleet.index.match(sources)
-    return _verdict(result, 0, j)
+    return fleet.index.match(sources).explanation(0, j)
 
 
 def check_pair(fleet: Fleet, request: CheckRequest) -> dict[str, Any]:
     """The two records alone, as ``fastmatch check`` compares them (ids are optional)."""
-    source, target = with_ids(request.source, request.target)
     try:
-        result = match([source], [target], fleet.policy, workers=1)
+        verdict = check(request.source, request.target, fleet.policy)
     except FastmatchError as exc:
         raise records_error(exc) from None
-    return _verdict(result, 0, 0)
-
-
-def _verdict(result: MatchResult, i: int, j: int) -> dict[str, Any]:
-    """One pair: its reasons, or its rank among the source's available candidates and its score's parts."""
-    names = result.reason_names(i, j)
-    rank = score = None
-    if not names:
-        pair_score = result.scores[i : i + 1, j]
-        score = result.score_parts(np.array([i]), np.array([j]), pair_score).json(0)
-        indices, _ = result.top_k(len(result.targets))
-        found = np.flatnonzero(indices[i] == j)
-        rank = int(found[0]) + 1 if len(found) else None  # None: capacity 0, no candidate
-    return {
-        "source": result.sources.ids[i],
-        "target": result.targets.ids[j],
-        "compatible": not names,
-        "reasons": names,
-        "rank": rank,
-        "score": score,
-        "explanation": result.explain(i, j),
-    }
+    return {"compatible": verdict.compatible, "reasons": list(verdict.reasons), "score": verdict.parts, "explanation": verdict.explanation}

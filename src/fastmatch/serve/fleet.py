@@ -143,7 +143,7 @@ class FleetHolder:
             current = self.fleet
             return self._replace(
                 lambda: self._build(
-                    read_fleet_bytes(data, "targets", self.config.policy), "POST /v1/targets", current.sources, current.generation + 1
+                    read_fleet_bytes(data, "request body", self.config.policy), "POST /v1/targets", current.sources, current.generation + 1
                 )
             )
 

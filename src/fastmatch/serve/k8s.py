@@ -70,9 +70,9 @@ def decode_args(body: bytes) -> ExtenderArgs:
     try:
         top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError as exc:
-        raise RequestError(422, f"ExtenderArgs: {field_message(str(exc))}") from None
+        raise RequestError(422, field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
-        raise RequestError(400, f"ExtenderArgs: {exc}") from None
+        raise RequestError(400, f"request body: {exc}") from None
     values: dict[str, Any] = {}
     for key, raw in top.items():
         known = _FIELDS.get(key.lower())

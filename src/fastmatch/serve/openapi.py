@@ -22,7 +22,7 @@ _SCORE = {
         "minor_distance": {"type": ["integer", "string", "null"]},
     },
 }
-_VERDICT = {
+_EXPLANATION = {
     "type": "object",
     "properties": {
         "source": {"type": "string"},
@@ -31,7 +31,19 @@ _VERDICT = {
         "reasons": {"type": "array", "items": {"type": "string"}, "description": "why the pair fails; empty when compatible"},
         "rank": {"type": ["integer", "null"], "description": "1 = best among the source's available candidates"},
         "score": {"oneOf": [{"$ref": "#/components/schemas/Score"}, {"type": "null"}]},
-        "explanation": {"type": "string", "description": "the explanation as `fastmatch explain` prints it"},
+        "candidates": {"type": "integer", "description": "the source's available candidates"},
+        "above": {"type": "object", "description": "the candidate ranked just above: target, why"},
+        "below": {"type": "object", "description": "the candidate ranked just below: target, why"},
+        "text": {"type": "string", "description": "the explanation as `fastmatch explain` prints it"},
+    },
+}
+_VERDICT = {
+    "type": "object",
+    "properties": {
+        "compatible": {"type": "boolean"},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+        "score": {"oneOf": [{"$ref": "#/components/schemas/Score"}, {"type": "null"}]},
+        "explanation": {"type": "string"},
     },
 }
 _EXTENDER_ARGS = {
@@ -64,7 +76,7 @@ def openapi_document() -> dict[str, Any]:
     (candidates, explain, check), components = msgspec.json.schema_components(
         [CandidatesRequest, ExplainRequest, CheckRequest], ref_template="#/components/schemas/{name}"
     )
-    components.update(Score=_SCORE, Verdict=_VERDICT, Error=_ERROR, ExtenderArgs=_EXTENDER_ARGS, Record=_RECORD)
+    components.update(Score=_SCORE, Explanation=_EXPLANATION, Verdict=_VERDICT, Error=_ERROR, ExtenderArgs=_EXTENDER_ARGS, Record=_RECORD)
     ranked = {
         "type": "object",
         "properties": {
@@ -87,6 +99,7 @@ def openapi_document() -> dict[str, Any]:
         },
     }
     verdict = {"$ref": "#/components/schemas/Verdict"}
+    explanation = {"$ref": "#/components/schemas/Explanation"}
     args = {"$ref": "#/components/schemas/ExtenderArgs"}
     failed = {"type": "object", "additionalProperties": {"type": "string"}}
     summary = {"type": "object", "description": "targets, descriptors, nodes, available, capacity, origin, generation, loaded_at"}
@@ -100,7 +113,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": {
             "/v1/candidates": {"post": _operation("the k best available targets of each source", candidates, ranked)},
-            "/v1/explain": {"post": _operation("why a source can or cannot go to a target of the fleet", explain, verdict)},
+            "/v1/explain": {"post": _operation("why a source can or cannot go to a target of the fleet", explain, explanation)},
             "/v1/check": {"post": _operation("one source record against one target record", check, verdict)},
             "/v1/targets": {"post": _operation("replace the fleet (JSON Lines, JSON array, text or libvirt XML); a bad fleet is refused and the old one keeps serving", {"type": "string"}, summary)},
             "/v1/targets/summary": {"get": _operation("the fleet being served", None, summary, get=True)},

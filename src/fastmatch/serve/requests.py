@@ -42,7 +42,8 @@ class CheckRequest(msgspec.Struct, forbid_unknown_fields=True):
     target: dict[str, Any]
 
 
-_AT = re.compile(r"^(.*) - at `\$\.?(.*)`$")
+_AT = re.compile(r"^(.*?)(?: - at `\$\.?(.*)`)?$")
+_NAMED = re.compile(r"^Object (contains unknown|missing required) field `(.*)`$")
 
 
 def decode(body: bytes, kind: type, where: str = "") -> Any:
@@ -52,17 +53,30 @@ def decode(body: bytes, kind: type, where: str = "") -> Any:
     except msgspec.ValidationError as exc:
         raise RequestError(422, field_message(str(exc), where)) from None
     except msgspec.DecodeError as exc:
-        raise RequestError(400, f"{where + ': ' if where else ''}{exc}") from None
+        raise RequestError(400, f"{where or 'request body'}: {_lower_first(str(exc))}") from None
 
 
 def field_message(message: str, where: str = "") -> str:
-    """msgspec's ``Expected `int`, got `str` - at `$.k``` as ``field 'k': expected `int`, got `str```."""
-    found = _AT.match(message)
-    if found is None:
-        return f"{where}: {message}" if where else message
-    text, path = found.groups()
-    field = f"{where}.{path}" if where and path and not path.startswith("[") else f"{where}{path}"
-    return f"field '{field}': {text[:1].lower()}{text[1:]}"
+    """msgspec's ``Expected `int`, got `str` - at `$.k``` as ``field 'k': expected `int`, got `str```,
+    and ``Object contains unknown field `x``` as ``field 'x': unknown field``."""
+    text, path = _AT.match(message).groups()
+    field = _join(where, path or "")
+    named = _NAMED.match(text)
+    if named is not None:
+        what, name = named.groups()
+        return f"field '{_join(field, name)}': {'unknown field' if what == 'contains unknown' else 'missing'}"
+    return f"{f'field {field!r}' if field else 'request body'}: {_lower_first(text)}"
+
+
+def _lower_first(text: str) -> str:
+    """A sentence's first word in lower case, as the rest of a message (not an acronym: JSON)."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def _join(outer: str, inner: str) -> str:
+    if not outer or not inner or inner.startswith("["):
+        return f"{outer}{inner}"
+    return f"{outer}.{inner}"
 
 
 def records_error(exc: FastmatchError) -> RequestError:
