@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -12,6 +13,7 @@ from .dispatch import plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .policy import Policy
 from .result import DeviceRules, MatchResult, TargetDevices, ranked
+from .scores import ClassVersions
 
 
 class TargetIndex:
@@ -98,7 +100,7 @@ class TargetIndex:
             problem.block(blocks.start, blocks.ranges)
             visited = blocks.pairs / max(1, problem.shape[0])
         outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, visited_per_row=visited)
-        return MatchResult(
+        result = MatchResult(
             sources,
             self.targets,
             self.policy,
@@ -108,3 +110,9 @@ class TargetIndex:
             interned.targets.class_of,
             rules,
         )
+        result.target_versions = self._target_versions
+        return result
+
+    @cached_property
+    def _target_versions(self) -> ClassVersions:
+        return ClassVersions(self.targets, self._prepared.targets.class_of, self.policy.score_version)

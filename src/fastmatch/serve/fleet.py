@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +28,42 @@ from .config import ServeConfig
 
 class Nodes:
     """The targets grouped by host (a Kubernetes node's name is its targets' host), as arrays:
-    per request, the nodes are answered with NumPy over all targets at once, never a loop."""
+    per request, the nodes are answered with NumPy over all targets at once, never a loop.
+
+    Positions below are in *node order*: the targets sorted by host code, each node's targets
+    one run (``start``), so per-node reductions read memory in order."""
 
     def __init__(self, targets: DeviceSet) -> None:
         names, host = targets.host_codes  # code 0: the empty host, on no node
-        self.host = host
-        self.order = np.argsort(host, kind="stable")
-        grouped = host[self.order]
-        # Every code from 1 on has targets: each group's first position.
-        self.start = np.searchsorted(grouped, np.arange(1, len(names)))
-        self.first = self.order[self.start] if len(self.start) else np.zeros(0, dtype=np.int64)
-        self.position_in_group = np.empty(len(host), dtype=np.int64)
-        self.position_in_group[self.order] = np.arange(len(host))
-        by_name = np.argsort(np.array(names[1:], dtype=str))
-        self.sorted_names = np.array(names[1:], dtype=str)[by_name]
-        self.sorted_codes = by_name + 1
         self.count = len(names) - 1
+        self.order = np.argsort(host, kind="stable")  # node order -> target
+        self.position = np.empty(len(host), dtype=np.int64)  # target -> node order
+        self.position[self.order] = np.arange(len(host))
+        self.host = host[self.order]
+        self.available = targets.capacities[self.order] > 0
+        # Codes 1.. all have targets (code 0 only when some target has no host): each run's start.
+        self.start = np.searchsorted(self.host, np.arange(1, len(names)))
+        self._code_of = {name: code for code, name in enumerate(names) if code}
 
     def codes(self, node_names: list[str]) -> np.ndarray:
-        """Each name's host code, 0 for a name no target is on."""
-        if not node_names or not self.count:
-            return np.zeros(len(node_names), dtype=np.int64)
-        wanted = np.array(node_names, dtype=str)
-        at = np.minimum(np.searchsorted(self.sorted_names, wanted), self.count - 1)
-        return np.where(self.sorted_names[at] == wanted, self.sorted_codes[at], 0)
+        """Each name's host code, 0 for a name no target is on (dict lookups at C speed)."""
+        return np.fromiter(map(self._code_of.get, node_names, repeat(0)), np.int64, len(node_names))
 
     def per_node_max(self, values: np.ndarray) -> np.ndarray:
-        """int64 [host codes]: the largest of ``values`` (one per target) on each node; [0] is -1."""
+        """int64 [host codes]: the largest of ``values`` (in node order) on each node; [0] is -1."""
         out = np.full(self.count + 1, -1, dtype=np.int64)
         if self.count:
-            out[1:] = np.maximum.reduceat(values[self.order], self.start)
+            out[1:] = np.maximum.reduceat(values, self.start)
         return out
 
     def per_node_argmin(self, keys: np.ndarray) -> np.ndarray:
-        """int64 [host codes]: the target with the smallest key on each node (the first of equals)."""
+        """int64 [host codes]: the target (its index) with the smallest of ``keys`` (in node order,
+        small non-negative integers) on each node, the first of equals; [0] is -1."""
         out = np.full(self.count + 1, -1, dtype=np.int64)
         if self.count:
-            ordered = keys[self.order] * (len(keys) + 1) + np.arange(len(keys))
-            out[1:] = self.order[np.minimum.reduceat(ordered, self.start) % (len(keys) + 1)]
+            n = len(keys)
+            first = np.minimum.reduceat(keys * n + np.arange(n), self.start) % n
+            out[1:] = self.order[first]
         return out
 
 

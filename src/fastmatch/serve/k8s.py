@@ -150,73 +150,70 @@ def _pod_value(meta: _Metadata, where) -> str | None:
 
 
 class NodeVerdicts:
-    """For one request's sources, per node (host code): whether it passes, its 0-10 priority, and why it fails."""
+    """For one request's sources, per requested node: whether it passes, its 0-10 priority, and why it fails."""
 
     def __init__(self, fleet: Fleet, sources: DeviceSet, node_names: list[str]) -> None:
         nodes = fleet.nodes
         self.codes = codes = nodes.codes(node_names)
-        result = fleet.index.match(sources)
+        self.result = result = fleet.index.match(sources)
+        self.sources = sources
         class_scores, class_reasons = result.class_scores, result.class_reasons
         rules = result.rules
-        target_class = result.target_class
-        available = rules.available
-        host = nodes.host
+        target_class = result.target_class[nodes.order]  # node order from here on
         self.passes = np.ones(len(codes), dtype=bool)
         self.priority = np.full(len(codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
-        self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # 0 with a failure: capacity
+        self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # with a failure, 0 means: no capacity
         self.failing_source = np.full(len(codes), -1, dtype=np.int64)
         bits_per_class = _popcount(class_reasons)
         for i in range(len(sources)):
             c = int(result.source_class[i])
             scores = class_scores[c][target_class]
-            excluded = np.zeros(len(host), dtype=bool)
-            own_host = int(rules.source_host[i])
-            if rules.exclude_same_host and own_host > 0:
-                excluded |= host == own_host
+            # The device rules (SPEC 6, step 1): never its own host, nor itself.
+            excluded = np.zeros(len(scores), dtype=bool)
+            own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
+            if own_host > 0:
+                excluded = nodes.host == own_host
             twin = int(rules.source_twin[i])
             if twin >= 0:
-                excluded[twin] = True
-            best = nodes.per_node_max(np.where((scores >= 0) & available & ~excluded, scores, -1))[codes]
+                excluded[nodes.position[twin]] = True
+            best = nodes.per_node_max(np.where((scores >= 0) & nodes.available & ~excluded, scores, -1))[codes]
             passes = best >= 0
-            closest = nodes.per_node_argmin(bits_per_class[c][target_class] + excluded)[codes]
-            newly_failed = ~passes & self.passes
-            t = closest[newly_failed]
-            mask = np.where(t >= 0, class_reasons[c][target_class[np.maximum(t, 0)]], 0).astype(np.uint64)
-            if own_host > 0 and rules.exclude_same_host:
-                mask |= np.where((t >= 0) & (host[np.maximum(t, 0)] == own_host), np.uint64(SAME_HOST), np.uint64(0))
-            if twin >= 0:
-                mask |= np.where(t == twin, np.uint64(SAME_DEVICE), np.uint64(0))
-            self.failed_mask[newly_failed] = mask
-            self.failing_source[newly_failed] = i
+            newly_failed = ~passes & self.passes & (codes > 0)
+            if newly_failed.any():
+                # Why a node fails: the reasons of its closest device (the fewest reasons; a
+                # compatible device with capacity 0 has none).
+                closest = nodes.per_node_argmin(bits_per_class[c][target_class] + excluded)[codes[newly_failed]]
+                mask = class_reasons[c][result.target_class[closest]]
+                if own_host > 0:
+                    mask = mask | np.where(fleet.nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
+                if twin >= 0:
+                    mask = mask | np.where(closest == twin, np.uint64(SAME_DEVICE), np.uint64(0))
+                self.failed_mask[newly_failed] = mask
+                self.failing_source[newly_failed] = i
             self.passes &= passes
             self.priority = np.minimum(self.priority, _spread(best))
         self.priority[~self.passes] = 0
-        self.result = result
-        self.sources = sources
 
     def failures(self, node_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         """``(FailedNodes, FailedAndUnresolvableNodes)``: node -> the reasons, in words."""
-        failed = ~self.passes
-        unknown = failed & (self.codes == 0)
-        capacity = failed & ~unknown & (self.failed_mask == 0)
-        keys = np.where(unknown, -1, np.where(capacity, -2, self.failing_source))
-        masks = np.where(failed, self.failed_mask, 0)
-        pairs = np.stack([keys.astype(np.int64), masks.view(np.int64)], axis=1)[failed]
-        distinct, inverse = np.unique(pairs, axis=0, return_inverse=True) if len(pairs) else (pairs, np.zeros(0, np.int64))
-        words = np.array([self._words(int(k), int(np.int64(m).view(np.uint64))) for k, m in distinct] + [""], dtype=object)
-        failed_names = list(compress(node_names, failed.tolist()))
-        failed_words = words[inverse.reshape(-1)].tolist() if len(pairs) else []
-        resolvable = capacity[failed].tolist()
-        return (
-            dict(compress(zip(failed_names, failed_words), resolvable)),
-            dict(compress(zip(failed_names, failed_words), [not r for r in resolvable])),
-        )
+        failed = np.flatnonzero(~self.passes)
+        unknown = self.codes[failed] == 0
+        capacity = ~unknown & (self.failed_mask[failed] == 0)
+        words = np.full(len(failed), NO_TARGETS, dtype=object)
+        words[capacity] = NO_CAPACITY
+        incompatible = ~unknown & ~capacity
+        sources = self.failing_source[failed]
+        masks = self.failed_mask[failed]
+        for source in np.unique(sources[incompatible]).tolist():
+            chosen = incompatible & (sources == source)
+            distinct, inverse = np.unique(masks[chosen], return_inverse=True)
+            said = np.array([self._words(source, int(mask)) for mask in distinct.tolist()] + [None], dtype=object)[:-1]
+            words[chosen] = said[inverse.reshape(-1)]
+        pairs = list(zip(compress(node_names, (~self.passes).tolist()), words.tolist()))
+        resolvable = capacity.tolist()
+        return dict(compress(pairs, resolvable)), dict(compress(pairs, [not r for r in resolvable]))
 
     def _words(self, source: int, mask: int) -> str:
-        if source == -1:
-            return NO_TARGETS
-        if source == -2:
-            return NO_CAPACITY
         words = "incompatible: " + ", ".join(reason_names(mask, self.result.attributes))
         return f"source {self.sources.ids[source]!r}: {words}" if len(self.sources) > 1 else words
 

@@ -18,22 +18,13 @@ from .fleet import FleetHolder
 log = logging.getLogger("fastmatch.serve")
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn, whose SIGTERM ends in exit status 0 once requests in flight are answered.
-
-    uvicorn stops accepting, lets open requests finish, then raises the signal again so that
-    the process dies of it (status 143). A drained shutdown is the expected end of a service
-    (Kubernetes and systemd send SIGTERM to stop it), so it is not raised again here."""
+class _Server(uvicorn.Server):
+    """uvicorn, with the fleet's SIGHUP reload and the request threads set up as it starts."""
 
     def __init__(self, config: uvicorn.Config, holder: FleetHolder, threads: int) -> None:
         super().__init__(config)
         self.holder = holder
         self.threads = threads
-
-    def handle_exit(self, sig, frame) -> None:
-        super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM:
-            self._captured_signals.remove(sig)
 
     async def startup(self, sockets=None) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
@@ -73,4 +64,15 @@ def serve(config: ServeConfig) -> None:
         timeout_graceful_shutdown=int(config.drain_timeout),
         lifespan="off",
     )
-    _DrainingServer(uv_config, holder, config.threads).run()
+    # On SIGTERM uvicorn stops accepting, lets the requests in flight finish, puts back the
+    # handler it found, and raises the signal again. A drained shutdown is how a service is
+    # meant to end (Kubernetes and systemd stop it so): the handler it finds lets it end in 0.
+    previous = signal.signal(signal.SIGTERM, _drained)
+    try:
+        _Server(uv_config, holder, config.threads).run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _drained(signum, frame) -> None:
+    """SIGTERM once uvicorn has drained: nothing is left to do."""
