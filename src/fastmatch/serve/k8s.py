@@ -209,9 +209,12 @@ class NodeVerdicts:
             distinct, inverse = np.unique(masks[chosen], return_inverse=True)
             said = np.array([self._words(source, int(mask)) for mask in distinct.tolist()] + [None], dtype=object)[:-1]
             words[chosen] = said[inverse.reshape(-1)]
-        pairs = list(zip(compress(node_names, (~self.passes).tolist()), words.tolist()))
-        resolvable = capacity.tolist()
-        return dict(compress(pairs, resolvable)), dict(compress(pairs, [not r for r in resolvable]))
+        names, texts = list(compress(node_names, (~self.passes).tolist())), words.tolist()
+        resolvable, unresolvable = capacity.tolist(), (~capacity).tolist()
+        return (
+            dict(zip(compress(names, resolvable), compress(texts, resolvable))),
+            dict(zip(compress(names, unresolvable), compress(texts, unresolvable))),
+        )
 
     def _words(self, source: int, mask: int) -> str:
         words = "incompatible: " + ", ".join(reason_names(mask, self.result.attributes))
