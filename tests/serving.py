@@ -7,8 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import queue
+import re
 import signal
 import subprocess
 import sys

@@ -398,9 +398,13 @@ def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generate
         running.process.send_signal(signal.SIGHUP)
         running.wait_for_log(r"SIGHUP: fleet refused, the old one keeps serving: .*targets.jsonl:1: record 'x': field 'self.aggregator'")
         assert running.get("/v1/targets/summary")[1]["generation"] == 3
+        path.unlink()
+        running.process.send_signal(signal.SIGHUP)
+        running.wait_for_log(r"SIGHUP: fleet refused, the old one keeps serving: .*targets.jsonl: cannot read: No such file or directory")
+        assert running.get("/v1/targets/summary")[1]["targets"] == len(small)
         _, metrics = running.get("/metrics")
         assert 'fastmatch_reloads_total{outcome="done"} 2.0' in metrics
-        assert 'fastmatch_reloads_total{outcome="refused"} 2.0' in metrics
+        assert 'fastmatch_reloads_total{outcome="refused"} 3.0' in metrics
     assert running.process.returncode == 0
 
 

@@ -110,9 +110,9 @@ class TargetIndex:
             interned.targets.class_of,
             rules,
         )
-        result.target_versions = self._target_versions
+        result.target_class_versions = self._target_class_versions
         return result
 
     @cached_property
-    def _target_versions(self) -> ClassVersions:
+    def _target_class_versions(self) -> ClassVersions:
         return ClassVersions(self.targets, self._prepared.targets.class_of, self.policy.score_version)

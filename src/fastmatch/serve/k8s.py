@@ -185,7 +185,7 @@ class NodeVerdicts:
                 closest = nodes.per_node_argmin(bits_per_class[c][target_class] + excluded)[codes[newly_failed]]
                 mask = class_reasons[c][result.target_class[closest]]
                 if own_host > 0:
-                    mask = mask | np.where(fleet.nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
+                    mask = mask | np.where(nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
                 if twin >= 0:
                     mask = mask | np.where(closest == twin, np.uint64(SAME_DEVICE), np.uint64(0))
                 self.failed_mask[newly_failed] = mask

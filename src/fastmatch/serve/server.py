@@ -42,9 +42,6 @@ class _Server(uvicorn.Server):
             fleet = await anyio.to_thread.run_sync(self.holder.reload_file)
         except FastmatchError as exc:
             log.error("SIGHUP: fleet refused, the old one keeps serving: %s", printable(str(exc)))
-        except OSError as exc:
-            self.holder.on_reload("refused", self.holder.fleet)
-            log.error("SIGHUP: fleet refused, the old one keeps serving: %s: %s", exc.filename, exc.strerror)
         else:
             log.info("SIGHUP: fleet %d in service (%d targets)", fleet.generation, len(fleet.targets))
 
