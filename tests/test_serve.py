@@ -313,6 +313,44 @@ def test_bad_annotation_is_the_filter_error(k8s_server):
     assert answer["Error"].startswith("pod ml/virt-launcher-vm-ml-01-x7k2p: annotation 'fastmatch.io/source': record #0 'vm-ml-01/gpu0': field 'self.software_version': invalid version '550..1'")
 
 
+def _pod_with(records) -> dict:
+    pod = _fixture("filter_args.json")["Pod"]
+    pod["metadata"]["annotations"]["fastmatch.io/source"] = json.dumps(records)
+    return pod
+
+
+def test_a_vm_with_two_devices_needs_a_candidate_for_each(k8s_server):
+    first = json.loads(_fixture("filter_args.json")["Pod"]["metadata"]["annotations"]["fastmatch.io/source"])
+    second = {**first, "id": "vm-ml-01/gpu1", "self": {**first["self"], "software_version": "550.100.1"}}
+    pod = _pod_with([first, second])
+    nodes = ["gpu-node-2", "gpu-node-5", "gpu-node-6"]
+    status, answer = k8s_server.post("/k8s/filter", {"Pod": pod, "NodeNames": nodes})
+    # The second device needs a minor >= 100: of these nodes only gpu-node-2 (550.127.08) has one.
+    assert (status, answer["NodeNames"], answer["FailedNodes"]) == (200, ["gpu-node-2"], {})
+    assert answer["FailedAndUnresolvableNodes"] == {
+        "gpu-node-5": "source 'vm-ml-01/gpu0': incompatible: mdev_type",
+        "gpu-node-6": "source 'vm-ml-01/gpu1': incompatible: software_version",
+    }
+    status, answer = k8s_server.post("/k8s/prioritize", {"Pod": pod, "NodeNames": nodes})
+    assert answer == [{"Host": "gpu-node-2", "Score": 10}, {"Host": "gpu-node-5", "Score": 0}, {"Host": "gpu-node-6", "Score": 0}]
+
+
+def test_a_source_with_an_attribute_no_target_has(k8s_server):
+    """Its rule fails on every target (the index takes the full path for it): no node passes."""
+    record = json.loads(_fixture("filter_args.json")["Pod"]["metadata"]["annotations"]["fastmatch.io/source"])
+    record["self"]["ecc"] = "on"
+    status, answer = k8s_server.post("/k8s/filter", {"Pod": _pod_with(record), "NodeNames": ["gpu-node-2", "gpu-node-6"]})
+    assert (status, answer["NodeNames"]) == (200, [])
+    assert answer["FailedAndUnresolvableNodes"] == {"gpu-node-2": "incompatible: ecc", "gpu-node-6": "incompatible: ecc"}
+    status, answer = k8s_server.post("/v1/candidates", {"sources": [record]})
+    assert answer == {"results": [{"source": record["id"], "candidates": []}]}
+    targets = fastmatch.load(K8S / "targets.jsonl")
+    j = targets.ids.index("gpu-node-2/0000:af:00.0/nvidia-64")
+    status, answer = k8s_server.post("/v1/explain", {"source": record, "target": targets.ids[j]})
+    assert answer == fastmatch.match([record], targets).explanation(0, j)
+    assert answer["reasons"] == ["ecc"]
+
+
 def test_filter_and_prioritize_agree_with_match(server, generated):
     """On the generated fleet: a node passes exactly when one of its targets is among the
     source's available candidates (``match(...).top_k(all)``); priorities follow the best
