@@ -44,6 +44,21 @@ class Nodes:
         # Codes 1.. all have targets (code 0 only when some target has no host): each run's start.
         self.start = np.searchsorted(self.host, np.arange(1, len(names)))
         self._code_of = {name: code for code, name in enumerate(names) if code}
+        self._ranks = np.arange(len(host), dtype=np.int64)
+        self._class_in_order: tuple[np.ndarray, np.ndarray] | None = None
+
+    def run(self, code: int) -> slice:
+        """The positions (node order) of the targets on the node of host ``code`` (>= 1)."""
+        stop = self.start[code] if code < self.count else len(self.host)
+        return slice(int(self.start[code - 1]), int(stop))
+
+    def in_order(self, target_class: np.ndarray) -> np.ndarray:
+        """``target_class`` in node order. A prepared index gives every request the same array:
+        reordered once, kept (the tuple is replaced whole, so threads see one or the other)."""
+        kept = self._class_in_order
+        if kept is None or kept[0] is not target_class:
+            kept = self._class_in_order = (target_class, target_class[self.order])
+        return kept[1]
 
     def codes(self, node_names: list[str]) -> np.ndarray:
         """Each name's host code, 0 for a name no target is on (dict lookups at C speed)."""
@@ -62,8 +77,9 @@ class Nodes:
         out = np.full(self.count + 1, -1, dtype=np.int64)
         if self.count:
             n = len(keys)
-            first = np.minimum.reduceat(keys * n + np.arange(n), self.start) % n
-            out[1:] = self.order[first]
+            ranked = keys * n
+            ranked += self._ranks  # ties: the first in node order, which keeps input order within a node
+            out[1:] = self.order[np.minimum.reduceat(ranked, self.start) % n]
         return out
 
 

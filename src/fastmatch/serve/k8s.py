@@ -159,7 +159,7 @@ class NodeVerdicts:
         self.sources = sources
         class_scores, class_reasons = result.class_scores, result.class_reasons
         rules = result.rules
-        target_class = result.target_class[nodes.order]  # node order from here on
+        target_class = nodes.in_order(result.target_class)  # node order from here on
         self.passes = np.ones(len(codes), dtype=bool)
         self.priority = np.full(len(codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
         self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # with a failure, 0 means: no capacity
@@ -167,22 +167,25 @@ class NodeVerdicts:
         bits_per_class = _popcount(class_reasons)
         for i in range(len(sources)):
             c = int(result.source_class[i])
-            scores = class_scores[c][target_class]
+            candidates = np.where(nodes.available, class_scores[c][target_class], -1)
             # The device rules (SPEC 6, step 1): never its own host, nor itself.
-            excluded = np.zeros(len(scores), dtype=bool)
             own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
-            if own_host > 0:
-                excluded = nodes.host == own_host
             twin = int(rules.source_twin[i])
+            excluded = [nodes.run(own_host)] if own_host > 0 else []
             if twin >= 0:
-                excluded[nodes.position[twin]] = True
-            best = nodes.per_node_max(np.where((scores >= 0) & nodes.available & ~excluded, scores, -1))[codes]
+                excluded.append(nodes.position[twin])
+            for where in excluded:
+                candidates[where] = -1
+            best = nodes.per_node_max(candidates)[codes]
             passes = best >= 0
             newly_failed = ~passes & self.passes & (codes > 0)
             if newly_failed.any():
                 # Why a node fails: the reasons of its closest device (the fewest reasons; a
                 # compatible device with capacity 0 has none).
-                closest = nodes.per_node_argmin(bits_per_class[c][target_class] + excluded)[codes[newly_failed]]
+                keys = bits_per_class[c][target_class]
+                for where in excluded:  # SAME_HOST, SAME_DEVICE: one reason more
+                    keys[where] += 1
+                closest = nodes.per_node_argmin(keys)[codes[newly_failed]]
                 mask = class_reasons[c][result.target_class[closest]]
                 if own_host > 0:
                     mask = mask | np.where(nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
