@@ -562,16 +562,20 @@ def test_bad_settings_are_one_line_and_exit_2(tmp_path, config, message):
     assert message in lines[0]
 
 
-def test_a_bad_fleet_stops_the_server_before_it_binds(tmp_path):
+def test_a_bad_fleet_or_address_stops_the_server_before_it_serves(tmp_path):
     bad = tmp_path / "targets.jsonl"
     bad.write_text('{"id": "t", "self": {"software_version": "v2+"}}\n')
+    taken = socket.create_server(("127.0.0.1", 0))  # a port in use
     for arguments, message in (
         (["--targets", str(bad)], f"{bad}:1: record 't': field 'self.software_version': invalid version 'v2+'"),
         (["--targets", "-"], "--targets must name a file"),
         (["--targets", str(bad), "--port", "70000"], "expected a port from 0 to 65535"),
+        (["--targets", str(K8S / "targets.jsonl"), "--port", str(taken.getsockname()[1])], f"cannot listen on 127.0.0.1:{taken.getsockname()[1]}: Address already in use"),
+        (["--targets", str(K8S / "targets.jsonl"), "--host", "192.0.2.1"], "cannot listen on 192.0.2.1:8080: Cannot assign requested address"),
     ):
         proc = subprocess.run(
             [sys.executable, "-m", "fastmatch", "serve", *arguments], capture_output=True, text=True, env=subprocess_env(), timeout=60, stdin=subprocess.DEVNULL,
         )
         assert proc.returncode == 2
         assert message in proc.stderr and len(proc.stderr.splitlines()) == 1
+    taken.close()

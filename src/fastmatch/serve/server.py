@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 
 import anyio.to_thread
@@ -50,6 +51,7 @@ def serve(config: ServeConfig) -> None:
     """Load the fleet (an error stops here, before any port is bound), then serve until SIGTERM or Ctrl-C."""
     logging.basicConfig(level=logging.INFO, format="fastmatch serve: %(message)s", stream=sys.stderr)
     holder = FleetHolder(config)
+    listening = _listen(config.host, config.port)
     app = create_app(config, holder)
     uv_config = uvicorn.Config(
         app,
@@ -66,9 +68,19 @@ def serve(config: ServeConfig) -> None:
     # meant to end (Kubernetes and systemd stop it so): the handler it finds lets it end in 0.
     previous = signal.signal(signal.SIGTERM, _drained)
     try:
-        _Server(uv_config, holder, config.threads).run()
+        _Server(uv_config, holder, config.threads).run(sockets=[listening])
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use or an address not on this host is
+    one error line and exit status 2 (uvicorn would log it and exit 1)."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise FastmatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _drained(signum, frame) -> None:
