@@ -311,6 +311,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write the two files to")
     p.set_defaults(run=_cmd_generate)
 
+    p = commands.add_parser(
+        "report", help="write the fleet's migration picture: one self-contained HTML page, or its numbers as JSON"
+    )
+    p.add_argument("sources", metavar="SOURCES", help="source devices (any input format, as for match)")
+    p.add_argument("targets", metavar="TARGETS", help="target devices")
+    policy_option(p)
+    input_format_option(p)
+    skip_options(p)
+    p.add_argument(
+        "--format", choices=("html", "json"), default="html",
+        help="html: one page with its styles, charts and the stranded list inside (default); json: the same numbers as data",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    quiet_option(p)
+    p.set_defaults(run=_cmd_report)
+
     p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
     p.set_defaults(run=_cmd_demo)
@@ -659,6 +676,31 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
     paths = write_fleet(args.output, args.sources, args.targets, args.distinct, args.seed, record_fraction=fraction)
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
+    return EXIT_OK
+
+
+# -- report --------------------------------------------------------------------------------
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import input_facts, render_html, report_figures
+
+    _check_inputs(args.sources, args.targets, args.policy)
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    progress = _progress(args)
+    with _steps(progress, 2, "reading") as reading:
+        sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
+        reading.update()
+        targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
+        reading.update()
+    result = match(sources, targets, policy, workers=args.workers, progress=progress)
+    inputs = {
+        "sources": input_facts(args.sources),
+        "targets": input_facts(args.targets),
+        "policy": input_facts(args.policy, default="built-in"),
+    }
+    figures = report_figures(result, inputs)
+    page = json.dumps(figures, ensure_ascii=False) + "\n" if args.format == "json" else render_html(figures)
+    _write_results(args.output, [page], rejects)
     return EXIT_OK
 
 

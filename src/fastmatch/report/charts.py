@@ -1,0 +1,175 @@
+"""The report's charts: matplotlib figures drawn from the figures' data, as inline SVG.
+
+Static SVG needs no script to show, prints, and scales; a heatmap's cells are one embedded
+PNG (matplotlib's ``imshow``), so its size does not grow with the number of cells. Text stays
+text (``svg.fonttype = none``), so the page can be searched and the labels read by tools.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import printable
+
+MAX_LABEL = 44
+# Panels of the version-skew chart and bars of the capacity chart; the page's tables and the
+# JSON hold the rest.
+MAX_VERSION_PANELS = 6
+MAX_CAPACITY_TYPES = 24
+
+
+def _matplotlib():
+    """pyplot on the Agg canvas (no display), with settings that make SVG text and ids stable."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {"svg.fonttype": "none", "svg.hashsalt": "fastmatch-report", "font.size": 9, "axes.titlesize": 10}
+    )
+    return plt
+
+
+def label(text: str) -> str:
+    """A value as a chart label: control characters escaped, long ones shortened. Labels are
+    drawn with ``parse_math=False``, so a ``$`` is a dollar, never mathtext."""
+    shown = printable(str(text))
+    return shown if len(shown) <= MAX_LABEL else shown[: MAX_LABEL - 1] + "\u2026"
+
+
+def _svg(fig) -> str:
+    """The figure as an ``<svg>`` element for inline HTML: no XML prolog, DOCTYPE or
+    namespace declarations (HTML knows SVG's), no metadata: nothing that names a URL."""
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    fig.clear()
+    _matplotlib().close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+
+
+def _ticks(axis_set, positions: Sequence[float], labels: Sequence[str], **options) -> None:
+    axis_set(positions, labels=[label(t) for t in labels], parse_math=False, **options)
+
+
+def reasons_chart(reasons: dict[str, Any]) -> str | None:
+    """How often each reason decides a failing pair: over all pairs, and over pairs of one mdev type."""
+    shares: dict[str, dict[str, float]] = {}
+    for kind in ("all", "same_type"):
+        failing = reasons[kind]["failing_pairs"]
+        for entry in reasons[kind]["counts"]:
+            shares.setdefault(entry["reason"], {})[kind] = 100 * entry["pairs"] / failing if failing else 0
+    if not shares:
+        return None
+    names = sorted(shares, key=lambda name: (-shares[name].get("same_type", 0), -shares[name].get("all", 0), name))
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.36 * len(names)))
+    y = np.arange(len(names))
+    for offset, kind, colour, title in ((-0.2, "all", "#9aa5b1", "all pairs"), (0.2, "same_type", "#1f6feb", "pairs of one mdev type")):
+        ax.barh(y + offset, [shares[n].get(kind, 0) for n in names], height=0.38, color=colour, label=title)
+    _ticks(ax.set_yticks, y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of failing pairs (%); a pair can fail for several reasons")
+    ax.legend(loc="lower right", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def _share(compatible: list[list[int]], pairs: list[list[int]]) -> np.ndarray:
+    compatible_array = np.array(compatible, dtype=np.float64).reshape(len(compatible), -1)
+    pairs_array = np.array(pairs, dtype=np.float64).reshape(compatible_array.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs_array > 0, compatible_array / pairs_array, np.nan)
+
+
+def _cmap(plt):
+    cmap = plt.get_cmap("YlGnBu").copy()  # light where nothing is compatible
+    cmap.set_bad("#d0d0d0")  # no pairs at all
+    return cmap
+
+
+def heatmap_chart(heatmap: dict[str, Any]) -> str | None:
+    """Source groups against target groups, each cell the share of its device pairs that are compatible."""
+    rows, columns = heatmap["source_groups"], heatmap["target_groups"]
+    if not rows or not columns:
+        return None
+    share = _share(heatmap["compatible_pairs"], heatmap["pairs"])
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(2.5 + 0.2 * len(columns), 1.8 + 0.2 * len(rows)))
+    image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    _ticks(ax.set_yticks, range(len(rows)), [f"{g['group']} ({g['devices']:,})" for g in rows])
+    _ticks(ax.set_xticks, range(len(columns)), [f"{g['group']} ({g['devices']:,})" for g in columns], rotation=90)
+    ax.set_ylabel("source group (devices)")
+    ax.set_xlabel("target group (devices)")
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="share of pairs compatible")
+    return _svg(fig)
+
+
+def versions_chart(versions: list[dict[str, Any]]) -> str | None:
+    """Per device type, which source versions reach which target versions (share compatible)."""
+    shown = versions[:MAX_VERSION_PANELS]
+    if not shown:
+        return None
+    plt = _matplotlib()
+    columns = min(3, len(shown))
+    rows = -(-len(shown) // columns)
+    tallest = max(len(entry["source_versions"]) for entry in shown)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, (2.2 + 0.22 * tallest) * rows), squeeze=False, layout="constrained"
+    )
+    image = None
+    for ax, entry in zip(axes.flat, shown):
+        share = _share(entry["compatible_pairs"], entry["pairs"])
+        image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        _ticks(ax.set_yticks, range(len(entry["source_versions"])), [v["version"] for v in entry["source_versions"]])
+        _ticks(ax.set_xticks, range(len(entry["target_versions"])), [v["version"] for v in entry["target_versions"]], rotation=90)
+        ax.set_title(label(entry["type"]), parse_math=False)
+        ax.set_xlabel("target version")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("source version")
+    for ax in list(axes.flat)[len(shown) :]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="share of pairs compatible")
+    return _svg(fig)
+
+
+def capacity_chart(capacity: list[dict[str, Any]]) -> str | None:
+    """Per mdev type: the instances its targets can still create, against the sources of that
+    type and the sources that could use them (a compatible target of the type with capacity)."""
+    shown = [entry for entry in capacity if entry["source_devices"] or entry["instances"]][:MAX_CAPACITY_TYPES]
+    if not shown:
+        return None
+    plt = _matplotlib()
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * len(shown)))
+    y = np.arange(len(shown))
+    bars = (
+        ("instances", "#2da44e", "instances available (targets' capacity)"),
+        ("source_devices", "#9aa5b1", "source devices of the type"),
+        ("sources_reaching", "#1f6feb", "sources that could use them"),
+    )
+    for k, (key, colour, title) in enumerate(bars):
+        ax.barh(y + (k - 1) * 0.27, [entry[key] for entry in shown], height=0.26, color=colour, label=title)
+    _ticks(ax.set_yticks, y, [entry["type"] for entry in shown])
+    ax.invert_yaxis()
+    ax.set_xlabel("devices / instances")
+    ax.legend(loc="lower right", frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _svg(fig)
+
+
+def charts(figures: dict[str, Any]) -> dict[str, str | None]:
+    """Every chart of the page, by name: an inline ``<svg>``, or None where there is nothing to draw."""
+    return {
+        "reasons": reasons_chart(figures["reasons"]),
+        "heatmap": heatmap_chart(figures["heatmap"]),
+        "versions": versions_chart(figures["versions"]),
+        "capacity": capacity_chart(figures["capacity"]),
+    }
