@@ -91,9 +91,8 @@ def _share(compatible: list[list[int]], pairs: list[list[int]]) -> np.ndarray:
 
 
 def _cmap(plt):
-    cmap = plt.get_cmap("YlGnBu").copy()  # light where nothing is compatible
-    cmap.set_bad("#d0d0d0")  # no pairs at all
-    return cmap
+    # Light where nothing is compatible; grey where there are no pairs at all.
+    return plt.get_cmap("YlGnBu").with_extremes(bad="#d0d0d0")
 
 
 def heatmap_chart(heatmap: dict[str, Any]) -> str | None:
