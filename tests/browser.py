@@ -21,7 +21,8 @@ WIDTH = 1280
 TIMEOUT = 180  # seconds for one browser run, on a loaded 2-core machine
 
 # Put first in a copy of the page (never in the report itself, which has no script): records
-# every error the page raises or any resource that fails to load, and where each chart is.
+# every error the page raises or any resource that fails to load, and where each chart's
+# drawings (its <svg> elements) are.
 PROBE = """<script>
 (function () {
   var root = document.documentElement, errors = [];
@@ -30,8 +31,10 @@ PROBE = """<script>
   window.addEventListener("load", function () {
     var boxes = {};
     document.querySelectorAll("figure.chart").forEach(function (figure) {
-      var svg = figure.querySelector("svg"), r = (svg || figure).getBoundingClientRect();
-      boxes[figure.id] = {svg: !!svg, left: r.left + scrollX, top: r.top + scrollY, width: r.width, height: r.height};
+      boxes[figure.id] = Array.prototype.map.call(figure.querySelectorAll("svg"), function (svg) {
+        var r = svg.getBoundingClientRect();
+        return {left: r.left + scrollX, top: r.top + scrollY, width: r.width, height: r.height};
+      });
     });
     root.setAttribute("data-probe-boxes", JSON.stringify(boxes));
     root.setAttribute("data-probe-height", String(Math.ceil(document.documentElement.scrollHeight)));

@@ -37,7 +37,7 @@ def test_the_page_is_one_self_contained_file(capsys, tmp_path):
     references = re.findall(r'(?:src|href)="([^"]*)"', html)
     assert references and all(r.startswith(("data:", "#")) for r in references), [r[:40] for r in references]
     for chart in CHARTS:
-        assert re.search(rf'<figure class="chart" id="{chart}"><svg', html), chart
+        assert re.search(rf'<figure class="chart" id="{chart}">(<div class="panels">)?<svg', html), chart
     assert str(DEMO_SOURCES) in html and "built-in" in html
 
 

@@ -46,13 +46,25 @@ def _svg(fig) -> str:
     """The figure as an ``<svg>`` element for inline HTML: no XML prolog, DOCTYPE or
     namespace declarations (HTML knows SVG's), no metadata: nothing that names a URL."""
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    fig.clear()
+    fig.savefig(buffer, format="svg", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
     _matplotlib().close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
     text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text, count=3)
     return re.sub(r"<metadata>.*?</metadata>\s*", "", text, flags=re.S)
+
+
+def _inches(labels: Sequence[str]) -> float:
+    """About how wide the longest label is drawn, in inches (9 pt text): margins are sized from
+    it, where matplotlib's tight and constrained layouts would measure every label again."""
+    return 0.15 + 0.075 * max((len(label(t)) for t in labels), default=0)
+
+
+def _axes(plt, width: float, height: float, left: float, bottom: float, right: float = 0.3, top: float = 0.35):
+    """A figure of ``width`` x ``height`` inches whose one axes leaves these margins (inches)."""
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
+    return fig, ax
 
 
 def _ticks(axis_set, positions: Sequence[float], labels: Sequence[str], **options) -> None:
@@ -70,12 +82,13 @@ def reasons_chart(reasons: dict[str, Any]) -> str | None:
         return None
     names = sorted(shares, key=lambda name: (-shares[name].get("same_type", 0), -shares[name].get("all", 0), name))
     plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(7.5, 0.8 + 0.36 * len(names)))
+    left = _inches(names)
+    fig, ax = _axes(plt, left + 5.5, 1.0 + 0.36 * len(names), left, 0.55, top=0.1)
     y = np.arange(len(names))
     for offset, kind, colour, title in ((-0.2, "all", "#9aa5b1", "all pairs"), (0.2, "same_type", "#1f6feb", "pairs of one mdev type")):
         ax.barh(y + offset, [shares[n].get(kind, 0) for n in names], height=0.38, color=colour, label=title)
     _ticks(ax.set_yticks, y, names)
-    ax.invert_yaxis()
+    ax.set_ylim(len(names) - 0.5, -0.5)
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of failing pairs (%); a pair can fail for several reasons")
     ax.legend(loc="lower right", frameon=False)
@@ -95,49 +108,57 @@ def _cmap(plt):
     return plt.get_cmap("YlGnBu").with_extremes(bad="#d0d0d0")
 
 
+def _matrix(plt, share: np.ndarray, rows: list[str], columns: list[str], title: str, ylabel: str, xlabel: str, cell: float):
+    """A share matrix (rows x columns) with its labels and a colour bar, cells ``cell`` inches."""
+    left, bottom = _inches(rows) + 0.35, _inches(columns) + 0.35
+    width, height = left + cell * len(columns) + 1.1, bottom + cell * len(rows) + 0.35
+    fig, ax = _axes(plt, width, height, left, bottom, right=1.1)
+    image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    _ticks(ax.set_yticks, range(len(rows)), rows)
+    _ticks(ax.set_xticks, range(len(columns)), columns, rotation=90)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(label(title), parse_math=False)
+    bar = fig.add_axes((1 - 0.85 / width, bottom / height, 0.12 / width, min(1.6, cell * len(rows)) / height))
+    fig.colorbar(image, cax=bar, label="share compatible")
+    return _svg(fig)
+
+
 def heatmap_chart(heatmap: dict[str, Any]) -> str | None:
     """Source groups against target groups, each cell the share of its device pairs that are compatible."""
     rows, columns = heatmap["source_groups"], heatmap["target_groups"]
     if not rows or not columns:
         return None
-    share = _share(heatmap["compatible_pairs"], heatmap["pairs"])
-    plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(2.5 + 0.2 * len(columns), 1.8 + 0.2 * len(rows)))
-    image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    _ticks(ax.set_yticks, range(len(rows)), [f"{g['group']} ({g['devices']:,})" for g in rows])
-    _ticks(ax.set_xticks, range(len(columns)), [f"{g['group']} ({g['devices']:,})" for g in columns], rotation=90)
-    ax.set_ylabel("source group (devices)")
-    ax.set_xlabel("target group (devices)")
-    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="share of pairs compatible")
-    return _svg(fig)
-
-
-def versions_chart(versions: list[dict[str, Any]]) -> str | None:
-    """Per device type, which source versions reach which target versions (share compatible)."""
-    shown = versions[:MAX_VERSION_PANELS]
-    if not shown:
-        return None
-    plt = _matplotlib()
-    columns = min(3, len(shown))
-    rows = -(-len(shown) // columns)
-    tallest = max(len(entry["source_versions"]) for entry in shown)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(4.2 * columns, (2.2 + 0.22 * tallest) * rows), squeeze=False, layout="constrained"
+    return _matrix(
+        _matplotlib(),
+        _share(heatmap["compatible_pairs"], heatmap["pairs"]),
+        [f"{g['group']} ({g['devices']:,})" for g in rows],
+        [f"{g['group']} ({g['devices']:,})" for g in columns],
+        "",
+        "source group (devices)",
+        "target group (devices)",
+        0.2,
     )
-    image = None
-    for ax, entry in zip(axes.flat, shown):
-        share = _share(entry["compatible_pairs"], entry["pairs"])
-        image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        _ticks(ax.set_yticks, range(len(entry["source_versions"])), [v["version"] for v in entry["source_versions"]])
-        _ticks(ax.set_xticks, range(len(entry["target_versions"])), [v["version"] for v in entry["target_versions"]], rotation=90)
-        ax.set_title(label(entry["type"]), parse_math=False)
-        ax.set_xlabel("target version")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("source version")
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.set_visible(False)
-    fig.colorbar(image, ax=axes, shrink=0.8, label="share of pairs compatible")
-    return _svg(fig)
+
+
+def versions_charts(versions: list[dict[str, Any]]) -> list[str]:
+    """Per device type (the MAX_VERSION_PANELS with most sources), which source versions reach
+    which target versions: one small matrix each, the share of their pairs that are compatible."""
+    plt = _matplotlib()
+    return [
+        _matrix(
+            plt,
+            _share(entry["compatible_pairs"], entry["pairs"]),
+            [v["version"] for v in entry["source_versions"]],
+            [v["version"] for v in entry["target_versions"]],
+            entry["type"],
+            "source version",
+            "target version",
+            0.22,
+        )
+        for entry in versions[:MAX_VERSION_PANELS]
+    ]
 
 
 def capacity_chart(capacity: list[dict[str, Any]]) -> str | None:
@@ -147,7 +168,9 @@ def capacity_chart(capacity: list[dict[str, Any]]) -> str | None:
     if not shown:
         return None
     plt = _matplotlib()
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.42 * len(shown)))
+    names = [entry["type"] for entry in shown]
+    left = _inches(names)
+    fig, ax = _axes(plt, left + 5.5, 1.0 + 0.42 * len(shown), left, 0.55, top=0.1)
     y = np.arange(len(shown))
     bars = (
         ("instances", "#2da44e", "instances available (targets' capacity)"),
@@ -156,19 +179,20 @@ def capacity_chart(capacity: list[dict[str, Any]]) -> str | None:
     )
     for k, (key, colour, title) in enumerate(bars):
         ax.barh(y + (k - 1) * 0.27, [entry[key] for entry in shown], height=0.26, color=colour, label=title)
-    _ticks(ax.set_yticks, y, [entry["type"] for entry in shown])
-    ax.invert_yaxis()
+    _ticks(ax.set_yticks, y, names)
+    ax.set_ylim(len(shown) - 0.5, -0.5)
     ax.set_xlabel("devices / instances")
     ax.legend(loc="lower right", frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return _svg(fig)
 
 
-def charts(figures: dict[str, Any]) -> dict[str, str | None]:
-    """Every chart of the page, by name: an inline ``<svg>``, or None where there is nothing to draw."""
+def charts(figures: dict[str, Any]) -> dict[str, Any]:
+    """Every chart of the page, by name: an inline ``<svg>`` (a list of them for the versions),
+    or None (an empty list) where there is nothing to draw."""
     return {
         "reasons": reasons_chart(figures["reasons"]),
         "heatmap": heatmap_chart(figures["heatmap"]),
-        "versions": versions_chart(figures["versions"]),
+        "versions": versions_charts(figures["versions"]),
         "capacity": capacity_chart(figures["capacity"]),
     }

@@ -37,7 +37,7 @@ MAX_CLASS_PAIRS = 1 << 25
 # Class pairs (or host tuples) handled at once: bounds the temporaries to some tens of MB.
 PAIRS_PER_CHUNK = 1 << 22
 # Groups on each axis of the heatmap: beyond, coarser groups, then the largest and "other".
-MAX_GROUPS = 40
+MAX_GROUPS = 60
 # Versions per side of one type's version-skew panel, and the panels drawn (the data has all).
 MAX_VERSIONS = 24
 # Stranded groups whose reasons are read (each costs a row of the kernel); the rest say so.
@@ -467,10 +467,10 @@ def _count(value: float) -> int:
 
 class _HeatmapGroups:
     """Each class's group on the heatmap's axes: (vendor, type, version) when both sides have
-    at most MAX_GROUPS of them, else (vendor, type), else vendor; past MAX_GROUPS even then,
-    the largest groups and one "other"."""
+    at most MAX_GROUPS of them, else (vendor, type); past MAX_GROUPS even then, the largest
+    groups and one "other"."""
 
-    LEVELS = (("vendor", "type", "version"), ("vendor", "type"), ("vendor",))
+    LEVELS = (("vendor", "type", "version"), ("vendor", "type"))
 
     def __init__(self, f: _Figures) -> None:
         for level in self.LEVELS:
