@@ -109,9 +109,11 @@ def _cmap(plt):
 
 
 def _matrix(plt, share: np.ndarray, rows: list[str], columns: list[str], title: str, ylabel: str, xlabel: str, cell: float):
-    """A share matrix (rows x columns) with its labels and a colour bar, cells ``cell`` inches."""
-    left, bottom = _inches(rows) + 0.35, _inches(columns) + 0.35
-    width, height = left + cell * len(columns) + 1.1, bottom + cell * len(rows) + 0.35
+    """A share matrix (rows x columns) with its labels and a colour bar: cells ``cell`` inches,
+    or larger where there are few, so that a small matrix still reads."""
+    left, bottom = _inches(rows) + 0.45, _inches(columns) + 0.45
+    across, down = max(cell * len(columns), 1.5), max(cell * len(rows), 1.3)
+    width, height = left + across + 1.1, bottom + down + 0.35
     fig, ax = _axes(plt, width, height, left, bottom, right=1.1)
     image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
     _ticks(ax.set_yticks, range(len(rows)), rows)
@@ -120,7 +122,7 @@ def _matrix(plt, share: np.ndarray, rows: list[str], columns: list[str], title: 
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(label(title), parse_math=False)
-    bar = fig.add_axes((1 - 0.85 / width, bottom / height, 0.12 / width, min(1.6, cell * len(rows)) / height))
+    bar = fig.add_axes((1 - 0.85 / width, (bottom + down - min(1.6, down)) / height, 0.12 / width, min(1.6, down) / height))
     fig.colorbar(image, cax=bar, label="share compatible")
     return _svg(fig)
 
