@@ -169,7 +169,9 @@ def _reason_table(entries):
 
 
 @pytest.mark.parametrize("seed,exclude_same_host", list(_scenarios()))
-def test_figures_equal_a_dense_computation(seed, exclude_same_host, implementation):
+def test_figures_equal_a_dense_computation(seed, exclude_same_host, implementation, monkeypatch):
+    if seed == 3:  # many small chunks of rows and of (host, class) tuples
+        monkeypatch.setattr(figures_module, "PAIRS_PER_CHUNK", 7)
     result = _match(seed, exclude_same_host)
     figures = report_figures(result)
     dense = Dense(result)

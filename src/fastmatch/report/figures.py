@@ -620,7 +620,10 @@ class _Excluded:
             last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + PAIRS_PER_CHUNK, side="right")))
             span = slice(first, last)
             unit = np.repeat(units[span], lengths[span])
-            offset = np.arange(len(unit)) - np.repeat(ends[span] - lengths[span], lengths[span]) + np.repeat(start[span], lengths[span])
+            # Each unit's run of tuples, from its host's first (host, class) group on.
+            done = ends[first - 1] if first else 0
+            offset = np.arange(done, done + len(unit)) - np.repeat(ends[span] - lengths[span], lengths[span])
+            offset += np.repeat(start[span], lengths[span])
             size = self.unit_size[unit]
             self._take(unit, group_class[offset], size * counts[offset], available[offset], "SAME_HOST")
             first = last
