@@ -113,12 +113,12 @@ class _Sums:
             self.keys.append(distinct)
             self.sums.append(np.bincount(inverse.ravel(), weights=weights.ravel().astype(np.float64)))
 
-    def result(self) -> dict[int, float]:
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct keys, sorted, and each one's sum."""
         if not self.keys:
-            return {}
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
         distinct, inverse = np.unique(np.concatenate(self.keys), return_inverse=True)
-        sums = np.bincount(inverse, weights=np.concatenate(self.sums))
-        return dict(zip(distinct.tolist(), sums.tolist()))
+        return distinct, np.bincount(inverse, weights=np.concatenate(self.sums), minlength=len(distinct))
 
 
 # -- the report's figures ------------------------------------------------------------------
@@ -171,13 +171,14 @@ class _Figures:
     def data(self, inputs: dict[str, Any], now: datetime) -> dict[str, Any]:
         result = self.result
         counted = _Counted(self)
-        stranded = result.stranded()
+        available_counts = result.counts()
+        stranded = np.flatnonzero(available_counts == 0)
         data = {
             "fastmatch_version": __version__,
             "generated": now.isoformat(timespec="seconds"),
             "inputs": inputs,
             "policy": _policy_facts(result.policy),
-            "summary": self._summary(stranded),
+            "summary": self._summary(stranded, available_counts, counted),
             "sample": None,
             "stranded": self._stranded(stranded),
             "reasons": counted.reasons(),
@@ -194,7 +195,7 @@ class _Figures:
             }
         return data
 
-    def _summary(self, stranded: np.ndarray) -> dict[str, Any]:
+    def _summary(self, stranded: np.ndarray, available_counts: np.ndarray, counted: "_Counted") -> dict[str, Any]:
         result = self.result
         n, m = result.shape
 
@@ -209,13 +210,14 @@ class _Figures:
         targets = side(result.targets, result.class_shape[1])
         targets["available"] = int(result.rules.available.sum())
         targets["instances"] = int(result.targets.capacities.sum())
-        every_target = np.ones(m, dtype=bool)
+        # Read whole, the class-level sums are exact; from a sample, the kernel counts them.
+        compatible = _count(counted.compatible_pairs()) if not self.sampled else int(result._counts(np.ones(m, dtype=bool)).sum())
         return {
             "sources": side(result.sources, result.class_shape[0]),
             "targets": targets,
             "pairs": n * m,
-            "compatible_pairs": int(result._counts(every_target).sum()),
-            "available_pairs": int(result.counts().sum()),
+            "compatible_pairs": compatible,
+            "available_pairs": int(available_counts.sum()),
             "stranded_sources": len(stranded),
         }
 
@@ -359,18 +361,22 @@ class _Counted:
         f = self.f
         return len(f.result.sources) / max(1, int(f.sources.size[f.rows].sum()))
 
+    def compatible_pairs(self) -> float:
+        """Compatible device pairs of the rows read."""
+        return float((self.compatible * self.f.sources.size[self.f.rows]).sum()) - self.excluded.compatible_pairs
+
     def reasons(self) -> dict[str, Any]:
         f = self.f
         names = f.result.attributes
         scale = self._scale()
         rows_pairs = int(f.sources.size[f.rows].sum()) * len(f.result.targets)
-        compatible = float((self.compatible * f.sources.size[f.rows]).sum()) - self.excluded.compatible_pairs
+        compatible = self.compatible_pairs()
         same_type_pairs = float(
             (np.bincount(f.source_type[f.rows], weights=f.sources.size[f.rows], minlength=self.n_types)
              * np.bincount(f.target_type, weights=f.targets.size, minlength=self.n_types)).sum()
         )
         # Every same-type compatible pair is in one version cell.
-        same_type_compatible = sum(self.version_pairs.result().values()) - self.excluded.compatible_same_type
+        same_type_compatible = self.version_pairs.result()[1].sum() - self.excluded.compatible_same_type
 
         def counted(bits: np.ndarray, rule_key: str) -> list[dict[str, Any]]:
             # Each reason name is one bit of the mask (attributes past bit 58 share one name).
@@ -418,10 +424,8 @@ class _Counted:
     def versions(self) -> list[dict[str, Any]]:
         groups, f = self.version_groups, self.f
         scale = self._scale()
-        compatible = collections.Counter(self.version_pairs.result())
-        for key, weight in self.excluded.version_pairs.result().items():
-            compatible[key] -= weight
-        return groups.per_type(compatible, scale)
+        (kept, weight), (taken, taken_weight) = self.version_pairs.result(), self.excluded.version_pairs.result()
+        return groups.per_type(np.concatenate([kept, taken]), np.concatenate([weight, -taken_weight]), scale)
 
     def capacity(self) -> list[dict[str, Any]]:
         f = self.f
@@ -516,10 +520,10 @@ class _VersionGroups:
     def key(self, source_classes: np.ndarray, target_classes: np.ndarray) -> np.ndarray:
         return self.source[source_classes] * len(self.target_keys) + self.target[target_classes]
 
-    def per_type(self, compatible: dict[int, float], scale: float) -> list[dict[str, Any]]:
+    def per_type(self, keys: np.ndarray, weights: np.ndarray, scale: float) -> list[dict[str, Any]]:
         """One entry per type that both sides have: its source and target versions (the
         MAX_VERSIONS - 1 with most devices, then one "other"), and the compatible pairs of each
-        (source version, target version)."""
+        (source version, target version): ``weights`` summed by cell ``keys`` (``key``)."""
         f = self.f
         source_devices = np.bincount(self.source, weights=f.sources.size, minlength=len(self.source_keys))
         sampled = np.bincount(self.source[f.rows], weights=f.sources.size[f.rows], minlength=len(self.source_keys))
@@ -527,8 +531,6 @@ class _VersionGroups:
         source_type = np.array([t for t, _ in self.source_keys], dtype=np.int64)
         target_type = np.array([t for t, _ in self.target_keys], dtype=np.int64)
         width = len(self.target_keys)
-        keys = np.fromiter(compatible.keys(), np.int64, len(compatible))
-        weights = np.fromiter(compatible.values(), np.float64, len(compatible))
         cell_type = source_type[keys // width] if len(keys) else keys
         out = []
         for t, name in enumerate(f.types):
@@ -570,6 +572,21 @@ def _folded(members: np.ndarray, devices: np.ndarray, keys: list[tuple]) -> tupl
     return members, labels, position
 
 
+def _group_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """The distinct rows of ``columns`` (sorted by the first, then the next...): their values,
+    how many rows each has, and each row's group. A lexsort: np.unique(axis=0) sorts rows as
+    bytes, several times slower."""
+    order = np.lexsort(columns[::-1])
+    ordered = [column[order] for column in columns]
+    change = np.ones(len(order), dtype=bool)
+    if len(order):
+        change[1:] = np.logical_or.reduce([column[1:] != column[:-1] for column in ordered])
+    starts = np.flatnonzero(change)
+    group_of = np.empty(len(order), dtype=np.int64)
+    group_of[order] = np.cumsum(change) - 1
+    return [column[starts] for column in ordered], np.diff(np.append(starts, len(order))), group_of
+
+
 class _Excluded:
     """What the device rules change in the class-level sums (SPEC section 6, rule 1): a source
     never goes to itself, nor, with ``exclude_same_host``, to a target on its own host.
@@ -591,10 +608,9 @@ class _Excluded:
         host = np.where(rules.exclude_same_host & (rules.source_host > 0), rules.source_host, 0)
         twin = rules.source_twin
         keep = (counted.row_of[result.source_class] >= 0) & ((host > 0) | (twin >= 0))
-        units, self.unit_size = np.unique(
-            np.stack([host[keep], result.source_class[keep], twin[keep]], axis=1), axis=0, return_counts=True
-        ) if keep.any() else (np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64))
-        self.unit_host, self.unit_class, self.unit_twin = units[:, 0], units[:, 1], units[:, 2]
+        (self.unit_host, self.unit_class, self.unit_twin), self.unit_size, _ = _group_rows(
+            host[keep], result.source_class[keep], twin[keep]
+        )
         self._same_host()
         self._same_device()
 
@@ -602,19 +618,14 @@ class _Excluded:
         f = self.counted.f
         targets = f.result.rules.targets
         on_host = targets.host > 0
-        groups, counts = np.unique(np.stack([targets.host[on_host], f.result.target_class[on_host]], axis=1), axis=0, return_counts=True) \
-            if on_host.any() else (np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64))
-        available = np.zeros(len(groups), dtype=np.int64)
-        if len(groups):
-            group_of = np.searchsorted(groups[:, 0] * (f.result.class_shape[1] + 1) + groups[:, 1],
-                                       targets.host[on_host & targets.available] * (f.result.class_shape[1] + 1)
-                                       + f.result.target_class[on_host & targets.available])
-            available = np.bincount(group_of, minlength=len(groups))
-        group_host, group_class = groups[:, 0], groups[:, 1]
+        (group_host, group_class), counts, group_of = _group_rows(targets.host[on_host], f.result.target_class[on_host])
+        available = np.bincount(group_of[targets.available[on_host]], minlength=len(counts))
         units = np.flatnonzero(self.unit_host > 0)
+        self._count_same_host(units, targets.host[on_host], f.result.target_class[on_host])
         start = np.searchsorted(group_host, self.unit_host[units], side="left")
         lengths = np.searchsorted(group_host, self.unit_host[units], side="right") - start
         ends = np.cumsum(lengths)
+        compatible_rows, row_of = self.counted.compatible_rows, self.counted.row_of
         first = 0
         while first < len(units):
             last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + PAIRS_PER_CHUNK, side="right")))
@@ -624,37 +635,51 @@ class _Excluded:
             done = ends[first - 1] if first else 0
             offset = np.arange(done, done + len(unit)) - np.repeat(ends[span] - lengths[span], lengths[span])
             offset += np.repeat(start[span], lengths[span])
-            size = self.unit_size[unit]
-            self._take(unit, group_class[offset], size * counts[offset], available[offset], "SAME_HOST")
+            # Only the compatible tuples change anything: the rest fail at class level already.
+            kept = compatible_rows[row_of[self.unit_class[unit]], group_class[offset]]
+            unit, offset = unit[kept], offset[kept]
+            self._take(unit, group_class[offset], self.unit_size[unit] * counts[offset], available[offset])
             first = last
+
+    def _count_same_host(self, units: np.ndarray, target_host: np.ndarray, target_class: np.ndarray) -> None:
+        """SAME_HOST's pairs (every source and target on one host), and those of one type:
+        from devices per host and per (host, type), no pair visited."""
+        f = self.counted.f
+        source_host, source_weight = self.unit_host[units], self.unit_size[units].astype(np.float64)
+        for kind, source_key, target_key in (
+            ("all", source_host, target_host),
+            ("same_type", source_host * self.counted.n_types + f.source_type[self.unit_class[units]],
+             target_host * self.counted.n_types + f.target_type[target_class]),
+        ):
+            sources, targets = _Sums(), _Sums()
+            sources.add(source_key, source_weight)
+            targets.add(target_key, np.ones(len(target_key)))
+            (source_keys, per_source), (target_keys, per_target) = sources.result(), targets.result()
+            at = np.minimum(np.searchsorted(target_keys, source_keys), max(0, len(target_keys) - 1))
+            both = target_keys[at] == source_keys if len(target_keys) else np.zeros(len(source_keys), dtype=bool)
+            self.rule_pairs[("SAME_HOST", kind)] += float((per_source[both] * per_target[at[both]]).sum())
 
     def _same_device(self) -> None:
         result = self.counted.f.result
         targets = result.rules.targets
         units = np.flatnonzero(self.unit_twin >= 0)
         twin = self.unit_twin[units]
-        ones = np.ones(len(units), dtype=np.int64)
-        self._count_rule(units, result.target_class[twin], ones, "SAME_DEVICE")
+        d = result.target_class[twin]
+        c = self.unit_class[units]
+        self.rule_pairs[("SAME_DEVICE", "all")] += len(units)
+        self.rule_pairs[("SAME_DEVICE", "same_type")] += int((self.counted.f.source_type[c] == self.counted.f.target_type[d]).sum())
         # A twin on the unit's own host is that rule's pair already: taken once.
         covered = (self.unit_host[units] > 0) & (targets.host[twin] == self.unit_host[units])
-        units, twin = units[~covered], twin[~covered]
-        self._take(units, result.target_class[twin], ones[~covered], targets.available[twin].astype(np.int64), None)
+        kept = ~covered & self.counted.compatible_rows[self.counted.row_of[c], d]
+        units, twin = units[kept], twin[kept]
+        ones = np.ones(len(units), dtype=np.int64)
+        self._take(units, result.target_class[twin], ones, targets.available[twin].astype(np.int64))
 
-    def _count_rule(self, unit: np.ndarray, d: np.ndarray, weight: np.ndarray, rule: str) -> None:
-        f = self.counted.f
-        c = self.unit_class[unit]
-        self.rule_pairs[(rule, "all")] += float(weight.sum())
-        self.rule_pairs[(rule, "same_type")] += float(weight[f.source_type[c] == f.target_type[d]].sum())
-
-    def _take(self, unit: np.ndarray, d: np.ndarray, weight: np.ndarray, available: np.ndarray, rule: str | None) -> None:
-        """Pairs (a unit's devices, target class ``d``) the rules exclude: ``weight`` of them;
-        ``available``: the targets with capacity each of the unit's devices loses."""
+    def _take(self, unit: np.ndarray, d: np.ndarray, weight: np.ndarray, available: np.ndarray) -> None:
+        """Compatible pairs (a unit's devices, target class ``d``) the rules exclude: ``weight``
+        of them; ``available``: the targets with capacity each of the unit's devices loses."""
         counted, f = self.counted, self.counted.f
-        if rule is not None:
-            self._count_rule(unit, d, weight, rule)
         c = self.unit_class[unit]
-        compatible = counted.compatible_rows[counted.row_of[c], d]
-        unit, c, d, weight, available = unit[compatible], c[compatible], d[compatible], weight[compatible], available[compatible]
         same = f.source_type[c] == f.target_type[d]
         self.compatible_pairs += float(weight.sum())
         self.compatible_same_type += float(weight[same].sum())
@@ -672,10 +697,8 @@ class _Excluded:
         rows = f.rows
         reach = counted.reach  # (rows, types): available compatible target devices
         reaching = ((reach > 0) * f.sources.size[rows][:, None]).sum(axis=0).astype(np.float64)
-        taken = self.taken.result()
-        if taken:
-            keys = np.fromiter(taken.keys(), np.int64, len(taken))
-            amount = np.fromiter(taken.values(), np.float64, len(taken))
+        keys, amount = self.taken.result()
+        if len(keys):
             unit, kind = keys // counted.n_types, keys % counted.n_types
             before = reach[counted.row_of[self.unit_class[unit]], kind]
             lost = (before > 0) & (before - amount <= 0)
