@@ -57,7 +57,10 @@ def _svg(fig) -> str:
 def _inches(labels: Sequence[str]) -> float:
     """About how wide the longest label is drawn, in inches (9 pt text): margins are sized from
     it, where matplotlib's tight and constrained layouts would measure every label again."""
-    return 0.15 + 0.075 * max((len(label(t)) for t in labels), default=0)
+    def width(text: str) -> float:
+        return sum(0.088 if c.isupper() or c in "_mw%@" else 0.062 for c in text)
+
+    return 0.1 + max((width(label(t)) for t in labels), default=0.0)
 
 
 def _axes(plt, width: float, height: float, left: float, bottom: float, right: float = 0.3, top: float = 0.35):
@@ -111,15 +114,24 @@ def _cmap(plt):
 def _matrix(plt, share: np.ndarray, rows: list[str], columns: list[str], title: str, ylabel: str, xlabel: str, cell: float):
     """A share matrix (rows x columns) with its labels and a colour bar: cells ``cell`` inches,
     or larger where there are few, so that a small matrix still reads."""
-    left, bottom = _inches(rows) + 0.45, _inches(columns) + 0.45
+    left, bottom = _inches(rows) + 0.35, _inches(columns) + 0.35
     across, down = max(cell * len(columns), 1.5), max(cell * len(rows), 1.3)
     width, height = left + across + 1.1, bottom + down + 0.35
     fig, ax = _axes(plt, width, height, left, bottom, right=1.1)
     image = ax.imshow(share, cmap=_cmap(plt), vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-    _ticks(ax.set_yticks, range(len(rows)), rows)
-    _ticks(ax.set_xticks, range(len(columns)), columns, rotation=90)
+    # Labels as plain texts beside the cells: matplotlib's ticks cost twice as much to draw,
+    # and a fleet's heatmap has a hundred of them.
+    ax.set_xticks([])
+    ax.set_yticks([])
+    beside_rows, below_columns = ax.get_yaxis_transform(), ax.get_xaxis_transform()
+    for i, text in enumerate(rows):
+        ax.text(-0.04 / across, i, label(text), transform=beside_rows, ha="right", va="center", parse_math=False)
+    for j, text in enumerate(columns):
+        ax.text(j, -0.04 / down, label(text), transform=below_columns, ha="center", va="top", rotation=90, parse_math=False)
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
+    ax.yaxis.set_label_coords(-(left - 0.25) / across, 0.5)
+    ax.xaxis.set_label_coords(0.5, -(bottom - 0.25) / down)
     if title:
         ax.set_title(label(title), parse_math=False)
     bar = fig.add_axes((1 - 0.85 / width, (bottom + down - min(1.6, down)) / height, 0.12 / width, min(1.6, down) / height))
