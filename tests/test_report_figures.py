@@ -265,3 +265,32 @@ def test_empty_sides_give_empty_figures():
         assert figures["summary"]["compatible_pairs"] == 0
         assert figures["stranded"]["devices"] == len(sources)
         assert figures["reasons"]["all"]["pairs"] == 0
+
+
+def test_groups_past_the_limits_fold_into_other_without_losing_pairs(monkeypatch):
+    """Past MAX_GROUPS (heatmap) and MAX_VERSIONS (version skew), the largest are kept and the
+    rest add up in one "other": every compatible pair is still in exactly one cell."""
+    monkeypatch.setattr(figures_module, "MAX_GROUPS", 3)
+    monkeypatch.setattr(figures_module, "MAX_VERSIONS", 2)
+    result = _match(5, True, n=80, m=80)
+    figures = report_figures(result)
+    dense = Dense(result)
+    heat = figures["heatmap"]
+    assert heat["grouped_by"] == ["vendor", "type"]
+    for axis, side in (("source_groups", dense.source_values), ("target_groups", dense.target_values)):
+        groups = heat[axis]
+        assert len(groups) == 3 and groups[-1]["group"].startswith("other (")
+        assert sum(g["devices"] for g in groups) == len(side)
+        kept = {g["group"]: g["devices"] for g in groups[:-1]}
+        labels = collections.Counter(Dense.label(values, heat["grouped_by"]) for values in side)
+        assert kept == {label: labels[label] for label in kept}
+        assert sorted(kept.values(), reverse=True) == sorted(labels.values(), reverse=True)[:2]
+    assert sum(map(sum, heat["compatible_pairs"])) == figures["summary"]["compatible_pairs"]
+    assert sum(map(sum, heat["pairs"])) == figures["summary"]["pairs"]
+    per_type = collections.Counter()
+    for (kind, _, _), count in dense.versions().items():
+        per_type[kind] += count
+    for entry in figures["versions"]:
+        assert len(entry["source_versions"]) <= 2 and len(entry["target_versions"]) <= 2
+        assert sum(map(sum, entry["compatible_pairs"])) == per_type[entry["type"]]
+        assert sum(v["devices"] for v in entry["source_versions"]) == dense.source_type.count(entry["type"])
