@@ -9,7 +9,6 @@ import io
 import re
 from html import unescape
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -312,7 +312,6 @@ class _Counted:
     def __init__(self, figures: _Figures) -> None:
         self.f = figures
         result = figures.result
-        sources, targets = figures.sources, figures.targets
         n_target_classes = result.class_shape[1]
         rows = figures.rows
         self.row_of = np.full(result.class_shape[0], -1, dtype=np.int64)
@@ -422,7 +421,7 @@ class _Counted:
         }
 
     def versions(self) -> list[dict[str, Any]]:
-        groups, f = self.version_groups, self.f
+        groups = self.version_groups
         scale = self._scale()
         (kept, weight), (taken, taken_weight) = self.version_pairs.result(), self.excluded.version_pairs.result()
         return groups.per_type(np.concatenate([kept, taken]), np.concatenate([weight, -taken_weight]), scale)
