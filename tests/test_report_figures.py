@@ -192,6 +192,7 @@ def test_figures_equal_a_dense_computation(seed, exclude_same_host, implementati
         assert figures["reasons"][kind]["pairs"] == pairs[kind]
         assert figures["reasons"][kind]["failing_pairs"] == failing[kind]
         assert _reason_table(figures["reasons"][kind]["counts"]) == dict(counts[kind])
+    assert _reason_table(figures["reasons"]["all"]["counts"]) == result.reason_counts()
 
     assert _cells(figures) == dense.heatmap(figures["heatmap"]["grouped_by"])
     assert _version_cells(figures) == dense.versions()

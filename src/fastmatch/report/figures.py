@@ -211,7 +211,7 @@ class _Figures:
         targets["available"] = int(result.rules.available.sum())
         targets["instances"] = int(result.targets.capacities.sum())
         # Read whole, the class-level sums are exact; from a sample, the kernel counts them.
-        compatible = _count(counted.compatible_pairs()) if not self.sampled else int(result._counts(np.ones(m, dtype=bool)).sum())
+        compatible = _count(counted.compatible_pairs()) if not self.sampled else int(result.compatible_counts().sum())
         return {
             "sources": side(result.sources, result.class_shape[0]),
             "targets": targets,
