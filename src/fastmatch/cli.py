@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``collect`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``convert``, ``explain``, ``check``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -254,7 +254,10 @@ def _parser() -> argparse.ArgumentParser:
     input_format_option(p)
     skip_options(p)
     p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
-    p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--format", choices=sorted([*_FORMATTERS, "parquet"]), default="table",
+        help="output format (default: table; parquet: one row per candidate, needs -o or a pipe)",
+    )
     p.add_argument(
         "--csv-formulas", action="store_true",
         help="CSV: write ids that begin with = + - @ (or a tab or CR) as they are; by default such a "
@@ -264,6 +267,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
+
+    p = commands.add_parser("convert", help="write any input as a Parquet fleet (one row per device)")
+    p.add_argument("input", metavar="INPUT", help="devices in any input format (as match reads them)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the Parquet file to write (atomically)")
+    p.add_argument("--role", choices=ROLES, help="of a libvirt or sysfs input: only its mdevs (source) or its mdev types (target)")
+    policy_option(p)
+    input_format_option(p)
+    skip_options(p)
+    p.set_defaults(run=_cmd_convert)
 
     p = commands.add_parser("explain", help="say why one source -> target pair is or is not compatible")
     p.add_argument("sources", metavar="SOURCES")
@@ -388,17 +400,22 @@ def _check_inputs(*paths: str) -> None:
         raise FastmatchError("'-' (standard input) is given as two inputs; it can be read once")
 
 
-def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | None) -> None:
+def _write_results(
+    path: str | None, chunks: Iterable[str] | Iterable[bytes], rejects: _Rejects | None, binary: bool = False
+) -> None:
     """The output (a file or stdout), then the rejects: all written, or none in place.
 
     The rejects become visible only once the output is complete, so a run that
-    fails leaves no rejects behind that would look like its result.
+    fails leaves no rejects behind that would look like its result. ``binary``
+    chunks (Parquet) go to a file or a pipe, never to a terminal.
     """
-    output = StagedOutput(path) if path is not None and path != STDIN else None
+    output = StagedOutput(path, binary=binary) if path is not None and path != STDIN else None
     staged_rejects = None
+    if output is None and binary and _stdout().isatty():
+        raise FastmatchError("Parquet output is binary: give -o FILE, or pipe it")
     try:
         if output is None:
-            stream = _stdout()
+            stream = _stdout().buffer if binary else _stdout()
             for chunk in chunks:
                 stream.write(chunk)
             stream.flush()
@@ -432,6 +449,9 @@ def _cmd_match(args: argparse.Namespace) -> int:
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
     ranking = Ranking.of(result, min(args.top, len(targets)))
+    if args.format == "parquet":
+        _write_results(args.output, [_parquet_candidates(ranking)], rejects, binary=True)
+        return EXIT_OK
     formatter = _FORMATTERS[args.format]
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
@@ -588,6 +608,26 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
     "json": _format_json,
     "csv": _format_csv,
 }
+
+
+def _parquet_candidates(ranking: Ranking) -> bytes:
+    """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
+    from .formats.columnar import candidates_table, parquet_bytes
+
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    return parquet_bytes(table)
+
+
+# -- convert -------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .formats.columnar import fleet_table, parquet_bytes
+
+    _check_inputs(args.input, args.policy)
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    devices = _read_devices(args.input, policy, args.input_format, args.role, rejects)
+    _write_results(args.output, [parquet_bytes(fleet_table(devices))], rejects, binary=True)
+    return EXIT_OK
 
 
 # -- explain -------------------------------------------------------------------------------
