@@ -265,6 +265,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    p.add_argument(
+        "--dask", metavar="ADDRESS",
+        help="reduce on a Dask cluster: its scheduler (tcp://HOST:8786, or a scheduler JSON file), or 'local' to start "
+        "one worker process per core on 127.0.0.1 (needs fastmatch[dask])",
+    )
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
 
@@ -446,9 +451,13 @@ def _cmd_match(args: argparse.Namespace) -> int:
         reading.update()
         targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
         reading.update()
-    result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
-    ranking = Ranking.of(result, min(args.top, len(targets)))
+    top = min(args.top, len(targets))
+    if args.dask is not None:
+        ranking = _ranking_on_dask(args.dask, sources, targets, policy, top)
+    else:
+        result = match(sources, targets, policy, workers=args.workers, progress=progress)
+        ranking = Ranking.of(result, top)
     if args.format == "parquet":
         _write_results(args.output, [_parquet_candidates(ranking)], rejects, binary=True)
         return EXIT_OK
@@ -608,6 +617,18 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
     "json": _format_json,
     "csv": _format_csv,
 }
+
+
+def _ranking_on_dask(address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int) -> Ranking:
+    """The ranking reduced on a Dask cluster (fastmatch.distributed), which is left as it was
+    found (a ``local`` one is stopped)."""
+    from . import distributed
+
+    client = distributed.connect(address)
+    try:
+        return Ranking.of(distributed.match(sources, targets, policy, client), k)
+    finally:
+        distributed.close(client)
 
 
 def _parquet_candidates(ranking: Ranking) -> bytes:
