@@ -235,3 +235,19 @@ def test_match_format_parquet_holds_the_csv_rows(tmp_path, capsys):
 
     assert len(rows) == table.num_rows > 0
     assert [{k: cell(v) for k, v in row.items()} for row in table.to_pylist()] == rows
+
+
+@pytest.mark.parametrize("n", [0, 1, 10, 5000])
+@pytest.mark.parametrize("cardinalities", [(50, 3, 2), (2**40, 2**30)])
+def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities):
+    """The grouping both fast readers use (a table over small keys, a sort over large ones),
+    against a dict."""
+    from fastmatch.formats.grouping import group_rows
+
+    rng = np.random.default_rng(n)
+    columns = [rng.integers(0, min(c, max(n // 4, 1)) if c < 2**20 else c, n) for c in cardinalities]
+    groups, first = group_rows(columns, n)
+    rows = list(zip(*[c.tolist() for c in columns]))
+    numbered: dict = {}
+    assert groups.tolist() == [numbered.setdefault(row, len(numbered)) for row in rows]
+    assert first.tolist() == [rows.index(row) for row in numbered]

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
+from .grouping import group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
         return None
     if any(code is None for code in codes):
         return None
-    descriptor_of, first_rows = _group(codes, len(ids))
+    descriptor_of, first_rows = group_rows(codes, len(ids))
     distinct = table.select([c for c in ("self", "compatible", "migration_version", "migratable") if c in names])
     builder = DeviceSetBuilder(policy)
     try:
@@ -252,7 +253,7 @@ def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
         fields = [_codes(array.field(k), pa, "field") for k in range(kind.num_fields)]
         if any(field is None for field in fields):
             return None
-        return _group(fields, len(array))[0] if fields else np.zeros(len(array), dtype=np.int64)
+        return group_rows(fields, len(array))[0] if fields else np.zeros(len(array), dtype=np.int64)
     if column in ("self", "compatible") and not _is_text(kind, pa):
         return None  # a map, or a compatible of structs: the row-wise reader takes them
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):  # a set attribute's items
@@ -278,25 +279,6 @@ def _is_text(kind, pa) -> bool:
 
 def _holds_separator(items: "pa.Array", pa) -> bool:
     return bool(pa.compute.any(pa.compute.match_substring(items, _ITEM_SEPARATOR)).as_py())
-
-
-def _group(codes: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's group among the distinct rows of ``codes`` (numbered by first row), and each
-    group's first row."""
-    key = np.zeros(n, dtype=np.int64)
-    width = 1
-    for column in codes:
-        cardinality = int(column.max(initial=0)) + 1
-        if width * cardinality >= 2**62:  # keep the mixed-radix key exact: renumber it first
-            _, key = np.unique(key, return_inverse=True)
-            width = int(key.max(initial=0)) + 1
-        key = key * cardinality + column
-        width *= cardinality
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.reshape(-1)], first[order]
 
 
 # -- writing ------------------------------------------------------------------------------------
