@@ -13,6 +13,7 @@ import collections
 import csv
 import io
 import json
+import operator
 import os
 import re
 import signal
@@ -20,6 +21,8 @@ import sys
 import warnings
 from contextlib import ExitStack, nullcontext, suppress
 from functools import partial
+from itertools import chain, repeat
+from operator import itemgetter
 from types import SimpleNamespace
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
@@ -411,19 +414,25 @@ def _write_results(
     """The output (a file or stdout), then the rejects: all written, or none in place.
 
     The rejects become visible only once the output is complete, so a run that
-    fails leaves no rejects behind that would look like its result. ``binary``
-    chunks (Parquet) go to a file or a pipe, never to a terminal.
+    fails leaves no rejects behind that would look like its result. ``binary`` chunks are
+    bytes (UTF-8 text, or a Parquet file), written as they are.
     """
     output = StagedOutput(path, binary=binary) if path is not None and path != STDIN else None
     staged_rejects = None
-    if output is None and binary and _stdout().isatty():
-        raise FastmatchError("Parquet output is binary: give -o FILE, or pipe it")
     try:
         if output is None:
-            stream = _stdout().buffer if binary else _stdout()
-            for chunk in chunks:
-                stream.write(chunk)
-            stream.flush()
+            stream = _stdout()
+            if binary:
+                stream.flush()  # what the text layer holds goes first
+                raw = getattr(stream, "buffer", None)  # a text stream without one (io.StringIO) takes text
+                write = raw.write if raw is not None else lambda chunk: stream.write(chunk.decode())
+                for chunk in chunks:
+                    write(chunk)
+                (raw or stream).flush()
+            else:
+                for chunk in chunks:
+                    stream.write(chunk)
+                stream.flush()
         else:
             output.write(chunks)
         staged_rejects = rejects.stage() if rejects is not None else None
@@ -459,12 +468,12 @@ def _cmd_match(args: argparse.Namespace) -> int:
         result = match(sources, targets, policy, workers=args.workers, progress=progress)
         ranking = Ranking.of(result, top)
     if args.format == "parquet":
-        _write_results(args.output, [_parquet_candidates(ranking)], rejects, binary=True)
+        _write_parquet(args.output, _parquet_candidates(ranking), rejects)
         return EXIT_OK
     formatter = _FORMATTERS[args.format]
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
-    _write_results(args.output, formatter(ranking), rejects)
+    _write_results(args.output, formatter(ranking), rejects, binary=args.format in ("json", "csv"))
     return EXIT_OK
 
 
@@ -514,9 +523,16 @@ def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, which
 
 
-def _format_json(ranking: Ranking) -> Iterator[str]:
+# Rows written per chunk: a chunk of top-5 JSON Lines is about 50 MB.
+_ROWS_PER_CHUNK = 1 << 16
+
+
+def _format_json(ranking: Ranking) -> Iterator[bytes]:
     """JSON Lines: one object per source,
-    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``."""
+    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``.
+
+    Each distinct ranking is formatted once; a source's line is then a prefix, its encoded id
+    and its ranking's suffix, joined in C (map, zip, bytes.join): no Python code runs per source."""
     encode = msgspec.json.encode
     target_ids, parts = ranking.target_ids, ranking.parts
 
@@ -526,14 +542,13 @@ def _format_json(ranking: Ranking) -> Iterator[str]:
             for rank, j in ranking.candidates(i)
         )
 
-    rankings = ranking.formatted(candidates)
-    source_ids, which = ranking.source_ids, ranking.which
-    for start in range(0, len(source_ids), 8192):
-        stop = min(len(source_ids), start + 8192)
-        yield "".join(
-            f'{{"source": {encode(source_ids[i]).decode()}, "candidates": [{rankings[which[i]]}]}}\n'
-            for i in range(start, stop)
-        )
+    suffixes = [f', "candidates": [{text}]}}\n'.encode() for text in ranking.formatted(candidates)]
+    source_ids, which = ranking.source_ids, ranking.which.tolist()
+    for start in range(0, len(source_ids), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        ids = map(encode, source_ids[start:stop])
+        lines = zip(repeat(b'{"source": '), ids, map(suffixes.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(lines))  # one copy of each piece, straight into the chunk
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
@@ -549,7 +564,7 @@ def _csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
+def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
     """``CSV_COLUMNS``, one row per candidate (rank from 1; the score's parts, empty where
     they do not apply).
 
@@ -571,14 +586,32 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
-    yield cells(CSV_COLUMNS)
-    # Each distinct ranking's rows without the leading source cell.
+    yield cells(CSV_COLUMNS).encode()
+    # Each distinct ranking's rows without the leading source cell; a source writes its cell
+    # (and a comma) before each row of its ranking, joined in C: no Python code runs per source.
     rankings = ranking.formatted(
         lambda i: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(i, rank)]) for rank, j in ranking.candidates(i)]
     )
-    for i, source_id in enumerate(ranking.source_ids):
-        prefix = cells([cell(source_id)])[:-1] + ","
-        yield "".join(prefix + row for row in rankings[ranking.which[i]])
+    rows = [[row.encode() for row in rows] for rows in rankings]
+    source_cells = _csv_source_cells(ranking.source_ids, lambda text: cells([cell(text)])[:-1], neutralise)
+    which = ranking.which.tolist()
+    for start in range(0, len(source_cells), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        pairs = map(zip, map(repeat, source_cells[start:stop]), map(rows.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(chain.from_iterable(pairs)))
+
+
+def _csv_source_cells(source_ids: Sequence[str], quoted: Callable[[str], str], neutralise: bool) -> list[bytes]:
+    """Each source id as its CSV cell and a comma, in UTF-8. Ids that need nothing done (no
+    comma, quote, CR or LF to quote; no formula start to neutralise) are found at C speed,
+    and only the others go through ``quoted`` (the csv writer)."""
+    joined = "\n".join(source_ids)  # a newline in an id is one of the characters to quote anyway
+    special = any(c in joined for c in ',"\r') or len(source_ids) != joined.count("\n") + 1
+    if neutralise and not special:
+        special = not set(map(itemgetter(0), source_ids)).isdisjoint(_FORMULA_START)
+    if not special:
+        return list(map(str.encode, map(operator.add, source_ids, repeat(","))))
+    return [(quoted(text) + ",").encode() for text in source_ids]
 
 
 def _format_table(ranking: Ranking) -> Iterator[str]:
@@ -633,6 +666,13 @@ def _ranking_on_dask(address: str, sources: DeviceSet, targets: DeviceSet, polic
         distributed.close(client)
 
 
+def _write_parquet(path: str | None, data: bytes, rejects: _Rejects | None) -> None:
+    """A Parquet file to ``path``, or to standard output unless that is a terminal."""
+    if (path is None or path == STDIN) and (_stdout().isatty() or not hasattr(_stdout(), "buffer")):
+        raise FastmatchError("Parquet output is binary: give -o FILE, or pipe it")
+    _write_results(path, [data], rejects, binary=True)
+
+
 def _parquet_candidates(ranking: Ranking) -> bytes:
     """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
     from .formats.columnar import candidates_table, parquet_bytes
@@ -649,7 +689,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
     devices = _read_devices(args.input, policy, args.input_format, args.role, rejects)
-    _write_results(args.output, [parquet_bytes(fleet_table(devices))], rejects, binary=True)
+    _write_parquet(args.output, parquet_bytes(fleet_table(devices)), rejects)
     return EXIT_OK
 
 

@@ -354,7 +354,7 @@ def candidates_table(
     # The parts of the distinct rankings, (rankings, k), then each candidate's from its row's ranking.
     closest = parts.prefer == "closest"
     has_version = np.array([[v is not None for v in parts.version[i]] for i in first], dtype=bool).reshape(len(first), k)
-    texts = np.array([[v.text if v is not None else None for v in parts.version[i]] for i in first], dtype=object).reshape(len(first), k)
+    texts = np.array([[v.canonical if v is not None else None for v in parts.version[i]] for i in first], dtype=object).reshape(len(first), k)
     at = (which[rows], columns)
     distance_valid = has_version[at] if closest else np.zeros(len(rows), dtype=bool)
     return pa.table(
