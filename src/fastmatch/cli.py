@@ -602,16 +602,19 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
 
 
 def _csv_source_cells(source_ids: Sequence[str], quoted: Callable[[str], str], neutralise: bool) -> list[bytes]:
-    """Each source id as its CSV cell and a comma, in UTF-8. Ids that need nothing done (no
-    comma, quote, CR or LF to quote; no formula start to neutralise) are found at C speed,
-    and only the others go through ``quoted`` (the csv writer)."""
+    """Each source id as its CSV cell and a comma, in UTF-8. Whether any id needs something
+    done (a comma, quote, CR or LF to quote; a formula start to neutralise) is found at C
+    speed; only then is each id looked at, and those ids go through ``quoted`` (the csv writer)."""
     joined = "\n".join(source_ids)  # a newline in an id is one of the characters to quote anyway
     special = any(c in joined for c in ',"\r') or len(source_ids) != joined.count("\n") + 1
     if neutralise and not special:
         special = not set(map(itemgetter(0), source_ids)).isdisjoint(_FORMULA_START)
-    if not special:
-        return list(map(str.encode, map(operator.add, source_ids, repeat(","))))
-    return [(quoted(text) + ",").encode() for text in source_ids]
+    out = list(map(str.encode, map(operator.add, source_ids, repeat(","))))
+    if special:
+        for i, text in enumerate(source_ids):
+            if any(c in text for c in ',"\r\n') or (neutralise and text.startswith(_FORMULA_START)):
+                out[i] = (quoted(text) + ",").encode()
+    return out
 
 
 def _format_table(ranking: Ranking) -> Iterator[str]:
@@ -647,7 +650,7 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
         )
 
 
-_FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
+_FORMATTERS: dict[str, Callable[..., Iterator[str] | Iterator[bytes]]] = {  # json, csv: UTF-8 bytes
     "table": _format_table,
     "json": _format_json,
     "csv": _format_csv,
@@ -659,11 +662,8 @@ def _ranking_on_dask(address: str, sources: DeviceSet, targets: DeviceSet, polic
     found (a ``local`` one is stopped)."""
     from . import distributed
 
-    client = distributed.connect(address)
-    try:
+    with distributed.connected(address) as client:
         return Ranking.of(distributed.match(sources, targets, policy, client), k)
-    finally:
-        distributed.close(client)
 
 
 def _write_parquet(path: str | None, data: bytes, rejects: _Rejects | None) -> None:

@@ -18,9 +18,10 @@ dense arrays on demand) is computed on the client, as a local result would.
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -41,34 +42,34 @@ DEVICE_ROWS_PER_SECOND = 1e6
 TASK_SECONDS = 0.1
 
 
-def connect(address: str, timeout: float = 10):
-    """A ``distributed.Client`` for ``address`` (``tcp://host:8786``, or a scheduler file path);
-    ``local`` starts a ``LocalCluster`` on 127.0.0.1, one single-threaded worker process per core,
-    closed with the client. A scheduler that does not answer within ``timeout`` seconds is an error."""
+@contextmanager
+def connected(address: str, timeout: float = 10) -> Iterator:
+    """A ``distributed.Client`` for ``address`` (``tcp://host:8786``, or a scheduler file
+    ``*.json``), closed on leaving; ``local`` starts a ``LocalCluster`` on 127.0.0.1 (one
+    single-threaded worker process per core), stopped on leaving. A scheduler that does not
+    answer within ``timeout`` seconds is an error."""
     distributed = dask_module()
-    if address == "local":
-        from .engine import available_cores
+    with ExitStack() as stack:
+        if address == "local":
+            from .engine import available_cores
 
-        cluster = distributed.LocalCluster(
-            n_workers=available_cores(), threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
-        )
-        client = distributed.Client(cluster)
-        client.close_cluster = True  # read by close(): a LocalCluster goes with its client
-        return client
-    try:
-        if address.endswith(".json"):
-            return distributed.Client(scheduler_file=address, timeout=timeout)
-        return distributed.Client(address, timeout=timeout)
-    except (OSError, TimeoutError) as exc:
-        raise FastmatchError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
-
-
-def close(client) -> None:
-    """Close a client from :func:`connect`, and the LocalCluster it started."""
-    cluster = client.cluster if getattr(client, "close_cluster", False) else None
-    client.close()
-    if cluster is not None:
-        cluster.close()
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=available_cores(), threads_per_worker=1, processes=True, host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster))
+        else:
+            try:
+                if address.endswith(".json"):
+                    client = distributed.Client(scheduler_file=address, timeout=timeout)
+                else:
+                    client = distributed.Client(address, timeout=timeout)
+            except (OSError, TimeoutError) as exc:
+                raise FastmatchError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
+            stack.enter_context(client)
+        yield client
 
 
 def dask_module():
@@ -230,7 +231,7 @@ class ClusterOutputs:
     def local(self):
         from .native import NativeOutputs
 
-        state = _WorkerState(self.problem)
+        state = _Prepared(self.problem)
         return NativeOutputs(state.kernel, self.rules, self.problem.source_class, 1)
 
     def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
@@ -279,8 +280,9 @@ class DistributedResult(MatchResult):
 
 
 # -- on the workers --------------------------------------------------------------------------
-class _WorkerState:
-    """A worker's kernel problem and target view for one scattered match, built at its first task."""
+class _Prepared:
+    """The kernel problem and target view of one scattered match, built where it is used: on a
+    worker at its first task, on the client for single rows."""
 
     def __init__(self, problem: ScatteredProblem) -> None:
         from .native import prepared_problem
@@ -307,15 +309,15 @@ class _WorkerState:
         return devices, view
 
 
-_STATES: dict[str, _WorkerState] = {}  # token -> state; the last few matches a worker served
+_STATES: dict[str, _Prepared] = {}  # token -> state; the last few matches a worker served
 
 
-def _state(problem: ScatteredProblem) -> _WorkerState:
+def _state(problem: ScatteredProblem) -> _Prepared:
     state = _STATES.get(problem.token)
     if state is None:
         while len(_STATES) >= 2:
             _STATES.pop(next(iter(_STATES)))
-        state = _STATES[problem.token] = _WorkerState(problem)
+        state = _STATES[problem.token] = _Prepared(problem)
     return state
 
 
