@@ -80,13 +80,17 @@ def pyarrow_module(what: str):
     return pyarrow
 
 
-def read_table(data: bytes, name: str, input_format: str) -> "pa.Table":
-    """The table of a Parquet or Arrow file's bytes; a file pyarrow cannot read is one error naming it."""
+def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False) -> "pa.Table":
+    """The table of a Parquet or Arrow file's bytes; a file pyarrow cannot read is one error naming it.
+    ``coded``: the descriptor columns' strings, which repeat (``compatible``,
+    ``migration_version``, ``self`` or a struct ``self``'s string fields), are read as the
+    dictionaries Parquet stores them as, never as a million strings."""
     pa = pyarrow_module("reading a columnar fleet")
     buffer = pa.py_buffer(data)
     try:
         if input_format == "parquet":
-            return pa.parquet.read_table(buffer)
+            repeated = _repeated_strings(pa.parquet.ParquetFile(buffer).schema_arrow, pa) if coded else None
+            return pa.parquet.read_table(buffer, read_dictionary=repeated)
         if data.startswith(ARROW_STREAM_START):
             return pa.ipc.open_stream(buffer).read_all()
         import pyarrow.feather
@@ -95,6 +99,18 @@ def read_table(data: bytes, name: str, input_format: str) -> "pa.Table":
     except (pa.ArrowException, OSError, ValueError) as exc:
         kind = "a Parquet" if input_format == "parquet" else "an Arrow IPC"
         raise InputError(f"not {kind} file that pyarrow can read ({' '.join(str(exc).split())})", file=name) from None
+
+
+def _repeated_strings(schema: "pa.Schema", pa) -> list[str]:
+    paths = []
+    for field in schema:
+        if field.name not in ("self", "compatible", "migration_version"):  # per device: no repeats to gain from
+            continue
+        if pa.types.is_string(field.type):
+            paths.append(field.name)
+        elif field.name == "self" and pa.types.is_struct(field.type):
+            paths += [f"self.{child.name}" for child in field.type if pa.types.is_string(child.type)]
+    return paths
 
 
 # -- the row-wise reader ----------------------------------------------------------------------
@@ -170,7 +186,7 @@ def _object(value: Any) -> Any:
 # -- the column-wise reader -----------------------------------------------------------------
 def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Policy") -> DeviceSet | None:
     """The devices of a valid columnar fleet, or ``None`` to leave it to the row-wise reader."""
-    table = read_table(data, name, input_format)
+    table = read_table(data, name, input_format, coded=True)
     pa = pyarrow_module("reading a columnar fleet")
     names = table.column_names
     if not set(names) <= set(RECORD_KEYS) or "id" not in names or "self" not in names or table.num_rows == 0:
@@ -194,7 +210,7 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
     if any(code is None for code in codes):
         return None
     descriptor_of, first_rows = group_rows(codes, len(ids))
-    distinct = table.select([c for c in ("self", "compatible", "migration_version", "migratable") if c in names])
+    distinct = pa.table({c: columns[c] for c in ("self", "compatible", "migration_version", "migratable") if c in names})
     builder = DeviceSetBuilder(policy)
     try:
         for raw in distinct.take(pa.array(first_rows)).to_pylist():
@@ -207,7 +223,15 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
 
 
 def _one_chunk(column: "pa.ChunkedArray", pa) -> "pa.Array":
-    if pa.types.is_dictionary(column.type):
+    """One array of a column, dictionaries (a struct's fields' too) unified over its chunks."""
+    kind = column.type
+    if pa.types.is_struct(kind) and not column.null_count:
+        fields = [
+            _one_chunk(pa.chunked_array([chunk.flatten()[k] for chunk in column.chunks], type=kind.field(k).type), pa)
+            for k in range(kind.num_fields)
+        ]
+        return pa.StructArray.from_arrays(fields, fields=list(kind)) if fields else column.combine_chunks()
+    if pa.types.is_dictionary(kind):
         column = column.unify_dictionaries()
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
@@ -216,8 +240,15 @@ def _strings(array: "pa.Array", pa, nullable: bool = True) -> list[str] | None:
     """A column of strings (nulls as ``""``) as a list; ``None`` when it holds anything else."""
     if pa.types.is_null(array.type):
         return [""] * len(array) if nullable else None
-    if pa.types.is_dictionary(array.type):
-        array = array.cast(array.type.value_type)
+    if pa.types.is_dictionary(array.type) and _is_text(array.type, pa):
+        # Each distinct string made once, then each row's picked by its code (in C: map).
+        values = array.dictionary.to_pylist() + [""]
+        codes = array.indices
+        if codes.null_count:
+            if not nullable:
+                return None
+            codes = pa.compute.fill_null(codes, len(values) - 1)
+        return list(map(values.__getitem__, codes.to_numpy(zero_copy_only=False).tolist()))
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         return None
     if array.null_count:
@@ -265,10 +296,10 @@ def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
         return None
     if not pa.types.is_dictionary(array.type):
         array = pa.compute.dictionary_encode(array, null_encoding="encode")
-    indices = array.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    if array.indices.null_count:  # a dictionary-typed column's nulls are null indices
-        indices[np.asarray(array.indices.is_null())] = len(array.dictionary)
-    return indices
+    indices = array.indices
+    if indices.null_count:  # a dictionary-typed column's nulls are null indices: one code of their own
+        indices = pa.compute.fill_null(indices, len(array.dictionary))
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _is_text(kind, pa) -> bool:

@@ -19,18 +19,28 @@ def value_codes(values: Iterable[Hashable], n: int) -> tuple[np.ndarray, list[Ha
 
 
 def group_rows(codes: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's group among the distinct rows of ``codes`` (code columns of ``n`` rows),
-    numbered in order of their first row, and each group's first row."""
+    """Each row's group among the distinct rows of ``codes`` (code columns of ``n`` rows, each
+    from 0), numbered in order of their first row, and each group's first row.
+
+    The columns are combined into one mixed-radix key, renumbered densely whenever the next
+    column would take it past a table of about 4n entries: a table over the keys finds the
+    groups without sorting the rows (a sort remains for a column of very many codes)."""
+    table_limit = 4 * n + 1024
     key = np.zeros(n, dtype=np.int64)
     width = 1
     for column in codes:
         cardinality = int(column.max(initial=0)) + 1
-        if width * cardinality >= 2**62:  # keep the mixed-radix key exact: renumber it first
-            _, key = np.unique(key, return_inverse=True)
-            width = int(key.max(initial=0)) + 1
+        if width > 1 and width * cardinality > table_limit:
+            key, first = _by_first_row(key, width, n)
+            width = len(first)
         key = key * cardinality + column
         width *= cardinality
-    if width <= 4 * n + 1024:  # a table over the keys: no sort of the n rows
+    return _by_first_row(key, width, n)
+
+
+def _by_first_row(key: np.ndarray, width: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys in ``[0, width)`` numbered by their first row, and those first rows."""
+    if width <= 4 * n + 1024:
         first_of_key = np.full(width, n, dtype=np.int64)
         first_of_key[key[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each key's first row
         keys_seen = np.flatnonzero(first_of_key < n)
