@@ -2,8 +2,9 @@
 
 For fleets whose distinct descriptors take one machine's kernel too long, or too much
 memory: the client reads and interns the two fleets as :func:`fastmatch.match` does,
-then scatters the problem (the interned classes, the blocks, and the device-level arrays
-the reductions read; never a device id) to every worker once. ``top_k``, ``counts`` and
+then sends the problem (the interned classes, the blocks, and the device-level arrays
+the reductions read; never a device id) to every worker once, as a task's result that Dask
+can make again should every copy be lost with its workers. ``top_k``, ``counts`` and
 ``stranded`` split the source classes into tasks of about ``task_seconds`` each; a
 worker builds the kernel's problem once per match, runs its tasks' classes through the
 fused reductions, and returns only their devices' answers (``stranded``: only the
@@ -18,6 +19,7 @@ dense arrays on demand) is computed on the client, as a local result would.
 from __future__ import annotations
 
 import uuid
+import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -189,17 +191,25 @@ class ClusterOutputs:
 
     @property
     def scattered(self):
-        """The problem on every worker, scattered at the first task and kept while the result lives."""
+        """The problem on every worker, sent at the first task and kept while the result lives."""
         if self._scattered is None:
-            self._scattered = self.client.scatter(self.problem, broadcast=True, hash=False)
+            self._scattered = self._on_every_worker(self.problem, "ScatteredProblem")
         return self._scattered
 
-    def _broadcast(self, value):
-        return self.client.scatter(value, broadcast=True, hash=False)
+    def _on_every_worker(self, value, name: str):
+        """``value`` as a future copied once to every worker. It is the result of a task that
+        holds it (``client.scatter`` would do, but scattered data that loses its last copy with
+        its workers cannot be made again, and every task needing it is cancelled): a task's
+        result is computed again from the scheduler's graph, so a dead worker costs a retry."""
+        with warnings.catch_warnings():  # "large object in the task graph": here, on purpose
+            warnings.simplefilter("ignore", UserWarning)
+            future = self.client.submit(_itself, value, key=f"{name}-{uuid.uuid4().hex}", pure=False)
+        self.client.replicate([future])
+        return future
 
     def submit_top_k(self, k: int) -> list:
         depth = self.rules.top_k_depth(k, self.problem.source_class, self.shape[0])
-        depth_future = self._broadcast(depth)
+        depth_future = self._on_every_worker(depth, "fastmatch-depth")
         return [
             self.client.submit(_top_k_task, self.scattered, depth_future, i0, i1, k, key=f"fastmatch-top_k-{uuid.uuid4().hex}", pure=False)
             for i0, i1 in self.ranges
@@ -210,7 +220,7 @@ class ClusterOutputs:
 
     def submit_counts(self, counted: np.ndarray, stranded_only: bool = False) -> list:
         per_class = np.bincount(self.problem.target_class[counted], minlength=self.shape[1])
-        counted_future = self._broadcast((np.ascontiguousarray(counted).view(np.uint8), per_class))
+        counted_future = self._on_every_worker((np.ascontiguousarray(counted).view(np.uint8), per_class), "fastmatch-counted")
         return [
             self.client.submit(
                 _counts_task, self.scattered, counted_future, i0, i1, stranded_only, key=f"fastmatch-counts-{uuid.uuid4().hex}", pure=False
@@ -280,6 +290,11 @@ class DistributedResult(MatchResult):
 
 
 # -- on the workers --------------------------------------------------------------------------
+def _itself(value):
+    return value
+
+
+
 class _Prepared:
     """The kernel problem and target view of one scattered match, built where it is used: on a
     worker at its first task, on the client for single rows."""
