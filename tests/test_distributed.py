@@ -125,6 +125,9 @@ def test_match_dask_writes_what_the_local_match_writes(client, tmp_path):
     assert main(["match", s, t, "--format", "json", "--dask", "local", "-o", str(tmp_path / "local-cluster.jsonl")]) == 0
     assert (tmp_path / "local-cluster.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert len([json.loads(line) for line in (tmp_path / "dask.jsonl").read_text().splitlines()]) == 2500
+    for where, extra in (("local", []), ("dask", ["--dask", address])):
+        assert main(["match", s, t, "-o", str(tmp_path / f"{where}.txt"), "--summary-json", str(tmp_path / f"{where}-summary.json"), *extra]) == 0
+    assert json.loads((tmp_path / "dask-summary.json").read_text()) == json.loads((tmp_path / "local-summary.json").read_text())
 
 
 def test_dask_is_imported_only_when_asked_for(tmp_path):

@@ -256,6 +256,9 @@ class ClusterOutputs:
     def row(self, c: int) -> np.ndarray:
         return self.local.row(c)
 
+    def blocks(self):
+        return self.local.blocks()
+
 
 def gather_top_k(client, futures: list, indices: np.ndarray, scores: np.ndarray) -> None:
     """Each task's devices' rows into ``indices`` and ``scores`` (n, k), as the tasks finish."""

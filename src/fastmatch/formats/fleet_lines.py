@@ -11,7 +11,7 @@ file again and reports the problem with its line and field.
 from __future__ import annotations
 
 import gc
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from operator import attrgetter
 from typing import Any
 
@@ -21,7 +21,13 @@ import numpy as np
 from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
+from ..progress import SILENT, Stages
 from .grouping import group_rows, value_codes
+
+# Lines (or, decoded in one call, bytes) between two updates of the progress bar: a few
+# milliseconds' work.
+LINES_PER_UPDATE = 1 << 16
+BYTES_PER_UPDATE = 1 << 23
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):  # no cycles: not tracked by the GC
@@ -46,18 +52,21 @@ def looks_like_fleet_lines(data: bytes) -> bool:
     return head[start : start + 1] == b"{" and end != -1 and b'"id"' in data[start:end] and data.find(b"{", end) != -1
 
 
-def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
-    """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader."""
+def read_fleet_lines(data: bytes, policy: Policy, stages: Stages = SILENT) -> DeviceSet | None:
+    """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader.
+
+    ``stages`` shows the lines as they are decoded, then the distinct descriptors as they are parsed.
+    """
     # Unpaired surrogate escapes (\ud800-\udfff), which the careful reader refuses with its own
     # words, need no scan of the file: msgspec refuses them in every string it decodes (each
     # line's, and each distinct descriptor's below), and this path then steps aside.
     # (Over-long lines never get here: fastmatch.files.)
     with _gc_paused():  # a million objects made and none of them in a cycle: no collection can free any
-        lines = _decode(data)
-        return None if lines is None else _devices(lines, policy)
+        lines = _decode(data, stages)
+        return None if lines is None else _devices(lines, policy, stages)
 
 
-def _devices(lines: list[_Line], policy: Policy) -> DeviceSet | None:
+def _devices(lines: list[_Line], policy: Policy, stages: Stages) -> DeviceSet | None:
     # Each column read at C speed (map and attrgetter): no Python code runs per line.
     n = len(lines)
     ids = list(map(attrgetter("id"), lines))
@@ -85,7 +94,7 @@ def _devices(lines: list[_Line], policy: Policy) -> DeviceSet | None:
     descriptor_of, first_rows = group_rows([self_code, compatible_code, version_code, migratable.astype(np.int64)], n)
     builder = DeviceSetBuilder(policy)
     try:
-        for row in first_rows.tolist():
+        for row in stages.counted(first_rows.tolist(), "parsing", len(first_rows), "descriptor"):
             line = lines[row]
             builder.add_descriptor(_descriptor_parts((selves[row], bytes(line.compatible), line.migration_version, line.migratable)))
     except (FastmatchError, ValueError, RecursionError):
@@ -106,22 +115,38 @@ def _gc_paused():
             gc.enable()
 
 
-def _decode(data: bytes) -> list[_Line] | None:
+def _decode(data: bytes, stages: Stages) -> list[_Line] | None:
     """Each line's struct, one value per line as the careful reader wants (a line holding two
     values, or a value spread over two lines, is refused); ``None`` when a line does not decode.
 
     A file whose every newline sits between a ``}`` and a ``{`` (no blank or indented lines,
     no CRs) holds no value over two lines: inside a value, ``}`` is followed by ``,``, ``}``
-    or ``]``. Its values are then one a line when there are as many as lines, and the whole
-    file is decoded in one call; other files are decoded line by line.
+    or ``]``. Its values are then one a line when there are as many as lines, and the file is
+    decoded in a few ``decode_lines`` calls (slices of 8 MiB that end at a newline); other
+    files are decoded line by line.
     """
     newlines = data.count(b"\n")
     lines_in_file = newlines + (not data.endswith(b"\n"))
     try:
         if data.startswith(b"{") and data.endswith((b"}", b"}\n")) and data.count(b"}\n{") == lines_in_file - 1:
-            lines = _DECODER.decode_lines(data)
+            lines: list[_Line] = []
+            view = memoryview(data)
+            with closing(stages.stage("decoding", lines_in_file, "line")) as bar:
+                start = 0
+                while start < len(data):
+                    end = data.find(b"\n", start + BYTES_PER_UPDATE) + 1 or len(data)
+                    decoded = _DECODER.decode_lines(view[start:end])
+                    lines += decoded
+                    bar.update(len(decoded))
+                    start = end
             return lines if len(lines) == lines_in_file else None
-        return [_DECODER.decode(line) for line in data.split(b"\n") if line and not line.isspace()]
+        pieces = [line for line in data.split(b"\n") if line and not line.isspace()]
+        lines = []
+        with closing(stages.stage("decoding", len(pieces), "line")) as bar:
+            for start in range(0, len(pieces), LINES_PER_UPDATE):
+                lines += map(_DECODER.decode, pieces[start : start + LINES_PER_UPDATE])
+                bar.update(min(LINES_PER_UPDATE, len(pieces) - start))
+        return lines
     except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
         return None
 
