@@ -213,7 +213,7 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
     distinct = pa.table({c: columns[c] for c in ("self", "compatible", "migration_version", "migratable") if c in names})
     builder = DeviceSetBuilder(policy)
     try:
-        for raw in distinct.take(pa.array(first_rows)).to_pylist():
+        for raw in distinct.take(pa.array(first_rows)).to_pylist():  # an error: the row-wise reader locates it
             builder.add_descriptor(_record({k: v for k, v in raw.items() if v is not None}, name, 0))
     except (FastmatchError, ValueError, RecursionError, UnicodeDecodeError):
         return None
