@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``convert``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -12,6 +12,7 @@ import argparse
 import csv
 import io
 import json
+import operator
 import os
 import re
 import signal
@@ -19,6 +20,8 @@ import sys
 import warnings
 from contextlib import ExitStack, suppress
 from functools import partial
+from itertools import chain, repeat
+from operator import itemgetter
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
 
@@ -254,7 +257,10 @@ def _parser() -> argparse.ArgumentParser:
     input_format_option(p)
     skip_options(p)
     p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
-    p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--format", choices=sorted([*_FORMATTERS, "parquet"]), default="table",
+        help="output format (default: table; parquet: one row per candidate, needs -o or a pipe)",
+    )
     p.add_argument(
         "--csv-formulas", action="store_true",
         help="CSV: write ids that begin with = + - @ (or a tab or CR) as they are; by default such a "
@@ -263,12 +269,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
     p.add_argument(
+        "--dask", metavar="ADDRESS",
+        help="reduce on a Dask cluster: its scheduler (tcp://HOST:8786, or a scheduler JSON file), or 'local' to start "
+        "one worker process per core on 127.0.0.1 (needs fastmatch[dask])",
+    )
+    p.add_argument(
         "--summary", action="store_true",
         help="print a summary to stderr: devices, classes, compatible pairs, stranded sources, reason counts",
     )
     p.add_argument("--summary-json", metavar="FILE", help="write that summary to FILE as JSON (atomically)")
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
+
+    p = commands.add_parser("convert", help="write any input as a Parquet fleet (one row per device)")
+    p.add_argument("input", metavar="INPUT", help="devices in any input format (as match reads them)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the Parquet file to write (atomically)")
+    p.add_argument("--role", choices=ROLES, help="of a libvirt or sysfs input: only its mdevs (source) or its mdev types (target)")
+    policy_option(p)
+    input_format_option(p)
+    skip_options(p)
+    p.set_defaults(run=_cmd_convert)
 
     p = commands.add_parser("explain", help="say why one source -> target pair is or is not compatible")
     p.add_argument("sources", metavar="SOURCES")
@@ -452,20 +472,31 @@ def _check_inputs(*paths: str) -> None:
         raise FastmatchError("'-' (standard input) is given as two inputs; it can be read once")
 
 
-def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | None) -> None:
+def _write_results(
+    path: str | None, chunks: Iterable[str] | Iterable[bytes], rejects: _Rejects | None, binary: bool = False
+) -> None:
     """The output (a file or stdout), then the rejects: all written, or none in place.
 
     The rejects become visible only once the output is complete, so a run that
-    fails leaves no rejects behind that would look like its result.
+    fails leaves no rejects behind that would look like its result. ``binary`` chunks are
+    bytes (UTF-8 text, or a Parquet file), written as they are.
     """
-    output = StagedOutput(path) if path is not None and path != STDIN else None
+    output = StagedOutput(path, binary=binary) if path is not None and path != STDIN else None
     staged_rejects = None
     try:
         if output is None:
             stream = _stdout()
-            for chunk in chunks:
-                stream.write(chunk)
-            stream.flush()
+            if binary:
+                stream.flush()  # what the text layer holds goes first
+                raw = getattr(stream, "buffer", None)  # a text stream without one (io.StringIO) takes text
+                write = raw.write if raw is not None else lambda chunk: stream.write(chunk.decode())
+                for chunk in chunks:
+                    write(chunk)
+                (raw or stream).flush()
+            else:
+                for chunk in chunks:
+                    stream.write(chunk)
+                stream.flush()
         else:
             output.write(chunks)
         staged_rejects = rejects.stage() if rejects is not None else None
@@ -491,17 +522,27 @@ def _cmd_match(args: argparse.Namespace) -> int:
     progress = _progress(args)
     sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
     targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
-    result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
-    ranking = Ranking.of(result, min(args.top, len(targets)))
-    formatter = _FORMATTERS[args.format]
-    if args.format == "csv":
-        formatter = partial(formatter, neutralise=not args.csv_formulas)
-    summary = summarise(result) if args.summary or args.summary_json is not None else None
+    top = min(args.top, len(targets))
+    wants_summary = args.summary or args.summary_json is not None
+    if args.dask is not None:
+        ranking, summary = _on_dask(args.dask, sources, targets, policy, top, wants_summary)
+    else:
+        result = match(sources, targets, policy, workers=args.workers, progress=progress)
+        ranking = Ranking.of(result, top)
+        summary = summarise(result) if wants_summary else None
+    if args.format == "parquet":
+        _refuse_binary_terminal(args.output)
+        chunks = [_parquet_candidates(ranking)]
+    else:
+        formatter = _FORMATTERS[args.format]
+        if args.format == "csv":
+            formatter = partial(formatter, neutralise=not args.csv_formulas)
+        chunks = formatter(ranking)
     # The summary file is written first and put in place with the results: both, or neither.
     staged_summary = _stage_summary(summary, args.summary_json)
     try:
-        _write_results(args.output, formatter(ranking), rejects)
+        _write_results(args.output, chunks, rejects, binary=args.format != "table")
         if staged_summary is not None:
             staged_summary.commit()
     except BaseException:
@@ -584,9 +625,16 @@ def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, which
 
 
-def _format_json(ranking: Ranking) -> Iterator[str]:
+# Rows written per chunk: a chunk of top-5 JSON Lines is about 50 MB.
+_ROWS_PER_CHUNK = 1 << 16
+
+
+def _format_json(ranking: Ranking) -> Iterator[bytes]:
     """JSON Lines: one object per source,
-    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``."""
+    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``.
+
+    Each distinct ranking is formatted once; a source's line is then a prefix, its encoded id
+    and its ranking's suffix, joined in C (map, zip, bytes.join): no Python code runs per source."""
     encode = msgspec.json.encode
     target_ids, parts = ranking.target_ids, ranking.parts
 
@@ -596,14 +644,13 @@ def _format_json(ranking: Ranking) -> Iterator[str]:
             for rank, j in ranking.candidates(i)
         )
 
-    rankings = ranking.formatted(candidates)
-    source_ids, which = ranking.source_ids, ranking.which
-    for start in range(0, len(source_ids), 8192):
-        stop = min(len(source_ids), start + 8192)
-        yield "".join(
-            f'{{"source": {encode(source_ids[i]).decode()}, "candidates": [{rankings[which[i]]}]}}\n'
-            for i in range(start, stop)
-        )
+    suffixes = [f', "candidates": [{text}]}}\n'.encode() for text in ranking.formatted(candidates)]
+    source_ids, which = ranking.source_ids, ranking.which.tolist()
+    for start in range(0, len(source_ids), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        ids = map(encode, source_ids[start:stop])
+        lines = zip(repeat(b'{"source": '), ids, map(suffixes.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(lines))  # one copy of each piece, straight into the chunk
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
@@ -619,7 +666,7 @@ def _csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
+def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
     """``CSV_COLUMNS``, one row per candidate (rank from 1; the score's parts, empty where
     they do not apply).
 
@@ -641,14 +688,35 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
-    yield cells(CSV_COLUMNS)
-    # Each distinct ranking's rows without the leading source cell.
+    yield cells(CSV_COLUMNS).encode()
+    # Each distinct ranking's rows without the leading source cell; a source writes its cell
+    # (and a comma) before each row of its ranking, joined in C: no Python code runs per source.
     rankings = ranking.formatted(
         lambda i: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(i, rank)]) for rank, j in ranking.candidates(i)]
     )
-    for i, source_id in enumerate(ranking.source_ids):
-        prefix = cells([cell(source_id)])[:-1] + ","
-        yield "".join(prefix + row for row in rankings[ranking.which[i]])
+    rows = [[row.encode() for row in rows] for rows in rankings]
+    source_cells = _csv_source_cells(ranking.source_ids, lambda text: cells([cell(text)])[:-1], neutralise)
+    which = ranking.which.tolist()
+    for start in range(0, len(source_cells), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        pairs = map(zip, map(repeat, source_cells[start:stop]), map(rows.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(chain.from_iterable(pairs)))
+
+
+def _csv_source_cells(source_ids: Sequence[str], quoted: Callable[[str], str], neutralise: bool) -> list[bytes]:
+    """Each source id as its CSV cell and a comma, in UTF-8. Whether any id needs something
+    done (a comma, quote, CR or LF to quote; a formula start to neutralise) is found at C
+    speed; only then is each id looked at, and those ids go through ``quoted`` (the csv writer)."""
+    joined = "\n".join(source_ids)  # a newline in an id is one of the characters to quote anyway
+    special = any(c in joined for c in ',"\r') or len(source_ids) != joined.count("\n") + 1
+    if neutralise and not special:
+        special = not set(map(itemgetter(0), source_ids)).isdisjoint(_FORMULA_START)
+    out = list(map(str.encode, map(operator.add, source_ids, repeat(","))))
+    if special:
+        for i, text in enumerate(source_ids):
+            if any(c in text for c in ',"\r\n') or (neutralise and text.startswith(_FORMULA_START)):
+                out[i] = (quoted(text) + ",").encode()
+    return out
 
 
 def _format_table(ranking: Ranking) -> Iterator[str]:
@@ -684,11 +752,52 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
         )
 
 
-_FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
+_FORMATTERS: dict[str, Callable[..., Iterator[str] | Iterator[bytes]]] = {  # json, csv: UTF-8 bytes
     "table": _format_table,
     "json": _format_json,
     "csv": _format_csv,
 }
+
+
+def _on_dask(address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool):
+    """The ranking (and the summary, when asked for) reduced on a Dask cluster
+    (fastmatch.distributed), which is left as it was found (a ``local`` one is stopped)."""
+    from . import distributed
+
+    with distributed.connected(address) as client:
+        result = distributed.match(sources, targets, policy, client)
+        return Ranking.of(result, k), summarise(result) if wants_summary else None
+
+
+def _write_parquet(path: str | None, data: bytes, rejects: _Rejects | None) -> None:
+    """A Parquet file to ``path``, or to standard output unless that is a terminal."""
+    _refuse_binary_terminal(path)
+    _write_results(path, [data], rejects, binary=True)
+
+
+def _refuse_binary_terminal(path: str | None) -> None:
+    if (path is None or path == STDIN) and (_stdout().isatty() or not hasattr(_stdout(), "buffer")):
+        raise FastmatchError("Parquet output is binary: give -o FILE, or pipe it")
+
+
+def _parquet_candidates(ranking: Ranking) -> bytes:
+    """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
+    from .formats.columnar import candidates_table, parquet_bytes
+
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    return parquet_bytes(table)
+
+
+# -- convert -------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .formats.columnar import fleet_table, parquet_bytes
+
+    _check_inputs(args.input, args.policy)
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    devices = _read_devices(args.input, policy, args.input_format, args.role, rejects)
+    _write_parquet(args.output, parquet_bytes(fleet_table(devices)), rejects)
+    return EXIT_OK
 
 
 # -- explain -------------------------------------------------------------------------------

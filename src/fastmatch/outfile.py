@@ -25,8 +25,9 @@ from .errors import FastmatchError
 class StagedOutput:
     """One output file: :meth:`write` its chunks, then :meth:`commit` (or :meth:`discard`) it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, binary: bool = False) -> None:
         self.path = str(path)
+        self.binary = binary  # chunks are bytes (a Parquet file), not text
         self._temporary: str | None = None
         self._handle = None
         try:
@@ -43,7 +44,7 @@ class StagedOutput:
     def same_file_as(self, other: "StagedOutput") -> bool:
         return not self.in_place and not other.in_place and self.target == other.target
 
-    def write(self, chunks: Iterable[str]) -> None:
+    def write(self, chunks: Iterable[str] | Iterable[bytes]) -> None:
         try:
             if self._handle is None:
                 self._handle = self._open()
@@ -80,10 +81,12 @@ class StagedOutput:
             self._temporary = None
 
     def _open(self):
+        text = {} if self.binary else {"encoding": "utf-8", "newline": ""}
+        mode = "wb" if self.binary else "w"
         if self.in_place:
-            return open(self.path, "w", encoding="utf-8", newline="")
+            return open(self.path, mode, **text)
         fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        return os.fdopen(fd, "w", encoding="utf-8", newline="")
+        return os.fdopen(fd, mode, **text)
 
     def _error(self, exc: OSError) -> FastmatchError:
         return FastmatchError(f"cannot write: {exc.strerror or exc}", file=self.path)
