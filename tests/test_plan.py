@@ -121,7 +121,7 @@ def test_compatible_only_on_drained_hosts_or_without_capacity():
     sources = [dev("s1", "a")]
     targets = [dev("t-a", "a"), dev("t-b", "b", capacity=0)]
     joint, _, _ = planned(sources, targets, ["a"])
-    assert joint.unplaced[0]["reasons"] == ["s1: its 2 compatible targets are all on drained hosts or without capacity"]
+    assert joint.unplaced[0]["reasons"] == ["s1: its 2 compatible targets off limits: 1 on drained hosts, 1 without capacity"]
 
 
 def test_best_total_score_after_counts():

@@ -67,14 +67,15 @@ def drain_fleet(
     for a host no target is on, or a limit that is not an integer >= 0.
     """
     drained = list(drain) if not isinstance(drain, str) else [drain]
+    field = None if drain_name else "drain"  # a file (or the --drain option) names where already
     for k, host in enumerate(drained):
         if not isinstance(host, str) or not host:
-            raise InputError(f"a drained host is a non-empty string, got {host!r}", file=drain_name, field="drain")
+            raise InputError(f"a drained host is a non-empty string, got {host!r}", file=drain_name, field=field)
     source_hosts, target_hosts = set(sources.hosts), set(targets.hosts)
     for k, host in enumerate(drained):
         if host not in source_hosts and host not in target_hosts:
             line = drain_lines[k] if drain_lines is not None else None
-            raise InputError(f"drained host {host!r}: no source or target device is on it", file=drain_name, line=line, field="drain")
+            raise InputError(f"drained host {host!r}: no source or target device is on it", file=drain_name, line=line, field=field)
     drained_set = frozenset(drained)
 
     mover_mask = np.fromiter((h in drained_set for h in sources.hosts), bool, len(sources))

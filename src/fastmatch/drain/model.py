@@ -277,27 +277,98 @@ def objectives(model: Model) -> list[tuple[str, np.ndarray, int]]:
     return [("vms", vms, 1), ("devices", devices, 1), ("rank", rank, -1)]
 
 
+# A weighted objective is exact while every value it takes is an integer a double holds
+# exactly, with room for the solver's tolerances.
+EXACT_WEIGHTED = 2.0**50
+
+
 def solve(model: Model, time_limit: float | None = None) -> Solution:
-    """The lexicographic optimum (or, when ``time_limit`` seconds run out, the best plan found)."""
-    optimize, _ = _scipy()
+    """The lexicographic optimum (or, when ``time_limit`` seconds run out, the best plan found).
+
+    The rows split into independent blocks (kinds of hardware never compete for a target):
+    each block is solved on its own, smallest first, and the lexicographic optimum of the
+    whole is the blocks' optima together. A block whose objective fits :data:`EXACT_WEIGHTED`
+    is solved once with weights that make the order strict (a VM outweighs every device, a
+    device every rank); a larger one in stages, each fixing the optimum of the one before.
+    """
+    optimize, sparse = _scipy()
+    from scipy.sparse.csgraph import connected_components
+
     started = time.perf_counter()
     n_x, n_y = len(model.pair_k), len(model.group_g)
     n = n_x + n_y
     if n == 0:
         return Solution(np.zeros(0, np.int64), np.zeros(0, np.int64), "optimal", (0, 0, 0), 0.0)
     matrix, lower, upper = _matrix(model)
-    bounds_upper = np.concatenate(
+    variable_upper = np.concatenate(
         [model.buckets.capacity[model.pair_b].astype(np.float64), model.commodities.group_count[model.group_g].astype(np.float64)]
     )
-    bounds = optimize.Bounds(np.zeros(n), bounds_upper)
-    constraints = [optimize.LinearConstraint(matrix, lower, upper)]
-    best = None
-    status = "optimal"
-    stages = []
     parts = objectives(model)
+    n_rows = matrix.shape[0]
+    graph = sparse.bmat([[None, matrix], [matrix.T, None]]).tocsr()
+    _, label = connected_components(graph, directed=False)
+    row_label, column_label = label[:n_rows], label[n_rows:]
+    blocks = np.unique(column_label)
+    sizes = np.bincount(column_label)
+    best = np.zeros(n, dtype=np.int64)
+    status, stages = "optimal", []
+    devices_of = _devices_per_row(model)
+    for block in sorted(blocks.tolist(), key=lambda b: (sizes[b], b)):
+        columns = np.flatnonzero(column_label == block)
+        rows = np.flatnonzero(row_label == block)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            status = "time-limit"  # the blocks not reached place nothing: still a feasible plan
+            break
+        values, block_status, block_stages = _solve_block(
+            optimize, matrix[rows][:, columns], lower[rows], upper[rows], variable_upper[columns],
+            [(name, c[columns], sense) for name, c, sense in parts], int(devices_of[rows].sum()), n_y > 0, left,
+        )
+        stages.extend({"block": int(block), "variables": len(columns), **stage} for stage in block_stages)
+        if values is not None:
+            best[columns] = values
+        if block_status != "optimal":
+            status = "time-limit"
+    objective = tuple(int(round(float(c @ best))) for _, c, _ in parts)
+    return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, _summarised(stages))
+
+
+def _devices_per_row(model: Model) -> np.ndarray:
+    """Per row of the model, the devices its commodity row stands for (0 for other rows): a
+    block's devices are the sum over its rows."""
+    com = model.commodities
+    devices = com.singles.astype(np.int64).copy()
+    for members, count in zip(com.group_members, com.group_count.tolist()):
+        for k, m in members:
+            devices[k] += m * count
+    out = np.zeros(model.rows, dtype=np.int64)
+    out[: len(com)] = devices
+    return out
+
+
+def _solve_block(optimize, matrix, lower, upper, variable_upper, parts, devices, groups, time_limit):
+    """One block: ``(values or None, status, stages)``."""
+    n = matrix.shape[1]
+    bounds = optimize.Bounds(np.zeros(n), variable_upper)
+    constraints = [optimize.LinearConstraint(matrix, lower, upper)]
+    by_name = {name: (c, sense) for name, c, sense in parts}
+    worst_rank = float(by_name["rank"][0].max(initial=0))
+    rank_weight = 1.0
+    device_weight = worst_rank * devices + 1  # more than any total rank
+    vm_weight = (devices + 1) * device_weight  # more than any number of devices, weighted
+    if vm_weight * (devices + 1) < EXACT_WEIGHTED:
+        vms, devices_c, rank = by_name["vms"][0], by_name["devices"][0], by_name["rank"][0]
+        weighted = [("weighted", vm_weight * vms + device_weight * devices_c - rank_weight * rank, 1)]
+        return _stages(optimize, weighted, bounds, constraints, n, time_limit)
     # Without VM groups every VM is one device: the devices stage would repeat the VMs stage.
-    stages_to_solve = [part for part in parts if part[0] != "devices" or n_y]
-    for name, coefficients, sense in stages_to_solve:
+    staged = [part for part in parts if part[0] != "devices" or groups]
+    return _stages(optimize, staged, bounds, constraints, n, time_limit)
+
+
+def _stages(optimize, stages, bounds, constraints, n, time_limit):
+    started = time.perf_counter()
+    best, status, report = None, "optimal", []
+    for name, coefficients, sense in stages:
         options = {"disp": False, "mip_rel_gap": 0.0, "presolve": True}
         if time_limit is not None:
             left = time_limit - (time.perf_counter() - started)
@@ -307,21 +378,29 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
             options["time_limit"] = left
         stage_start = time.perf_counter()
         res = optimize.milp(-sense * coefficients, integrality=np.ones(n), bounds=bounds, constraints=constraints, options=options)
-        stages.append({"stage": name, "status": int(res.status), "message": str(res.message), "seconds": time.perf_counter() - stage_start})
+        report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
         if res.x is None:
             if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
                 status = "time-limit"
                 break
             raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
         best = np.rint(res.x).astype(np.int64)
-        value = int(round(float(coefficients @ best)))
         if res.status != 0:
             status = "time-limit"
             break
+        value = float(np.rint(coefficients @ best))
         fixed = (value, np.inf) if sense > 0 else (-np.inf, value)
-        constraints.append(optimize.LinearConstraint(coefficients.reshape(1, -1), *fixed))
-    if best is None:
-        return Solution(np.zeros(n_x, np.int64), np.zeros(n_y, np.int64), "time-limit", (), time.perf_counter() - started, stages)
-    objective = tuple(int(round(float(c @ best))) for _, c, _ in parts)
-    return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, stages)
+        constraints = [*constraints, optimize.LinearConstraint(coefficients.reshape(1, -1), *fixed)]
+    return best, status, report
 
+
+def _summarised(stages: list[dict]) -> list[dict]:
+    """The solver calls, summed per stage name (a fleet may have hundreds of blocks)."""
+    out: dict[str, dict] = {}
+    for stage in stages:
+        entry = out.setdefault(stage["stage"], {"stage": stage["stage"], "calls": 0, "seconds": 0.0, "largest_block": 0, "not_optimal": 0})
+        entry["calls"] += 1
+        entry["seconds"] += stage["seconds"]
+        entry["largest_block"] = max(entry["largest_block"], stage["variables"])
+        entry["not_optimal"] += stage["status"] != 0
+    return list(out.values())

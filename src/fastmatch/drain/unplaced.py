@@ -92,10 +92,13 @@ class Explainer:
         row = view.scores[source_class]
         compatible_targets = int(per_class[row >= 0].sum())
         if compatible_targets:
-            text = (
-                f"its {compatible_targets} compatible target{'s are' if compatible_targets != 1 else ' is'} "
-                f"all on drained hosts or without capacity"
-            )
+            of_class = (row >= 0)[view.target_class]
+            drained_hosts = set(fleet.drained)
+            on_drained = sum(1 for j in np.flatnonzero(of_class).tolist() if fleet.targets.hosts[j] in drained_hosts)
+            parts = [f"{on_drained} on drained hosts"] if on_drained else []
+            if compatible_targets - on_drained:
+                parts.append(f"{compatible_targets - on_drained} without capacity")
+            text = f"its {compatible_targets} compatible target{'s' if compatible_targets != 1 else ''} off limits: {', '.join(parts)}"
         else:
             counts: collections.Counter[str] = collections.Counter()
             masks = result.class_reasons[source_class]
