@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import fastmatch as fm
 from fastmatch import DeviceSet
+import fastmatch.drain.joint as joint_module
 from fastmatch.drain.validate import check_plan
 from plan_brute import Oracle
 
@@ -63,3 +64,25 @@ def test_joint_is_optimal_and_never_worse_than_greedy(fleet):
         objectives[strategy] = oracle.objective_of(document)
     assert objectives["joint"] == oracle.best()
     assert objectives["joint"] >= objectives["greedy"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(fleets())
+def test_groups_then_singles_is_valid_bounded_and_never_worse_than_greedy(monkeypatch, fleet):
+    """The path for fleets with many VM groups (forced here on tiny ones): valid, never better
+    than the optimum (its bound is an upper bound), proven only when it is the optimum."""
+    monkeypatch.setattr(joint_module, "FULL_MODEL_GROUPS", 0)
+    sources, targets, drain, limits, parallel, per_host = fleet
+    sources, targets = DeviceSet.from_records(sources), DeviceSet.from_records(targets)
+    oracle = Oracle(sources, targets, drain, limits)
+    plan = fm.plan(sources, targets, drain, host_limits=limits)
+    document = plan.json()
+    assert check_plan(document, sources, targets, drain, host_limits=limits) == []
+    greedy = oracle.objective_of(fm.plan(sources, targets, drain, strategy="greedy", host_limits=limits).json())
+    reached, best = oracle.objective_of(document), oracle.best()
+    assert greedy <= reached <= best
+    bound = plan.summary["solver"]["bound"]
+    if bound is not None:
+        assert (bound["vms"], bound["devices"], -bound["total_rank_above_best"]) >= best
+    if plan.status == "optimal":
+        assert reached == best

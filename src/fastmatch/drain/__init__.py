@@ -19,7 +19,7 @@ from .assume import apply_assumptions, check_patches
 from .classes import ClassView
 from .fleet import drain_fleet
 from .greedy import greedy
-from .joint import joint
+from .joint import joint_plan
 from .result import SOLVER, Plan
 
 STRATEGIES = ("joint", "greedy")
@@ -87,7 +87,7 @@ def plan(
         target = greedy(view)
         solver = {"name": "greedy", "status": "greedy", "seconds": round(time.perf_counter() - solve_started, 3)}
     else:
-        outcome = joint(view, time_limit)
+        outcome = joint_plan(view, time_limit)
         target = outcome.target
         solver = {
             "name": SOLVER,

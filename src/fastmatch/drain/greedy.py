@@ -1,9 +1,9 @@
 """The baseline: what today's schedulers do, one VM at a time (``--strategy greedy``).
 
 VMs in input order; a single-device VM takes its best available target (least rank, then
-input order); a VM group takes the host where each device in turn, taking its best available
-target there, ends with the least total rank (then the host whose first chosen target comes
-first). Nothing is reconsidered: a VM placed early may take the only target a later one had.
+input order); a VM group takes the host where its devices' best available targets have the
+least total rank, then the first host (:class:`HostChooser`). Nothing is reconsidered: a VM
+placed early may take the only target a later one had.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def greedy(view: ClassView) -> np.ndarray:
             levels[key] = np.split(order, cuts) if len(order) else []
         return levels[key]
 
-    hosts = _HostTargets(view) if (fleet.vm_sizes > 1).any() else None
+    hosts = HostChooser(view) if (fleet.vm_sizes > 1).any() else None
     limit = fleet.host_limit
     used = np.zeros(len(limit), dtype=np.int64)  # new devices per host
     limited = bool((limit >= 0).any())
@@ -96,8 +96,12 @@ def _first_within_limits(view: ClassView, available: _Available, level: np.ndarr
     return found
 
 
-class _HostTargets:
-    """Eligible targets per host, for VM groups."""
+class HostChooser:
+    """Where a VM group goes, one group at a time: the host where each of its devices' best
+    available target, added up, has the least rank (then the host first in order), provided
+    the devices, taking their best targets there one after another, all find one."""
+
+    BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
 
     def __init__(self, view: ClassView) -> None:
         self.view = view
@@ -107,48 +111,61 @@ class _HostTargets:
         order = np.argsort(hosts, kind="stable")
         self.order = eligible[order]
         self.start = np.searchsorted(hosts[order], np.arange(len(fleet.host_names) + 1))
-        self.hosts_of_class: dict[int, np.ndarray] = {}
+        self.hosts_of: dict[tuple[int, int], np.ndarray] = {}
 
     def _hosts_for(self, position: int) -> np.ndarray:
         """Hosts with an eligible target compatible with the mover at ``position``."""
         view = self.view
-        ranks = view.mover_ranks(position)
-        compatible = ranks[view.target_class] >= 0
-        compatible &= view.capacity > 0
-        return np.unique(view.fleet.target_host[compatible])
+        key = (int(view.mover_class[position]), int(view.twin[position]))
+        if key not in self.hosts_of:
+            compatible = (view.mover_ranks(position)[view.target_class] >= 0) & (view.capacity > 0)
+            if key[1] >= 0:
+                compatible[key[1]] = False
+            self.hosts_of[key] = np.unique(view.fleet.target_host[compatible])
+        return self.hosts_of[key]
 
     def best(self, positions: list[int], remaining: np.ndarray, used: np.ndarray) -> list[int] | None:
+        """Targets for the devices at ``positions`` (mover positions), all on one host, or None."""
         view, fleet = self.view, self.view.fleet
-        candidates = None
+        candidates = self._hosts_for(positions[0])
+        for position in positions[1:]:
+            candidates = np.intersect1d(candidates, self._hosts_for(position), assume_unique=True)
+        limit = fleet.host_limit[candidates]
+        candidates = candidates[(limit < 0) | (used[candidates] + len(positions) <= limit)]
+        if not len(candidates):
+            return None
+        lengths = self.start[candidates + 1] - self.start[candidates]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        on_hosts = self.order[np.repeat(self.start[candidates] - offsets, lengths) + np.arange(int(lengths.sum()))]
+        classes = view.target_class[on_hosts]
+        total = np.zeros(len(candidates), dtype=np.int64)
         for position in positions:
-            key = int(view.mover_class[position]) * (len(fleet.targets) + 1) + int(view.twin[position]) + 1
-            if key not in self.hosts_of_class:
-                self.hosts_of_class[key] = self._hosts_for(position)
-            hosts = self.hosts_of_class[key]
-            candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
-        best, best_key = None, None
-        for host in candidates.tolist():
-            limit = fleet.host_limit[host]
-            if limit >= 0 and used[host] + len(positions) > limit:
-                continue
-            on_host = self.order[self.start[host] : self.start[host + 1]]
-            taken: dict[int, int] = {}
-            chosen, total = [], 0
-            for position in positions:
-                ranks = view.mover_ranks(position)[view.target_class[on_host]]
-                twin = int(view.twin[position])
-                pick = -1
-                for j, r in sorted(zip(on_host.tolist(), ranks.tolist()), key=lambda jr: (jr[1], jr[0])):
-                    if r >= 0 and j != twin and remaining[j] - taken.get(j, 0) > 0:
-                        pick = j
-                        total += r
-                        break
-                if pick < 0:
+            ranks = view.mover_ranks(position)[classes]
+            usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
+            total += np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+        for c in np.lexsort((candidates, total)).tolist():
+            if total[c] >= self.BIG:
+                break
+            chosen = self._fill(positions, on_hosts[offsets[c] : offsets[c] + lengths[c]], remaining)
+            if chosen is not None:
+                return chosen
+        return None
+
+    def _fill(self, positions: list[int], on_host: np.ndarray, remaining: np.ndarray) -> list[int] | None:
+        """Each device in turn takes its best target on this host (least rank, then input order)."""
+        view = self.view
+        taken: dict[int, int] = {}
+        chosen = []
+        for position in positions:
+            ranks = view.mover_ranks(position)[view.target_class[on_host]]
+            twin = int(view.twin[position])
+            pick = -1
+            for j, r in sorted(zip(on_host.tolist(), ranks.tolist()), key=lambda jr: (jr[1], jr[0])):
+                if r >= 0 and j != twin and remaining[j] - taken.get(j, 0) > 0:
+                    pick = j
                     break
-                taken[pick] = taken.get(pick, 0) + 1
-                chosen.append(pick)
-            if len(chosen) == len(positions):
-                key = (total, min(chosen))
-                if best_key is None or key < best_key:
-                    best, best_key = chosen, key
-        return best
+            if pick < 0:
+                return None
+            taken[pick] = taken.get(pick, 0) + 1
+            chosen.append(pick)
+        return chosen

@@ -4,16 +4,29 @@ Without VM groups every host not under a limit folds into one place per target c
 model is a transportation problem over classes, solved once, exactly.
 
 VM groups need the hosts they may go to. A group type's candidate hosts are those where each
-of its commodities alone has the compatible capacity it needs. When all (type, candidate host)
-pairs are few enough (``FULL_MODEL_GROUP_VARIABLES``), the model holds them all and its optimum
-is the optimum. Otherwise the model holds the most capacious candidates of each type, and the
-answer is compared with a bound: the same model with the one-host rule relaxed (a group's
-devices may go to any hosts). Equal on all three objectives: proven optimal; otherwise the
-summary says which parts are proven and by how much the rest may fall short.
+of its commodities alone has the compatible capacity it needs. With up to
+``FULL_MODEL_GROUPS`` groups the model holds every (type, candidate host) pair, and its
+optimum is the optimum.
+
+More groups than that (a fleet's worth: thousands of groups, nearly each of a type of its
+own, each with hundreds of candidate hosts) make a model of millions of integer variables.
+Then the plan is made in two exact steps around one heuristic one, and measured against a
+bound:
+
+1. the bound: the same model with the one-host rule relaxed (a group's devices may go to any
+   hosts), over classes only; it also says how many groups of each type to place;
+2. those groups, in input order, each to the host :class:`~fastmatch.drain.greedy.HostChooser`
+   picks (least total rank);
+3. the single-device VMs, exactly, on the capacity left;
+4. the greedy baseline's plan instead, should it be better (step 2 is a heuristic).
+
+When the plan reaches the bound on all three objectives it is proven optimal; otherwise its
+status is ``feasible`` and the summary gives both, so the gap is known.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -21,11 +34,10 @@ import numpy as np
 
 from .assign import assign
 from .classes import ClassView
-from .greedy import greedy
+from .greedy import HostChooser, greedy
 from .model import ANY_PLACE, Commodities, _scipy, build_model, solve
 
-FULL_MODEL_GROUP_VARIABLES = 200_000
-RESTRICTED_EXTRA_HOSTS = 8  # candidate hosts kept per group type beyond twice its VMs
+FULL_MODEL_GROUPS = 200
 
 
 @dataclass
@@ -41,33 +53,92 @@ class JointOutcome:
     model: str = "classes"
 
 
-def joint(view: ClassView, time_limit: float | None = None) -> JointOutcome:
+def joint_plan(view: ClassView, time_limit: float | None = None) -> JointOutcome:
     started = time.perf_counter()
     commodities = Commodities.build(view)
     limited = np.flatnonzero(view.fleet.host_limit >= 0)
     if not len(commodities.group_count):
         model = build_model(view, commodities, limited, [])
         return _finish(view, model, solve(model, time_limit), started, "classes")
-
-    candidates = candidate_hosts(view, commodities)
-    total = sum(len(c) for c in candidates)
-    if total <= FULL_MODEL_GROUP_VARIABLES:
+    if int(commodities.group_count.sum()) <= FULL_MODEL_GROUPS:
+        candidates = candidate_hosts(view, commodities)
         places = np.unique(np.concatenate([limited, *candidates])).astype(np.int64)
         model = build_model(view, commodities, places, candidates)
-        return _finish(view, model, solve(model, time_limit), started, "classes and candidate hosts")
+        return _finish(view, model, solve(model, time_limit), started, "classes and every candidate host of each VM group")
+    return _groups_then_singles(view, commodities, limited, time_limit, started)
 
-    relaxed = build_model(view, commodities, limited, [np.array([ANY_PLACE])] * len(candidates))
+
+def _groups_then_singles(view, commodities, limited, time_limit, started) -> JointOutcome:
+    fleet = view.fleet
+    relaxed = build_model(view, commodities, limited, [np.array([ANY_PLACE])] * len(commodities.group_count))
     bound = solve(relaxed, time_limit)
-    kept = [c[: 2 * int(n) + RESTRICTED_EXTRA_HOSTS] for c, n in zip(candidates, commodities.group_count)]
-    places = np.unique(np.concatenate([limited, *kept])).astype(np.int64)
-    model = build_model(view, commodities, places, kept)
-    left = None if time_limit is None else max(time_limit - (time.perf_counter() - started), 0.0)
-    outcome = _finish(view, model, solve(model, left), started, "classes and the most capacious candidate hosts")
-    outcome.bound = bound.objective
-    outcome.stages = bound.stages + outcome.stages
-    if outcome.status == "optimal" and bound.status == "optimal" and outcome.objective != bound.objective:
-        outcome.status = "feasible"
-    return outcome
+    target = np.full(len(fleet.movers), -1, dtype=np.int64)
+    remaining = view.capacity.copy()
+    used = np.zeros(len(fleet.host_names), dtype=np.int64)
+    wanted = bound.y.copy() if bound.objective else np.zeros(len(commodities.group_count), dtype=np.int64)
+    chooser = HostChooser(view)
+    for v, g in enumerate(commodities.group_type_of_vm.tolist()):
+        if g < 0 or wanted[g] == 0:
+            continue
+        positions = fleet.vm_devices(v).tolist()
+        chosen = chooser.best(positions, remaining, used)
+        if chosen is None:
+            continue
+        wanted[g] -= 1
+        for position, j in zip(positions, chosen):
+            target[position] = j
+            remaining[j] -= 1
+            used[fleet.target_host[j]] += 1
+
+    # The single-device VMs, exactly, on what the groups left (ranks keep their meaning: they
+    # are measured against the fleet before the drain, as everywhere).
+    limits = np.where(fleet.host_limit >= 0, fleet.host_limit - used, -1)
+    residual = dataclasses.replace(view, fleet=dataclasses.replace(fleet, host_limit=limits), capacity=remaining)
+    residual.__dict__.update(class_ranks=view.class_ranks, class_capacity=view.class_capacity)
+    singles = dataclasses.replace(
+        commodities,
+        group_type_of_vm=np.full(fleet.n_vms, -1, dtype=np.int64),
+        group_members=[],
+        group_count=np.zeros(0, dtype=np.int64),
+    )
+    left = None if time_limit is None else max(time_limit - (time.perf_counter() - started), 1e-3)
+    model = build_model(residual, singles, limited, [])
+    solution = solve(model, left)
+    placed_singles = assign(residual, model, solution)
+    target = np.where(target >= 0, target, placed_singles)
+    objective = plan_objective(view, target)
+    # The groups' step is a heuristic: where the baseline does better, its plan is the answer,
+    # so that the joint plan never places fewer VMs than the greedy one.
+    baseline = greedy(view)
+    baseline_objective = plan_objective(view, baseline)
+    if _better(baseline_objective, objective):
+        target, objective = baseline, baseline_objective
+    status = "time-limit" if "time-limit" in (bound.status, solution.status) else "optimal" if objective == bound.objective else "feasible"
+    return JointOutcome(
+        target,
+        status,
+        time.perf_counter() - started,
+        relaxed.n_variables + model.n_variables,
+        relaxed.rows + model.rows,
+        objective,
+        bound.objective,
+        [{**s, "stage": f"bound: {s['stage']}"} for s in bound.stages] + [{**s, "stage": f"single-device VMs: {s['stage']}"} for s in solution.stages],
+        "bound over classes; VM groups one by one (HostChooser); single-device VMs over classes",
+    )
+
+
+def _better(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
+    """Whether objective ``a`` is lexicographically better than ``b`` (ranks: less is better)."""
+    return (a[0], a[1], -a[2]) > (b[0], b[1], -b[2])
+
+
+def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
+    """(VMs placed, devices placed, total rank) of a plan, VMs whole."""
+    fleet = view.fleet
+    placed = np.bincount(fleet.vm_of_mover, weights=target >= 0, minlength=fleet.n_vms) == fleet.vm_sizes
+    moving = np.flatnonzero(placed[fleet.vm_of_mover])
+    rank = sum(int(view.mover_ranks(p)[view.target_class[target[p]]]) for p in moving.tolist())
+    return int(placed.sum()), len(moving), rank
 
 
 def _finish(view, model, solution, started, kind) -> JointOutcome:
