@@ -29,10 +29,11 @@ def read_text(path: str | os.PathLike[str]) -> tuple[str, str]:
 
 
 def read_document(path: str | os.PathLike[str]) -> tuple[str, Any]:
-    """``(name, document)`` of a TOML or JSON file: JSON when it is named ``*.json`` or starts
-    with ``{`` or ``[``, TOML otherwise."""
+    """``(name, document)`` of a TOML or JSON file: JSON when it is named ``*.json``, or is
+    not named ``*.toml`` and starts with ``{`` (no TOML document does); TOML otherwise."""
     name, text = read_text(path)
-    if Path(name).suffix.lower() == ".json" or text.lstrip()[:1] in ("{", "["):
+    suffix = Path(name).suffix.lower()
+    if suffix == ".json" or (suffix != ".toml" and text.lstrip()[:1] == "{"):
         try:
             return name, json.loads(text)
         except json.JSONDecodeError as exc:
