@@ -6,6 +6,8 @@ being tiny, its objective against the brute-force enumerator (plan_brute.py).
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 import fastmatch as fm
@@ -219,3 +221,11 @@ def test_validator_finds_what_is_wrong():
     for expected in ("is split over hosts", "moves in waves", "is not compatible", "takes 2 devices, its capacity is 1",
                      "more than max_parallel", "summary's devices"):
         assert expected in problems
+
+
+def test_without_scipy_the_joint_strategy_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
+    sources, targets = [dev("s1", "a")], [dev("t1", "b")]
+    with pytest.raises(FastmatchError, match=r"pip install 'fastmatch\[plan\]'"):
+        fm.plan(sources, targets, ["a"])
+    assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1"}
