@@ -102,6 +102,7 @@ class HostChooser:
     the devices, taking their best targets there one after another, all find one."""
 
     BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
+    CHUNK = 256  # candidate hosts scored at once
 
     def __init__(self, view: ClassView) -> None:
         self.view = view
@@ -112,6 +113,7 @@ class HostChooser:
         self.order = eligible[order]
         self.start = np.searchsorted(hosts[order], np.arange(len(fleet.host_names) + 1))
         self.hosts_of: dict[tuple[int, int], np.ndarray] = {}
+        self.class_left = view.class_capacity.copy()
 
     def _hosts_for(self, position: int) -> np.ndarray:
         """Hosts with an eligible target compatible with the mover at ``position``."""
@@ -125,31 +127,49 @@ class HostChooser:
         return self.hosts_of[key]
 
     def best(self, positions: list[int], remaining: np.ndarray, used: np.ndarray) -> list[int] | None:
-        """Targets for the devices at ``positions`` (mover positions), all on one host, or None."""
+        """Targets for the devices at ``positions`` (mover positions), all on one host, or None.
+
+        Candidate hosts are scored a chunk at a time, in host order; the scan stops at a host
+        whose total reaches the lower bound (each device's best rank among the classes with
+        capacity left anywhere), since no host can do better and the first such host wins."""
         view, fleet = self.view, self.view.fleet
         candidates = self._hosts_for(positions[0])
         for position in positions[1:]:
             candidates = np.intersect1d(candidates, self._hosts_for(position), assume_unique=True)
         limit = fleet.host_limit[candidates]
         candidates = candidates[(limit < 0) | (used[candidates] + len(positions) <= limit)]
-        if not len(candidates):
-            return None
-        lengths = self.start[candidates + 1] - self.start[candidates]
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        on_hosts = self.order[np.repeat(self.start[candidates] - offsets, lengths) + np.arange(int(lengths.sum()))]
-        classes = view.target_class[on_hosts]
-        total = np.zeros(len(candidates), dtype=np.int64)
-        for position in positions:
-            ranks = view.mover_ranks(position)[classes]
-            usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
-            total += np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
-        for c in np.lexsort((candidates, total)).tolist():
-            if total[c] >= self.BIG:
+        bound = sum(int(self._best_rank(p)) for p in positions)
+        best_total, best = None, None
+        for first in range(0, len(candidates), self.CHUNK):
+            chunk = candidates[first : first + self.CHUNK]
+            lengths = self.start[chunk + 1] - self.start[chunk]
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            on_hosts = self.order[np.repeat(self.start[chunk] - offsets, lengths) + np.arange(int(lengths.sum()))]
+            classes = view.target_class[on_hosts]
+            total = np.zeros(len(chunk), dtype=np.int64)
+            for position in positions:
+                ranks = view.mover_ranks(position)[classes]
+                usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
+                total += np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+            for c in np.lexsort((chunk, total)).tolist():
+                if total[c] >= self.BIG or (best_total is not None and total[c] >= best_total):
+                    break
+                chosen = self._fill(positions, on_hosts[offsets[c] : offsets[c] + lengths[c]], remaining)
+                if chosen is not None:
+                    best_total, best = int(total[c]), chosen
+                    break
+            if best_total is not None and best_total <= bound:
                 break
-            chosen = self._fill(positions, on_hosts[offsets[c] : offsets[c] + lengths[c]], remaining)
-            if chosen is not None:
-                return chosen
-        return None
+        if best is not None:
+            np.subtract.at(self.class_left, view.target_class[best], 1)
+        return best
+
+    def _best_rank(self, position: int) -> int:
+        """The best rank the device could still have anywhere (a lower bound: ``class_left``
+        counts only what this chooser took, so it is never below what is really left)."""
+        ranks = self.view.mover_ranks(position)
+        usable = (ranks >= 0) & (self.class_left > 0)
+        return int(ranks[usable].min()) if usable.any() else 0
 
     def _fill(self, positions: list[int], on_host: np.ndarray, remaining: np.ndarray) -> list[int] | None:
         """Each device in turn takes its best target on this host (least rank, then input order)."""

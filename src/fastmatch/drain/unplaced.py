@@ -35,10 +35,12 @@ class Explainer:
         self.remaining = view.capacity - np.bincount(target_of_mover[target_of_mover >= 0], minlength=len(fleet.targets))
         placed = np.flatnonzero(target_of_mover >= 0)
         self.new_on_host = np.bincount(fleet.target_host[target_of_mover[placed]], minlength=len(fleet.host_names))
-        # Per target class, the VMs whose moves went there, in plan order.
-        self.vms_into_class: dict[int, list[int]] = collections.defaultdict(list)
-        for position in placed.tolist():
-            self.vms_into_class[int(view.target_class[target_of_mover[position]])].append(int(fleet.vm_of_mover[position]))
+        # Per target class, the VMs whose moves went there.
+        classes = view.target_class[target_of_mover[placed]]
+        order = np.argsort(classes, kind="stable")
+        self._into_vm = fleet.vm_of_mover[placed][order]
+        self._into_start = np.searchsorted(classes[order], np.arange(view.scores.shape[1] + 1))
+        self._takers_cache: dict[tuple[int, ...], list[str]] = {}
         self._none_cache: dict[int, str] = {}
 
     def reasons(self, v: int) -> list[str]:
@@ -56,9 +58,10 @@ class Explainer:
             hosts = self._hosts_fitting(positions)
             if not hosts:
                 return [f"VM group of {len(positions)} devices: no single host has compatible capacity for all of them"]
+            named = _listed([fleet.host_names[h] for h in hosts[:SHOWN]]) + (" and more" if len(hosts) > SHOWN else "")
             return [
                 f"VM group of {len(positions)} devices fits whole on host{'s' if len(hosts) > 1 else ''} "
-                f"{_listed([fleet.host_names[h] for h in hosts])} before the drain, "
+                f"{named} before the drain, "
                 f"but other moves took that capacity: VMs {_listed(self._takers(positions))}"
             ]
         position = positions[0]
@@ -125,6 +128,8 @@ class Explainer:
             candidates = hosts if candidates is None else np.intersect1d(candidates, hosts)
         fitting = []
         for host in candidates.tolist():
+            if len(fitting) > SHOWN:  # enough to name SHOWN of them and say there are more
+                break
             limit = fleet.host_limit[host]
             if 0 <= limit < len(positions):
                 continue
@@ -137,14 +142,15 @@ class Explainer:
         return fitting
 
     def _takers(self, positions: list[int]) -> list[str]:
+        """The VMs whose moves went to targets of a class compatible with any of these devices."""
         view, fleet = self.view, self.fleet
-        vms: dict[int, None] = {}
-        for position in positions:
-            ranks = view.mover_ranks(position)
-            for t in np.flatnonzero(ranks >= 0).tolist():
-                for vm in self.vms_into_class.get(t, ()):
-                    vms.setdefault(vm)
-        return [fleet.vm_names[vm] for vm in sorted(vms)]
+        key = tuple(sorted({int(view.mover_class[p]) for p in positions}))
+        if key not in self._takers_cache:
+            classes = np.unique(np.concatenate([np.flatnonzero(view.class_ranks[c] >= 0) for c in key]))
+            start, end = self._into_start[classes], self._into_start[classes + 1]
+            vms = np.unique(np.concatenate([self._into_vm[a:b] for a, b in zip(start.tolist(), end.tolist())] or [np.zeros(0, np.int64)]))
+            self._takers_cache[key] = [fleet.vm_names[v] for v in vms.tolist()]
+        return self._takers_cache[key]
 
 
 def _matches(options: list[np.ndarray], capacity: np.ndarray, twins: list[int]) -> bool:
