@@ -164,6 +164,13 @@ class HostChooser:
             np.subtract.at(self.class_left, view.target_class[best], 1)
         return best
 
+    def candidate_count(self, positions: list[int]) -> int:
+        """How many hosts have an eligible compatible target for each of these devices."""
+        candidates = self._hosts_for(positions[0])
+        for position in positions[1:]:
+            candidates = np.intersect1d(candidates, self._hosts_for(position), assume_unique=True)
+        return len(candidates)
+
     def _best_rank(self, position: int) -> int:
         """The best rank the device could still have anywhere (a lower bound: ``class_left``
         counts only what this chooser took, so it is never below what is really left)."""
