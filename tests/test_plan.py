@@ -134,7 +134,7 @@ def test_best_total_score_after_counts():
     assert moves(joint) == {"s1": "t11", "s2": "t12"}
     assert [m["rank"] for m in joint.to_records()] == [1, 1]
     assert joint.to_records()[0]["score"] == {
-        "exact": True, "same_type": True, "version": "1.1", "major_distance": 0, "minor_distance": 0
+        "exact": True, "same_type": True, "version": "1.1.0", "major_distance": 0, "minor_distance": 0
     }
 
 
@@ -229,3 +229,12 @@ def test_without_scipy_the_joint_strategy_names_the_extra(monkeypatch):
     with pytest.raises(FastmatchError, match=r"pip install 'fastmatch\[plan\]'"):
         fm.plan(sources, targets, ["a"])
     assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1"}
+
+
+def test_time_limit_returns_a_valid_plan_not_proven():
+    sources = DeviceSet.from_records([dev(f"s{k}", "a", version=f"1.{k % 3}") for k in range(6)])
+    targets = DeviceSet.from_records([dev(f"t{k}", "b", version=f"1.{k % 3}") for k in range(4)])
+    plan = fm.plan(sources, targets, ["a"], time_limit=1e-9)
+    assert plan.status == "time-limit"
+    assert check_plan(plan.json(), sources, targets, ["a"]) == []
+    assert plan.summary["vms"]["placed"] == 4  # the greedy plan, feasible, where no block was solved in time

@@ -66,9 +66,9 @@ def test_json_document(capsys, fleet):
     assert set(document) >= {"moves", "unplaced", "summary"}
     assert document["moves"] == [
         {"wave": 1, "vm": "vm-1", "source": "s1", "from_host": "a", "target": "b-A", "to_host": "b", "rank": 1,
-         "score": {"exact": True, "same_type": True, "version": "1.0", "major_distance": 0, "minor_distance": 0}},
+         "score": {"exact": True, "same_type": True, "version": "1.0.0", "major_distance": 0, "minor_distance": 0}},
         {"wave": 1, "vm": "vm-1", "source": "s2", "from_host": "a", "target": "b-B", "to_host": "b", "rank": 1,
-         "score": {"exact": True, "same_type": True, "version": "1.0", "major_distance": 0, "minor_distance": 0}},
+         "score": {"exact": True, "same_type": True, "version": "1.0.0", "major_distance": 0, "minor_distance": 0}},
     ]
     assert document["unplaced"] == [{"vm": "s3", "sources": ["s3"], "reasons": ["s3: no compatible target among 4: mdev_type (4)"]}]
     summary = document["summary"]

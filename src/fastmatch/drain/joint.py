@@ -36,7 +36,7 @@ import numpy as np
 from .assign import assign
 from .classes import ClassView
 from .greedy import HostChooser, greedy
-from .model import ANY_PLACE, Commodities, _scipy, build_model, solve
+from .model import ANY_PLACE, Commodities, build_model, scipy_modules, solve
 
 FULL_MODEL_GROUPS = 200
 
@@ -160,19 +160,21 @@ def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
 
 
 def _finish(view, model, solution, started, kind) -> JointOutcome:
-    if not solution.objective:  # the time limit came before any plan: the greedy one is feasible
-        target = greedy(view)
-        status = "time-limit"
-    else:
-        target = assign(view, model, solution)
-        status = solution.status
+    target = assign(view, model, solution)
+    objective = solution.objective
+    if solution.status == "time-limit":
+        # Blocks the time did not reach place nothing; the greedy plan, feasible too, may do better.
+        baseline = greedy(view)
+        baseline_objective = plan_objective(view, baseline)
+        if _better(baseline_objective, plan_objective(view, target)):
+            target, objective = baseline, baseline_objective
     return JointOutcome(
         target,
-        status,
+        solution.status,
         time.perf_counter() - started,
         model.n_variables,
         model.rows,
-        solution.objective,
+        objective,
         None,
         solution.stages,
         kind,
@@ -183,7 +185,7 @@ def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarra
     """Per group type, the hosts where each of its commodities alone finds the compatible
     capacity it needs (and the host's limit and capacity allow the group's size), most
     compatible capacity first, then host order."""
-    _, sparse = _scipy()
+    _, sparse = scipy_modules()
     fleet = view.fleet
     eligible = np.flatnonzero(view.capacity > 0)
     n_hosts = len(fleet.host_names)

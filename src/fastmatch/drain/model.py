@@ -32,7 +32,7 @@ ANY_PLACE = -2  # a group "place" that is every bucket: the bound of the relaxat
 AGGREGATE = -1  # the bucket place of hosts the model does not see one by one
 
 
-def _scipy():
+def scipy_modules():
     try:
         from scipy import optimize, sparse
     except ImportError:
@@ -180,7 +180,7 @@ class Solution:
 
 def _matrix(model: Model):
     """Rows (A, lower, upper) of the model, as a CSR matrix over x then y."""
-    _, sparse = _scipy()
+    _, sparse = scipy_modules()
     com, buckets = model.commodities, model.buckets
     n_x, n_y = len(model.pair_k), len(model.group_g)
     rows, cols, vals, lower, upper = [], [], [], [], []
@@ -291,7 +291,7 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     is solved once with weights that make the order strict (a VM outweighs every device, a
     device every rank); a larger one in stages, each fixing the optimum of the one before.
     """
-    optimize, sparse = _scipy()
+    optimize, sparse = scipy_modules()
     from scipy.sparse.csgraph import connected_components
 
     started = time.perf_counter()
