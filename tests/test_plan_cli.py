@@ -178,3 +178,11 @@ def test_generated_fleet_plan_is_valid(capsys, tmp_path):
     greedy = json.loads(out)
     assert check_plan(greedy, sources, targets, drain) == []
     assert joint["summary"]["vms"]["placed"] >= greedy["summary"]["vms"]["placed"]
+
+
+def test_command_line_names_match_the_planner():
+    from fastmatch import cli
+    from fastmatch.drain import STRATEGIES
+    from fastmatch.drain.output import FORMATTERS
+
+    assert cli.PLAN_STRATEGIES == STRATEGIES and sorted(cli.PLAN_FORMATS) == sorted(FORMATTERS)

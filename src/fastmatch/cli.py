@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``collect`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``explain``, ``check``, ``collect``, ``generate``, ``plan`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -682,10 +682,13 @@ def _vm_devices(text: str) -> tuple[int, int]:
 
 
 # -- plan ----------------------------------------------------------------------------------
-def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
-    from .drain import STRATEGIES
-    from .drain.output import FORMATTERS as PLAN_FORMATTERS
+# Spelled here, not imported from fastmatch.drain, so that starting the command line does not
+# load the planner (fastmatch.drain checks the same names).
+PLAN_STRATEGIES = ("joint", "greedy")
+PLAN_FORMATS = ("csv", "json", "table")
 
+
+def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
     p = commands.add_parser(
         "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
     )
@@ -694,7 +697,7 @@ def _add_plan_parser(commands, policy_option, input_format_option, quiet_option)
     p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
     p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
     p.add_argument(
-        "--strategy", choices=STRATEGIES, default="joint",
+        "--strategy", choices=PLAN_STRATEGIES, default="joint",
         help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
     )
     p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
@@ -704,7 +707,7 @@ def _add_plan_parser(commands, policy_option, input_format_option, quiet_option)
     p.add_argument("--time-limit", type=_seconds, metavar="SECONDS", help="return the best plan found by then (not proven optimal)")
     policy_option(p)
     input_format_option(p)
-    p.add_argument("--format", choices=sorted(PLAN_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument("--format", choices=PLAN_FORMATS, default="table", help="output format (default: table)")
     p.add_argument(
         "--csv-formulas", action="store_true",
         help="CSV: write cells that begin with = + - @ as they are (by default they get a leading ')",
