@@ -114,16 +114,22 @@ class HostChooser:
         self.start = np.searchsorted(hosts[order], np.arange(len(fleet.host_names) + 1))
         self.hosts_of: dict[tuple[int, int], np.ndarray] = {}
         self.class_left = view.class_capacity.copy()
+        by_class = np.argsort(view.target_class[eligible], kind="stable")
+        self.class_order = eligible[by_class]
+        self.class_start = np.searchsorted(view.target_class[eligible][by_class], np.arange(view.scores.shape[1] + 1))
 
     def _hosts_for(self, position: int) -> np.ndarray:
         """Hosts with an eligible target compatible with the mover at ``position``."""
         view = self.view
         key = (int(view.mover_class[position]), int(view.twin[position]))
         if key not in self.hosts_of:
-            compatible = (view.mover_ranks(position)[view.target_class] >= 0) & (view.capacity > 0)
-            if key[1] >= 0:
-                compatible[key[1]] = False
-            self.hosts_of[key] = np.unique(view.fleet.target_host[compatible])
+            classes = np.flatnonzero(view.mover_ranks(position) >= 0)
+            start, end = self.class_start[classes], self.class_start[classes + 1]
+            lengths = end - start
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else np.zeros(0, np.int64)
+            targets = self.class_order[np.repeat(start - offsets, lengths) + np.arange(int(lengths.sum()))]
+            targets = targets[targets != key[1]]
+            self.hosts_of[key] = np.unique(view.fleet.target_host[targets])
         return self.hosts_of[key]
 
     def best(self, positions: list[int], remaining: np.ndarray, used: np.ndarray) -> list[int] | None:
