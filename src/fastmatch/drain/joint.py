@@ -14,7 +14,7 @@ Then the plan is made in two exact steps around one heuristic one, and measured 
 bound:
 
 1. the bound: the same model with the one-host rule relaxed (a group's devices may go to any
-   hosts, if some host could take the group whole before any move), over classes only; it
+   hosts, if some host has a compatible target for each of them), over classes only; it
    also says how many groups of each type to place;
 2. those groups, the ones with the fewest candidate hosts first, each to the host
    :class:`~fastmatch.drain.greedy.HostChooser` picks (least total rank);
@@ -71,16 +71,15 @@ def joint_plan(view: ClassView, time_limit: float | None = None) -> JointOutcome
 
 def _groups_then_singles(view, commodities, limited, time_limit, started) -> JointOutcome:
     fleet = view.fleet
-    # A group type that no single host can take whole, even before any move, is left out of the
-    # bound: its relaxation would place it anyway, and the bound would promise what none can do.
-    first_vm = {}
+    # A group type with no host where each of its devices has a compatible target is left out of
+    # the bound: its relaxation would place it anyway, and the bound would promise what none can do.
+    chooser = HostChooser(view)
+    first_vm: dict[int, int] = {}
     for v, g in enumerate(commodities.group_type_of_vm.tolist()):
         if g >= 0:
             first_vm.setdefault(g, v)
-    alone = HostChooser(view)
-    nothing_used = np.zeros(len(fleet.host_names), dtype=np.int64)
-    fits = [alone.best(fleet.vm_devices(first_vm[g]).tolist(), view.capacity, nothing_used) is not None for g in range(len(commodities.group_count))]
-    places = [np.array([ANY_PLACE]) if fit else np.zeros(0, dtype=np.int64) for fit in fits]
+    choices = [chooser.candidate_count(fleet.vm_devices(first_vm[g]).tolist()) for g in range(len(commodities.group_count))]
+    places = [np.array([ANY_PLACE]) if n else np.zeros(0, dtype=np.int64) for n in choices]
     relaxed = build_model(view, commodities, limited, places)
     bound = solve(relaxed, time_limit)
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
@@ -89,12 +88,10 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
     wanted = np.zeros(len(commodities.group_count), dtype=np.int64)
     if bound.objective:
         wanted[relaxed.group_g] = bound.y
-    chooser = HostChooser(view)
     # The groups with the fewest hosts to go to first (then input order): a group with many
     # choices is the one that can still find a place when others have taken theirs.
     groups = [v for v, g in enumerate(commodities.group_type_of_vm.tolist()) if g >= 0 and wanted[g] > 0]
-    choices = {v: chooser.candidate_count(fleet.vm_devices(v).tolist()) for v in groups}
-    for v in sorted(groups, key=lambda v: (choices[v], v)):
+    for v in sorted(groups, key=lambda v: (choices[commodities.group_type_of_vm[v]], v)):
         g = int(commodities.group_type_of_vm[v])
         if wanted[g] == 0:
             continue
