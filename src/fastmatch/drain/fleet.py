@@ -68,7 +68,7 @@ def drain_fleet(
     """
     drained = list(drain) if not isinstance(drain, str) else [drain]
     field = None if drain_name else "drain"  # a file (or the --drain option) names where already
-    for k, host in enumerate(drained):
+    for host in drained:
         if not isinstance(host, str) or not host:
             raise InputError(f"a drained host is a non-empty string, got {host!r}", file=drain_name, field=field)
     source_hosts, target_hosts = set(sources.hosts), set(targets.hosts)
