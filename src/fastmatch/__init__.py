@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .devices import DeviceSet
     from .engine import CheckResult, Reasons, check, load, match
+    from .drain import Plan, plan
     from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError
     from .index import TargetIndex
     from .policy import Policy
@@ -24,6 +25,7 @@ _WHERE = {
     "FastmatchError": "errors",
     "InputError": "errors",
     "MatchResult": "result",
+    "Plan": "drain",
     "Policy": "policy",
     "PolicyError": "errors",
     "Reasons": "engine",
@@ -34,6 +36,7 @@ _WHERE = {
     "check": "engine",
     "load": "engine",
     "match": "engine",
+    "plan": "drain",
 }
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``convert``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``convert``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``,
+``generate``, ``plan``, ``report``, ``serve`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -365,8 +366,14 @@ def _parser() -> argparse.ArgumentParser:
         "--record-fraction", type=float, default=None, metavar="F",
         help="share of target descriptors with COMPATIBLE records (default: a third)",
     )
+    p.add_argument(
+        "--vm-devices", type=_vm_devices, default=None, metavar="LO-HI",
+        help="group the sources into VMs of LO to HI devices on one host (default: one device a VM)",
+    )
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write the two files to")
     p.set_defaults(run=_cmd_generate)
+
+    _add_plan_parser(commands, policy_option, input_format_option, quiet_option)
 
     p = commands.add_parser("serve", help="serve a prepared target fleet over HTTP (JSON API, Kubernetes scheduler extender)")
     p.add_argument("--targets", metavar="FILE", required=True, help="the target fleet (any input format); SIGHUP reads it again")
@@ -945,8 +952,103 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
     distinct = default_distinct(args.sources, args.targets) if args.distinct is None else args.distinct
-    paths = write_fleet(args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction)
+    paths = write_fleet(
+        args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction, vm_devices=args.vm_devices
+    )
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
+    return EXIT_OK
+
+
+def _vm_devices(text: str) -> tuple[int, int]:
+    """``N`` or ``LO-HI``: devices per generated VM."""
+    found = re.fullmatch(r"\s*([0-9]{1,3})\s*(?:-\s*([0-9]{1,3})\s*)?", text)
+    low, high = (int(found.group(1)), int(found.group(2) or found.group(1))) if found else (0, 0)
+    if not 1 <= low <= high <= 16:
+        raise argparse.ArgumentTypeError(f"expected N or LO-HI with 1 <= LO <= HI <= 16, got {describe(text)}")
+    return low, high
+
+
+# -- plan ----------------------------------------------------------------------------------
+# Spelled here, not imported from fastmatch.drain, so that starting the command line does not
+# load the planner (fastmatch.drain checks the same names).
+PLAN_STRATEGIES = ("joint", "greedy")
+PLAN_FORMATS = ("csv", "json", "table")
+
+
+def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
+    p = commands.add_parser(
+        "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
+    )
+    p.add_argument("sources", metavar="SOURCES", help="source devices (any input format match reads)")
+    p.add_argument("targets", metavar="TARGETS", help="target devices")
+    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
+    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    p.add_argument(
+        "--strategy", choices=PLAN_STRATEGIES, default="joint",
+        help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
+    )
+    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
+    p.add_argument("--assume", metavar="FILE", help="TOML or JSON patches applied to the fleets first (what-if)")
+    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
+    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
+    p.add_argument("--time-limit", type=_seconds, metavar="SECONDS", help="return the best plan found by then (not proven optimal)")
+    policy_option(p)
+    input_format_option(p)
+    p.add_argument("--format", choices=PLAN_FORMATS, default="table", help="output format (default: table)")
+    p.add_argument(
+        "--csv-formulas", action="store_true",
+        help="CSV: write cells that begin with = + - @ as they are (by default they get a leading ')",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    quiet_option(p)
+    p.set_defaults(run=_cmd_plan)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {describe(text)}")
+    return value
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .drain import plan
+    from .drain.assume import read_assumptions
+    from .drain.inputs import read_drain_file, read_host_limits
+    from .drain.output import FORMATTERS as PLAN_FORMATTERS, summary_text
+
+    _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits, args.assume) if f))
+    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
+    if args.drain_file is not None:
+        names["drain"], listed = read_drain_file(args.drain_file)
+        if args.drain:
+            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
+        drain = [host for host, _ in listed]
+        names["drain_lines"] = [line for _, line in listed]
+    if not drain:
+        raise FastmatchError("no host to drain: give --drain HOST ... or --drain-file FILE")
+    limits = None
+    if args.host_limits is not None:
+        names["host_limits"], limits = read_host_limits(args.host_limits)
+    assume = None
+    if args.assume is not None:
+        names["assume"], assume = read_assumptions(args.assume)
+    policy = _policy(args.policy)
+    sources = _read_devices(args.sources, policy, args.input_format, "source")
+    targets = _read_devices(args.targets, policy, args.input_format, "target")
+    result = plan(
+        sources, targets, drain, policy, strategy=args.strategy, host_limits=limits, assume=assume,
+        max_parallel=args.max_parallel, max_per_host=args.max_per_host, time_limit=args.time_limit,
+        workers=args.workers, names=names,
+    )
+    cell = _csv_cell if args.format == "csv" and not args.csv_formulas else str
+    _write_results(args.output, PLAN_FORMATTERS[args.format](result, cell), None)
+    if args.format == "csv" and not args.quiet:
+        _say(f"{PROG}: {' '.join(summary_text(result).splitlines()[0].split())}")
     return EXIT_OK
 
 
