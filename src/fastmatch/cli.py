@@ -587,30 +587,44 @@ def _stage_summary(summary: Summary | None, path: str | None) -> StagedOutput | 
 
 
 class Ranking:
-    """``match``'s answer as written: each source's candidates, best first, with their score
-    parts (fastmatch.scores), and the few distinct rankings the rows share."""
+    """``match``'s answer as written: the distinct rankings the sources share (most share
+    theirs with others: the devices of one class, wherever their host does not matter), each
+    with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
+    source ``i``'s ranking."""
 
-    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: ScoreParts):
+    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, keys: np.ndarray, parts_of):
+        """``keys`` (n, any): rows with equal keys share a ranking; ``parts_of(rows)`` gives
+        the score parts of those rows' candidates."""
         self.source_ids, self.target_ids = source_ids, target_ids
-        self.indices, self.parts = indices, parts
-        self.first, self.which = _shared_rankings(
-            np.concatenate([indices, parts.major_distance.view(np.int64), parts.minor_distance.view(np.int64)], axis=1)
-        )
+        self.indices = indices
+        self.first, self.which = _shared_rankings(keys)
+        self.parts: ScoreParts = parts_of(self.first)  # (rankings, k)
 
     @classmethod
     def of(cls, result: MatchResult, k: int) -> "Ranking":
         indices, scores = result.top_k(k)
-        parts = result.score_parts(np.arange(len(indices))[:, None], indices, scores)
-        return cls(result.sources.ids, result.targets.ids, indices, parts)
+        # Equal candidates with equal scores have equal parts when the sources' versions agree.
+        keys = np.concatenate([indices, scores, result.version_origins()[:, None]], axis=1)
+        return cls(
+            result.sources.ids,
+            result.targets.ids,
+            indices,
+            keys,
+            lambda rows: result.score_parts(rows[:, None], indices[rows], scores[rows]),
+        )
 
-    def candidates(self, i: int) -> Iterator[tuple[int, int]]:
-        """``(rank, target)`` of source row ``i``'s candidates (rank from 1)."""
-        row = self.indices[i]
+    def __len__(self) -> int:
+        """How many distinct rankings."""
+        return len(self.first)
+
+    def candidates(self, r: int) -> Iterator[tuple[int, int]]:
+        """``(rank, target)`` of ranking ``r``'s candidates (rank from 1)."""
+        row = self.indices[self.first[r]]
         return ((rank, int(row[rank - 1])) for rank in range(1, int((row >= 0).sum()) + 1))
 
-    def formatted(self, format_row: Callable[[int], Any]) -> list[Any]:
-        """``format_row(i)`` of one row of each distinct ranking, in ranking order."""
-        return [format_row(int(i)) for i in self.first]
+    def formatted(self, format_ranking: Callable[[int], Any]) -> list[Any]:
+        """``format_ranking(r)`` of each distinct ranking, in ranking order."""
+        return [format_ranking(r) for r in range(len(self.first))]
 
 
 def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -645,10 +659,10 @@ def _format_json(ranking: Ranking) -> Iterator[bytes]:
     encode = msgspec.json.encode
     target_ids, parts = ranking.target_ids, ranking.parts
 
-    def candidates(i: int) -> str:
+    def candidates(r: int) -> str:
         return ", ".join(
-            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((i, rank - 1))).decode()}}}'
-            for rank, j in ranking.candidates(i)
+            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((r, rank - 1))).decode()}}}'
+            for rank, j in ranking.candidates(r)
         )
 
     suffixes = [f', "candidates": [{text}]}}\n'.encode() for text in ranking.formatted(candidates)]
@@ -690,8 +704,8 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
         writer.writerow(values)
         return buffer.getvalue()[:-2] + "\n"
 
-    def parts_cells(i: int, rank: int) -> list[Any]:
-        parts = ranking.parts.json((i, rank - 1)) or {}
+    def parts_cells(r: int, rank: int) -> list[Any]:
+        parts = ranking.parts.json((r, rank - 1)) or {}
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
@@ -699,7 +713,7 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
     # Each distinct ranking's rows without the leading source cell; a source writes its cell
     # (and a comma) before each row of its ranking, joined in C: no Python code runs per source.
     rankings = ranking.formatted(
-        lambda i: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(i, rank)]) for rank, j in ranking.candidates(i)]
+        lambda r: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(r, rank)]) for rank, j in ranking.candidates(r)]
     )
     rows = [[row.encode() for row in rows] for rows in rankings]
     source_cells = _csv_source_cells(ranking.source_ids, lambda text: cells([cell(text)])[:-1], neutralise)
@@ -745,7 +759,7 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
         return f"  {rank:>{rank_width}}  {target:<{target_width}}  {score}".rstrip() + "\n"
 
     rankings = ranking.formatted(
-        lambda i: [rest(str(rank), printable(target_ids[j]), ranking.parts.words((i, rank - 1))) for rank, j in ranking.candidates(i)]
+        lambda r: [rest(str(rank), printable(target_ids[j]), ranking.parts.words((r, rank - 1))) for rank, j in ranking.candidates(r)]
         or [rest("-", no_target, "-")]
     )
     yield f"{header[0]:<{source_width}}" + rest(*header[1:])
@@ -1161,8 +1175,9 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     line(f"Ranked candidates (top {k}) of a few sources:")
     for i in _showcase(source_records, indices):
         line(f"  {sources.ids[i]}  [{_describe(source_records[i])}]")
-        for rank, j in ranking.candidates(i):
-            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((i, rank - 1))}")
+        r = ranking.which[i]
+        for rank, j in ranking.candidates(r):
+            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((r, rank - 1))}")
 
     counts = result.reason_counts()
     failing = n * m - n_compatible

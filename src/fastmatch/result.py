@@ -231,6 +231,16 @@ class MatchResult:
             scores,
         )
 
+    def version_origins(self) -> np.ndarray:
+        """int64 (n,): a code per source device, equal for sources whose version distances are
+        measured from the same version (or that have none): with equal scores to the same
+        targets, two sources with one code have equal score parts."""
+        versions = self._class_versions[0]
+        if len(versions.present) == 0:
+            return np.zeros(len(self.sources), dtype=np.int64)
+        _, codes = np.unique(np.stack([versions.present, versions.major, versions.minor]), axis=1, return_inverse=True)
+        return codes.reshape(-1)[self.source_class]
+
     @cached_property
     def _class_versions(self) -> tuple[ClassVersions, ClassVersions]:
         return ClassVersions(self.sources, self.source_class, self.policy.score_version), self.target_class_versions

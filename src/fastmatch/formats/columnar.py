@@ -375,8 +375,8 @@ def candidates_table(
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
-    ``first`` and ``which`` are the distinct rankings the rows share (``cli.Ranking``): the
-    parts are read once per distinct ranking, then spread over its rows column-wise.
+    ``first`` and ``which`` are the distinct rankings the rows share (``cli.Ranking``), and
+    ``parts`` those rankings' parts, (rankings, k): spread over their rows column-wise.
     """
     pa = pyarrow_module("writing Parquet")
     k = indices.shape[1]
@@ -384,8 +384,8 @@ def candidates_table(
     rows, columns = np.nonzero(found)
     # The parts of the distinct rankings, (rankings, k), then each candidate's from its row's ranking.
     closest = parts.prefer == "closest"
-    has_version = np.array([[v is not None for v in parts.version[i]] for i in first], dtype=bool).reshape(len(first), k)
-    texts = np.array([[v.canonical if v is not None else None for v in parts.version[i]] for i in first], dtype=object).reshape(len(first), k)
+    has_version = np.array([[v is not None for v in versions] for versions in parts.version], dtype=bool).reshape(len(first), k)
+    texts = np.array([[v.canonical if v is not None else None for v in versions] for versions in parts.version], dtype=object).reshape(len(first), k)
     at = (which[rows], columns)
     distance_valid = has_version[at] if closest else np.zeros(len(rows), dtype=bool)
     return pa.table(
@@ -393,10 +393,10 @@ def candidates_table(
             "source": pa.array(source_ids, type=pa.string()).take(pa.array(rows)),
             "rank": pa.array(columns + 1, type=pa.int32()),
             "target": pa.array(target_ids, type=pa.string()).take(pa.array(indices[found])),
-            "exact": pa.array(parts.exact[first][at]),
-            "same_type": pa.array(parts.same_type[first][at]),
+            "exact": pa.array(parts.exact[at]),
+            "same_type": pa.array(parts.same_type[at]),
             "version": pa.array(texts[at], type=pa.string()),
-            "major_distance": pa.array(parts.major_distance[first][at], type=pa.uint64(), mask=~distance_valid),
-            "minor_distance": pa.array(parts.minor_distance[first][at], type=pa.uint64(), mask=~distance_valid),
+            "major_distance": pa.array(parts.major_distance[at], type=pa.uint64(), mask=~distance_valid),
+            "minor_distance": pa.array(parts.minor_distance[at], type=pa.uint64(), mask=~distance_valid),
         }
     )
