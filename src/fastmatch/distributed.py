@@ -108,7 +108,7 @@ def match(
     if not chosen.native:
         raise FastmatchError(f"a match on Dask runs the native kernel, and here it cannot: {chosen.refused}")
     interned = chosen.interned
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_bit, interned.targets)
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
         interned = replace(interned, targets=in_order(interned.targets, keys.order))
