@@ -405,6 +405,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    _drain_options(p)  # with --drain: the joint plan's summary, waves and unplaced VMs, as `plan` makes it
     quiet_option(p)
     p.set_defaults(run=_cmd_report)
 
@@ -989,19 +990,41 @@ PLAN_STRATEGIES = ("joint", "greedy")
 PLAN_FORMATS = ("csv", "json", "table")
 
 
+def _drain_options(p: argparse.ArgumentParser) -> None:
+    """The drained hosts and their side files, as ``plan`` and ``report --drain`` read them."""
+    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
+    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
+
+
+def _drain_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, int] | None, dict[str, Any]]:
+    """``(drain, host_limits, names)`` from ``_drain_options``' arguments, for :func:`fastmatch.plan`."""
+    from .drain.inputs import read_drain_file, read_host_limits
+
+    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
+    if args.drain_file is not None:
+        names["drain"], listed = read_drain_file(args.drain_file)
+        if args.drain:
+            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
+        drain = [host for host, _ in listed]
+        names["drain_lines"] = [line for _, line in listed]
+    limits = None
+    if args.host_limits is not None:
+        names["host_limits"], limits = read_host_limits(args.host_limits)
+    return drain, limits, names
+
+
 def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
     p = commands.add_parser(
         "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
     )
     p.add_argument("sources", metavar="SOURCES", help="source devices (any input format match reads)")
     p.add_argument("targets", metavar="TARGETS", help="target devices")
-    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
-    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    _drain_options(p)
     p.add_argument(
         "--strategy", choices=PLAN_STRATEGIES, default="joint",
         help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
     )
-    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
     p.add_argument("--assume", metavar="FILE", help="TOML or JSON patches applied to the fleets first (what-if)")
     p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
     p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
@@ -1032,22 +1055,12 @@ def _seconds(text: str) -> float:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .drain import plan
     from .drain.assume import read_assumptions
-    from .drain.inputs import read_drain_file, read_host_limits
     from .drain.output import FORMATTERS as PLAN_FORMATTERS, summary_text
 
     _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits, args.assume) if f))
-    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
-    if args.drain_file is not None:
-        names["drain"], listed = read_drain_file(args.drain_file)
-        if args.drain:
-            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
-        drain = [host for host, _ in listed]
-        names["drain_lines"] = [line for _, line in listed]
+    drain, limits, names = _drain_inputs(args)
     if not drain:
         raise FastmatchError("no host to drain: give --drain HOST ... or --drain-file FILE")
-    limits = None
-    if args.host_limits is not None:
-        names["host_limits"], limits = read_host_limits(args.host_limits)
     assume = None
     if args.assume is not None:
         names["assume"], assume = read_assumptions(args.assume)
@@ -1111,7 +1124,10 @@ def _read_token(path: str) -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import input_facts, render_html, report_figures
 
-    _check_inputs(args.sources, args.targets, args.policy)
+    _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits) if f))
+    drain, limits, names = _drain_inputs(args)
+    if not drain and (args.drain_file is not None or limits is not None):
+        raise FastmatchError("no host to drain: --drain-file and --host-limits need --drain HOST ... or hosts in the file")
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
@@ -1123,7 +1139,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "targets": input_facts(args.targets),
         "policy": input_facts(args.policy, default="built-in"),
     }
-    figures = report_figures(result, inputs)
+    drain_plan = None
+    if drain:
+        from .drain import plan
+
+        drain_plan = plan(sources, targets, drain, policy, host_limits=limits, workers=args.workers, names=names)
+        for role, path in (("drain", args.drain_file), ("host_limits", args.host_limits)):
+            if path is not None:
+                inputs[role] = input_facts(path)
+    figures = report_figures(result, inputs, drain=drain_plan)
     page = json.dumps(figures, ensure_ascii=False) + "\n" if args.format == "json" else render_html(figures)
     _write_results(args.output, [page], rejects)
     return EXIT_OK

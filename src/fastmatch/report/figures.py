@@ -21,7 +21,7 @@ import os
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from ..files import STDIN
 from ..reasons import outcome_reasons, reason_names
 from ..result import MatchResult
 from ..values import Version
+
+if TYPE_CHECKING:
+    from ..drain import Plan
 
 # Class pairs read for the class-level figures: every source class's row when the class shape
 # is at most this (2,000 x 2,000 distinct descriptors is 4M), otherwise a sample of rows.
@@ -128,12 +131,32 @@ def report_figures(
     *,
     now: datetime | None = None,
     max_class_pairs: int = MAX_CLASS_PAIRS,
+    drain: Plan | None = None,
 ) -> dict[str, Any]:
     """Every number of the report, as JSON-safe data (ints, floats, strings, lists, dicts).
 
     ``inputs``: what to say about the inputs and the policy (``input_facts``), shown as given.
+    ``drain``: a drain plan (:func:`fastmatch.plan`) of these fleets, whose figures
+    (:func:`drain_figures`) the report adds as ``drain``; without one there is no ``drain``.
     """
-    return _Figures(result, max_class_pairs).data(inputs or {}, now or datetime.now(timezone.utc))
+    data = _Figures(result, max_class_pairs).data(inputs or {}, now or datetime.now(timezone.utc))
+    if drain is not None:
+        data["drain"] = drain_figures(drain)
+    return data
+
+
+def drain_figures(plan: Plan) -> dict[str, Any]:
+    """A drain plan as the report shows it: its summary (counts, solver and status), the VMs and
+    devices moved in each wave, and every unplaced VM with its reasons (as ``Plan.unplaced``)."""
+    vm_waves = plan.vm_wave[plan.vm_placed]
+    waves = int(plan.move_wave.max(initial=0))
+    vms = np.bincount(vm_waves, minlength=waves + 1)[1:]
+    devices = np.bincount(plan.move_wave, minlength=waves + 1)[1:]
+    return {
+        "summary": plan.summary,
+        "waves": [{"wave": w + 1, "vms": int(v), "devices": int(d)} for w, (v, d) in enumerate(zip(vms.tolist(), devices.tolist()))],
+        "unplaced": plan.unplaced,
+    }
 
 
 class _Figures:

@@ -19,6 +19,9 @@ from .charts import MAX_VERSION_PANELS, charts
 SHOWN_GROUPS = 50
 SHOWN_TYPES = 200
 CSV_COLUMNS = ("source", "host", "descriptor")
+# Unplaced VMs listed on the page with --drain; the embedded CSV and the JSON have all.
+SHOWN_UNPLACED = 50
+UNPLACED_CSV_COLUMNS = ("vm", "sources", "reasons")
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -40,6 +43,23 @@ def stranded_csv(figures: dict[str, Any]) -> str:
         for device, host, group in zip(stranded["ids"], stranded["hosts"], stranded["group"])
     )
     return buffer.getvalue()
+
+
+def unplaced_csv(figures: dict[str, Any]) -> str:
+    """Every VM a drain plan leaves behind: its name, its devices and its reasons (each list
+    joined by ``"; "``), one row a VM."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(UNPLACED_CSV_COLUMNS)
+    writer.writerows(
+        (_cell(entry["vm"]), _cell("; ".join(entry["sources"])), _cell("; ".join(entry["reasons"])))
+        for entry in figures["drain"]["unplaced"]
+    )
+    return buffer.getvalue()
+
+
+def _csv_url(text: str) -> str:
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def _environment():
@@ -72,12 +92,13 @@ def render_html(figures: dict[str, Any]) -> str:
     template = _environment().get_template("page.html.j2")
     same_type = {entry["reason"]: entry["pairs"] for entry in figures["reasons"]["same_type"]["counts"]}
     reason_rows = [(entry["reason"], entry["pairs"], same_type.get(entry["reason"], 0)) for entry in figures["reasons"]["all"]["counts"]]
-    csv_url = "data:text/csv;charset=utf-8;base64," + base64.b64encode(stranded_csv(figures).encode("utf-8")).decode("ascii")
     return template.render(
         f=figures,
         s=figures["summary"],
         charts=charts(figures),
-        csv_url=csv_url,
+        csv_url=_csv_url(stranded_csv(figures)),
+        unplaced_csv_url=_csv_url(unplaced_csv(figures)) if "drain" in figures else None,
+        shown_unplaced=SHOWN_UNPLACED,
         reason_rows=reason_rows,
         shown_groups=SHOWN_GROUPS,
         shown_types=SHOWN_TYPES,
