@@ -995,6 +995,8 @@ def _drain_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
     p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
     p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
+    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
+    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
 
 
 def _drain_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, int] | None, dict[str, Any]]:
@@ -1026,8 +1028,6 @@ def _add_plan_parser(commands, policy_option, input_format_option, quiet_option)
         help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
     )
     p.add_argument("--assume", metavar="FILE", help="TOML or JSON patches applied to the fleets first (what-if)")
-    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
-    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
     p.add_argument("--time-limit", type=_seconds, metavar="SECONDS", help="return the best plan found by then (not proven optimal)")
     policy_option(p)
     input_format_option(p)
@@ -1126,8 +1126,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits) if f))
     drain, limits, names = _drain_inputs(args)
-    if not drain and (args.drain_file is not None or limits is not None):
-        raise FastmatchError("no host to drain: --drain-file and --host-limits need --drain HOST ... or hosts in the file")
+    if not drain and any(v is not None for v in (args.drain_file, limits, args.max_parallel, args.max_per_host)):
+        raise FastmatchError("no host to drain: the drain options need --drain HOST ... or --drain-file FILE with hosts")
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
@@ -1143,7 +1143,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if drain:
         from .drain import plan
 
-        drain_plan = plan(sources, targets, drain, policy, host_limits=limits, workers=args.workers, names=names)
+        drain_plan = plan(
+            sources, targets, drain, policy, host_limits=limits, max_parallel=args.max_parallel,
+            max_per_host=args.max_per_host, workers=args.workers, names=names,
+        )
         for role, path in (("drain", args.drain_file), ("host_limits", args.host_limits)):
             if path is not None:
                 inputs[role] = input_facts(path)
