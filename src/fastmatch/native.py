@@ -136,6 +136,18 @@ class NativeOutputs:
         return outcomes[0]
 
 
+def blocked(interned: Interned, sources: DeviceSet, targets: DeviceSet, policy: Policy):
+    """What every runner of the kernel starts from: ``(interned, blocks, rules)``, the targets
+    in blocked order where blocking pays (``blocks`` is then not None) and the device rules
+    over that order."""
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
+    blocks = keys.blocks(interned.sources)
+    if blocks is not None:
+        interned = replace(interned, targets=in_order(interned.targets, keys.order))
+    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
+    return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
+
+
 def run_native(
     plan: Plan,
     sources: DeviceSet,
@@ -147,13 +159,7 @@ def run_native(
     progress=None,
 ) -> MatchResult:
     """A match through the kernel, as ``plan`` (fastmatch.dispatch) says, targets blocked where it pays."""
-    interned = plan.interned
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
-    blocks = keys.blocks(interned.sources)
-    if blocks is not None:
-        interned = replace(interned, targets=in_order(interned.targets, keys.order))
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
-    rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
+    interned, blocks, rules = blocked(plan.interned, sources, targets, policy)
     problem = prepared_problem(interned, workers, plan.vector)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)
