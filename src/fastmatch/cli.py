@@ -991,7 +991,7 @@ PLAN_FORMATS = ("csv", "json", "table")
 
 
 def _drain_options(p: argparse.ArgumentParser) -> None:
-    """The drained hosts and their side files, as ``plan`` and ``report --drain`` read them."""
+    """The drained hosts, their side files and the limits of a wave, as ``plan`` and ``report --drain`` read them."""
     p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
     p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
     p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
