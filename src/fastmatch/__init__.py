@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .devices import DeviceSet
     from .engine import CheckResult, Reasons, check, load, match
-    from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError
+    from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError, UnknownIdError
     from .index import TargetIndex
     from .policy import Policy
     from .result import MatchResult
@@ -29,6 +29,7 @@ _WHERE = {
     "ResultTooLargeError": "errors",
     "TargetIndex": "index",
     "TemplateError": "errors",
+    "UnknownIdError": "errors",
     "check": "engine",
     "load": "engine",
     "match": "engine",

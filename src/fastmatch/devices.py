@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import FastmatchError, InputError, fields_of
+from .errors import FastmatchError, InputError, UnknownIdError, fields_of
 from .policy import Policy
 from .records import (
     COMBINATIONS_PER_DEVICE,
@@ -181,6 +181,19 @@ class DeviceSet:
                         first[name] = (d, place)
                     place += 1
         return sorted(first, key=first.__getitem__)
+
+    def index_of(self, device_id: str) -> int:
+        """The position of the device ``device_id`` (the row or column of a result), in O(1).
+
+        An id that is not in the set raises :class:`~fastmatch.UnknownIdError`
+        (a ``KeyError`` too), which names it.
+        """
+        if not isinstance(device_id, str):
+            raise TypeError(f"device_id must be a str, got {type(device_id).__name__}")
+        position = self.id_index.get(device_id)
+        if position is None:
+            raise UnknownIdError(f"no device has id {device_id!r} (among {len(self):,} devices)")
+        return position
 
     @cached_property
     def id_index(self) -> dict[str, int]:

@@ -129,6 +129,10 @@ class TemplateError(InputError):
     """A COMPATIBLE template does not parse or cannot be grounded."""
 
 
+class UnknownIdError(FastmatchError, KeyError):
+    """An id that names no device of a set (also a ``KeyError``, as a failed lookup is)."""
+
+
 class ResultTooLargeError(FastmatchError):
     """A dense result would exceed the configured memory limit."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -184,10 +184,15 @@ class MatchResult:
         """Indices of the sources with no compatible target that has capacity."""
         return np.flatnonzero(self.counts() == 0)
 
-    def to_sparse(self):
-        """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m) whose values are the scores.
+    def to_sparse(self) -> Any:
+        """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m), int64.
 
-        A compatible pair whose score is 0 is stored as an explicit zero.
+        The stored entries are exactly the compatible pairs (available or not), and
+        each holds its score **plus one**: every stored value is >= 1, so a
+        compatible pair whose score is 0 survives ``toarray()`` and
+        ``eliminate_zeros()``, and a 0 always means incompatible. ``m.data - 1``
+        gives the scores back (comparable among the targets of one source, as
+        every score). Needs SciPy (``pip install 'fastmatch[sparse]'``).
         """
         try:
             from scipy import sparse
@@ -428,7 +433,7 @@ class ReferenceOutputs:
     def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
         rows, cols = np.nonzero(self._scores >= 0)
         columns[:] = cols
-        data[:] = self._scores[rows, cols]
+        data[:] = self._scores[rows, cols] + 1  # MatchResult.to_sparse: score + 1, never a stored 0
 
     def dense(self, what: str, out: np.ndarray) -> None:
         if what == "compatible":
