@@ -1,4 +1,4 @@
-"""Device records (SPEC section 2), validated and normalised under a policy.
+"""Device records (docs/model.md section 2), validated and normalised under a policy.
 
 A :class:`DeviceSet` keeps per-device columns (id, host, vm, capacity) and a
 list of distinct *descriptors*: everything that decides compatibility apart
@@ -156,7 +156,7 @@ class DeviceSet:
         return self.descriptors[self.descriptor_of[index]]
 
     def attribute_names(self) -> list[str]:
-        """Attribute names in order of first appearance (SPEC section 8)."""
+        """Attribute names in order of first appearance (docs/model.md section 8)."""
         # Descriptors are numbered in order of first device; each reads its SELF's names, then
         # its records'. The SELF names are read at C speed, in their order of first appearance;
         # the records' names (few descriptors have records) are then placed where they first
@@ -221,7 +221,7 @@ def check_records_argument(records: Any, argument: str) -> None:
 
 
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
-    """The attribute order of the reason bits (SPEC section 8) for one match."""
+    """The attribute order of the reason bits (docs/model.md section 8) for one match."""
     return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
 
 

@@ -30,7 +30,7 @@ def load(
     host: str = "",
     on_error: Callable[[Any, FastmatchError], None] | None = None,
 ) -> DeviceSet:
-    """Read devices from any input format (SPEC section 9), told apart by content.
+    """Read devices from any input format (docs/model.md section 9), told apart by content.
 
     A file of fleet JSON Lines, a JSON array of records, a seed document or
     SELF/COMPATIBLE text; libvirt node-device XML (a file or a directory); or
@@ -123,7 +123,7 @@ def match(
     memory_limit: int | None = None,
     progress=None,
 ) -> MatchResult:
-    """Evaluate every source -> target pair (SPEC sections 6-8).
+    """Evaluate every source -> target pair (docs/model.md sections 6-8).
 
     ``policy`` defaults to the sources' policy. ``workers`` is the number of
     threads of the native kernel (-1: all cores); ``block`` the number of

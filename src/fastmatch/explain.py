@@ -1,4 +1,4 @@
-"""Explanations of one pair, in words an operator understands (SPEC section 8)."""
+"""Explanations of one pair, in words an operator understands (docs/model.md section 8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Synthetic fleets: realistic device records in fleet JSON Lines (SPEC section 2), fast.
+"""Synthetic fleets: realistic device records in fleet JSON Lines (docs/model.md section 2), fast.
 
 ``write_fleet(directory, sources, targets, distinct, seed)`` writes
 ``directory/sources.jsonl`` and ``directory/targets.jsonl``; it is what

@@ -12,7 +12,7 @@ The kernel works on narrow unsigned *lanes* (16, 32 or 64 bits, the smallest
 that holds every code and every failure bit), so that its loops over targets
 handle many pairs per vector instruction. Each rule that can fail is an *op*
 with its own bit in a lane-wide failure mask; ``bit_reasons`` maps those bits
-to SPEC section 8's reason bits.
+to docs/model.md section 8's reason bits.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The reason mask of SPEC section 8 and the score layout of section 7.
+"""The reason mask of docs/model.md section 8 and the score layout of section 7.
 
 Shared vocabulary of the kernel, the reference and the results: nothing here
 evaluates a pair.
@@ -31,7 +31,7 @@ FIXED_REASONS = {
     NO_RECORD: "NO_RECORD",
 }
 
-# Score layout (int64, higher is better, -1 when incompatible), SPEC section 7:
+# Score layout (int64, higher is better, -1 when incompatible), docs/model.md section 7:
 #   bit 62       exact: identical descriptors
 #   bit 61       same_type: equal score_type values
 #   bit 60       both sides have the score_version attribute

@@ -1,4 +1,4 @@
-"""COMPATIBLE records (SPEC section 5): patterns, templates, the expression parser, grounding.
+"""COMPATIBLE records (docs/model.md section 5): patterns, templates, the expression parser, grounding.
 
 A record is parsed once into fields of literals and templates, then grounded
 into every combination of its variables' values. The result, a

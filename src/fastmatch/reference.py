@@ -1,4 +1,4 @@
-"""The plain-Python twin of the native kernel: SPEC sections 6-8, one pair at a time.
+"""The plain-Python twin of the native kernel: docs/model.md sections 6-8, one pair at a time.
 
 Deliberately naive, so that it can be trusted as the oracle the kernel is held
 to. It works on device pairs, with no interning and no classes.
@@ -78,7 +78,7 @@ class PairEvaluator:
         return {a for a in self.attributes if not rule_passes(self.rules[a], self.value(s, a), self.value(t, a))}
 
     def records_mask(self, holder: Descriptor, other: Descriptor, failing: set[str]) -> int:
-        """The reasons one side's COMPATIBLE records give (SPEC 6.3 and 8)."""
+        """The reasons one side's COMPATIBLE records give (docs/model.md sections 6.3 and 8)."""
         if not holder.records:
             return self.mask_of(failing)
         constrained = {a for r in holder.records for a in r.attrs}

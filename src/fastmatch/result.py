@@ -21,10 +21,26 @@ from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError
 from .explain import explain_pair
 from .policy import Policy
-from .reasons import SAME_DEVICE, SAME_HOST, outcome_reasons, outcome_scores, reason_names
+from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
 
 DEFAULT_MEMORY_LIMIT = 2 << 30
+# MatchResult.to_records: one row per ranked candidate.
+RECORD_DTYPE = np.dtype(
+    [
+        ("source", object),
+        ("source_index", np.int64),
+        ("rank", np.int64),
+        ("target", object),
+        ("target_index", np.int64),
+        ("exact", np.bool_),
+        ("same_type", np.bool_),
+        ("version", object),
+        ("major_distance", np.uint64),
+        ("minor_distance", np.uint64),
+    ]
+)
+RECORD_FIELDS: tuple[str, ...] = RECORD_DTYPE.names or ()
 DENSE_BYTES = {"compatible": 1, "scores": 8, "reasons": 8}
 
 
@@ -64,7 +80,7 @@ def _memory_limit(value: int | None) -> int:
 
 
 class MatchResult:
-    """Scores and reasons of every source -> target pair (SPEC sections 6-8).
+    """Scores and reasons of every source -> target pair (docs/model.md sections 6-8).
 
     Prefer the outputs that never hold n x m values: :meth:`top_k`,
     :meth:`counts`, :meth:`stranded` and :meth:`to_sparse`. The dense arrays
@@ -154,12 +170,12 @@ class MatchResult:
 
     @cached_property
     def reasons(self) -> np.ndarray:
-        """uint64 (n, m): SPEC section 8's reason mask, 0 exactly when compatible."""
+        """uint64 (n, m): docs/model.md section 8's reason mask, 0 exactly when compatible."""
         return self._dense("reasons").view(np.uint64)
 
     @cached_property
     def scores(self) -> np.ndarray:
-        """int64 (n, m): the ranking score of SPEC section 7, -1 where incompatible."""
+        """int64 (n, m): the ranking score of docs/model.md section 7, -1 where incompatible."""
         return self._dense("scores")
 
     @cached_property
@@ -210,6 +226,75 @@ class MatchResult:
         if nnz:
             self._outputs.sparse_rows(indptr, columns, data)
         return sparse.csr_array((data, columns, indptr), shape=(n, m))
+
+    def to_records(self, k: int) -> np.ndarray:
+        """The ranked candidates of :meth:`top_k` as a table: a NumPy structured array, one
+        row per candidate (sources with none have no row: :meth:`stranded` lists them), in
+        source order, best first. Its fields (:data:`RECORD_FIELDS`):
+
+        - ``source``, ``target``: the device ids (Python ``str``);
+        - ``source_index``, ``target_index``: their positions, as in the other outputs;
+        - ``rank``: 1 for the source's best available target, 2 for the next, ...;
+        - ``exact``, ``same_type``, ``version``, ``major_distance``, ``minor_distance``:
+          the parts that decided the rank, as :meth:`score_parts` gives them
+          (docs/model.md section 7). ``version`` is the target's ``score_version`` as
+          written, ``None`` where either side lacks one; the distances are
+          ``|T.major - S.major|`` and ``|T.minor - S.minor|`` with ``prefer = "closest"``,
+          and 0 where they do not apply (no version, or ``prefer = "newest"``).
+
+        The kernel's int64 score is not a field: its number means something only beside
+        the other targets of the same source, and past 2^53 JSON tools round it.
+        """
+        indices, scores = self.top_k(k)
+        rows, columns = np.nonzero(indices >= 0)
+        self._check_dense(f"to_records({k}) ({len(rows):,} candidates)", len(rows), RECORD_DTYPE.itemsize)
+        targets = indices[rows, columns]
+        ranked_scores = scores[rows, columns]
+        parts = self.score_parts(rows, targets, ranked_scores)
+        table = np.empty(len(rows), dtype=RECORD_DTYPE)
+        table["source"] = np.asarray(self.sources.ids, dtype=object)[rows]
+        table["source_index"] = rows
+        table["rank"] = columns + 1
+        table["target"] = np.asarray(self.targets.ids, dtype=object)[targets]
+        table["target_index"] = targets
+        table["exact"] = parts.exact
+        table["same_type"] = parts.same_type
+        has_version = ranked_scores & SCORE_HAS_VERSION != 0
+        table["version"] = np.where(has_version, self._target_version_text[self.target_class[targets]], None)
+        table["major_distance"] = parts.major_distance
+        table["minor_distance"] = parts.minor_distance
+        return table
+
+    def to_pandas(self, k: int) -> Any:
+        """:meth:`to_records` as a ``pandas.DataFrame`` with the same columns; the distances
+        are nullable ``UInt64`` columns, ``<NA>`` where they do not apply. Needs pandas
+        (``pip install 'fastmatch[pandas]'``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise FastmatchError("to_pandas() needs pandas: pip install 'fastmatch[pandas]'") from None
+        table = self.to_records(k)
+        columns: dict[str, Any] = {name: table[name] for name in RECORD_FIELDS}
+        if self.policy.prefer == "closest":
+            not_applicable = np.equal(table["version"], None)
+        else:
+            not_applicable = np.ones(len(table), dtype=bool)
+        for name in ("major_distance", "minor_distance"):
+            columns[name] = pandas.arrays.IntegerArray(table[name], not_applicable.copy())
+        return pandas.DataFrame(columns)
+
+    @cached_property
+    def _target_version_text(self) -> np.ndarray:
+        """Per target class, its ``score_version`` as written (None where it has none)."""
+        attribute = self.policy.score_version
+        first = np.full(self.class_shape[1], -1, dtype=np.int64)
+        first[self.target_class[::-1]] = np.arange(len(self.target_class) - 1, -1, -1)
+        texts: list[str | None] = [None] * len(first)
+        if attribute:
+            for c, device in enumerate(first.tolist()):
+                version = self.targets.descriptor(device).values.get(attribute) if device >= 0 else None
+                texts[c] = version.text if version is not None else None
+        return np.array(texts + [None], dtype=object)[:-1]  # (the None keeps it one object per class)
 
     def _counts(self, counted: np.ndarray) -> np.ndarray:
         out = np.zeros(len(self.sources), dtype=np.int64)
@@ -346,7 +431,7 @@ def _grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DeviceRules:
-    """What depends on the devices of a match rather than their classes (SPEC sections 6-7):
+    """What depends on the devices of a match rather than their classes (docs/model.md sections 6-7):
     a source never goes to itself (``SAME_DEVICE``), nor, with ``exclude_same_host``, to a
     target on its own named host (``SAME_HOST``); ranked candidates and counts skip targets
     with capacity 0. Every output, the reference's and ``explain`` apply these rules here."""

@@ -1,4 +1,4 @@
-"""The four attribute types of SPEC section 3: parsing, normalising, ordering.
+"""The four attribute types of docs/model.md section 3: parsing, normalising, ordering.
 
 Every parser takes a JSON value (or a string from a template) and returns the
 normal form, or ``None`` / the empty set for an absent value; invalid input
@@ -31,7 +31,7 @@ _SET_SPLIT = re.compile(r"[+,]")
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """A lenient ``major.minor.patch...`` version ordered as SPEC section 3 says.
+    """A lenient ``major.minor.patch...`` version ordered as docs/model.md section 3 says.
 
     Equality and ordering use :attr:`key` only, so ``1.0`` equals ``1.0.0`` and
     build metadata is ignored; :attr:`text` keeps what was written.

@@ -1,7 +1,7 @@
 """Readers: each turns one input format into device records.
 
 A reader returns ``(records, places)``: plain dicts in the fleet record shape
-of SPEC section 2, and where each one is, so that validation errors can name
+of docs/model.md section 2, and where each one is, so that validation errors can name
 it. A place is the line a record starts on, or, for inputs that are not one
 line-oriented file, a path inside the input (``host1.xml:14`` in a directory,
 ``bus/mdev/devices/<uuid>`` in a sysfs tree); see :func:`fastmatch.errors.join_place`.
