@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm(_terminate)
     try:
         with warnings.catch_warnings():
+            # Shown as one line whatever filter the caller set (a test suite's "error" included).
+            warnings.simplefilter("default")
             warnings.showwarning = _show_warning
             return args.run(args)
     except FastmatchError as exc:
