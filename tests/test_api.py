@@ -96,7 +96,8 @@ def test_explain_compatible_pair(implementation):
     result = fm.match([{"id": "gpu-1", "self": {"mdev_type": "A"}}], [{"id": "gpu-2", "self": {"mdev_type": "A"}}], workers=1)
     text = result.explain(0, 0)
     assert text.splitlines()[0] == "gpu-1 -> gpu-2: compatible"
-    assert str(EXACT | SAME_TYPE) in text
+    assert "  score: identical descriptors, no version to compare" in text.splitlines()
+    assert "  rank 1 of the source's 1 available candidate" in text.splitlines()
 
 
 def test_explain_names_failing_rules_with_both_values(implementation):

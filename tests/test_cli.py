@@ -86,23 +86,61 @@ def test_match_json_lines(capsys, fleet):
     assert [r["source"] for r in rows] == ["s1", "s2", "s3"]
     assert {r["source"]: [c["target"] for c in r["candidates"]] for r in rows} == EXPECTED
     for r in rows:
-        scores = [c["score"] for c in r["candidates"]]
-        assert all(isinstance(s, int) and s >= 0 for s in scores)
-        assert scores == sorted(scores, reverse=True)
-    # same device description on both sides is the best score there is
-    s2 = rows[1]["candidates"]
-    assert s2[0]["score"] > s2[1]["score"]
+        assert [c["rank"] for c in r["candidates"]] == list(range(1, len(r["candidates"]) + 1))
+    # SPEC 7 readable: the parts that decided, never the kernel's int64.
+    s1, s2 = rows[0]["candidates"], rows[1]["candidates"]
+    part = {"exact": False, "same_type": True, "major_distance": 0}
+    assert s1[0]["score"] == {**part, "version": "1.2.3", "minor_distance": 0}  # closest minor, higher patch
+    assert s1[1]["score"] == {**part, "version": "1.3.0", "minor_distance": 1}
+    assert s2[0]["score"] == {**part, "exact": True, "version": "1.2.0", "minor_distance": 0}  # identical
+
+
+def test_match_json_scores_stay_exact_past_2_53(capsys, tmp_path):
+    """Versions far beyond 2^53: the JSON carries no number a double would round, and the
+    ranking follows the true differences."""
+    big = 2**62
+    sources = write_jsonl(tmp_path / "s.jsonl", [{"id": "s", "self": gvt(software_version=f"{big}.0.0")}])
+    targets = write_jsonl(tmp_path / "t.jsonl", [
+        {"id": "far", "self": gvt(software_version=f"{big}.{2**60}.1")},
+        {"id": "near", "self": gvt(software_version=f"{big}.{2**60 - 1}.20240115")},
+    ])
+    status, out, err = run(capsys, "match", sources, targets, "--format", "json")
+    assert (status, err) == (0, ""), err
+    candidates = json.loads(out)["candidates"]  # the default version rule takes a higher minor
+    assert [c["target"] for c in candidates] == ["near", "far"]
+    assert [c["score"]["minor_distance"] for c in candidates] == [str(2**60 - 1), str(2**60)]
+    for number in _json_numbers(out):
+        assert abs(number) <= 2**53
+
+
+def _json_numbers(text: str):
+    def walk(value):
+        if isinstance(value, bool):
+            return
+        if isinstance(value, (int, float)):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from walk(v)
+
+    for line in text.splitlines():
+        yield from walk(json.loads(line))
 
 
 def test_match_csv(capsys, fleet):
     status, out, err = run(capsys, "match", *fleet, "--format", "csv")
     assert (status, err) == (0, "")
     rows = list(csv.reader(io.StringIO(out)))
-    assert rows[0] == ["source", "rank", "target", "score"]
-    assert [(r[0], r[1], r[2]) for r in rows[1:]] == [
-        ("s1", "1", "t1"), ("s1", "2", "t2"), ("s2", "1", "t3"), ("s2", "2", "t2")
+    assert rows[0] == ["source", "rank", "target", "exact", "same_type", "version", "major_distance", "minor_distance"]
+    assert rows[1:] == [
+        ["s1", "1", "t1", "false", "true", "1.2.3", "0", "0"],
+        ["s1", "2", "t2", "false", "true", "1.3.0", "0", "1"],
+        ["s2", "1", "t3", "true", "true", "1.2.0", "0", "0"],
+        ["s2", "2", "t2", "false", "true", "1.3.0", "0", "1"],
     ]
-    assert all(int(r[3]) >= 0 for r in rows[1:])
 
 
 def test_match_table(capsys, fleet):
@@ -110,10 +148,13 @@ def test_match_table(capsys, fleet):
     assert (status, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].split() == ["SOURCE", "RANK", "TARGET", "SCORE"]
-    body = [line.split() for line in lines[1:]]
+    body = [line.split(None, 3) for line in lines[1:]]
     assert [(r[0], r[1], r[2]) for r in body[:4]] == [
         ("s1", "1", "t1"), ("s1", "2", "t2"), ("s2", "1", "t3"), ("s2", "2", "t2")
     ]
+    assert body[0][3] == "same type, version 1.2.3 (same major and minor)"
+    assert body[1][3] == "same type, version 1.3.0 (same major, 1 minor away)"
+    assert body[2][3] == "identical descriptors, version 1.2.0 (same major and minor)"
     assert body[4][:2] == ["s3", "-"] and "(no available target)" in lines[5]
     # aligned: every row puts the target column at the same offset
     assert len({line.index(" t") for line in lines[1:5]}) == 1
@@ -124,12 +165,16 @@ def test_table_is_the_default_and_formats_agree(capsys, fleet):
     _, as_json, _ = run(capsys, "match", *fleet, "--format", "json")
     _, as_csv, _ = run(capsys, "match", *fleet, "--format", "csv")
     from_json = [
-        (r["source"], str(rank), c["target"], str(c["score"]))
+        (r["source"], str(c["rank"]), c["target"], c["score"]["version"])
         for r in map(json.loads, as_json.splitlines())
-        for rank, c in enumerate(r["candidates"], start=1)
+        for c in r["candidates"]
     ]
-    from_csv = [tuple(r) for r in list(csv.reader(io.StringIO(as_csv)))[1:]]
-    from_table = [tuple(line.split()) for line in table.splitlines()[1:] if "(no available target)" not in line]
+    from_csv = [(r[0], r[1], r[2], r[5]) for r in list(csv.reader(io.StringIO(as_csv)))[1:]]
+    from_table = [
+        tuple(line.split()[:3]) + (line.split("version ")[1].split()[0],)
+        for line in table.splitlines()[1:]
+        if "(no available target)" not in line
+    ]
     assert from_json == from_csv == from_table
 
 
@@ -229,10 +274,14 @@ def test_explain_reports_the_score_match_reports(capsys, fleet, tmp_path, prefer
     policy = tmp_path / "policy.toml"
     policy.write_text(f'prefer = "{prefer}"\n')
     _, out, _ = run(capsys, "match", *fleet, "--format", "json", "--policy", policy)
-    scores = {(r["source"], c["target"]): c["score"] for r in map(json.loads, out.splitlines()) for c in r["candidates"]}
-    for (source, target), score in scores.items():
-        _, explained, _ = run(capsys, "explain", *fleet, source, target, "--policy", policy)
-        assert f"score {score}" in explained
+    ranked = {(r["source"], c["target"]): c for r in map(json.loads, out.splitlines()) for c in r["candidates"]}
+    for (source, target), candidate in ranked.items():
+        _, explained, _ = run(capsys, "explain", *fleet, source, target, "--policy", policy, "--format", "json")
+        explained = json.loads(explained)
+        assert (explained["score"], explained["rank"]) == (candidate["score"], candidate["rank"])
+        _, text, _ = run(capsys, "explain", *fleet, source, target, "--policy", policy)
+        assert text == explained["text"] + "\n"
+        assert f"rank {candidate['rank']} of the source's" in text
 
 
 @pytest.mark.parametrize("ids, which", [(("nope", "t1"), 0), (("s1", "nope"), 1)])

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .index import TargetIndex
     from .policy import Policy
     from .result import MatchResult
+    from .scores import ScoreParts
 
 _WHERE = {
     "CheckResult": "engine",
@@ -27,6 +28,7 @@ _WHERE = {
     "PolicyError": "errors",
     "Reasons": "engine",
     "ResultTooLargeError": "errors",
+    "ScoreParts": "scores",
     "TargetIndex": "index",
     "TemplateError": "errors",
     "UnknownIdError": "errors",

@@ -32,6 +32,7 @@ from .engine import validate_others
 from .errors import join_place, printable
 from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
 from .outfile import StagedOutput
+from .scores import ScoreParts
 from .values import describe
 
 PROG = "fastmatch"
@@ -271,6 +272,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("targets", metavar="TARGETS")
     p.add_argument("source_id", metavar="SOURCE_ID")
     p.add_argument("target_id", metavar="TARGET_ID")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text",
+        help="json: one object (verdict, reasons, score parts, rank and its neighbours, the text)",
+    )
     policy_option(p)
     input_format_option(p)
     p.set_defaults(run=_cmd_explain)
@@ -428,25 +433,47 @@ def _cmd_match(args: argparse.Namespace) -> int:
         reading.update()
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
-    indices, scores = result.top_k(min(args.top, len(targets)))
+    ranking = Ranking.of(result, min(args.top, len(targets)))
     formatter = _FORMATTERS[args.format]
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
-    _write_results(args.output, formatter(sources.ids, targets.ids, indices, scores), rejects)
+    _write_results(args.output, formatter(ranking), rejects)
     return EXIT_OK
 
 
-def _candidates(indices: np.ndarray, scores: np.ndarray, i: int) -> list[tuple[int, int]]:
-    return [(int(j), int(s)) for j, s in zip(indices[i], scores[i]) if j >= 0]
+class Ranking:
+    """``match``'s answer as written: each source's candidates, best first, with their score
+    parts (fastmatch.scores), and the few distinct rankings the rows share."""
+
+    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: ScoreParts):
+        self.source_ids, self.target_ids = source_ids, target_ids
+        self.indices, self.parts = indices, parts
+        self.first, self.which = _shared_rankings(
+            np.concatenate([indices, parts.major_distance.view(np.int64), parts.minor_distance.view(np.int64)], axis=1)
+        )
+
+    @classmethod
+    def of(cls, result: MatchResult, k: int) -> "Ranking":
+        indices, scores = result.top_k(k)
+        parts = result.score_parts(np.arange(len(indices))[:, None], indices, scores)
+        return cls(result.sources.ids, result.targets.ids, indices, parts)
+
+    def candidates(self, i: int) -> Iterator[tuple[int, int]]:
+        """``(rank, target)`` of source row ``i``'s candidates (rank from 1)."""
+        row = self.indices[i]
+        return ((rank, int(row[rank - 1])) for rank in range(1, int((row >= 0).sum()) + 1))
+
+    def formatted(self, format_row: Callable[[int], Any]) -> list[Any]:
+        """``format_row(i)`` of one row of each distinct ranking, in ranking order."""
+        return [format_row(int(i)) for i in self.first]
 
 
-def _shared_rankings(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Most sources share their whole ranking with others (the devices of one class, wherever
     their host does not matter), so each distinct ranking is formatted once.
 
     Returns ``(first, which)``: a row holding each distinct ranking, and each row's ranking.
     """
-    rows = np.concatenate([indices, scores], axis=1)
     if len(rows) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     weights = np.random.default_rng(0).integers(1, 2**63, rows.shape[1], dtype=np.uint64) | np.uint64(1)
@@ -460,26 +487,32 @@ def _shared_rankings(indices: np.ndarray, scores: np.ndarray) -> tuple[np.ndarra
     return first, which
 
 
-def _format_json(source_ids, target_ids, indices, scores) -> Iterator[str]:
-    """JSON Lines: one object per source."""
-    first, which = _shared_rankings(indices, scores)
+def _format_json(ranking: Ranking) -> Iterator[str]:
+    """JSON Lines: one object per source,
+    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``."""
+    encode = msgspec.json.encode
+    target_ids, parts = ranking.target_ids, ranking.parts
 
-    def encode(text: str) -> str:
-        return msgspec.json.encode(text).decode()
+    def candidates(i: int) -> str:
+        return ", ".join(
+            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((i, rank - 1))).decode()}}}'
+            for rank, j in ranking.candidates(i)
+        )
 
-    rankings = [
-        ", ".join(f'{{"target": {encode(target_ids[j])}, "score": {s}}}' for j, s in _candidates(indices, scores, i))
-        for i in first
-    ]
+    rankings = ranking.formatted(candidates)
+    source_ids, which = ranking.source_ids, ranking.which
     for start in range(0, len(source_ids), 8192):
         stop = min(len(source_ids), start + 8192)
         yield "".join(
-            f'{{"source": {encode(source_ids[i])}, "candidates": [{rankings[which[i]]}]}}\n' for i in range(start, stop)
+            f'{{"source": {encode(source_ids[i]).decode()}, "candidates": [{rankings[which[i]]}]}}\n'
+            for i in range(start, stop)
         )
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+CSV_COLUMNS = ["source", "rank", "target", "exact", "same_type", "version", "major_distance", "minor_distance"]
 
 
 def _csv_cell(text: str) -> str:
@@ -489,8 +522,9 @@ def _csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _format_csv(source_ids, target_ids, indices, scores, neutralise: bool = True) -> Iterator[str]:
-    """``source,rank,target,score``, one row per candidate (rank from 1).
+def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
+    """``CSV_COLUMNS``, one row per candidate (rank from 1; the score's parts, empty where
+    they do not apply).
 
     Rows end with ``\n``; a cell holding a comma, a quote, ``\n`` or a lone ``\r`` is
     quoted (the csv module would leave a lone ``\r`` bare, and readers split the row there).
@@ -505,33 +539,50 @@ def _format_csv(source_ids, target_ids, indices, scores, neutralise: bool = True
         writer.writerow(values)
         return buffer.getvalue()[:-2] + "\n"
 
-    yield cells(["source", "rank", "target", "score"])
-    first, which = _shared_rankings(indices, scores)
+    def parts_cells(i: int, rank: int) -> list[Any]:
+        parts = ranking.parts.json((i, rank - 1)) or {}
+        return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
+                for name in CSV_COLUMNS[3:]]
+
+    yield cells(CSV_COLUMNS)
     # Each distinct ranking's rows without the leading source cell.
-    rankings = [
-        [cells([rank, cell(target_ids[j]), s]) for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1)]
-        for i in first
-    ]
-    for i, source_id in enumerate(source_ids):
+    rankings = ranking.formatted(
+        lambda i: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(i, rank)]) for rank, j in ranking.candidates(i)]
+    )
+    for i, source_id in enumerate(ranking.source_ids):
         prefix = cells([cell(source_id)])[:-1] + ","
-        yield "".join(prefix + row for row in rankings[which[i]])
+        yield "".join(prefix + row for row in rankings[ranking.which[i]])
 
 
-def _format_table(source_ids, target_ids, indices, scores) -> Iterator[str]:
-    """Aligned columns; a source with no available target gets one row that says so.
-    Ids are shown with their control characters escaped: one row per line, whatever they hold."""
-    rows: list[tuple[str, str, str, str]] = []
-    for i, source_id in enumerate(source_ids):
-        shown = printable(source_id)
-        candidates = _candidates(indices, scores, i)
-        if not candidates:
-            rows.append((shown, "-", "(no available target)", "-"))
-        for rank, (j, s) in enumerate(candidates, start=1):
-            rows.append((shown, str(rank), printable(target_ids[j]), str(s)))
+def _format_table(ranking: Ranking) -> Iterator[str]:
+    """Aligned columns, streamed: the widths come from the ids, not from rows held in memory.
+    A source with no available target gets one row that says so. Ids are shown with their
+    control characters escaped: one row per line, whatever they hold."""
+    source_ids, target_ids = ranking.source_ids, ranking.target_ids
+    shown_targets = np.unique(ranking.indices[ranking.first][ranking.indices[ranking.first] >= 0])
     header = ("SOURCE", "RANK", "TARGET", "SCORE")
-    widths = [max([len(header[c]), *(len(r[c]) for r in rows)]) for c in range(3)]
-    for r in (header, *rows):
-        yield f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}\n"
+    no_target = "(no available target)"
+    widths = (
+        max(len(header[0]), *map(len, map(printable, source_ids)), 0),
+        max(len(header[1]), len(str(ranking.indices.shape[1]))),
+        max(len(header[2]), len(no_target), *(len(printable(target_ids[j])) for j in shown_targets.tolist())),
+    )
+
+    def row(cells: tuple[str, str, str, str]) -> str:
+        return f"{cells[0]:<{widths[0]}}  {cells[1]:>{widths[1]}}  {cells[2]:<{widths[2]}}  {cells[3]}".rstrip() + "\n"
+
+    rankings = ranking.formatted(
+        lambda i: [(str(rank), printable(target_ids[j]), ranking.parts.words((i, rank - 1))) for rank, j in ranking.candidates(i)]
+        or [("-", no_target, "-")]
+    )
+    yield row(header)
+    for start in range(0, len(source_ids), 8192):
+        yield "".join(
+            row((shown, *cells))
+            for i in range(start, min(len(source_ids), start + 8192))
+            for shown in (printable(source_ids[i]),)
+            for cells in rankings[ranking.which[i]]
+        )
 
 
 _FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
@@ -553,7 +604,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     # reports (with prefer = "newest" it depends on every target's version).
     one_source = DeviceSet.from_records([sources.to_records()[i]], policy)
     result = match(one_source, targets, policy)
-    _stdout().write(result.explain(0, j) + "\n")
+    explanation = result.explanation(0, j)
+    explanation["source"] = sources.ids[i]
+    _stdout().write(json.dumps(explanation) + "\n" if args.format == "json" else explanation["text"] + "\n")
     return EXIT_OK
 
 
@@ -629,7 +682,8 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     """The demo summary: sizes, compatible pairs, stranded sources, candidates, reasons."""
     sources, targets = result.sources, result.targets
     source_records, target_records = sources.to_records(), targets.to_records()
-    indices, scores = result.top_k(min(k, len(targets)))  # no n x k for a k beyond the targets
+    ranking = Ranking.of(result, min(k, len(targets)))  # no n x k for a k beyond the targets
+    indices = ranking.indices
     compatible = result.compatible
     n, m = result.shape
     n_compatible = int(compatible.sum())
@@ -656,8 +710,8 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     line(f"Ranked candidates (top {k}) of a few sources:")
     for i in _showcase(source_records, indices):
         line(f"  {sources.ids[i]}  [{_describe(source_records[i])}]")
-        for rank, (j, s) in enumerate(_candidates(indices, scores, i), start=1):
-            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  score {s}")
+        for rank, j in ranking.candidates(i):
+            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((i, rank - 1))}")
 
     counts, failing = _reason_counts(result)
     line()

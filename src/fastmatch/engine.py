@@ -211,9 +211,13 @@ class Reasons(int):
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One pair's verdict. ``score`` is the exact int64 (for comparing in Python); ``parts`` is
+    the score as people and JSON read it (fastmatch.scores), None when incompatible."""
+
     compatible: bool
     reasons: Reasons
     score: int
+    parts: dict[str, Any] | None
     explanation: str
 
     def __bool__(self) -> bool:
@@ -228,11 +232,13 @@ def check(
     source_record, target_record = _with_ids(source_record, target_record)
     result = match([source_record], [target_record], policy, workers=1)
     mask = int(result.reasons[0, 0])
+    explained = result.explanation(0, 0)
     return CheckResult(
         compatible=mask == 0,
         reasons=Reasons(mask, reason_names(mask, result.attributes)),
         score=int(result.scores[0, 0]),
-        explanation=result.explain(0, 0),
+        parts=explained["score"],
+        explanation=explained["text"],
     )
 
 

@@ -24,12 +24,9 @@ def explain_pair(
     s: Descriptor,
     t: Descriptor,
     mask: int,
-    score: int,
 ) -> str:
     policy = evaluator.policy
     lines = [f"{source_id} -> {target_id}: " + ("compatible" if mask == 0 else "NOT compatible")]
-    if mask == 0:
-        lines.append(f"  score {score}")
     if mask & SAME_DEVICE:
         lines.append("  source and target are the same device")
     if mask & SAME_HOST:

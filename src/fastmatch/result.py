@@ -18,11 +18,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from .devices import DeviceSet
-from .errors import FastmatchError, ResultTooLargeError
+from .errors import FastmatchError, ResultTooLargeError, printable
 from .explain import explain_pair
 from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
+from .scores import ClassVersions, ScoreParts, score_parts
 
 DEFAULT_MEMORY_LIMIT = 2 << 30
 # MatchResult.to_records: one row per ranked candidate.
@@ -227,6 +228,33 @@ class MatchResult:
             self._outputs.sparse_rows(indptr, columns, data)
         return sparse.csr_array((data, columns, indptr), shape=(n, m))
 
+    def score_parts(self, sources, targets, scores) -> ScoreParts:
+        """The parts that decided ``scores`` (see :mod:`fastmatch.scores`), for the pairs
+        (``sources``, ``targets``) of device indices; the three broadcast together, so the
+        parts of ``top_k`` are ``score_parts(np.arange(n)[:, None], *result.top_k(k))``.
+        Where a score is -1 (incompatible, or top_k's padding) the parts say so."""
+        sources, targets, scores = np.broadcast_arrays(
+            np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64), np.asarray(scores, dtype=np.int64)
+        )
+        valid = scores >= 0
+        source_versions, target_versions = self._class_versions
+        return score_parts(
+            source_versions,
+            target_versions,
+            self.policy.prefer,
+            np.where(valid, self.source_class[np.where(valid, sources, 0)] if valid.any() else 0, 0),
+            np.where(valid, self.target_class[np.where(valid, targets, 0)] if valid.any() else 0, 0),
+            scores,
+        )
+
+    @cached_property
+    def _class_versions(self) -> tuple[ClassVersions, ClassVersions]:
+        attribute = self.policy.score_version
+        return (
+            ClassVersions(self.sources, self.source_class, attribute),
+            ClassVersions(self.targets, self.target_class, attribute),
+        )
+
     def to_records(self, k: int) -> np.ndarray:
         """The ranked candidates of :meth:`top_k` as a table: a NumPy structured array, one
         row per candidate (sources with none have no row: :meth:`stranded` lists them), in
@@ -307,16 +335,77 @@ class MatchResult:
         return reason_names(self._pair(i, j)[0], self.attributes)
 
     def explain(self, i: int, j: int) -> str:
+        """Why source ``i`` can or cannot go to target ``j``, and where ``j`` ranks among the
+        source's candidates, in words an operator reads."""
+        return self.explanation(i, j)["text"]
+
+    def explanation(self, i: int, j: int) -> dict[str, Any]:
+        """:meth:`explain` as a JSON-safe dict: ``source``, ``target``, ``compatible``,
+        ``reasons`` (names), ``score`` (its parts, fastmatch.scores; None when incompatible),
+        ``rank`` among the source's available candidates (None when not one of them),
+        ``candidates`` (how many it has), ``above``/``below`` (the neighbouring candidates:
+        ``{"target", "why"}``, why the upper one ranks higher), and ``text``."""
         mask, score = self._pair(i, j)
-        return explain_pair(
-            self._evaluator,
-            self.sources.ids[i],
-            self.targets.ids[j],
-            self.sources.descriptor(i),
-            self.targets.descriptor(j),
-            mask,
-            score,
-        )
+        lines = [
+            explain_pair(
+                self._evaluator,
+                self.sources.ids[i],
+                self.targets.ids[j],
+                self.sources.descriptor(i),
+                self.targets.descriptor(j),
+                mask,
+            )
+        ]
+        row = self.row_scores(i)
+        available = np.flatnonzero((row >= 0) & self.rules.available)
+        order = available[np.lexsort((available, -row[available]))]  # docs/model.md section 7: score, then input order
+        at = np.flatnonzero(order == j)
+        rank = int(at[0]) + 1 if len(at) else None
+        neighbours = {}
+        if rank is not None:
+            for key, n in (("above", rank - 2), ("below", rank)):
+                if 0 <= n < len(order):
+                    neighbours[key] = int(order[n])
+        shown = [j, *neighbours.values()]
+        parts = self.score_parts(i, np.array(shown), row[shown])
+        if score >= 0:
+            lines.append(f"  score: {parts.words(0)}")
+            if rank is None:
+                lines.append("  not ranked: the target has capacity 0")
+            else:
+                lines.append(f"  rank {rank} of the source's {len(order)} available candidate{'s' if len(order) > 1 else ''}")
+        explained: dict[str, Any] = {}
+        for k, (key, n) in enumerate(neighbours.items(), start=1):
+            upper, lower = (k, 0) if key == "above" else (0, k)
+            why = parts.why_above(upper, lower)
+            explained[key] = {"target": self.targets.ids[n], "why": why}
+            who = printable(self.targets.ids[n])
+            lines.append(f"  {who} ranks above it: {why}" if key == "above" else f"  it ranks above {who}: {why}")
+        return {
+            "source": self.sources.ids[i],
+            "target": self.targets.ids[j],
+            "compatible": mask == 0,
+            "reasons": reason_names(mask, self.attributes),
+            "score": parts.json(0),
+            "rank": rank,
+            "candidates": len(order),
+            "above": explained.get("above"),
+            "below": explained.get("below"),
+            "text": "\n".join(lines),
+        }
+
+    def row_scores(self, i: int) -> np.ndarray:
+        """int64 (m,): source ``i``'s score against every target, -1 where incompatible (the
+        device rules included); the n x m matrix is never built."""
+        outcomes = self._outputs.row(int(self.source_class[i]))[self.target_class]
+        scores = np.where(outcomes >= 0, outcomes, np.int64(-1))
+        twin = int(self.rules.source_twin[i])
+        if twin >= 0:
+            scores[twin] = -1
+        host = int(self.rules.source_host[i])
+        if self.rules.exclude_same_host and host > 0:
+            scores[self.rules.targets.host == host] = -1
+        return scores
 
     @cached_property
     def _evaluator(self) -> PairEvaluator:
