@@ -57,7 +57,15 @@ class Descriptor:
 
 
 class DeviceSet:
-    """Validated device records under one policy."""
+    """Validated device records under one policy (docs/model.md section 2).
+
+    Made by :func:`fastmatch.load` or :meth:`from_records`. Per device, in input order:
+    ``ids``, ``hosts``, ``vms`` (``""`` when absent), ``capacities`` (int64) and
+    ``descriptor_of`` (int64, its position in ``descriptors``, the distinct
+    :class:`Descriptor` values: devices that are alike share one). ``policy`` is the
+    policy the records were read under. A device's position is its row (as a source)
+    or column (as a target) in every result: :meth:`index_of` finds it from its id.
+    """
 
     def __init__(
         self,
@@ -147,12 +155,14 @@ class DeviceSet:
 
     # -- views --------------------------------------------------------------------------
     def __len__(self) -> int:
+        """The number of devices."""
         return len(self.ids)
 
     def __repr__(self) -> str:
         return f"DeviceSet({len(self)} devices, {len(self.descriptors)} distinct descriptors)"
 
     def descriptor(self, index: int) -> Descriptor:
+        """The descriptor of the device at position ``index``: what decides its compatibility."""
         return self.descriptors[self.descriptor_of[index]]
 
     def attribute_names(self) -> list[str]:
@@ -202,6 +212,7 @@ class DeviceSet:
 
     @cached_property
     def id_set(self) -> frozenset[str]:
+        """The device ids, as a set."""
         return frozenset(self.ids)
 
     @cached_property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -212,15 +212,17 @@ class Reasons(int):
 @dataclass(frozen=True)
 class CheckResult:
     """One pair's verdict. ``score`` is the exact int64 (for comparing in Python); ``parts`` is
-    the score as people and JSON read it (fastmatch.scores), None when incompatible."""
+    the score as people and JSON read it (fastmatch.scores), None when incompatible. Its repr
+    leaves out the int64 and the explanation (print ``explanation`` to read it)."""
 
     compatible: bool
     reasons: Reasons
-    score: int
+    score: int = field(repr=False)
     parts: dict[str, Any] | None
-    explanation: str
+    explanation: str = field(repr=False)
 
     def __bool__(self) -> bool:
+        """True when the pair is compatible."""
         return self.compatible
 
 

@@ -83,11 +83,16 @@ def _memory_limit(value: int | None) -> int:
 class MatchResult:
     """Scores and reasons of every source -> target pair (docs/model.md sections 6-8).
 
-    Prefer the outputs that never hold n x m values: :meth:`top_k`,
-    :meth:`counts`, :meth:`stranded` and :meth:`to_sparse`. The dense arrays
-    :attr:`compatible` (1 byte a pair), :attr:`scores` and :attr:`reasons`
-    (8 bytes a pair) are built when read and refused above ``memory_limit``
-    bytes (default 2 GiB, or the ``FASTMATCH_MEMORY_LIMIT`` environment variable).
+    Made by :func:`fastmatch.match`. Prefer the outputs that never hold n x m values:
+    :meth:`top_k`, :meth:`to_records`, :meth:`to_pandas`, :meth:`counts`,
+    :meth:`stranded` and :meth:`to_sparse`. The dense arrays :attr:`compatible`
+    (1 byte a pair), :attr:`scores` and :attr:`reasons` (8 bytes a pair) are built
+    when read and refused above ``memory_limit`` bytes (default 2 GiB, or the
+    ``FASTMATCH_MEMORY_LIMIT`` environment variable).
+
+    ``sources``, ``targets`` and ``policy`` are the match's; ``attributes`` the
+    attribute order of the reason bits; ``source_class`` and ``target_class`` each
+    device's descriptor class (the rows and columns of :attr:`class_scores`).
     """
 
     def __init__(
@@ -115,6 +120,7 @@ class MatchResult:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(sources, targets): the shape of the dense outputs."""
         return (len(self.sources), len(self.targets))
 
     @property
@@ -332,6 +338,9 @@ class MatchResult:
 
     # -- one pair -----------------------------------------------------------------------
     def reason_names(self, i: int, j: int) -> list[str]:
+        """The reasons source ``i`` cannot go to target ``j``, by name: the failing attributes
+        in :attr:`attributes` order, then the fixed reasons (``SAME_HOST``, ``NO_RECORD``, ...;
+        docs/model.md section 8). Empty exactly when the pair is compatible."""
         return reason_names(self._pair(i, j)[0], self.attributes)
 
     def explain(self, i: int, j: int) -> str:

@@ -78,6 +78,7 @@ class ScoreParts:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of every array: that of the arguments, broadcast together."""
         return self.exact.shape
 
     def __repr__(self) -> str:
