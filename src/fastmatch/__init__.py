@@ -9,14 +9,23 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .devices import DeviceSet
-    from .engine import CheckResult, Reasons, check, load, match
-    from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError, UnknownIdError
-    from .index import TargetIndex
-    from .policy import Policy
-    from .result import MatchResult
-    from .scores import ScoreParts
+if TYPE_CHECKING:  # (``X as X``: the names are the package's, for type checkers too)
+    from .devices import DeviceSet as DeviceSet
+    from .engine import CheckResult as CheckResult
+    from .engine import Reasons as Reasons
+    from .engine import check as check
+    from .engine import load as load
+    from .engine import match as match
+    from .errors import FastmatchError as FastmatchError
+    from .errors import InputError as InputError
+    from .errors import PolicyError as PolicyError
+    from .errors import ResultTooLargeError as ResultTooLargeError
+    from .errors import TemplateError as TemplateError
+    from .errors import UnknownIdError as UnknownIdError
+    from .index import TargetIndex as TargetIndex
+    from .policy import Policy as Policy
+    from .result import MatchResult as MatchResult
+    from .scores import ScoreParts as ScoreParts
 
 _WHERE = {
     "CheckResult": "engine",

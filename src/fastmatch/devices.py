@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, count
 from operator import attrgetter
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from .records import (
 )
 from .values import INT64_MAX, parse_value
 
+T = TypeVar("T")
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
 
 
@@ -163,7 +164,7 @@ class DeviceSet:
 
     def descriptor(self, index: int) -> Descriptor:
         """The descriptor of the device at position ``index``: what decides its compatibility."""
-        return self.descriptors[self.descriptor_of[index]]
+        return self.descriptors[int(self.descriptor_of[index])]
 
     def attribute_names(self) -> list[str]:
         """Attribute names in order of first appearance (docs/model.md section 8)."""
@@ -401,7 +402,7 @@ def _optional_string(raw: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _located(thunk, field: str):
+def _located(thunk: Callable[[], T], field: str) -> T:
     try:
         return thunk()
     except FastmatchError as exc:

@@ -143,7 +143,7 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
-def _escape(match: re.Match) -> str:
+def _escape(match: re.Match[str]) -> str:
     character = match.group()
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
     if named is not None:

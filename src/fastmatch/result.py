@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError, printable
@@ -24,6 +25,18 @@ from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
 from .scores import ClassVersions, ScoreParts, score_parts
+
+if TYPE_CHECKING:
+    import pandas
+    from scipy import sparse
+
+    from . import _kernel
+
+Int64s = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+DenseOutput = Literal["compatible", "scores", "reasons"]
+# top_k's filler: fill(width, indices, scores) writes the first width columns.
+TopKFill = Callable[[int, Int64s, Int64s], None]
 
 DEFAULT_MEMORY_LIMIT = 2 << 30
 # MatchResult.to_records: one row per ranked candidate.
@@ -50,19 +63,19 @@ class PairOutputs(Protocol):
 
     shape: tuple[int, int]  # (source classes, target classes)
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None: ...
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None: ...
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None: ...
+    def counts(self, counted: Bools, out: Int64s) -> None: ...
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None: ...
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None: ...
 
-    def dense(self, what: str, out: np.ndarray) -> None: ...
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None: ...
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         """The outcomes (fastmatch/reasons.py) of every class pair."""
         ...
 
-    def row(self, c: int) -> np.ndarray:
+    def row(self, c: int) -> Int64s:
         """The outcomes of one source class against every target class."""
         ...
 
@@ -102,8 +115,8 @@ class MatchResult:
         policy: Policy,
         attributes: list[str],
         outputs: PairOutputs,
-        source_class: np.ndarray,
-        target_class: np.ndarray,
+        source_class: Int64s,
+        target_class: Int64s,
         rules: "DeviceRules",
         memory_limit: int | None = None,
     ) -> None:
@@ -116,7 +129,7 @@ class MatchResult:
         self.rules = rules
         self.memory_limit = _memory_limit(memory_limit)
         self._outputs = outputs
-        self.made_by: tuple | None = None  # (match's arguments): how a pickled result is made again
+        self.made_by: tuple[Any, ...] | None = None  # (match's arguments): how a pickled result is made again
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -128,7 +141,7 @@ class MatchResult:
         """(source classes, target classes): how many distinct descriptors each side has."""
         return self._outputs.shape
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., MatchResult], tuple[Any, ...]]:
         """A result pickles as the match that makes it (the kernel's arrays are not data to
         keep): unpickled, it is that match again, with equal answers."""
         if self.made_by is None:
@@ -151,7 +164,7 @@ class MatchResult:
                 f"or raise memory_limit"
             )
 
-    def _dense(self, what: str) -> np.ndarray:
+    def _dense(self, what: DenseOutput) -> npt.NDArray[Any]:
         n, m = self.shape
         self._check_dense(f"the dense {what}", n * m, DENSE_BYTES[what])
         out = np.empty((n, m), dtype=np.uint8 if what == "compatible" else np.int64)
@@ -160,38 +173,38 @@ class MatchResult:
         return out
 
     @cached_property
-    def class_scores(self) -> np.ndarray:
+    def class_scores(self) -> Int64s:
         """int64 (source classes, target classes), -1 where incompatible."""
         return outcome_scores(self._class_outcomes)
 
     @cached_property
-    def class_reasons(self) -> np.ndarray:
+    def class_reasons(self) -> npt.NDArray[np.uint64]:
         """uint64 (source classes, target classes): the reasons that hold for whole classes."""
         return outcome_reasons(self._class_outcomes)
 
     @cached_property
-    def _class_outcomes(self) -> np.ndarray:
+    def _class_outcomes(self) -> Int64s:
         cn, cm = self.class_shape
         self._check_dense("the class-pair arrays", cn * cm, 16)
         return self._outputs.class_outcomes()
 
     @cached_property
-    def reasons(self) -> np.ndarray:
+    def reasons(self) -> npt.NDArray[np.uint64]:
         """uint64 (n, m): docs/model.md section 8's reason mask, 0 exactly when compatible."""
         return self._dense("reasons").view(np.uint64)
 
     @cached_property
-    def scores(self) -> np.ndarray:
+    def scores(self) -> Int64s:
         """int64 (n, m): the ranking score of docs/model.md section 7, -1 where incompatible."""
         return self._dense("scores")
 
     @cached_property
-    def compatible(self) -> np.ndarray:
+    def compatible(self) -> Bools:
         """bool (n, m)."""
         return self._dense("compatible").view(bool)
 
     # -- bounded outputs ----------------------------------------------------------------
-    def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, k: int) -> tuple[Int64s, Int64s]:
         """The k best available targets per source: ``(indices, scores)``, int64 (n, k).
 
         Best first, ties in target order; targets with capacity 0 are skipped;
@@ -199,15 +212,15 @@ class MatchResult:
         """
         return ranked(len(self.sources), len(self.targets), k, self._outputs.top_k, self.memory_limit)
 
-    def counts(self) -> np.ndarray:
+    def counts(self) -> Int64s:
         """int64 (n,): how many compatible targets with capacity each source has."""
         return self._counts(self.rules.available)
 
-    def stranded(self) -> np.ndarray:
+    def stranded(self) -> Int64s:
         """Indices of the sources with no compatible target that has capacity."""
         return np.flatnonzero(self.counts() == 0)
 
-    def to_sparse(self) -> Any:
+    def to_sparse(self) -> sparse.csr_array:
         """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m), int64.
 
         The stored entries are exactly the compatible pairs (available or not), and
@@ -234,7 +247,7 @@ class MatchResult:
             self._outputs.sparse_rows(indptr, columns, data)
         return sparse.csr_array((data, columns, indptr), shape=(n, m))
 
-    def score_parts(self, sources, targets, scores) -> ScoreParts:
+    def score_parts(self, sources: npt.ArrayLike, targets: npt.ArrayLike, scores: npt.ArrayLike) -> ScoreParts:
         """The parts that decided ``scores`` (see :mod:`fastmatch.scores`), for the pairs
         (``sources``, ``targets``) of device indices; the three broadcast together, so the
         parts of ``top_k`` are ``score_parts(np.arange(n)[:, None], *result.top_k(k))``.
@@ -261,7 +274,7 @@ class MatchResult:
             ClassVersions(self.targets, self.target_class, attribute),
         )
 
-    def to_records(self, k: int) -> np.ndarray:
+    def to_records(self, k: int) -> npt.NDArray[np.void]:
         """The ranked candidates of :meth:`top_k` as a table: a NumPy structured array, one
         row per candidate (sources with none have no row: :meth:`stranded` lists them), in
         source order, best first. Its fields (:data:`RECORD_FIELDS`):
@@ -294,12 +307,14 @@ class MatchResult:
         table["exact"] = parts.exact
         table["same_type"] = parts.same_type
         has_version = ranked_scores & SCORE_HAS_VERSION != 0
-        table["version"] = np.where(has_version, self._target_version_text[self.target_class[targets]], None)
+        versions = self._target_version_text[self.target_class[targets]]  # a copy: ours to change
+        versions[~has_version] = None
+        table["version"] = versions
         table["major_distance"] = parts.major_distance
         table["minor_distance"] = parts.minor_distance
         return table
 
-    def to_pandas(self, k: int) -> Any:
+    def to_pandas(self, k: int) -> pandas.DataFrame:
         """:meth:`to_records` as a ``pandas.DataFrame`` with the same columns; the distances
         are nullable ``UInt64`` columns, ``<NA>`` where they do not apply. Needs pandas
         (``pip install 'fastmatch[pandas]'``)."""
@@ -310,7 +325,7 @@ class MatchResult:
         table = self.to_records(k)
         columns: dict[str, Any] = {name: table[name] for name in RECORD_FIELDS}
         if self.policy.prefer == "closest":
-            not_applicable = np.equal(table["version"], None)
+            not_applicable = table["version"] == None  # noqa: E711  (elementwise, on str or None)
         else:
             not_applicable = np.ones(len(table), dtype=bool)
         for name in ("major_distance", "minor_distance"):
@@ -318,7 +333,7 @@ class MatchResult:
         return pandas.DataFrame(columns)
 
     @cached_property
-    def _target_version_text(self) -> np.ndarray:
+    def _target_version_text(self) -> npt.NDArray[np.object_]:
         """Per target class, its ``score_version`` as written (None where it has none)."""
         attribute = self.policy.score_version
         first = np.full(self.class_shape[1], -1, dtype=np.int64)
@@ -330,7 +345,7 @@ class MatchResult:
                 texts[c] = version.text if version is not None else None
         return np.array(texts + [None], dtype=object)[:-1]  # (the None keeps it one object per class)
 
-    def _counts(self, counted: np.ndarray) -> np.ndarray:
+    def _counts(self, counted: Bools) -> Int64s:
         out = np.zeros(len(self.sources), dtype=np.int64)
         if len(self.sources) and len(self.targets):
             self._outputs.counts(counted, out)
@@ -346,7 +361,8 @@ class MatchResult:
     def explain(self, i: int, j: int) -> str:
         """Why source ``i`` can or cannot go to target ``j``, and where ``j`` ranks among the
         source's candidates, in words an operator reads."""
-        return self.explanation(i, j)["text"]
+        text: str = self.explanation(i, j)["text"]
+        return text
 
     def explanation(self, i: int, j: int) -> dict[str, Any]:
         """:meth:`explain` as a JSON-safe dict: ``source``, ``target``, ``compatible``,
@@ -403,7 +419,7 @@ class MatchResult:
             "text": "\n".join(lines),
         }
 
-    def row_scores(self, i: int) -> np.ndarray:
+    def row_scores(self, i: int) -> Int64s:
         """int64 (m,): source ``i``'s score against every target, -1 where incompatible (the
         device rules included); the n x m matrix is never built."""
         outcomes = self._outputs.row(int(self.source_class[i]))[self.target_class]
@@ -432,7 +448,7 @@ class MatchResult:
         return mask, outcome if mask == 0 else -1
 
 
-def ranked(n: int, m: int, k: int, fill, memory_limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = None) -> tuple[Int64s, Int64s]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
     memory_limit = _memory_limit(memory_limit)
@@ -457,7 +473,7 @@ def ranked(n: int, m: int, k: int, fill, memory_limit: int | None = None) -> tup
 class TargetDevices:
     """The device-level facts of a target fleet that every output reads, built once per fleet."""
 
-    def __init__(self, targets: DeviceSet, target_class: np.ndarray, n_classes: int) -> None:
+    def __init__(self, targets: DeviceSet, target_class: Int64s, n_classes: int) -> None:
         self.targets = targets
         self.target_class = np.ascontiguousarray(target_class, dtype=np.int64)
         self.n_classes = n_classes
@@ -465,15 +481,15 @@ class TargetDevices:
         self.available = self.capacities > 0
         names, self.host = targets.host_codes
         self._host_code = {name: code for code, name in enumerate(names)}
-        self._views: dict[bool, object] = {}  # exclude_same_host -> _kernel.DeviceView
+        self._views: dict[bool, _kernel.DeviceView] = {}  # exclude_same_host -> its view
 
-    def host_codes(self, devices: DeviceSet) -> np.ndarray:
+    def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
         translate = np.fromiter((self._host_code.get(h, -1) for h in names), np.int64, len(names))
         return translate[codes] if len(codes) else np.zeros(0, dtype=np.int64)
 
-    def twins(self, devices: DeviceSet) -> np.ndarray:
+    def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
         twins = np.full(len(devices), -1, dtype=np.int64)
         small, large = sorted((devices.id_set, self.targets.id_set), key=len)
@@ -486,16 +502,16 @@ class TargetDevices:
         return twins
 
     @cached_property
-    def available_per_host(self) -> np.ndarray:
+    def available_per_host(self) -> Int64s:
         """Available targets on each host code (code 0, no host, counts none)."""
         per_host = np.bincount(self.host[self.available], minlength=int(self.host.max(initial=0)) + 1)
         per_host[0] = 0
         return per_host
 
-    def counted_per_class(self, counted: np.ndarray) -> np.ndarray:
+    def counted_per_class(self, counted: Bools) -> Int64s:
         return np.bincount(self.target_class[counted], minlength=self.n_classes)
 
-    def view(self, exclude_same_host: bool):
+    def view(self, exclude_same_host: bool) -> _kernel.DeviceView:
         """The native reductions' view of these targets (``_kernel.DeviceView``)."""
         cached = self._views
         if exclude_same_host not in cached:
@@ -520,7 +536,7 @@ class TargetDevices:
         return cached[exclude_same_host]
 
 
-def _grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+def _grouped(keys: Int64s, n_groups: int) -> tuple[Int64s, Int64s]:
     """``(order, start)``: the positions whose key is g are ``order[start[g]:start[g + 1]]``,
     in position order (keys past ``n_groups - 1`` belong to no group)."""
     order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
@@ -541,7 +557,7 @@ class DeviceRules:
         self.source_twin = targets.twins(sources)
 
     @property
-    def available(self) -> np.ndarray:
+    def available(self) -> Bools:
         return self.targets.available
 
     def pair_reasons(self, i: int, j: int) -> int:
@@ -551,7 +567,7 @@ class DeviceRules:
             mask |= SAME_HOST
         return mask
 
-    def dense_reasons(self) -> np.ndarray:
+    def dense_reasons(self) -> npt.NDArray[np.uint64]:
         """uint64 (n, m): the reason bits these rules add to every pair."""
         n, m = len(self.source_host), len(self.targets.host)
         reasons = np.zeros((n, m), dtype=np.uint64)
@@ -562,7 +578,7 @@ class DeviceRules:
         reasons[rows, self.source_twin[rows]] |= np.uint64(SAME_DEVICE)
         return reasons
 
-    def top_k_depth(self, k: int, source_class: np.ndarray, n_classes: int, members: np.ndarray | None = None):
+    def top_k_depth(self, k: int, source_class: Int64s, n_classes: int, members: Bools | None = None) -> Int64s:
         """Per source class, the candidates to rank so that each of its devices still has k after
         its own exclusions take theirs away (its host's available targets, and itself)."""
         taken = np.zeros(len(self.source_host), dtype=np.int64)
@@ -577,7 +593,7 @@ class DeviceRules:
         np.maximum.at(depth, source_class[asked], taken[asked] + k)
         return np.minimum(depth, int(self.available.sum()))
 
-    def view(self, source_class: np.ndarray, n_classes: int, asked: np.ndarray | None = None):
+    def view(self, source_class: Int64s, n_classes: int, asked: Bools | None = None) -> _kernel.DeviceView:
         """The native view of these rules for sources in classes ``source_class`` (only the
         ``asked`` ones, when given: the others' rows are left as they are)."""
         keys = source_class if asked is None else np.where(asked, source_class, n_classes)
@@ -589,20 +605,20 @@ class ReferenceOutputs:
     """Every output from the reference's dense outcomes (each device its own class), in plain
     NumPy: the independent answer the native reductions are tested against."""
 
-    def __init__(self, outcomes: np.ndarray, rules: DeviceRules) -> None:
+    def __init__(self, outcomes: Int64s, rules: DeviceRules) -> None:
         self.outcomes = outcomes
         self.shape = outcomes.shape
         self.rules = rules
 
     @cached_property
-    def _reasons(self) -> np.ndarray:
+    def _reasons(self) -> npt.NDArray[np.uint64]:
         return outcome_reasons(self.outcomes) | self.rules.dense_reasons()
 
     @cached_property
-    def _scores(self) -> np.ndarray:
+    def _scores(self) -> Int64s:
         return np.where(self._reasons == 0, self.outcomes, np.int64(-1))
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None:
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None:
         available = self.rules.available
         for i, row in enumerate(self._scores):
             candidates = np.flatnonzero((row >= 0) & available)
@@ -610,15 +626,15 @@ class ReferenceOutputs:
             indices[i, : len(best)] = best
             scores[i, : len(best)] = row[best]
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None:
+    def counts(self, counted: Bools, out: Int64s) -> None:
         out[:] = ((self._scores >= 0) & counted[None, :]).sum(axis=1)
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None:
         rows, cols = np.nonzero(self._scores >= 0)
         columns[:] = cols
         data[:] = self._scores[rows, cols] + 1  # MatchResult.to_sparse: score + 1, never a stored 0
 
-    def dense(self, what: str, out: np.ndarray) -> None:
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None:
         if what == "compatible":
             out[:] = self._reasons == 0
         elif what == "scores":
@@ -626,8 +642,9 @@ class ReferenceOutputs:
         else:
             out[:] = self._reasons.view(np.int64)
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         return self.outcomes
 
-    def row(self, c: int) -> np.ndarray:
-        return self.outcomes[c]
+    def row(self, c: int) -> Int64s:
+        row: Int64s = self.outcomes[c]
+        return row

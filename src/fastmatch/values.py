@@ -42,7 +42,7 @@ class Version:
     text: str
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         if not self.prerelease:
             return (self.parts, (1,))
         # Numeric identifiers compare by value: by length without leading zeros, then digit by
@@ -174,7 +174,7 @@ def parse_set(raw: Any) -> frozenset[str]:
 PARSERS = {"string": parse_string, "int": parse_int, "version": parse_version, "set": parse_set}
 
 
-def parse_value(kind: Kind, raw: Any):
+def parse_value(kind: Kind, raw: Any) -> Any:
     """Parse ``raw`` as a value of ``kind``; absent values give ``None`` (empty set for sets)."""
     return PARSERS[kind](raw)
 
