@@ -94,12 +94,13 @@ class DeviceSet:
         policy: Policy | None = None,
         *,
         source: str | None = None,
-        lines: Sequence[int | None] | None = None,
+        lines: Sequence[int | str | None] | None = None,
         on_error: Callable[[Any, FastmatchError], None] | None = None,
     ) -> "DeviceSet":
         """Validate device records; the first bad one raises :class:`FastmatchError`.
 
-        ``source`` and ``lines`` (one line number per record) let readers make
+        ``source`` and ``lines`` (one place per record: a line number, or a place inside the
+        input such as a file of a directory) let readers make
         errors name the file and line; without them errors name the record index.
         With ``on_error``, a bad record is instead handed to it with its error
         (located as it would have been raised) and left out.
@@ -260,7 +261,7 @@ def _canonical_field(key: str, policy: Policy) -> str:
     return f"{head}.{policy.canonical(name)}" if dot else key
 
 
-def _record_label(raw: Any, index: int, line: int | None) -> str:
+def _record_label(raw: Any, index: int, line: int | str | None) -> str:
     device_id = raw.get("id") if isinstance(raw, Mapping) else None
     shown = f"'{device_id}'" if isinstance(device_id, str) and device_id else None
     if line is not None and shown:
