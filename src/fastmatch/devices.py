@@ -99,9 +99,9 @@ class DeviceSet:
     ) -> "DeviceSet":
         """Validate device records; the first bad one raises :class:`FastmatchError`.
 
-        ``source`` and ``lines`` (one place per record: a line number, or a place inside the
-        input such as a file of a directory) let readers make
-        errors name the file and line; without them errors name the record index.
+        ``source`` and ``lines`` (one place per record: a line number, or a place inside
+        the input such as a file of a directory) let readers make errors name the file and
+        line; without them errors name the record index.
         With ``on_error``, a bad record is instead handed to it with its error
         (located as it would have been raised) and left out.
         """
