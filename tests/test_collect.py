@@ -153,7 +153,7 @@ def test_match_skip_invalid(capsys, tmp_path):
     assert (status, out) == (0, "")
     assert err == f"fastmatch: 3 invalid records skipped (written to {rejects})\n"
     header, row = output.read_text().splitlines()
-    assert header == "source,rank,target,score" and row.startswith("s1,1,t1,")
+    assert header.startswith("source,rank,target,exact,") and row.startswith("s1,1,t1,")
     reasons = [r["reason"] for r in jsonl(rejects.read_text())]
     assert reasons[0].startswith(f"{sources}:2: invalid JSON")
     assert reasons[1].startswith(f"{sources}:3: record 's3': field 'self.aggregator': invalid integer 'two'")

@@ -495,7 +495,7 @@ def test_csv_quotes_a_lone_cr_and_neutralises_formulas(capsys, hostile_fleet):
     status, out, _ = run(capsys, "match", *hostile_fleet, "--format", "csv")
     assert status == 0
     rows = list(csv.reader(io.StringIO(out, newline="")))
-    assert len(rows) == 1 + 6 and all(len(row) == 4 for row in rows)  # no row split at a bare CR
+    assert len(rows) == 1 + 6 and all(len(row) == 8 for row in rows)  # no row split at a bare CR
     assert {row[2] for row in rows[1:]} == {*HOSTILE_IDS[1:], "'@SUM(1)\r"}
     assert {row[0] for row in rows[1:]} == {HOSTILE_IDS[0], "'=HYPERLINK(\"x\")"}
     status, out, _ = run(capsys, "match", *hostile_fleet, "--format", "csv", "--csv-formulas")

@@ -559,29 +559,31 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
     A source with no available target gets one row that says so. Ids are shown with their
     control characters escaped: one row per line, whatever they hold."""
     source_ids, target_ids = ranking.source_ids, ranking.target_ids
-    shown_targets = np.unique(ranking.indices[ranking.first][ranking.indices[ranking.first] >= 0])
+    firsts = ranking.indices[ranking.first]
+    shown_targets = np.unique(firsts[firsts >= 0]).tolist()
     header = ("SOURCE", "RANK", "TARGET", "SCORE")
     no_target = "(no available target)"
-    widths = (
-        max(len(header[0]), *map(len, map(printable, source_ids)), 0),
-        max(len(header[1]), len(str(ranking.indices.shape[1]))),
-        max(len(header[2]), len(no_target), *(len(printable(target_ids[j])) for j in shown_targets.tolist())),
-    )
+    shown_sources = list(map(printable, source_ids))
+    source_width = max(len(header[0]), *map(len, shown_sources), 0)
+    rank_width = max(len(header[1]), len(str(ranking.indices.shape[1])))
+    target_width = max(len(header[2]), len(no_target), *(len(printable(target_ids[j])) for j in shown_targets))
 
-    def row(cells: tuple[str, str, str, str]) -> str:
-        return f"{cells[0]:<{widths[0]}}  {cells[1]:>{widths[1]}}  {cells[2]:<{widths[2]}}  {cells[3]}".rstrip() + "\n"
+    def rest(rank: str, target: str, score: str) -> str:
+        """A row after its source column: formatted once per distinct ranking."""
+        return f"  {rank:>{rank_width}}  {target:<{target_width}}  {score}".rstrip() + "\n"
 
     rankings = ranking.formatted(
-        lambda i: [(str(rank), printable(target_ids[j]), ranking.parts.words((i, rank - 1))) for rank, j in ranking.candidates(i)]
-        or [("-", no_target, "-")]
+        lambda i: [rest(str(rank), printable(target_ids[j]), ranking.parts.words((i, rank - 1))) for rank, j in ranking.candidates(i)]
+        or [rest("-", no_target, "-")]
     )
-    yield row(header)
+    yield f"{header[0]:<{source_width}}" + rest(*header[1:])
+    which = ranking.which
     for start in range(0, len(source_ids), 8192):
         yield "".join(
-            row((shown, *cells))
+            prefix + row
             for i in range(start, min(len(source_ids), start + 8192))
-            for shown in (printable(source_ids[i]),)
-            for cells in rankings[ranking.which[i]]
+            for prefix in (shown_sources[i].ljust(source_width),)
+            for row in rankings[which[i]]
         )
 
 

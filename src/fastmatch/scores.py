@@ -9,7 +9,8 @@ candidates and these parts, which decide the order lexicographically:
 
 ``exact``           the two descriptors are identical (every attribute not ignored)
 ``same_type``       equal ``score_type`` values
-``version``         the target's ``score_version`` as written (``None`` when either side lacks one)
+``version``         the target's ``score_version``, spelled canonically (``Version.canonical``:
+                    a class of equal versions shows one spelling); ``None`` when either side lacks one
 ``major_distance``  ``|T.major - S.major|`` (prefer = "closest" only; smaller ranks higher)
 ``minor_distance``  ``|T.minor - S.minor|`` (prefer = "closest" only; smaller ranks higher)
 
@@ -94,7 +95,7 @@ class ScoreParts:
         return {
             "exact": bool(self.exact[n]),
             "same_type": bool(self.same_type[n]),
-            "version": self.version[n].text if self.version[n] is not None else None,
+            "version": self.version[n].canonical if self.version[n] is not None else None,
             "major_distance": _json_integer(int(self.major_distance[n])) if closest else None,
             "minor_distance": _json_integer(int(self.minor_distance[n])) if closest else None,
         }
@@ -108,9 +109,9 @@ class ScoreParts:
         if version is None:
             said.append("no version to compare")
         elif self.prefer == "closest":
-            said.append(f"version {version.text} ({_away(int(self.major_distance[n]), int(self.minor_distance[n]))})")
+            said.append(f"version {version.canonical} ({_away(int(self.major_distance[n]), int(self.minor_distance[n]))})")
         else:
-            said.append(f"version {version.text}")
+            said.append(f"version {version.canonical}")
         return ", ".join(said)
 
     def why_above(self, a: Any, b: Any) -> str:
@@ -130,9 +131,9 @@ class ScoreParts:
                 if mine != other:
                     return f"its {part} version is {'closer' if mine < other else 'farther'} ({mine:,} against {other:,} away)"
             if va.patch != vb.patch:
-                return f"its patch is {'higher' if va.patch > vb.patch else 'lower'} ({va.text} against {vb.text})"
+                return f"its patch is {'higher' if va.patch > vb.patch else 'lower'} ({va.canonical} against {vb.canonical})"
         elif va is not None and va != vb:
-            return f"its version is {'newer' if va > vb else 'older'} ({va.text} against {vb.text})"
+            return f"its version is {'newer' if va > vb else 'older'} ({va.canonical} against {vb.canonical})"
         return "equal score: the targets' input order decides"
 
 

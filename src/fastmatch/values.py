@@ -88,6 +88,16 @@ class Version:
     def __str__(self) -> str:
         return self.text
 
+    @property
+    def canonical(self) -> str:
+        """The one spelling of every version equal to this one: at least three components,
+        numeric prerelease identifiers without leading zeros, no build metadata
+        (``1`` and ``1.0.0+b7`` are both ``1.0.0``)."""
+        numbers = ".".join(map(str, self.parts + (0,) * (3 - len(self.parts))))
+        if not self.prerelease:
+            return numbers
+        return numbers + "-" + ".".join(p.lstrip("0") or "0" if p.isdigit() else p for p in self.prerelease)
+
 
 def describe(raw: Any) -> str:
     """A value as an error message shows it: its repr, cut short when long (input may be hostile)."""
