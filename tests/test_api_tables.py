@@ -49,7 +49,7 @@ def _expected_rows(result: fm.MatchResult, k: int) -> list[tuple]:
             rows.append((
                 result.sources.ids[i], i, c + 1, result.targets.ids[j], j,
                 bool(parts.exact[i, c]), bool(parts.same_type[i, c]),
-                None if version is None else version.text,
+                None if version is None else version.canonical,
                 int(parts.major_distance[i, c]), int(parts.minor_distance[i, c]),
             ))
     return rows

@@ -284,10 +284,11 @@ class MatchResult:
         - ``rank``: 1 for the source's best available target, 2 for the next, ...;
         - ``exact``, ``same_type``, ``version``, ``major_distance``, ``minor_distance``:
           the parts that decided the rank, as :meth:`score_parts` gives them
-          (docs/model.md section 7). ``version`` is the target's ``score_version`` as
-          written, ``None`` where either side lacks one; the distances are
-          ``|T.major - S.major|`` and ``|T.minor - S.minor|`` with ``prefer = "closest"``,
-          and 0 where they do not apply (no version, or ``prefer = "newest"``).
+          (docs/model.md section 7). ``version`` is the target's ``score_version``
+          spelled canonically (``1.2`` is ``1.2.0``), ``None`` where either side lacks
+          one; the distances are ``|T.major - S.major|`` and ``|T.minor - S.minor|``
+          with ``prefer = "closest"``, and 0 where they do not apply (no version, or
+          ``prefer = "newest"``).
 
         The kernel's int64 score is not a field: its number means something only beside
         the other targets of the same source, and past 2^53 JSON tools round it.
@@ -334,16 +335,12 @@ class MatchResult:
 
     @cached_property
     def _target_version_text(self) -> npt.NDArray[np.object_]:
-        """Per target class, its ``score_version`` as written (None where it has none)."""
-        attribute = self.policy.score_version
-        first = np.full(self.class_shape[1], -1, dtype=np.int64)
-        first[self.target_class[::-1]] = np.arange(len(self.target_class) - 1, -1, -1)
-        texts: list[str | None] = [None] * len(first)
-        if attribute:
-            for c, device in enumerate(first.tolist()):
-                version = self.targets.descriptor(device).values.get(attribute) if device >= 0 else None
-                texts[c] = version.text if version is not None else None
-        return np.array(texts + [None], dtype=object)[:-1]  # (the None keeps it one object per class)
+        """Per target class, its ``score_version`` spelled canonically, as every output shows
+        it (one spelling for equal versions, so classes and devices agree); None where absent."""
+        versions = self._class_versions[1].version
+        texts = np.empty(len(versions), dtype=object)
+        texts[:] = [v.canonical if v is not None else None for v in versions]
+        return texts
 
     def _counts(self, counted: Bools) -> Int64s:
         out = np.zeros(len(self.sources), dtype=np.int64)
