@@ -166,3 +166,19 @@ def test_index_of_an_unknown_id_names_it():
     assert isinstance(info.value, KeyError) and isinstance(info.value, fm.FastmatchError)
     with pytest.raises(TypeError, match="device_id must be a str, got int"):
         devices.index_of(0)  # type: ignore[arg-type]
+
+
+def test_to_records_is_the_same_from_the_kernel_and_the_reference(monkeypatch):
+    """Equal versions spelled apart share a kernel class but not a reference device: the
+    table shows each in its one canonical spelling, so both implementations agree."""
+    sources, targets = _fleet()
+    targets += [
+        {"id": "t-short", "self": {"mdev_type": "i915-GVTg_V5_4", "software_version": "2.1"}},
+        {"id": "t-build", "self": {"mdev_type": "i915-GVTg_V5_4", "software_version": "v2.1.0+b7"}},
+    ]
+    tables = {}
+    for name in ("native", "python"):
+        monkeypatch.setenv("FASTMATCH_IMPLEMENTATION", name)
+        tables[name] = fm.match(sources, targets, workers=1).to_records(10).tolist()
+    assert tables["native"] == tables["python"]
+    assert {row[3]: row[7] for row in tables["native"]}["t-build"] == "2.1.0"
