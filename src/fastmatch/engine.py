@@ -6,7 +6,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -121,7 +121,7 @@ def match(
     block: int | None = None,
     confirm: Callable[[str, str], bool] | None = None,
     memory_limit: int | None = None,
-    progress=None,
+    progress: Callable[..., Any] | None = None,
 ) -> MatchResult:
     """Evaluate every source -> target pair (docs/model.md sections 6-8).
 
@@ -135,12 +135,12 @@ def match(
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
     policy = _policy_argument(policy)
-    for name, value in (("confirm", confirm), ("progress", progress)):
-        if value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
-    for name, value in (("block", block), ("memory_limit", memory_limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-            raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    for name, function in (("confirm", confirm), ("progress", progress)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
+    for name, number in (("block", block), ("memory_limit", memory_limit)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, np.integer))):
+            raise TypeError(f"{name} must be an int or None, got {type(number).__name__}")
     sources = as_device_set(sources, policy, "sources")
     targets = as_device_set(targets, policy, "targets")
     n_workers = worker_count(workers)
@@ -159,7 +159,15 @@ def match(
     return result
 
 
-def rematch(sources, targets, policy, workers, block, confirm, memory_limit) -> MatchResult:
+def rematch(
+    sources: DeviceSet,
+    targets: DeviceSet,
+    policy: Policy,
+    workers: int,
+    block: int | None,
+    confirm: Callable[[str, str], bool] | None,
+    memory_limit: int | None,
+) -> MatchResult:
     """``match`` again, from the arguments a pickled result keeps (``MatchResult.__reduce__``)."""
     return match(sources, targets, policy, workers, block=block, confirm=confirm, memory_limit=memory_limit)
 
@@ -199,7 +207,7 @@ class Reasons(int):
     def __contains__(self, name: object) -> bool:
         return name in self.names
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.names)
 
     def __len__(self) -> int:
