@@ -17,7 +17,7 @@ import stat
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, TextIO
 
 from .errors import FastmatchError
 
@@ -28,7 +28,7 @@ class StagedOutput:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self._temporary: str | None = None
-        self._handle = None
+        self._handle: TextIO | None = None
         try:
             mode = os.stat(self.path).st_mode  # follows links
         except FileNotFoundError:
@@ -47,9 +47,10 @@ class StagedOutput:
         try:
             if self._handle is None:
                 self._handle = self._open()
+            handle = self._handle
             for chunk in chunks:
-                self._handle.write(chunk)
-            self._handle.flush()
+                handle.write(chunk)
+            handle.flush()
         except OSError as exc:
             raise self._error(exc) from None
 
@@ -58,11 +59,12 @@ class StagedOutput:
         try:
             if self._handle is None:
                 self._handle = self._open()
+            handle = self._handle
             if self._temporary is not None:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-                os.fchmod(self._handle.fileno(), self._mode)
-            self._handle.close()
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), self._mode)
+            handle.close()
             if self._temporary is not None:
                 os.replace(self._temporary, self.target)
                 self._temporary = None
@@ -79,7 +81,7 @@ class StagedOutput:
                 os.unlink(self._temporary)
             self._temporary = None
 
-    def _open(self):
+    def _open(self) -> TextIO:
         if self.in_place:
             return open(self.path, "w", encoding="utf-8", newline="")
         fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
