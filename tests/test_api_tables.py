@@ -182,3 +182,15 @@ def test_to_records_is_the_same_from_the_kernel_and_the_reference(monkeypatch):
         tables[name] = fm.match(sources, targets, workers=1).to_records(10).tolist()
     assert tables["native"] == tables["python"]
     assert {row[3]: row[7] for row in tables["native"]}["t-build"] == "2.1.0"
+
+
+@pytest.mark.parametrize("n, m", [(0, 2), (2, 0), (0, 0)])
+def test_empty_sides_give_empty_tables_with_every_column(implementation, n, m):
+    sources = [{"id": f"s{i}", "self": {"mdev_type": "A"}} for i in range(n)]
+    targets = [{"id": f"t{j}", "self": {"mdev_type": "A"}} for j in range(m)]
+    result = fm.match(sources, targets, workers=1)
+    records = result.to_records(3)
+    assert records.shape == (0,) and list(records.dtype.names) == FIELDS
+    pytest.importorskip("pandas")
+    frame = result.to_pandas(3)
+    assert frame.shape == (0, len(FIELDS)) and frame.columns.tolist() == FIELDS
