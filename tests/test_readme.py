@@ -51,3 +51,15 @@ def test_readme_python_examples_return_what_they_say(monkeypatch):
             namespace.update(test.globs)  # the doctest ran in a copy; later blocks read its names
         else:
             exec(compile(code, f"README.md:{line}", "exec"), namespace)
+
+
+def test_the_readme_policy_is_the_built_in_one():
+    import tomllib
+
+    import fastmatch
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The policy") :]
+    block = re.search(r"^```toml\n(.*?)^```", section, re.S | re.M)
+    assert block is not None
+    assert fastmatch.Policy.from_dict(tomllib.loads(block.group(1))) == fastmatch.Policy.default()
