@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
@@ -29,8 +29,8 @@ from .text import read_text
 FORMATS = ("json", "text", "libvirt", "sysfs")
 ROLES = ("source", "target")
 
-Places = list[int | str | None] | None
-Others = list[tuple[Any, int | str | None]]  # records of the role not kept, with their places
+Places = Sequence[int | str | None] | None
+Others = list[tuple[Any, Any]]  # records of the role not kept, with their places
 
 _SNIFF_BYTES = 1 << 16
 # The first meaningful line of a SELF/COMPATIBLE text: a comment, a header, or key=value.
@@ -139,9 +139,9 @@ def _read_directory(
     for (entry, data), fmt in zip(files, formats):
         if fmt == "libvirt":
             if entry == documents[0].path:
-                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
-                records += found
-                places += where
+                xml_records, xml_places = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
+                records += xml_records
+                places += xml_places
             continue
         reader = read_text if fmt == "text" else read_json
         found, where = reader(data, entry, on_error=on_error)

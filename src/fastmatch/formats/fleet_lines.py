@@ -89,7 +89,7 @@ def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     return devices
 
 
-def _descriptor_parts(key: tuple) -> dict[str, Any]:
+def _descriptor_parts(key: tuple[bytes, bytes, str | None, bool]) -> dict[str, Any]:
     raw_self, raw_compatible, migration_version, migratable = key
     parts: dict[str, Any] = {"self": msgspec.json.decode(raw_self), "migratable": migratable}
     if raw_compatible:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import stat
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -65,16 +66,16 @@ def read_sysfs(
         raise InputError(f"not a sysfs tree: neither {PARENTS}, {DEVICES} nor bus, class and devices are under it", file=str(root))
     tree = _Tree(root, host)
     made: dict[str, list[tuple[str, Callable[[], Record]]]] = {
-        "source": [(str(DEVICES / uuid), lambda uuid=uuid: tree.source(uuid)) for uuid in tree.listdir(DEVICES)],
+        "source": [(str(DEVICES / uuid), partial(tree.source, uuid)) for uuid in tree.listdir(DEVICES)],
         "target": [],
     }
     for parent in tree.listdir(PARENTS):
         types = PARENTS / parent / "mdev_supported_types"
-        made["target"] += [(str(types / name), lambda p=parent, t=name: tree.target(p, t)) for name in tree.listdir(types)]
+        made["target"] += [(str(types / name), partial(tree.target, parent, name)) for name in tree.listdir(types)]
 
-    def build(kind: str):
+    def build(kind: str) -> tuple[list[Record], list[str]]:
         # A record that cannot be read is handed over as its place: the directory to look at.
-        return build_each([(make, lambda place=place: place, place) for place, make in made[kind]], on_error)
+        return build_each([(make, partial(str, place), place) for place, make in made[kind]], on_error)
 
     return keep_role(build, role, others)
 
