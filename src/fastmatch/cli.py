@@ -20,9 +20,9 @@ import sys
 import warnings
 from contextlib import ExitStack, nullcontext, suppress
 from functools import partial
-from types import SimpleNamespace
+from types import FrameType, SimpleNamespace
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TextIO
 
 import msgspec
 import numpy as np
@@ -30,7 +30,8 @@ import numpy as np
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
 from .engine import validate_others
 from .errors import join_place, printable
-from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
+from .files import STDIN
+from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from .outfile import StagedOutput
 from .scores import ScoreParts
 from .values import describe
@@ -78,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Shown as one line whatever filter the caller set (a test suite's "error" included).
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            return args.run(args)
+            status: int = args.run(args)
+            return status
     except FastmatchError as exc:
         return _error(str(exc))
     except OSError as exc:
@@ -121,7 +123,9 @@ def _stopped(what: str, status: int) -> int:
     return status
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None, line: str | None = None
+) -> None:
     """A warning (such as the native kernel falling back to the reference) as one line."""
     text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")  # a warning may be worded over lines
     _say(f"{PROG}: warning: {printable(text)}")
@@ -141,11 +145,15 @@ def _broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def _on_sigterm(handler):
+# What signal.signal takes and gives back.
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _on_sigterm(handler: SignalHandler) -> SignalHandler:
     """Install a SIGTERM handler (only the main thread may); returns the one it replaces."""
     with suppress(ValueError, TypeError):  # not the main thread, or no handler to restore
         return signal.signal(signal.SIGTERM, handler)
@@ -215,7 +223,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors raised (main reports them on one line) instead of
     printed as a usage block and exited on."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix(PROG).strip()
         raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
@@ -319,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(args: argparse.Namespace):
+def _progress(args: argparse.Namespace) -> Callable[..., Any] | None:
     """A tqdm factory for progress bars on a terminal, or None (not a terminal, or --quiet)."""
     if args.quiet or sys.stderr is None or not sys.stderr.isatty():
         return None
@@ -328,7 +336,7 @@ def _progress(args: argparse.Namespace):
     return partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True)
 
 
-def _steps(progress, total: int, description: str):
+def _steps(progress: Callable[..., Any] | None, total: int, description: str) -> Any:
     """A bar over ``total`` steps, or a stand-in that ignores updates."""
     if progress is None:
         return nullcontext(SimpleNamespace(update=lambda n=1: None))
@@ -644,7 +652,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
     if args.sysfs is not None:
         records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
-        places = [join_place(args.sysfs, place) for place in where]  # each record's directory
+        places: Sequence[int | str | None] | None = [join_place(args.sysfs, place) for place in where or []]  # each record's directory
         others = [(record, join_place(args.sysfs, place)) for record, place in others]
     else:
         records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
@@ -767,7 +775,12 @@ def _reason_counts(result: MatchResult) -> tuple[collections.Counter[str], int]:
     return counts, len(failing)
 
 
-def _stranded_example(result, source_records, target_records, stranded) -> tuple[int, int] | None:
+def _stranded_example(
+    result: MatchResult,
+    source_records: Sequence[Mapping[str, Any]],
+    target_records: Sequence[Mapping[str, Any]],
+    stranded: Iterable[int],
+) -> tuple[int, int] | None:
     """A stranded source and a target on another host with the same score_type value."""
     key = result.policy.score_type
     if not key:

@@ -49,7 +49,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -112,7 +112,10 @@ AP_VERSIONS = ("1.0.0", "1.1.0")
 SMALL_VERSION_WEIGHTS = {"sources": (0.5, 0.3, 0.2), "targets": (0.2, 0.3, 0.5)}
 
 
-def _pick(options, weights, u: float):
+Option = TypeVar("Option")
+
+
+def _pick(options: Sequence[Option], weights: Sequence[float], u: float) -> Option:
     """The option whose cumulative weight first exceeds ``u`` times the total."""
     total = sum(weights)
     acc = 0.0
@@ -176,9 +179,9 @@ def _gvt(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, migra
         "pv_mode": pv_mode,
         "software_version": version,
     }
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     if with_records:
-        record = {
+        record: dict[str, Any] = {
             "device_api": "vfio-pci",
             "vendor_driver": "i915",
             "device_id": hw.device_id,
@@ -210,7 +213,7 @@ def _nvidia(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, mi
         "mdev_type": mdev_type,
         "software_version": version,
     }
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     if with_records:
         plain = {"device_api": "vfio-pci", "vendor_driver": "nvidia", "device_id": hw.device_id, "mdev_type": mdev_type}
         older = [b for b in hw.branches if b < branch]
@@ -225,13 +228,14 @@ def _nvidia(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, mi
 
 
 def _mainframe(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, migratable: bool) -> _Draft:
+    versions: tuple[str, ...]
     if hw.family == "ccw":
         api, driver, mdev_type, versions, capacity = "vfio-ccw", "vfio_ccw", "vfio_ccw-io", CCW_VERSIONS, 1
     else:
         api, driver, mdev_type, versions, capacity = "vfio-ap", "vfio_ap", "vfio_ap-passthrough", AP_VERSIONS, 4
     version = _pick(versions, SMALL_VERSION_WEIGHTS[side][: len(versions)], next(u))
     self_ = {"device_api": api, "vendor_driver": driver, "mdev_type": mdev_type, "software_version": version}
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     if with_records:
         if hw.family == "ccw":  # any interface version of the same subchannel type
             compatible.append({"device_api": api, "mdev_type": mdev_type, "software_version": "*"})
@@ -278,7 +282,8 @@ def _allocate(devices_per_group: np.ndarray, distinct: int) -> np.ndarray:
     sizes[used] = 1
     spare = distinct - len(used)
     sizes[used] += (spare * devices_per_group[used]) // n
-    return np.minimum(sizes, devices_per_group)
+    allocated: np.ndarray = np.minimum(sizes, devices_per_group)
+    return allocated
 
 
 def _build_side(side: str, count: int, distinct: int, seed: int, record_fraction: float) -> _Side:
@@ -405,6 +410,7 @@ def generate_lines(
                 ]
             )
         else:
+            assert data.capacity is not None, "a target side has capacities"
             slot = data.slot[start:end].tolist()
             capacity = data.capacity[start:end].tolist()
             yield "".join(
@@ -426,7 +432,7 @@ def generate_records(
 
 
 def write_side(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     side: str,
     count: int,
     distinct: int,
@@ -448,7 +454,7 @@ def write_side(
 
 
 def write_fleet(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     sources: int,
     targets: int,
     distinct: int,
