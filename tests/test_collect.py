@@ -22,15 +22,36 @@ def jsonl(text: str) -> list[dict]:
 # -- collect ---------------------------------------------------------------------------------
 def test_collect_sysfs_writes_fleet_json_lines_that_match_reads_back(capsys, tmp_path):
     gvt_host(tmp_path / "sys")
-    status, out, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", "--host", "kbl-02")
-    assert (status, err) == (0, "")
-    records = jsonl(out)
-    assert [r["id"] for r in records] == [GVT_UUID, "kbl-02/0000:00:02.0/i915-GVTg_V5_4", "kbl-02/0000:00:02.0/i915-GVTg_V5_8"]
-    assert all(r["host"] == "kbl-02" for r in records)
-    fleet = tmp_path / "fleet.jsonl"
-    fleet.write_text(out)
-    assert fastmatch.load(fleet).to_records() == records  # read back unchanged
-    assert fastmatch.load(fleet).to_records() == fastmatch.DeviceSet.from_records(records).to_records()
+    status, out, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", "--host", "kbl-02", "-o", tmp_path / "fleet")
+    assert (status, out, err) == (0, "", "")
+    assert sorted(os.listdir(tmp_path / "fleet")) == ["sources.jsonl", "targets.jsonl"]
+    sources, targets = (tmp_path / "fleet" / "sources.jsonl", tmp_path / "fleet" / "targets.jsonl")
+    assert [r["id"] for r in jsonl(sources.read_text())] == [GVT_UUID]
+    records = jsonl(targets.read_text())
+    assert [r["id"] for r in records] == ["kbl-02/0000:00:02.0/i915-GVTg_V5_4", "kbl-02/0000:00:02.0/i915-GVTg_V5_8"]
+    assert all(r["host"] == "kbl-02" for r in records + jsonl(sources.read_text()))
+    assert fastmatch.load(targets).to_records() == records  # read back unchanged
+    assert fastmatch.load(targets).to_records() == fastmatch.DeviceSet.from_records(records).to_records()
+    status, out, _ = run(capsys, "match", sources, targets, "--format", "json", "--policy", no_host_exclusion(tmp_path))
+    assert status == 0 and jsonl(out)[0]["candidates"][0]["target"] == "kbl-02/0000:00:02.0/i915-GVTg_V5_4"
+
+
+def test_collect_without_role_needs_a_directory(capsys, tmp_path):
+    gvt_host(tmp_path / "sys")
+    for output in ([], ["-o", "-"]):
+        status, out, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", *output)
+        assert (status, out) == (2, "")
+        assert one_error_line(err) == (
+            "fastmatch: error: collect without --role writes two files, DIR/sources.jsonl and DIR/targets.jsonl: "
+            "give -o DIR (or --role source|target for one side on stdout or -o FILE)"
+        )
+    (tmp_path / "a-file").write_text("")
+    status, _, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", "-o", tmp_path / "a-file")
+    assert status == 2
+    assert one_error_line(err) == (
+        f"fastmatch: error: -o {tmp_path / 'a-file'}: is not a directory (collect without --role writes two files into one)"
+    )
+    assert (tmp_path / "a-file").read_text() == ""
 
 
 def test_collect_output_file_and_roles(capsys, tmp_path):
@@ -60,8 +81,10 @@ def test_collect_libvirt_files_and_directories(capsys, tmp_path):
     assert status == 0
     (mdev,) = jsonl(out)
     assert mdev["self"]["device_id"] == "8086591d"  # its parent came in another file
-    status, out, _ = run(capsys, "collect", "--libvirt-xml", LIBVIRT, "--host", "h")
-    assert status == 0 and len(jsonl(out)) == 5
+    status, out, _ = run(capsys, "collect", "--libvirt-xml", LIBVIRT, "--host", "h", "-o", tmp_path / "h")
+    assert (status, out) == (0, "")
+    sources, targets = (jsonl((tmp_path / "h" / name).read_text()) for name in ("sources.jsonl", "targets.jsonl"))
+    assert (len(sources), len(targets)) == (1, 4)
 
 
 def test_collect_sysfs_defaults_to_slash_sys(capsys):
@@ -78,7 +101,7 @@ def test_collect_needs_one_input(capsys, tmp_path):
 def test_collect_error_writes_nothing(capsys, tmp_path):
     tree = gvt_host(tmp_path / "sys")
     (tree.root / V5_4 / "available_instances").write_text("lots\n")
-    output = tmp_path / "fleet.jsonl"
+    output = tmp_path / "fleet"
     status, out, err = run(capsys, "collect", "--sysfs", tree.root, "-o", output)
     assert (status, out) == (2, "")
     assert f"{tree.root / V5_4 / 'available_instances'}: record '0000:00:02.0/i915-GVTg_V5_4': field 'capacity'" in one_error_line(err)
@@ -88,7 +111,7 @@ def test_collect_error_writes_nothing(capsys, tmp_path):
 def test_collect_validates_what_it_writes(capsys, tmp_path):
     tree = gvt_host(tmp_path / "sys")
     (tree.root / V5_4 / "migration" / "software_version").write_text("v2+\n")
-    status, _, err = run(capsys, "collect", "--sysfs", tree.root)
+    status, _, err = run(capsys, "collect", "--sysfs", tree.root, "--role", "target")
     assert status == 2
     assert one_error_line(err) == (
         f"fastmatch: error: {tree.root / V5_4}: record '0000:00:02.0/i915-GVTg_V5_4': field 'self.software_version': "
@@ -101,9 +124,10 @@ def test_collect_skip_invalid_writes_the_rejects(capsys, tmp_path):
     (tree.root / V5_4 / "available_instances").write_text("lots\n")
     (tree.root / "bus/mdev/devices" / GVT_UUID / "migration" / "pv_mode").write_text("none++ppgtt\n")
     rejects = tmp_path / "rejects.jsonl"
-    status, out, err = run(capsys, "collect", "--sysfs", tree.root, "--skip-invalid", "--rejects", rejects)
-    assert status == 0
-    assert [r["id"] for r in jsonl(out)] == ["0000:00:02.0/i915-GVTg_V5_8"]
+    status, out, err = run(capsys, "collect", "--sysfs", tree.root, "--skip-invalid", "--rejects", rejects, "-o", tmp_path / "f")
+    assert (status, out) == (0, "")
+    assert (tmp_path / "f" / "sources.jsonl").read_text() == ""
+    assert [r["id"] for r in jsonl((tmp_path / "f" / "targets.jsonl").read_text())] == ["0000:00:02.0/i915-GVTg_V5_8"]
     assert err == f"fastmatch: 2 invalid records skipped (written to {rejects})\n"
     first, second = jsonl(rejects.read_text())
     assert first == {
@@ -118,8 +142,8 @@ def test_collect_skip_invalid_writes_the_rejects(capsys, tmp_path):
 def test_skip_invalid_without_rejects_file_prints_each_reason(capsys, tmp_path):
     tree = gvt_host(tmp_path / "sys")
     (tree.root / V5_4 / "available_instances").write_text("lots\n")
-    status, out, err = run(capsys, "collect", "--sysfs", tree.root, "--skip-invalid")
-    assert status == 0 and len(jsonl(out)) == 2
+    status, out, err = run(capsys, "collect", "--sysfs", tree.root, "--skip-invalid", "--role", "source")
+    assert status == 0 and len(jsonl(out)) == 1
     lines = err.splitlines()
     assert lines[0].startswith(f"fastmatch: rejected: {tree.root / V5_4 / 'available_instances'}: ")
     assert lines[1:] == ["fastmatch: 1 invalid record skipped"]
@@ -127,7 +151,7 @@ def test_skip_invalid_without_rejects_file_prints_each_reason(capsys, tmp_path):
 
 def test_rejects_needs_skip_invalid(capsys, tmp_path):
     gvt_host(tmp_path / "sys")
-    status, out, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", "--rejects", tmp_path / "r.jsonl")
+    status, out, err = run(capsys, "collect", "--sysfs", tmp_path / "sys", "--rejects", tmp_path / "r.jsonl", "-o", tmp_path / "f")
     assert (status, out) == (2, "")
     assert "--rejects FILE goes with --skip-invalid" in one_error_line(err)
 

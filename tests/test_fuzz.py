@@ -222,7 +222,7 @@ def test_fuzz_sysfs(changes):
 
 
 # -- the command line's arguments -------------------------------------------------------------
-COMMANDS = ["match", "explain", "check", "collect", "generate", "demo", "frobnicate", ""]
+COMMANDS = ["match", "explain", "check", "reasons", "policy", "collect", "generate", "demo", "frobnicate", ""]
 NUMBERS = st.one_of(
     st.integers(-3, 12).map(str),
     st.sampled_from(["100000", str(10**12), "9" * 5000, "²", "١٢", "-0", "+3", " 2", "1e3", "0x10", "", "-"]),
@@ -231,6 +231,7 @@ FLAGS = [
     "--top", "--workers", "--format", "--policy", "--input-format", "-o", "--output", "--rejects",
     "--skip-invalid", "--csv-formulas", "-q", "--role", "--host", "--sysfs", "--libvirt-xml",
     "--sources", "--targets", "--distinct", "--seed", "--record-fraction", "--help", "--version", "--",
+    "--summary", "--summary-json", "--default",
 ]
 
 
@@ -252,7 +253,7 @@ def command_lines(draw, paths: dict[str, str]):
                 argv.append(draw(NUMBERS))
             elif flag in ("--format", "--input-format", "--role"):
                 argv.append(draw(st.sampled_from(["json", "csv", "table", "text", "libvirt", "sysfs", "source", "xml", ""])))
-            elif flag in ("--policy", "-o", "--output", "--rejects", "--libvirt-xml", "--sysfs"):
+            elif flag in ("--policy", "-o", "--output", "--rejects", "--libvirt-xml", "--sysfs", "--summary-json"):
                 argv.append(draw(files))
     return argv
 

@@ -360,7 +360,7 @@ def test_special_files_in_a_directory_are_refused_without_waiting(tmp_path, flee
     done = command("match", directory, fleet[1])
     assert done.returncode == 2
     assert one_error(done.stderr) == f"{directory / 'c.jsonl'}: is a FIFO, not a regular file"
-    done = command("collect", "--libvirt-xml", directory)
+    done = command("collect", "--libvirt-xml", directory, "--role", "source")
     assert done.returncode == 2 and "is a FIFO, not a regular file" in one_error(done.stderr)
 
 

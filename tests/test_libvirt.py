@@ -39,19 +39,19 @@ def error_of(path: Path, **options) -> str:
 def test_pci_parent_mdev_types_are_targets():
     records, lines = read_path(GVT_PARENT)
     assert records == [
-        {"id": "pci_0000_00_02_0/i915-GVTg_V5_4", "self": GVT_TARGET_SELF, "capacity": 2},
-        {"id": "pci_0000_00_02_0/i915-GVTg_V5_8", "self": {**GVT_TARGET_SELF, "mdev_type": "i915-GVTg_V5_8"}, "capacity": 0},
+        {"id": "0000:00:02.0/i915-GVTg_V5_4", "self": GVT_TARGET_SELF, "capacity": 2},
+        {"id": "0000:00:02.0/i915-GVTg_V5_8", "self": {**GVT_TARGET_SELF, "mdev_type": "i915-GVTg_V5_8"}, "capacity": 0},
     ]
     assert lines == [17, 22]  # the <type> elements
 
 
 def test_css_and_ap_matrix_parents_are_targets():
     assert read_path(DATA / "css_0_0_0052.xml")[0] == [{
-        "id": "css_0_0_0052/vfio_ccw-io", "capacity": 1,
+        "id": "0.0.0052/vfio_ccw-io", "capacity": 1,
         "self": {"mdev_type": "vfio_ccw-io", "vendor_driver": "vfio_ccw", "device_api": "vfio-ccw"},
     }]
     assert read_path(DATA / "ap_matrix.xml")[0] == [{
-        "id": "ap_matrix/vfio_ap-passthrough", "capacity": 65536,
+        "id": "matrix/vfio_ap-passthrough", "capacity": 65536,
         "self": {"mdev_type": "vfio_ap-passthrough", "device_api": "vfio-ap"},
     }]
 
@@ -67,7 +67,7 @@ def test_device_id_is_eight_lowercase_hex_digits(tmp_path):
 
 def test_host_names_the_targets_and_is_set():
     records, _ = read_path(GVT_PARENT, host="kbl-02")
-    assert [r["id"] for r in records] == ["kbl-02/pci_0000_00_02_0/i915-GVTg_V5_4", "kbl-02/pci_0000_00_02_0/i915-GVTg_V5_8"]
+    assert [r["id"] for r in records] == ["kbl-02/0000:00:02.0/i915-GVTg_V5_4", "kbl-02/0000:00:02.0/i915-GVTg_V5_8"]
     assert {r["host"] for r in records} == {"kbl-02"}
 
 
@@ -98,7 +98,7 @@ def test_several_devices_one_after_another(tmp_path):
     path = concatenated(tmp_path, GVT_MDEV, GVT_PARENT, DATA / "css_0_0_0052.xml")
     records, lines = read_path(path)
     assert [r["id"] for r in records] == [
-        UUID, "pci_0000_00_02_0/i915-GVTg_V5_4", "pci_0000_00_02_0/i915-GVTg_V5_8", "css_0_0_0052/vfio_ccw-io",
+        UUID, "0000:00:02.0/i915-GVTg_V5_4", "0000:00:02.0/i915-GVTg_V5_8", "0.0.0052/vfio_ccw-io",
     ]
     mdev_lines, parent_lines = (len(p.read_text().splitlines()) for p in (GVT_MDEV, GVT_PARENT))
     assert lines == [1, mdev_lines + 17, mdev_lines + 22, mdev_lines + parent_lines + 13]
@@ -108,7 +108,7 @@ def test_several_devices_under_any_root_element(tmp_path):
     body = GVT_PARENT.read_text() + GVT_MDEV.read_text()
     path = write(tmp_path, "all.xml", f'<?xml version="1.0"?>\n<nodedevs><host name="kbl">\n{body}</host></nodedevs>\n')
     records, lines = read_path(path)
-    assert [r["id"] for r in records] == [UUID, "pci_0000_00_02_0/i915-GVTg_V5_4", "pci_0000_00_02_0/i915-GVTg_V5_8"]
+    assert [r["id"] for r in records] == [UUID, "0000:00:02.0/i915-GVTg_V5_4", "0000:00:02.0/i915-GVTg_V5_8"]
     assert records[0]["self"]["device_id"] == "8086591d"
     assert lines[1] == 3 + 16
 
@@ -127,7 +127,7 @@ def test_roles_keep_sources_or_targets(tmp_path):
     path = concatenated(tmp_path, GVT_PARENT, GVT_MDEV)
     assert [r["id"] for r in read_path(path, role="source")[0]] == [UUID]
     assert [r["id"] for r in read_path(path, role="target")[0]] == [
-        "pci_0000_00_02_0/i915-GVTg_V5_4", "pci_0000_00_02_0/i915-GVTg_V5_8",
+        "0000:00:02.0/i915-GVTg_V5_4", "0000:00:02.0/i915-GVTg_V5_8",
     ]
 
 
@@ -163,7 +163,7 @@ def test_reader_errors_name_the_element_path(tmp_path):
     text = GVT_PARENT.read_text().replace("<availableInstances>2<", "<availableInstances>many<")
     path = write(tmp_path, "parent.xml", text)
     assert error_of(path) == (
-        f"{path}:20: record 'pci_0000_00_02_0/i915-GVTg_V5_4': field 'capacity': expected an integer >= 0, got 'many' "
+        f"{path}:20: record '0000:00:02.0/i915-GVTg_V5_4': field 'capacity': expected an integer >= 0, got 'many' "
         "(at /device/capability[@type='pci']/capability[@type='mdev_types']/type[@id='i915-GVTg_V5_4']/availableInstances)"
     )
 
@@ -172,7 +172,7 @@ def test_skip_mode_goes_on_past_a_bad_type(tmp_path):
     text = GVT_PARENT.read_text().replace("<availableInstances>2<", "<availableInstances>-1<")
     rejected = []
     records, lines = read_path(write(tmp_path, "p.xml", text), on_error=lambda raw, exc: rejected.append((raw, exc)))
-    assert [r["id"] for r in records] == ["pci_0000_00_02_0/i915-GVTg_V5_8"] and lines == [22]
+    assert [r["id"] for r in records] == ["0000:00:02.0/i915-GVTg_V5_8"] and lines == [22]
     (raw, error), = rejected
     assert raw.startswith("<type id=\"i915-GVTg_V5_4\">") and "field 'capacity'" in str(error)
 
@@ -189,9 +189,9 @@ def test_match_reads_sources_from_one_dump_and_targets_from_another(tmp_path, ca
     rows = capsys.readouterr().out.splitlines()
     # The sources' dump gives its mdev (not its parent's types), the targets' dump its two
     # types; V5_8 is another type, and has no capacity either.
-    assert [row.split(",")[:3] for row in rows[1:]] == [[UUID, "1", "pci_0000_00_02_0/i915-GVTg_V5_4"]]
+    assert [row.split(",")[:3] for row in rows[1:]] == [[UUID, "1", "0000:00:02.0/i915-GVTg_V5_4"]]
     # With its attrs the mdev has a software_version the type lacks: the version rule fails.
-    assert main(["explain", str(source_host), str(target_host), UUID, "pci_0000_00_02_0/i915-GVTg_V5_4"]) == 0
+    assert main(["explain", str(source_host), str(target_host), UUID, "0000:00:02.0/i915-GVTg_V5_4"]) == 0
     assert "software_version" in capsys.readouterr().out
 
 

@@ -1,6 +1,6 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``collect`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -9,7 +9,6 @@ or the command line, 130 interrupted. A user error is one line on stderr,
 from __future__ import annotations
 
 import argparse
-import collections
 import csv
 import io
 import json
@@ -18,9 +17,9 @@ import re
 import signal
 import sys
 import warnings
-from contextlib import ExitStack, nullcontext, suppress
+from contextlib import ExitStack, suppress
 from functools import partial
-from types import FrameType, SimpleNamespace
+from types import FrameType
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TextIO
 
@@ -33,7 +32,9 @@ from .errors import join_place, printable
 from .files import STDIN
 from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from .outfile import StagedOutput
+from .reasons import reason_bits
 from .scores import ScoreParts
+from .summary import Summary, summarise
 from .values import describe
 
 PROG = "fastmatch"
@@ -272,6 +273,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    p.add_argument(
+        "--summary", action="store_true",
+        help="print a summary to stderr: devices, classes, compatible pairs, stranded sources, reason counts",
+    )
+    p.add_argument("--summary-json", metavar="FILE", help="write that summary to FILE as JSON (atomically)")
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
 
@@ -294,17 +300,46 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("source", metavar="SOURCE_FILE", help="a file holding exactly one device")
     p.add_argument("target", metavar="TARGET_FILE", help="a file holding exactly one device")
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text",
+        help="json: one object (source, target, compatible, reasons, score parts, the text); the exit status is the same",
+    )
     policy_option(p)
     input_format_option(p)
     p.set_defaults(run=_cmd_check)
 
-    p = commands.add_parser("collect", help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines")
+    p = commands.add_parser("reasons", help="list the reason names and bits of a policy's reason masks")
+    policy_option(p)
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default: table)")
+    p.set_defaults(run=_cmd_reasons)
+
+    p = commands.add_parser("policy", help="print a policy as TOML that --policy reads back")
+    shown = p.add_mutually_exclusive_group(required=True)
+    shown.add_argument("--default", action="store_true", help="the built-in policy")
+    shown.add_argument("--policy", metavar="FILE", help="FILE's policy, every key the file leaves out at its default")
+    p.set_defaults(run=_cmd_policy)
+
+    p = commands.add_parser(
+        "collect",
+        help="read a host's devices from sysfs or libvirt XML and write fleet JSON Lines",
+        description="Read a host's devices from sysfs or libvirt XML and write them as fleet JSON Lines. "
+        "A source's id is its mdev UUID; a target's is <parent>/<type id>, the parent named as sysfs names it: "
+        "a PCI parent by its address (0000:00:02.0, not libvirt's pci_0000_00_02_0), so both inputs give one "
+        "device one id.",
+    )
     inputs = p.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--sysfs", metavar="ROOT", nargs="?", const="/sys", help="a sysfs tree (default: /sys)")
     inputs.add_argument("--libvirt-xml", metavar="PATH", nargs="+", help="virsh nodedev-dumpxml output: files or directories")
     p.add_argument("--host", metavar="NAME", default="", help="the host the devices are on (put into every record)")
-    p.add_argument("--role", choices=ROLES, help="only the sources (existing mdevs) or the targets (mdev types)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument(
+        "--role", choices=ROLES,
+        help="only the sources (existing mdevs) or the targets (mdev types), to stdout or -o FILE; "
+        "without it, -o DIR gets both: DIR/sources.jsonl and DIR/targets.jsonl",
+    )
+    p.add_argument(
+        "-o", "--output", metavar="FILE|DIR",
+        help="with --role: write to FILE (atomically) instead of stdout; without: the directory for the two files",
+    )
     policy_option(p)
     skip_options(p)
     p.set_defaults(run=_cmd_collect)
@@ -312,7 +347,10 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("generate", help="write a synthetic fleet (DIR/sources.jsonl, DIR/targets.jsonl)")
     p.add_argument("--sources", type=_generated(0), required=True, metavar="N", help="source devices (at most 100,000,000)")
     p.add_argument("--targets", type=_generated(0), required=True, metavar="M", help="target devices (at most 100,000,000)")
-    p.add_argument("--distinct", type=_generated(1), required=True, metavar="K", help="at most K distinct descriptors per side")
+    p.add_argument(
+        "--distinct", type=_generated(1), metavar="K",
+        help="at most K distinct descriptors per side (default: one per 100 devices of the larger side, at least 16)",
+    )
     p.add_argument("--seed", type=_integer, default=0, metavar="S", help="the same seed gives the same files (default: 0)")
     p.add_argument(
         "--record-fraction", type=float, default=None, metavar="F",
@@ -334,13 +372,6 @@ def _progress(args: argparse.Namespace) -> Callable[..., Any] | None:
     from tqdm import tqdm
 
     return partial(tqdm, file=sys.stderr, leave=False, dynamic_ncols=True)
-
-
-def _steps(progress: Callable[..., Any] | None, total: int, description: str) -> Any:
-    """A bar over ``total`` steps, or a stand-in that ignores updates."""
-    if progress is None:
-        return nullcontext(SimpleNamespace(update=lambda n=1: None))
-    return progress(total=total, desc=description, unit="file")
 
 
 def _policy(path: str | None) -> Policy:
@@ -376,20 +407,26 @@ class _Rejects:
         _say(f"{PROG}: {count} invalid record{'' if count == 1 else 's'} skipped{where}")
 
 
-def _rejects(args: argparse.Namespace) -> _Rejects | None:
+def _rejects(args: argparse.Namespace, outputs: list[str] | None = None) -> _Rejects | None:
+    """``outputs``: the files the command writes (default: ``-o FILE``), which the rejects file may not be."""
     if args.rejects is not None and not args.skip_invalid:
         raise FastmatchError("--rejects FILE goes with --skip-invalid")
-    if args.rejects is not None and args.output is not None:
-        if StagedOutput(args.rejects).same_file_as(StagedOutput(args.output)):
-            raise FastmatchError(f"--rejects and -o name one file ({args.output}); give them different paths")
+    for output in outputs if outputs is not None else [args.output] if args.output is not None else []:
+        if args.rejects is not None and StagedOutput(args.rejects).same_file_as(StagedOutput(output)):
+            raise FastmatchError(f"--rejects and -o name one file ({output}); give them different paths")
     return _Rejects(args.rejects) if args.skip_invalid else None
 
 
 def _read_devices(
-    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None
+    path: str,
+    policy: Policy,
+    input_format: str | None,
+    role: str | None,
+    rejects: _Rejects | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> DeviceSet:
     """One input of a command; ``role`` keeps the sources or the targets of a libvirt or sysfs input."""
-    return load(path, policy, input_format=input_format, role=role, on_error=rejects)
+    return load(path, policy, input_format=input_format, role=role, on_error=rejects, progress=progress)
 
 
 def _check_inputs(*paths: str) -> None:
@@ -431,22 +468,57 @@ def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | 
 # -- match ---------------------------------------------------------------------------------
 def _cmd_match(args: argparse.Namespace) -> int:
     _check_inputs(args.sources, args.targets, args.policy)
+    _check_summary_file(args)
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
-    with _steps(progress, 2, "reading") as reading:
-        sources = _read_devices(args.sources, policy, args.input_format, "source", rejects)
-        reading.update()
-        targets = _read_devices(args.targets, policy, args.input_format, "target", rejects)
-        reading.update()
+    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
+    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
     ranking = Ranking.of(result, min(args.top, len(targets)))
     formatter = _FORMATTERS[args.format]
     if args.format == "csv":
         formatter = partial(formatter, neutralise=not args.csv_formulas)
-    _write_results(args.output, formatter(ranking), rejects)
+    summary = summarise(result) if args.summary or args.summary_json is not None else None
+    # The summary file is written first and put in place with the results: both, or neither.
+    staged_summary = _stage_summary(summary, args.summary_json)
+    try:
+        _write_results(args.output, formatter(ranking), rejects)
+        if staged_summary is not None:
+            staged_summary.commit()
+    except BaseException:
+        if staged_summary is not None:
+            staged_summary.discard()
+        raise
+    if args.summary and summary is not None:
+        for line in summary.text().splitlines():
+            _say(f"{PROG}: summary: {line}")
     return EXIT_OK
+
+
+def _check_summary_file(args: argparse.Namespace) -> None:
+    path = args.summary_json
+    if path is None:
+        return
+    if path == STDIN:
+        raise FastmatchError("--summary-json needs a file name ('-' would mix it into the results); use --summary for stderr")
+    for option, other in (("-o", args.output), ("--rejects", args.rejects)):
+        if other is not None and other != STDIN and StagedOutput(path).same_file_as(StagedOutput(other)):
+            raise FastmatchError(f"--summary-json and {option} name one file ({path}); give them different paths")
+
+
+def _stage_summary(summary: Summary | None, path: str | None) -> StagedOutput | None:
+    """``--summary-json FILE`` written, not yet in place (``None``: not asked for)."""
+    if summary is None or path is None:
+        return None
+    staged = StagedOutput(path)
+    try:
+        staged.write([json.dumps(summary.json(), ensure_ascii=False, indent=2) + "\n"])
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
 
 
 class Ranking:
@@ -634,7 +706,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
     source = _single_record(args.source, policy, args.input_format, "source")
     target = _single_record(args.target, policy, args.input_format, "target")
     verdict = check(source, target, policy)
-    _stdout().write(verdict.explanation + "\n")
+    if args.format == "json":
+        shown = {
+            "source": source["id"],
+            "target": target["id"],
+            "compatible": verdict.compatible,
+            "reasons": list(verdict.reasons),
+            "score": verdict.parts,
+            "text": verdict.explanation,
+        }
+        _stdout().write(json.dumps(shown, ensure_ascii=False) + "\n")
+    else:
+        _stdout().write(verdict.explanation + "\n")
     return EXIT_OK if verdict.compatible else EXIT_INCOMPATIBLE
 
 
@@ -645,31 +728,98 @@ def _single_record(path: str, policy: Policy, input_format: str | None, role: st
     return devices.to_records()[0]
 
 
+# -- reasons and policy --------------------------------------------------------------------
+def _cmd_reasons(args: argparse.Namespace) -> int:
+    entries = reason_bits(_policy(args.policy))
+    if args.format == "json":
+        _stdout().write(json.dumps(entries, indent=2, ensure_ascii=False) + "\n")
+        return EXIT_OK
+    rows = [
+        (str(e["bit"]) if "last_bit" not in e else f"{e['bit']}-{e['last_bit']}", printable(e["name"]), e["meaning"])
+        for e in entries
+    ]
+    header = ("BIT", "NAME", "SET WHEN")
+    widths = [max(len(row[c]) for row in (header, *rows)) for c in range(2)]
+    _stdout().write("".join(f"{r[0]:>{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}\n" for r in (header, *rows)))
+    return EXIT_OK
+
+
+def _cmd_policy(args: argparse.Namespace) -> int:
+    _stdout().write(_policy(args.policy).to_toml())
+    return EXIT_OK
+
+
 # -- collect -------------------------------------------------------------------------------
+COLLECTED_FILES = {"source": "sources.jsonl", "target": "targets.jsonl"}
+
+
 def _cmd_collect(args: argparse.Namespace) -> int:
+    if args.role is None and (args.output is None or args.output == STDIN):
+        raise FastmatchError(
+            "collect without --role writes two files, DIR/sources.jsonl and DIR/targets.jsonl: give -o DIR "
+            "(or --role source|target for one side on stdout or -o FILE)"
+        )
+    outputs = {args.role: args.output} if args.role else {
+        role: os.path.join(args.output, name) for role, name in COLLECTED_FILES.items()
+    }
+    rejects = _rejects(args, outputs=[path for path in outputs.values() if path is not None])
     policy = _policy(args.policy)
-    rejects = _rejects(args)
-    others: list[tuple[Any, Any]] = []  # with --role, the other role's records: validated, not written
+    others: list[tuple[Any, Any]] = []  # the other role's records: validated, written only without --role
+    role = args.role or "source"
     if args.sysfs is not None:
-        records, where = read_path(args.sysfs, "sysfs", role=args.role, host=args.host, on_error=rejects, others=others)
+        records, where = read_path(args.sysfs, "sysfs", role=role, host=args.host, on_error=rejects, others=others)
         places: Sequence[int | str | None] | None = [join_place(args.sysfs, place) for place in where or []]  # each record's directory
         others = [(record, join_place(args.sysfs, place)) for record, place in others]
     else:
-        records, places = read_libvirt_paths(args.libvirt_xml, role=args.role, host=args.host, on_error=rejects, others=others)
-    validate_others(others, policy, None, rejects)
+        records, places = read_libvirt_paths(args.libvirt_xml, role=role, host=args.host, on_error=rejects, others=others)
     # Validated as match will read them back, so what is written is what match accepts.
     devices = DeviceSet.from_records(records, policy, lines=places, on_error=rejects)
-    chunks = (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())
-    _write_results(args.output, chunks, rejects)
+    if args.role is not None:
+        validate_others(others, policy, None, rejects)
+        _write_results(args.output, _json_lines(devices), rejects)
+        return EXIT_OK
+    other_records, other_places = zip(*others) if others else ((), ())
+    targets = DeviceSet.from_records(other_records, policy, lines=other_places, on_error=rejects)
+    _write_directory(args.output, {outputs["source"]: devices, outputs["target"]: targets}, rejects)
     return EXIT_OK
+
+
+def _json_lines(devices: DeviceSet) -> Iterator[str]:
+    return (json.dumps(record, ensure_ascii=False) + "\n" for record in devices.to_records())
+
+
+def _write_directory(directory: str, files: dict[str, DeviceSet], rejects: _Rejects | None) -> None:
+    """Each file of ``files`` (a path in ``directory``) as fleet JSON Lines, then the rejects:
+    all in place, or none (as :func:`_write_results` for one file)."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise FastmatchError(f"-o {directory}: is not a directory (collect without --role writes two files into one)")
+    os.makedirs(directory, exist_ok=True)
+    staged: list[StagedOutput] = []
+    try:
+        for path, devices in files.items():
+            output = StagedOutput(path)
+            staged.append(output)
+            output.write(_json_lines(devices))
+        staged_rejects = rejects.stage() if rejects is not None else None
+        if staged_rejects is not None:
+            staged.append(staged_rejects)
+        for output in staged:
+            output.commit()
+    except BaseException:
+        for output in staged:
+            output.discard()
+        raise
+    if rejects is not None:
+        rejects.report()
 
 
 # -- generate ------------------------------------------------------------------------------
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from .generate import DEFAULT_RECORD_FRACTION, write_fleet
+    from .generate import DEFAULT_RECORD_FRACTION, default_distinct, write_fleet
 
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
-    paths = write_fleet(args.output, args.sources, args.targets, args.distinct, args.seed, record_fraction=fraction)
+    distinct = default_distinct(args.sources, args.targets) if args.distinct is None else args.distinct
+    paths = write_fleet(args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction)
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
     return EXIT_OK
 
@@ -723,11 +873,12 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
         for rank, j in ranking.candidates(i):
             line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((i, rank - 1))}")
 
-    counts, failing = _reason_counts(result)
+    counts = result.reason_counts()
+    failing = n * m - n_compatible
     line()
     line(f"Why pairs fail ({failing} incompatible pairs; one pair can fail for several reasons):")
     width = max((len(name) for name in counts), default=0)
-    for name, count in counts.most_common():
+    for name, count in counts.items():
         line(f"  {name:<{width}}  {count:6d}  {100 * count / failing:5.1f}%")
 
     example = _stranded_example(result, source_records, target_records, stranded)
@@ -757,22 +908,6 @@ def _showcase(source_records: list[dict[str, Any]], indices: np.ndarray) -> list
         if found and (key not in best or found > int((indices[best[key]] >= 0).sum())):
             best[key] = i
     return sorted(best.values())
-
-
-def _reason_counts(result: MatchResult) -> tuple[collections.Counter[str], int]:
-    """How often each reason name occurs over the incompatible pairs."""
-    reasons = result.reasons.ravel()
-    failing = np.flatnonzero(reasons != 0)
-    counts: collections.Counter[str] = collections.Counter()
-    if len(failing) == 0:
-        return counts, 0
-    masks, first, how_many = np.unique(reasons[failing], return_index=True, return_counts=True)
-    m = result.shape[1]
-    for position, count in zip(first, how_many):
-        i, j = divmod(int(failing[position]), m)
-        for name in result.reason_names(i, j):
-            counts[name] += int(count)
-    return counts, len(failing)
 
 
 def _stranded_example(

@@ -17,6 +17,7 @@ from .files import STDIN, input_name
 from .formats import check_options, read_data, read_file, read_path
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
+from .progress import Stages
 from .reasons import reason_names
 from .reference import descriptor_outcomes
 from .result import DeviceRules, MatchResult, ReferenceOutputs, TargetDevices
@@ -29,6 +30,7 @@ def load(
     role: str | None = None,
     host: str = "",
     on_error: Callable[[Any, FastmatchError], None] | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> DeviceSet:
     """Read devices from any input format (docs/model.md section 9), told apart by content.
 
@@ -38,30 +40,35 @@ def load(
     ``sysfs``). ``role`` (``source`` or ``target``) keeps only the mdevs or
     only the mdev types of a libvirt or sysfs input; ``host`` sets their host.
     With ``on_error(raw, error)``, bad records are handed to it and left out
-    instead of stopping the read.
+    instead of stopping the read. ``progress`` is a ``tqdm``-like factory for a bar per
+    stage of the reading (bytes read, lines decoded, descriptors or records validated).
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
     policy = _policy_argument(policy)
     if on_error is not None and not callable(on_error):
         raise TypeError(f"on_error must be callable, got {type(on_error).__name__}")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable or None, got {type(progress).__name__}")
     check_options(path, input_format, role)
     name = input_name(path)
+    stages = Stages(progress, name)
     others: list[tuple[Any, Any]] = []  # what a libvirt or sysfs input describes for the other role
     if str(path) != STDIN and Path(path).is_dir():
         records, places = read_path(path, input_format, role=role, host=host, on_error=on_error, others=others)
     else:
         # Read once: a pipe or standard input cannot be read again.
-        data = read_file(path, input_format)
+        data = read_file(path, input_format, stages=stages)
         if on_error is None and input_format in (None, "json") and looks_like_fleet_lines(data):
             # Large, valid fleet JSON Lines take the fast path; anything it does not take as it
             # is, the careful readers below read again from the same bytes, and report.
-            devices = read_fleet_lines(data, policy)
+            devices = read_fleet_lines(data, policy, stages)
             if devices is not None:
                 return devices
         records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error, others=others)
     validate_others(others, policy, name, on_error)
-    return DeviceSet.from_records(records, policy, source=name, lines=places, on_error=on_error)
+    counted = stages.counted(records, "validating", len(records), "record")
+    return DeviceSet.from_records(counted, policy, source=name, lines=places, on_error=on_error)
 
 
 def validate_others(

@@ -12,16 +12,29 @@ the bytes read here. What is refused, before or while reading:
 - for line-oriented input (JSON Lines, a seed document, SELF/COMPATIBLE text),
   a line of more than :data:`MAX_LINE_BYTES`, found as the bytes arrive: a
   1 GB single-line file costs 1 MiB of memory, not 1 GB.
+
+Input compressed with gzip or zstd is told by its first bytes (never by its
+name) and decompressed as it is read, a chunk at a time: every limit above
+holds on the decompressed bytes, so a gzip bomb is refused once it passes the
+limit, having cost no more memory than the limit. The compressed bytes are
+bounded by the same limit (a pipe of empty gzip members would never end).
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib
 import os
+import re
 import stat
 import sys
+import zlib
 from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol
 
 from .errors import InputError
+from .progress import SILENT, Stages
 
 STDIN = "-"
 # One device record on one line is a few hundred bytes; a line of more than
@@ -32,6 +45,17 @@ MAX_INPUT_BYTES = 4 << 30
 _CHUNK = MAX_LINE_BYTES  # no larger: see the line check in _read
 _SPACE = b" \t\r\n"
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Compressions fastmatch does not decompress, named so that the error says what the file is
+# instead of "not UTF-8".
+_UNREAD_MAGIC = {
+    re.compile(rb"\xfd7zXZ\x00"): "xz-compressed (decompress it first: xz -d)",
+    re.compile(rb"BZh[1-9]1AY&SY"): "bzip2-compressed (decompress it first: bunzip2)",  # block size, a block's magic
+    re.compile(rb"PK\x03\x04"): "a zip archive (extract it first)",
+}
+_MAGIC_BYTES = 10  # the longest magic above
+
 
 def read_input(
     path: str | os.PathLike[str],
@@ -39,6 +63,7 @@ def read_input(
     limit: int = MAX_INPUT_BYTES,
     line_limit: bool | None = None,
     regular_only: bool = False,
+    stages: Stages = SILENT,
 ) -> bytes:
     """The bytes of ``path`` (``-``: standard input), read once.
 
@@ -46,7 +71,8 @@ def read_input(
     decides from the first byte that is not white space: input that starts with
     ``[`` (a JSON array) or ``<`` (XML) may be one long line, other input not.
     ``regular_only`` refuses anything but a regular file without opening it (a
-    FIFO in a directory would block until some process writes to it).
+    FIFO in a directory would block until some process writes to it). ``stages``
+    shows the bytes as they arrive.
     """
     name = "<stdin>" if str(path) == STDIN else str(path)
     if str(path) == STDIN:
@@ -62,14 +88,14 @@ def read_input(
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror}", file=name) from None
     try:
-        return _read(fd, name, limit, line_limit, regular_only)
+        return _read(fd, name, limit, line_limit, regular_only, stages)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", file=name) from None
     finally:
         os.close(fd)
 
 
-def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only: bool) -> bytes:
+def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only: bool, stages: Stages) -> bytes:
     status = os.fstat(fd)
     mode = status.st_mode
     if stat.S_ISREG(mode):
@@ -81,17 +107,39 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
         raise InputError(f"is {_kind(mode)}, not a file or a pipe", file=name)
     if regular_only:  # opened without blocking, to be safe from a FIFO put there meanwhile
         os.set_blocking(fd, True)
+    raw = _Descriptor(fd, name, limit)
+    source, compression, errors = _decompressing(raw, name)
+    # Over the bytes of the file as they come (compressed ones, for a compressed file).
+    bar = stages.stage("reading", status.st_size if stat.S_ISREG(mode) else None, "B")
+    try:
+        return _read_chunks(source, raw, name, limit, line_limit, compression, errors, bar)
+    finally:
+        bar.close()
+
+
+def _read_chunks(
+    source: _Readable,
+    raw: _Descriptor,
+    name: str,
+    limit: int,
+    line_limit: bool | None,
+    compression: str | None,
+    errors: tuple[type[Exception], ...],
+    bar: Any,
+) -> bytes:
     chunks: list[bytes] = []
     size = 0
     lines_before = 0  # newlines before the current line
     line_length = 0  # bytes of the current line read so far
+    shown = 0  # bytes the bar has counted
     while True:
-        chunk = os.read(fd, _CHUNK)
+        chunk = _read_chunk(source, name, compression, errors)
         if not chunk:
             break
         size += len(chunk)
         if size > limit:
-            raise InputError(f"is larger than the limit of {limit} bytes for one input", file=name)
+            grown = "is" if compression is None else f"is {compression}-compressed and decompresses to"
+            raise InputError(f"{grown} more than the limit of {limit} bytes for one input", file=name)
         if line_limit is None:  # not known until the first byte that is not white space
             line_limit = _line_oriented(chunk)
         # A line that starts and ends inside one chunk is shorter than the chunk, so only
@@ -107,7 +155,85 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
                 f"line is longer than the limit of {MAX_LINE_BYTES} bytes for one line", file=name, line=lines_before + 1
             )
         chunks.append(chunk)
+        bar.update(raw.taken - shown)
+        shown = raw.taken
     return b"".join(chunks)
+
+
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
+class _Descriptor:
+    """The raw bytes of a file descriptor as a readable stream, the first few of them
+    looked at before anything reads them, and no more than ``limit`` of them."""
+
+    def __init__(self, fd: int, name: str, limit: int) -> None:
+        self.fd = fd
+        self.name = name
+        self.limit = limit
+        self.taken = 0
+        self.ahead = b""
+
+    def peek(self, size: int) -> bytes:
+        """The first ``size`` bytes (fewer at the end of the input), left to be read."""
+        while len(self.ahead) < size:
+            chunk = os.read(self.fd, size - len(self.ahead))
+            if not chunk:
+                break
+            self.ahead += chunk
+        return self.ahead[:size]
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.ahead:
+            size = len(self.ahead) if size < 0 else size
+            chunk, self.ahead = self.ahead[:size], self.ahead[size:]
+        else:
+            chunk = os.read(self.fd, _CHUNK if size < 0 else size)
+        self.taken += len(chunk)
+        if self.taken > self.limit:
+            raise InputError(f"is larger than the limit of {self.limit} bytes for one input", file=self.name)
+        return chunk
+
+
+def _decompressing(raw: _Descriptor, name: str) -> tuple[_Readable, str | None, tuple[type[Exception], ...]]:
+    """``raw`` itself, or a stream of its decompressed bytes when it starts as gzip or zstd
+    does; with the compression's name and the errors its stream raises on bad data."""
+    head = raw.peek(_MAGIC_BYTES)
+    if head.startswith(GZIP_MAGIC):
+        # Members one after another (as `cat a.gz b.gz` makes) are one input, as gzip -d reads them.
+        return gzip.GzipFile(fileobj=raw, mode="rb"), "gzip", (gzip.BadGzipFile, zlib.error)  # type: ignore[call-overload]
+    if head.startswith(ZSTD_MAGIC):
+        zstd = _zstd_module(name)
+        return zstd.ZstdFile(raw, mode="rb"), "zstd", (zstd.ZstdError,)
+    for magic, what in _UNREAD_MAGIC.items():
+        if magic.match(head):
+            raise InputError(f"is {what}; fastmatch reads plain, gzip- or zstd-compressed input", file=name)
+    return raw, None, ()
+
+
+def _zstd_module(name: str) -> ModuleType:
+    """Python's zstd module (3.14 on), or its backport for older Pythons (the ``zstd`` extra)."""
+    for module in ("compression.zstd", "backports.zstd"):
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    raise InputError(
+        "is zstd-compressed, which needs Python 3.14 or the backports.zstd package: "
+        "pip install 'fastmatch[zstd]' (or decompress it first: zstd -d)",
+        file=name,
+    )
+
+
+def _read_chunk(source: _Readable, name: str, compression: str | None, errors: tuple[type[Exception], ...]) -> bytes:
+    """At most one chunk of ``source``: however far a compressed chunk expands, no more is made."""
+    try:
+        return source.read(_CHUNK)
+    except EOFError:  # the input ends inside a gzip member or a zstd frame
+        raise InputError(f"is {compression}-compressed and ends early (truncated)", file=name) from None
+    except errors as exc:
+        raise InputError(f"is {compression}-compressed and cannot be decompressed ({exc})", file=name) from None
 
 
 def _line_oriented(chunk: bytes) -> bool | None:

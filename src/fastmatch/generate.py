@@ -11,7 +11,8 @@ What a fleet looks like
     ``nvidia-NNN``; driver branches 470, 535 and 550 as ``software_version``),
     s390 ``vfio_ccw-io`` subchannels and ``vfio-ap`` adapters. Hosts are named
     alike on both sides (``host-000042``), and host *h* has the same hardware
-    on both sides, so ``exclude_same_host`` bites where it would. Sources are
+    on both sides, so ``exclude_same_host`` bites where it would; hosts come in
+    pairs of one hardware, so a source's kind is on another host too. Sources are
     mdev instances, one VM each; targets are (parent device, mdev type) entries
     with a ``capacity`` (0 on about one in eight). Targets run newer versions
     than sources. A third of the target descriptors (``record_fraction``)
@@ -28,7 +29,8 @@ Distinct descriptors
     not count. Each side gets a pool of at most ``distinct`` descriptors, split
     between the kinds of hardware by how many devices each has, and devices
     draw from their hardware's pool with a skewed popularity (a few
-    descriptors are very common, the tail is rare). When ``distinct`` is at
+    descriptors are very common, the tail is rare). The most common one is
+    the hardware's standard setup, the same SELF on both sides. When ``distinct`` is at
     least the number of devices, no two devices of that side are alike (the
     dense kernel benchmark). Descriptors that would coincide get a higher
     bugfix number in ``software_version``, as real fleets differ.
@@ -110,6 +112,18 @@ NVIDIA_CAPACITY = (16, 8, 4, 2, 1)  # instances per GPU by profile size, cycling
 CCW_VERSIONS = ("1.0.0", "1.1.0", "1.2.1")
 AP_VERSIONS = ("1.0.0", "1.1.0")
 SMALL_VERSION_WEIGHTS = {"sources": (0.5, 0.3, 0.2), "targets": (0.2, 0.3, 0.5)}
+
+
+# `fastmatch generate` without --distinct: a fleet is mostly a few standard setups, so one
+# distinct descriptor per this many devices of the larger side, and at least
+# DEFAULT_MIN_DISTINCT, several per kind of hardware.
+DEVICES_PER_DESCRIPTOR = 100
+DEFAULT_MIN_DISTINCT = 16
+
+
+def default_distinct(sources: int, targets: int) -> int:
+    """The distinct descriptors per side that ``fastmatch generate`` uses unless told."""
+    return max(DEFAULT_MIN_DISTINCT, max(sources, targets) // DEVICES_PER_DESCRIPTOR)
 
 
 Option = TypeVar("Option")
@@ -214,10 +228,13 @@ def _nvidia(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, mi
         "software_version": version,
     }
     compatible: list[dict[str, Any]] = []
+    # Drawn with records or without, so that what follows (migration_version) does not
+    # depend on them: a hardware's standard descriptor has one SELF on both sides.
+    accepts_older = next(u) < 0.5
     if with_records:
         plain = {"device_api": "vfio-pci", "vendor_driver": "nvidia", "device_id": hw.device_id, "mdev_type": mdev_type}
         older = [b for b in hw.branches if b < branch]
-        if older and next(u) < 0.5:
+        if older and accepts_older:
             # Also accepts the two newest drivers of the previous branch (validated by the vendor).
             compatible.append({**plain, "software_version": list(NVIDIA_VERSIONS[older[-1]][-2:])})
         compatible.append(plain)
@@ -259,14 +276,20 @@ class _Side:
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
-    children = np.random.SeedSequence(seed).spawn(5)
-    names = ("hardware", "sources.pool", "sources.devices", "targets.pool", "targets.devices")
+    # A stream's draws do not depend on how many streams there are (spawn keys count up).
+    children = np.random.SeedSequence(seed).spawn(6)
+    names = ("hardware", "sources.pool", "sources.devices", "targets.pool", "targets.devices", "common")
     return {name: np.random.default_rng(child) for name, child in zip(names, children)}
 
 
 def _host_hardware(seed: int, n_hosts: int) -> np.ndarray:
-    """Hardware of hosts 0..n_hosts-1: the same on both sides, whatever their sizes."""
-    u = _streams(seed)["hardware"].random(n_hosts)
+    """Hardware of hosts 0..n_hosts-1: the same on both sides, whatever their sizes.
+
+    Hosts come in pairs of one hardware (0 and 1, 2 and 3, ...), as racks are bought: a
+    source always has targets of its hardware on a host other than its own (which
+    ``exclude_same_host`` rules out), so a fleet of a few hosts has matches too.
+    """
+    u = np.repeat(_streams(seed)["hardware"].random((n_hosts + 1) // 2), 2)[:n_hosts]
     weights = np.array([hw.weight for hw in HARDWARE])
     return np.minimum(np.searchsorted(np.cumsum(weights) / weights.sum(), u, side="right"), len(HARDWARE) - 1)
 
@@ -306,7 +329,7 @@ def _build_side(side: str, count: int, distinct: int, seed: int, record_fraction
         group = np.where(sizes[group] == 0, fallback, group)
     starts = np.concatenate([[0], np.cumsum(sizes)])
 
-    fragments, id_parts, max_capacity = _pool(side, sizes, streams[f"{side}.pool"], record_fraction)
+    fragments, id_parts, max_capacity = _pool(side, sizes, streams[f"{side}.pool"], streams["common"], record_fraction)
     if distinct >= count:  # every device its own descriptor, in the order of its hardware's pool
         order = np.argsort(group, kind="stable")
         descriptor = np.empty(count, dtype=np.int64)
@@ -324,18 +347,26 @@ def _build_side(side: str, count: int, distinct: int, seed: int, record_fraction
 
 
 def _pool(
-    side: str, sizes: np.ndarray, rng: np.random.Generator, record_fraction: float
+    side: str, sizes: np.ndarray, rng: np.random.Generator, common: np.random.Generator, record_fraction: float
 ) -> tuple[list[str], list[tuple[str, str]], list[int]]:
-    """``sizes[g]`` distinct descriptors of each kind of hardware ``g``, as JSON text."""
+    """``sizes[g]`` distinct descriptors of each kind of hardware ``g``, as JSON text.
+
+    Each hardware's first descriptor, its most popular, is the fleet's standard setup of that
+    hardware: the same SELF on both sides (drawn from the ``common`` stream, as a target's),
+    so that it migrates to itself; only COMPATIBLE records differ with ``record_fraction``.
+    Without it, the two sides' independent draws (types, newer target versions) left a
+    fleet of a few hosts with no compatible pair at all.
+    """
+    standard = common.random((len(HARDWARE), 8)).tolist()
     fragments: list[str] = []
     id_parts: list[tuple[str, str]] = []
     max_capacity: list[int] = []
     seen: set[str] = set()
     bumps: dict[str, int] = {}
     for g, size in enumerate(sizes.tolist()):
-        uniforms = rng.random((size, 8)).tolist()
-        for row in uniforms:
-            draft = _draft(HARDWARE[g], side, iter(row), record_fraction)
+        uniforms = [standard[g], *rng.random((size - 1, 8)).tolist()] if size else []
+        for k, row in enumerate(uniforms):
+            draft = _draft(HARDWARE[g], side if k else "targets", iter(row), record_fraction)
             text = draft.fragment()
             if text in seen:  # an equal descriptor exists: make this one a later bugfix release
                 base, version, n = text, draft.self_["software_version"], bumps.get(text, 0)

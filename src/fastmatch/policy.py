@@ -191,6 +191,12 @@ class Policy:
         }
         return out
 
+    def to_toml(self) -> str:
+        """The policy as a TOML file that :meth:`from_toml` reads back to an equal policy."""
+        import tomli_w  # only `fastmatch policy` writes TOML
+
+        return tomli_w.dumps(self.to_dict())
+
     # -- lookups ----------------------------------------------------------------------
     def canonical(self, name: str) -> str:
         """The attribute name for ``name``, which may be an alias."""

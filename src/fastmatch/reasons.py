@@ -6,12 +6,13 @@ evaluates a pair.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import FastmatchError
+from .policy import Policy
 
 if TYPE_CHECKING:
     from .values import Version
@@ -36,6 +37,14 @@ FIXED_REASONS = {
     NOT_MIGRATABLE: "NOT_MIGRATABLE",
     OPAQUE: "OPAQUE",
     NO_RECORD: "NO_RECORD",
+}
+# When each fixed reason is set (docs/model.md section 8), for `fastmatch reasons`.
+FIXED_REASON_MEANINGS = {
+    SAME_DEVICE: "the source and the target are one device",
+    SAME_HOST: "both are on one host, and the policy excludes that (exclude_same_host)",
+    NOT_MIGRATABLE: "the source or the target is not migratable",
+    OPAQUE: "the opaque migration_version check failed",
+    NO_RECORD: "the target has COMPATIBLE records and none accepted the source",
 }
 
 # Score layout (int64, higher is better, -1 when incompatible), docs/model.md section 7:
@@ -121,3 +130,47 @@ def reason_names(mask: int, attributes: list[str]) -> list[str]:
         )
     names.extend(name for bit, name in sorted(FIXED_REASONS.items()) if mask & bit)
     return names
+
+
+def reason_bits(policy: Policy) -> list[dict[str, Any]]:
+    """Every reason a mask can hold under ``policy``, lowest bit first (docs/model.md section 8).
+
+    The declared attributes in the policy's order, with their type and rule; then the bits
+    undeclared attributes take, in order of first appearance in a match's inputs (one entry,
+    ``"bit"`` to ``"last_bit"``); then the fixed reasons. ``"mask"`` is the bit as hex text,
+    which JSON tools read exactly (bit 63 is beyond a double's integers).
+    """
+    entries: list[dict[str, Any]] = []
+    for index, attribute in enumerate(policy.attributes):
+        bit = min(index, SHARED_ATTRIBUTE_BIT)
+        shared = " (attributes from this one on share the bit)" if index == SHARED_ATTRIBUTE_BIT else ""
+        meaning = f"the {attribute.rule} rule fails ({attribute.type}){shared}"
+        if attribute.rule in ("ignore", "dynamic"):
+            meaning = f"never: the {attribute.rule} rule always passes ({attribute.type})"
+        entries.append(_entry(bit, attribute.name, "attribute", meaning, type=attribute.type, rule=attribute.rule))
+    first = len(policy.attributes)
+    if first <= SHARED_ATTRIBUTE_BIT:
+        unknown_rule = "ignore" if policy.unknown == "ignore" else "exact"
+        meaning = (
+            f"an undeclared attribute's {unknown_rule} rule fails (string); bits in order of first appearance, "
+            f"from bit {SHARED_ATTRIBUTE_BIT} on shared"
+            if unknown_rule != "ignore"
+            else "never: undeclared attributes are ignored (unknown = \"ignore\")"
+        )
+        entry = _entry(min(first, SHARED_ATTRIBUTE_BIT), "(undeclared attributes)", "undeclared", meaning, type="string", rule=unknown_rule)
+        entry["last_bit"] = SHARED_ATTRIBUTE_BIT
+        entries.append(entry)
+    # Fixed reasons a policy turns off, with the setting that does.
+    turned_off = {
+        SAME_HOST: "exclude_same_host = false" if not policy.exclude_same_host else None,
+        OPAQUE: 'opaque = "ignore"' if policy.opaque == "ignore" else None,
+    }
+    for bit_value, name in sorted(FIXED_REASONS.items()):
+        setting = turned_off.get(bit_value)
+        meaning = f"never under this policy ({setting})" if setting else FIXED_REASON_MEANINGS[bit_value]
+        entries.append(_entry(bit_value.bit_length() - 1, name, "fixed", meaning))
+    return entries
+
+
+def _entry(bit: int, name: str, kind: str, meaning: str, **more: str) -> dict[str, Any]:
+    return {"bit": bit, "mask": f"{1 << bit:#x}", "name": name, "kind": kind, **more, "meaning": meaning}

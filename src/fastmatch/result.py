@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -77,6 +77,11 @@ class PairOutputs(Protocol):
 
     def row(self, c: int) -> Int64s:
         """The outcomes of one source class against every target class."""
+        ...
+
+    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(c0, c1, outcomes)``: the outcomes of source classes c0..c1 against every target
+        class, a block at a time (the array may be reused for the next block)."""
         ...
 
 
@@ -347,6 +352,51 @@ class MatchResult:
         if len(self.sources) and len(self.targets):
             self._outputs.counts(counted, out)
         return out
+
+    def compatible_counts(self) -> np.ndarray:
+        """int64 (n,): how many compatible targets each source has, those with capacity 0 included."""
+        return self._counts(np.ones(len(self.targets), dtype=bool))
+
+    def reason_counts(self) -> dict[str, int]:
+        """How many incompatible pairs each reason name makes fail, most first (a pair can
+        fail for several reasons, so the counts may add up to more than the pairs).
+
+        Never n x m: each class pair's reasons count once for all its device pairs (its
+        source class's devices times its target class's), and the device rules count by
+        themselves (same device: the sources that are also targets; same host: sources
+        times targets on each host). The class pairs are all evaluated, a block at a time.
+        """
+        source_sizes = np.bincount(self.source_class, minlength=self.class_shape[0]).astype(np.int64)
+        target_sizes = np.bincount(self.target_class, minlength=self.class_shape[1]).astype(np.int64)
+        pairs_by_mask: dict[int, int] = {}
+        if len(self.sources) and len(self.targets):
+            for c0, _, outcomes in self._outputs.blocks():
+                rows, columns = np.nonzero(outcomes < 0)
+                if len(rows) == 0:
+                    continue
+                masks = outcome_reasons(outcomes[rows, columns])
+                weights = source_sizes[c0 + rows] * target_sizes[columns]
+                order = np.argsort(masks, kind="stable")
+                masks, weights = masks[order], weights[order]
+                starts = np.flatnonzero(np.r_[True, masks[1:] != masks[:-1]])
+                for mask, pairs in zip(masks[starts].tolist(), np.add.reduceat(weights, starts).tolist()):
+                    pairs_by_mask[mask] = pairs_by_mask.get(mask, 0) + pairs
+        counts: dict[str, int] = {}
+        for mask, pairs in pairs_by_mask.items():
+            for name in reason_names(mask, self.attributes):
+                counts[name] = counts.get(name, 0) + pairs
+        rules = self.rules
+        same_device = int((rules.source_twin >= 0).sum())
+        if same_device:
+            counts["SAME_DEVICE"] = same_device
+        if rules.exclude_same_host:
+            hosts = rules.targets.host
+            per_host = np.bincount(hosts, minlength=int(hosts.max(initial=0)) + 1)
+            on_target_hosts = rules.source_host[rules.source_host > 0]  # 0: no host, -1: no target there
+            same_host = int(per_host[on_target_hosts].sum())
+            if same_host:
+                counts["SAME_HOST"] = same_host
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     # -- one pair -----------------------------------------------------------------------
     def reason_names(self, i: int, j: int) -> list[str]:
@@ -645,3 +695,6 @@ class ReferenceOutputs:
     def row(self, c: int) -> Int64s:
         row: Int64s = self.outcomes[c]
         return row
+
+    def blocks(self) -> Iterator[tuple[int, int, Int64s]]:
+        yield 0, self.shape[0], self.outcomes

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
+from ..progress import SILENT, Stages
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt
@@ -73,12 +74,14 @@ def check_options(path: str | Path, input_format: str | None, role: str | None) 
         raise InputError(f"unknown role {role!r} (expected {', '.join(ROLES)})", file=input_name(path))
 
 
-def read_file(path: str | Path, input_format: str | None = None, *, in_directory: bool = False) -> bytes:
+def read_file(
+    path: str | Path, input_format: str | None = None, *, in_directory: bool = False, stages: Stages = SILENT
+) -> bytes:
     """The bytes of one input file, read once (see :func:`fastmatch.files.read_input`): XML and
     JSON arrays may be one long line, the other formats may not. A file of a directory must be
     a regular file: a FIFO there would block, a device never end."""
     line_limit = {"libvirt": False, "text": True}.get(input_format or "")
-    return read_input(path, line_limit=line_limit, regular_only=in_directory)
+    return read_input(path, line_limit=line_limit, regular_only=in_directory, stages=stages)
 
 
 def read_data(
@@ -131,7 +134,9 @@ def _read_directory(
     The XML files are one input, so that an mdev finds its parent in another
     file; their records come together, where the first XML file is.
     """
-    files = [(entry, read_file(entry, input_format, in_directory=True)) for entry in _directory_files(directory)]
+    entries = _directory_files(directory)
+    _check_one_side(directory, entries, role)
+    files = [(entry, read_file(entry, input_format, in_directory=True)) for entry in entries]
     formats = [input_format or detect_format(data) for _, data in files]
     documents = [Document(data, entry, entry.name) for (entry, data), fmt in zip(files, formats) if fmt == "libvirt"]
     records: list[Any] = []
@@ -148,6 +153,36 @@ def _read_directory(
         records += found
         places += [rebase(place, entry.name) for place in where or [None] * len(found)]
     return records, places
+
+
+# File names (before their first dot) that say which side a file of devices holds: what
+# `generate` and `collect -o DIR` write, and what people call such files.
+_SIDE_NAMES = {"source": "source", "sources": "source", "target": "target", "targets": "target"}
+
+
+def _check_one_side(directory: Path, entries: list[Path], role: str | None) -> None:
+    """A directory input is one side of a match: one that holds a sources file and a targets
+    file (``generate``'s output folder) would be read as one fleet, both files as one side;
+    and the sources of a match are not in a file named for targets (nor the other way round)."""
+    sides: dict[str, list[str]] = {"source": [], "target": []}
+    for entry in entries:
+        side = _SIDE_NAMES.get(entry.name.split(".", 1)[0].lower())
+        if side is not None:
+            sides[side].append(entry.name)
+    if sides["source"] and sides["target"]:
+        raise InputError(
+            f"holds both sources ({', '.join(sides['source'])}) and targets ({', '.join(sides['target'])}): "
+            "a directory input is one side of a match; give the files themselves "
+            f"(e.g. {directory / sides['source'][0]} {directory / sides['target'][0]})",
+            file=str(directory),
+        )
+    other = {"source": "target", "target": "source"}.get(role or "")
+    if other is not None and sides[other]:
+        raise InputError(
+            f"is read for the {role}s but holds {other}s ({', '.join(sides[other])}); "
+            f"give a directory or file of {role}s",
+            file=str(directory),
+        )
 
 
 def _directory_files(directory: Path) -> list[Path]:

@@ -11,6 +11,7 @@ file again and reports the problem with its line and field.
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from typing import Any
 
 import msgspec
@@ -19,6 +20,10 @@ import numpy as np
 from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
+from ..progress import SILENT, Stages
+
+# Lines decoded between two updates of the progress bar: a few milliseconds' work.
+LINES_PER_UPDATE = 1 << 16
 
 
 class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):  # no cycles: not tracked by the GC
@@ -44,8 +49,11 @@ def looks_like_fleet_lines(data: bytes) -> bool:
     return head[start : start + 1] == b"{" and end != -1 and b'"id"' in data[start:end] and data.find(b"{", end) != -1
 
 
-def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
-    """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader."""
+def read_fleet_lines(data: bytes, policy: Policy, stages: Stages = SILENT) -> DeviceSet | None:
+    """The devices of a valid fleet JSON Lines file, or ``None`` to leave it to the careful reader.
+
+    ``stages`` shows the lines as they are decoded, then the distinct descriptors as they are parsed.
+    """
     # What the careful reader refuses or words differently: surrogate escapes
     # (\ud800-\udfff) that may not pair up. (Over-long lines never get here: fastmatch.files.)
     if _SURROGATE_ESCAPE.search(data):
@@ -54,7 +62,13 @@ def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     try:
         # One value per line, as the careful reader wants: decoding line by line refuses
         # a line holding two values, or a value spread over two lines.
-        lines = [decode(line) for line in data.split(b"\n") if line and not line.isspace()]
+        pieces = [line for line in data.split(b"\n") if line and not line.isspace()]
+        lines = []
+        with closing(stages.stage("decoding", len(pieces), "line")) as bar:
+            for start in range(0, len(pieces), LINES_PER_UPDATE):
+                lines += [decode(line) for line in pieces[start : start + LINES_PER_UPDATE]]
+                bar.update(min(LINES_PER_UPDATE, len(pieces) - start))
+        del pieces
     except (ValueError, RecursionError):  # msgspec.DecodeError, UnicodeDecodeError
         return None
     ids = [line.id for line in lines]
@@ -74,7 +88,7 @@ def read_fleet_lines(data: bytes, policy: Policy) -> DeviceSet | None:
     descriptor_of = np.fromiter(map(position.__getitem__, keys), dtype=np.int64, count=len(keys))
     builder = DeviceSetBuilder(policy)
     try:
-        for key in position:
+        for key in stages.counted(position, "parsing", len(position), "descriptor"):
             builder.add_descriptor(_descriptor_parts(key))
     except (FastmatchError, ValueError, RecursionError):
         return None

@@ -9,10 +9,17 @@ read together are one input: an mdev finds its parent in any of them.
   one more attribute; ``device_api``, ``device_id`` and ``vendor_driver`` come
   from its parent when the parent is in the same input.
 - Each ``<type>`` under ``<capability type='mdev_types'>`` of a PCI, CSS or
-  AP-matrix parent is a **target**: id ``<parent name>/<type id>`` (with
+  AP-matrix parent is a **target**: id ``<parent>/<type id>`` (with
   ``<host>/`` in front when a host is given), ``mdev_type``, ``device_api``
   (``deviceAPI``), ``device_id``, ``vendor_driver``, and ``availableInstances``
   as its capacity.
+
+The parent in a target's id is the device's kernel name, as sysfs names it, so
+that ``collect --sysfs`` and ``collect --libvirt-xml`` give one device one id:
+a PCI parent's address (``0000:00:02.0``, from the capability's domain, bus,
+slot and function; libvirt's own name is ``pci_0000_00_02_0``), else the last
+part of its ``<path>`` (``0.0.0052`` for a subchannel, ``matrix`` for the AP
+matrix), else its libvirt ``<name>``.
 
 ``device_id`` is the parent's PCI vendor and product ids as 8 lowercase hex
 digits (``8086591d``), as in the upstream proposal. Other devices (USB, net,
@@ -49,6 +56,18 @@ _XML_DECLARATION = re.compile(r"<\?xml\b[^>]*\?>")
 _WRAPPER = "<fastmatch-devices>"
 
 Record = dict[str, Any]
+
+# A PCI address's parts, as the pci capability holds them, with their largest values.
+_PCI_ADDRESS = {"domain": 0xFFFFFFFF, "bus": 0xFF, "slot": 0x1F, "function": 0x7}
+_ADDRESS_NUMBER = re.compile(r"[0-9]{1,10}\Z|0[xX][0-9a-fA-F]{1,8}\Z")
+
+
+def _address_number(text: str, largest: int) -> int | None:
+    """A part of a PCI address as libvirt writes it (decimal; 0x hex accepted), or ``None``."""
+    if not _ADDRESS_NUMBER.match(text):
+        return None
+    number = int(text, 16) if text[1:2] in ("x", "X") else int(text)
+    return number if number <= largest else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +286,8 @@ class _Reader:
             self.fail("a <device> with mdev types needs a <name>", device)
         if not type_id:
             self.fail("an mdev <type> needs an id", type_entry, f"'{parent_name}'", "self.mdev_type")
-        device_id = f"{self.host}/{parent_name}/{type_id}" if self.host else f"{parent_name}/{type_id}"
+        parent = self._kernel_name(device, parent_name)
+        device_id = f"{self.host}/{parent}/{type_id}" if self.host else f"{parent}/{type_id}"
         label = f"'{device_id}'"
         attributes = {"mdev_type": type_id, **self._parent_attributes(device, label)}
         device_api = self._device_api(type_entry, label)
@@ -283,6 +303,25 @@ class _Reader:
         if self.host:
             record["host"] = self.host
         return record, with_fields(type_entry.place, {"self.mdev_type": FieldPlace(type_entry.place, type_entry.path)})
+
+    def _kernel_name(self, device: _Node, name: str) -> str:
+        """The parent's name as sysfs has it (see the module's docstring)."""
+        label = f"'{name}'"
+        pci = self.one(device, "capability", label, type="pci")
+        if pci is not None:
+            fields = [node for part in _PCI_ADDRESS if (node := self.one(pci, part, label)) is not None]
+            if len(fields) == len(_PCI_ADDRESS):
+                numbers = []
+                for node, (part, largest) in zip(fields, _PCI_ADDRESS.items()):
+                    number = _address_number(node.text(), largest)
+                    if number is None:
+                        self.fail(f"expected a PCI {part} number from 0 to {largest:#x}, got {describe(node.text())}", node, label)
+                    numbers.append(number)
+                domain, bus, slot, function = numbers
+                return f"{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"
+        path = self.one(device, "path", label)
+        kernel_name = path.text().rstrip("/").rpartition("/")[2] if path is not None else ""
+        return kernel_name or name
 
     def _uuid(self, name: str, capability: _Node, device: _Node, label: str | None) -> str:
         uuid_node = self.one(capability, "uuid", label)
