@@ -359,6 +359,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write the two files to")
     p.set_defaults(run=_cmd_generate)
 
+    p = commands.add_parser("serve", help="serve a prepared target fleet over HTTP (JSON API, Kubernetes scheduler extender)")
+    p.add_argument("--targets", metavar="FILE", required=True, help="the target fleet (any input format); SIGHUP reads it again")
+    policy_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=_port, default=8080, help="port to bind (default: 8080; 0: any free port)")
+    tokens = p.add_mutually_exclusive_group()
+    tokens.add_argument("--token", metavar="TOKEN", help="require 'Authorization: Bearer TOKEN' (visible in ps: prefer --token-file)")
+    tokens.add_argument("--token-file", metavar="FILE", help="require the bearer token held in FILE")
+    p.add_argument("--k8s-config", metavar="FILE", help="TOML: where a pod names its source device (default: annotation fastmatch.io/source)")
+    p.add_argument("--max-body", type=_positive, default=10 << 20, metavar="BYTES", help="largest request body (default: 10 MiB)")
+    p.add_argument("--max-fleet-body", type=_positive, default=1 << 30, metavar="BYTES", help="largest POST /v1/targets body (default: 1 GiB)")
+    p.add_argument("--max-sources", type=_positive, default=1000, metavar="N", help="sources in one request (default: 1000)")
+    p.add_argument("--threads", type=_positive, default=8, metavar="N", help="requests computed at once (default: 8)")
+    p.add_argument("--body-timeout", type=_positive, default=10, metavar="SECONDS", help="a client must send its body within this (default: 10)")
+    p.set_defaults(run=_cmd_serve)
+
     p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
     p.set_defaults(run=_cmd_demo)
@@ -822,6 +838,46 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     paths = write_fleet(args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction)
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
     return EXIT_OK
+
+
+# -- serve ---------------------------------------------------------------------------------
+def _port(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serve.config import K8sConfig, ServeConfig
+        from .serve.server import serve
+    except ImportError as exc:
+        raise FastmatchError(f"serve needs {exc.name}: pip install 'fastmatch[serve]'") from None
+    if args.targets == STDIN:
+        raise FastmatchError("serve: --targets must name a file, which SIGHUP reads again (not '-')")
+    token = args.token
+    if args.token_file is not None:
+        token = _read_token(args.token_file)
+    if token is not None and not token:
+        raise FastmatchError("the bearer token is empty", file=args.token_file)
+    k8s = K8sConfig.from_toml(args.k8s_config) if args.k8s_config else K8sConfig()
+    config = ServeConfig(
+        targets=args.targets, policy=_policy(args.policy), host=args.host, port=args.port, token=token, k8s=k8s,
+        max_body=args.max_body, max_fleet_body=args.max_fleet_body, max_sources=args.max_sources, threads=args.threads,
+        body_timeout=args.body_timeout,
+    )
+    serve(config)
+    return EXIT_OK
+
+
+def _read_token(path: str) -> str:
+    from .files import read_input
+
+    try:
+        return read_input(path, limit=4096).decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise FastmatchError("the token file is not UTF-8", file=path) from None
 
 
 # -- demo ----------------------------------------------------------------------------------

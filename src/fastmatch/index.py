@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -11,7 +12,8 @@ from .devices import DeviceSet
 from .dispatch import plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .policy import Policy
-from .result import DeviceRules, Int64s, TargetDevices, ranked
+from .result import DeviceRules, Int64s, MatchResult, TargetDevices, ranked
+from .scores import ClassVersions
 
 
 class TargetIndex:
@@ -80,3 +82,40 @@ class TargetIndex:
             outputs.top_k(width, indices, scores)
 
         return ranked(len(devices), len(self.targets), k, fill)
+
+    def match(self, sources: DeviceSet | Iterable[Mapping[str, Any]]) -> MatchResult:
+        """What ``match(sources, targets)`` returns, the targets' interning done once: every
+        output of a :class:`MatchResult` (``top_k``, ``counts``, ``explain``, the class-pair
+        arrays) for a request. Sources with a value for an attribute no target has take the
+        full path (the prepared vocabularies cannot code it, and that rule fails everywhere)."""
+        devices = as_device_set(sources, self.policy, "sources")
+        chosen = plan_prepared(devices, self._prepared)
+        interned, prepared = chosen.interned, self._prepared
+        if interned is None or prepared is None or prepared.hopeless(devices).any():
+            return match(devices, self.targets, self.policy, workers=self.workers)
+        from .native import NativeOutputs, prepared_problem
+
+        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
+        problem = prepared_problem(interned, self.workers, chosen.vector)
+        blocks = self._keys.blocks(interned.sources)
+        visited = None
+        if blocks is not None:
+            problem.block(blocks.start, blocks.ranges)
+            visited = blocks.pairs / max(1, problem.shape[0])
+        outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, visited_per_row=visited)
+        result = MatchResult(
+            devices,
+            self.targets,
+            self.policy,
+            interned.attributes,
+            outputs,
+            interned.sources.class_of,
+            interned.targets.class_of,
+            rules,
+        )
+        result.target_class_versions = self._target_class_versions
+        return result
+
+    @cached_property
+    def _target_class_versions(self) -> ClassVersions:
+        return ClassVersions(self.targets, self._devices.target_class, self.policy.score_version)

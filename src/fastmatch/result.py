@@ -273,11 +273,13 @@ class MatchResult:
 
     @cached_property
     def _class_versions(self) -> tuple[ClassVersions, ClassVersions]:
-        attribute = self.policy.score_version
-        return (
-            ClassVersions(self.sources, self.source_class, attribute),
-            ClassVersions(self.targets, self.target_class, attribute),
-        )
+        return ClassVersions(self.sources, self.source_class, self.policy.score_version), self.target_class_versions
+
+    @cached_property
+    def target_class_versions(self) -> ClassVersions:
+        """The targets' ``score_version`` per class; a :class:`TargetIndex` hands every result
+        its own, made once per fleet (a request would otherwise read every target class)."""
+        return ClassVersions(self.targets, self.target_class, self.policy.score_version)
 
     def to_records(self, k: int) -> npt.NDArray[np.void]:
         """The ranked candidates of :meth:`top_k` as a table: a NumPy structured array, one

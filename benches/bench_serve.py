@@ -1,0 +1,212 @@
+"""``fastmatch serve`` under load, on loopback: what a scheduler waits for.
+
+The server holds a prepared fleet of 100,000 targets on 2,000 distinct descriptors (``fastmatch
+generate``) and runs in its own process; the load generator here keeps 1 or 8 clients busy,
+each on its own keep-alive connection, each sending its next request when the last is
+answered (closed loop). Two requests:
+
+- ``/v1/candidates`` for one source (``k`` = 5);
+- ``/k8s/filter`` with 5,000 ``NodeNames`` (a pod annotated with one source).
+
+Each run is bounded: ``FASTMATCH_BENCH_SERVE_REQUESTS`` requests (default 400) or 60 seconds,
+whichever comes first; p50, p99 and requests/s go to ``extra_info``, and any request that is
+not answered 200 fails the run. ``test_kernel_call_does_not_hold_the_gil`` measures how long
+a ``/healthz`` waits while other clients keep the kernel busy with large requests: if a
+request held the GIL for its whole kernel call, the probe would wait that long.
+
+    python -m pytest benches/bench_serve.py --benchmark-json=serve.json
+"""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastmatch
+import support
+
+pytest.importorskip("uvicorn")  # the serve extra
+sys.path.insert(0, str(support.ROOT / "tests"))
+from serving import Server  # noqa: E402  (the tests' launcher: a free loopback port, SIGTERM at the end)
+
+N_TARGETS = 100_000
+DISTINCT = support.FLEET_DISTINCT
+NODES = 5_000
+REQUESTS = int(os.environ.get("FASTMATCH_BENCH_SERVE_REQUESTS", "400"))
+TIME_LIMIT = 60.0  # seconds a run may take, whatever REQUESTS says
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    sources_path, targets_path = support.fleet_files(1000, N_TARGETS, DISTINCT)
+    with open(sources_path, encoding="utf-8") as lines:
+        sources = [json.loads(line) for line in itertools.islice(lines, 200)]
+    with open(targets_path, encoding="utf-8") as lines:
+        hosts = sorted({json.loads(line).get("host", "") for line in lines} - {""})
+    nodes = [hosts[i] for i in np.random.default_rng(0).choice(len(hosts), min(NODES, len(hosts)), replace=False)]
+    return targets_path, sources, nodes
+
+
+@pytest.fixture(scope="module")
+def server(fleet):
+    targets_path, _, _ = fleet
+    with Server(["--targets", str(targets_path), "--threads", "8"]) as running:
+        yield running
+
+
+def _bodies(endpoint: str, sources: list[dict], nodes: list[str]) -> list[bytes]:
+    if endpoint == "/v1/candidates":
+        return [json.dumps({"sources": [source], "k": 5}).encode() for source in sources]
+    return [
+        json.dumps({"Pod": {"metadata": {"name": f"virt-launcher-{n}", "annotations": {"fastmatch.io/source": json.dumps(source)}}},
+                    "NodeNames": nodes}).encode()
+        for n, source in enumerate(sources[:20])
+    ]
+
+
+def load(port: int, path: str, bodies: list[bytes], clients: int, count: int, seconds: float) -> dict:
+    """``count`` requests (or ``seconds``) from ``clients`` closed-loop clients; latencies in seconds."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    issued = itertools.count()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        try:
+            while time.monotonic() < deadline:
+                n = next(issued)
+                if n >= count:
+                    break
+                started = time.perf_counter()
+                connection.request("POST", path, body=bodies[n % len(bodies)], headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                mine.append(time.perf_counter() - started)
+                if response.status != 200 or b'"Error":""' not in answer and path == "/k8s/filter":
+                    failures.append(f"{response.status} {answer[:200]!r}")
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)
+    elapsed = time.perf_counter() - started
+    ms = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": len(failures),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "first_failure": failures[0] if failures else "",
+    }
+
+
+@pytest.mark.parametrize("clients", [1, 8])
+@pytest.mark.parametrize("endpoint", ["/v1/candidates", "/k8s/filter"])
+def test_serve_load(benchmark, server, fleet, endpoint, clients):
+    _, sources, nodes = fleet
+    bodies = _bodies(endpoint, sources, nodes)
+    load(server.port, endpoint, bodies, clients, 20, 20)  # warm: first requests build per-fleet caches
+    figures = {}
+
+    def run():
+        figures.update(load(server.port, endpoint, bodies, clients, REQUESTS, TIME_LIMIT))
+
+    benchmark.group = f"serve: {N_TARGETS:,} targets on {DISTINCT:,} descriptors"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update({"endpoint": endpoint, "clients": clients, "nodes": len(nodes) if endpoint == "/k8s/filter" else 0, **figures})
+    print(f"\n{endpoint} x {clients} clients: {figures}")
+    assert figures["errors"] == 0, figures["first_failure"]
+    assert figures["requests"] >= min(REQUESTS, 20)
+
+
+def test_kernel_call_does_not_hold_the_gil(benchmark):
+    """In one process, as in the server's worker threads: while a thread runs a large request's
+    kernel call (``top_k`` of 2,000 sources against 100,000 prepared targets, every descriptor
+    distinct so that the call is long; interning done before), a second thread ticks every
+    millisecond. Were the GIL held for the whole call, the
+    longest gap between ticks would be the call's length; released, it stays near the tick."""
+    sources_path, targets_path = support.fleet_files(2000, N_TARGETS, N_TARGETS)
+    index = fastmatch.TargetIndex(fastmatch.load(targets_path), workers=1)
+    result = index.match(fastmatch.load(sources_path))
+    result.top_k(5)  # warm
+    figures: dict = {}
+
+    def run():
+        ticks = [time.perf_counter()]
+        done = threading.Event()
+
+        def ticker():
+            while not done.is_set():
+                time.sleep(0.001)
+                ticks.append(time.perf_counter())
+
+        thread = threading.Thread(target=ticker)
+        thread.start()
+        time.sleep(0.01)
+        started = time.perf_counter()
+        result.top_k(5)
+        call = time.perf_counter() - started
+        done.set()
+        thread.join()
+        times = np.array(ticks)
+        inside = np.diff(times[(times >= started) & (times <= started + call)])
+        figures.update({"kernel_call_ms": round(call * 1000, 1), "ticks_during_call": int(len(inside)),
+                        "longest_tick_gap_ms": round(float(inside.max()) * 1000, 1) if len(inside) else None})
+
+    benchmark.group = "serve: the GIL during a kernel call"
+    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(f"\nticker beside a kernel call: {figures}")
+    assert figures["ticks_during_call"] > 0
+
+
+def test_probe_beside_busy_requests(benchmark, server, fleet):
+    """``/healthz`` latency while 2 clients keep the server busy with 200-source requests: the
+    probe's p50 and p99 against the busy requests' p50 (the Python around the kernel, decoding and
+    formatting 10,000 candidates, holds the GIL in turns with the event loop)."""
+    _, sources, _ = fleet
+    heavy = [json.dumps({"sources": sources, "k": 50}).encode()]
+    busy: dict = {}
+    figures: dict = {}
+
+    def run():
+        worker = threading.Thread(target=lambda: busy.update(load(server.port, "/v1/candidates", heavy, 2, 60, TIME_LIMIT)))
+        worker.start()
+        time.sleep(0.5)
+        probes = []
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        while worker.is_alive() and len(probes) < 2000:
+            started = time.perf_counter()
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            probes.append(time.perf_counter() - started)
+            time.sleep(0.005)
+        connection.close()
+        worker.join()
+        ms = np.array(probes) * 1000
+        figures.update({"probes": len(probes), "probe_p50_ms": round(float(np.percentile(ms, 50)), 2),
+                        "probe_p99_ms": round(float(np.percentile(ms, 99)), 2), "busy_p50_ms": busy["p50_ms"]})
+
+    benchmark.group = "serve: a probe beside busy requests"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(figures)
+    print(f"\nhealthz beside 200-source requests: {figures}")
+    assert busy["errors"] == 0

@@ -1,0 +1,280 @@
+"""The Kubernetes scheduler-extender protocol (``k8s.io/kube-scheduler/extender/v1``).
+
+The scheduler POSTs ``ExtenderArgs`` (``Pod``, and ``Nodes`` or, when the extender is
+``nodeCacheCapable``, ``NodeNames``) to ``/k8s/filter`` and ``/k8s/prioritize``. The current Go
+types carry no JSON tags, so fields arrive capitalised; older releases tagged them in lower
+case; Go's decoder matches names without regard to case, and so does this one. Answers use the
+Go field names, which every release decodes.
+
+A node's name is the ``host`` of its targets. A node passes the filter when, for each of the
+pod's source devices, one of its targets is an available candidate (compatible, capacity > 0,
+not the source's own host or device); a pod that names no source device passes everywhere.
+A node that fails for want of capacity goes to ``FailedNodes`` (preempting a pod may free a
+device); one that fails on compatibility, or has no targets, to ``FailedAndUnresolvableNodes``.
+Both carry the reasons, by the names ``explain`` uses. Every array here is over all targets
+at once: the nodes of a request are answered with NumPy, never a Python loop per target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import compress
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ..devices import DeviceSet
+from ..errors import FastmatchError
+from ..reasons import SAME_DEVICE, SAME_HOST, reason_names
+from .config import K8sConfig, PodField
+from .fleet import Fleet
+from .requests import RequestError, field_message
+
+MAX_EXTENDER_PRIORITY = 10  # extenderv1.MaxExtenderPriority
+NO_TARGETS = "no fastmatch target device on this node"
+NO_CAPACITY = "every compatible device on this node has capacity 0"
+
+
+class _Metadata(msgspec.Struct):
+    name: str = ""
+    namespace: str = ""
+    annotations: dict[str, str] | None = None
+    labels: dict[str, str] | None = None
+
+
+class _Pod(msgspec.Struct):  # a v1.Pod has many more fields; only these are read
+    metadata: _Metadata = msgspec.field(default_factory=_Metadata)
+
+
+class _Node(msgspec.Struct):
+    metadata: _Metadata
+
+
+class _NodeList(msgspec.Struct):
+    items: list[msgspec.Raw] | None = None
+
+
+_FIELDS = {"pod": ("Pod", _Pod), "nodes": ("Nodes", _NodeList), "nodenames": ("NodeNames", list[str])}
+
+
+@dataclass
+class ExtenderArgs:
+    pod: _Pod
+    node_names: list[str]
+    node_items: list[msgspec.Raw] | None  # the Node objects, when the scheduler sent Nodes
+
+
+def decode_args(body: bytes) -> ExtenderArgs:
+    """``ExtenderArgs`` with field names in any case; an error names the field."""
+    try:
+        top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise RequestError(422, field_message(str(exc))) from None
+    except msgspec.DecodeError as exc:
+        raise RequestError(400, f"request body: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, raw in top.items():
+        known = _FIELDS.get(key.lower())
+        if known is None:
+            raise RequestError(422, f"field '{key}': unknown field (expected Pod, Nodes or NodeNames)")
+        name, kind = known
+        if name in values:
+            raise RequestError(422, f"field '{key}': {name} given twice (names match without regard to case)")
+        try:
+            values[name] = msgspec.json.decode(raw, type=kind | None)
+        except msgspec.ValidationError as exc:
+            raise RequestError(422, field_message(str(exc), key)) from None
+    if values.get("Pod") is None:
+        raise RequestError(422, "field 'Pod': missing")
+    if values.get("NodeNames") is not None:
+        return ExtenderArgs(values["Pod"], values["NodeNames"], None)
+    node_list = values.get("Nodes")
+    if node_list is None:
+        raise RequestError(422, "field 'NodeNames': missing (give NodeNames, or Nodes when the extender is not nodeCacheCapable)")
+    items = node_list.items or []
+    names = []
+    for k, item in enumerate(items):
+        try:
+            names.append(msgspec.json.decode(item, type=_Node).metadata.name)
+        except msgspec.ValidationError as exc:
+            raise RequestError(422, field_message(str(exc), f"Nodes.items[{k}]")) from None
+    return ExtenderArgs(values["Pod"], names, items)
+
+
+class PodSourceError(Exception):
+    """The pod names a source device that cannot be read: the filter answers it as ``Error``."""
+
+
+def pod_sources(pod: _Pod, config: K8sConfig, fleet: Fleet) -> DeviceSet | None:
+    """The pod's source devices (a VM may have several), or None when it names none."""
+    meta = pod.metadata
+    pod_name = f"pod {meta.namespace}/{meta.name}" if meta.namespace else f"pod {meta.name}"
+    if config.device is None:
+        text = (meta.annotations or {}).get(config.annotation)
+        if text is None:
+            return None
+        where = f"{pod_name}: annotation {config.annotation!r}"
+        try:
+            records = msgspec.json.decode(text)
+        except msgspec.DecodeError as exc:
+            raise PodSourceError(f"{where}: not JSON: {exc}") from None
+        if isinstance(records, dict):
+            records = [records]
+        if not isinstance(records, list) or not records:
+            raise PodSourceError(f"{where}: expected a device record or a non-empty array of them")
+        try:
+            return DeviceSet.from_records(records, fleet.policy, source=where)
+        except FastmatchError as exc:
+            raise PodSourceError(str(exc)) from None
+    device = _pod_value(meta, config.device)
+    if device is None:
+        return None
+    known = fleet.sources
+    i = known.id_index.get(device) if known is not None else None
+    if known is None or i is None:
+        raise PodSourceError(f"{pod_name}: {config.device} names device {device!r}, which is not in {config.sources}")
+    if config.node is not None:
+        node = _pod_value(meta, config.node)
+        if node != known.hosts[i]:
+            raise PodSourceError(
+                f"{pod_name}: device {device!r} is on host {known.hosts[i]!r} in {config.sources}, "
+                f"but {config.node} says {node!r}"
+            )
+    return DeviceSet.from_records([fleet.source_records[i]], fleet.policy)
+
+
+def _pod_value(meta: _Metadata, where: PodField) -> str | None:
+    found = meta.annotations if where.kind == "annotation" else meta.labels
+    return (found or {}).get(where.name)
+
+
+class NodeVerdicts:
+    """For one request's sources, per requested node: whether it passes, its 0-10 priority, and why it fails."""
+
+    def __init__(self, fleet: Fleet, sources: DeviceSet, node_names: list[str]) -> None:
+        nodes = fleet.nodes
+        self.codes = codes = nodes.codes(node_names)
+        self.result = result = fleet.index.match(sources)
+        self.sources = sources
+        class_scores, class_reasons = result.class_scores, result.class_reasons
+        rules = result.rules
+        target_class = nodes.in_order(result.target_class)  # node order from here on
+        self.passes = np.ones(len(codes), dtype=bool)
+        self.priority = np.full(len(codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
+        self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # with a failure, 0 means: no capacity
+        self.failing_source = np.full(len(codes), -1, dtype=np.int64)
+        bits_per_class = _popcount(class_reasons)
+        for i in range(len(sources)):
+            c = int(result.source_class[i])
+            candidates = np.where(nodes.available, class_scores[c][target_class], -1)
+            # The device rules (docs/model.md section 6, step 1): never its own host, nor itself.
+            own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
+            twin = int(rules.source_twin[i])
+            excluded = [nodes.run(own_host)] if own_host > 0 else []
+            if twin >= 0:
+                excluded.append(nodes.position[twin])
+            for where in excluded:
+                candidates[where] = -1
+            best = nodes.per_node_max(candidates)[codes]
+            passes = best >= 0
+            newly_failed = ~passes & self.passes & (codes > 0)
+            if newly_failed.any():
+                # Why a node fails: the reasons of its closest device (the fewest reasons; a
+                # compatible device with capacity 0 has none).
+                keys = bits_per_class[c][target_class]
+                for where in excluded:  # SAME_HOST, SAME_DEVICE: one reason more
+                    keys[where] += 1
+                closest = nodes.per_node_argmin(keys)[codes[newly_failed]]
+                mask = class_reasons[c][result.target_class[closest]]
+                if own_host > 0:
+                    mask = mask | np.where(nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
+                if twin >= 0:
+                    mask = mask | np.where(closest == twin, np.uint64(SAME_DEVICE), np.uint64(0))
+                self.failed_mask[newly_failed] = mask
+                self.failing_source[newly_failed] = i
+            self.passes &= passes
+            self.priority = np.minimum(self.priority, _spread(best))
+        self.priority[~self.passes] = 0
+
+    def failures(self, node_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(FailedNodes, FailedAndUnresolvableNodes)``: node -> the reasons, in words."""
+        failed = np.flatnonzero(~self.passes)
+        unknown = self.codes[failed] == 0
+        capacity = ~unknown & (self.failed_mask[failed] == 0)
+        words = np.full(len(failed), NO_TARGETS, dtype=object)
+        words[capacity] = NO_CAPACITY
+        incompatible = ~unknown & ~capacity
+        sources = self.failing_source[failed]
+        masks = self.failed_mask[failed]
+        for source in np.unique(sources[incompatible]).tolist():
+            chosen = incompatible & (sources == source)
+            distinct, inverse = np.unique(masks[chosen], return_inverse=True)
+            said = np.array([self._words(source, int(mask)) for mask in distinct.tolist()] + [None], dtype=object)[:-1]
+            words[chosen] = said[inverse.reshape(-1)]
+        names, texts = list(compress(node_names, (~self.passes).tolist())), words.tolist()
+        resolvable, unresolvable = capacity.tolist(), (~capacity).tolist()
+        return (
+            dict(zip(compress(names, resolvable), compress(texts, resolvable))),
+            dict(zip(compress(names, unresolvable), compress(texts, unresolvable))),
+        )
+
+    def _words(self, source: int, mask: int) -> str:
+        words = "incompatible: " + ", ".join(reason_names(mask, self.result.attributes))
+        return f"source {self.sources.ids[source]!r}: {words}" if len(self.sources) > 1 else words
+
+
+def _popcount(masks: np.ndarray) -> np.ndarray:
+    """Set bits of each uint64 (any NumPy version)."""
+    as_bytes = np.ascontiguousarray(masks, dtype=np.uint64).view(np.uint8).reshape(*masks.shape, 8)
+    counts: np.ndarray = np.unpackbits(as_bytes, axis=-1).sum(axis=-1, dtype=np.int64)
+    return counts
+
+
+def _spread(best: np.ndarray) -> np.ndarray:
+    """Scores of the passing nodes spread over 1-10 by their rank (equal scores, equal priority;
+    the best 10), 0 for the others: the ranking, not the int64, decides."""
+    out = np.zeros(len(best), dtype=np.int64)
+    passing = best >= 0
+    if not passing.any():
+        return out
+    levels, rank_of = np.unique(-best[passing], return_inverse=True)
+    if len(levels) == 1:
+        out[passing] = MAX_EXTENDER_PRIORITY
+    else:
+        out[passing] = MAX_EXTENDER_PRIORITY - (rank_of * (MAX_EXTENDER_PRIORITY - 1)) // (len(levels) - 1)
+    return out
+
+
+def filter_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> dict[str, Any]:
+    """``ExtenderFilterResult``, in the form the scheduler sent (``NodeNames`` or ``Nodes``)."""
+    names = args.node_names
+    try:
+        sources = pod_sources(args.pod, config, fleet)
+    except PodSourceError as exc:
+        return {"NodeNames": None, "FailedNodes": {}, "FailedAndUnresolvableNodes": {}, "Error": str(exc)}
+    if sources is None:
+        passes = [True] * len(names)
+        failed: dict[str, str] = {}
+        unresolvable: dict[str, str] = {}
+    else:
+        verdicts = NodeVerdicts(fleet, sources, names)
+        passes = verdicts.passes.tolist()
+        failed, unresolvable = verdicts.failures(names)
+    answer: dict[str, Any] = {"FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
+    if args.node_items is None:
+        answer["NodeNames"] = list(compress(names, passes))
+    else:
+        answer["Nodes"] = {"items": list(compress(args.node_items, passes))}
+    return answer
+
+
+def prioritize_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> list[dict[str, Any]]:
+    """``HostPriorityList``: each node's 0-10 score (all 0 for a pod that names no source device)."""
+    names = args.node_names
+    try:
+        sources = pod_sources(args.pod, config, fleet)
+    except PodSourceError as exc:
+        raise RequestError(422, str(exc), kind="pod") from None
+    priority = [0] * len(names) if sources is None else NodeVerdicts(fleet, sources, names).priority.tolist()
+    return [{"Host": name, "Score": score} for name, score in zip(names, priority)]
