@@ -9,6 +9,7 @@ import pytest
 
 import fastmatch as fm
 from fastmatch.errors import ResultTooLargeError
+from fastmatch.result import RECORD_COLUMNS
 
 FIELDS = [
     "source", "source_index", "rank", "target", "target_index",
@@ -33,6 +34,13 @@ def _fleet() -> tuple[list[dict], list[dict]]:
         {"id": "t-plain", "self": {"mdev_type": "i915-GVTg_V5_4"}},
     ]
     return sources, targets
+
+
+def rows_of(table: dict[str, np.ndarray]) -> list[tuple]:
+    """A table of columns as rows (tuples in column order)."""
+    lengths = {len(column) for column in table.values()}
+    assert len(lengths) <= 1, "columns of one length"
+    return list(zip(*(column.tolist() for column in table.values())))
 
 
 def _expected_rows(result: fm.MatchResult, k: int) -> list[tuple]:
@@ -61,16 +69,18 @@ def test_to_records_holds_top_k_and_its_score_parts(implementation, prefer, k):
     sources, targets = _fleet()
     result = fm.match(sources, targets, fm.Policy.from_dict({"prefer": prefer}), workers=1)
     records = result.to_records(k)
-    assert list(records.dtype.names) == FIELDS
-    assert records.tolist() == _expected_rows(result, k)
-    assert len(records) == int((result.top_k(k)[0] >= 0).sum())
+    assert list(records) == FIELDS
+    assert {name: column.dtype for name, column in records.items()} == RECORD_COLUMNS
+    assert all(column.ndim == 1 for column in records.values())
+    assert rows_of(records) == _expected_rows(result, k)
+    assert len(records["rank"]) == int((result.top_k(k)[0] >= 0).sum())
 
 
 def test_to_records_reads_as_the_ranking_says():
     sources, targets = _fleet()
     records = fm.match(sources, targets, workers=1).to_records(10)
     by_source: dict[str, list[tuple]] = {}
-    for row in records.tolist():
+    for row in rows_of(records):
         by_source.setdefault(row[0], []).append(row[2:])
     # Same major and minor first (the date-stamped patch is the higher one), then one minor away,
     # then another type that the target's record accepts; the target on the source's own host and
@@ -91,7 +101,8 @@ def test_distances_are_exact_past_2_to_the_53():
     policy = fm.Policy.from_dict({"attributes": {"software_version": {"rule": "ignore"}}})
     records = fm.match(sources, targets, policy, workers=1).to_records(2)
     assert records["major_distance"].dtype == np.uint64
-    assert records[["target", "major_distance", "minor_distance"]].tolist() == [("t", 0, 7), ("u", huge - 1, huge)]
+    shown = {name: records[name] for name in ("target", "major_distance", "minor_distance")}
+    assert rows_of(shown) == [("t", 0, 7), ("u", huge - 1, huge)]
 
 
 def test_to_pandas_has_the_records_columns_and_missing_distances():
@@ -102,7 +113,7 @@ def test_to_pandas_has_the_records_columns_and_missing_distances():
         records, frame = result.to_records(10), result.to_pandas(10)
         assert isinstance(frame, pandas.DataFrame)
         assert frame.columns.tolist() == FIELDS
-        assert len(frame) == len(records)
+        assert len(frame) == len(records["rank"])
         for name in ("source", "target", "source_index", "rank", "target_index", "exact", "same_type"):
             assert frame[name].tolist() == records[name].tolist(), name
         has_version = np.not_equal(records["version"], None)
@@ -130,7 +141,7 @@ def test_to_records_is_refused_above_the_memory_limit():
     result = fm.match(sources, sources, memory_limit=5000, workers=1)  # top_k(5) fits, its table does not
     with pytest.raises(ResultTooLargeError, match=r"to_records\(5\) \(150 candidates\)"):
         result.to_records(5)
-    assert len(result.to_records(1)) == 30
+    assert len(result.to_records(1)["rank"]) == 30
 
 
 # -- to_sparse -------------------------------------------------------------------------------
@@ -179,7 +190,7 @@ def test_to_records_is_the_same_from_the_kernel_and_the_reference(monkeypatch):
     tables = {}
     for name in ("native", "python"):
         monkeypatch.setenv("FASTMATCH_IMPLEMENTATION", name)
-        tables[name] = fm.match(sources, targets, workers=1).to_records(10).tolist()
+        tables[name] = rows_of(fm.match(sources, targets, workers=1).to_records(10))
     assert tables["native"] == tables["python"]
     assert {row[3]: row[7] for row in tables["native"]}["t-build"] == "2.1.0"
 
@@ -190,7 +201,7 @@ def test_empty_sides_give_empty_tables_with_every_column(implementation, n, m):
     targets = [{"id": f"t{j}", "self": {"mdev_type": "A"}} for j in range(m)]
     result = fm.match(sources, targets, workers=1)
     records = result.to_records(3)
-    assert records.shape == (0,) and list(records.dtype.names) == FIELDS
+    assert list(records) == FIELDS and all(column.shape == (0,) for column in records.values())
     pytest.importorskip("pandas")
     frame = result.to_pandas(3)
     assert frame.shape == (0, len(FIELDS)) and frame.columns.tolist() == FIELDS
