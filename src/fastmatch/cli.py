@@ -375,6 +375,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--body-timeout", type=_positive, default=10, metavar="SECONDS", help="a client must send its body within this (default: 10)")
     p.set_defaults(run=_cmd_serve)
 
+    p = commands.add_parser(
+        "report", help="write the fleet's migration picture: one self-contained HTML page, or its numbers as JSON"
+    )
+    p.add_argument("sources", metavar="SOURCES", help="source devices (any input format, as for match)")
+    p.add_argument("targets", metavar="TARGETS", help="target devices")
+    policy_option(p)
+    input_format_option(p)
+    skip_options(p)
+    p.add_argument(
+        "--format", choices=("html", "json"), default="html",
+        help="html: one page with its styles, charts and the stranded list inside (default); json: the same numbers as data",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    quiet_option(p)
+    p.set_defaults(run=_cmd_report)
+
     p = commands.add_parser("demo", help="match the example fleet shipped with fastmatch and summarise")
     p.add_argument("--top", type=_positive, default=3, metavar="K", help="candidates shown per source (default: 3)")
     p.set_defaults(run=_cmd_demo)
@@ -878,6 +895,29 @@ def _read_token(path: str) -> str:
         return read_input(path, limit=4096).decode("utf-8").strip()
     except UnicodeDecodeError:
         raise FastmatchError("the token file is not UTF-8", file=path) from None
+
+
+
+# -- report --------------------------------------------------------------------------------
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import input_facts, render_html, report_figures
+
+    _check_inputs(args.sources, args.targets, args.policy)
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    progress = _progress(args)
+    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
+    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
+    result = match(sources, targets, policy, workers=args.workers, progress=progress)
+    inputs = {
+        "sources": input_facts(args.sources),
+        "targets": input_facts(args.targets),
+        "policy": input_facts(args.policy, default="built-in"),
+    }
+    figures = report_figures(result, inputs)
+    page = json.dumps(figures, ensure_ascii=False) + "\n" if args.format == "json" else render_html(figures)
+    _write_results(args.output, [page], rejects)
+    return EXIT_OK
 
 
 # -- demo ----------------------------------------------------------------------------------
