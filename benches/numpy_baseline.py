@@ -81,7 +81,11 @@ class _SideArrays:
 
 
 def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
-    """Everything the baseline reads from ``fastmatch.intern``'s output (the coupling point)."""
+    """Everything the baseline reads from ``fastmatch.intern``'s output (the coupling point).
+    It keeps a pair's failures in one lane: problems whose masks take several failure words
+    (more rules than a lane has bits) are not its to time."""
+    if interned.failure_words != 1:
+        raise ValueError(f"{interned.failure_words} failure words: the baseline keeps one per pair")
 
     def side(data, other) -> _SideArrays:
         # Each class's records: its record set's members, one list after another.
@@ -94,10 +98,10 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
             vmajor=data.vmajor,
             vminor=data.vminor,
             masks=data.masks,
-            constrained=data.constrained,
+            constrained=data.constrained[0],
             rec_start=rec_start,
             rec_ids=rec_ids,
-            cmask=data.records.cmask,
+            cmask=data.records.cmask[:, 0],
             matched=_match_records(data.records, other),
             exact_key=data.exact_key,
             has_version=data.has_version.astype(bool),
@@ -112,7 +116,8 @@ def _read_interned(interned: Interned) -> tuple[_SideArrays, _SideArrays, dict]:
         (int(kind), int(row), int(words), interned.lane(bit))
         for kind, row, words, bit in zip(interned.op_kind, interned.op_row, interned.op_words, interned.op_bit)
     ]
-    table = interned.opaque_table.astype(bool)
+    # As a table of opaque codes (both sides'), from the confirmer's rows and columns.
+    table = interned.opaque_table[np.ix_(interned.opaque_rows, interned.opaque_columns)].astype(bool)
     if table.size:  # both absent: passes with opaque="if-present"; one absent: fails
         table[0, :] = table[:, 0] = False
         table[0, 0] = policy.opaque == "if-present"

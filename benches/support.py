@@ -20,7 +20,9 @@ and by the generator's source, so they are written once.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import zlib
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,6 +96,36 @@ def fleet_files(
         generate.write_fleet(directory, n_sources, n_targets, distinct, seed, **shares)
         done.write_text("")
     return directory / generate.SOURCES_FILE, directory / generate.TARGETS_FILE
+
+
+def many_attribute_files(n: int, distinct: int, extra: int) -> tuple[Path, Path, Path]:
+    """The ``fleet_files(n, n, distinct)`` fleet with ``extra`` more attributes, and a policy
+    (TOML) that declares them, after the default ones, with the exact rule: sources, targets,
+    policy. Vendor attributes that come with the mdev type: a device's value of attribute k is
+    one of three, chosen by a hash of its ``mdev_type`` and k: classes stay as many as before,
+    and a COMPATIBLE record that accepts another mdev type meets their rules only where the two
+    types' values agree."""
+    sources, targets = fleet_files(n, n, distinct)
+    names = [f"vendor_{k:02d}" for k in range(extra)]
+    directory = cache_dir() / f"{sources.parent.name}-extra{extra}"
+    done = directory / "complete"
+    if not done.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        for path in (sources, targets):
+            with open(path, encoding="utf-8") as lines, open(directory / path.name, "w", encoding="utf-8") as out:
+                for line in lines:
+                    record = json.loads(line)
+                    kind = record["self"].get("mdev_type", "")
+                    record["self"].update(
+                        (name, f"v{zlib.crc32(f'{kind}|{name}'.encode()) % 3}") for name in names
+                    )
+                    out.write(json.dumps(record) + "\n")
+        # Declared attributes follow the default policy's seven (Policy.from_dict adds them).
+        (directory / "policy.toml").write_text(
+            "[attributes]\n" + "".join(f'{name} = {{ type = "string", rule = "exact" }}\n' for name in names)
+        )
+        done.write_text("")
+    return directory / sources.name, directory / targets.name, directory / "policy.toml"
 
 
 @dataclass

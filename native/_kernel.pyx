@@ -121,16 +121,24 @@ cdef struct Kernel:
     const int32_t* op_kind
     const int32_t* op_row
     const int32_t* op_words
+    const int32_t* op_word  # the failure word of the op's bit
     const void* op_bit
     bint identity_bits  # failure bits below the lane's top two are reason bits; those two are OPAQUE, NOT_MIGRATABLE
-    const uint64_t* reason_table  # otherwise: [lane bytes][256], the reasons of each byte of a failure mask
-    uint64_t attribute_bits
+    const uint64_t* reason_table  # otherwise: [failure words * lane bytes][256], the reasons of each byte of a failure mask
+    # A pair's failure mask is failure_words lanes (one unless the rules outnumber a lane's bits);
+    # a tile's masks are word-major, word w of target b at fails[w * TILE + b].
+    int64_t failure_words
+    int64_t fail_scratch  # scratch words (64 bits) a tile's failure masks take
+    const void* attribute_words  # [failure_words]: the bits of each word that belong to attributes
+    uint64_t attribute_bits  # attribute_words[0], for the loops of one failure word
     int64_t type_row
     bint records_and
     bint prefer_newest
     bint opaque_if_present
-    const uint8_t* opaque_table
+    const uint8_t* opaque_table  # a caller's confirmer: [source strings + 1][opaque_n], through the maps below
     int64_t opaque_n
+    const int32_t* opaque_rows  # per opaque code: its row (a source's string) of opaque_table
+    const int32_t* opaque_columns  # per opaque code: its column (a target's string)
     bint score_table  # per source class, score the targets' version classes once (when they are few)
     bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
     int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
@@ -227,18 +235,33 @@ cdef inline void mark(const uint8_t* flags, int64_t n, uint8_t* out, int64_t str
 
 
 cdef inline bint records_accept(
-    const Side* holder, int64_t h, const uint8_t* matched, uint64_t failed, bint records_and, lane_t* lane
+    const Side* holder, int64_t h, const uint8_t* matched, const lane_t* failed, int64_t words, bint records_and
 ) noexcept nogil:
-    """Whether a record of class ``h`` accepts the other side, whose attribute failures are ``failed``."""
-    cdef int64_t k, r
+    """Whether a record of class ``h`` accepts the other side, whose attribute failures are
+    ``failed`` (``words`` failure words)."""
+    cdef int64_t k, r, w
     cdef const lane_t* cmask = <const lane_t*>holder.records.cmask
+    cdef const lane_t* constrained = <const lane_t*>holder.constrained
+    cdef bint any_failed = False, within
     # A failed attribute that no record constrains, and with records="and" any failure, rules out every record.
-    if failed & ~(<uint64_t>(<const lane_t*>holder.constrained)[h]) or (records_and and failed != 0):
+    for w in range(words):
+        if failed[w] & ~constrained[w * holder.stride + h]:
+            return False
+        any_failed = any_failed or failed[w] != 0
+    if records_and and any_failed:
         return False
     cdef int64_t record_set = holder.record_set[h]
     for k in range(holder.set_start[record_set], holder.set_start[record_set + 1]):
         r = holder.set_records[k]
-        if matched[r] and (records_and or (failed & ~(<uint64_t>cmask[r])) == 0):
+        if not matched[r]:
+            continue
+        within = True
+        if not records_and:
+            for w in range(words):
+                if failed[w] & ~cmask[r * words + w]:
+                    within = False
+                    break
+        if within:
             return True
     return False
 
@@ -253,7 +276,7 @@ cdef inline void fail_unconfirmed(
         if s == 0 or t[j] == 0:
             ok = kernel.opaque_if_present and s == 0 and t[j] == 0
         else:
-            ok = kernel.opaque_table[s * kernel.opaque_n + t[j]] != 0
+            ok = kernel.opaque_table[kernel.opaque_rows[s] * kernel.opaque_n + kernel.opaque_columns[t[j]]] != 0
         if not ok:
             fails[j] |= bit
 
@@ -420,11 +443,11 @@ cdef uint16_t rules_for(const Kernel* kernel, int64_t i, FmRule16* rules, int32_
 
 
 cdef inline void check_records(
-    const Kernel* kernel, int64_t j, lane_t failed, int64_t* outcome, const uint8_t* target_matches
+    const Kernel* kernel, int64_t j, const lane_t* failed, int64_t* outcome, const uint8_t* target_matches
 ) noexcept nogil:
     """Several of target j's records match the source: NO_RECORD was set until one of them
     accepts; an outcome left with no reason but INCOMPATIBLE is a compatible pair (0)."""
-    if records_accept(&kernel.tgt, j, target_matches, failed, kernel.records_and, &failed):
+    if records_accept(&kernel.tgt, j, target_matches, failed, kernel.failure_words, kernel.records_and):
         outcome[j] = <int64_t>(<uint64_t>outcome[j] & ~NO_RECORD)
         if outcome[j] == <int64_t>INCOMPATIBLE:
             outcome[j] = 0
@@ -438,11 +461,21 @@ cdef inline int64_t score(
     return pair_score(kernel, i, j, &s_type)
 
 
+cdef inline void pair_failed(
+    const Kernel* kernel, const lane_t* fails, int64_t b, const lane_t* always, lane_t* failed
+) noexcept nogil:
+    """The attribute failures of target ``b`` of a tile, word by word, into ``failed``."""
+    cdef const lane_t* attribute = <const lane_t*>kernel.attribute_words
+    cdef int64_t w
+    for w in range(kernel.failure_words):
+        failed[w] = (fails[w * TILE + b] | always[w]) & attribute[w]
+
+
 cdef inline void finish_pair(
     const Kernel* kernel,
     int64_t i,
     int64_t j,
-    lane_t failed,
+    const lane_t* failed,
     int64_t* outcome,
     const uint8_t* target_matches,
     const int64_t* score_table,
@@ -457,26 +490,39 @@ cdef inline void finish_pair(
         outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
 
 
-cdef lane_t tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_t* fails) noexcept nogil:
+cdef void tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_t* fails, lane_t* always) noexcept nogil:
     """Every op of source class ``i`` over targets j0 .. j0 + n, one loop of loops.h at a time, into
-    ``fails``; returns the bits that fail whatever the target, decided by the source alone."""
+    ``fails`` (word-major); ``always`` (a lane per failure word) gets the bits that fail whatever
+    the target, decided by the source alone."""
     cdef const Side* s = &kernel.src
     cdef const Side* t = &kernel.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
     cdef const lane_t* t_codes = <const lane_t*>t.codes
     cdef const lane_t* bits = <const lane_t*>kernel.op_bit
-    cdef int64_t s_stride = s.stride, t_stride = t.stride, k, g, w, row
-    cdef lane_t always = 0, bit, sv, s_mask
+    cdef int64_t s_stride = s.stride, t_stride = t.stride, k, g, w, row, group, word, words = kernel.failure_words
+    cdef lane_t bit, sv, s_mask
+    cdef lane_t* into
     cdef const lane_t* ne_rows[4]
     cdef lane_t ne_values[4]
     cdef lane_t ne_bits[4]
-    # The exact-match ops come first, up to four to a pass (a pass of three has a fourth row that
-    # adds nothing); the first pass sets the masks.
+    for w in range(words):
+        always[w] = 0
+    # With one failure word the first pass of exact-match ops sets the masks; with several, or
+    # none of those ops, the masks start clear.
+    if words > 1 or kernel.n_ne == 0:
+        for w in range(words):
+            fill(fails + w * TILE, n, <lane_t>0)
+    # The exact-match ops come first, up to four of one failure word to a pass (a pass of three
+    # has a fourth row that adds nothing).
     k = 0
     while k < kernel.n_ne:
-        w = 4 if kernel.n_ne - k >= 3 else 2
+        word = kernel.op_word[k]
+        group = 1
+        while group < 4 and k + group < kernel.n_ne and kernel.op_word[k + group] == word:
+            group += 1
+        w = 4 if group >= 3 else 2
         for g in range(w):
-            if k + g < kernel.n_ne:
+            if g < group:
                 row = kernel.op_row[k + g]
                 ne_rows[g] = t_codes + row * t_stride + j0
                 ne_values[g] = s_codes[row * s_stride + i]
@@ -486,22 +532,22 @@ cdef lane_t tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lan
                 ne_values[g] = ne_values[0]
                 ne_bits[g] = 0
         if w == 4:
-            fail_ne4(fails, ne_rows, n, ne_values, ne_bits, k == 0)
+            fail_ne4(fails + word * TILE, ne_rows, n, ne_values, ne_bits, k == 0 and words == 1)
         else:
-            fail_ne2(fails, ne_rows, n, ne_values, ne_bits, k == 0)
-        k += w
-    if kernel.n_ne == 0:
-        fill(fails, n, <lane_t>0)
+            fail_ne2(fails + word * TILE, ne_rows, n, ne_values, ne_bits, k == 0 and words == 1)
+        k += group
     for k in range(kernel.n_ne, kernel.n_ops):
         bit = bits[k]
         row = kernel.op_row[k]
+        word = kernel.op_word[k]
+        into = fails + word * TILE
         if kernel.op_kind[k] == OP_VERSION:
             sv = (<const lane_t*>s.vmajor)[row * s_stride + i]
             if sv == 0:
-                fail_ne(fails, <const lane_t*>t.vmajor + row * t_stride + j0, n, <lane_t>0, bit)
+                fail_ne(into, <const lane_t*>t.vmajor + row * t_stride + j0, n, <lane_t>0, bit)
             else:
                 fail_version(
-                    fails,
+                    into,
                     <const lane_t*>t.vmajor + row * t_stride + j0,
                     <const lane_t*>t.vminor + row * t_stride + j0,
                     n,
@@ -512,30 +558,29 @@ cdef lane_t tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lan
         elif kernel.op_kind[k] == OP_GE or kernel.op_kind[k] == OP_LE:
             sv = s_codes[row * s_stride + i]
             if sv == 0:
-                fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
+                fail_ne(into, t_codes + row * t_stride + j0, n, sv, bit)
             elif kernel.op_kind[k] == OP_GE:
-                fail_lt(fails, t_codes + row * t_stride + j0, n, sv, bit)
+                fail_lt(into, t_codes + row * t_stride + j0, n, sv, bit)
             else:
-                fail_absent_or_gt(fails, t_codes + row * t_stride + j0, n, sv, bit)
+                fail_absent_or_gt(into, t_codes + row * t_stride + j0, n, sv, bit)
         elif kernel.op_kind[k] == OP_SUPERSET:
             for w in range(row, row + kernel.op_words[k]):
                 s_mask = (<const lane_t*>s.masks)[w * s_stride + i]
                 if s_mask != 0:
-                    fail_not_subset(fails, <const lane_t*>t.masks + w * t_stride + j0, n, s_mask, bit)
+                    fail_not_subset(into, <const lane_t*>t.masks + w * t_stride + j0, n, s_mask, bit)
         elif kernel.op_kind[k] == OP_MIGRATABLE:
             if s_codes[row * s_stride + i] == 0:
-                always = always | bit
+                always[word] |= bit
             else:
-                fail_eq(fails, t_codes + row * t_stride + j0, n, <lane_t>0, bit)
+                fail_eq(into, t_codes + row * t_stride + j0, n, <lane_t>0, bit)
         elif kernel.op_kind[k] == OP_REQUIRED:
             sv = s_codes[row * s_stride + i]
             if sv == 0:
-                always = always | bit
+                always[word] |= bit
             else:
-                fail_ne(fails, t_codes + row * t_stride + j0, n, sv, bit)
+                fail_ne(into, t_codes + row * t_stride + j0, n, sv, bit)
         else:  # OP_CONFIRM
-            fail_unconfirmed(kernel, fails, t_codes + row * t_stride + j0, n, s_codes[row * s_stride + i], bit)
-    return always
+            fail_unconfirmed(kernel, into, t_codes + row * t_stride + j0, n, s_codes[row * s_stride + i], bit)
 
 
 cdef int64_t matching_runs(
@@ -543,10 +588,10 @@ cdef int64_t matching_runs(
 ) noexcept nogil:
     """The runs of targets (in order) whose record set has a record that matches the source
     (``target_matches``: a byte per record); ``set_count[k]`` gets how many of set k's records
-    match, ``set_accept[k]`` the failures a lone matching record accepts."""
+    match, ``set_accept[k]`` (a lane per failure word) the failures a lone matching record accepts."""
     cdef const Side* t = &kernel.tgt
     cdef const lane_t* cmask = <const lane_t*>t.records.cmask
-    cdef int64_t r, w, k, h, n_hits = 0, n_runs = 0, n_records = t.records.n
+    cdef int64_t r, w, k, h, n_hits = 0, n_runs = 0, n_records = t.records.n, words = kernel.failure_words, f
     cdef int64_t run
     for k in range(t.n_sets):
         set_count[k] = 0
@@ -558,7 +603,8 @@ cdef int64_t matching_runs(
                     hits[n_hits] = <int32_t>k
                     n_hits += 1
                 set_count[k] += 1
-                set_accept[k] = 0 if kernel.records_and else cmask[r]
+                for f in range(words):
+                    set_accept[k * words + f] = 0 if kernel.records_and else cmask[r * words + f]
     for h in range(n_hits):
         for w in range(t.set_run_start[hits[h]], t.set_run_start[hits[h] + 1]):
             # insertion into the sorted list: the lists are short
@@ -589,13 +635,19 @@ cdef void evaluate_row(
     const uint8_t* source_matches,
     const int64_t* ranges,  # sorted target-class ranges [ranges[2r], ranges[2r + 1]) to evaluate
     int64_t n_ranges,
+    lane_t* word_scratch,  # three lanes per failure word
 ) noexcept nogil:
     cdef const Side* s = &kernel.src
     cdef const Side* t = &kernel.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
     cdef const lane_t* t_constrained = <const lane_t*>t.constrained
-    cdef const lane_t* cmask = <const lane_t*>t.records.cmask
-    cdef lane_t s_constrained = (<const lane_t*>s.constrained)[i]
+    cdef int64_t words = kernel.failure_words
+    # Per failure word: what this source's records constrain, what fails whatever the target,
+    # and one pair's attribute failures.
+    cdef lane_t* s_words = word_scratch
+    cdef lane_t* always_words = word_scratch + words
+    cdef lane_t* failed = word_scratch + 2 * words
+    cdef lane_t s_constrained = (<const lane_t*>s.constrained)[i]  # its first word: the loops of one word read it
     cdef lane_t always = 0, row_always = 0, state
     cdef lane_t attribute_bits = <lane_t>kernel.attribute_bits
     cdef lane_t outside_of = <lane_t>0 if kernel.records_and else <lane_t>-1
@@ -609,6 +661,8 @@ cdef void evaluate_row(
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
 
+    for w in range(words):
+        s_words[w] = (<const lane_t*>s.constrained)[w * s.stride + i]
     # The runs of targets whose record set has a record that matches this source's SELF, in
     # order (the others keep their base state, NO_RECORD): from the few records that match.
     n_runs = matching_runs(kernel, target_matches, set_count, set_accept, hits, runs)
@@ -629,6 +683,7 @@ cdef void evaluate_row(
             # Failure bits -> outcomes, as if no target's records matched this source (tile512.h, loops.h).
             if fused:
                 always = row_always
+                always_words[0] = always
                 if lane_t is uint16_t:  # always so when fused: this only spares the other lanes the call
                     any_to_finish = fm_tile512(
                         rules,
@@ -647,14 +702,16 @@ cdef void evaluate_row(
                         pending,
                     )
             else:
-                always = tile_ops(kernel, i, j0, n, fails)
+                tile_ops(kernel, i, j0, n, fails, always_words)
+                always = always_words[0]
                 if kernel.identity_bits:
                     any_to_finish = outcomes(
                         fails, t_constrained + j0, <const lane_t*>t.base_state + j0, n, always, s_constrained, attribute_bits, outcome + j0, to_finish
                     )
                 else:
                     any_to_finish = table_outcomes(
-                        kernel, fails, t_constrained + j0, <const lane_t*>t.base_state + j0, 0, 0, n, always, s_constrained, outcome + j0, to_finish
+                        kernel, fails, t_constrained + j0, t.stride, <const lane_t*>t.base_state + j0, 0, NULL, n, always_words, s_words,
+                        outcome + j0, to_finish,
                     )
             # Then again for the runs of targets whose record set has a record that matches.
             w = run
@@ -680,12 +737,14 @@ cdef void evaluate_row(
                     )
                 else:
                     any_to_finish |= table_outcomes(
-                        kernel, fails + a, t_constrained + j0 + a, NULL, state, set_accept[t.run_set[k]], z - a, always, s_constrained, outcome + j0 + a, to_finish + a
+                        kernel, fails + a, t_constrained + j0 + a, t.stride, NULL, state, set_accept + t.run_set[k] * words, z - a,
+                        always_words, s_words, outcome + j0 + a, to_finish + a,
                     )
                 if fused:  # the fused pass keeps the pairs to score as bits: check records here
                     for b in range(a, z):
                         if to_finish[b] and outcome[j0 + b] != 0:
-                            check_records(kernel, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches)
+                            failed[0] = (fails[b] | always) & attribute_bits
+                            check_records(kernel, j0 + b, failed, outcome, target_matches)
                         if outcome[j0 + b] == 0:
                             pending[b >> 6] |= 1ULL << (b & 63)
 
@@ -705,19 +764,14 @@ cdef void evaluate_row(
                     while word:
                         b = q + (__builtin_ctzll(word) >> 3)
                         word &= word - 1
-                        finish_pair(kernel, i, j0 + b, (fails[b] | always) & attribute_bits, outcome, target_matches, score_table, low_mask, s_type)
+                        pair_failed(kernel, fails, b, always_words, failed)
+                        finish_pair(kernel, i, j0 + b, failed, outcome, target_matches, score_table, low_mask, s_type)
 
             # The source's COMPATIBLE records (rarely read: direction source-offers or both).
             if source_has_records:
                 for j in range(j0, j1):
-                    if not records_accept(
-                        s,
-                        i,
-                        source_matches + j * n_source_records,
-                        (fails[j - j0] | always) & attribute_bits,
-                        kernel.records_and,
-                        fails,
-                    ):
+                    pair_failed(kernel, fails, j - j0, always_words, failed)
+                    if not records_accept(s, i, source_matches + j * n_source_records, failed, words, kernel.records_and):
                         outcome[j] = <int64_t>((<uint64_t>outcome[j] if outcome[j] < 0 else INCOMPATIBLE) | NO_RECORD)
             j0 = j1
 
@@ -726,41 +780,53 @@ cdef uint8_t table_outcomes(
     const Kernel* kernel,
     const lane_t* fails,
     const lane_t* t_constrained,
+    int64_t t_stride,
     const lane_t* base_state,
     lane_t state,
-    lane_t accept,
+    const lane_t* accept,
     int64_t n,
-    lane_t always,
-    lane_t s_constrained,
+    const lane_t* always,
+    const lane_t* s_constrained,
     int64_t* outcome,
     uint8_t* to_finish,
 ) noexcept nogil:
-    """fm_outcomes and fm_outcomes_matched for failure bits that are not reason bits: each
-    byte of a mask maps to its reasons through a table. Record states are ``base_state`` per
-    target, or, without it, ``state`` and ``accept`` for all."""
-    cdef lane_t attribute_bits = <lane_t>kernel.attribute_bits
+    """fm_outcomes and fm_outcomes_matched for failure bits that are not reason bits, in one
+    failure word or several: each byte of a mask maps to its reasons through a table. Record
+    states are ``base_state`` per target, or, without it, ``state`` and ``accept`` for all.
+    ``t_constrained`` (a row per word, ``t_stride`` apart), ``accept``, ``always`` and
+    ``s_constrained`` hold a lane per failure word."""
+    cdef const lane_t* attribute = <const lane_t*>kernel.attribute_words
     cdef lane_t outside_of = <lane_t>0 if kernel.records_and else <lane_t>-1
-    cdef lane_t f, reported, failed
+    cdef lane_t f, reported, failed, constrained
     cdef uint64_t r
-    cdef int64_t j, b
-    cdef bint ruled_out, no_record
+    cdef int64_t j, b, w, words = kernel.failure_words
+    cdef const uint64_t* table
+    cdef bint ruled_out, not_accepted, no_record
     cdef uint8_t any_to_finish = 0
     for j in range(n):
-        f = fails[j] | always
-        reported = f & ~(t_constrained[j] & s_constrained)
         r = 0
-        for b in range(<int64_t>sizeof(lane_t)):
-            r |= kernel.reason_table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
+        ruled_out = False
+        not_accepted = False
+        for w in range(words):
+            f = fails[w * TILE + j] | always[w]
+            if f == 0:
+                continue
+            constrained = t_constrained[w * t_stride + j]
+            reported = f & ~(constrained & s_constrained[w])
+            table = kernel.reason_table + w * <int64_t>sizeof(lane_t) * 256
+            for b in range(<int64_t>sizeof(lane_t)):
+                r |= table[b * 256 + ((reported >> (8 * b)) & 0xFF)]
+            failed = f & attribute[w]
+            ruled_out = ruled_out or (failed & ~(constrained & outside_of)) != 0
+            not_accepted = not_accepted or (accept != NULL and (failed & ~accept[w]) != 0)
         if base_state != NULL:
             state = base_state[j]
-        failed = f & attribute_bits
-        ruled_out = (failed & ~(t_constrained[j] & outside_of)) != 0
         to_finish[j] = 0
         no_record = False
         if state == FM_NONE_MATCH:
             no_record = True
         elif state == FM_ONE_MATCH:
-            no_record = (failed & ~accept) != 0
+            no_record = not_accepted
         elif state == FM_MANY_MATCH:  # until one of the records accepts
             no_record = True
             to_finish[j] = not ruled_out
@@ -777,11 +843,12 @@ cdef uint8_t table_outcomes(
 
 cdef inline int64_t scratch_words(const Kernel* kernel) noexcept nogil:
     """Per thread, in 64-bit words: a tile's failure masks; per record set, a count, an accept
-    mask and a place in a list; a place per run of targets; a score per version class of the
-    targets; the rules of fm_tile512 (four words each) and its pending bits; then a byte per
-    target of the tile (and 8 spare)."""
+    mask (a word per failure word) and a place in a list; a place per run of targets; a score
+    per version class of the targets; the rules of fm_tile512 (four words each) and its pending
+    bits; a byte per target of the tile (and 8 spare); three words per failure word."""
     return (
-        TILE + 3 * kernel.tgt.n_sets + kernel.tgt.n_runs + kernel.tgt.n_vclasses + 4 * kernel.max_rules + TILE // 64 + 1 + TILE // 8 + 2
+        kernel.fail_scratch + (2 + kernel.failure_words) * kernel.tgt.n_sets + kernel.tgt.n_runs + kernel.tgt.n_vclasses
+        + 4 * kernel.max_rules + TILE // 64 + 1 + TILE // 8 + 2 + 3 * kernel.failure_words
     )
 
 
@@ -812,24 +879,28 @@ cdef inline void evaluate_one(
     """Row ``i`` of outcomes over ``ranges`` of target classes into ``outcome``, with one
     thread's scratch ``mine`` (scratch_words)."""
     cdef int64_t n_sets = kernel.tgt.n_sets, n_vclasses = kernel.tgt.n_vclasses, max_rules = kernel.max_rules
-    cdef uint64_t* per_row = mine + TILE + 3 * n_sets + kernel.tgt.n_runs  # what follows the per-set and per-run lists
+    cdef int64_t words = kernel.failure_words
+    cdef uint64_t* per_set = mine + kernel.fail_scratch
+    cdef uint64_t* per_row = per_set + (2 + words) * n_sets + kernel.tgt.n_runs  # what follows the per-set and per-run lists
+    cdef uint64_t* to_finish = per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1
     evaluate_row(
         kernel,
         i,
         <lane_t*>mine,
-        <int32_t*>(mine + TILE),
-        <lane_t*>(mine + TILE + n_sets),
-        <int32_t*>(mine + TILE + 2 * n_sets),
-        <int64_t*>(mine + TILE + 3 * n_sets),
+        <int32_t*>per_set,
+        <lane_t*>(per_set + n_sets),
+        <int32_t*>(per_set + (1 + words) * n_sets),
+        <int64_t*>(per_set + (2 + words) * n_sets),
         <int64_t*>per_row,
         <FmRule16*>(per_row + n_vclasses),
         per_row + n_vclasses + 4 * max_rules,
-        <uint8_t*>(per_row + n_vclasses + 4 * max_rules + TILE // 64 + 1),
+        <uint8_t*>to_finish,
         outcome,
         target_matches + i * kernel.tgt.records.n,
         source_matches,
         ranges,
         n_ranges,
+        <lane_t*>(to_finish + TILE // 8 + 2),
     )
 
 
@@ -906,19 +977,28 @@ cdef class Problem:
         self.kernel.op_kind = <const int32_t*>self._ptr(interned.op_kind[order], np.int32)
         self.kernel.op_row = <const int32_t*>self._ptr(interned.op_row[order], np.int32)
         self.kernel.op_words = <const int32_t*>self._ptr(interned.op_words[order], np.int32)
+        self.kernel.op_word = <const int32_t*>self._ptr(interned.op_word[order], np.int32)
         self.kernel.op_bit = self._ptr(interned.op_bit[order], lane)
         self.kernel.identity_bits = interned.identity_bits
         # (read only when failure bits are not reason bits: building it costs a request's time)
         table = np.zeros(1, dtype=np.uint64) if interned.identity_bits else interned.reason_table
         self.kernel.reason_table = <const uint64_t*>self._ptr(table, np.uint64)
-        self.kernel.attribute_bits = interned.attribute_bits
+        words = interned.failure_words
+        self.kernel.failure_words = words
+        self.kernel.fail_scratch = max(TILE, -(-words * TILE * self.lane_bytes // 8))
+        lane_bits = 8 * self.lane_bytes
+        attribute_words = [interned.attribute_bits >> lane_bits * w & (1 << lane_bits) - 1 for w in range(words)]
+        self.kernel.attribute_words = self._ptr(np.array(attribute_words, dtype=lane), lane)
+        self.kernel.attribute_bits = attribute_words[0]
         self.kernel.type_row = interned.type_row
         policy = interned.policy
         self.kernel.records_and = policy.records == "and"
         self.kernel.prefer_newest = interned.prefer_newest
         self.kernel.opaque_if_present = policy.opaque == "if-present"
         self.kernel.opaque_table = <const uint8_t*>self._ptr(interned.opaque_table, np.uint8)
-        self.kernel.opaque_n = interned.opaque_table.shape[0]
+        self.kernel.opaque_n = interned.opaque_table.shape[1]
+        self.kernel.opaque_rows = <const int32_t*>self._ptr(interned.opaque_rows, np.int32)
+        self.kernel.opaque_columns = <const int32_t*>self._ptr(interned.opaque_columns, np.int32)
         self._targets(interned)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.kernel.score_table = self.kernel.tgt.n_vclasses * 4 <= self.kernel.tgt.n
@@ -986,7 +1066,7 @@ cdef class Problem:
         side.vmajor = self._rows(data.vmajor, lane, side.stride)
         side.vminor = self._rows(data.vminor, lane, side.stride)
         side.masks = self._rows(data.masks, lane, side.stride)
-        side.constrained = self._ptr(data.constrained, lane)
+        side.constrained = self._rows(data.constrained, lane, side.stride)
         side.record_set = <const int32_t*>self._ptr(data.record_set, np.int32)
         side.set_start = <const int64_t*>self._ptr(data.set_start, np.int64)
         side.set_records = <const int32_t*>self._ptr(data.set_records, np.int32)
@@ -1007,7 +1087,7 @@ cdef class Problem:
         side.set_runs = <const int32_t*>self._ptr(order, np.int32)
         side.set_run_start = <const int64_t*>self._ptr(np.searchsorted(run_sets[order], np.arange(side.n_sets + 1)), np.int64)
         side.base_state = self._ptr(np.where(data.record_set != 0, FM_NONE_MATCH, FM_NO_RECORDS), lane)
-        plain = (np.asarray(data.record_set) == 0) & (np.asarray(data.constrained) == 0)
+        plain = (np.asarray(data.record_set) == 0) & (np.asarray(data.constrained) == 0).all(axis=0)
         side.n_plain = side.n if plain.all() else int(np.argmin(plain))
         side.exact_key = <const int64_t*>self._ptr(data.exact_key, np.int64)
         side.has_version = <const uint8_t*>self._ptr(data.has_version, np.uint8)

@@ -2,6 +2,9 @@
 as the oracle of tests/test_intern_speed_equal.py: a plain loop per descriptor, tuple keys, one
 Python value at a time. Only the imports changed (absolute; the numbers from fastmatch/codes.py, the
 containers from fastmatch/intern.py), and the attribute order is computed here the old way too. Not used by the library.
+Since then two layouts changed, and follow here: failure masks grew failure words (any number of
+rules, each with a bit of its own: lanes and bits are chosen as fastmatch/intern.py now chooses them,
+and masks are cut into words), and a confirmer's table holds a source's strings against a target's.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numpy as np
 
 from fastmatch.devices import Descriptor, DeviceSet
 # The containers and the exception are the library's: what is compared is how they are filled.
-from fastmatch.intern import Interned, NativeUnsupported, RecordTables, Side
+from fastmatch.intern import Interned, RecordTables, Side
 from fastmatch.policy import Policy
 from fastmatch.reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from fastmatch.records import AnyOf, AnyValue, GroundedRecord, SubsetOf
@@ -34,7 +37,6 @@ from fastmatch.codes import (
 
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
-MAX_OPAQUE_TABLE = 1 << 26
 
 
 def _attribute_names(devices: DeviceSet) -> list[str]:
@@ -222,8 +224,8 @@ class _Context:
             fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
         largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
-        lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
-        self.lane, self.identity = lane, identity
+        lane, attribute_bit_of, identity, failure_words = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
+        self.lane, self.identity, self.failure_words = lane, identity, failure_words
         bits = np.iinfo(lane).bits
         for v in vocabularies:
             v.use_lane(lane)
@@ -249,6 +251,7 @@ class _Context:
 
     def interned(self, source_side: Side, target_side: Side) -> Interned:
         policy, lane, ops = self.policy, self.lane, self.ops
+        table, rows, columns = _opaque_table(self.opaque_codes, self.confirm, source_side.codes[-2], target_side.codes[-2])
         return Interned(
             policy=policy,
             attributes=self.attributes,
@@ -258,13 +261,17 @@ class _Context:
             op_kind=np.array([op[0] for op in ops], dtype=np.int32),
             op_row=np.array([op[1] for op in ops], dtype=np.int32),
             op_words=np.array([op[2] for op in ops], dtype=np.int32),
-            op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
-            bit_reasons=_bit_reasons(ops, np.iinfo(lane).bits),
+            op_word=np.array([op[3] // np.iinfo(lane).bits for op in ops], dtype=np.int32),
+            op_bit=np.array([1 << op[3] % np.iinfo(lane).bits for op in ops], dtype=lane),
+            bit_reasons=_bit_reasons(ops, np.iinfo(lane).bits * self.failure_words),
             identity_bits=self.identity,
             attribute_bits=self.attribute_bits,
+            failure_words=self.failure_words,
             type_row=self.attributes.index(policy.score_type) if policy.score_type else -1,
             prefer_newest=policy.prefer == "newest",
-            opaque_table=_opaque_table(self.opaque_codes, self.confirm),
+            opaque_table=table,
+            opaque_rows=rows,
+            opaque_columns=columns,
         )
 
     def cmask(self, record: GroundedRecord) -> int:
@@ -273,6 +280,11 @@ class _Context:
             if name in self.failure_bit_of:
                 mask |= 1 << self.failure_bit_of[name]
         return mask
+
+    def words_of(self, mask: int) -> list[int]:
+        """A failure mask cut into its failure words, the lowest first."""
+        bits = np.iinfo(self.lane).bits
+        return [mask >> bits * w & (1 << bits) - 1 for w in range(self.failure_words)]
 
     def side(self, devices: DeviceSet, role: str, frozen: bool = False) -> Side:
         """The classes of one side. ``frozen``: code values the vocabularies have not seen
@@ -307,7 +319,9 @@ class _Context:
         vmajor = np.zeros((len(self.version_slot), n), dtype=lane)
         vminor = np.zeros_like(vmajor)
         masks = np.zeros((self.words, n), dtype=lane)
-        constrained = np.zeros(n, dtype=lane) if records_count else np.full(n, np.iinfo(lane).max, dtype=lane)
+        constrained = np.zeros((self.failure_words, n), dtype=lane)
+        if not records_count:
+            constrained[:] = np.iinfo(lane).max
         record_sets: dict[tuple[int, ...], int] = {(): 0}
         record_set = np.zeros(n, dtype=np.int32)
         exact_key = np.zeros(n, dtype=np.int64)
@@ -332,7 +346,7 @@ class _Context:
                 bits = 0
                 for r in recs:
                     bits |= self.cmask(records[r])
-                constrained[c] = bits
+                constrained[:, c] = self.words_of(bits)
             if self.score_version >= 0:
                 value = d.values.get(attributes[self.score_version])
                 if value is not None:
@@ -418,7 +432,7 @@ class _Context:
 
         table = np.array(tests, dtype=np.int64).reshape(-1, 4)
         return RecordTables(
-            cmask=np.array([self.cmask(r) for r in records], dtype=self.lane),
+            cmask=np.array([self.words_of(self.cmask(r)) for r in records], dtype=self.lane).reshape(len(records), self.failure_words),
             common_begin=np.array(common_begin, dtype=np.int64),
             common_end=np.array(common_end, dtype=np.int64),
             alt_start=np.array(alt_start, dtype=np.int64),
@@ -433,25 +447,22 @@ class _Context:
         )
 
 
-def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool]:
-    """The narrowest lane that holds every code, the failure bit of each attribute, and
-    whether those bits are the reason bits themselves.
+def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool, int]:
+    """The lane, the failure bit of each attribute, whether those bits are the reason bits
+    themselves, and how many failure words a mask takes.
 
     Preferably the failure bit of attribute ``i`` is bit ``i``, its reason bit,
-    with the opaque and migratable bits at the top two bits of the lane: turning
-    failures into reasons is then a few shifts. Otherwise bits are packed and
-    mapped through a table.
+    with the opaque and migratable bits at the top two bits of the narrowest lane
+    that holds them and every code. Otherwise bits are packed into as many words
+    of the narrowest lane that holds every code as they fill, and mapped through a table.
     """
     fitting = [t for t in LANE_TYPES if largest_code <= np.iinfo(t).max]
     for lane in fitting:
         if all(i < min(np.iinfo(lane).bits - 2, SHARED_ATTRIBUTE_BIT) for i in rule_attributes):
-            return lane, {i: i for i in rule_attributes}, True
-    lane = fitting[-1]
-    if len(rule_attributes) + n_fixed > np.iinfo(lane).bits:
-        raise NativeUnsupported(
-            f"{len(rule_attributes) + n_fixed} rules that can fail are more than the native kernel's 64 failure bits"
-        )
-    return lane, {i: k for k, i in enumerate(rule_attributes)}, False
+            return lane, {i: i for i in rule_attributes}, True, 1
+    lane = fitting[0]
+    words = -(-(len(rule_attributes) + n_fixed) // np.iinfo(lane).bits)
+    return lane, {i: k for k, i in enumerate(rule_attributes)}, False, words
 
 
 def _bit_reasons(ops, bits: int) -> np.ndarray:
@@ -461,16 +472,23 @@ def _bit_reasons(ops, bits: int) -> np.ndarray:
     return reasons
 
 
-def _opaque_table(codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray:
-    """The caller's confirmer, asked once per pair of distinct migration_version strings."""
+def _opaque_table(
+    codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None, source_codes, target_codes
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The caller's confirmer, asked once per pair of a source's and a target's distinct
+    migration_version strings, and the row and column of each opaque code."""
     if confirm is None:
-        return np.zeros((0, 0), dtype=np.uint8)
-    n = len(codes)
-    if n * n > MAX_OPAQUE_TABLE:
-        raise NativeUnsupported(f"{n - 1} distinct migration_version strings are too many for a confirmer table")
-    table = np.zeros((n, n), dtype=np.uint8)
-    versions = [v for v in codes if v is not None]
-    for s in versions:
-        for t in versions:
-            table[codes[s], codes[t]] = bool(confirm(s, t))
-    return table
+        return np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    text = {code: value for value, code in codes.items()}
+    rows = sorted({int(c) for c in source_codes if c != 0})
+    columns = sorted({int(c) for c in target_codes if c != 0})
+    row_of = np.zeros(len(codes), dtype=np.int32)
+    column_of = np.zeros(len(codes), dtype=np.int32)
+    table = np.zeros((len(rows) + 1, len(columns) + 1), dtype=np.uint8)
+    for c, t in enumerate(columns, start=1):
+        column_of[t] = c
+    for r, s in enumerate(rows, start=1):
+        row_of[s] = r
+        for c, t in enumerate(columns, start=1):
+            table[r, c] = bool(confirm(text[s], text[t]))
+    return table, row_of, column_of

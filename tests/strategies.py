@@ -7,8 +7,8 @@ evaluations (the native kernel against the reference), not error handling.
 Shape of one example (:class:`Scenario`):
 
 * a policy, built with ``Policy.from_dict`` from a random dict (options, changed
-  rules, extra declared attributes, sometimes 40-60 filler attributes so that
-  attribute bits run past bit 58);
+  rules, extra declared attributes, sometimes 40-130 filler attributes so that
+  attribute bits run past bit 58 and failure masks past one lane);
 * a *fleet schema*: the few attributes this fleet uses, each with a tiny pool of
   semantic values, so that equal values (spelled differently: ``16``, ``"0x10"``,
   ``"+16"``; ``"1.2"``, ``"v01.2.0+b5"``; ``"a+b"``, ``["b", " a"]``) collide often;
@@ -71,6 +71,8 @@ EXTRA_ATTRIBUTES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 
 FILLER_TYPES = ("string", "int", "version", "set")
 FILLER_TOTALS = (13, 14, 15, 29, 30, 31, 56, 58, 59, 66)
+# Totals past a 64-bit failure mask: the kernel's masks take several failure words.
+MANY_ATTRIBUTE_TOTALS = (60, 66, 70, 79, 96, 130)
 
 # Attributes no policy declares (typed string, rule from policy.unknown).
 UNKNOWN_NAMES = ("x_vendor", "gpu-class", "vendor.feature")
@@ -82,8 +84,9 @@ def filler_name(i: int) -> str:
 
 
 @st.composite
-def policy_dicts(draw, fillers: bool | None = None) -> dict[str, Any]:
-    """A policy as a ``Policy.from_dict`` dict (TOML keys)."""
+def policy_dicts(draw, fillers: bool | None = None, totals: tuple[int, ...] = FILLER_TOTALS) -> dict[str, Any]:
+    """A policy as a ``Policy.from_dict`` dict (TOML keys); with fillers, declared attributes
+    come to about one of ``totals``."""
     data: dict[str, Any] = {}
     for key, choices in OPTION_CHOICES.items():
         if draw(st.booleans()):
@@ -111,9 +114,9 @@ def policy_dicts(draw, fillers: bool | None = None) -> dict[str, Any]:
     if fillers:
         # Filler attributes bring the declared count to a total near the edges of the
         # native kernel's lanes (failure bit i = attribute i while i < 14 / 30 / 58),
-        # or past 58 where attributes share bit 58; 66 is past the 62 rules that can
-        # fail in the native engine, which then hands the match to the reference.
-        total = draw(st.sampled_from(FILLER_TOTALS))
+        # or past 58 where attributes share reason bit 58 and failure bits are packed;
+        # past 62 rules a pair's failure mask takes several words.
+        total = draw(st.sampled_from(totals))
         count = max(0, total - len(DEFAULT_RULE_CHOICES) - 1 - len(extras))
         for i in range(count):
             kind = FILLER_TYPES[i % len(FILLER_TYPES)]
@@ -330,8 +333,8 @@ def spell_value(draw, kind: str, value: Any, *, in_record: bool = False) -> Any:
 
 @st.composite
 def fleet_schema(draw, policy: Policy, big_sets: bool | None = None) -> tuple[list[AttrSpec], bool]:
-    declared = [a for a in policy.attributes if not re.fullmatch(r"f\d\d", a.name)]
-    fillers = [a for a in policy.attributes if re.fullmatch(r"f\d\d", a.name)]
+    declared = [a for a in policy.attributes if not re.fullmatch(r"f\d{2,3}", a.name)]
+    fillers = [a for a in policy.attributes if re.fullmatch(r"f\d{2,3}", a.name)]
     # Attributes whose rule lets unequal values pass are drawn twice as often:
     # they give compatible pairs of non-identical devices.
     weighted = declared + [a for a in declared if a.rule not in ("exact",)]
@@ -889,10 +892,11 @@ def scenarios(
     max_descriptors: int = 6,
     big_sets: bool | None = None,
     fillers: bool | None = None,
+    filler_totals: tuple[int, ...] = FILLER_TOTALS,
     confirm: bool = True,
     unseen_sources: bool | None = None,
 ) -> Scenario:
-    policy_dict = draw(policy_dicts(fillers=fillers))
+    policy_dict = draw(policy_dicts(fillers=fillers, totals=filler_totals))
     policy = Policy.from_dict(policy_dict)
     sources, targets = draw(
         fleet_for(

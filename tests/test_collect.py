@@ -114,7 +114,7 @@ def test_collect_validates_what_it_writes(capsys, tmp_path):
     status, _, err = run(capsys, "collect", "--sysfs", tree.root, "--role", "target")
     assert status == 2
     assert one_error_line(err) == (
-        f"fastmatch: error: {tree.root / V5_4}: record '0000:00:02.0/i915-GVTg_V5_4': field 'self.software_version': "
+        f"fastmatch: error: {tree.root / V5_4 / 'migration' / 'software_version'}: record '0000:00:02.0/i915-GVTg_V5_4': field 'self.software_version': "
         "invalid version 'v2+' (expected [v]N(.N)*[-prerelease][+build])"
     )
 
@@ -135,7 +135,7 @@ def test_collect_skip_invalid_writes_the_rejects(capsys, tmp_path):
         "field 'capacity': expected an integer >= 0, got 'lots'",
         "record": V5_4,
     }
-    assert second["reason"].startswith(f"{tree.root / 'bus/mdev/devices' / GVT_UUID}: record '{GVT_UUID}': field 'self.pv_mode'")
+    assert second["reason"].startswith(f"{tree.root / 'bus/mdev/devices' / GVT_UUID / 'migration' / 'pv_mode'}: record '{GVT_UUID}': field 'self.pv_mode'")
     assert second["record"]["id"] == GVT_UUID  # validated records are written as read
 
 

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import fastmatch
@@ -329,6 +330,35 @@ def test_top_is_capped_at_the_targets(capsys, fleet):
     status, out, err = run(capsys, "match", *fleet, "--top", "1000000000", "--format", "json")
     assert (status, err) == (0, "")
     assert [len(json.loads(line)["candidates"]) for line in out.splitlines()] == [2, 2]
+
+
+def test_seventy_attributes_stay_on_the_native_kernel(capsys, tmp_path, monkeypatch):
+    """A policy of 70 attributes once sent the whole match to the reference (dense n x m arrays:
+    74.5 GiB at 100,000 x 100,000); it now runs natively, and answers as the reference does."""
+    extra = [f"vendor_{k:02d}" for k in range(63)]
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[attributes]\n" + "".join(f'{name} = {{ type = "string", rule = "exact" }}\n' for name in extra))
+    sources = [{"id": f"s{k}", "self": {**GVT, extra[k % 63]: "a", extra[-1]: str(k % 2)}} for k in range(40)]
+    targets = [{"id": f"t{k}", "host": f"h{k}", "self": {**GVT, extra[k % 63]: "a", extra[-1]: str(k % 3)}} for k in range(40)]
+    args = ["match", jsonl(tmp_path / "s.jsonl", *sources), jsonl(tmp_path / "t.jsonl", *targets),
+            "--policy", policy, "--format", "json", "--top", "3"]
+    status, native, err = run(capsys, *args)
+    assert (status, err) == (0, "")
+    assert sum(len(json.loads(line)["candidates"]) for line in native.splitlines()) > 0
+    monkeypatch.setenv("FASTMATCH_IMPLEMENTATION", "python")
+    assert run(capsys, *args) == (0, native, "")
+
+
+def test_any_number_of_attributes_plans_the_native_kernel():
+    from fastmatch.dispatch import plan
+
+    for count in (62, 63, 64, 70, 200, 1000):
+        policy = fastmatch.Policy.from_dict({"attributes": {f"a{k}": {"type": "int", "rule": "ge"} for k in range(count)}})
+        records = [{"id": "d", "self": {f"a{k}": k for k in range(0, count, 7)}}]
+        devices = fastmatch.DeviceSet.from_records(records, policy)
+        chosen = plan(devices, devices, policy)
+        assert chosen.native and chosen.refused == "", (count, chosen.refused)
+        assert chosen.interned.failure_words * np.iinfo(chosen.interned.lane).bits >= count + 7
 
 
 # -- 5. special files as input ---------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
@@ -156,8 +154,7 @@ def _many(n, **changes):
 )
 def test_attributes_past_bit_58_share_bit_58(implementation, unknown, changed, expected):
     # 7 declared + 53 (or 60) unknown attributes: x00 is attribute 7, x51 attribute 58, x52 attribute 59.
-    with _refused_by_the_kernel(implementation, 7 + unknown):
-        mask, result = one({"self": _many(unknown)}, {"self": _many(unknown, **changed)})
+    mask, result = one({"self": _many(unknown)}, {"self": _many(unknown, **changed)})
     assert mask == expected
     assert mask & (NO_RECORD | OPAQUE | NOT_MIGRATABLE | SAME_HOST | SAME_DEVICE) == 0
     names = result.reason_names(0, 0)
@@ -167,17 +164,7 @@ def test_attributes_past_bit_58_share_bit_58(implementation, unknown, changed, e
 
 @pytest.mark.parametrize("changed", [{"x59": "b"}, {"x51": "b", "x59": "b"}, {"x55": "b"}])
 def test_the_last_of_67_attributes_shares_bit_58(implementation, changed):
-    with _refused_by_the_kernel(implementation, 67):
-        assert one({"self": _many(60)}, {"self": _many(60, **changed)})[0] == 1 << 58
-
-
-def _refused_by_the_kernel(implementation, attributes):
-    """The native kernel has 64 failure bits: past them, match hands the pairs to the
-    reference and says so with a RuntimeWarning (asked for, the reference says nothing)."""
-    if implementation == "native" and attributes > 64:
-        refused = f"{attributes} rules that can fail are more than the native kernel's 64 failure bits"
-        return pytest.warns(RuntimeWarning, match=f"{refused}; using the reference implementation")
-    return contextlib.nullcontext()
+    assert one({"self": _many(60)}, {"self": _many(60, **changed)})[0] == 1 << 58
 
 
 def test_exactly_59_attributes_name_bit_58_after_its_attribute(implementation):

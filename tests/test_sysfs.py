@@ -97,12 +97,66 @@ def test_an_mdev_whose_parent_is_not_registered_still_reads(tmp_path):
     assert record == {"id": GVT_UUID, "self": GVT_SELF}
 
 
-def test_validation_errors_name_the_place(tmp_path):
+def test_validation_errors_name_the_file_that_holds_the_value(tmp_path):
     tree = gvt_host(tmp_path)
     (tree.root / V5_4 / "migration" / "software_version").write_text("1.x\n")
     assert error_of(tmp_path) == (
-        f"{tmp_path / V5_4}: record '0000:00:02.0/i915-GVTg_V5_4': field 'self.software_version': "
-        "invalid version '1.x' (expected [v]N(.N)*[-prerelease][+build])"
+        f"{tmp_path / V5_4 / 'migration' / 'software_version'}: record '0000:00:02.0/i915-GVTg_V5_4': "
+        "field 'self.software_version': invalid version '1.x' (expected [v]N(.N)*[-prerelease][+build])"
+    )
+
+
+def test_a_source_value_is_located_at_its_own_migration_file(tmp_path):
+    tree = gvt_host(tmp_path)
+    (tree.root / "bus/mdev/devices" / GVT_UUID / "migration" / "pv_mode").write_text("none++ppgtt\n")
+    assert error_of(tmp_path).startswith(
+        f"{tmp_path / 'bus/mdev/devices' / GVT_UUID / 'migration' / 'pv_mode'}: record '{GVT_UUID}': field 'self.pv_mode': "
+    )
+
+
+def test_an_alias_file_is_located_under_its_own_name(tmp_path):
+    tree = gvt_host(tmp_path)
+    (tree.root / V5_4 / "migration" / "software_version").unlink()
+    (tree.root / V5_4 / "migration" / "interface_version").write_text("1.x\n")
+    assert error_of(tmp_path).startswith(
+        f"{tmp_path / V5_4 / 'migration' / 'interface_version'}: record '0000:00:02.0/i915-GVTg_V5_4': "
+        "field 'self.software_version': invalid version '1.x'"
+    )
+
+
+def test_a_compatible_value_is_located_at_its_line(tmp_path):
+    tree = gvt_host(tmp_path)
+    (tree.root / V5_4 / "migration" / "compatible").write_text(
+        "COMPATIBLE:\n  mdev_type=i915-GVTg_V5_4\n\nCOMPATIBLE:\n  mdev_type=i915-GVTg_V5_8\n  software_version=1.y\n"
+    )
+    assert error_of(tmp_path) == (
+        f"{tmp_path / V5_4 / 'migration' / 'compatible'}:6: record '0000:00:02.0/i915-GVTg_V5_4': "
+        "field 'compatible[1].software_version': invalid version '1.y' (expected [v]N(.N)*[-prerelease][+build])"
+    )
+
+
+def test_a_compatible_template_error_is_located_at_its_line(tmp_path):
+    tree = gvt_host(tmp_path)
+    (tree.root / V5_4 / "migration" / "compatible").write_text("COMPATIBLE:\n  mdev_type=x\n  aggregator={n}\n")
+    assert error_of(tmp_path) == (
+        f"{tmp_path / V5_4 / 'migration' / 'compatible'}:3: record '0000:00:02.0/i915-GVTg_V5_4': "
+        "field 'compatible[0].aggregator': variable 'n' is not declared"
+    )
+
+
+def test_derived_values_are_located_at_the_files_they_come_from(tmp_path):
+    """Under a policy that types the derived attributes, a value that does not fit names the
+    file it was read from (an mdev's device_api through its mdev_type link), or for device_id,
+    made of the parent's vendor and device files, the parent."""
+    gvt_host(tmp_path, migration=False)
+    policy = fastmatch.Policy.from_dict({"attributes": {"device_api": {"type": "int", "rule": "exact"}}})
+    assert error_of(tmp_path, policy=policy) == (
+        f"{tmp_path / 'bus/mdev/devices' / GVT_UUID / 'mdev_type' / 'device_api'}: record '{GVT_UUID}': "
+        "field 'self.device_api': invalid integer 'vfio-pci'"
+    )
+    policy = fastmatch.Policy.from_dict({"attributes": {"device_id": {"type": "int", "rule": "exact"}}})
+    assert error_of(tmp_path, policy=policy) == (
+        f"{tmp_path / 'class/mdev_bus/0000:00:02.0'}: record '{GVT_UUID}': field 'self.device_id': invalid integer '8086591d'"
     )
 
 

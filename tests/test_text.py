@@ -230,8 +230,12 @@ def test_skip_mode_goes_on_with_the_next_device(tmp_path):
 # -- the compatible file of sysfs ------------------------------------------------------------
 def test_read_compatible():
     text = "# from the driver\nCOMPATIBLE:\n a=1\n b={x:int:1,2}\nCOMPATIBLE:\n a=2\n"
-    assert read_compatible(text, "compatible") == [{"a": "1", "b": "{x:int:1,2}"}, {"a": "2"}]
-    assert read_compatible("", "compatible") == []
+    records, lines = read_compatible(text, "compatible")
+    assert records == [{"a": "1", "b": "{x:int:1,2}"}, {"a": "2"}]
+    assert {key: where.line for key, where in lines.items()} == {
+        "compatible[0]": 2, "compatible[0].a": 3, "compatible[0].b": 4, "compatible[1]": 5, "compatible[1].a": 6,
+    }
+    assert read_compatible("", "compatible") == ([], {})
 
 
 @pytest.mark.parametrize(

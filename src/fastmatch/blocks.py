@@ -72,7 +72,7 @@ def in_order(targets: Side, order: np.ndarray) -> Side:
         vmajor=targets.vmajor[:, order],
         vminor=targets.vminor[:, order],
         masks=targets.masks[:, order],
-        constrained=targets.constrained[order],
+        constrained=targets.constrained[:, order],
         record_set=targets.record_set[order],
         exact_key=targets.exact_key[order],
         has_version=targets.has_version[order],
@@ -119,19 +119,22 @@ class TargetKeys:
     gives the ranges of one set of sources.
     """
 
-    def __init__(self, policy: Policy, op_kind: np.ndarray, op_row: np.ndarray, op_bit: np.ndarray, targets: Side) -> None:
+    def __init__(
+        self, policy: Policy, op_kind: np.ndarray, op_row: np.ndarray, op_word: np.ndarray, op_bit: np.ndarray, targets: Side
+    ) -> None:
         self.usable = policy.direction == "target-accepts" and targets.n_classes > 0
         exact = np.flatnonzero(np.asarray(op_kind) == OP_NE)
         if not self.usable or len(exact) == 0:
             self.usable = False
             return
         rows = np.asarray(op_row)[exact]
+        words = np.asarray(op_word)[exact]
         bits = np.asarray(op_bit)[exact].astype(np.uint64)
         codes = targets.codes[rows].astype(np.int64)  # (rules, target classes)
         if policy.records == "and":  # records only add conditions: an exact failure always counts
             wildcard = np.zeros(codes.shape, dtype=bool)
         else:
-            wildcard = (targets.constrained.astype(np.uint64)[None, :] & bits[:, None]) != 0
+            wildcard = (targets.constrained[words].astype(np.uint64) & bits[:, None]) != 0
             pinned = _pinned_codes(targets, rows)[:, targets.record_set]  # (rules, target classes), -1: not pinned
             codes = np.where(wildcard & (pinned >= 0), pinned, codes)
             wildcard &= pinned < 0

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
 from .engine import validate_others
-from .errors import join_place, printable
+from .errors import printable, rebase
 from .files import STDIN
 from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from .outfile import StagedOutput
@@ -801,8 +801,8 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     role = args.role or "source"
     if args.sysfs is not None:
         records, where = read_path(args.sysfs, "sysfs", role=role, host=args.host, on_error=rejects, others=others)
-        places: Sequence[int | str | None] | None = [join_place(args.sysfs, place) for place in where or []]  # each record's directory
-        others = [(record, join_place(args.sysfs, place)) for record, place in others]
+        places: Sequence[int | str | None] | None = [rebase(place, args.sysfs) for place in where or []]  # each record's directory, and its values' files
+        others = [(record, rebase(place, args.sysfs)) for record, place in others]
     else:
         records, places = read_libvirt_paths(args.libvirt_xml, role=role, host=args.host, on_error=rejects, others=others)
     # Validated as match will read them back, so what is written is what match accepts.

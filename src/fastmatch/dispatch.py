@@ -1,8 +1,9 @@
 """Which implementation answers: decided here, once, for ``match`` and ``TargetIndex`` alike.
 
-The plain-Python reference answers when ``FASTMATCH_IMPLEMENTATION=python`` asks for it or
-when the inputs exceed what the native kernel's arrays hold (interning says why); otherwise
-the native kernel does, through its AVX-512 tile pass where the CPU and the problem allow it
+The plain-Python reference answers when ``FASTMATCH_IMPLEMENTATION=python`` asks for it (and
+a request against prepared targets whose own records count is a whole ``match``); otherwise the
+native kernel does, whatever the number of attributes, values or migration_version strings,
+through its AVX-512 tile pass where the CPU and the problem allow it
 (``FASTMATCH_NO_AVX512=1`` keeps the portable loops) and with blocks where they pay
 (``fastmatch.blocks``). The kernel is told the plan; it does not choose.
 """
@@ -16,7 +17,7 @@ from typing import Callable
 from .devices import DeviceSet
 from .errors import FastmatchError
 from .codes import OP_CONFIRM
-from .intern import Interned, NativeUnsupported, PreparedTargets, intern
+from .intern import Interned, PreparedTargets, intern
 from .policy import Policy
 
 IMPLEMENTATIONS = ("native", "python")
@@ -54,7 +55,6 @@ class Plan:
     interned: Interned | None
     vector: str = ""
     refused: str = ""  # the reason the reference answers; "" when the kernel does
-    asked: bool = False  # the reference was asked for (no warning)
 
     @property
     def native(self) -> bool:
@@ -67,30 +67,22 @@ def plan(
 ) -> Plan:
     """How one match runs."""
     if implementation() == "python":
-        return Plan(None, refused="FASTMATCH_IMPLEMENTATION=python", asked=True)
-    try:
-        interned = intern(sources, targets, policy, confirm)
-    except NativeUnsupported as exc:
-        return Plan(None, refused=exc.message)
+        return Plan(None, refused="FASTMATCH_IMPLEMENTATION=python")
+    interned = intern(sources, targets, policy, confirm)
     return Plan(interned, vector_path(interned))
 
 
-def plan_prepared(sources: DeviceSet, prepared: PreparedTargets | None) -> Plan:
+def plan_prepared(sources: DeviceSet, prepared: PreparedTargets) -> Plan:
     """How one request against prepared targets runs; without a native plan, the request is a
     whole ``match`` (whose own plan then says how)."""
-    if prepared is None:
-        return Plan(None, refused="the targets exceed what the native kernel's arrays hold")
     if implementation() == "python":
-        return Plan(None, refused="FASTMATCH_IMPLEMENTATION=python", asked=True)
+        return Plan(None, refused="FASTMATCH_IMPLEMENTATION=python")
     if not prepared.supports(sources):
         return Plan(None, refused="the sources' own COMPATIBLE records count, and the targets were prepared without them")
     interned = prepared.with_sources(sources)
     return Plan(interned, vector_path(interned))
 
 
-def prepare(targets: DeviceSet, policy: Policy) -> PreparedTargets | None:
-    """Targets interned once for many requests, or None when the native kernel cannot hold them."""
-    try:
-        return PreparedTargets(targets, policy)
-    except NativeUnsupported:
-        return None
+def prepare(targets: DeviceSet, policy: Policy) -> PreparedTargets:
+    """Targets interned once for many requests."""
+    return PreparedTargets(targets, policy)

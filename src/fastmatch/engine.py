@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -154,9 +153,7 @@ def match(
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     chosen = plan(sources, targets, policy, confirm)
-    if not chosen.native:
-        if not chosen.asked:
-            warnings.warn(f"fastmatch: {chosen.refused}; using the reference implementation", RuntimeWarning, stacklevel=2)
+    if not chosen.native:  # FASTMATCH_IMPLEMENTATION=python: the native kernel takes every input
         result = match_reference(sources, targets, policy, confirm, memory_limit)
     else:
         from .native import run_native

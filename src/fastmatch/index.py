@@ -36,16 +36,14 @@ class TargetIndex:
         self.policy = policy
         self.targets = as_device_set(targets, policy)
         self.workers = worker_count(workers)
-        self._prepared = prepare(self.targets, policy)
-        if self._prepared is not None:
-            prepared = self._prepared
-            # The targets in blocked order once; each request then gets its own ranges of them.
-            ops = prepared.context.op_arrays
-            self._keys = TargetKeys(policy, ops["op_kind"], ops["op_row"], ops["op_bit"], prepared.targets)
-            if self._keys.usable:
-                prepared.targets = in_order(prepared.targets, self._keys.order)
-            side = prepared.targets
-            self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
+        self._prepared = prepared = prepare(self.targets, policy)
+        # The targets in blocked order once; each request then gets its own ranges of them.
+        ops = prepared.context.op_arrays
+        self._keys = TargetKeys(policy, ops["op_kind"], ops["op_row"], ops["op_word"], ops["op_bit"], prepared.targets)
+        if self._keys.usable:
+            prepared.targets = in_order(prepared.targets, self._keys.order)
+        side = prepared.targets
+        self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
 
     def __len__(self) -> int:
         return len(self.targets)

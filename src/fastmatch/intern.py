@@ -9,10 +9,12 @@ descriptors collapse into classes, and COMPATIBLE records are compiled into
 flat tables of tests on those codes.
 
 The kernel works on narrow unsigned *lanes* (16, 32 or 64 bits, the smallest
-that holds every code and every failure bit), so that its loops over targets
-handle many pairs per vector instruction. Each rule that can fail is an *op*
-with its own bit in a lane-wide failure mask; ``bit_reasons`` maps those bits
-to docs/model.md section 8's reason bits.
+that holds every code), so that its loops over targets handle many pairs per
+vector instruction. Each rule that can fail is an *op* with its own bit in a
+pair's failure mask: one lane, or, when the rules outnumber a lane's bits
+(past docs/model.md section 8's shared bit 58 the reasons share a bit, but records still
+tell those attributes apart), several lanes, *failure words*. ``bit_reasons``
+maps the failure bits to docs/model.md section 8's reason bits.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from typing import Any, Callable, Hashable, Iterable, Sequence
 import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
-from .errors import FastmatchError
 from .codes import (
     OP_CONFIRM,
     OP_GE,
@@ -46,12 +47,7 @@ from .values import is_absent
 
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
-MAX_OPAQUE_TABLE = 1 << 26
 SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
-
-
-class NativeUnsupported(FastmatchError):
-    """The inputs exceed what the native kernel handles; the reference is used instead."""
 
 
 class _Vocabulary:
@@ -161,7 +157,7 @@ class RecordTables:
     ``alt_start[r]..alt_start[r+1]``, the tests ``alt_begin[a]..alt_end[a]`` pass.
     """
 
-    cmask: np.ndarray  # lanes [n_rec]: failure bits of the attributes the record constrains
+    cmask: np.ndarray  # lanes [n_rec, failure words]: failure bits of the attributes the record constrains
     common_begin: np.ndarray
     common_end: np.ndarray
     alt_start: np.ndarray
@@ -184,7 +180,7 @@ class Side:
     vmajor: np.ndarray  # lanes [n_version_attributes, n_classes]: 1 + rank of the major, 0 absent
     vminor: np.ndarray  # lanes: rank of the minor
     masks: np.ndarray  # lanes [n_mask_words, n_classes]
-    constrained: np.ndarray  # lanes: failure bits its records constrain (all ones: records do not count)
+    constrained: np.ndarray  # lanes [failure words, n_classes]: failure bits its records constrain (all ones: records do not count)
     record_set: np.ndarray  # int32 [n_classes]: the class's records as a set id, 0 for none
     set_start: np.ndarray  # int64 [n_sets + 1]: set s holds set_records[set_start[s]:set_start[s + 1]]
     set_records: np.ndarray  # int32: into this side's RecordTables
@@ -212,27 +208,28 @@ class Interned:
     op_kind: np.ndarray  # int32
     op_row: np.ndarray  # int32: codes row, version slot or first mask word
     op_words: np.ndarray  # int32: mask words of a superset op
-    op_bit: np.ndarray  # lanes: the op's failure bit
-    bit_reasons: np.ndarray  # uint64 [lane bits]: reason bits of each failure bit
-    identity_bits: bool  # failure bits below the lane's top two are the reason bits themselves
-    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable)
+    op_word: np.ndarray  # int32: the failure word that holds the op's bit
+    op_bit: np.ndarray  # lanes: the op's failure bit in its word
+    bit_reasons: np.ndarray  # uint64 [failure words * lane bits]: reason bits of each failure bit
+    identity_bits: bool  # one failure word, whose bits below the lane's top two are the reason bits themselves
+    attribute_bits: int  # failure bits that belong to attributes (not opaque or migratable), of all words
+    failure_words: int  # lanes per failure mask
     type_row: int  # codes row of score_type, -1 if none
     prefer_newest: bool
-    opaque_table: np.ndarray  # uint8 [n_opaque, n_opaque], empty without a confirmer
+    opaque_table: np.ndarray  # uint8 [source strings + 1, target strings + 1]: a confirmer's answers (empty without one)
+    opaque_rows: np.ndarray  # int32 [opaque codes]: each code's row of opaque_table (0: absent, or no source's)
+    opaque_columns: np.ndarray  # int32 [opaque codes]: each code's column (0: absent, or no target's)
     # Where the native kernel keeps what it derives from the targets, when they outlive one
     # match (a TargetIndex's prepared targets); None: derive it again every time.
     kernel_cache: dict[str, Any] | None = None
 
     @cached_property
     def reason_table(self) -> np.ndarray:
-        """uint64 [lane bytes, 256]: the reason bits of every byte value at every byte of a
-        failure mask (how failures become reasons when the bits are not the reason bits)."""
-        lane_bytes = np.dtype(self.lane).itemsize
-        table = np.zeros((lane_bytes, 256), dtype=np.uint64)
-        values = np.arange(256)
-        for bit, reasons in enumerate(self.bit_reasons):
-            position, shift = divmod(bit, 8)
-            table[position, (values >> shift) & 1 == 1] |= np.uint64(reasons)
+        """uint64 [failure words * lane bytes, 256]: the reason bits of every byte value at every
+        byte of a failure mask (how failures become reasons when the bits are not the reason bits)."""
+        reasons = self.bit_reasons.reshape(-1, 8, 1)  # [byte of the mask, bit of the byte, 1]
+        has_bit = (np.arange(256)[None, :] >> np.arange(8)[:, None]) & 1 == 1  # [bit, byte value]
+        table: np.ndarray = np.bitwise_or.reduce(np.where(has_bit, reasons, np.uint64(0)), axis=1)
         return table
 
 
@@ -349,10 +346,9 @@ class _Context:
             fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
         largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
-        lane, attribute_bit_of, identity = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
-        self.lane, self.identity = lane, identity
+        lane, attribute_bit_of, identity, failure_words = _choose_lanes(largest, [i for i, _ in rule_ops], len(fixed_ops))
+        self.lane, self.identity, self.failure_words = lane, identity, failure_words
         bits = np.iinfo(lane).bits
-        self.all_bits = np.iinfo(lane).max
         for v in vocabularies:
             v.use_lane(lane)
         self.word_start, self.words = {}, 0
@@ -360,7 +356,7 @@ class _Context:
             if v.kind == "set":
                 self.word_start[i], self.words = self.words, self.words + v.words
 
-        self.ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, words, failure bit, reason bits)
+        self.ops: list[tuple[int, int, int, int, int]] = []  # (kind, row, mask words, failure bit, reason bits)
         self.failure_bit_of: dict[str, int] = {}
         for i, kind in rule_ops:
             row = self.version_slot[i] if kind == OP_VERSION else self.word_start[i] if kind == OP_SUPERSET else i
@@ -374,8 +370,9 @@ class _Context:
             op_kind=np.array([op[0] for op in ops], dtype=np.int32),
             op_row=np.array([op[1] for op in ops], dtype=np.int32),
             op_words=np.array([op[2] for op in ops], dtype=np.int32),
-            op_bit=np.array([1 << op[3] for op in ops], dtype=lane),
-            bit_reasons=_bit_reasons(ops, bits),
+            op_word=np.array([op[3] // bits for op in ops], dtype=np.int32),
+            op_bit=np.array([1 << op[3] % bits for op in ops], dtype=lane),
+            bit_reasons=_bit_reasons(ops, bits * failure_words),
         )
 
         self.exact_rows = np.array([i for i, s in enumerate(specs) if s.rule != "ignore"], dtype=np.intp)
@@ -383,7 +380,6 @@ class _Context:
         self._exact_lookup: dict[tuple[int, ...], int] | None = None
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
         self.type_row = attributes.index(policy.score_type) if policy.score_type else -1
-        self.opaque_table = _opaque_table(self.opaque_codes, confirm)
         self.row_of = {name: i for i, name in enumerate(attributes)}
         self.coded = self.code(found, frozen=False)
         self._no_records: RecordTables | None = None
@@ -391,6 +387,7 @@ class _Context:
 
     def interned(self, source_side: Side, target_side: Side) -> Interned:
         policy = self.policy
+        table, rows, columns = _opaque_table(self.opaque_codes, self.confirm, source_side.codes[-2], target_side.codes[-2])
         return Interned(
             policy=policy,
             attributes=self.attributes,
@@ -400,13 +397,17 @@ class _Context:
             op_kind=self.op_arrays["op_kind"],
             op_row=self.op_arrays["op_row"],
             op_words=self.op_arrays["op_words"],
+            op_word=self.op_arrays["op_word"],
             op_bit=self.op_arrays["op_bit"],
             bit_reasons=self.op_arrays["bit_reasons"],
             identity_bits=self.identity,
             attribute_bits=self.attribute_bits,
+            failure_words=self.failure_words,
             type_row=self.type_row,
             prefer_newest=policy.prefer == "newest",
-            opaque_table=self.opaque_table,
+            opaque_table=table,
+            opaque_rows=rows,
+            opaque_columns=columns,
         )
 
     def cmask(self, record: GroundedRecord) -> int:
@@ -415,6 +416,14 @@ class _Context:
             if name in self.failure_bit_of:
                 mask |= 1 << self.failure_bit_of[name]
         return mask
+
+    def failure_masks(self, masks: list[int]) -> np.ndarray:
+        """lanes [len(masks), failure words]: each failure mask (over all words) cut into its words."""
+        bits, words = np.iinfo(self.lane).bits, self.failure_words
+        word = (1 << bits) - 1
+        return np.array([[mask >> bits * w & word for w in range(words)] for mask in masks], dtype=self.lane).reshape(
+            len(masks), words
+        )
 
     def code(self, found: _Found, frozen: bool) -> _Coded:
         """Descriptors' values as codes, each distinct value coded once. ``frozen``: code
@@ -494,10 +503,10 @@ class _Context:
                 for r in recs:
                     mask |= cmasks[r]
                 per_set.append(mask)
-            constrained = np.array(per_set, dtype=lane)[with_records[first]]
+            constrained = np.ascontiguousarray(self.failure_masks(per_set)[with_records[first]].T)
         else:
             record_set = np.zeros(len(first), dtype=np.int32)
-            constrained = np.full(len(first), self.all_bits, dtype=lane)
+            constrained = np.full((self.failure_words, len(first)), np.iinfo(lane).max, dtype=lane)
         sets = sorted(tuples)
 
         n = len(first)
@@ -608,7 +617,7 @@ class _Context:
 
         table = np.array(tests, dtype=np.int64).reshape(-1, 4)
         return RecordTables(
-            cmask=np.array([self.cmask(r) for r in records], dtype=self.lane),
+            cmask=self.failure_masks([self.cmask(r) for r in records]),
             common_begin=np.array(common_begin, dtype=np.int64),
             common_end=np.array(common_end, dtype=np.int64),
             alt_start=np.array(alt_start, dtype=np.int64),
@@ -731,25 +740,27 @@ def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first[order], number[group]
 
 
-def _choose_lanes(largest_code: int, rule_attributes: list[int], n_fixed: int) -> tuple[type, dict[int, int], bool]:
-    """The narrowest lane that holds every code, the failure bit of each attribute, and
-    whether those bits are the reason bits themselves.
+def _choose_lanes(
+    largest_code: int, rule_attributes: list[int], n_fixed: int
+) -> tuple[type, dict[int, int], bool, int]:
+    """The lane, the failure bit of each attribute, whether those bits are the reason bits
+    themselves, and the failure words a pair's mask takes.
 
     Preferably the failure bit of attribute ``i`` is bit ``i``, its reason bit,
     with the opaque and migratable bits at the top two bits of the lane: turning
-    failures into reasons is then a few shifts. Otherwise bits are packed and
-    mapped through a table.
+    failures into reasons is then a few shifts. That takes the narrowest lane
+    that holds every code and those bits. Otherwise (an attribute past the shared
+    reason bit) the narrowest lane that holds every code has the bits packed, as
+    many words of it as they fill, and mapped to reasons through a table: every
+    rule keeps a bit of its own, so any number of attributes is evaluated natively.
     """
     fitting = [t for t in LANE_TYPES if largest_code <= np.iinfo(t).max]
     for lane in fitting:
         if all(i < min(np.iinfo(lane).bits - 2, SHARED_ATTRIBUTE_BIT) for i in rule_attributes):
-            return lane, {i: i for i in rule_attributes}, True
-    lane = fitting[-1]
-    if len(rule_attributes) + n_fixed > np.iinfo(lane).bits:
-        raise NativeUnsupported(
-            f"{len(rule_attributes) + n_fixed} rules that can fail are more than the native kernel's 64 failure bits"
-        )
-    return lane, {i: k for k, i in enumerate(rule_attributes)}, False
+            return lane, {i: i for i in rule_attributes}, True, 1
+    lane = fitting[0]
+    words = -(-(len(rule_attributes) + n_fixed) // np.iinfo(lane).bits)
+    return lane, {i: k for k, i in enumerate(rule_attributes)}, False, words
 
 
 def _bit_reasons(ops: list[tuple[int, int, int, int, int]], bits: int) -> np.ndarray:
@@ -759,16 +770,28 @@ def _bit_reasons(ops: list[tuple[int, int, int, int, int]], bits: int) -> np.nda
     return reasons
 
 
-def _opaque_table(codes: dict[str | None, int], confirm: Callable[[str, str], bool] | None) -> np.ndarray:
-    """The caller's confirmer, asked once per pair of distinct migration_version strings."""
+def _opaque_table(
+    codes: dict[str | None, int],
+    confirm: Callable[[str, str], bool] | None,
+    source_codes: np.ndarray,
+    target_codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The caller's confirmer, asked once per pair of a source's and a target's distinct
+    migration_version strings (as the reference asks it at least once per pair of descriptors
+    that hold them): uint8 [source strings + 1, target strings + 1], and the row and the column
+    of each opaque code (0: absent, or not on that side). Empty without a confirmer."""
     if confirm is None:
-        return np.zeros((0, 0), dtype=np.uint8)
-    n = len(codes)
-    if n * n > MAX_OPAQUE_TABLE:
-        raise NativeUnsupported(f"{n - 1} distinct migration_version strings are too many for a confirmer table")
-    table = np.zeros((n, n), dtype=np.uint8)
-    versions = [v for v in codes if v is not None]
-    for s in versions:
-        for t in versions:
-            table[codes[s], codes[t]] = bool(confirm(s, t))
-    return table
+        return np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+    text = {code: value for value, code in codes.items() if value is not None}  # code 0, absent, is never asked
+    places = []
+    for side_codes in (source_codes, target_codes):
+        present = np.unique(side_codes[side_codes != 0]).astype(np.int64)
+        place = np.zeros(len(codes), dtype=np.int32)
+        place[present] = np.arange(1, len(present) + 1)
+        places.append((present.tolist(), place))
+    (rows, row_of), (columns, column_of) = places
+    table = np.zeros((len(rows) + 1, len(columns) + 1), dtype=np.uint8)
+    for r, s in enumerate(rows, start=1):
+        for c, t in enumerate(columns, start=1):
+            table[r, c] = bool(confirm(text[s], text[t]))
+    return table, row_of, column_of

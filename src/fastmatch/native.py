@@ -154,7 +154,7 @@ def run_native(
     """A match through the kernel, as ``plan`` (fastmatch.dispatch) says, targets blocked where it pays."""
     interned = plan.interned
     assert interned is not None, "a plan that runs the kernel holds its interned arrays"
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_bit, interned.targets)
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
         interned = replace(interned, targets=in_order(interned.targets, keys.order))

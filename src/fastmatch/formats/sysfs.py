@@ -30,7 +30,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import FastmatchError, InputError
+from ..errors import FastmatchError, FieldPlace, InputError, with_fields
 from ..values import describe
 from .guards import OnError, build_each, decode_utf8, id_from_name, keep_role, parse_count, parse_pci_id
 from .text import read_compatible
@@ -65,7 +65,7 @@ def read_sysfs(
     if not is_sysfs_root(root):
         raise InputError(f"not a sysfs tree: neither {PARENTS}, {DEVICES} nor bus, class and devices are under it", file=str(root))
     tree = _Tree(root, host)
-    made: dict[str, list[tuple[str, Callable[[], Record]]]] = {
+    made: dict[str, list[tuple[str, Callable[[], tuple[Record, int | str | None]]]]] = {
         "source": [(str(DEVICES / uuid), partial(tree.source, uuid)) for uuid in tree.listdir(DEVICES)],
         "target": [],
     }
@@ -73,9 +73,10 @@ def read_sysfs(
         types = PARENTS / parent / "mdev_supported_types"
         made["target"] += [(str(types / name), partial(tree.target, parent, name)) for name in tree.listdir(types)]
 
-    def build(kind: str) -> tuple[list[Record], list[str]]:
+    def build(kind: str) -> tuple[list[Record], list[int | str | None]]:
         # A record that cannot be read is handed over as its place: the directory to look at.
-        return build_each([(make, partial(str, place), place) for place, make in made[kind]], on_error)
+        built, _ = build_each([(make, partial(str, place), None) for place, make in made[kind]], on_error)
+        return [record for record, _ in built], [place for _, place in built]
 
     return keep_role(build, role, others)
 
@@ -90,15 +91,20 @@ class _Tree:
         self._parent_names: dict[Path, str] | None = None
 
     # -- records -------------------------------------------------------------------------
-    def target(self, parent: str, type_id: str) -> Record:
+    # Each record comes with its place, its directory, which also says which file each of its
+    # values was read from (a value found invalid later, as the policy types it, is reported
+    # at its file, and a COMPATIBLE record's at its line of the compatible file).
+    def target(self, parent: str, type_id: str) -> tuple[Record, int | str | None]:
         type_dir = PARENTS / parent / "mdev_supported_types" / type_id
         device_id = f"{self.host}/{parent}/{type_id}" if self.host else f"{parent}/{type_id}"
         label = f"'{device_id}'"
+        fields: dict[str, FieldPlace] = {}
         try:
-            attributes = {"mdev_type": type_id, **self._parent_attributes(PARENTS / parent)}
+            attributes = {"mdev_type": type_id, **self._parent_attributes(PARENTS / parent, fields)}
             device_api = self.read(type_dir / "device_api")
             if device_api:
                 attributes["device_api"] = device_api
+                fields["self.device_api"] = FieldPlace(str(type_dir / "device_api"))
             available = self.read(type_dir / "available_instances")
             capacity = parse_count(available)
             if capacity is None:
@@ -107,15 +113,16 @@ class _Tree:
                     file=self.display_path(type_dir / "available_instances"), field="capacity",
                 )
             record: Record = {"id": device_id, "self": attributes, "capacity": capacity}
-            self._migration(type_dir, record)
+            self._migration(type_dir, record, fields)
         except FastmatchError as exc:
             raise exc.located(record=label) from None
         if self.host:
             record["host"] = self.host
-        return record
+        return record, with_fields(str(type_dir), fields)
 
-    def source(self, uuid: str) -> Record:
+    def source(self, uuid: str) -> tuple[Record, int | str | None]:
         device = DEVICES / uuid
+        fields: dict[str, FieldPlace] = {"self.mdev_type": FieldPlace(str(device / "mdev_type"))}
         try:
             type_dir = self.resolve(device / "mdev_type")
             parent = type_dir.parent.parent  # <parent>/mdev_supported_types/<type>
@@ -126,17 +133,18 @@ class _Tree:
                 )
             name = self._registered_parents().get(parent)
             parent_dir = PARENTS / name if name is not None else parent.relative_to(self.real_root)
-            attributes = {"mdev_type": type_dir.name, **self._parent_attributes(parent_dir)}
+            attributes = {"mdev_type": type_dir.name, **self._parent_attributes(parent_dir, fields)}
             device_api = self.read(device / "mdev_type" / "device_api")
             if device_api:
                 attributes["device_api"] = device_api
+                fields["self.device_api"] = FieldPlace(str(device / "mdev_type" / "device_api"))
             record: Record = {"id": uuid, "self": attributes}
-            self._migration(device, record)
+            self._migration(device, record, fields)
         except FastmatchError as exc:
             raise exc.located(record=f"'{uuid}'") from None
         if self.host:
             record["host"] = self.host
-        return record
+        return record, with_fields(str(device), fields)
 
     def _registered_parents(self) -> dict[Path, str]:
         """Each registered parent's real directory and its name under class/mdev_bus."""
@@ -144,12 +152,14 @@ class _Tree:
             self._parent_names = {self.resolve(PARENTS / name): name for name in self.listdir(PARENTS)}
         return self._parent_names
 
-    def _parent_attributes(self, parent: Path) -> dict[str, str]:
+    def _parent_attributes(self, parent: Path, fields: dict[str, FieldPlace]) -> dict[str, str]:
         attributes = {}
         if self.exists(parent / "vendor") and self.exists(parent / "device"):
             attributes["device_id"] = self._hex_id(parent / "vendor") + self._hex_id(parent / "device")
+            fields["self.device_id"] = FieldPlace(str(parent))  # made of its vendor and device files
         if self.exists(parent / "driver"):
             attributes["vendor_driver"] = self.resolve(parent / "driver").name
+            fields["self.vendor_driver"] = FieldPlace(str(parent / "driver"))
         return attributes
 
     def _hex_id(self, relative: Path) -> str:
@@ -159,8 +169,8 @@ class _Tree:
             raise InputError(f"expected a 16-bit hex id such as 0x8086, got {describe(value)}", file=self.display_path(relative), field="self.device_id")
         return pci_id
 
-    def _migration(self, directory: Path, record: Record) -> None:
-        """Add what ``directory/migration/`` says, if the driver offers it."""
+    def _migration(self, directory: Path, record: Record, fields: dict[str, FieldPlace]) -> None:
+        """Add what ``directory/migration/`` says, if the driver offers it, and where each value is."""
         migration = directory / "migration"
         if not self.exists(migration):
             return
@@ -169,9 +179,12 @@ class _Tree:
             relative = migration / name
             value = self.read(relative)
             if name == "compatible":
-                record["compatible"] = read_compatible(value, self.display_path(relative))
+                record["compatible"], lines = read_compatible(value, self.display_path(relative))
+                fields["compatible"] = FieldPlace(str(relative))
+                fields.update((key, FieldPlace(f"{relative}:{where.line}")) for key, where in lines.items())
             elif name == "migration_version":
                 record["migration_version"] = value
+                fields[name] = FieldPlace(str(relative))
             elif name in attributes and attributes[name] != value:
                 raise InputError(
                     f"says {describe(value)}, but the device's own files say {describe(attributes[name])}",
@@ -179,6 +192,7 @@ class _Tree:
                 )
             else:
                 attributes[name] = value
+                fields[f"self.{name}"] = FieldPlace(str(relative))
 
     # -- the file system -----------------------------------------------------------------
     def display_path(self, relative: Path) -> str:

@@ -68,8 +68,9 @@ def read_text(
     return [record for record, _ in built], [place for _, place in built]
 
 
-def read_compatible(text: str, name: str) -> list[dict[str, str]]:
-    """The COMPATIBLE blocks of a text that holds nothing else (a sysfs ``compatible`` file)."""
+def read_compatible(text: str, name: str) -> tuple[list[dict[str, str]], dict[str, FieldPlace]]:
+    """The COMPATIBLE blocks of a text that holds nothing else (a sysfs ``compatible`` file),
+    and the line of each block and value (``compatible[k]``, ``compatible[k].<key>``)."""
     blocks = _Blocks(name)
     for number, raw in enumerate(text.split("\n"), start=1):
         line = _parse_line(raw.removesuffix("\r"), number, name)
@@ -79,7 +80,7 @@ def read_compatible(text: str, name: str) -> list[dict[str, str]]:
             raise InputError("a compatible file holds COMPATIBLE: blocks of key=value lines only", file=name, line=number)
         blocks.add(line)
     blocks.finish()
-    return blocks.compatible
+    return blocks.compatible, blocks.field_lines
 
 
 # -- lines -----------------------------------------------------------------------------
