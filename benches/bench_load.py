@@ -1,5 +1,13 @@
 """Generating, loading and interning a fleet (at most 2,000 distinct descriptors per side);
-interning all-distinct fleets; a prepared index interning a request's sources.
+interning all-distinct fleets; a prepared index interning a request's sources; the parse
+floor the JSON Lines loader is held to, in the same run; Parquet fleets; writing top-5
+JSON Lines and CSV.
+
+The parse floor (issue 13) is msgspec decoding the file into the fast path's line structs
+(``fleet_lines._Line``), the file read with one ``read()``: ``floor`` decodes it in one
+``decode_lines`` call, ``floor per line`` line by line as the loader used to (the issue's
+measure). ``test_load_against_floor`` times both and ``fastmatch.load`` in one test,
+alternating, and records ``floor_ratio`` (load / floor) in ``extra_info``.
 
 The fleet has ``FASTMATCH_BENCH_FLEET`` devices per side (100,000 quick,
 1,000,000 full). ``extra_info`` holds ``devices`` and ``devices_per_second``;
@@ -9,6 +17,10 @@ the distinct interning holds ``descriptors`` (both sides) and ``descriptors_per_
 
 from __future__ import annotations
 
+import gc
+import time
+
+import numpy as np
 import pytest
 
 import fastmatch
@@ -98,3 +110,107 @@ def test_intern_request(benchmark, k):
     benchmark.extra_info.update({"implementation": "with_sources", "size": str(k), "sources": k})
     interned = benchmark(prepared.with_sources, sources)
     assert interned.sources.class_of.shape == (k,)
+
+
+def _floor(path, per_line: bool = False):
+    from fastmatch.formats.fleet_lines import _DECODER
+
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if per_line:
+        return [_DECODER.decode(line) for line in data.split(b"\n") if line]
+    return _DECODER.decode_lines(data)
+
+
+@pytest.mark.parametrize("per_line", [False, True], ids=["floor", "floor per line"])
+@pytest.mark.parametrize("side", ["sources", "targets"])
+def test_parse_floor(benchmark, side, per_line):
+    """msgspec decoding one side's JSON Lines into the line structs, cyclic GC off."""
+    paths = dict(zip(("sources", "targets"), support.fleet_files(N, N, K)))
+    benchmark.group = f"fleet {N:,}: load against the parse floor"
+    benchmark.extra_info.update({"implementation": f"{'floor per line' if per_line else 'floor'} {side}", "size": str(N)})
+    gc.disable()
+    try:
+        lines = benchmark.pedantic(_floor, args=(paths[side], per_line), rounds=_rounds(), iterations=1)
+    finally:
+        gc.enable()
+    assert len(lines) == N
+    _rate(benchmark, N)
+
+
+@pytest.mark.parametrize("side", ["sources", "targets"])
+def test_load_against_floor(benchmark, side):
+    """``fastmatch.load``, with the floor (one ``decode_lines``) and the per-line floor timed
+    before each of its rounds: ``floor_ratio`` and ``floor_per_line_ratio`` (medians)."""
+    path = dict(zip(("sources", "targets"), support.fleet_files(N, N, K)))[side]
+    floors: dict[bool, list[float]] = {False: [], True: []}
+
+    def floors_first():  # pedantic's setup: run before each timed round, not timed
+        for per_line in floors:
+            gc.disable()
+            start = time.perf_counter()
+            lines = _floor(path, per_line)
+            floors[per_line].append(time.perf_counter() - start)
+            del lines
+            gc.enable()
+
+    benchmark.group = f"fleet {N:,}: load against the parse floor"
+    benchmark.extra_info.update({"implementation": f"load {side} (floors before each round)", "size": str(N)})
+    devices = benchmark.pedantic(fastmatch.load, args=(path,), setup=floors_first, rounds=max(_rounds(), 3), iterations=1)
+    assert len(devices) == N
+    if benchmark.stats:
+        load = benchmark.stats.stats.median
+        for per_line, key in ((False, "floor"), (True, "floor_per_line")):
+            benchmark.extra_info[f"{key}_seconds"] = float(np.median(floors[per_line]))
+            benchmark.extra_info[f"{key}_ratio"] = load / float(np.median(floors[per_line]))
+
+
+@pytest.fixture(scope="module")
+def parquet_fleet(tmp_path_factory):
+    """The fleet's two sides as Parquet fleets (``fastmatch convert``)."""
+    from fastmatch.formats.columnar import fleet_table, parquet_bytes
+
+    directory = tmp_path_factory.mktemp("parquet")
+    paths = {}
+    for side, path in zip(("sources", "targets"), support.fleet_files(N, N, K)):
+        paths[side] = directory / f"{side}.parquet"
+        paths[side].write_bytes(parquet_bytes(fleet_table(fastmatch.load(path))))
+    return paths
+
+
+@pytest.mark.parametrize("side", ["sources", "targets"])
+def test_load_parquet(benchmark, side, parquet_fleet):
+    """``fastmatch.load`` of one side as a Parquet fleet (self a struct, compatible JSON text)."""
+    benchmark.group = f"fleet {N:,}: Parquet"
+    benchmark.extra_info.update({"implementation": f"load parquet {side}", "size": str(N), "bytes": parquet_fleet[side].stat().st_size})
+    devices = benchmark.pedantic(fastmatch.load, args=(parquet_fleet[side],), rounds=_rounds(), iterations=1)
+    assert len(devices) == N
+    _rate(benchmark, N)
+
+
+@pytest.fixture(scope="module")
+def top5():
+    """The fleet's top-5 ranking, as ``match`` writes it."""
+    from fastmatch.cli import Ranking
+
+    s, t = support.fleet_files(N, N, K)
+    return Ranking.of(fastmatch.match(fastmatch.load(s), fastmatch.load(t)), 5)
+
+
+@pytest.mark.parametrize("output", ["json", "csv", "parquet"])
+def test_write_top5(benchmark, output, top5, tmp_path):
+    """Formatting and writing the N sources' top-5 candidates, as ``match --format F -o FILE``
+    does (to a file in the temporary directory)."""
+    from fastmatch import cli
+
+    def write():
+        if output == "parquet":
+            cli._write_parquet(str(tmp_path / "out.parquet"), cli._parquet_candidates(top5), None)
+        else:
+            cli._write_results(str(tmp_path / f"out.{output}"), cli._FORMATTERS[output](top5), None, binary=True)
+
+    benchmark.group = f"fleet {N:,}: write top-5"
+    benchmark.extra_info.update({"implementation": f"write {output}", "size": str(N)})
+    benchmark.pedantic(write, rounds=_rounds(), iterations=1)
+    benchmark.extra_info["bytes"] = (tmp_path / f"out.{output}").stat().st_size
+    _rate(benchmark, N)

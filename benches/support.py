@@ -80,19 +80,28 @@ def _generator_version() -> str:
 
 
 def fleet_files(
-    n_sources: int, n_targets: int, distinct: int, seed: int = SEED, record_fraction: float | None = None
+    n_sources: int,
+    n_targets: int,
+    distinct: int,
+    seed: int = SEED,
+    record_fraction: float | None = None,
+    vm_devices: tuple[int, int] | None = None,
 ) -> tuple[Path, Path]:
     """``fastmatch generate`` output for these arguments, written on first use.
 
-    ``record_fraction``: the share of target descriptors with COMPATIBLE records (default: the generator's)."""
+    ``record_fraction``: the share of target descriptors with COMPATIBLE records (default: the generator's);
+    ``vm_devices``: sources grouped into VMs of (low, high) devices."""
     share = "" if record_fraction is None else f"-r{record_fraction:g}"
-    name = f"{n_sources}x{n_targets}-k{distinct}{share}-s{seed}"
+    groups = "" if vm_devices is None else f"-vm{vm_devices[0]}-{vm_devices[1]}"
+    name = f"{n_sources}x{n_targets}-k{distinct}{share}{groups}-s{seed}"
     directory = cache_dir() / f"{name}-{_generator_version()}"
     done = directory / "complete"
     if not done.exists():
         for stale in cache_dir().glob(f"{name}-*"):  # made by another version of the generator
             shutil.rmtree(stale, ignore_errors=True)
         shares = {} if record_fraction is None else {"record_fraction": record_fraction}
+        if vm_devices is not None:
+            shares["vm_devices"] = vm_devices
         generate.write_fleet(directory, n_sources, n_targets, distinct, seed, **shares)
         done.write_text("")
     return directory / generate.SOURCES_FILE, directory / generate.TARGETS_FILE

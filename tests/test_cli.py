@@ -508,3 +508,17 @@ def test_warnings_are_one_line(capsys, fleet, monkeypatch):
     status, out, err = run(capsys, "match", *fleet, "--format", "json")
     assert status == 0 and len(out.splitlines()) == 3
     assert err == "fastmatch: warning: too many classes for the kernel; using the reference\n"
+
+
+def test_sources_sharing_candidates_keep_their_own_parts(capsys, tmp_path):
+    """Two sources ranking the same target with the same version distance, one of them identical
+    to it: each line shows its own parts (rankings are shared only when the scores agree)."""
+    sources = write_jsonl(tmp_path / "s.jsonl", [
+        {"id": "other", "host": "a", "self": gvt(pv_mode="ppgtt")},
+        {"id": "twin", "host": "a", "self": gvt()},
+    ])
+    targets = write_jsonl(tmp_path / "t.jsonl", [{"id": "t", "host": "b", "self": gvt()}])
+    status, out, err = run(capsys, "match", sources, targets, "--format", "json")
+    assert (status, err) == (0, "")
+    exact = {row["source"]: [c["score"]["exact"] for c in row["candidates"]] for row in map(json.loads, out.splitlines())}
+    assert exact == {"other": [False], "twin": [True]}

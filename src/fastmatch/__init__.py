@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # (``X as X``: the names are the package's, for type checkers
     from .engine import check as check
     from .engine import load as load
     from .engine import match as match
+    from .drain import Plan as Plan
+    from .drain import plan as plan
     from .errors import FastmatchError as FastmatchError
     from .errors import InputError as InputError
     from .errors import PolicyError as PolicyError
@@ -33,6 +35,7 @@ _WHERE = {
     "FastmatchError": "errors",
     "InputError": "errors",
     "MatchResult": "result",
+    "Plan": "drain",
     "Policy": "policy",
     "PolicyError": "errors",
     "Reasons": "engine",
@@ -44,6 +47,7 @@ _WHERE = {
     "check": "engine",
     "load": "engine",
     "match": "engine",
+    "plan": "drain",
 }
 __all__ = sorted(_WHERE)
 __version__ = "0.1.0"

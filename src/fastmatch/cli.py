@@ -1,6 +1,7 @@
 """The ``fastmatch`` command line: a thin layer over the public API.
 
-Commands: ``match``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``, ``generate`` and ``demo``. Exit codes: 0 success
+Commands: ``match``, ``convert``, ``explain``, ``check``, ``reasons``, ``policy``, ``collect``,
+``generate``, ``plan``, ``report``, ``serve`` and ``demo``. Exit codes: 0 success
 (``check``: compatible), 1 ``check``: not compatible, 2 an error in the input
 or the command line, 130 interrupted. A user error is one line on stderr,
 ``fastmatch: error: <message>``, never a traceback.
@@ -12,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import operator
 import os
 import re
 import signal
@@ -19,6 +21,8 @@ import sys
 import warnings
 from contextlib import ExitStack, suppress
 from functools import partial
+from itertools import chain, repeat
+from operator import itemgetter
 from types import FrameType
 from importlib import resources
 from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TextIO
@@ -265,7 +269,10 @@ def _parser() -> argparse.ArgumentParser:
     input_format_option(p)
     skip_options(p)
     p.add_argument("--top", type=_positive, default=5, metavar="K", help="candidates per source (default: 5)")
-    p.add_argument("--format", choices=sorted(_FORMATTERS), default="table", help="output format (default: table)")
+    p.add_argument(
+        "--format", choices=sorted([*_FORMATTERS, "parquet"]), default="table",
+        help="output format (default: table; parquet: one row per candidate, needs -o or a pipe)",
+    )
     p.add_argument(
         "--csv-formulas", action="store_true",
         help="CSV: write ids that begin with = + - @ (or a tab or CR) as they are; by default such a "
@@ -274,12 +281,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
     p.add_argument(
+        "--dask", metavar="ADDRESS",
+        help="reduce on a Dask cluster: its scheduler (tcp://HOST:8786, or a scheduler JSON file), or 'local' to start "
+        "one worker process per core on 127.0.0.1 (needs fastmatch[dask])",
+    )
+    p.add_argument(
         "--summary", action="store_true",
         help="print a summary to stderr: devices, classes, compatible pairs, stranded sources, reason counts",
     )
     p.add_argument("--summary-json", metavar="FILE", help="write that summary to FILE as JSON (atomically)")
     quiet_option(p)
     p.set_defaults(run=_cmd_match)
+
+    p = commands.add_parser("convert", help="write any input as a Parquet fleet (one row per device)")
+    p.add_argument("input", metavar="INPUT", help="devices in any input format (as match reads them)")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the Parquet file to write (atomically)")
+    p.add_argument("--role", choices=ROLES, help="of a libvirt or sysfs input: only its mdevs (source) or its mdev types (target)")
+    policy_option(p)
+    input_format_option(p)
+    skip_options(p)
+    p.set_defaults(run=_cmd_convert)
 
     p = commands.add_parser("explain", help="say why one source -> target pair is or is not compatible")
     p.add_argument("sources", metavar="SOURCES")
@@ -356,8 +377,14 @@ def _parser() -> argparse.ArgumentParser:
         "--record-fraction", type=float, default=None, metavar="F",
         help="share of target descriptors with COMPATIBLE records (default: a third)",
     )
+    p.add_argument(
+        "--vm-devices", type=_vm_devices, default=None, metavar="LO-HI",
+        help="group the sources into VMs of LO to HI devices on one host (default: one device a VM)",
+    )
     p.add_argument("-o", "--output", metavar="DIR", required=True, help="directory to write the two files to")
     p.set_defaults(run=_cmd_generate)
+
+    _add_plan_parser(commands, policy_option, input_format_option, quiet_option)
 
     p = commands.add_parser("serve", help="serve a prepared target fleet over HTTP (JSON API, Kubernetes scheduler extender)")
     p.add_argument("--targets", metavar="FILE", required=True, help="the target fleet (any input format); SIGHUP reads it again")
@@ -468,20 +495,31 @@ def _check_inputs(*paths: str) -> None:
         raise FastmatchError("'-' (standard input) is given as two inputs; it can be read once")
 
 
-def _write_results(path: str | None, chunks: Iterable[str], rejects: _Rejects | None) -> None:
+def _write_results(
+    path: str | None, chunks: Iterable[str] | Iterable[bytes], rejects: _Rejects | None, binary: bool = False
+) -> None:
     """The output (a file or stdout), then the rejects: all written, or none in place.
 
     The rejects become visible only once the output is complete, so a run that
-    fails leaves no rejects behind that would look like its result.
+    fails leaves no rejects behind that would look like its result. ``binary`` chunks are
+    bytes (UTF-8 text, or a Parquet file), written as they are.
     """
-    output = StagedOutput(path) if path is not None and path != STDIN else None
+    output = StagedOutput(path, binary=binary) if path is not None and path != STDIN else None
     staged_rejects = None
     try:
         if output is None:
             stream = _stdout()
-            for chunk in chunks:
-                stream.write(chunk)
-            stream.flush()
+            if binary:
+                stream.flush()  # what the text layer holds goes first
+                raw = getattr(stream, "buffer", None)  # a text stream without one (io.StringIO) takes text
+                write = raw.write if raw is not None else lambda chunk: stream.write(chunk.decode())
+                for chunk in chunks:
+                    write(chunk)
+                (raw or stream).flush()
+            else:
+                for chunk in chunks:
+                    stream.write(chunk if isinstance(chunk, str) else chunk.decode())  # (text: str chunks)
+                stream.flush()
         else:
             output.write(chunks)
         staged_rejects = rejects.stage() if rejects is not None else None
@@ -507,17 +545,28 @@ def _cmd_match(args: argparse.Namespace) -> int:
     progress = _progress(args)
     sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
     targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
-    result = match(sources, targets, policy, workers=args.workers, progress=progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
-    ranking = Ranking.of(result, min(args.top, len(targets)))
-    formatter = _FORMATTERS[args.format]
-    if args.format == "csv":
-        formatter = partial(formatter, neutralise=not args.csv_formulas)
-    summary = summarise(result) if args.summary or args.summary_json is not None else None
+    top = min(args.top, len(targets))
+    wants_summary = args.summary or args.summary_json is not None
+    if args.dask is not None:
+        ranking, summary = _on_dask(args.dask, sources, targets, policy, top, wants_summary)
+    else:
+        result = match(sources, targets, policy, workers=args.workers, progress=progress)
+        ranking = Ranking.of(result, top)
+        summary = summarise(result) if wants_summary else None
+    chunks: Iterable[str] | Iterable[bytes]
+    if args.format == "parquet":
+        _refuse_binary_terminal(args.output)
+        chunks = [_parquet_candidates(ranking)]
+    else:
+        formatter = _FORMATTERS[args.format]
+        if args.format == "csv":
+            formatter = partial(formatter, neutralise=not args.csv_formulas)
+        chunks = formatter(ranking)
     # The summary file is written first and put in place with the results: both, or neither.
     staged_summary = _stage_summary(summary, args.summary_json)
     try:
-        _write_results(args.output, formatter(ranking), rejects)
+        _write_results(args.output, chunks, rejects, binary=args.format != "table")
         if staged_summary is not None:
             staged_summary.commit()
     except BaseException:
@@ -555,30 +604,51 @@ def _stage_summary(summary: Summary | None, path: str | None) -> StagedOutput | 
 
 
 class Ranking:
-    """``match``'s answer as written: each source's candidates, best first, with their score
-    parts (fastmatch.scores), and the few distinct rankings the rows share."""
+    """``match``'s answer as written: the distinct rankings the sources share (most share
+    theirs with others: the devices of one class, wherever their host does not matter), each
+    with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
+    source ``i``'s ranking."""
 
-    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: ScoreParts):
+    def __init__(
+        self,
+        source_ids: Sequence[str],
+        target_ids: Sequence[str],
+        indices: np.ndarray,
+        keys: np.ndarray,
+        parts_of: Callable[[np.ndarray], ScoreParts],
+    ):
+        """``keys`` (n, any): rows with equal keys share a ranking; ``parts_of(rows)`` gives
+        the score parts of those rows' candidates."""
         self.source_ids, self.target_ids = source_ids, target_ids
-        self.indices, self.parts = indices, parts
-        self.first, self.which = _shared_rankings(
-            np.concatenate([indices, parts.major_distance.view(np.int64), parts.minor_distance.view(np.int64)], axis=1)
-        )
+        self.indices = indices
+        self.first, self.which = _shared_rankings(keys)
+        self.parts: ScoreParts = parts_of(self.first)  # (rankings, k)
 
     @classmethod
     def of(cls, result: MatchResult, k: int) -> "Ranking":
         indices, scores = result.top_k(k)
-        parts = result.score_parts(np.arange(len(indices))[:, None], indices, scores)
-        return cls(result.sources.ids, result.targets.ids, indices, parts)
+        # Equal candidates with equal scores have equal parts when the sources' versions agree.
+        keys = np.concatenate([indices, scores, result.version_origins()[:, None]], axis=1)
+        return cls(
+            result.sources.ids,
+            result.targets.ids,
+            indices,
+            keys,
+            lambda rows: result.score_parts(rows[:, None], indices[rows], scores[rows]),
+        )
 
-    def candidates(self, i: int) -> Iterator[tuple[int, int]]:
-        """``(rank, target)`` of source row ``i``'s candidates (rank from 1)."""
-        row = self.indices[i]
+    def __len__(self) -> int:
+        """How many distinct rankings."""
+        return len(self.first)
+
+    def candidates(self, r: int) -> Iterator[tuple[int, int]]:
+        """``(rank, target)`` of ranking ``r``'s candidates (rank from 1)."""
+        row = self.indices[self.first[r]]
         return ((rank, int(row[rank - 1])) for rank in range(1, int((row >= 0).sum()) + 1))
 
-    def formatted(self, format_row: Callable[[int], Any]) -> list[Any]:
-        """``format_row(i)`` of one row of each distinct ranking, in ranking order."""
-        return [format_row(int(i)) for i in self.first]
+    def formatted(self, format_ranking: Callable[[int], Any]) -> list[Any]:
+        """``format_ranking(r)`` of each distinct ranking, in ranking order."""
+        return [format_ranking(r) for r in range(len(self.first))]
 
 
 def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -600,26 +670,32 @@ def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, which
 
 
-def _format_json(ranking: Ranking) -> Iterator[str]:
+# Rows written per chunk: a chunk of top-5 JSON Lines is about 50 MB.
+_ROWS_PER_CHUNK = 1 << 16
+
+
+def _format_json(ranking: Ranking) -> Iterator[bytes]:
     """JSON Lines: one object per source,
-    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``."""
+    ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``.
+
+    Each distinct ranking is formatted once; a source's line is then a prefix, its encoded id
+    and its ranking's suffix, joined in C (map, zip, bytes.join): no Python code runs per source."""
     encode = msgspec.json.encode
     target_ids, parts = ranking.target_ids, ranking.parts
 
-    def candidates(i: int) -> str:
+    def candidates(r: int) -> str:
         return ", ".join(
-            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((i, rank - 1))).decode()}}}'
-            for rank, j in ranking.candidates(i)
+            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((r, rank - 1))).decode()}}}'
+            for rank, j in ranking.candidates(r)
         )
 
-    rankings = ranking.formatted(candidates)
-    source_ids, which = ranking.source_ids, ranking.which
-    for start in range(0, len(source_ids), 8192):
-        stop = min(len(source_ids), start + 8192)
-        yield "".join(
-            f'{{"source": {encode(source_ids[i]).decode()}, "candidates": [{rankings[which[i]]}]}}\n'
-            for i in range(start, stop)
-        )
+    suffixes = [f', "candidates": [{text}]}}\n'.encode() for text in ranking.formatted(candidates)]
+    source_ids, which = ranking.source_ids, ranking.which.tolist()
+    for start in range(0, len(source_ids), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        ids = map(encode, source_ids[start:stop])
+        lines = zip(repeat(b'{"source": '), ids, map(suffixes.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(lines))  # one copy of each piece, straight into the chunk
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
@@ -635,7 +711,7 @@ def _csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
+def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
     """``CSV_COLUMNS``, one row per candidate (rank from 1; the score's parts, empty where
     they do not apply).
 
@@ -652,19 +728,40 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[str]:
         writer.writerow(values)
         return buffer.getvalue()[:-2] + "\n"
 
-    def parts_cells(i: int, rank: int) -> list[Any]:
-        parts = ranking.parts.json((i, rank - 1)) or {}
+    def parts_cells(r: int, rank: int) -> list[Any]:
+        parts = ranking.parts.json((r, rank - 1)) or {}
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
-    yield cells(CSV_COLUMNS)
-    # Each distinct ranking's rows without the leading source cell.
+    yield cells(CSV_COLUMNS).encode()
+    # Each distinct ranking's rows without the leading source cell; a source writes its cell
+    # (and a comma) before each row of its ranking, joined in C: no Python code runs per source.
     rankings = ranking.formatted(
-        lambda i: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(i, rank)]) for rank, j in ranking.candidates(i)]
+        lambda r: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(r, rank)]) for rank, j in ranking.candidates(r)]
     )
-    for i, source_id in enumerate(ranking.source_ids):
-        prefix = cells([cell(source_id)])[:-1] + ","
-        yield "".join(prefix + row for row in rankings[ranking.which[i]])
+    rows = [[row.encode() for row in rows] for rows in rankings]
+    source_cells = _csv_source_cells(ranking.source_ids, lambda text: cells([cell(text)])[:-1], neutralise)
+    which = ranking.which.tolist()
+    for start in range(0, len(source_cells), _ROWS_PER_CHUNK):
+        stop = start + _ROWS_PER_CHUNK
+        pairs = map(zip, map(repeat, source_cells[start:stop]), map(rows.__getitem__, which[start:stop]))
+        yield b"".join(chain.from_iterable(chain.from_iterable(pairs)))
+
+
+def _csv_source_cells(source_ids: Sequence[str], quoted: Callable[[str], str], neutralise: bool) -> list[bytes]:
+    """Each source id as its CSV cell and a comma, in UTF-8. Whether any id needs something
+    done (a comma, quote, CR or LF to quote; a formula start to neutralise) is found at C
+    speed; only then is each id looked at, and those ids go through ``quoted`` (the csv writer)."""
+    joined = "\n".join(source_ids)  # a newline in an id is one of the characters to quote anyway
+    special = any(c in joined for c in ',"\r') or len(source_ids) != joined.count("\n") + 1
+    if neutralise and not special:
+        special = not set(map(itemgetter(0), source_ids)).isdisjoint(_FORMULA_START)
+    out = list(map(str.encode, map(operator.add, source_ids, repeat(","))))
+    if special:
+        for i, text in enumerate(source_ids):
+            if any(c in text for c in ',"\r\n') or (neutralise and text.startswith(_FORMULA_START)):
+                out[i] = (quoted(text) + ",").encode()
+    return out
 
 
 def _format_table(ranking: Ranking) -> Iterator[str]:
@@ -686,7 +783,7 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
         return f"  {rank:>{rank_width}}  {target:<{target_width}}  {score}".rstrip() + "\n"
 
     rankings = ranking.formatted(
-        lambda i: [rest(str(rank), printable(target_ids[j]), ranking.parts.words((i, rank - 1))) for rank, j in ranking.candidates(i)]
+        lambda r: [rest(str(rank), printable(target_ids[j]), ranking.parts.words((r, rank - 1))) for rank, j in ranking.candidates(r)]
         or [rest("-", no_target, "-")]
     )
     yield f"{header[0]:<{source_width}}" + rest(*header[1:])
@@ -700,11 +797,54 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
         )
 
 
-_FORMATTERS: dict[str, Callable[..., Iterator[str]]] = {
+_FORMATTERS: dict[str, Callable[..., Iterator[str] | Iterator[bytes]]] = {  # json, csv: UTF-8 bytes
     "table": _format_table,
     "json": _format_json,
     "csv": _format_csv,
 }
+
+
+def _on_dask(
+    address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool
+) -> tuple[Ranking, Summary | None]:
+    """The ranking (and the summary, when asked for) reduced on a Dask cluster
+    (fastmatch.distributed), which is left as it was found (a ``local`` one is stopped)."""
+    from . import distributed
+
+    with distributed.connected(address) as client:
+        result = distributed.match(sources, targets, policy, client)
+        return Ranking.of(result, k), summarise(result) if wants_summary else None
+
+
+def _write_parquet(path: str | None, data: bytes, rejects: _Rejects | None) -> None:
+    """A Parquet file to ``path``, or to standard output unless that is a terminal."""
+    _refuse_binary_terminal(path)
+    _write_results(path, [data], rejects, binary=True)
+
+
+def _refuse_binary_terminal(path: str | None) -> None:
+    if (path is None or path == STDIN) and (_stdout().isatty() or not hasattr(_stdout(), "buffer")):
+        raise FastmatchError("Parquet output is binary: give -o FILE, or pipe it")
+
+
+def _parquet_candidates(ranking: Ranking) -> bytes:
+    """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
+    from .formats.columnar import candidates_table, parquet_bytes
+
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    return parquet_bytes(table)
+
+
+# -- convert -------------------------------------------------------------------------------
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .formats.columnar import fleet_table, parquet_bytes
+
+    _check_inputs(args.input, args.policy)
+    policy = _policy(args.policy)
+    rejects = _rejects(args)
+    devices = _read_devices(args.input, policy, args.input_format, args.role, rejects)
+    _write_parquet(args.output, parquet_bytes(fleet_table(devices)), rejects)
+    return EXIT_OK
 
 
 # -- explain -------------------------------------------------------------------------------
@@ -852,8 +992,108 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
     fraction = DEFAULT_RECORD_FRACTION["targets"] if args.record_fraction is None else args.record_fraction
     distinct = default_distinct(args.sources, args.targets) if args.distinct is None else args.distinct
-    paths = write_fleet(args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction)
+    paths = write_fleet(
+        args.output, args.sources, args.targets, distinct, args.seed, record_fraction=fraction, vm_devices=args.vm_devices
+    )
     _stdout().write("".join(f"{printable(str(path))}\n" for path in paths))
+    return EXIT_OK
+
+
+def _vm_devices(text: str) -> tuple[int, int]:
+    """``N`` or ``LO-HI``: devices per generated VM."""
+    found = re.fullmatch(r"\s*([0-9]{1,3})\s*(?:-\s*([0-9]{1,3})\s*)?", text)
+    low, high = (int(found.group(1)), int(found.group(2) or found.group(1))) if found else (0, 0)
+    if not 1 <= low <= high <= 16:
+        raise argparse.ArgumentTypeError(f"expected N or LO-HI with 1 <= LO <= HI <= 16, got {describe(text)}")
+    return low, high
+
+
+# -- plan ----------------------------------------------------------------------------------
+# Spelled here, not imported from fastmatch.drain, so that starting the command line does not
+# load the planner (fastmatch.drain checks the same names).
+PLAN_STRATEGIES = ("joint", "greedy")
+PLAN_FORMATS = ("csv", "json", "table")
+
+
+def _add_plan_parser(
+    commands: Any,
+    policy_option: Callable[[argparse.ArgumentParser], None],
+    input_format_option: Callable[[argparse.ArgumentParser], None],
+    quiet_option: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    p = commands.add_parser(
+        "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
+    )
+    p.add_argument("sources", metavar="SOURCES", help="source devices (any input format match reads)")
+    p.add_argument("targets", metavar="TARGETS", help="target devices")
+    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
+    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    p.add_argument(
+        "--strategy", choices=PLAN_STRATEGIES, default="joint",
+        help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
+    )
+    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
+    p.add_argument("--assume", metavar="FILE", help="TOML or JSON patches applied to the fleets first (what-if)")
+    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
+    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
+    p.add_argument("--time-limit", type=_seconds, metavar="SECONDS", help="return the best plan found by then (not proven optimal)")
+    policy_option(p)
+    input_format_option(p)
+    p.add_argument("--format", choices=PLAN_FORMATS, default="table", help="output format (default: table)")
+    p.add_argument(
+        "--csv-formulas", action="store_true",
+        help="CSV: write cells that begin with = + - @ as they are (by default they get a leading ')",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
+    p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    quiet_option(p)
+    p.set_defaults(run=_cmd_plan)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {describe(text)}")
+    return value
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .drain import plan
+    from .drain.assume import read_assumptions
+    from .drain.inputs import read_drain_file, read_host_limits
+    from .drain.output import FORMATTERS as PLAN_FORMATTERS, summary_text
+
+    _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits, args.assume) if f))
+    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
+    if args.drain_file is not None:
+        names["drain"], listed = read_drain_file(args.drain_file)
+        if args.drain:
+            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
+        drain = [host for host, _ in listed]
+        names["drain_lines"] = [line for _, line in listed]
+    if not drain:
+        raise FastmatchError("no host to drain: give --drain HOST ... or --drain-file FILE")
+    limits = None
+    if args.host_limits is not None:
+        names["host_limits"], limits = read_host_limits(args.host_limits)
+    assume = None
+    if args.assume is not None:
+        names["assume"], assume = read_assumptions(args.assume)
+    policy = _policy(args.policy)
+    sources = _read_devices(args.sources, policy, args.input_format, "source")
+    targets = _read_devices(args.targets, policy, args.input_format, "target")
+    result = plan(
+        sources, targets, drain, policy, strategy=args.strategy, host_limits=limits, assume=assume,
+        max_parallel=args.max_parallel, max_per_host=args.max_per_host, time_limit=args.time_limit,
+        workers=args.workers, names=names,
+    )
+    cell = _csv_cell if args.format == "csv" and not args.csv_formulas else str
+    _write_results(args.output, PLAN_FORMATTERS[args.format](result, cell), None)
+    if args.format == "csv" and not args.quiet:
+        _say(f"{PROG}: {' '.join(summary_text(result).splitlines()[0].split())}")
     return EXIT_OK
 
 
@@ -966,8 +1206,9 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     line(f"Ranked candidates (top {k}) of a few sources:")
     for i in _showcase(source_records, indices):
         line(f"  {sources.ids[i]}  [{_describe(source_records[i])}]")
-        for rank, j in ranking.candidates(i):
-            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((i, rank - 1))}")
+        r = ranking.which[i]
+        for rank, j in ranking.candidates(r):
+            line(f"    {rank}. {targets.ids[j]:<36}  {_describe(target_records[j]):<32}  {ranking.parts.words((r, rank - 1))}")
 
     counts = result.reason_counts()
     failing = n * m - n_compatible

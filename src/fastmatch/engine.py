@@ -14,6 +14,7 @@ from .dispatch import plan
 from .errors import FastmatchError
 from .files import STDIN, input_name
 from .formats import check_options, read_data, read_file, read_path
+from .formats.columnar import COLUMNAR_FORMATS, columnar_format, read_columnar_devices
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
 from .policy import Policy
 from .progress import Stages
@@ -34,7 +35,7 @@ def load(
     """Read devices from any input format (docs/model.md section 9), told apart by content.
 
     A file of fleet JSON Lines, a JSON array of records, a seed document or
-    SELF/COMPATIBLE text; libvirt node-device XML (a file or a directory); or
+    SELF/COMPATIBLE text; a Parquet or Arrow IPC table (fastmatch.formats.columnar); libvirt node-device XML (a file or a directory); or
     a sysfs tree. ``input_format`` forces one (``json``, ``text``, ``libvirt``,
     ``sysfs``). ``role`` (``source`` or ``target``) keeps only the mdevs or
     only the mdev types of a libvirt or sysfs input; ``host`` sets their host.
@@ -62,6 +63,12 @@ def load(
             # Large, valid fleet JSON Lines take the fast path; anything it does not take as it
             # is, the careful readers below read again from the same bytes, and report.
             devices = read_fleet_lines(data, policy, stages)
+            if devices is not None:
+                return devices
+        columnar = input_format or columnar_format(data)
+        if on_error is None and columnar in COLUMNAR_FORMATS:
+            # Column-wise, as the fast path above; the row-wise reader words what it refuses.
+            devices = read_columnar_devices(data, name, columnar, policy)
             if devices is not None:
                 return devices
         records, places = read_data(data, Path(name), input_format, role=role, host=host, on_error=on_error, others=others)

@@ -44,6 +44,7 @@ MAX_LINE_BYTES = 1 << 20
 MAX_INPUT_BYTES = 4 << 30
 _CHUNK = MAX_LINE_BYTES  # no larger: see the line check in _read
 _SPACE = b" \t\r\n"
+_COLUMNAR_MAGIC = (b"PAR1", b"ARROW1", b"\xff\xff\xff\xff", b"FEA1")  # as fastmatch.formats.columnar tells them
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -237,7 +238,10 @@ def _read_chunk(source: _Readable, name: str, compression: str | None, errors: t
 
 
 def _line_oriented(chunk: bytes) -> bool | None:
-    """Whether input that starts (after white space) with ``chunk`` is line-oriented; ``None``: all white space."""
+    """Whether input that starts (after white space) with ``chunk`` is line-oriented; ``None``: all white space.
+    A columnar fleet (Parquet, Arrow: binary, told by its magic number) is not."""
+    if chunk.startswith(_COLUMNAR_MAGIC):
+        return False
     start = chunk.lstrip(_SPACE)[:1]
     return None if not start else start not in (b"[", b"<")
 

@@ -402,6 +402,27 @@ def _check(side: str, count: int, distinct: int, seed: int, record_fraction: flo
         raise FastmatchError(f"record_fraction must be between 0 and 1, got {record_fraction!r}")
 
 
+def _vm_firsts(host: np.ndarray, seed: int, vm_devices: tuple[int, int] | None) -> np.ndarray:
+    """Per source device, the index of the first device of its VM: VMs of ``vm_devices``
+    (low, high) consecutive devices of one host, sizes drawn uniformly (a stream of their own,
+    so the devices themselves do not change); ``None``: each device its own VM."""
+    count = len(host)
+    if vm_devices is None:
+        return np.arange(count, dtype=np.int64)
+    low, high = vm_devices
+    sizes = np.random.default_rng(np.random.SeedSequence(seed).spawn(6)[5]).integers(low, high + 1, size=count).tolist()
+    first = np.empty(count, dtype=np.int64)
+    hosts = host.tolist()
+    start, drawn = 0, 0
+    for i in range(count):
+        if i == 0 or hosts[i] != hosts[i - 1] or i - start >= sizes[drawn]:
+            if i:
+                drawn += 1
+            start = i
+        first[i] = start
+    return first
+
+
 def generate_lines(
     side: str,
     count: int,
@@ -410,6 +431,7 @@ def generate_lines(
     *,
     record_fraction: float | None = None,
     chunk: int = CHUNK_LINES,
+    vm_devices: tuple[int, int] | None = None,
 ) -> Iterator[str]:
     """One side's JSON Lines text, in chunks of ``chunk`` lines (each ending with a newline).
 
@@ -417,8 +439,10 @@ def generate_lines(
     most ``distinct`` descriptors (all distinct when ``distinct >= count``);
     ``record_fraction`` is the share of this side's descriptors with
     COMPATIBLE records (default: a third of the targets', none of the sources').
+    ``vm_devices`` ``(low, high)`` groups sources into VMs of that many devices of one host.
     """
     _check(side, count, distinct, seed, record_fraction)
+    _check_vm_devices(vm_devices)
     if record_fraction is None:
         record_fraction = DEFAULT_RECORD_FRACTION[side]
     data = _build_side(side, int(count), int(distinct), int(seed), record_fraction)
@@ -429,15 +453,17 @@ def generate_lines(
         # Per descriptor, the id's tail after the parent device: "/<mdev_type>".
         parent_of = [parents[kind] for kind, _ in data.id_parts]
         type_of = [mdev_type for _, mdev_type in data.id_parts]
+    vm_first = _vm_firsts(data.host, int(seed), vm_devices) if side == "sources" else None
     for start in range(0, count, chunk):
         end = min(count, start + chunk)
         host = data.host[start:end].tolist()
         descriptor = data.descriptor[start:end].tolist()
         if side == "sources":
+            assert vm_first is not None, "a source side has its VMs"
             yield "".join(
                 [
-                    f'{{"id":"{hosts[h]}/mdev-{i:07d}","host":"{hosts[h]}","vm":"vm-{i:07d}",{fragments[d]}}}\n'
-                    for i, h, d in zip(range(start, end), host, descriptor)
+                    f'{{"id":"{hosts[h]}/mdev-{i:07d}","host":"{hosts[h]}","vm":"vm-{v:07d}",{fragments[d]}}}\n'
+                    for i, h, d, v in zip(range(start, end), host, descriptor, vm_first[start:end].tolist())
                 ]
             )
         else:
@@ -453,11 +479,29 @@ def generate_lines(
             )
 
 
+def _check_vm_devices(vm_devices: tuple[int, int] | None) -> None:
+    if vm_devices is None:
+        return
+    if (
+        not isinstance(vm_devices, tuple)
+        or len(vm_devices) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in vm_devices)
+        or not 1 <= vm_devices[0] <= vm_devices[1] <= MAX_SLOTS
+    ):
+        raise FastmatchError(f"vm_devices must be (low, high) with 1 <= low <= high <= {MAX_SLOTS}, got {vm_devices!r}")
+
+
 def generate_records(
-    side: str, count: int, distinct: int, seed: int = 0, *, record_fraction: float | None = None
+    side: str,
+    count: int,
+    distinct: int,
+    seed: int = 0,
+    *,
+    record_fraction: float | None = None,
+    vm_devices: tuple[int, int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The records of :func:`generate_lines`, decoded (for tests and small fleets)."""
-    for text in generate_lines(side, count, distinct, seed, record_fraction=record_fraction):
+    for text in generate_lines(side, count, distinct, seed, record_fraction=record_fraction, vm_devices=vm_devices):
         for line in text.splitlines():
             yield json.loads(line)
 
@@ -470,13 +514,14 @@ def write_side(
     seed: int = 0,
     *,
     record_fraction: float | None = None,
+    vm_devices: tuple[int, int] | None = None,
 ) -> Path:
     """Write one side's JSON Lines to ``path`` (through a temporary file, then renamed)."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
     try:
         with open(partial, "wb") as out:
-            for text in generate_lines(side, count, distinct, seed, record_fraction=record_fraction):
+            for text in generate_lines(side, count, distinct, seed, record_fraction=record_fraction, vm_devices=vm_devices):
                 out.write(text.encode("utf-8"))
         os.replace(partial, path)
     finally:
@@ -493,22 +538,26 @@ def write_fleet(
     *,
     record_fraction: float = DEFAULT_RECORD_FRACTION["targets"],
     source_record_fraction: float = DEFAULT_RECORD_FRACTION["sources"],
+    vm_devices: tuple[int, int] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``directory/sources.jsonl`` and ``directory/targets.jsonl``; returns their paths.
 
     ``distinct`` bounds the distinct descriptors of each side (each device its
     own when ``distinct`` is at least that side's count). ``record_fraction``
     and ``source_record_fraction`` are the shares of target and source
-    descriptors with COMPATIBLE records. The directory is created if needed;
+    descriptors with COMPATIBLE records; ``vm_devices`` ``(low, high)`` groups the sources
+    into VMs of that many devices of one host. The directory is created if needed;
     the same arguments always give the same bytes.
     """
     _check("sources", sources, distinct, seed, source_record_fraction)
+    _check_vm_devices(vm_devices)
     _check("targets", targets, distinct, seed, record_fraction)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     return (
         write_side(
-            directory / SOURCES_FILE, "sources", sources, distinct, seed, record_fraction=source_record_fraction
+            directory / SOURCES_FILE, "sources", sources, distinct, seed, record_fraction=source_record_fraction,
+            vm_devices=vm_devices,
         ),
         write_side(directory / TARGETS_FILE, "targets", targets, distinct, seed, record_fraction=record_fraction),
     )

@@ -17,7 +17,7 @@ import stat
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import IO, Any, Iterable
 
 from .errors import FastmatchError
 
@@ -25,10 +25,11 @@ from .errors import FastmatchError
 class StagedOutput:
     """One output file: :meth:`write` its chunks, then :meth:`commit` (or :meth:`discard`) it."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, binary: bool = False) -> None:
         self.path = str(path)
+        self.binary = binary  # chunks are bytes (a Parquet file), not text
         self._temporary: str | None = None
-        self._handle: TextIO | None = None
+        self._handle: IO[Any] | None = None
         try:
             mode = os.stat(self.path).st_mode  # follows links
         except FileNotFoundError:
@@ -43,7 +44,7 @@ class StagedOutput:
     def same_file_as(self, other: "StagedOutput") -> bool:
         return not self.in_place and not other.in_place and self.target == other.target
 
-    def write(self, chunks: Iterable[str]) -> None:
+    def write(self, chunks: Iterable[str] | Iterable[bytes]) -> None:
         try:
             if self._handle is None:
                 self._handle = self._open()
@@ -81,10 +82,13 @@ class StagedOutput:
                 os.unlink(self._temporary)
             self._temporary = None
 
-    def _open(self) -> TextIO:
+    def _open(self) -> IO[Any]:
         if self.in_place:
-            return open(self.path, "w", encoding="utf-8", newline="")
-        fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        else:
+            fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        if self.binary:
+            return os.fdopen(fd, "wb")
         return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
     def _error(self, exc: OSError) -> FastmatchError:

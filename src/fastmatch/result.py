@@ -272,6 +272,16 @@ class MatchResult:
             scores,
         )
 
+    def version_origins(self) -> np.ndarray:
+        """int64 (n,): a code per source device, equal for sources whose version distances are
+        measured from the same version (or that have none): with equal scores to the same
+        targets, two sources with one code have equal score parts."""
+        versions = self._class_versions[0]
+        if len(versions.present) == 0:
+            return np.zeros(len(self.sources), dtype=np.int64)
+        _, codes = np.unique(np.stack([versions.present, versions.major, versions.minor]), axis=1, return_inverse=True)
+        return codes.reshape(-1)[self.source_class]
+
     @cached_property
     def _class_versions(self) -> tuple[ClassVersions, ClassVersions]:
         return ClassVersions(self.sources, self.source_class, self.policy.score_version), self.target_class_versions
@@ -571,28 +581,36 @@ class TargetDevices:
         """The native reductions' view of these targets (``_kernel.DeviceView``)."""
         cached = self._views
         if exclude_same_host not in cached:
-            from . import _kernel
-
-            available_order, available_start = _grouped(
-                np.where(self.available, self.target_class, self.n_classes), self.n_classes
-            )
-            class_order, class_start = _grouped(self.target_class, self.n_classes)
-            host_order, host_start = _grouped(self.host, int(self.host.max(initial=0)) + 1)
-            cached[exclude_same_host] = _kernel.DeviceView.for_targets(
-                self.target_class,
-                np.ascontiguousarray(self.host, dtype=np.int64),
-                available_order,
-                available_start,
-                class_order,
-                class_start,
-                host_order,
-                host_start,
-                exclude_same_host,
+            cached[exclude_same_host] = target_view(
+                self.target_class, self.host, self.available, self.n_classes, exclude_same_host
             )
         return cached[exclude_same_host]
 
 
-def _grouped(keys: Int64s, n_groups: int) -> tuple[Int64s, Int64s]:
+def target_view(
+    target_class: np.ndarray, host: np.ndarray, available: np.ndarray, n_classes: int, exclude_same_host: bool
+) -> _kernel.DeviceView:
+    """``_kernel.DeviceView.for_targets`` of a target fleet's device arrays (as
+    :class:`TargetDevices` holds them), wherever they are: a Dask worker builds its own."""
+    from . import _kernel
+
+    available_order, available_start = grouped(np.where(available, target_class, n_classes), n_classes)
+    class_order, class_start = grouped(target_class, n_classes)
+    host_order, host_start = grouped(host, int(host.max(initial=0)) + 1)
+    return _kernel.DeviceView.for_targets(
+        target_class,
+        np.ascontiguousarray(host, dtype=np.int64),
+        available_order,
+        available_start,
+        class_order,
+        class_start,
+        host_order,
+        host_start,
+        exclude_same_host,
+    )
+
+
+def grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, start)``: the positions whose key is g are ``order[start[g]:start[g + 1]]``,
     in position order (keys past ``n_groups - 1`` belong to no group)."""
     order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
@@ -653,7 +671,7 @@ class DeviceRules:
         """The native view of these rules for sources in classes ``source_class`` (only the
         ``asked`` ones, when given: the others' rows are left as they are)."""
         keys = source_class if asked is None else np.where(asked, source_class, n_classes)
-        order, start = _grouped(keys, n_classes)
+        order, start = grouped(keys, n_classes)
         return self.targets.view(self.exclude_same_host).with_sources(order, start, self.source_host, self.source_twin)
 
 

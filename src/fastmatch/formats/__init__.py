@@ -21,13 +21,14 @@ from typing import Any, Sequence
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
 from ..progress import SILENT, Stages
+from .columnar import COLUMNAR_FORMATS, columnar_format, read_columnar
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt
 from .sysfs import is_sysfs_root, read_sysfs
 from .text import read_text
 
-FORMATS = ("json", "text", "libvirt", "sysfs")
+FORMATS = ("json", "text", "libvirt", "sysfs", *COLUMNAR_FORMATS)
 ROLES = ("source", "target")
 
 Places = Sequence[int | str | None] | None
@@ -80,7 +81,7 @@ def read_file(
     """The bytes of one input file, read once (see :func:`fastmatch.files.read_input`): XML and
     JSON arrays may be one long line, the other formats may not. A file of a directory must be
     a regular file: a FIFO there would block, a device never end."""
-    line_limit = {"libvirt": False, "text": True}.get(input_format or "")
+    line_limit = {"libvirt": False, "text": True, "parquet": False, "arrow": False}.get(input_format or "")
     return read_input(path, line_limit=line_limit, regular_only=in_directory, stages=stages)
 
 
@@ -102,6 +103,8 @@ def read_data(
         return read_libvirt([Document(data, path)], host=host, role=role, on_error=on_error, others=others)
     if input_format == "text":
         return read_text(data, path, on_error=on_error)
+    if input_format in COLUMNAR_FORMATS:
+        return read_columnar(data, str(path), input_format, on_error=on_error)
     return read_json(data, path, on_error=on_error)
 
 
@@ -117,7 +120,11 @@ def read_libvirt_paths(
 
 
 def detect_format(data: bytes) -> str:
-    """``libvirt`` for XML, ``text`` for SELF/COMPATIBLE text, else ``json`` (whose errors then say what is wrong)."""
+    """``parquet`` or ``arrow`` by their magic numbers, ``libvirt`` for XML, ``text`` for
+    SELF/COMPATIBLE text, else ``json`` (whose errors then say what is wrong)."""
+    columnar = columnar_format(data)
+    if columnar is not None:
+        return columnar
     start = data.lstrip()[:1]
     if start == b"<":
         return "libvirt"
@@ -148,8 +155,13 @@ def _read_directory(
                 records += xml_records
                 places += xml_places
             continue
-        reader = read_text if fmt == "text" else read_json
-        found, where = reader(data, entry, on_error=on_error)
+        found: list[Any]
+        where: Places
+        if fmt in COLUMNAR_FORMATS:
+            found, where = read_columnar(data, str(entry), fmt, on_error=on_error)
+        else:
+            reader = read_text if fmt == "text" else read_json
+            found, where = reader(data, entry, on_error=on_error)
         records += found
         places += [rebase(place, entry.name) for place in where or [None] * len(found)]
     return records, places

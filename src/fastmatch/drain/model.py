@@ -1,0 +1,406 @@
+"""The drain as an integer program over classes, solved exactly by HiGHS (scipy.optimize.milp).
+
+Commodities are the movers' (class, own-id target) keys; buckets gather the eligible targets of
+one class on one *place*: a host the model must see on its own (a host with a limit, a host a
+VM group may go to), or, for every other host, all of them at once. Variables:
+
+``x[k, b]``  devices of commodity k that go to bucket b (single-device VMs and VM groups alike)
+``y[g, P]``  VM groups of type g (the multiset of their devices' commodities) placed on place P
+
+Rows: a commodity's single-device VMs bound what it sends beyond its groups' devices; the
+devices of the groups on a place find buckets on that place; buckets hold their capacity;
+places their limit; group types their count. With y fixed this is a network flow (two laminar
+families of rows), so its optimum is integral; y makes it an integer program, and all
+variables are declared integer so that HiGHS's answer is integral as it stands.
+
+The objective is lexicographic and solved in stages, each fixing the optimum of the one
+before: most VMs, then most devices (only when VM groups exist: otherwise the two are the
+same), then the least total rank (ranks: :mod:`fastmatch.plan.classes`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import FastmatchError
+from .classes import ClassView
+
+ANY_PLACE = -2  # a group "place" that is every bucket: the bound of the relaxation
+AGGREGATE = -1  # the bucket place of hosts the model does not see one by one
+
+
+def scipy_modules():
+    try:
+        from scipy import optimize, sparse
+    except ImportError:
+        raise FastmatchError("fastmatch plan needs SciPy's HiGHS solver: pip install 'fastmatch[plan]'") from None
+    return optimize, sparse
+
+
+@dataclass
+class Commodities:
+    """Movers grouped by what decides where they may go: their class and their own-id target."""
+
+    key_class: np.ndarray  # int64 per commodity
+    key_twin: np.ndarray  # int64 per commodity
+    of_mover: np.ndarray  # int64 per mover
+    singles: np.ndarray  # int64 per commodity: single-device VMs
+    group_type_of_vm: np.ndarray  # int64 per VM: its group type, -1 for a single-device VM
+    group_members: list[tuple[tuple[int, int], ...]]  # per group type: ((commodity, count), ...)
+    group_count: np.ndarray  # int64 per group type
+
+    @classmethod
+    def build(cls, view: ClassView) -> "Commodities":
+        fleet = view.fleet
+        keys = np.stack([view.mover_class, view.twin], axis=1) if len(fleet.movers) else np.zeros((0, 2), np.int64)
+        unique, of_mover = np.unique(keys, axis=0, return_inverse=True)
+        of_mover = of_mover.reshape(-1).astype(np.int64)
+        sizes = fleet.vm_sizes
+        singles = np.zeros(len(unique), dtype=np.int64)
+        single_vms = np.flatnonzero(sizes == 1)
+        np.add.at(singles, of_mover[fleet.vm_members[fleet.vm_start[single_vms]]], 1)
+        type_of_vm = np.full(fleet.n_vms, -1, dtype=np.int64)
+        types: dict[tuple[tuple[int, int], ...], int] = {}
+        for v in np.flatnonzero(sizes > 1).tolist():
+            members = of_mover[fleet.vm_devices(v)]
+            commodity, count = np.unique(members, return_counts=True)
+            key = tuple(zip(commodity.tolist(), count.tolist()))
+            type_of_vm[v] = types.setdefault(key, len(types))
+        counts = np.bincount(type_of_vm[type_of_vm >= 0], minlength=len(types)).astype(np.int64)
+        return cls(unique[:, 0].copy(), unique[:, 1].copy(), of_mover, singles, type_of_vm, list(types), counts)
+
+    def __len__(self) -> int:
+        return len(self.key_class)
+
+
+@dataclass
+class Buckets:
+    """Eligible targets of one class on one place (and a target some mover has the id of, alone)."""
+
+    target_class: np.ndarray
+    place: np.ndarray  # host number, or AGGREGATE
+    twin: np.ndarray  # the one target of a bucket kept apart, or -1
+    capacity: np.ndarray
+    order: np.ndarray  # eligible target indices, grouped by bucket, in input order
+    start: np.ndarray
+
+    @classmethod
+    def build(cls, view: ClassView, places: np.ndarray) -> "Buckets":
+        """``places``: the host numbers the model sees one by one."""
+        fleet = view.fleet
+        eligible = np.flatnonzero(view.capacity > 0)
+        seen = np.zeros(len(fleet.host_names), dtype=bool)
+        seen[places] = True
+        host = fleet.target_host[eligible]
+        place = np.where(seen[host], host, AGGREGATE)
+        twins = np.zeros(len(fleet.targets), dtype=bool)
+        twins[view.twin[view.twin >= 0]] = True
+        apart = np.where(twins[eligible], eligible, -1)
+        keys = np.stack([view.target_class[eligible], place, apart], axis=1)
+        unique, bucket_of = np.unique(keys, axis=0, return_inverse=True) if len(eligible) else (np.zeros((0, 3), np.int64), np.zeros(0, np.int64))
+        bucket_of = bucket_of.reshape(-1)
+        order = eligible[np.argsort(bucket_of, kind="stable")]
+        start = np.searchsorted(np.sort(bucket_of), np.arange(len(unique) + 1))
+        capacity = np.bincount(bucket_of, weights=view.capacity[eligible], minlength=len(unique)).astype(np.int64)
+        return cls(unique[:, 0].copy(), unique[:, 1].copy(), unique[:, 2].copy(), capacity, order.astype(np.int64), start.astype(np.int64))
+
+    def __len__(self) -> int:
+        return len(self.target_class)
+
+    def targets(self, b: int) -> np.ndarray:
+        return self.order[self.start[b] : self.start[b + 1]]
+
+
+@dataclass
+class Model:
+    commodities: Commodities
+    buckets: Buckets
+    pair_k: np.ndarray  # per x variable
+    pair_b: np.ndarray
+    pair_rank: np.ndarray
+    group_g: np.ndarray  # per y variable
+    group_place: np.ndarray
+    host_limit: np.ndarray
+    rows: int = 0
+
+    @property
+    def n_variables(self) -> int:
+        return len(self.pair_k) + len(self.group_g)
+
+
+def compatible_pairs(view: ClassView, commodities: Commodities, buckets: Buckets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(k, b, rank)`` of every commodity and bucket it may send to."""
+    by_class_order = np.argsort(buckets.target_class, kind="stable")
+    by_class_start = np.searchsorted(buckets.target_class[by_class_order], np.arange(view.scores.shape[1] + 1))
+    ks, bs, rs = [], [], []
+    for k in range(len(commodities)):
+        c, twin = int(commodities.key_class[k]), int(commodities.key_twin[k])
+        ranks = view.class_ranks[c] if twin < 0 else view.ranks(c, twin)
+        classes = np.flatnonzero(ranks >= 0)
+        if not len(classes):
+            continue
+        lengths = by_class_start[classes + 1] - by_class_start[classes]
+        starts = np.repeat(by_class_start[classes] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        chosen = by_class_order[starts + np.arange(int(lengths.sum()))]
+        if twin >= 0:
+            chosen = chosen[buckets.twin[chosen] != twin]
+        ks.append(np.full(len(chosen), k, dtype=np.int64))
+        bs.append(chosen.astype(np.int64))
+        rs.append(ranks[buckets.target_class[chosen]])
+    if not ks:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(ks), np.concatenate(bs), np.concatenate(rs)
+
+
+def build_model(
+    view: ClassView, commodities: Commodities, places: np.ndarray, group_places: list[np.ndarray]
+) -> Model:
+    """The model that sees ``places`` one by one and lets group type g go to ``group_places[g]``
+    (host numbers among ``places``, or ANY_PLACE)."""
+    buckets = Buckets.build(view, places)
+    pair_k, pair_b, pair_rank = compatible_pairs(view, commodities, buckets)
+    group_g = np.concatenate([np.full(len(p), g, dtype=np.int64) for g, p in enumerate(group_places)]) if group_places else np.zeros(0, np.int64)
+    group_place = np.concatenate(group_places).astype(np.int64) if group_places else np.zeros(0, np.int64)
+    return Model(commodities, buckets, pair_k, pair_b, pair_rank, group_g, group_place, view.fleet.host_limit)
+
+
+@dataclass
+class Solution:
+    x: np.ndarray  # int64 per pair
+    y: np.ndarray  # int64 per group variable
+    status: str  # "optimal" or "time-limit"
+    objective: tuple[int, ...]  # (VMs, devices, total rank)
+    seconds: float
+    stages: list[dict] = field(default_factory=list)
+
+
+def _matrix(model: Model):
+    """Rows (A, lower, upper) of the model, as a CSR matrix over x then y."""
+    _, sparse = scipy_modules()
+    com, buckets = model.commodities, model.buckets
+    n_x, n_y = len(model.pair_k), len(model.group_g)
+    rows, cols, vals, lower, upper = [], [], [], [], []
+    n_rows = 0
+
+    def add(r, c, v):
+        rows.append(np.asarray(r, dtype=np.int64))
+        cols.append(np.asarray(c, dtype=np.int64))
+        vals.append(np.asarray(v, dtype=np.float64))
+
+    x_cols = np.arange(n_x)
+    # Group members, expanded: per y variable, its (commodity, count) pairs.
+    member_var, member_k, member_m = [], [], []
+    for var, g in enumerate(model.group_g.tolist()):
+        for k, m in com.group_members[g]:
+            member_var.append(var)
+            member_k.append(k)
+            member_m.append(m)
+    member_var = np.asarray(member_var, dtype=np.int64)
+    member_k = np.asarray(member_k, dtype=np.int64)
+    member_m = np.asarray(member_m, dtype=np.float64)
+
+    # 1. per commodity: sum x - group devices <= single-device VMs
+    add(model.pair_k, x_cols, np.ones(n_x))
+    add(member_k, n_x + member_var, -member_m)
+    lower.append(np.full(len(com), -np.inf))
+    upper.append(com.singles.astype(np.float64))
+    n_rows += len(com)
+
+    # 2. per (commodity, group place): the groups' devices there find buckets there
+    if len(member_var):
+        place_of_member = model.group_place[member_var]
+        keys = np.stack([member_k, place_of_member], axis=1)
+        unique, row_of_member = np.unique(keys, axis=0, return_inverse=True)
+        row_of_member = row_of_member.reshape(-1)
+        add(n_rows + row_of_member, n_x + member_var, -member_m)
+        # x pairs whose bucket is on a row's place, and every x pair of a commodity with an ANY_PLACE row
+        width = len(model.host_limit) + 2
+        row_keys = unique[:, 0] * width + (unique[:, 1] + 2)  # sorted, as np.unique sorts rows
+        pair_place = model.buckets.place[model.pair_b]
+        row_list, col_list = [], []
+        for place in (pair_place, np.full(n_x, ANY_PLACE)):
+            wanted = model.pair_k * width + (place + 2)
+            at = np.minimum(np.searchsorted(row_keys, wanted), max(len(row_keys) - 1, 0))
+            hit = np.flatnonzero(row_keys[at] == wanted)
+            row_list.append(at[hit])
+            col_list.append(hit)
+        row_list, col_list = np.concatenate(row_list), np.concatenate(col_list)
+        add(n_rows + row_list, col_list, np.ones(len(col_list)))
+        lower.append(np.zeros(len(unique)))
+        upper.append(np.full(len(unique), np.inf))
+        n_rows += len(unique)
+
+    # 3. per bucket: capacity
+    add(n_rows + model.pair_b, x_cols, np.ones(n_x))
+    lower.append(np.full(len(buckets), -np.inf))
+    upper.append(buckets.capacity.astype(np.float64))
+    n_rows += len(buckets)
+
+    # 4. per limited place
+    limited = np.flatnonzero(model.host_limit >= 0)
+    if len(limited):
+        row_of_host = np.full(len(model.host_limit), -1, dtype=np.int64)
+        row_of_host[limited] = np.arange(len(limited))
+        pair_place = buckets.place[model.pair_b]
+        on = np.flatnonzero((pair_place >= 0) & (row_of_host[np.maximum(pair_place, 0)] >= 0))
+        add(n_rows + row_of_host[pair_place[on]], on, np.ones(len(on)))
+        lower.append(np.full(len(limited), -np.inf))
+        upper.append(model.host_limit[limited].astype(np.float64))
+        n_rows += len(limited)
+
+    # 5. per group type: count
+    if len(model.group_g):
+        add(n_rows + model.group_g, n_x + np.arange(n_y), np.ones(n_y))
+        lower.append(np.full(len(com.group_count), -np.inf))
+        upper.append(com.group_count.astype(np.float64))
+        n_rows += len(com.group_count)
+
+    matrix = sparse.csr_array(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_x + n_y)
+    )
+    model.rows = n_rows
+    return matrix, np.concatenate(lower), np.concatenate(upper)
+
+
+def objectives(model: Model) -> list[tuple[str, np.ndarray, int]]:
+    """The objective's parts: (name, coefficients over x then y, sense), sense +1 to maximise,
+    -1 to minimise: VMs placed, devices placed, total rank."""
+    n_x = len(model.pair_k)
+    sizes = np.array([sum(m for _, m in members) for members in model.commodities.group_members], dtype=np.float64)
+    vms = np.concatenate([np.ones(n_x), -(sizes[model.group_g] - 1) if len(model.group_g) else np.zeros(0)])
+    devices = np.concatenate([np.ones(n_x), np.zeros(len(model.group_g))])
+    rank = np.concatenate([model.pair_rank.astype(np.float64), np.zeros(len(model.group_g))])
+    return [("vms", vms, 1), ("devices", devices, 1), ("rank", rank, -1)]
+
+
+# A weighted objective is exact while every value it takes is an integer a double holds
+# exactly, with room for the solver's tolerances.
+EXACT_WEIGHTED = 2.0**50
+
+
+def solve(model: Model, time_limit: float | None = None) -> Solution:
+    """The lexicographic optimum (or, when ``time_limit`` seconds run out, the best plan found).
+
+    The rows split into independent blocks (kinds of hardware never compete for a target):
+    each block is solved on its own, smallest first, and the lexicographic optimum of the
+    whole is the blocks' optima together. A block whose objective fits :data:`EXACT_WEIGHTED`
+    is solved once with weights that make the order strict (a VM outweighs every device, a
+    device every rank); a larger one in stages, each fixing the optimum of the one before.
+    """
+    optimize, sparse = scipy_modules()
+    from scipy.sparse.csgraph import connected_components
+
+    started = time.perf_counter()
+    n_x, n_y = len(model.pair_k), len(model.group_g)
+    n = n_x + n_y
+    if n == 0:
+        return Solution(np.zeros(0, np.int64), np.zeros(0, np.int64), "optimal", (0, 0, 0), 0.0)
+    matrix, lower, upper = _matrix(model)
+    variable_upper = np.concatenate(
+        [model.buckets.capacity[model.pair_b].astype(np.float64), model.commodities.group_count[model.group_g].astype(np.float64)]
+    )
+    parts = objectives(model)
+    n_rows = matrix.shape[0]
+    graph = sparse.bmat([[None, matrix], [matrix.T, None]]).tocsr()
+    _, label = connected_components(graph, directed=False)
+    row_label, column_label = label[:n_rows], label[n_rows:]
+    blocks = np.unique(column_label)
+    sizes = np.bincount(column_label)
+    best = np.zeros(n, dtype=np.int64)
+    status, stages = "optimal", []
+    devices_of = _devices_per_row(model)
+    for block in sorted(blocks.tolist(), key=lambda b: (sizes[b], b)):
+        columns = np.flatnonzero(column_label == block)
+        rows = np.flatnonzero(row_label == block)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - started)
+        if left is not None and left <= 0:
+            status = "time-limit"  # the blocks not reached place nothing: still a feasible plan
+            break
+        values, block_status, block_stages = _solve_block(
+            optimize, matrix[rows][:, columns], lower[rows], upper[rows], variable_upper[columns],
+            [(name, c[columns], sense) for name, c, sense in parts], int(devices_of[rows].sum()), n_y > 0, left,
+        )
+        stages.extend({"block": int(block), "variables": len(columns), **stage} for stage in block_stages)
+        if values is not None:
+            best[columns] = values
+        if block_status != "optimal":
+            status = "time-limit"
+    objective = tuple(int(round(float(c @ best))) for _, c, _ in parts)
+    return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, _summarised(stages))
+
+
+def _devices_per_row(model: Model) -> np.ndarray:
+    """Per row of the model, the devices its commodity row stands for (0 for other rows): a
+    block's devices are the sum over its rows."""
+    com = model.commodities
+    devices = com.singles.astype(np.int64).copy()
+    for members, count in zip(com.group_members, com.group_count.tolist()):
+        for k, m in members:
+            devices[k] += m * count
+    out = np.zeros(model.rows, dtype=np.int64)
+    out[: len(com)] = devices
+    return out
+
+
+def _solve_block(optimize, matrix, lower, upper, variable_upper, parts, devices, groups, time_limit):
+    """One block: ``(values or None, status, stages)``."""
+    n = matrix.shape[1]
+    bounds = optimize.Bounds(np.zeros(n), variable_upper)
+    constraints = [optimize.LinearConstraint(matrix, lower, upper)]
+    by_name = {name: (c, sense) for name, c, sense in parts}
+    worst_rank = float(by_name["rank"][0].max(initial=0))
+    rank_weight = 1.0
+    device_weight = worst_rank * devices + 1  # more than any total rank
+    vm_weight = (devices + 1) * device_weight  # more than any number of devices, weighted
+    if vm_weight * (devices + 1) < EXACT_WEIGHTED:
+        vms, devices_c, rank = by_name["vms"][0], by_name["devices"][0], by_name["rank"][0]
+        weighted = [("weighted", vm_weight * vms + device_weight * devices_c - rank_weight * rank, 1)]
+        return _stages(optimize, weighted, bounds, constraints, n, time_limit)
+    # Without VM groups every VM is one device: the devices stage would repeat the VMs stage.
+    staged = [part for part in parts if part[0] != "devices" or groups]
+    return _stages(optimize, staged, bounds, constraints, n, time_limit)
+
+
+def _stages(optimize, stages, bounds, constraints, n, time_limit):
+    started = time.perf_counter()
+    best, status, report = None, "optimal", []
+    for name, coefficients, sense in stages:
+        options = {"disp": False, "mip_rel_gap": 0.0, "presolve": True}
+        if time_limit is not None:
+            left = time_limit - (time.perf_counter() - started)
+            if left <= 0:
+                status = "time-limit"
+                break
+            options["time_limit"] = left
+        stage_start = time.perf_counter()
+        res = optimize.milp(-sense * coefficients, integrality=np.ones(n), bounds=bounds, constraints=constraints, options=options)
+        report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
+        if res.x is None:
+            if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
+                status = "time-limit"
+                break
+            raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
+        best = np.rint(res.x).astype(np.int64)
+        if res.status != 0:
+            status = "time-limit"
+            break
+        value = float(np.rint(coefficients @ best))
+        fixed = (value, np.inf) if sense > 0 else (-np.inf, value)
+        constraints = [*constraints, optimize.LinearConstraint(coefficients.reshape(1, -1), *fixed)]
+    return best, status, report
+
+
+def _summarised(stages: list[dict]) -> list[dict]:
+    """The solver calls, summed per stage name (a fleet may have hundreds of blocks)."""
+    out: dict[str, dict] = {}
+    for stage in stages:
+        entry = out.setdefault(stage["stage"], {"stage": stage["stage"], "calls": 0, "seconds": 0.0, "largest_block": 0, "not_optimal": 0})
+        entry["calls"] += 1
+        entry["seconds"] += stage["seconds"]
+        entry["largest_block"] = max(entry["largest_block"], stage["variables"])
+        entry["not_optimal"] += stage["status"] != 0
+    return list(out.values())

@@ -1,0 +1,402 @@
+"""Columnar fleets: Apache Parquet and Arrow IPC (a file, a stream, or Feather), through pyarrow.
+
+A columnar fleet is a table with the keys of a device record (docs/model.md section 2)
+as its columns: ``id`` and ``self`` are required, ``host``, ``vm``,
+``compatible``, ``capacity``, ``migration_version`` and ``migratable`` may be
+left out; any other column is an error, as an unknown key is. A null cell is a
+key the record does not hold (its default applies). ``self`` is a struct (one
+field per attribute; a null field is an absent attribute), a map from
+attribute to value, or a string holding the JSON object. ``compatible`` is a
+list of structs or maps (one per COMPATIBLE record; a null field is one the
+record does not hold: write ``""`` for "the source must lack it"), or a string
+holding the JSON list. Values have the types JSON would give them: strings,
+integers, lists of strings for sets and for a pattern's alternatives.
+
+Each row is validated exactly as a JSON Lines record is, and an error names
+the file, the row (counted from 1, where a line number would be:
+``fleet.parquet:5``), the record and the field.
+
+Reading has two paths, as fleet JSON Lines do. The fast one works column-wise:
+it codes each descriptor column (dictionary-encoding strings and a struct's
+fields) to find the distinct descriptors, parses each of those once, and
+never builds a record per row. Anything it does not take as it is (a column
+of another type, a duplicate id, an invalid descriptor, a ``compatible`` of
+structs) makes it step aside, and the row-wise reader turns every row into a
+record and validates it, naming where the problem is.
+
+``fastmatch convert`` writes Parquet fleets (:func:`fleet_table`) with
+``self`` as a struct when its values have one type per attribute (JSON text
+otherwise) and ``compatible`` as JSON text (a record's fields mix strings and
+lists of alternatives); ``match --format parquet`` writes the candidates
+(:func:`candidates_table`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
+from ..errors import FastmatchError, InputError
+from .grouping import group_rows
+from .guards import TOO_DEEP, OnError, check_decoded
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..policy import Policy
+    from ..scores import ScoreParts
+
+PARQUET_MAGIC = b"PAR1"
+ARROW_FILE_MAGIC = b"ARROW1"
+ARROW_STREAM_START = b"\xff\xff\xff\xff"  # an IPC stream's first message starts with the continuation marker
+FEATHER_V1_MAGIC = b"FEA1"
+COLUMNAR_FORMATS = ("parquet", "arrow")
+
+# A set or a list of alternatives is coded, for grouping, as its items joined by this byte;
+# a column whose items hold it is left to the row-wise reader.
+_ITEM_SEPARATOR = "\x00"
+
+
+def columnar_format(data: bytes) -> str | None:
+    """``parquet`` or ``arrow`` when the bytes start with one of their magic numbers, else ``None``."""
+    if data.startswith(PARQUET_MAGIC):
+        return "parquet"
+    if data.startswith((ARROW_FILE_MAGIC, ARROW_STREAM_START, FEATHER_V1_MAGIC)):
+        return "arrow"
+    return None
+
+
+def pyarrow_module(what: str):
+    """pyarrow, imported when a columnar file is met; without it, an error that says which extra."""
+    try:
+        import pyarrow
+        import pyarrow.compute  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise FastmatchError(f"{what} needs pyarrow: pip install 'fastmatch[parquet]'") from None
+    return pyarrow
+
+
+def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False) -> "pa.Table":
+    """The table of a Parquet or Arrow file's bytes; a file pyarrow cannot read is one error naming it.
+    ``coded``: the descriptor columns' strings, which repeat (``compatible``,
+    ``migration_version``, ``self`` or a struct ``self``'s string fields), are read as the
+    dictionaries Parquet stores them as, never as a million strings."""
+    pa = pyarrow_module("reading a columnar fleet")
+    buffer = pa.py_buffer(data)
+    try:
+        if input_format == "parquet":
+            repeated = _repeated_strings(pa.parquet.ParquetFile(buffer).schema_arrow, pa) if coded else None
+            return pa.parquet.read_table(buffer, read_dictionary=repeated)
+        if data.startswith(ARROW_STREAM_START):
+            return pa.ipc.open_stream(buffer).read_all()
+        import pyarrow.feather
+
+        return pyarrow.feather.read_table(buffer)  # an IPC file, or Feather version 1
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        kind = "a Parquet" if input_format == "parquet" else "an Arrow IPC"
+        raise InputError(f"not {kind} file that pyarrow can read ({' '.join(str(exc).split())})", file=name) from None
+
+
+def _repeated_strings(schema: "pa.Schema", pa) -> list[str]:
+    paths = []
+    for field in schema:
+        if field.name not in ("self", "compatible", "migration_version"):  # per device: no repeats to gain from
+            continue
+        if pa.types.is_string(field.type):
+            paths.append(field.name)
+        elif field.name == "self" and pa.types.is_struct(field.type):
+            paths += [f"self.{child.name}" for child in field.type if pa.types.is_string(child.type)]
+    return paths
+
+
+# -- the row-wise reader ----------------------------------------------------------------------
+def read_columnar(
+    data: bytes, name: str, input_format: str, *, on_error: OnError | None = None
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every row as a device record, and its row number (from 1) as its place."""
+    table = read_table(data, name, input_format)
+    columns = {column: _python_values(table, column, name) for column in table.column_names}
+    records: list[dict[str, Any]] = []
+    places: list[int] = []
+    for row in range(table.num_rows):
+        raw = {column: values[row] for column, values in columns.items() if values[row] is not None}
+        try:
+            records.append(_record(raw, name, row + 1))
+        except InputError as exc:
+            if on_error is None:
+                raise
+            on_error(raw, exc)
+            continue
+        places.append(row + 1)
+    return records, places
+
+
+def _python_values(table: "pa.Table", column: str, name: str) -> list[Any]:
+    try:
+        return table.column(column).to_pylist()
+    except (UnicodeDecodeError, ValueError) as exc:  # a string column that is not UTF-8, a value Python cannot hold
+        raise InputError(f"column {column!r} cannot be read: {exc}", file=name) from None
+
+
+def _record(raw: dict[str, Any], name: str, row: int) -> dict[str, Any]:
+    """A row's values in the shape of a JSON record: JSON text decoded, a map as an object,
+    null fields of a struct left out."""
+    record = dict(raw)
+    label = f"'{raw['id']}'" if isinstance(raw.get("id"), str) and raw["id"] else None
+    for key in ("self", "compatible"):
+        if key not in record:
+            continue
+        value = record[key]
+        if isinstance(value, str):
+            value = _decode_json(value, name, row, label, key)
+        record[key] = _object(value) if key == "self" else [_object(item) for item in value] if isinstance(value, list) else value
+    return record
+
+
+def _decode_json(text: str, name: str, row: int, label: str | None, key: str) -> Any:
+    """JSON text in a cell, refused as the JSON readers refuse it (fastmatch.formats.guards)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=name, line=row, record=label, field=key) from None
+    except RecursionError:
+        raise InputError(TOO_DEEP, file=name, line=row, record=label, field=key) from None
+    except ValueError:
+        raise InputError("invalid JSON: a number of thousands of digits", file=name, line=row, record=label, field=key) from None
+    check_decoded(value, name, row, text)
+    return value
+
+
+def _object(value: Any) -> Any:
+    """A struct's dict without its null fields; a map's list of pairs as a dict (a map with one
+    key twice keeps both as two pairs, which validation then refuses as an unknown shape)."""
+    if isinstance(value, dict):
+        return {key: item for key, item in value.items() if item is not None}
+    if isinstance(value, list) and value and all(isinstance(pair, tuple) and len(pair) == 2 for pair in value):
+        keys = [key for key, _ in value]
+        if len(set(keys)) == len(keys):
+            return {key: item for key, item in value if item is not None}
+    return value
+
+
+# -- the column-wise reader -----------------------------------------------------------------
+def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Policy") -> DeviceSet | None:
+    """The devices of a valid columnar fleet, or ``None`` to leave it to the row-wise reader."""
+    table = read_table(data, name, input_format, coded=True)
+    pa = pyarrow_module("reading a columnar fleet")
+    names = table.column_names
+    if not set(names) <= set(RECORD_KEYS) or "id" not in names or "self" not in names or table.num_rows == 0:
+        return None
+    try:
+        columns = {c: _one_chunk(table.column(c), pa) for c in names}
+        ids = _strings(columns["id"], pa, nullable=False)
+        if ids is None:
+            return None
+        id_set = frozenset(ids)
+        if len(id_set) != len(ids) or "" in id_set:
+            return None
+        hosts = _strings(columns.get("host"), pa) if "host" in columns else [""] * len(ids)
+        vms = _strings(columns.get("vm"), pa) if "vm" in columns else [""] * len(ids)
+        capacities = _capacities(columns.get("capacity"), len(ids), pa)
+        if hosts is None or vms is None or capacities is None:
+            return None
+        codes = [_codes(columns[c], pa, c) for c in ("self", "compatible", "migration_version", "migratable") if c in columns]
+    except (pa.ArrowException, UnicodeDecodeError, OverflowError):
+        return None
+    if any(code is None for code in codes):
+        return None
+    descriptor_of, first_rows = group_rows(codes, len(ids))
+    distinct = pa.table({c: columns[c] for c in ("self", "compatible", "migration_version", "migratable") if c in names})
+    builder = DeviceSetBuilder(policy)
+    try:
+        for raw in distinct.take(pa.array(first_rows)).to_pylist():  # an error: the row-wise reader locates it
+            builder.add_descriptor(_record({k: v for k, v in raw.items() if v is not None}, name, 0))
+    except (FastmatchError, ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    devices = builder.build_columns(ids, hosts, vms, capacities, descriptor_of)
+    devices.id_set = id_set  # already built to find duplicates
+    return devices
+
+
+def _one_chunk(column: "pa.ChunkedArray", pa) -> "pa.Array":
+    """One array of a column, dictionaries (a struct's fields' too) unified over its chunks."""
+    kind = column.type
+    if pa.types.is_struct(kind) and not column.null_count:
+        fields = [
+            _one_chunk(pa.chunked_array([chunk.flatten()[k] for chunk in column.chunks], type=kind.field(k).type), pa)
+            for k in range(kind.num_fields)
+        ]
+        return pa.StructArray.from_arrays(fields, fields=list(kind)) if fields else column.combine_chunks()
+    if pa.types.is_dictionary(kind):
+        column = column.unify_dictionaries()
+    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+
+
+def _strings(array: "pa.Array", pa, nullable: bool = True) -> list[str] | None:
+    """A column of strings (nulls as ``""``) as a list; ``None`` when it holds anything else."""
+    if pa.types.is_null(array.type):
+        return [""] * len(array) if nullable else None
+    if pa.types.is_dictionary(array.type) and _is_text(array.type, pa):
+        # Each distinct string made once, then each row's picked by its code (in C: map).
+        values = array.dictionary.to_pylist() + [""]
+        codes = array.indices
+        if codes.null_count:
+            if not nullable:
+                return None
+            codes = pa.compute.fill_null(codes, len(values) - 1)
+        return list(map(values.__getitem__, codes.to_numpy(zero_copy_only=False).tolist()))
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return None
+    if array.null_count:
+        if not nullable:
+            return None
+        array = pa.compute.fill_null(array, "")
+    return array.to_pylist()
+
+
+def _capacities(array: "pa.Array | None", n: int, pa) -> np.ndarray | None:
+    if array is None or pa.types.is_null(array.type):
+        return np.ones(n, dtype=np.int64)
+    if not pa.types.is_integer(array.type):
+        return None
+    if array.null_count:
+        array = pa.compute.fill_null(array, 1)
+    values = array.to_numpy(zero_copy_only=False)
+    if values.dtype == np.uint64 and len(values) and values.max() > np.iinfo(np.int64).max:
+        return None
+    values = values.astype(np.int64)
+    return values if len(values) == 0 or values.min() >= 0 else None
+
+
+def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
+    """int64 codes, equal for equal cells (null included), or ``None`` for a column this path
+    does not code (it is then read row by row)."""
+    kind = array.type
+    if pa.types.is_null(kind):
+        return np.zeros(len(array), dtype=np.int64)
+    if pa.types.is_struct(kind):
+        if column != "self" or array.null_count:
+            return None
+        fields = [_codes(array.field(k), pa, "field") for k in range(kind.num_fields)]
+        if any(field is None for field in fields):
+            return None
+        return group_rows(fields, len(array))[0] if fields else np.zeros(len(array), dtype=np.int64)
+    if column in ("self", "compatible") and not _is_text(kind, pa):
+        return None  # a map, or a compatible of structs: the row-wise reader takes them
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):  # a set attribute's items
+        items = pa.compute.list_flatten(array)
+        if not _is_text(items.type, pa) or items.null_count or _holds_separator(items, pa):
+            return None
+        array = pa.compute.binary_join(array, _ITEM_SEPARATOR)
+    elif pa.types.is_nested(kind):
+        return None
+    if not pa.types.is_dictionary(array.type):
+        array = pa.compute.dictionary_encode(array, null_encoding="encode")
+    indices = array.indices
+    if indices.null_count:  # a dictionary-typed column's nulls are null indices: one code of their own
+        indices = pa.compute.fill_null(indices, len(array.dictionary))
+    return indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _is_text(kind, pa) -> bool:
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _holds_separator(items: "pa.Array", pa) -> bool:
+    return bool(pa.compute.any(pa.compute.match_substring(items, _ITEM_SEPARATOR)).as_py())
+
+
+# -- writing ------------------------------------------------------------------------------------
+def fleet_table(devices: DeviceSet) -> "pa.Table":
+    """A device set as a columnar fleet that reads back to the same devices: ``self`` a struct
+    when pyarrow holds every descriptor's values in one type per attribute (see
+    :func:`_self_column`), else JSON text; ``compatible`` JSON text."""
+    pa = pyarrow_module("writing a Parquet fleet")
+    descriptors = devices.descriptors
+    take = pa.array(devices.descriptor_of, type=pa.int64())
+    declared = {attribute.name for attribute in devices.policy.attributes}
+    selves = _self_column([dict(d.raw_self) for d in descriptors], declared, pa)
+    compatible = pa.array(
+        [json.dumps([dict(r) for r in d.raw_compatible], ensure_ascii=False) if d.raw_compatible else None for d in descriptors],
+        type=pa.string(),
+    )
+    columns = {
+        "id": pa.array(devices.ids, type=pa.string()),
+        "host": pa.array(devices.hosts, type=pa.string()),
+        "vm": pa.array(devices.vms, type=pa.string()),
+        "self": selves.take(take),
+        "compatible": compatible.take(take),
+        "capacity": pa.array(devices.capacities, type=pa.int64()),
+        "migration_version": pa.array([d.migration_version for d in descriptors], type=pa.string()).take(take),
+        "migratable": pa.array([d.migratable for d in descriptors], type=pa.bool_()).take(take),
+    }
+    return pa.table(columns)
+
+
+def _self_column(selves: list[dict[str, Any]], declared: set[str], pa) -> "pa.Array":
+    """A struct has one order of fields; what depends on the order of a descriptor's attributes
+    is where undeclared ones first appear (their reason bits, docs/model.md section 8), so the struct
+    is taken when it keeps every descriptor's undeclared attributes in their order."""
+    try:
+        column = pa.array(selves) if selves else None
+    except (pa.ArrowException, OverflowError, TypeError):
+        column = None
+    if column is not None and pa.types.is_struct(column.type) and column.type.num_fields:
+        order = {column.type.field(k).name: k for k in range(column.type.num_fields)}
+        if all(_increasing([order[key] for key in attributes if key not in declared]) for attributes in selves):
+            return column
+    return pa.array([json.dumps(attributes, ensure_ascii=False) for attributes in selves], type=pa.string())
+
+
+def _increasing(positions: list[int]) -> bool:
+    return all(a < b for a, b in zip(positions, positions[1:]))
+
+
+def parquet_bytes(table: "pa.Table") -> bytes:
+    """A table as a Parquet file (zstd-compressed, strings dictionary-encoded)."""
+    pa = pyarrow_module("writing Parquet")
+    sink = pa.BufferOutputStream()
+    pa.parquet.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version", "major_distance", "minor_distance")
+
+
+def candidates_table(
+    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", first: np.ndarray, which: np.ndarray
+) -> "pa.Table":
+    """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
+    rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
+
+    ``first`` and ``which`` are the distinct rankings the rows share (``cli.Ranking``), and
+    ``parts`` those rankings' parts, (rankings, k): spread over their rows column-wise.
+    """
+    pa = pyarrow_module("writing Parquet")
+    k = indices.shape[1]
+    found = indices >= 0
+    rows, columns = np.nonzero(found)
+    # The parts of the distinct rankings, (rankings, k), then each candidate's from its row's ranking.
+    closest = parts.prefer == "closest"
+    has_version = np.array([[v is not None for v in versions] for versions in parts.version], dtype=bool).reshape(len(first), k)
+    texts = np.array([[v.canonical if v is not None else None for v in versions] for versions in parts.version], dtype=object).reshape(len(first), k)
+    at = (which[rows], columns)
+    distance_valid = has_version[at] if closest else np.zeros(len(rows), dtype=bool)
+    return pa.table(
+        {
+            "source": pa.array(source_ids, type=pa.string()).take(pa.array(rows)),
+            "rank": pa.array(columns + 1, type=pa.int32()),
+            "target": pa.array(target_ids, type=pa.string()).take(pa.array(indices[found])),
+            "exact": pa.array(parts.exact[at]),
+            "same_type": pa.array(parts.same_type[at]),
+            "version": pa.array(texts[at], type=pa.string()),
+            "major_distance": pa.array(parts.major_distance[at], type=pa.uint64(), mask=~distance_valid),
+            "minor_distance": pa.array(parts.minor_distance[at], type=pa.uint64(), mask=~distance_valid),
+        }
+    )
