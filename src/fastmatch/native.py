@@ -20,7 +20,7 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
 from . import _kernel as _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
-from .blocks import TargetKeys, in_order
+from .blocks import Blocks, TargetKeys, in_order
 from .devices import DeviceSet
 from .dispatch import Plan, vector_path
 from .intern import Interned
@@ -141,6 +141,20 @@ class NativeOutputs:
         return row
 
 
+def blocked(
+    interned: Interned, sources: DeviceSet, targets: DeviceSet, policy: Policy
+) -> tuple[Interned, Blocks | None, DeviceRules]:
+    """What every runner of the kernel starts from: ``(interned, blocks, rules)``, the targets
+    in blocked order where blocking pays (``blocks`` is then not None) and the device rules
+    over that order."""
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
+    blocks = keys.blocks(interned.sources)
+    if blocks is not None:
+        interned = replace(interned, targets=in_order(interned.targets, keys.order))
+    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
+    return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
+
+
 def run_native(
     plan: Plan,
     sources: DeviceSet,
@@ -154,12 +168,7 @@ def run_native(
     """A match through the kernel, as ``plan`` (fastmatch.dispatch) says, targets blocked where it pays."""
     interned = plan.interned
     assert interned is not None, "a plan that runs the kernel holds its interned arrays"
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
-    blocks = keys.blocks(interned.sources)
-    if blocks is not None:
-        interned = replace(interned, targets=in_order(interned.targets, keys.order))
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
-    rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
+    interned, blocks, rules = blocked(interned, sources, targets, policy)
     problem = prepared_problem(interned, workers, plan.vector)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)
