@@ -136,8 +136,9 @@ def test_bad_drain_input_is_one_line_exit_2(capsys, tmp_path, side_file, content
 def test_a_policy_file_and_standard_input_are_named(capsys, tmp_path, monkeypatch):
     policy = tmp_path / "policy.toml"
     policy.write_text('prefer = "newest"\n', encoding="utf-8")
-    monkeypatch.setattr(sys, "stdin", open(DEMO_SOURCES, encoding="utf-8"))
-    status, out, _ = run(capsys, "report", "-", DEMO_TARGETS, "--policy", policy, "--format", "json")
+    with open(DEMO_SOURCES, encoding="utf-8") as stdin:  # closed here, not left to the collector
+        monkeypatch.setattr(sys, "stdin", stdin)
+        status, out, _ = run(capsys, "report", "-", DEMO_TARGETS, "--policy", policy, "--format", "json")
     data = json.loads(out)
     assert status == 0 and data["policy"]["prefer"] == "newest"
     assert data["inputs"]["policy"]["name"] == str(policy) and data["inputs"]["policy"]["bytes"] == policy.stat().st_size

@@ -23,8 +23,9 @@ from contextlib import ExitStack, suppress
 from functools import partial
 from itertools import chain, repeat
 from operator import itemgetter
+from types import FrameType
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TextIO
 
 import msgspec
 import numpy as np
@@ -32,7 +33,8 @@ import numpy as np
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
 from .engine import validate_others
 from .errors import printable, rebase
-from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
+from .files import STDIN
+from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from .outfile import StagedOutput
 from .reasons import reason_bits
 from .scores import ScoreParts
@@ -79,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm(_terminate)
     try:
         with warnings.catch_warnings():
+            # Shown as one line whatever filter the caller set (a test suite's "error" included).
+            warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            return args.run(args)
+            status: int = args.run(args)
+            return status
     except FastmatchError as exc:
         return _error(str(exc))
     except OSError as exc:
@@ -123,7 +128,9 @@ def _stopped(what: str, status: int) -> int:
     return status
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None, line: str | None = None
+) -> None:
     """A warning (such as the native kernel falling back to the reference) as one line."""
     text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")  # a warning may be worded over lines
     _say(f"{PROG}: warning: {printable(text)}")
@@ -143,11 +150,15 @@ def _broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def _on_sigterm(handler):
+# What signal.signal takes and gives back.
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _on_sigterm(handler: SignalHandler) -> SignalHandler:
     """Install a SIGTERM handler (only the main thread may); returns the one it replaces."""
     with suppress(ValueError, TypeError):  # not the main thread, or no handler to restore
         return signal.signal(signal.SIGTERM, handler)
@@ -217,7 +228,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors raised (main reports them on one line) instead of
     printed as a usage block and exited on."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix(PROG).strip()
         raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
@@ -415,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(args: argparse.Namespace):
+def _progress(args: argparse.Namespace) -> Callable[..., Any] | None:
     """A tqdm factory for progress bars on a terminal, or None (not a terminal, or --quiet)."""
     if args.quiet or sys.stderr is None or not sys.stderr.isatty():
         return None
@@ -468,7 +479,12 @@ def _rejects(args: argparse.Namespace, outputs: list[str] | None = None) -> _Rej
 
 
 def _read_devices(
-    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None, progress=None
+    path: str,
+    policy: Policy,
+    input_format: str | None,
+    role: str | None,
+    rejects: _Rejects | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> DeviceSet:
     """One input of a command; ``role`` keeps the sources or the targets of a libvirt or sysfs input."""
     return load(path, policy, input_format=input_format, role=role, on_error=rejects, progress=progress)
@@ -503,7 +519,7 @@ def _write_results(
                 (raw or stream).flush()
             else:
                 for chunk in chunks:
-                    stream.write(chunk)
+                    stream.write(chunk if isinstance(chunk, str) else chunk.decode())  # (text: str chunks)
                 stream.flush()
         else:
             output.write(chunks)
@@ -539,6 +555,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
         result = match(sources, targets, policy, workers=args.workers, progress=progress)
         ranking = Ranking.of(result, top)
         summary = summarise(result) if wants_summary else None
+    chunks: Iterable[str] | Iterable[bytes]
     if args.format == "parquet":
         _refuse_binary_terminal(args.output)
         chunks = [_parquet_candidates(ranking)]
@@ -593,7 +610,14 @@ class Ranking:
     with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
     source ``i``'s ranking."""
 
-    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, keys: np.ndarray, parts_of):
+    def __init__(
+        self,
+        source_ids: Sequence[str],
+        target_ids: Sequence[str],
+        indices: np.ndarray,
+        keys: np.ndarray,
+        parts_of: Callable[[np.ndarray], ScoreParts],
+    ):
         """``keys`` (n, any): rows with equal keys share a ranking; ``parts_of(rows)`` gives
         the score parts of those rows' candidates."""
         self.source_ids, self.target_ids = source_ids, target_ids
@@ -781,7 +805,9 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str] | Iterator[bytes]]] = {  # js
 }
 
 
-def _on_dask(address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool):
+def _on_dask(
+    address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool
+) -> tuple[Ranking, Summary | None]:
     """The ranking (and the summary, when asked for) reduced on a Dask cluster
     (fastmatch.distributed), which is left as it was found (a ``local`` one is stopped)."""
     from . import distributed
@@ -916,7 +942,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     role = args.role or "source"
     if args.sysfs is not None:
         records, where = read_path(args.sysfs, "sysfs", role=role, host=args.host, on_error=rejects, others=others)
-        places = [rebase(place, args.sysfs) for place in where]  # each record's directory, and its values' files
+        places: Sequence[int | str | None] | None = [rebase(place, args.sysfs) for place in where or []]  # each record's directory, and its values' files
         others = [(record, rebase(place, args.sysfs)) for record, place in others]
     else:
         records, places = read_libvirt_paths(args.libvirt_xml, role=role, host=args.host, on_error=rejects, others=others)
@@ -1016,7 +1042,12 @@ def _drain_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, int] |
     return drain, limits, names
 
 
-def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
+def _add_plan_parser(
+    commands: Any,
+    policy_option: Callable[[argparse.ArgumentParser], None],
+    input_format_option: Callable[[argparse.ArgumentParser], None],
+    quiet_option: Callable[[argparse.ArgumentParser], None],
+) -> None:
     p = commands.add_parser(
         "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
     )
@@ -1243,7 +1274,12 @@ def _showcase(source_records: list[dict[str, Any]], indices: np.ndarray) -> list
     return sorted(best.values())
 
 
-def _stranded_example(result, source_records, target_records, stranded) -> tuple[int, int] | None:
+def _stranded_example(
+    result: MatchResult,
+    source_records: Sequence[Mapping[str, Any]],
+    target_records: Sequence[Mapping[str, Any]],
+    stranded: Iterable[int],
+) -> tuple[int, int] | None:
     """A stranded source and a target on another host with the same score_type value."""
     key = result.policy.score_type
     if not key:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FastmatchError
 from .charts import MAX_VERSION_PANELS, charts
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Rows of the stranded-groups table and of the capacity table; the CSV and the JSON have all.
 SHOWN_GROUPS = 50
@@ -62,7 +65,7 @@ def _csv_url(text: str) -> str:
     return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
-def _environment():
+def _environment() -> jinja2.Environment:
     import jinja2
 
     environment = jinja2.Environment(
