@@ -23,9 +23,11 @@ import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Iterable, Iterator, Mapping
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .devices import DeviceSet
 from .dispatch import plan
@@ -33,7 +35,20 @@ from .engine import as_device_set
 from .errors import FastmatchError
 from .intern import Interned
 from .policy import Policy
-from .result import DeviceRules, MatchResult, grouped, target_view
+from .result import Bools, DenseOutput, DeviceRules, Int64s, MatchResult, grouped, target_view
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+    from . import _kernel
+    from .blocks import Blocks
+    from .native import NativeOutputs
+
+T = TypeVar("T")
+# What a task returns: its devices, and their rows of top_k (indices, scores) or of counts
+# (the counts; with ``stranded_only`` only the stranded devices, and no counts).
+TopKPart = tuple[Int64s, Int64s, Int64s]
+CountsPart = tuple[Int64s, Int64s | None]
 
 # What one worker thread gets through, for sizing tasks (measured on the generated
 # 1,000,000-device fleets with 2,000 distinct descriptors, a quiet 2-core machine): the
@@ -44,7 +59,7 @@ TASK_SECONDS = 0.1
 
 
 @contextmanager
-def connected(address: str, timeout: float = 10) -> Iterator:
+def connected(address: str, timeout: float = 10) -> Iterator[Client]:
     """A ``distributed.Client`` for ``address`` (``tcp://host:8786``, or a scheduler file
     ``*.json``), closed on leaving; ``local`` starts a ``LocalCluster`` on 127.0.0.1 (one
     single-threaded worker process per core), stopped on leaving. A scheduler that does not
@@ -73,7 +88,7 @@ def connected(address: str, timeout: float = 10) -> Iterator:
         yield client
 
 
-def dask_module():
+def dask_module() -> ModuleType:
     try:
         import distributed
     except ImportError:
@@ -85,7 +100,7 @@ def match(
     sources: DeviceSet | Iterable[Mapping[str, Any]],
     targets: DeviceSet | Iterable[Mapping[str, Any]],
     policy: Policy | None = None,
-    client=None,
+    client: Client | None = None,
     *,
     task_seconds: float = TASK_SECONDS,
     threads: int = 1,
@@ -108,6 +123,7 @@ def match(
         raise FastmatchError(f"a match on Dask runs the native kernel, and here it cannot: {chosen.refused}")
     from .native import blocked
 
+    assert chosen.interned is not None, "a plan that runs the kernel holds its interned arrays"
     interned, blocks, rules = blocked(chosen.interned, sources, targets, policy)
     target_devices = rules.targets
     problem = ScatteredProblem(
@@ -136,19 +152,19 @@ class ScatteredProblem:
 
     token: str  # one match: a worker builds its kernel problem once per token
     interned: Interned
-    block_start: np.ndarray | None
-    block_ranges: np.ndarray | None
-    target_class: np.ndarray
-    target_host: np.ndarray
-    available: np.ndarray
+    block_start: Int64s | None
+    block_ranges: Int64s | None
+    target_class: Int64s
+    target_host: Int64s
+    available: Bools
     exclude_same_host: bool
-    source_class: np.ndarray
-    source_host: np.ndarray
-    source_twin: np.ndarray
+    source_class: Int64s
+    source_host: Int64s
+    source_twin: Int64s
     threads: int
 
 
-def _class_costs(problem: ScatteredProblem, blocks) -> np.ndarray:
+def _class_costs(problem: ScatteredProblem, blocks: Blocks | None) -> npt.NDArray[np.float64]:
     """Seconds per source class, by the model above: its visited class pairs, and its devices."""
     n, m = problem.interned.sources.n_classes, problem.interned.targets.n_classes
     if blocks is None:
@@ -160,7 +176,7 @@ def _class_costs(problem: ScatteredProblem, blocks) -> np.ndarray:
     return pairs / CLASS_PAIRS_PER_SECOND + devices / DEVICE_ROWS_PER_SECOND
 
 
-def class_ranges(costs: np.ndarray, task_seconds: float) -> list[tuple[int, int]]:
+def class_ranges(costs: npt.NDArray[np.float64], task_seconds: float) -> list[tuple[int, int]]:
     """Consecutive source classes cut into ranges of about ``task_seconds`` each (a class that
     costs more is a range of its own)."""
     n = len(costs)
@@ -177,22 +193,24 @@ class ClusterOutputs:
     tasks on the cluster; what reads single rows or dense arrays, on the client (a local
     kernel problem built when first needed)."""
 
-    def __init__(self, client, problem: ScatteredProblem, rules: DeviceRules, costs: np.ndarray, task_seconds: float) -> None:
+    def __init__(
+        self, client: Client, problem: ScatteredProblem, rules: DeviceRules, costs: npt.NDArray[np.float64], task_seconds: float
+    ) -> None:
         self.client = client
         self.problem = problem
         self.rules = rules
         self.shape = (problem.interned.sources.n_classes, problem.interned.targets.n_classes)
         self.ranges = class_ranges(costs, task_seconds)
-        self._scattered = None
+        self._scattered: Future[ScatteredProblem] | None = None
 
     @property
-    def scattered(self):
+    def scattered(self) -> Future[ScatteredProblem]:
         """The problem on every worker, sent at the first task and kept while the result lives."""
         if self._scattered is None:
             self._scattered = self._on_every_worker(self.problem, "ScatteredProblem")
         return self._scattered
 
-    def _on_every_worker(self, value, name: str):
+    def _on_every_worker(self, value: T, name: str) -> Future[T]:
         """``value`` as a future copied once to every worker. It is the result of a task that
         holds it (``client.scatter`` would do, but scattered data that loses its last copy with
         its workers cannot be made again, and every task needing it is cancelled): a task's
@@ -203,7 +221,7 @@ class ClusterOutputs:
         self.client.replicate([future])
         return future
 
-    def submit_top_k(self, k: int) -> list:
+    def submit_top_k(self, k: int) -> list[Future[TopKPart]]:
         depth = self.rules.top_k_depth(k, self.problem.source_class, self.shape[0])
         depth_future = self._on_every_worker(depth, "fastmatch-depth")
         return [
@@ -211,10 +229,10 @@ class ClusterOutputs:
             for i0, i1 in self.ranges
         ]
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None:
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None:
         gather_top_k(self.client, self.submit_top_k(k), indices, scores)
 
-    def submit_counts(self, counted: np.ndarray, stranded_only: bool = False) -> list:
+    def submit_counts(self, counted: Bools, stranded_only: bool = False) -> list[Future[CountsPart]]:
         per_class = np.bincount(self.problem.target_class[counted], minlength=self.shape[1])
         counted_future = self._on_every_worker((np.ascontiguousarray(counted).view(np.uint8), per_class), "fastmatch-counted")
         return [
@@ -224,42 +242,43 @@ class ClusterOutputs:
             for i0, i1 in self.ranges
         ]
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None:
+    def counts(self, counted: Bools, out: Int64s) -> None:
         for devices, found in self.client.gather(self.submit_counts(counted)):
             out[devices] = found
 
-    def stranded(self) -> np.ndarray:
-        parts = self.client.gather(self.submit_counts(self.rules.available, stranded_only=True))
+    def stranded(self) -> Int64s:
+        parts: list[CountsPart] = self.client.gather(self.submit_counts(self.rules.available, stranded_only=True))
         return np.sort(np.concatenate([devices for devices, _ in parts] or [np.zeros(0, dtype=np.int64)]))
 
     # -- on the client --------------------------------------------------------------------
     @cached_property
-    def local(self):
+    def local(self) -> NativeOutputs:
         from .native import NativeOutputs
 
         state = _Prepared(self.problem)
         return NativeOutputs(state.kernel, self.rules, self.problem.source_class, 1)
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None:
         self.local.sparse_rows(indptr, columns, data)
 
-    def dense(self, what: str, out: np.ndarray) -> None:
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None:
         self.local.dense(what, out)
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         return self.local.class_outcomes()
 
-    def row(self, c: int) -> np.ndarray:
+    def row(self, c: int) -> Int64s:
         return self.local.row(c)
 
-    def blocks(self):
+    def blocks(self) -> Iterator[tuple[int, int, Int64s]]:
         return self.local.blocks()
 
 
-def gather_top_k(client, futures: list, indices: np.ndarray, scores: np.ndarray) -> None:
+def gather_top_k(client: Client, futures: list[Future[TopKPart]], indices: Int64s, scores: Int64s) -> None:
     """Each task's devices' rows into ``indices`` and ``scores`` (n, k), as the tasks finish."""
     from distributed import as_completed
 
+    future: Future[TopKPart]
     for future in as_completed(futures):
         devices, found, values = future.result()
         indices[devices] = found
@@ -289,7 +308,7 @@ class DistributedResult(MatchResult):
 
 
 # -- on the workers --------------------------------------------------------------------------
-def _itself(value):
+def _itself(value: T) -> T:
     return value
 
 
@@ -302,7 +321,7 @@ class _Prepared:
         from .native import prepared_problem
 
         self.kernel = prepared_problem(problem.interned, problem.threads)  # vector path chosen for this CPU
-        if problem.block_start is not None:
+        if problem.block_start is not None and problem.block_ranges is not None:  # both or neither
             self.kernel.block(problem.block_start, problem.block_ranges)
         self.targets = target_view(
             problem.target_class, problem.target_host, problem.available, problem.interned.targets.n_classes, problem.exclude_same_host
@@ -310,7 +329,7 @@ class _Prepared:
         self.order, self.start = grouped(problem.source_class, problem.interned.sources.n_classes)
         self.problem = problem
 
-    def view(self, i0: int, i1: int):
+    def view(self, i0: int, i1: int) -> tuple[Int64s, _kernel.DeviceView]:
         """The devices of source classes i0..i1 (in class order) and the reductions' view of them,
         whose rows are those devices' positions in that list."""
         first, end = self.start[i0], self.start[i1]
@@ -335,7 +354,7 @@ def _state(problem: ScatteredProblem) -> _Prepared:
     return state
 
 
-def _top_k_task(problem: ScatteredProblem, depth: np.ndarray, i0: int, i1: int, k: int):
+def _top_k_task(problem: ScatteredProblem, depth: Int64s, i0: int, i1: int, k: int) -> TopKPart:
     state = _state(problem)
     devices, view = state.view(i0, i1)
     indices = np.full((len(devices), k), -1, dtype=np.int64)
@@ -345,7 +364,9 @@ def _top_k_task(problem: ScatteredProblem, depth: np.ndarray, i0: int, i1: int, 
     return devices, indices, scores
 
 
-def _counts_task(problem: ScatteredProblem, counted: tuple[np.ndarray, np.ndarray], i0: int, i1: int, stranded_only: bool):
+def _counts_task(
+    problem: ScatteredProblem, counted: tuple[npt.NDArray[np.uint8], Int64s], i0: int, i1: int, stranded_only: bool
+) -> CountsPart:
     state = _state(problem)
     devices, view = state.view(i0, i1)
     flags, per_class = counted

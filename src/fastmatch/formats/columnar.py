@@ -33,10 +33,13 @@ lists of alternatives); ``match --format parquet`` writes the candidates
 
 from __future__ import annotations
 
+import importlib
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
@@ -69,12 +72,12 @@ def columnar_format(data: bytes) -> str | None:
     return None
 
 
-def pyarrow_module(what: str):
+def pyarrow_module(what: str) -> ModuleType:
     """pyarrow, imported when a columnar file is met; without it, an error that says which extra."""
     try:
-        import pyarrow
-        import pyarrow.compute  # noqa: F401
-        import pyarrow.parquet  # noqa: F401
+        pyarrow = importlib.import_module("pyarrow")  # a ModuleType to mypy: pyarrow has no stubs
+        importlib.import_module("pyarrow.compute")  # the submodules the readers use as its attributes
+        importlib.import_module("pyarrow.parquet")
     except ImportError:
         raise FastmatchError(f"{what} needs pyarrow: pip install 'fastmatch[parquet]'") from None
     return pyarrow
@@ -101,8 +104,8 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
         raise InputError(f"not {kind} file that pyarrow can read ({' '.join(str(exc).split())})", file=name) from None
 
 
-def _repeated_strings(schema: "pa.Schema", pa) -> list[str]:
-    paths = []
+def _repeated_strings(schema: "pa.Schema", pa: ModuleType) -> list[str]:
+    paths: list[str] = []
     for field in schema:
         if field.name not in ("self", "compatible", "migration_version"):  # per device: no repeats to gain from
             continue
@@ -137,9 +140,10 @@ def read_columnar(
 
 def _python_values(table: "pa.Table", column: str, name: str) -> list[Any]:
     try:
-        return table.column(column).to_pylist()
+        values: list[Any] = table.column(column).to_pylist()
     except (UnicodeDecodeError, ValueError) as exc:  # a string column that is not UTF-8, a value Python cannot hold
         raise InputError(f"column {column!r} cannot be read: {exc}", file=name) from None
+    return values
 
 
 def _record(raw: dict[str, Any], name: str, row: int) -> dict[str, Any]:
@@ -207,9 +211,10 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
         codes = [_codes(columns[c], pa, c) for c in ("self", "compatible", "migration_version", "migratable") if c in columns]
     except (pa.ArrowException, UnicodeDecodeError, OverflowError):
         return None
-    if any(code is None for code in codes):
+    coded = [code for code in codes if code is not None]
+    if len(coded) < len(codes):
         return None
-    descriptor_of, first_rows = group_rows(codes, len(ids))
+    descriptor_of, first_rows = group_rows(coded, len(ids))
     distinct = pa.table({c: columns[c] for c in ("self", "compatible", "migration_version", "migratable") if c in names})
     builder = DeviceSetBuilder(policy)
     try:
@@ -222,7 +227,7 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
     return devices
 
 
-def _one_chunk(column: "pa.ChunkedArray", pa) -> "pa.Array":
+def _one_chunk(column: "pa.ChunkedArray", pa: ModuleType) -> "pa.Array":
     """One array of a column, dictionaries (a struct's fields' too) unified over its chunks."""
     kind = column.type
     if pa.types.is_struct(kind) and not column.null_count:
@@ -236,7 +241,7 @@ def _one_chunk(column: "pa.ChunkedArray", pa) -> "pa.Array":
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _strings(array: "pa.Array", pa, nullable: bool = True) -> list[str] | None:
+def _strings(array: "pa.Array", pa: ModuleType, nullable: bool = True) -> list[str] | None:
     """A column of strings (nulls as ``""``) as a list; ``None`` when it holds anything else."""
     if pa.types.is_null(array.type):
         return [""] * len(array) if nullable else None
@@ -255,24 +260,25 @@ def _strings(array: "pa.Array", pa, nullable: bool = True) -> list[str] | None:
         if not nullable:
             return None
         array = pa.compute.fill_null(array, "")
-    return array.to_pylist()
+    strings: list[str] = array.to_pylist()
+    return strings
 
 
-def _capacities(array: "pa.Array | None", n: int, pa) -> np.ndarray | None:
+def _capacities(array: "pa.Array | None", n: int, pa: ModuleType) -> npt.NDArray[np.int64] | None:
     if array is None or pa.types.is_null(array.type):
         return np.ones(n, dtype=np.int64)
     if not pa.types.is_integer(array.type):
         return None
     if array.null_count:
         array = pa.compute.fill_null(array, 1)
-    values = array.to_numpy(zero_copy_only=False)
-    if values.dtype == np.uint64 and len(values) and values.max() > np.iinfo(np.int64).max:
+    read: npt.NDArray[np.integer[Any]] = array.to_numpy(zero_copy_only=False)
+    if read.dtype == np.uint64 and len(read) and read.max() > np.iinfo(np.int64).max:
         return None
-    values = values.astype(np.int64)
+    values = read.astype(np.int64)
     return values if len(values) == 0 or values.min() >= 0 else None
 
 
-def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
+def _codes(array: "pa.Array", pa: ModuleType, column: str) -> npt.NDArray[np.int64] | None:
     """int64 codes, equal for equal cells (null included), or ``None`` for a column this path
     does not code (it is then read row by row)."""
     kind = array.type
@@ -282,9 +288,10 @@ def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
         if column != "self" or array.null_count:
             return None
         fields = [_codes(array.field(k), pa, "field") for k in range(kind.num_fields)]
-        if any(field is None for field in fields):
+        coded = [field for field in fields if field is not None]
+        if len(coded) < len(fields):
             return None
-        return group_rows(fields, len(array))[0] if fields else np.zeros(len(array), dtype=np.int64)
+        return group_rows(coded, len(array))[0] if coded else np.zeros(len(array), dtype=np.int64)
     if column in ("self", "compatible") and not _is_text(kind, pa):
         return None  # a map, or a compatible of structs: the row-wise reader takes them
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):  # a set attribute's items
@@ -299,16 +306,17 @@ def _codes(array: "pa.Array", pa, column: str) -> np.ndarray | None:
     indices = array.indices
     if indices.null_count:  # a dictionary-typed column's nulls are null indices: one code of their own
         indices = pa.compute.fill_null(indices, len(array.dictionary))
-    return indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes: npt.NDArray[np.int64] = indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes
 
 
-def _is_text(kind, pa) -> bool:
+def _is_text(kind: "pa.DataType", pa: ModuleType) -> bool:
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
 
 
-def _holds_separator(items: "pa.Array", pa) -> bool:
+def _holds_separator(items: "pa.Array", pa: ModuleType) -> bool:
     return bool(pa.compute.any(pa.compute.match_substring(items, _ITEM_SEPARATOR)).as_py())
 
 
@@ -339,7 +347,7 @@ def fleet_table(devices: DeviceSet) -> "pa.Table":
     return pa.table(columns)
 
 
-def _self_column(selves: list[dict[str, Any]], declared: set[str], pa) -> "pa.Array":
+def _self_column(selves: list[dict[str, Any]], declared: set[str], pa: ModuleType) -> "pa.Array":
     """A struct has one order of fields; what depends on the order of a descriptor's attributes
     is where undeclared ones first appear (their reason bits, docs/model.md section 8), so the struct
     is taken when it keeps every descriptor's undeclared attributes in their order."""
@@ -363,7 +371,8 @@ def parquet_bytes(table: "pa.Table") -> bytes:
     pa = pyarrow_module("writing Parquet")
     sink = pa.BufferOutputStream()
     pa.parquet.write_table(table, sink, compression="zstd")
-    return sink.getvalue().to_pybytes()
+    written: bytes = sink.getvalue().to_pybytes()
+    return written
 
 
 CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version", "major_distance", "minor_distance")
