@@ -152,7 +152,7 @@ def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
     fleet = view.fleet
     placed = np.bincount(fleet.vm_of_mover, weights=target >= 0, minlength=fleet.n_vms) == fleet.vm_sizes
     moving = np.flatnonzero(placed[fleet.vm_of_mover])
-    rank = sum(int(view.mover_ranks(p)[view.target_class[target[p]]]) for p in moving.tolist())
+    rank = int(view.move_ranks(moving, target[moving]).sum())
     return int(placed.sum()), len(moving), rank
 
 
