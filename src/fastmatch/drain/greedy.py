@@ -160,9 +160,12 @@ class HostChooser:
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else np.zeros(0, np.int64)
             targets = shared.class_order[np.repeat(start - offsets, lengths) + np.arange(int(lengths.sum()))]
             targets = targets[targets != kind[1]]
-            hosts = np.unique(view.fleet.target_host[targets])
+            # Before anything is used, a host's score is its best compatible class's rank.
+            hosts, host_of_target = np.unique(view.fleet.target_host[targets], return_inverse=True)
+            scores = np.full(len(hosts), self.BIG, dtype=np.int64)
+            np.minimum.at(scores, host_of_target, view.mover_ranks(position)[view.target_class[targets]])
             shared.hosts_of[kind] = hosts
-            shared.first_scores[kind] = self._score(position, hosts, view.capacity)
+            shared.first_scores[kind] = scores
         return shared.hosts_of[kind]
 
     def _candidates(self, positions: list[int]) -> np.ndarray:
