@@ -160,12 +160,13 @@ class HostChooser:
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else np.zeros(0, np.int64)
             targets = shared.class_order[np.repeat(start - offsets, lengths) + np.arange(int(lengths.sum()))]
             targets = targets[targets != kind[1]]
-            # Before anything is used, a host's score is its best compatible class's rank.
-            hosts, host_of_target = np.unique(view.fleet.target_host[targets], return_inverse=True)
-            scores = np.full(len(hosts), self.BIG, dtype=np.int64)
-            np.minimum.at(scores, host_of_target, view.mover_ranks(position)[view.target_class[targets]])
+            # Before anything is used, a host's score is its best compatible class's rank; one
+            # slot per host (no sort of the targets, which can be most of a large fleet's).
+            scores = np.full(len(self.start) - 1, self.BIG, dtype=np.int64)
+            np.minimum.at(scores, view.fleet.target_host[targets], view.mover_ranks(position)[view.target_class[targets]])
+            hosts = np.flatnonzero(scores < self.BIG)
             shared.hosts_of[kind] = hosts
-            shared.first_scores[kind] = scores
+            shared.first_scores[kind] = scores[hosts]
         return shared.hosts_of[kind]
 
     def _candidates(self, positions: list[int]) -> np.ndarray:
