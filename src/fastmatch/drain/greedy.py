@@ -169,15 +169,18 @@ class HostChooser:
             shared.first_scores[kind] = scores[hosts]
         return shared.hosts_of[kind]
 
-    def _candidates(self, positions: list[int]) -> np.ndarray:
-        kinds = tuple(sorted({self._kind(p): p for p in positions}.items()))
+    def _candidates(self, positions: list[int]) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+        """Hosts (sorted) with an eligible compatible target for each of these devices, and
+        per device kind where those hosts are among its own candidate hosts."""
+        kinds = dict(sorted({self._kind(p): p for p in positions}.items()))
         shared = self.shared
-        key = tuple(kind for kind, _ in kinds)
+        key = tuple(kinds)
         if key not in shared.candidates:
-            candidates = self._hosts_for(*kinds[0])
-            for kind, position in kinds[1:]:
-                candidates = np.intersect1d(candidates, self._hosts_for(kind, position), assume_unique=True)
-            shared.candidates[key] = candidates
+            own = {kind: self._hosts_for(kind, position) for kind, position in kinds.items()}
+            candidates = None
+            for hosts in own.values():
+                candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
+            shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates) for kind, hosts in own.items()}
         return shared.candidates[key]
 
     def _score(self, position: int, hosts: np.ndarray, remaining: np.ndarray) -> np.ndarray:
@@ -192,15 +195,15 @@ class HostChooser:
         usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
         return np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
 
-    def _ranks_on(self, position: int, candidates: np.ndarray) -> np.ndarray:
-        """The device's best available rank on each candidate host, rescoring hosts where a
-        target ran out since this kind was last scored there."""
+    def _ranks_on(self, position: int, candidates: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The device's best available rank on each candidate host (at ``at`` among its own
+        candidate hosts), rescoring hosts where a target ran out since this kind was last
+        scored there."""
         kind = self._kind(position)
         hosts = self._hosts_for(kind, position)
         if kind not in self.scores:
             self.scores[kind] = (self.shared.first_scores[kind].copy(), np.zeros(len(hosts), dtype=np.int64))
         scores, versions = self.scores[kind]
-        at = np.searchsorted(hosts, candidates)
         stale = at[versions[at] != self.host_version[candidates]]
         if len(stale):
             scores[stale] = self._score(position, hosts[stale], self.remaining)
@@ -211,24 +214,29 @@ class HostChooser:
         """Targets for the devices at ``positions`` (mover positions), all on one host, or None:
         the host of least total rank (then first in order) where the devices find targets."""
         fleet = self.view.fleet
-        candidates = self._candidates(positions)
+        candidates, at_of_kind = self._candidates(positions)
         limit = fleet.host_limit[candidates]
-        candidates = candidates[(limit < 0) | (used[candidates] + len(positions) <= limit)]
+        within = (limit < 0) | (used[candidates] + len(positions) <= limit)
+        if not within.all():
+            candidates = candidates[within]
+            at_of_kind = {kind: at[within] for kind, at in at_of_kind.items()}
         total = np.zeros(len(candidates), dtype=np.int64)
         for position in positions:
-            total += self._ranks_on(position, candidates)
-        for c in np.lexsort((candidates, total)).tolist():
+            total += self._ranks_on(position, candidates, at_of_kind[self._kind(position)])
+        while len(total):
+            c = int(np.argmin(total))  # candidates are in host order: the first least total
             if total[c] >= self.BIG:
                 break
             h = candidates[c]
             chosen = self._fill(positions, self.order[self.start[h] : self.start[h + 1]])
             if chosen is not None:
                 return chosen
+            total[c] = self.BIG
         return None
 
     def candidate_count(self, positions: list[int]) -> int:
         """How many hosts have an eligible compatible target for each of these devices."""
-        return len(self._candidates(positions))
+        return len(self._candidates(positions)[0])
 
     def _fill(self, positions: list[int], on_host: np.ndarray) -> list[int] | None:
         """Each device in turn takes its best target on this host (least rank, then input order)."""
