@@ -7,15 +7,15 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from plan_brute import Oracle
 
 import fastmatch as fm
-from fastmatch import DeviceSet
 import fastmatch.drain.joint as joint_module
+from fastmatch import DeviceSet
 from fastmatch.drain.classes import ClassView
 from fastmatch.drain.fleet import drain_fleet
 from fastmatch.drain.greedy import HostChooser
 from fastmatch.drain.validate import check_plan
-from plan_brute import Oracle
 
 HOSTS = ("a", "b", "c", "d")
 TYPES = ("A", "B")

@@ -38,7 +38,7 @@ class _Available:
         return int(self.order[p]) if p < end else -1
 
 
-def greedy(view: ClassView, like: "HostChooser | None" = None) -> np.ndarray:
+def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
     """int64 per mover: its target, or -1. ``like``: a chooser of the same view whose
     candidate hosts and first scores the VM groups' chooser may share."""
     fleet = view.fleet
@@ -120,7 +120,7 @@ class HostChooser:
 
     BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
 
-    def __init__(self, view: ClassView, remaining: np.ndarray, like: "HostChooser | None" = None) -> None:
+    def __init__(self, view: ClassView, remaining: np.ndarray, like: HostChooser | None = None) -> None:
         self.view = view
         self.remaining = remaining  # the caller's array, changed only through take()
         fleet = view.fleet
