@@ -180,7 +180,8 @@ class HostChooser:
             candidates = None
             for hosts in own.values():
                 candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
-            shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates) for kind, hosts in own.items()}
+            # int32 places (hosts are far fewer than 2**31): these are kept for every group kind.
+            shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates).astype(np.int32) for kind, hosts in own.items()}
         return shared.candidates[key]
 
     def _score(self, position: int, hosts: np.ndarray, remaining: np.ndarray) -> np.ndarray:
