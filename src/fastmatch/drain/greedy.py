@@ -8,6 +8,8 @@ placed early may take the only target a later one had.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from .classes import ClassView
@@ -36,8 +38,9 @@ class _Available:
         return int(self.order[p]) if p < end else -1
 
 
-def greedy(view: ClassView) -> np.ndarray:
-    """int64 per mover: its target, or -1."""
+def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
+    """int64 per mover: its target, or -1. ``like``: a chooser of the same view whose
+    candidate hosts and first scores the VM groups' chooser may share."""
     fleet = view.fleet
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
     available = _Available(view)
@@ -53,7 +56,15 @@ def greedy(view: ClassView) -> np.ndarray:
             levels[key] = np.split(order, cuts) if len(order) else []
         return levels[key]
 
-    hosts = HostChooser(view) if (fleet.vm_sizes > 1).any() else None
+    hosts = HostChooser(view, available.remaining, like) if (fleet.vm_sizes > 1).any() else None
+
+    def take(j: int) -> None:
+        if hosts is None:
+            available.remaining[j] -= 1
+        else:
+            hosts.take(j)
+        used[fleet.target_host[j]] += 1
+
     limit = fleet.host_limit
     used = np.zeros(len(limit), dtype=np.int64)  # new devices per host
     limited = bool((limit >= 0).any())
@@ -69,16 +80,14 @@ def greedy(view: ClassView) -> np.ndarray:
                     found = [j for j in (available.first(t, twin) for t in level.tolist()) if j >= 0]
                 if found:
                     j = min(found)
-                    available.remaining[j] -= 1
-                    used[fleet.target_host[j]] += 1
+                    take(j)
                     target[position] = j
                     break
         else:
-            chosen = hosts.best(positions, available.remaining, used)
+            chosen = hosts.best(positions, used)
             if chosen is not None:
                 for position, j in zip(positions, chosen):
-                    available.remaining[j] -= 1
-                    used[fleet.target_host[j]] += 1
+                    take(j)
                     target[position] = j
     return target
 
@@ -99,94 +108,141 @@ def _first_within_limits(view: ClassView, available: _Available, level: np.ndarr
 class HostChooser:
     """Where a VM group goes, one group at a time: the host where each of its devices' best
     available target, added up, has the least rank (then the host first in order), provided
-    the devices, taking their best targets there one after another, all find one."""
+    the devices, taking their best targets there one after another, all find one.
+
+    Each device kind (class, twin) keeps its best available rank on each of its candidate
+    hosts, so a group's choice is a few array lookups over its candidate hosts instead of a
+    walk over their targets. A kind's rank on a host changes only when a target there runs
+    out (capacity only ever goes down), so every decrement goes through :meth:`take`, which
+    marks that host for rescoring. Choosers made ``like`` another share what does not depend
+    on capacity used (candidate hosts and the first scores): the joint plan and its greedy
+    comparison score each kind once."""
 
     BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
-    CHUNK = 256  # candidate hosts scored at once
 
-    def __init__(self, view: ClassView) -> None:
+    def __init__(self, view: ClassView, remaining: np.ndarray, like: HostChooser | None = None) -> None:
         self.view = view
+        self.remaining = remaining  # the caller's array, changed only through take()
         fleet = view.fleet
+        self.host_version = np.zeros(len(fleet.host_names), dtype=np.int64)
+        self.scores: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # kind -> (rank per candidate host, host versions then)
+        if like is not None:
+            self.order, self.start, self.shared = like.order, like.start, like.shared
+            return
         eligible = np.flatnonzero(view.capacity > 0)
         hosts = fleet.target_host[eligible]
         order = np.argsort(hosts, kind="stable")
         self.order = eligible[order]
         self.start = np.searchsorted(hosts[order], np.arange(len(fleet.host_names) + 1))
-        self.hosts_of: dict[tuple[int, int], np.ndarray] = {}
-        self.class_left = view.class_capacity.copy()
         by_class = np.argsort(view.target_class[eligible], kind="stable")
-        self.class_order = eligible[by_class]
-        self.class_start = np.searchsorted(view.target_class[eligible][by_class], np.arange(view.scores.shape[1] + 1))
+        self.shared = _Shared(
+            class_order=eligible[by_class],
+            class_start=np.searchsorted(view.target_class[eligible][by_class], np.arange(view.scores.shape[1] + 1)),
+        )
 
-    def _hosts_for(self, position: int) -> np.ndarray:
-        """Hosts with an eligible target compatible with the mover at ``position``."""
-        view = self.view
-        key = (int(view.mover_class[position]), int(view.twin[position]))
-        if key not in self.hosts_of:
+    def take(self, j: int) -> None:
+        """One instance of target ``j`` used."""
+        self.remaining[j] -= 1
+        if self.remaining[j] == 0:
+            self.host_version[self.view.fleet.target_host[j]] += 1
+
+    def _kind(self, position: int) -> tuple[int, int]:
+        return int(self.view.mover_class[position]), int(self.view.twin[position])
+
+    def _hosts_for(self, kind: tuple[int, int], position: int) -> np.ndarray:
+        """Hosts (sorted) with an eligible target compatible with the mover at ``position``."""
+        shared = self.shared
+        if kind not in shared.hosts_of:
+            view = self.view
             classes = np.flatnonzero(view.mover_ranks(position) >= 0)
-            start, end = self.class_start[classes], self.class_start[classes + 1]
+            start, end = shared.class_start[classes], shared.class_start[classes + 1]
             lengths = end - start
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else np.zeros(0, np.int64)
-            targets = self.class_order[np.repeat(start - offsets, lengths) + np.arange(int(lengths.sum()))]
-            targets = targets[targets != key[1]]
-            self.hosts_of[key] = np.unique(view.fleet.target_host[targets])
-        return self.hosts_of[key]
+            targets = shared.class_order[np.repeat(start - offsets, lengths) + np.arange(int(lengths.sum()))]
+            targets = targets[targets != kind[1]]
+            # Before anything is used, a host's score is its best compatible class's rank; one
+            # slot per host (no sort of the targets, which can be most of a large fleet's).
+            scores = np.full(len(self.start) - 1, self.BIG, dtype=np.int64)
+            np.minimum.at(scores, view.fleet.target_host[targets], view.mover_ranks(position)[view.target_class[targets]])
+            hosts = np.flatnonzero(scores < self.BIG)
+            shared.hosts_of[kind] = hosts
+            shared.first_scores[kind] = scores[hosts]
+        return shared.hosts_of[kind]
 
-    def best(self, positions: list[int], remaining: np.ndarray, used: np.ndarray) -> list[int] | None:
-        """Targets for the devices at ``positions`` (mover positions), all on one host, or None.
+    def _candidates(self, positions: list[int]) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+        """Hosts (sorted) with an eligible compatible target for each of these devices, and
+        per device kind where those hosts are among its own candidate hosts."""
+        kinds = dict(sorted({self._kind(p): p for p in positions}.items()))
+        shared = self.shared
+        key = tuple(kinds)
+        if key not in shared.candidates:
+            own = {kind: self._hosts_for(kind, position) for kind, position in kinds.items()}
+            candidates = None
+            for hosts in own.values():
+                candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
+            # int32 places (hosts are far fewer than 2**31): these are kept for every group kind.
+            shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates).astype(np.int32) for kind, hosts in own.items()}
+        return shared.candidates[key]
 
-        Candidate hosts are scored a chunk at a time, in host order; the scan stops at a host
-        whose total reaches the lower bound (each device's best rank among the classes with
-        capacity left anywhere), since no host can do better and the first such host wins."""
-        view, fleet = self.view, self.view.fleet
-        candidates = self._hosts_for(positions[0])
-        for position in positions[1:]:
-            candidates = np.intersect1d(candidates, self._hosts_for(position), assume_unique=True)
+    def _score(self, position: int, hosts: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+        """Per host, the best rank of a target there with capacity left for this device (BIG: none)."""
+        if not len(hosts):
+            return np.zeros(0, dtype=np.int64)
+        view = self.view
+        lengths = self.start[hosts + 1] - self.start[hosts]
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        on_hosts = self.order[np.repeat(self.start[hosts] - offsets, lengths) + np.arange(int(lengths.sum()))]
+        ranks = view.mover_ranks(position)[view.target_class[on_hosts]]
+        usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
+        return np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+
+    def _ranks_on(self, position: int, candidates: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """The device's best available rank on each candidate host (at ``at`` among its own
+        candidate hosts), rescoring hosts where a target ran out since this kind was last
+        scored there."""
+        kind = self._kind(position)
+        hosts = self._hosts_for(kind, position)
+        if kind not in self.scores:
+            self.scores[kind] = (self.shared.first_scores[kind].copy(), np.zeros(len(hosts), dtype=np.int64))
+        scores, versions = self.scores[kind]
+        stale = at[versions[at] != self.host_version[candidates]]
+        if len(stale):
+            scores[stale] = self._score(position, hosts[stale], self.remaining)
+            versions[stale] = self.host_version[hosts[stale]]
+        return scores[at]
+
+    def best(self, positions: list[int], used: np.ndarray) -> list[int] | None:
+        """Targets for the devices at ``positions`` (mover positions), all on one host, or None:
+        the host of least total rank (then first in order) where the devices find targets."""
+        fleet = self.view.fleet
+        candidates, at_of_kind = self._candidates(positions)
         limit = fleet.host_limit[candidates]
-        candidates = candidates[(limit < 0) | (used[candidates] + len(positions) <= limit)]
-        bound = sum(int(self._best_rank(p)) for p in positions)
-        best_total, best = None, None
-        for first in range(0, len(candidates), self.CHUNK):
-            chunk = candidates[first : first + self.CHUNK]
-            lengths = self.start[chunk + 1] - self.start[chunk]
-            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            on_hosts = self.order[np.repeat(self.start[chunk] - offsets, lengths) + np.arange(int(lengths.sum()))]
-            classes = view.target_class[on_hosts]
-            total = np.zeros(len(chunk), dtype=np.int64)
-            for position in positions:
-                ranks = view.mover_ranks(position)[classes]
-                usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
-                total += np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
-            for c in np.lexsort((chunk, total)).tolist():
-                if total[c] >= self.BIG or (best_total is not None and total[c] >= best_total):
-                    break
-                chosen = self._fill(positions, on_hosts[offsets[c] : offsets[c] + lengths[c]], remaining)
-                if chosen is not None:
-                    best_total, best = int(total[c]), chosen
-                    break
-            if best_total is not None and best_total <= bound:
+        within = (limit < 0) | (used[candidates] + len(positions) <= limit)
+        if not within.all():
+            candidates = candidates[within]
+            at_of_kind = {kind: at[within] for kind, at in at_of_kind.items()}
+        total = np.zeros(len(candidates), dtype=np.int64)
+        for position in positions:
+            total += self._ranks_on(position, candidates, at_of_kind[self._kind(position)])
+        while len(total):
+            c = int(np.argmin(total))  # candidates are in host order: the first least total
+            if total[c] >= self.BIG:
                 break
-        if best is not None:
-            np.subtract.at(self.class_left, view.target_class[best], 1)
-        return best
+            h = candidates[c]
+            chosen = self._fill(positions, self.order[self.start[h] : self.start[h + 1]])
+            if chosen is not None:
+                return chosen
+            total[c] = self.BIG
+        return None
 
     def candidate_count(self, positions: list[int]) -> int:
         """How many hosts have an eligible compatible target for each of these devices."""
-        candidates = self._hosts_for(positions[0])
-        for position in positions[1:]:
-            candidates = np.intersect1d(candidates, self._hosts_for(position), assume_unique=True)
-        return len(candidates)
+        return len(self._candidates(positions)[0])
 
-    def _best_rank(self, position: int) -> int:
-        """The best rank the device could still have anywhere (a lower bound: ``class_left``
-        counts only what this chooser took, so it is never below what is really left)."""
-        ranks = self.view.mover_ranks(position)
-        usable = (ranks >= 0) & (self.class_left > 0)
-        return int(ranks[usable].min()) if usable.any() else 0
-
-    def _fill(self, positions: list[int], on_host: np.ndarray, remaining: np.ndarray) -> list[int] | None:
+    def _fill(self, positions: list[int], on_host: np.ndarray) -> list[int] | None:
         """Each device in turn takes its best target on this host (least rank, then input order)."""
         view = self.view
+        remaining = self.remaining
         taken: dict[int, int] = {}
         chosen = []
         for position in positions:
@@ -202,3 +258,15 @@ class HostChooser:
             taken[pick] = taken.get(pick, 0) + 1
             chosen.append(pick)
         return chosen
+
+
+@dataclass
+class _Shared:
+    """What choosers of one view share: target classes' eligible targets, each device kind's
+    candidate hosts and its scores before anything is used, each group's candidate hosts."""
+
+    class_order: np.ndarray
+    class_start: np.ndarray
+    hosts_of: dict = field(default_factory=dict)
+    first_scores: dict = field(default_factory=dict)
+    candidates: dict = field(default_factory=dict)

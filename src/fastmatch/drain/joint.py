@@ -73,7 +73,8 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
     fleet = view.fleet
     # A group type with no host where each of its devices has a compatible target is left out of
     # the bound: its relaxation would place it anyway, and the bound would promise what none can do.
-    chooser = HostChooser(view)
+    remaining = view.capacity.copy()
+    chooser = HostChooser(view, remaining)
     first_vm: dict[int, int] = {}
     for v, g in enumerate(commodities.group_type_of_vm.tolist()):
         if g >= 0:
@@ -83,7 +84,6 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
     relaxed = build_model(view, commodities, limited, places)
     bound = solve(relaxed, time_limit)
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
-    remaining = view.capacity.copy()
     used = np.zeros(len(fleet.host_names), dtype=np.int64)
     wanted = np.zeros(len(commodities.group_count), dtype=np.int64)
     if bound.objective:
@@ -96,13 +96,13 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
         if wanted[g] == 0:
             continue
         positions = fleet.vm_devices(v).tolist()
-        chosen = chooser.best(positions, remaining, used)
+        chosen = chooser.best(positions, used)
         if chosen is None:
             continue
         wanted[g] -= 1
         for position, j in zip(positions, chosen):
             target[position] = j
-            remaining[j] -= 1
+            chooser.take(j)
             used[fleet.target_host[j]] += 1
 
     # The single-device VMs, exactly, on what the groups left (ranks keep their meaning: they
@@ -124,7 +124,7 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
     objective = plan_objective(view, target)
     # The groups' step is a heuristic: where the baseline does better, its plan is the answer,
     # so that the joint plan never places fewer VMs than the greedy one.
-    baseline = greedy(view)
+    baseline = greedy(view, like=chooser)
     baseline_objective = plan_objective(view, baseline)
     if _better(baseline_objective, objective):
         target, objective = baseline, baseline_objective
@@ -152,7 +152,7 @@ def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
     fleet = view.fleet
     placed = np.bincount(fleet.vm_of_mover, weights=target >= 0, minlength=fleet.n_vms) == fleet.vm_sizes
     moving = np.flatnonzero(placed[fleet.vm_of_mover])
-    rank = sum(int(view.mover_ranks(p)[view.target_class[target[p]]]) for p in moving.tolist())
+    rank = int(view.move_ranks(moving, target[moving]).sum())
     return int(placed.sum()), len(moving), rank
 
 

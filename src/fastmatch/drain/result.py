@@ -73,11 +73,7 @@ class Plan:
     def move_rank(self) -> np.ndarray:
         """int64 per move: 1 if the target is among the source's best available ones, 2 for the next
         best distinct score, and so on."""
-        view = self.view
-        ranks = np.empty(len(self.move_position), dtype=np.int64)
-        for m, (position, j) in enumerate(zip(self.move_position.tolist(), self.move_target.tolist())):
-            ranks[m] = view.mover_ranks(position)[view.target_class[j]] + 1
-        return ranks
+        return self.view.move_ranks(self.move_position, self.move_target) + 1
 
     @cached_property
     def move_score(self) -> np.ndarray:
