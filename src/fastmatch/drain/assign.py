@@ -12,6 +12,8 @@ good plan. The choice is fixed so that the same input always gives the same plan
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from .classes import ClassView
@@ -97,7 +99,7 @@ def assign(view: ClassView, model: Model, solution: Solution) -> np.ndarray:
     return target
 
 
-def _grouped(keys: np.ndarray, values: np.ndarray, n: int):
+def _grouped(keys: np.ndarray, values: np.ndarray, n: int) -> Iterator[tuple[int, np.ndarray]]:
     order = np.argsort(keys, kind="stable")
     start = np.searchsorted(keys[order], np.arange(n + 1))
     for k in range(n):

@@ -96,7 +96,7 @@ class ClassView:
     def move_ranks(self, positions: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """int64 per (mover position, target) pair: :meth:`mover_ranks` of the mover at the
         target's class, in one lookup for all but the few movers whose own id is a target."""
-        ranks = self.class_ranks[self.mover_class[positions], self.target_class[targets]]
+        ranks: np.ndarray = self.class_ranks[self.mover_class[positions], self.target_class[targets]]
         for m in np.flatnonzero(self.twin[positions] >= 0).tolist():
             ranks[m] = self.mover_ranks(int(positions[m]))[self.target_class[targets[m]]]
         return ranks

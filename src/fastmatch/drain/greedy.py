@@ -14,6 +14,8 @@ import numpy as np
 
 from .classes import ClassView
 
+DeviceKind = tuple[int, int]  # a mover's (class, twin): devices of one kind go to the same targets
+
 
 class _Available:
     """Eligible targets per target class, in input order, with what each can still take."""
@@ -44,7 +46,7 @@ def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
     fleet = view.fleet
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
     available = _Available(view)
-    levels: dict[tuple[int, int], list[np.ndarray]] = {}  # (class, twin) -> target classes by rank
+    levels: dict[DeviceKind, list[np.ndarray]] = {}  # (class, twin) -> target classes by rank
 
     def rank_levels(position: int) -> list[np.ndarray]:
         key = (int(view.mover_class[position]), int(view.twin[position]))
@@ -84,6 +86,7 @@ def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
                     target[position] = j
                     break
         else:
+            assert hosts is not None  # made whenever a VM has several devices
             chosen = hosts.best(positions, used)
             if chosen is not None:
                 for position, j in zip(positions, chosen):
@@ -119,13 +122,16 @@ class HostChooser:
     comparison score each kind once."""
 
     BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
+    order: np.ndarray  # eligible targets, grouped by host
+    start: np.ndarray  # per host, where its targets start in order
+    shared: _Shared
 
     def __init__(self, view: ClassView, remaining: np.ndarray, like: HostChooser | None = None) -> None:
         self.view = view
         self.remaining = remaining  # the caller's array, changed only through take()
         fleet = view.fleet
         self.host_version = np.zeros(len(fleet.host_names), dtype=np.int64)
-        self.scores: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # kind -> (rank per candidate host, host versions then)
+        self.scores: dict[DeviceKind, tuple[np.ndarray, np.ndarray]] = {}  # kind -> (rank per candidate host, host versions then)
         if like is not None:
             self.order, self.start, self.shared = like.order, like.start, like.shared
             return
@@ -146,10 +152,10 @@ class HostChooser:
         if self.remaining[j] == 0:
             self.host_version[self.view.fleet.target_host[j]] += 1
 
-    def _kind(self, position: int) -> tuple[int, int]:
+    def _kind(self, position: int) -> DeviceKind:
         return int(self.view.mover_class[position]), int(self.view.twin[position])
 
-    def _hosts_for(self, kind: tuple[int, int], position: int) -> np.ndarray:
+    def _hosts_for(self, kind: DeviceKind, position: int) -> np.ndarray:
         """Hosts (sorted) with an eligible target compatible with the mover at ``position``."""
         shared = self.shared
         if kind not in shared.hosts_of:
@@ -169,7 +175,7 @@ class HostChooser:
             shared.first_scores[kind] = scores[hosts]
         return shared.hosts_of[kind]
 
-    def _candidates(self, positions: list[int]) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+    def _candidates(self, positions: list[int]) -> tuple[np.ndarray, dict[DeviceKind, np.ndarray]]:
         """Hosts (sorted) with an eligible compatible target for each of these devices, and
         per device kind where those hosts are among its own candidate hosts."""
         kinds = dict(sorted({self._kind(p): p for p in positions}.items()))
@@ -177,9 +183,10 @@ class HostChooser:
         key = tuple(kinds)
         if key not in shared.candidates:
             own = {kind: self._hosts_for(kind, position) for kind, position in kinds.items()}
-            candidates = None
+            candidates: np.ndarray | None = None
             for hosts in own.values():
                 candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
+            assert candidates is not None  # a group has devices
             # int32 places (hosts are far fewer than 2**31): these are kept for every group kind.
             shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates).astype(np.int32) for kind, hosts in own.items()}
         return shared.candidates[key]
@@ -194,7 +201,8 @@ class HostChooser:
         on_hosts = self.order[np.repeat(self.start[hosts] - offsets, lengths) + np.arange(int(lengths.sum()))]
         ranks = view.mover_ranks(position)[view.target_class[on_hosts]]
         usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
-        return np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+        best: np.ndarray = np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+        return best
 
     def _ranks_on(self, position: int, candidates: np.ndarray, at: np.ndarray) -> np.ndarray:
         """The device's best available rank on each candidate host (at ``at`` among its own
@@ -209,7 +217,8 @@ class HostChooser:
         if len(stale):
             scores[stale] = self._score(position, hosts[stale], self.remaining)
             versions[stale] = self.host_version[hosts[stale]]
-        return scores[at]
+        at_candidates: np.ndarray = scores[at]
+        return at_candidates
 
     def best(self, positions: list[int], used: np.ndarray) -> list[int] | None:
         """Targets for the devices at ``positions`` (mover positions), all on one host, or None:
@@ -267,6 +276,7 @@ class _Shared:
 
     class_order: np.ndarray
     class_start: np.ndarray
-    hosts_of: dict = field(default_factory=dict)
-    first_scores: dict = field(default_factory=dict)
-    candidates: dict = field(default_factory=dict)
+    hosts_of: dict[DeviceKind, np.ndarray] = field(default_factory=dict)
+    first_scores: dict[DeviceKind, np.ndarray] = field(default_factory=dict)
+    # per group's device kinds: its candidate hosts, and per kind their places among the kind's own
+    candidates: dict[tuple[DeviceKind, ...], tuple[np.ndarray, dict[DeviceKind, np.ndarray]]] = field(default_factory=dict)

@@ -36,7 +36,7 @@ import numpy as np
 from .assign import assign
 from .classes import ClassView
 from .greedy import HostChooser, greedy
-from .model import ANY_PLACE, Commodities, build_model, scipy_modules, solve
+from .model import ANY_PLACE, Commodities, Model, Solution, StageSummary, build_model, require_scipy, solve
 
 FULL_MODEL_GROUPS = 200
 
@@ -50,7 +50,7 @@ class JointOutcome:
     constraints: int = 0
     objective: tuple[int, ...] = ()
     bound: tuple[int, ...] | None = None
-    stages: list[dict] = field(default_factory=list)
+    stages: list[StageSummary] = field(default_factory=list)
     model: str = "classes"
 
 
@@ -69,7 +69,9 @@ def joint_plan(view: ClassView, time_limit: float | None = None) -> JointOutcome
     return _groups_then_singles(view, commodities, limited, time_limit, started)
 
 
-def _groups_then_singles(view, commodities, limited, time_limit, started) -> JointOutcome:
+def _groups_then_singles(
+    view: ClassView, commodities: Commodities, limited: np.ndarray, time_limit: float | None, started: float
+) -> JointOutcome:
     fleet = view.fleet
     # A group type with no host where each of its devices has a compatible target is left out of
     # the bound: its relaxation would place it anyway, and the bound would promise what none can do.
@@ -137,7 +139,7 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
         relaxed.rows + model.rows,
         objective,
         bound.objective,
-        [{**s, "stage": f"bound: {s['stage']}"} for s in bound.stages] + [{**s, "stage": f"single-device VMs: {s['stage']}"} for s in solution.stages],
+        _prefixed("bound", bound.stages) + _prefixed("single-device VMs", solution.stages),
         "bound over classes; VM groups one by one (HostChooser); single-device VMs over classes",
     )
 
@@ -145,6 +147,10 @@ def _groups_then_singles(view, commodities, limited, time_limit, started) -> Joi
 def _better(a: tuple[int, int, int], b: tuple[int, int, int]) -> bool:
     """Whether objective ``a`` is lexicographically better than ``b`` (ranks: less is better)."""
     return (a[0], a[1], -a[2]) > (b[0], b[1], -b[2])
+
+
+def _prefixed(prefix: str, stages: list[StageSummary]) -> list[StageSummary]:
+    return [{**s, "stage": f"{prefix}: {s['stage']}"} for s in stages]
 
 
 def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
@@ -156,7 +162,7 @@ def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
     return int(placed.sum()), len(moving), rank
 
 
-def _finish(view, model, solution, started, kind) -> JointOutcome:
+def _finish(view: ClassView, model: Model, solution: Solution, started: float, kind: str) -> JointOutcome:
     target = assign(view, model, solution)
     objective = solution.objective
     if solution.status == "time-limit":
@@ -182,7 +188,9 @@ def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarra
     """Per group type, the hosts where each of its commodities alone finds the compatible
     capacity it needs (and the host's limit and capacity allow the group's size), most
     compatible capacity first, then host order."""
-    _, sparse = scipy_modules()
+    require_scipy()
+    from scipy import sparse
+
     fleet = view.fleet
     eligible = np.flatnonzero(view.capacity > 0)
     n_hosts = len(fleet.host_names)
@@ -199,8 +207,8 @@ def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarra
     out = []
     for members in commodities.group_members:
         size = sum(m for _, m in members)
-        hosts = None
-        room = None
+        hosts: np.ndarray | None = None
+        room: dict[int, float] = {}
         for k, m in members:
             r = row_of[k]
             start, end = per_commodity.indptr[r], per_commodity.indptr[r + 1]
@@ -208,7 +216,8 @@ def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarra
             ok = idx[cap >= m]
             capacity_there = dict(zip(idx.tolist(), cap.tolist()))
             hosts = ok if hosts is None else np.intersect1d(hosts, ok, assume_unique=True)
-            room = {h: room.get(h, 0) + capacity_there[h] for h in hosts.tolist()} if room is not None else {h: capacity_there[h] for h in hosts.tolist()}
+            room = {h: room.get(h, 0) + capacity_there[h] for h in hosts.tolist()}
+        assert hosts is not None  # a group has devices
         limit = fleet.host_limit[hosts]
         hosts = hosts[((limit < 0) | (limit >= size)) & (host_capacity[hosts] >= size)]
         order = sorted(hosts.tolist(), key=lambda h: (-room[h], h))

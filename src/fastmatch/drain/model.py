@@ -22,22 +22,57 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import FastmatchError
 from .classes import ClassView
+
+if TYPE_CHECKING:
+    from scipy import optimize, sparse
+    from scipy.optimize._milp import _OptionsMILP  # the stubs' name for milp's options
 
 ANY_PLACE = -2  # a group "place" that is every bucket: the bound of the relaxation
 AGGREGATE = -1  # the bucket place of hosts the model does not see one by one
 
 
-def scipy_modules():
+Floats = npt.NDArray[np.float64]
+Int64s = npt.NDArray[np.int64]
+
+
+class StageCall(TypedDict):
+    """One solver call."""
+
+    stage: str
+    status: int  # scipy.optimize.milp's
+    seconds: float
+
+
+class BlockStageCall(StageCall):
+    block: int
+    variables: int
+
+
+class StageSummary(TypedDict):
+    """The solver calls of one stage, summed over the blocks."""
+
+    stage: str
+    calls: int
+    seconds: float
+    largest_block: int
+    not_optimal: int
+
+# A part of the objective: its name, coefficients over x then y, and sense (+1 maximise, -1 minimise).
+Objective = tuple[str, Floats, int]
+
+
+def require_scipy() -> None:
     try:
-        from scipy import optimize, sparse
+        from scipy import optimize, sparse  # noqa: F401
     except ImportError:
         raise FastmatchError("fastmatch plan needs SciPy's HiGHS solver: pip install 'fastmatch[plan]'") from None
-    return optimize, sparse
 
 
 @dataclass
@@ -175,33 +210,41 @@ class Solution:
     status: str  # "optimal" or "time-limit"
     objective: tuple[int, ...]  # (VMs, devices, total rank)
     seconds: float
-    stages: list[dict] = field(default_factory=list)
+    stages: list[StageSummary] = field(default_factory=list)
 
 
-def _matrix(model: Model):
+def _matrix(model: Model) -> tuple[sparse.csr_array[np.float64], Floats, Floats]:
     """Rows (A, lower, upper) of the model, as a CSR matrix over x then y."""
-    _, sparse = scipy_modules()
+    require_scipy()
+    from scipy import sparse
+
     com, buckets = model.commodities, model.buckets
     n_x, n_y = len(model.pair_k), len(model.group_g)
-    rows, cols, vals, lower, upper = [], [], [], [], []
+    rows: list[Int64s] = []
+    cols: list[Int64s] = []
+    vals: list[Floats] = []
+    lower: list[Floats] = []
+    upper: list[Floats] = []
     n_rows = 0
 
-    def add(r, c, v):
+    def add(r: npt.ArrayLike, c: npt.ArrayLike, v: npt.ArrayLike) -> None:
         rows.append(np.asarray(r, dtype=np.int64))
         cols.append(np.asarray(c, dtype=np.int64))
         vals.append(np.asarray(v, dtype=np.float64))
 
     x_cols = np.arange(n_x)
     # Group members, expanded: per y variable, its (commodity, count) pairs.
-    member_var, member_k, member_m = [], [], []
+    member_vars: list[int] = []
+    member_ks: list[int] = []
+    member_ms: list[int] = []
     for var, g in enumerate(model.group_g.tolist()):
         for k, m in com.group_members[g]:
-            member_var.append(var)
-            member_k.append(k)
-            member_m.append(m)
-    member_var = np.asarray(member_var, dtype=np.int64)
-    member_k = np.asarray(member_k, dtype=np.int64)
-    member_m = np.asarray(member_m, dtype=np.float64)
+            member_vars.append(var)
+            member_ks.append(k)
+            member_ms.append(m)
+    member_var = np.asarray(member_vars, dtype=np.int64)
+    member_k = np.asarray(member_ks, dtype=np.int64)
+    member_m = np.asarray(member_ms, dtype=np.float64)
 
     # 1. per commodity: sum x - group devices <= single-device VMs
     add(model.pair_k, x_cols, np.ones(n_x))
@@ -221,14 +264,15 @@ def _matrix(model: Model):
         width = len(model.host_limit) + 2
         row_keys = unique[:, 0] * width + (unique[:, 1] + 2)  # sorted, as np.unique sorts rows
         pair_place = model.buckets.place[model.pair_b]
-        row_list, col_list = [], []
+        row_parts: list[npt.NDArray[np.intp]] = []
+        col_parts: list[npt.NDArray[np.intp]] = []
         for place in (pair_place, np.full(n_x, ANY_PLACE)):
             wanted = model.pair_k * width + (place + 2)
             at = np.minimum(np.searchsorted(row_keys, wanted), max(len(row_keys) - 1, 0))
             hit = np.flatnonzero(row_keys[at] == wanted)
-            row_list.append(at[hit])
-            col_list.append(hit)
-        row_list, col_list = np.concatenate(row_list), np.concatenate(col_list)
+            row_parts.append(at[hit])
+            col_parts.append(hit)
+        row_list, col_list = np.concatenate(row_parts), np.concatenate(col_parts)
         add(n_rows + row_list, col_list, np.ones(len(col_list)))
         lower.append(np.zeros(len(unique)))
         upper.append(np.full(len(unique), np.inf))
@@ -266,7 +310,7 @@ def _matrix(model: Model):
     return matrix, np.concatenate(lower), np.concatenate(upper)
 
 
-def objectives(model: Model) -> list[tuple[str, np.ndarray, int]]:
+def objectives(model: Model) -> list[Objective]:
     """The objective's parts: (name, coefficients over x then y, sense), sense +1 to maximise,
     -1 to minimise: VMs placed, devices placed, total rank."""
     n_x = len(model.pair_k)
@@ -291,7 +335,8 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     is solved once with weights that make the order strict (a VM outweighs every device, a
     device every rank); a larger one in stages, each fixing the optimum of the one before.
     """
-    optimize, sparse = scipy_modules()
+    require_scipy()
+    from scipy import sparse
     from scipy.sparse.csgraph import connected_components
 
     started = time.perf_counter()
@@ -305,13 +350,14 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     )
     parts = objectives(model)
     n_rows = matrix.shape[0]
-    graph = sparse.bmat([[None, matrix], [matrix.T, None]]).tocsr()
+    graph = sparse.block_array([[None, matrix], [matrix.T, None]], format="csr", dtype=np.float64)
     _, label = connected_components(graph, directed=False)
     row_label, column_label = label[:n_rows], label[n_rows:]
     blocks = np.unique(column_label)
     sizes = np.bincount(column_label)
     best = np.zeros(n, dtype=np.int64)
-    status, stages = "optimal", []
+    status = "optimal"
+    stages: list[BlockStageCall] = []
     devices_of = _devices_per_row(model)
     for block in sorted(blocks.tolist(), key=lambda b: (sizes[b], b)):
         columns = np.flatnonzero(column_label == block)
@@ -321,10 +367,13 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
             status = "time-limit"  # the blocks not reached place nothing: still a feasible plan
             break
         values, block_status, block_stages = _solve_block(
-            optimize, matrix[rows][:, columns], lower[rows], upper[rows], variable_upper[columns],
+            matrix[rows][:, columns], lower[rows], upper[rows], variable_upper[columns],
             [(name, c[columns], sense) for name, c, sense in parts], int(devices_of[rows].sum()), n_y > 0, left,
         )
-        stages.extend({"block": int(block), "variables": len(columns), **stage} for stage in block_stages)
+        stages.extend(
+            {"block": int(block), "variables": len(columns), "stage": stage["stage"], "status": stage["status"], "seconds": stage["seconds"]}
+            for stage in block_stages
+        )
         if values is not None:
             best[columns] = values
         if block_status != "optimal":
@@ -346,8 +395,19 @@ def _devices_per_row(model: Model) -> np.ndarray:
     return out
 
 
-def _solve_block(optimize, matrix, lower, upper, variable_upper, parts, devices, groups, time_limit):
+def _solve_block(
+    matrix: sparse.csr_array[np.float64],
+    lower: Floats,
+    upper: Floats,
+    variable_upper: Floats,
+    parts: list[Objective],
+    devices: int,
+    groups: bool,
+    time_limit: float | None,
+) -> tuple[Int64s | None, str, list[StageCall]]:
     """One block: ``(values or None, status, stages)``."""
+    from scipy import optimize
+
     n = matrix.shape[1]
     bounds = optimize.Bounds(np.zeros(n), variable_upper)
     constraints = [optimize.LinearConstraint(matrix, lower, upper)]
@@ -359,17 +419,27 @@ def _solve_block(optimize, matrix, lower, upper, variable_upper, parts, devices,
     if vm_weight * (devices + 1) < EXACT_WEIGHTED:
         vms, devices_c, rank = by_name["vms"][0], by_name["devices"][0], by_name["rank"][0]
         weighted = [("weighted", vm_weight * vms + device_weight * devices_c - rank_weight * rank, 1)]
-        return _stages(optimize, weighted, bounds, constraints, n, time_limit)
+        return _stages(weighted, bounds, constraints, n, time_limit)
     # Without VM groups every VM is one device: the devices stage would repeat the VMs stage.
     staged = [part for part in parts if part[0] != "devices" or groups]
-    return _stages(optimize, staged, bounds, constraints, n, time_limit)
+    return _stages(staged, bounds, constraints, n, time_limit)
 
 
-def _stages(optimize, stages, bounds, constraints, n, time_limit):
+def _stages(
+    stages: list[Objective],
+    bounds: optimize.Bounds,
+    constraints: list[optimize.LinearConstraint],
+    n: int,
+    time_limit: float | None,
+) -> tuple[Int64s | None, str, list[StageCall]]:
+    from scipy import optimize
+
     started = time.perf_counter()
-    best, status, report = None, "optimal", []
+    best: Int64s | None = None
+    status = "optimal"
+    report: list[StageCall] = []
     for name, coefficients, sense in stages:
-        options = {"disp": False, "mip_rel_gap": 0.0, "presolve": True}
+        options: _OptionsMILP = {"disp": False, "mip_rel_gap": 0.0, "presolve": True}
         if time_limit is not None:
             left = time_limit - (time.perf_counter() - started)
             if left <= 0:
@@ -377,7 +447,7 @@ def _stages(optimize, stages, bounds, constraints, n, time_limit):
                 break
             options["time_limit"] = left
         stage_start = time.perf_counter()
-        res = optimize.milp(-sense * coefficients, integrality=np.ones(n), bounds=bounds, constraints=constraints, options=options)
+        res = optimize.milp(-sense * coefficients, integrality=np.ones(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
         report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
         if res.x is None:
             if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
@@ -394,9 +464,9 @@ def _stages(optimize, stages, bounds, constraints, n, time_limit):
     return best, status, report
 
 
-def _summarised(stages: list[dict]) -> list[dict]:
+def _summarised(stages: list[BlockStageCall]) -> list[StageSummary]:
     """The solver calls, summed per stage name (a fleet may have hundreds of blocks)."""
-    out: dict[str, dict] = {}
+    out: dict[str, StageSummary] = {}
     for stage in stages:
         entry = out.setdefault(stage["stage"], {"stage": stage["stage"], "calls": 0, "seconds": 0.0, "largest_block": 0, "not_optimal": 0})
         entry["calls"] += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import printable
 from .result import Plan
@@ -32,7 +32,7 @@ def format_csv(plan: Plan, cell: Callable[[str], str] = str) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
-    def row(values) -> str:
+    def row(values: Iterable[object]) -> str:
         buffer.seek(0)
         buffer.truncate()
         writer.writerow(["" if v is None else v for v in values])

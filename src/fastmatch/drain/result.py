@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..scores import ScoreParts
 from .classes import ClassView
 from .unplaced import Explainer
 from .waves import fewest_waves, schedule
@@ -67,7 +68,8 @@ class Plan:
     def status(self) -> str:
         """``optimal`` (proven), ``feasible`` (not proven: see summary['solver']), ``time-limit``
         (the best plan found when the time ran out) or ``greedy`` (the baseline, never proven)."""
-        return self.solver["status"]
+        status: str = self.solver["status"]
+        return status
 
     @cached_property
     def move_rank(self) -> np.ndarray:
@@ -79,10 +81,11 @@ class Plan:
     def move_score(self) -> np.ndarray:
         """int64 per move: the kernel's score (internal; outputs carry its parts and the rank)."""
         view = self.view
-        return view.scores[view.mover_class[self.move_position], view.target_class[self.move_target]]
+        scores: np.ndarray = view.scores[view.mover_class[self.move_position], view.target_class[self.move_target]]
+        return scores
 
     @cached_property
-    def score_parts(self):
+    def score_parts(self) -> ScoreParts:
         """The parts that decided each move's score (``fastmatch.scores.ScoreParts``)."""
         return self.view.result.score_parts(self.move_position, self.move_target, self.move_score)
 

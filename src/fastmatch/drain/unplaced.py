@@ -73,9 +73,9 @@ class Explainer:
         total = int(view.capacity[compatible].sum())
         left = compatible & (self.remaining > 0)
         if left.any():
-            hosts = np.unique(fleet.target_host[left])
-            at_limit = [h for h in hosts.tolist() if 0 <= fleet.host_limit[h] <= self.new_on_host[h]]
-            if len(at_limit) == len(hosts):
+            hosts_left = np.unique(fleet.target_host[left])
+            at_limit = [h for h in hosts_left.tolist() if 0 <= fleet.host_limit[h] <= self.new_on_host[h]]
+            if len(at_limit) == len(hosts_left):
                 return [
                     f"{ids[0]}: its compatible targets with capacity left are on hosts at their host limit: "
                     f"{_listed([fleet.host_names[h] for h in at_limit])}"
@@ -118,7 +118,7 @@ class Explainer:
         """Hosts that could take the whole VM group before any move (each device a compatible
         target with capacity, none over its capacity), in host order."""
         view, fleet = self.view, self.fleet
-        candidates = None
+        candidates: np.ndarray | None = None
         per_device = []
         for position in positions:
             ranks = view.mover_ranks(position)
@@ -126,7 +126,8 @@ class Explainer:
             per_device.append(compatible)
             hosts = np.unique(fleet.target_host[compatible])
             candidates = hosts if candidates is None else np.intersect1d(candidates, hosts)
-        fitting = []
+        assert candidates is not None  # a VM group has devices
+        fitting: list[int] = []
         for host in candidates.tolist():
             if len(fitting) > SHOWN:  # enough to name SHOWN of them and say there are more
                 break

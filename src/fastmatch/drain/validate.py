@@ -45,7 +45,7 @@ def check_plan(
 
     moves = list(document.get("moves", []))
     moved: dict[int, dict[str, Any]] = {}
-    into = collections.Counter()
+    into: collections.Counter[int] = collections.Counter()
     pairs: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
     for n, move in enumerate(moves):
         i, j = source_at.get(move.get("source")), target_at.get(move.get("target"))
@@ -123,12 +123,14 @@ def check_plan(
             problems.append(f"VM {vm!r} is listed unplaced but has no device on a drained host")
 
     # Waves.
-    vm_moves = {}
+    vm_moves: dict[Any, Any] = {}
     for move in moves:
         vm_moves.setdefault(move.get("vm"), move)
-    waves = sorted({m.get("wave") for m in vm_moves.values()})
-    if waves and (not all(isinstance(w, int) and w >= 1 for w in waves) or waves != list(range(1, len(waves) + 1))):
-        problems.append(f"waves are not numbered 1, 2, ...: {waves[:10]!r}")
+    wave_numbers = sorted({m.get("wave") for m in vm_moves.values()})
+    if wave_numbers and (
+        not all(isinstance(w, int) and w >= 1 for w in wave_numbers) or wave_numbers != list(range(1, len(wave_numbers) + 1))
+    ):
+        problems.append(f"waves are not numbered 1, 2, ...: {wave_numbers[:10]!r}")
     per_wave = collections.Counter(m.get("wave") for m in vm_moves.values())
     if max_parallel is not None:
         for wave, count in per_wave.items():
