@@ -12,10 +12,11 @@ good plan. The choice is fixed so that the same input always gives the same plan
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
+from ..result import Int64s
 from .classes import ClassView
 from .model import Model, Solution
 
@@ -38,7 +39,7 @@ class TargetFill:
         return j
 
 
-def assign(view: ClassView, model: Model, solution: Solution) -> np.ndarray:
+def assign(view: ClassView, model: Model, solution: Solution) -> Int64s:
     """int64 per mover: its target, or -1."""
     fleet, commodities, buckets = view.fleet, model.commodities, model.buckets
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
@@ -52,9 +53,9 @@ def assign(view: ClassView, model: Model, solution: Solution) -> np.ndarray:
     k_sorted = model.pair_k[preference]
     k_start = np.searchsorted(k_sorted, np.arange(len(commodities) + 1))
 
-    at_place: dict[tuple[int, int], np.ndarray] = {}
+    at_place: dict[tuple[int, int], Int64s] = {}
 
-    def pairs_of(k: int, place: int | None) -> np.ndarray:
+    def pairs_of(k: int, place: int | None) -> Int64s:
         chosen = preference[k_start[k] : k_start[k + 1]]
         if place is None:
             return chosen
@@ -62,7 +63,7 @@ def assign(view: ClassView, model: Model, solution: Solution) -> np.ndarray:
             at_place[k, place] = chosen[pair_place[chosen] == place]
         return at_place[k, place]
 
-    def place_device(position: int, pairs: np.ndarray) -> None:
+    def place_device(position: int, pairs: Int64s) -> None:
         for p in pairs.tolist():
             if left[p] > 0:
                 left[p] -= 1
@@ -99,7 +100,7 @@ def assign(view: ClassView, model: Model, solution: Solution) -> np.ndarray:
     return target
 
 
-def _grouped(keys: np.ndarray, values: np.ndarray, n: int) -> Iterator[tuple[int, np.ndarray]]:
+def _grouped(keys: Int64s, values: Int64s, n: int) -> Iterator[tuple[int, Int64s]]:
     order = np.argsort(keys, kind="stable")
     start = np.searchsorted(keys[order], np.arange(n + 1))
     for k in range(n):

@@ -21,11 +21,11 @@ import numpy as np
 
 from ..devices import DeviceSet
 from ..engine import match
-from ..result import MatchResult
+from ..result import Int64s, MatchResult
 from .fleet import DrainFleet
 
 
-def mover_set(sources: DeviceSet, movers: np.ndarray) -> DeviceSet:
+def mover_set(sources: DeviceSet, movers: Int64s) -> DeviceSet:
     """The sources at ``movers`` as a DeviceSet of their own, descriptors renumbered in order of
     first device as a read would number them."""
     kept, descriptor_of = np.unique(sources.descriptor_of[movers], return_inverse=True)
@@ -49,11 +49,11 @@ def mover_set(sources: DeviceSet, movers: np.ndarray) -> DeviceSet:
 class ClassView:
     fleet: DrainFleet
     result: MatchResult  # the movers (as result.sources) against every target
-    mover_class: np.ndarray  # int64 per mover
-    target_class: np.ndarray  # int64 per target
-    scores: np.ndarray  # int64 (mover classes, target classes), -1 incompatible
-    capacity: np.ndarray  # int64 per target: what it can take in this plan (0 when not eligible)
-    twin: np.ndarray  # int64 per mover: the eligible target with its id, or -1
+    mover_class: Int64s  # int64 per mover
+    target_class: Int64s  # int64 per target
+    scores: Int64s  # int64 (mover classes, target classes), -1 incompatible
+    capacity: Int64s  # int64 per target: what it can take in this plan (0 when not eligible)
+    twin: Int64s  # int64 per mover: the eligible target with its id, or -1
 
     @classmethod
     def build(cls, fleet: DrainFleet, workers: int = -1) -> "ClassView":
@@ -67,11 +67,11 @@ class ClassView:
         return cls(fleet, result, result.source_class, result.target_class, scores, capacity, twin)
 
     @cached_property
-    def class_capacity(self) -> np.ndarray:
+    def class_capacity(self) -> Int64s:
         """int64 per target class: the capacity its eligible targets offer."""
         return np.bincount(self.target_class, weights=self.capacity, minlength=self.scores.shape[1]).astype(np.int64)
 
-    def ranks(self, source_class: int, twin: int = -1) -> np.ndarray:
+    def ranks(self, source_class: int, twin: int = -1) -> Int64s:
         """int64 per target class: the rank of its score for a mover of ``source_class`` (whose own
         id is target ``twin``, or -1), -1 where incompatible or where nothing has capacity."""
         row = self.scores[source_class]
@@ -86,22 +86,22 @@ class ClassView:
         return ranks
 
     @cached_property
-    def class_ranks(self) -> np.ndarray:
+    def class_ranks(self) -> Int64s:
         """int64 (mover classes, target classes): :meth:`ranks` of each class, without twins."""
         out = np.full(self.scores.shape, -1, dtype=np.int64)
         for c in range(self.scores.shape[0]):
             out[c] = self.ranks(c)
         return out
 
-    def move_ranks(self, positions: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    def move_ranks(self, positions: Int64s, targets: Int64s) -> Int64s:
         """int64 per (mover position, target) pair: :meth:`mover_ranks` of the mover at the
         target's class, in one lookup for all but the few movers whose own id is a target."""
-        ranks: np.ndarray = self.class_ranks[self.mover_class[positions], self.target_class[targets]]
+        ranks: Int64s = self.class_ranks[self.mover_class[positions], self.target_class[targets]]
         for m in np.flatnonzero(self.twin[positions] >= 0).tolist():
             ranks[m] = self.mover_ranks(int(positions[m]))[self.target_class[targets[m]]]
         return ranks
 
-    def mover_ranks(self, position: int) -> np.ndarray:
+    def mover_ranks(self, position: int) -> Int64s:
         """:meth:`ranks` for one mover (its class row, unless its own id is a target)."""
         twin = int(self.twin[position])
         c = int(self.mover_class[position])

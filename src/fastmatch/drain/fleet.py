@@ -11,6 +11,7 @@ import numpy as np
 
 from ..devices import DeviceSet
 from ..errors import InputError
+from ..result import Bools, Int64s
 
 
 @dataclass
@@ -26,26 +27,26 @@ class DrainFleet:
     sources: DeviceSet
     targets: DeviceSet
     drained: tuple[str, ...]
-    movers: np.ndarray  # int64: source indices
-    vm_of_mover: np.ndarray  # int64: per mover, its VM
+    movers: Int64s  # int64: source indices
+    vm_of_mover: Int64s  # int64: per mover, its VM
     vm_names: list[str]  # per VM: its name (a device without a vm: the device's id)
-    vm_start: np.ndarray  # the movers of VM v are vm_members[vm_start[v]:vm_start[v + 1]]
-    vm_members: np.ndarray  # positions into movers, grouped by VM, in input order
-    eligible: np.ndarray  # bool per target: off the drained hosts, capacity > 0
-    target_host: np.ndarray  # int64 per target: its host's number
+    vm_start: Int64s  # the movers of VM v are vm_members[vm_start[v]:vm_start[v + 1]]
+    vm_members: Int64s  # positions into movers, grouped by VM, in input order
+    eligible: Bools  # per target: off the drained hosts, capacity > 0
+    target_host: Int64s  # int64 per target: its host's number
     host_names: list[str]
-    host_limit: np.ndarray  # int64 per host number: most new devices, -1 for no limit
+    host_limit: Int64s  # int64 per host number: most new devices, -1 for no limit
 
     @property
     def n_vms(self) -> int:
         return len(self.vm_names)
 
-    def vm_devices(self, v: int) -> np.ndarray:
+    def vm_devices(self, v: int) -> Int64s:
         """Mover positions of VM ``v``."""
         return self.vm_members[self.vm_start[v] : self.vm_start[v + 1]]
 
     @property
-    def vm_sizes(self) -> np.ndarray:
+    def vm_sizes(self) -> Int64s:
         return np.diff(self.vm_start)
 
 
@@ -107,7 +108,7 @@ def drain_fleet(
     )
 
 
-def _vms(sources: DeviceSet, movers: np.ndarray, sources_name: str | None) -> tuple[list[str], np.ndarray]:
+def _vms(sources: DeviceSet, movers: Int64s, sources_name: str | None) -> tuple[list[str], Int64s]:
     """The movers' VMs in order of first mover, and each mover's VM; a VM's devices must all be
     on one host (every device of it, moving or not)."""
     number: dict[str, int] = {}

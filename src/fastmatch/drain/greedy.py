@@ -11,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
+from ..result import Int64s
 from .classes import ClassView
 
 DeviceKind = tuple[int, int]  # a mover's (class, twin): devices of one kind go to the same targets
+Places = npt.NDArray[np.int32]  # positions among a kind's candidate hosts (hosts are far fewer than 2**31)
 
 
 class _Available:
@@ -40,15 +43,15 @@ class _Available:
         return int(self.order[p]) if p < end else -1
 
 
-def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
+def greedy(view: ClassView, like: HostChooser | None = None) -> Int64s:
     """int64 per mover: its target, or -1. ``like``: a chooser of the same view whose
     candidate hosts and first scores the VM groups' chooser may share."""
     fleet = view.fleet
     target = np.full(len(fleet.movers), -1, dtype=np.int64)
     available = _Available(view)
-    levels: dict[DeviceKind, list[np.ndarray]] = {}  # (class, twin) -> target classes by rank
+    levels: dict[DeviceKind, list[Int64s]] = {}  # (class, twin) -> target classes by rank
 
-    def rank_levels(position: int) -> list[np.ndarray]:
+    def rank_levels(position: int) -> list[Int64s]:
         key = (int(view.mover_class[position]), int(view.twin[position]))
         if key not in levels:
             ranks = view.mover_ranks(position)
@@ -95,7 +98,7 @@ def greedy(view: ClassView, like: HostChooser | None = None) -> np.ndarray:
     return target
 
 
-def _first_within_limits(view: ClassView, available: _Available, level: np.ndarray, twin: int, used: np.ndarray) -> list[int]:
+def _first_within_limits(view: ClassView, available: _Available, level: Int64s, twin: int, used: Int64s) -> list[int]:
     """The first target of each class of ``level`` with capacity left on a host under its limit."""
     fleet = view.fleet
     found = []
@@ -122,16 +125,16 @@ class HostChooser:
     comparison score each kind once."""
 
     BIG = np.iinfo(np.int64).max // 64  # a rank no target has: "nothing here"
-    order: np.ndarray  # eligible targets, grouped by host
-    start: np.ndarray  # per host, where its targets start in order
+    order: Int64s  # eligible targets, grouped by host
+    start: Int64s  # per host, where its targets start in order
     shared: _Shared
 
-    def __init__(self, view: ClassView, remaining: np.ndarray, like: HostChooser | None = None) -> None:
+    def __init__(self, view: ClassView, remaining: Int64s, like: HostChooser | None = None) -> None:
         self.view = view
         self.remaining = remaining  # the caller's array, changed only through take()
         fleet = view.fleet
         self.host_version = np.zeros(len(fleet.host_names), dtype=np.int64)
-        self.scores: dict[DeviceKind, tuple[np.ndarray, np.ndarray]] = {}  # kind -> (rank per candidate host, host versions then)
+        self.scores: dict[DeviceKind, tuple[Int64s, Int64s]] = {}  # kind -> (rank per candidate host, host versions then)
         if like is not None:
             self.order, self.start, self.shared = like.order, like.start, like.shared
             return
@@ -155,7 +158,7 @@ class HostChooser:
     def _kind(self, position: int) -> DeviceKind:
         return int(self.view.mover_class[position]), int(self.view.twin[position])
 
-    def _hosts_for(self, kind: DeviceKind, position: int) -> np.ndarray:
+    def _hosts_for(self, kind: DeviceKind, position: int) -> Int64s:
         """Hosts (sorted) with an eligible target compatible with the mover at ``position``."""
         shared = self.shared
         if kind not in shared.hosts_of:
@@ -175,7 +178,7 @@ class HostChooser:
             shared.first_scores[kind] = scores[hosts]
         return shared.hosts_of[kind]
 
-    def _candidates(self, positions: list[int]) -> tuple[np.ndarray, dict[DeviceKind, np.ndarray]]:
+    def _candidates(self, positions: list[int]) -> tuple[Int64s, dict[DeviceKind, Places]]:
         """Hosts (sorted) with an eligible compatible target for each of these devices, and
         per device kind where those hosts are among its own candidate hosts."""
         kinds = dict(sorted({self._kind(p): p for p in positions}.items()))
@@ -183,7 +186,7 @@ class HostChooser:
         key = tuple(kinds)
         if key not in shared.candidates:
             own = {kind: self._hosts_for(kind, position) for kind, position in kinds.items()}
-            candidates: np.ndarray | None = None
+            candidates: Int64s | None = None
             for hosts in own.values():
                 candidates = hosts if candidates is None else np.intersect1d(candidates, hosts, assume_unique=True)
             assert candidates is not None  # a group has devices
@@ -191,7 +194,7 @@ class HostChooser:
             shared.candidates[key] = candidates, {kind: np.searchsorted(hosts, candidates).astype(np.int32) for kind, hosts in own.items()}
         return shared.candidates[key]
 
-    def _score(self, position: int, hosts: np.ndarray, remaining: np.ndarray) -> np.ndarray:
+    def _score(self, position: int, hosts: Int64s, remaining: Int64s) -> Int64s:
         """Per host, the best rank of a target there with capacity left for this device (BIG: none)."""
         if not len(hosts):
             return np.zeros(0, dtype=np.int64)
@@ -201,10 +204,10 @@ class HostChooser:
         on_hosts = self.order[np.repeat(self.start[hosts] - offsets, lengths) + np.arange(int(lengths.sum()))]
         ranks = view.mover_ranks(position)[view.target_class[on_hosts]]
         usable = (ranks >= 0) & (remaining[on_hosts] > 0) & (on_hosts != view.twin[position])
-        best: np.ndarray = np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
+        best: Int64s = np.minimum.reduceat(np.where(usable, ranks, self.BIG), offsets)
         return best
 
-    def _ranks_on(self, position: int, candidates: np.ndarray, at: np.ndarray) -> np.ndarray:
+    def _ranks_on(self, position: int, candidates: Int64s, at: Places) -> Int64s:
         """The device's best available rank on each candidate host (at ``at`` among its own
         candidate hosts), rescoring hosts where a target ran out since this kind was last
         scored there."""
@@ -217,10 +220,10 @@ class HostChooser:
         if len(stale):
             scores[stale] = self._score(position, hosts[stale], self.remaining)
             versions[stale] = self.host_version[hosts[stale]]
-        at_candidates: np.ndarray = scores[at]
+        at_candidates: Int64s = scores[at]
         return at_candidates
 
-    def best(self, positions: list[int], used: np.ndarray) -> list[int] | None:
+    def best(self, positions: list[int], used: Int64s) -> list[int] | None:
         """Targets for the devices at ``positions`` (mover positions), all on one host, or None:
         the host of least total rank (then first in order) where the devices find targets."""
         fleet = self.view.fleet
@@ -248,7 +251,7 @@ class HostChooser:
         """How many hosts have an eligible compatible target for each of these devices."""
         return len(self._candidates(positions)[0])
 
-    def _fill(self, positions: list[int], on_host: np.ndarray) -> list[int] | None:
+    def _fill(self, positions: list[int], on_host: Int64s) -> list[int] | None:
         """Each device in turn takes its best target on this host (least rank, then input order)."""
         view = self.view
         remaining = self.remaining
@@ -274,9 +277,9 @@ class _Shared:
     """What choosers of one view share: target classes' eligible targets, each device kind's
     candidate hosts and its scores before anything is used, each group's candidate hosts."""
 
-    class_order: np.ndarray
-    class_start: np.ndarray
-    hosts_of: dict[DeviceKind, np.ndarray] = field(default_factory=dict)
-    first_scores: dict[DeviceKind, np.ndarray] = field(default_factory=dict)
+    class_order: Int64s
+    class_start: Int64s
+    hosts_of: dict[DeviceKind, Int64s] = field(default_factory=dict)
+    first_scores: dict[DeviceKind, Int64s] = field(default_factory=dict)
     # per group's device kinds: its candidate hosts, and per kind their places among the kind's own
-    candidates: dict[tuple[DeviceKind, ...], tuple[np.ndarray, dict[DeviceKind, np.ndarray]]] = field(default_factory=dict)
+    candidates: dict[tuple[DeviceKind, ...], tuple[Int64s, dict[DeviceKind, Places]]] = field(default_factory=dict)

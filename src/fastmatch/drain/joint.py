@@ -33,17 +33,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..result import Int64s
 from .assign import assign
 from .classes import ClassView
 from .greedy import HostChooser, greedy
-from .model import ANY_PLACE, Commodities, Model, Solution, StageSummary, build_model, require_scipy, solve
+from .model import (
+    ANY_PLACE,
+    Commodities,
+    Model,
+    Solution,
+    StageSummary,
+    build_model,
+    require_scipy,
+    solve,
+)
 
 FULL_MODEL_GROUPS = 200
 
 
 @dataclass
 class JointOutcome:
-    target: np.ndarray
+    target: Int64s
     status: str  # optimal | feasible | time-limit
     seconds: float
     variables: int = 0
@@ -70,7 +80,7 @@ def joint_plan(view: ClassView, time_limit: float | None = None) -> JointOutcome
 
 
 def _groups_then_singles(
-    view: ClassView, commodities: Commodities, limited: np.ndarray, time_limit: float | None, started: float
+    view: ClassView, commodities: Commodities, limited: Int64s, time_limit: float | None, started: float
 ) -> JointOutcome:
     fleet = view.fleet
     # A group type with no host where each of its devices has a compatible target is left out of
@@ -153,7 +163,7 @@ def _prefixed(prefix: str, stages: list[StageSummary]) -> list[StageSummary]:
     return [{**s, "stage": f"{prefix}: {s['stage']}"} for s in stages]
 
 
-def plan_objective(view: ClassView, target: np.ndarray) -> tuple[int, int, int]:
+def plan_objective(view: ClassView, target: Int64s) -> tuple[int, int, int]:
     """(VMs placed, devices placed, total rank) of a plan, VMs whole."""
     fleet = view.fleet
     placed = np.bincount(fleet.vm_of_mover, weights=target >= 0, minlength=fleet.n_vms) == fleet.vm_sizes
@@ -184,7 +194,7 @@ def _finish(view: ClassView, model: Model, solution: Solution, started: float, k
     )
 
 
-def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarray]:
+def candidate_hosts(view: ClassView, commodities: Commodities) -> list[Int64s]:
     """Per group type, the hosts where each of its commodities alone finds the compatible
     capacity it needs (and the host's limit and capacity allow the group's size), most
     compatible capacity first, then host order."""
@@ -207,7 +217,7 @@ def candidate_hosts(view: ClassView, commodities: Commodities) -> list[np.ndarra
     out = []
     for members in commodities.group_members:
         size = sum(m for _, m in members)
-        hosts: np.ndarray | None = None
+        hosts: np.ndarray | None = None  # sparse indices: int32 or int64
         room: dict[int, float] = {}
         for k, m in members:
             r = row_of[k]

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import FastmatchError
+from ..result import Int64s
 from .classes import ClassView
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ AGGREGATE = -1  # the bucket place of hosts the model does not see one by one
 
 
 Floats = npt.NDArray[np.float64]
-Int64s = npt.NDArray[np.int64]
 
 
 class StageCall(TypedDict):
@@ -79,13 +79,13 @@ def require_scipy() -> None:
 class Commodities:
     """Movers grouped by what decides where they may go: their class and their own-id target."""
 
-    key_class: np.ndarray  # int64 per commodity
-    key_twin: np.ndarray  # int64 per commodity
-    of_mover: np.ndarray  # int64 per mover
-    singles: np.ndarray  # int64 per commodity: single-device VMs
-    group_type_of_vm: np.ndarray  # int64 per VM: its group type, -1 for a single-device VM
+    key_class: Int64s  # int64 per commodity
+    key_twin: Int64s  # int64 per commodity
+    of_mover: Int64s  # int64 per mover
+    singles: Int64s  # int64 per commodity: single-device VMs
+    group_type_of_vm: Int64s  # int64 per VM: its group type, -1 for a single-device VM
     group_members: list[tuple[tuple[int, int], ...]]  # per group type: ((commodity, count), ...)
-    group_count: np.ndarray  # int64 per group type
+    group_count: Int64s  # int64 per group type
 
     @classmethod
     def build(cls, view: ClassView) -> "Commodities":
@@ -115,15 +115,15 @@ class Commodities:
 class Buckets:
     """Eligible targets of one class on one place (and a target some mover has the id of, alone)."""
 
-    target_class: np.ndarray
-    place: np.ndarray  # host number, or AGGREGATE
-    twin: np.ndarray  # the one target of a bucket kept apart, or -1
-    capacity: np.ndarray
-    order: np.ndarray  # eligible target indices, grouped by bucket, in input order
-    start: np.ndarray
+    target_class: Int64s
+    place: Int64s  # host number, or AGGREGATE
+    twin: Int64s  # the one target of a bucket kept apart, or -1
+    capacity: Int64s
+    order: Int64s  # eligible target indices, grouped by bucket, in input order
+    start: Int64s
 
     @classmethod
-    def build(cls, view: ClassView, places: np.ndarray) -> "Buckets":
+    def build(cls, view: ClassView, places: Int64s) -> "Buckets":
         """``places``: the host numbers the model sees one by one."""
         fleet = view.fleet
         eligible = np.flatnonzero(view.capacity > 0)
@@ -145,7 +145,7 @@ class Buckets:
     def __len__(self) -> int:
         return len(self.target_class)
 
-    def targets(self, b: int) -> np.ndarray:
+    def targets(self, b: int) -> Int64s:
         return self.order[self.start[b] : self.start[b + 1]]
 
 
@@ -153,12 +153,12 @@ class Buckets:
 class Model:
     commodities: Commodities
     buckets: Buckets
-    pair_k: np.ndarray  # per x variable
-    pair_b: np.ndarray
-    pair_rank: np.ndarray
-    group_g: np.ndarray  # per y variable
-    group_place: np.ndarray
-    host_limit: np.ndarray
+    pair_k: Int64s  # per x variable
+    pair_b: Int64s
+    pair_rank: Int64s
+    group_g: Int64s  # per y variable
+    group_place: Int64s
+    host_limit: Int64s
     rows: int = 0
 
     @property
@@ -166,7 +166,7 @@ class Model:
         return len(self.pair_k) + len(self.group_g)
 
 
-def compatible_pairs(view: ClassView, commodities: Commodities, buckets: Buckets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compatible_pairs(view: ClassView, commodities: Commodities, buckets: Buckets) -> tuple[Int64s, Int64s, Int64s]:
     """``(k, b, rank)`` of every commodity and bucket it may send to."""
     by_class_order = np.argsort(buckets.target_class, kind="stable")
     by_class_start = np.searchsorted(buckets.target_class[by_class_order], np.arange(view.scores.shape[1] + 1))
@@ -192,7 +192,7 @@ def compatible_pairs(view: ClassView, commodities: Commodities, buckets: Buckets
 
 
 def build_model(
-    view: ClassView, commodities: Commodities, places: np.ndarray, group_places: list[np.ndarray]
+    view: ClassView, commodities: Commodities, places: Int64s, group_places: list[Int64s]
 ) -> Model:
     """The model that sees ``places`` one by one and lets group type g go to ``group_places[g]``
     (host numbers among ``places``, or ANY_PLACE)."""
@@ -205,8 +205,8 @@ def build_model(
 
 @dataclass
 class Solution:
-    x: np.ndarray  # int64 per pair
-    y: np.ndarray  # int64 per group variable
+    x: Int64s  # int64 per pair
+    y: Int64s  # int64 per group variable
     status: str  # "optimal" or "time-limit"
     objective: tuple[int, ...]  # (VMs, devices, total rank)
     seconds: float
@@ -382,7 +382,7 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, _summarised(stages))
 
 
-def _devices_per_row(model: Model) -> np.ndarray:
+def _devices_per_row(model: Model) -> Int64s:
     """Per row of the model, the devices its commodity row stands for (0 for other rows): a
     block's devices are the sum over its rows."""
     com = model.commodities

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..result import Int64s
 from ..scores import ScoreParts
 from .classes import ClassView
 from .unplaced import Explainer
@@ -26,7 +27,7 @@ class Plan:
     moves as ``fastmatch plan --format json`` writes them, :meth:`json` the whole document.
     """
 
-    def __init__(self, view: ClassView, target_of_mover: np.ndarray, strategy: str, solver: dict[str, Any],
+    def __init__(self, view: ClassView, target_of_mover: Int64s, strategy: str, solver: dict[str, Any],
                  max_parallel: int | None, max_per_host: int | None, seconds: float) -> None:
         self.view = view
         fleet = view.fleet
@@ -72,16 +73,16 @@ class Plan:
         return status
 
     @cached_property
-    def move_rank(self) -> np.ndarray:
+    def move_rank(self) -> Int64s:
         """int64 per move: 1 if the target is among the source's best available ones, 2 for the next
         best distinct score, and so on."""
         return self.view.move_ranks(self.move_position, self.move_target) + 1
 
     @cached_property
-    def move_score(self) -> np.ndarray:
+    def move_score(self) -> Int64s:
         """int64 per move: the kernel's score (internal; outputs carry its parts and the rank)."""
         view = self.view
-        scores: np.ndarray = view.scores[view.mover_class[self.move_position], view.target_class[self.move_target]]
+        scores: Int64s = view.scores[view.mover_class[self.move_position], view.target_class[self.move_target]]
         return scores
 
     @cached_property

@@ -15,6 +15,7 @@ import collections
 import numpy as np
 
 from ..reasons import reason_names
+from ..result import Bools, Int64s
 from .classes import ClassView
 
 SHOWN = 5  # VMs or hosts named in a reason before "and N more"
@@ -26,7 +27,7 @@ def _listed(names: list[str]) -> str:
 
 
 class Explainer:
-    def __init__(self, view: ClassView, target_of_mover: np.ndarray, vm_placed: np.ndarray) -> None:
+    def __init__(self, view: ClassView, target_of_mover: Int64s, vm_placed: Bools) -> None:
         self.view = view
         self.fleet = view.fleet
         self.target = target_of_mover
@@ -118,7 +119,7 @@ class Explainer:
         """Hosts that could take the whole VM group before any move (each device a compatible
         target with capacity, none over its capacity), in host order."""
         view, fleet = self.view, self.fleet
-        candidates: np.ndarray | None = None
+        candidates: Int64s | None = None
         per_device = []
         for position in positions:
             ranks = view.mover_ranks(position)
@@ -154,7 +155,7 @@ class Explainer:
         return self._takers_cache[key]
 
 
-def _matches(options: list[np.ndarray], capacity: np.ndarray, twins: list[int]) -> bool:
+def _matches(options: list[Int64s], capacity: Int64s, twins: list[int]) -> bool:
     """Whether each device can have one of its ``options`` targets, no target over its capacity
     (a small bipartite matching: VM groups have a few devices)."""
     used: dict[int, int] = {}

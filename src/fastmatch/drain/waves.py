@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..result import Int64s
 
-def schedule(from_host: np.ndarray, to_host: np.ndarray, max_parallel: int | None, max_per_host: int | None) -> np.ndarray:
+
+def schedule(from_host: Int64s, to_host: Int64s, max_parallel: int | None, max_per_host: int | None) -> Int64s:
     """int64 per migration (in plan order): its wave, from 1."""
     n = len(from_host)
     if n == 0:
@@ -61,7 +63,7 @@ def schedule(from_host: np.ndarray, to_host: np.ndarray, max_parallel: int | Non
     return waves
 
 
-def fewest_waves(from_host: np.ndarray, to_host: np.ndarray, max_parallel: int | None, max_per_host: int | None) -> int:
+def fewest_waves(from_host: Int64s, to_host: Int64s, max_parallel: int | None, max_per_host: int | None) -> int:
     """A lower bound on the waves any schedule needs (to show beside the waves found)."""
     n = len(from_host)
     if n == 0:
