@@ -409,6 +409,25 @@ def test_a_node_list_sent_again_in_another_order_is_answered_in_that_order(serve
     assert fewer["NodeNames"] == [n for n in first["NodeNames"] if n != nodes[0]]
 
 
+def test_node_lists_kept_are_bounded_in_count_and_size(generated, monkeypatch):
+    from fastmatch.serve import fleet as fleet_module
+
+    _, _, targets = generated
+    nodes = fleet_module.Nodes(targets)
+    names = sorted(set(targets.hosts) - {""}) + ["not-a-node"]
+    for n in range(fleet_module.RECENT_NODE_LISTS + 5):
+        chosen = names[n:]
+        codes = nodes.codes_of_json(json.dumps(chosen).encode(), chosen)
+        assert codes.tolist() == nodes.codes(chosen).tolist() and codes[-1] == 0
+        assert nodes.codes_of_json(json.dumps(chosen).encode(), chosen) is codes  # kept
+    assert len(nodes._recent_codes) == fleet_module.RECENT_NODE_LISTS
+    assert json.dumps(names).encode() not in nodes._recent_codes  # the oldest went first
+    monkeypatch.setattr(fleet_module, "RECENT_NODE_LIST_BYTES", 10)
+    long_list = names[:3]
+    assert nodes.codes_of_json(json.dumps(long_list).encode(), long_list).tolist() == nodes.codes(long_list).tolist()
+    assert json.dumps(long_list).encode() not in nodes._recent_codes
+
+
 def test_connections_do_not_wait_for_delayed_acks():
     """The listening socket says it is TCP, so asyncio sets TCP_NODELAY on each connection: with
     it unset, an answer's body, written after its headers, waits for the client's delayed ACK."""

@@ -27,6 +27,7 @@ from .config import ServeConfig
 
 
 RECENT_NODE_LISTS = 16  # node lists whose host codes are kept, per fleet
+RECENT_NODE_LIST_BYTES = 1 << 20  # the longest kept (about 60,000 names): at most ~24 MiB kept in all
 
 
 class Nodes:
@@ -77,6 +78,8 @@ class Nodes:
 
     def codes_of_json(self, names_json: bytes, node_names: list[str]) -> np.ndarray:
         """``codes(node_names)``, where ``names_json`` is the JSON text ``node_names`` was decoded from."""
+        if len(names_json) > RECENT_NODE_LIST_BYTES:
+            return self.codes(node_names)
         codes = self._recent_codes.get(names_json)
         if codes is None:
             codes = self.codes(node_names)
