@@ -229,7 +229,8 @@ cdef void sparse_row(
                 word &= word - 1
                 if not excluded(devices, d, t):
                     reduction.indices[at] = t
-                    reduction.values[at] = row[devices.target_class[t]]
+                    # score + 1: a compatible pair whose score is 0 is still a stored entry >= 1
+                    reduction.values[at] = row[devices.target_class[t]] + 1
                     at += 1
     for w in range(n_words):
         found[w] = 0

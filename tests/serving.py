@@ -64,8 +64,9 @@ class Server:
         self.stop()
 
     def _read_stderr(self) -> None:
-        for line in self.process.stderr:
-            self._lines.put(line)
+        with self.process.stderr:  # closed at its end: the pipe is this thread's to close
+            for line in self.process.stderr:
+                self._lines.put(line)
         self._lines.put(None)
 
     def read_log_line(self, timeout: float) -> str | None:

@@ -66,7 +66,7 @@ def test_bounded_outputs_agree_with_dense_arrays(seed, exclude_same_host, implem
     assert sparse.shape == scores.shape
     dense = np.full(scores.shape, -1, dtype=np.int64)
     rows = np.repeat(np.arange(sparse.shape[0]), np.diff(sparse.indptr))
-    dense[rows, sparse.indices] = sparse.data
+    dense[rows, sparse.indices] = sparse.data - 1  # stored as score + 1
     assert np.array_equal(dense, scores)
 
 

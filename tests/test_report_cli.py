@@ -53,13 +53,92 @@ def test_json_holds_the_apis_figures(capsys, tmp_path):
     assert data["inputs"]["sources"]["bytes"] == DEMO_SOURCES.stat().st_size
     assert re.fullmatch(r"[0-9a-f]{64}", data["inputs"]["targets"]["sha256"])
     assert data["inputs"]["policy"]["name"] == "built-in"
+    assert "drain" not in data and "drain" not in expected
+
+
+DRAINED = ("kbl-01", "kbl-02", "t4-01", "t4-02")
+# The plan's times differ from one run to the next; every other figure must not.
+TIMES = ("seconds",)
+
+
+def _without_times(value):
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k not in TIMES}
+    if isinstance(value, list):
+        return [_without_times(v) for v in value]
+    return value
+
+
+def test_drain_adds_the_plans_summary_waves_and_unplaced_vms(capsys, tmp_path):
+    drain_file = tmp_path / "drain.txt"
+    drain_file.write_text("# this week\n" + "\n".join(DRAINED) + "\n", encoding="utf-8")
+    limits = tmp_path / "limits.toml"
+    limits.write_text('"kbl-03" = 1\n', encoding="utf-8")
+    argv = ["report", DEMO_SOURCES, DEMO_TARGETS, "--drain-file", drain_file, "--host-limits", limits, "--max-parallel", "2"]
+    status, out, err = run(capsys, *argv, "--format", "json")
+    assert status == 0 and err == ""
+    data = json.loads(out)
+    policy = fastmatch.Policy.default()
+    sources, targets = fastmatch.load(DEMO_SOURCES, policy), fastmatch.load(DEMO_TARGETS, policy)
+    plan = fastmatch.plan(sources, targets, DRAINED, policy, host_limits={"kbl-03": 1}, max_parallel=2)
+    drain = data["drain"]
+    assert _without_times(drain["summary"]) == _without_times(json.loads(json.dumps(plan.summary)))
+    assert drain["summary"]["status"] == "optimal" and drain["summary"]["drained_hosts"] == list(DRAINED)
+    assert drain["unplaced"] == plan.unplaced and len(plan.unplaced) == drain["summary"]["vms"]["unplaced"] > 0
+    # Moves per wave, counted from the plan's own records.
+    moves = plan.to_records()
+    waves = sorted({m["wave"] for m in moves})
+    assert len(waves) > 1
+    assert drain["waves"] == [
+        {"wave": w, "vms": len({m["vm"] for m in moves if m["wave"] == w}), "devices": sum(m["wave"] == w for m in moves)}
+        for w in waves
+    ]
+    assert data["inputs"]["drain"]["bytes"] == drain_file.stat().st_size and data["inputs"]["host_limits"]["name"] == str(limits)
+    for key in ("summary", "stranded", "capacity"):  # the fleet's figures are those without --drain
+        assert data[key] == report_figures(fastmatch.match(sources, targets, policy))[key], key
+
+    page = tmp_path / "report.html"
+    status, out, err = run(capsys, *argv, "-o", page)
+    assert (status, out, err) == (0, "", "")
+    html = page.read_text(encoding="utf-8")
+    assert '<section id="drain">' in html and 'id="unplaced-csv"' in html and 'id="drain-waves"' in html
+    run(capsys, "report", DEMO_SOURCES, DEMO_TARGETS, "-o", page)
+    assert '<section id="drain">' not in page.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "side_file, content, argv, expected",
+    [
+        (None, None, ["--drain", "nowhere"], "--drain: drained host 'nowhere': no source or target device is on it"),
+        ("drain.txt", "kbl-01\nnowhere\n", ["--drain-file"], "drain.txt:2: drained host 'nowhere'"),
+        ("limits.toml", "zz = 1\n", ["--drain", "kbl-01", "--host-limits"], "limits.toml: field 'zz': unknown host 'zz'"),
+        ("limits.json", '{"kbl-02": -1}', ["--drain", "kbl-01", "--host-limits"], "limits.json: field 'kbl-02': expected an integer >= 0"),
+        ("drain.txt", "kbl-01\n", ["--drain", "kbl-02", "--drain-file"], "with --drain or with --drain-file, not both"),
+        ("limits.toml", '"kbl-02" = 1\n', ["--host-limits"], "no host to drain"),
+        (None, None, ["--max-parallel", "2"], "no host to drain"),
+        (None, None, ["--drain", "kbl-01", "--max-per-host", "0"], "argument --max-per-host: expected an integer >= 1"),
+    ],
+)
+def test_bad_drain_input_is_one_line_exit_2(capsys, tmp_path, side_file, content, argv, expected):
+    if side_file is not None:
+        path = tmp_path / side_file
+        path.write_text(content, encoding="utf-8")
+        argv = [*argv, path]
+    page = tmp_path / "report.html"
+    page.write_text("old", encoding="utf-8")
+    status, out, err = run(capsys, "report", DEMO_SOURCES, DEMO_TARGETS, *argv, "-o", page)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("fastmatch: error: ") and "Traceback" not in err, err
+    assert expected in err, err
+    assert page.read_text(encoding="utf-8") == "old"
 
 
 def test_a_policy_file_and_standard_input_are_named(capsys, tmp_path, monkeypatch):
     policy = tmp_path / "policy.toml"
     policy.write_text('prefer = "newest"\n', encoding="utf-8")
-    monkeypatch.setattr(sys, "stdin", open(DEMO_SOURCES, encoding="utf-8"))
-    status, out, _ = run(capsys, "report", "-", DEMO_TARGETS, "--policy", policy, "--format", "json")
+    with open(DEMO_SOURCES, encoding="utf-8") as stdin:  # closed here, not left to the collector
+        monkeypatch.setattr(sys, "stdin", stdin)
+        status, out, _ = run(capsys, "report", "-", DEMO_TARGETS, "--policy", policy, "--format", "json")
     data = json.loads(out)
     assert status == 0 and data["policy"]["prefer"] == "newest"
     assert data["inputs"]["policy"]["name"] == str(policy) and data["inputs"]["policy"]["bytes"] == policy.stat().st_size

@@ -295,3 +295,26 @@ def test_groups_past_the_limits_fold_into_other_without_losing_pairs(monkeypatch
         assert len(entry["source_versions"]) <= 2 and len(entry["target_versions"]) <= 2
         assert sum(map(sum, entry["compatible_pairs"])) == per_type[entry["type"]]
         assert sum(v["devices"] for v in entry["source_versions"]) == dense.source_type.count(entry["type"])
+
+
+def test_drain_figures_count_the_plans_waves_vms_and_devices():
+    """VMs of several devices, moved a few at a time: each wave's VMs and devices are those of
+    the plan's moves, and the unplaced VMs are the plan's."""
+    rng = random.Random(7)
+
+    def dev(i, host, vm=None, capacity=1):
+        record = {"id": i, "host": host, "capacity": capacity, "self": {"mdev_type": rng.choice("AB"), "software_version": "1.0"}}
+        return {**record, "vm": vm} if vm else record
+
+    sources = [dev(f"s{i}", f"old-{i // 2 % 3}", vm=f"vm-{i // 2}") for i in range(18)]  # 9 VMs of 2 devices
+    targets = [dev(f"t{j}", f"new-{j % 4}", capacity=rng.randint(0, 2)) for j in range(12)]
+    plan = fastmatch.plan(sources, targets, ["old-0", "old-1", "old-2"], max_parallel=2)
+    drain = report_figures(fastmatch.match(sources, targets), drain=plan)["drain"]
+    assert drain["summary"] is plan.summary and drain["unplaced"] == plan.unplaced
+    moved = collections.defaultdict(lambda: [set(), 0])
+    for move in plan.to_records():
+        moved[move["wave"]][0].add(move["vm"])
+        moved[move["wave"]][1] += 1
+    assert drain["waves"] == [{"wave": w, "vms": len(vms), "devices": n} for w, (vms, n) in sorted(moved.items())]
+    assert sum(w["devices"] for w in drain["waves"]) == 2 * sum(w["vms"] for w in drain["waves"]) == 2 * plan.summary["vms"]["placed"]
+    assert len(drain["waves"]) > 1 and drain["unplaced"]

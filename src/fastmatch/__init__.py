@@ -9,15 +9,25 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .devices import DeviceSet
-    from .engine import CheckResult, Reasons, check, load, match
-    from .drain import Plan, plan
-    from .errors import FastmatchError, InputError, PolicyError, ResultTooLargeError, TemplateError
-    from .index import TargetIndex
-    from .policy import Policy
-    from .result import MatchResult
-    from .scores import ScoreParts
+if TYPE_CHECKING:  # (``X as X``: the names are the package's, for type checkers too)
+    from .devices import DeviceSet as DeviceSet
+    from .engine import CheckResult as CheckResult
+    from .engine import Reasons as Reasons
+    from .engine import check as check
+    from .engine import load as load
+    from .engine import match as match
+    from .drain import Plan as Plan
+    from .drain import plan as plan
+    from .errors import FastmatchError as FastmatchError
+    from .errors import InputError as InputError
+    from .errors import PolicyError as PolicyError
+    from .errors import ResultTooLargeError as ResultTooLargeError
+    from .errors import TemplateError as TemplateError
+    from .errors import UnknownIdError as UnknownIdError
+    from .index import TargetIndex as TargetIndex
+    from .policy import Policy as Policy
+    from .result import MatchResult as MatchResult
+    from .scores import ScoreParts as ScoreParts
 
 _WHERE = {
     "CheckResult": "engine",
@@ -33,6 +43,7 @@ _WHERE = {
     "ScoreParts": "scores",
     "TargetIndex": "index",
     "TemplateError": "errors",
+    "UnknownIdError": "errors",
     "check": "engine",
     "load": "engine",
     "match": "engine",

@@ -28,6 +28,7 @@ import numpy as np
 from .errors import FastmatchError
 from .codes import OP_NE, TEST_IN_CODES
 from .intern import RecordTables, Side
+from .policy import Policy
 
 # Blocks pay when they leave at most this share of the class pairs: a blocked row has a few
 # ranges to set up instead of one, and its reductions check ranges for the devices' exclusions.
@@ -119,7 +120,7 @@ class TargetKeys:
     """
 
     def __init__(
-        self, policy, op_kind: np.ndarray, op_row: np.ndarray, op_word: np.ndarray, op_bit: np.ndarray, targets: Side
+        self, policy: Policy, op_kind: np.ndarray, op_row: np.ndarray, op_word: np.ndarray, op_bit: np.ndarray, targets: Side
     ) -> None:
         self.usable = policy.direction == "target-accepts" and targets.n_classes > 0
         exact = np.flatnonzero(np.asarray(op_kind) == OP_NE)

@@ -23,8 +23,9 @@ from contextlib import ExitStack, suppress
 from functools import partial
 from itertools import chain, repeat
 from operator import itemgetter
+from types import FrameType
 from importlib import resources
-from typing import Any, Callable, Iterable, Iterator, Sequence, TextIO
+from typing import Any, Callable, Iterable, Iterator, Mapping, NoReturn, Sequence, TextIO
 
 import msgspec
 import numpy as np
@@ -32,7 +33,8 @@ import numpy as np
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
 from .engine import validate_others
 from .errors import printable, rebase
-from .formats import FORMATS, ROLES, STDIN, read_libvirt_paths, read_path
+from .files import STDIN
+from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from .outfile import StagedOutput
 from .reasons import reason_bits
 from .scores import ScoreParts
@@ -79,8 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _on_sigterm(_terminate)
     try:
         with warnings.catch_warnings():
+            # Shown as one line whatever filter the caller set (a test suite's "error" included).
+            warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            return args.run(args)
+            status: int = args.run(args)
+            return status
     except FastmatchError as exc:
         return _error(str(exc))
     except OSError as exc:
@@ -123,7 +128,9 @@ def _stopped(what: str, status: int) -> int:
     return status
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None, line: str | None = None
+) -> None:
     """A warning (such as the native kernel falling back to the reference) as one line."""
     text = " ".join(str(message).split("\n")).removeprefix(f"{PROG}: ")  # a warning may be worded over lines
     _say(f"{PROG}: warning: {printable(text)}")
@@ -143,11 +150,15 @@ def _broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-def _terminate(signum, frame) -> None:
+def _terminate(signum: int, frame: FrameType | None) -> None:
     raise _Terminated()
 
 
-def _on_sigterm(handler):
+# What signal.signal takes and gives back.
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
+
+
+def _on_sigterm(handler: SignalHandler) -> SignalHandler:
     """Install a SIGTERM handler (only the main thread may); returns the one it replaces."""
     with suppress(ValueError, TypeError):  # not the main thread, or no handler to restore
         return signal.signal(signal.SIGTERM, handler)
@@ -217,7 +228,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors raised (main reports them on one line) instead of
     printed as a usage block and exited on."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix(PROG).strip()
         raise _UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
@@ -405,6 +416,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (atomically) instead of stdout")
     p.add_argument("--workers", type=_workers, default=-1, metavar="N", help="threads for the kernel (-1: all cores)")
+    _drain_options(p)  # with --drain: the joint plan's summary, waves and unplaced VMs, as `plan` makes it
     quiet_option(p)
     p.set_defaults(run=_cmd_report)
 
@@ -414,7 +426,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(args: argparse.Namespace):
+def _progress(args: argparse.Namespace) -> Callable[..., Any] | None:
     """A tqdm factory for progress bars on a terminal, or None (not a terminal, or --quiet)."""
     if args.quiet or sys.stderr is None or not sys.stderr.isatty():
         return None
@@ -467,7 +479,12 @@ def _rejects(args: argparse.Namespace, outputs: list[str] | None = None) -> _Rej
 
 
 def _read_devices(
-    path: str, policy: Policy, input_format: str | None, role: str | None, rejects: _Rejects | None = None, progress=None
+    path: str,
+    policy: Policy,
+    input_format: str | None,
+    role: str | None,
+    rejects: _Rejects | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> DeviceSet:
     """One input of a command; ``role`` keeps the sources or the targets of a libvirt or sysfs input."""
     return load(path, policy, input_format=input_format, role=role, on_error=rejects, progress=progress)
@@ -502,7 +519,7 @@ def _write_results(
                 (raw or stream).flush()
             else:
                 for chunk in chunks:
-                    stream.write(chunk)
+                    stream.write(chunk if isinstance(chunk, str) else chunk.decode())  # (text: str chunks)
                 stream.flush()
         else:
             output.write(chunks)
@@ -538,6 +555,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
         result = match(sources, targets, policy, workers=args.workers, progress=progress)
         ranking = Ranking.of(result, top)
         summary = summarise(result) if wants_summary else None
+    chunks: Iterable[str] | Iterable[bytes]
     if args.format == "parquet":
         _refuse_binary_terminal(args.output)
         chunks = [_parquet_candidates(ranking)]
@@ -592,7 +610,14 @@ class Ranking:
     with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
     source ``i``'s ranking."""
 
-    def __init__(self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, keys: np.ndarray, parts_of):
+    def __init__(
+        self,
+        source_ids: Sequence[str],
+        target_ids: Sequence[str],
+        indices: np.ndarray,
+        keys: np.ndarray,
+        parts_of: Callable[[np.ndarray], ScoreParts],
+    ):
         """``keys`` (n, any): rows with equal keys share a ranking; ``parts_of(rows)`` gives
         the score parts of those rows' candidates."""
         self.source_ids, self.target_ids = source_ids, target_ids
@@ -780,7 +805,9 @@ _FORMATTERS: dict[str, Callable[..., Iterator[str] | Iterator[bytes]]] = {  # js
 }
 
 
-def _on_dask(address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool):
+def _on_dask(
+    address: str, sources: DeviceSet, targets: DeviceSet, policy: Policy, k: int, wants_summary: bool
+) -> tuple[Ranking, Summary | None]:
     """The ranking (and the summary, when asked for) reduced on a Dask cluster
     (fastmatch.distributed), which is left as it was found (a ``local`` one is stopped)."""
     from . import distributed
@@ -915,7 +942,7 @@ def _cmd_collect(args: argparse.Namespace) -> int:
     role = args.role or "source"
     if args.sysfs is not None:
         records, where = read_path(args.sysfs, "sysfs", role=role, host=args.host, on_error=rejects, others=others)
-        places = [rebase(place, args.sysfs) for place in where]  # each record's directory, and its values' files
+        places: Sequence[int | str | None] | None = [rebase(place, args.sysfs) for place in where or []]  # each record's directory, and its values' files
         others = [(record, rebase(place, args.sysfs)) for record, place in others]
     else:
         records, places = read_libvirt_paths(args.libvirt_xml, role=role, host=args.host, on_error=rejects, others=others)
@@ -989,22 +1016,49 @@ PLAN_STRATEGIES = ("joint", "greedy")
 PLAN_FORMATS = ("csv", "json", "table")
 
 
-def _add_plan_parser(commands, policy_option, input_format_option, quiet_option) -> None:
+def _drain_options(p: argparse.ArgumentParser) -> None:
+    """The drained hosts, their side files and the limits of a wave, as ``plan`` and ``report --drain`` read them."""
+    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
+    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
+    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
+    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
+
+
+def _drain_inputs(args: argparse.Namespace) -> tuple[list[str], dict[str, int] | None, dict[str, Any]]:
+    """``(drain, host_limits, names)`` from ``_drain_options``' arguments, for :func:`fastmatch.plan`."""
+    from .drain.inputs import read_drain_file, read_host_limits
+
+    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
+    if args.drain_file is not None:
+        names["drain"], listed = read_drain_file(args.drain_file)
+        if args.drain:
+            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
+        drain = [host for host, _ in listed]
+        names["drain_lines"] = [line for _, line in listed]
+    limits = None
+    if args.host_limits is not None:
+        names["host_limits"], limits = read_host_limits(args.host_limits)
+    return drain, limits, names
+
+
+def _add_plan_parser(
+    commands: Any,
+    policy_option: Callable[[argparse.ArgumentParser], None],
+    input_format_option: Callable[[argparse.ArgumentParser], None],
+    quiet_option: Callable[[argparse.ArgumentParser], None],
+) -> None:
     p = commands.add_parser(
         "plan", help="plan the evacuation of drained hosts: every VM moved whole, within capacity, or listed with why"
     )
     p.add_argument("sources", metavar="SOURCES", help="source devices (any input format match reads)")
     p.add_argument("targets", metavar="TARGETS", help="target devices")
-    p.add_argument("--drain", nargs="+", default=[], metavar="HOST", help="hosts to empty")
-    p.add_argument("--drain-file", metavar="FILE", help="hosts to empty, one a line (# comments)")
+    _drain_options(p)
     p.add_argument(
         "--strategy", choices=PLAN_STRATEGIES, default="joint",
         help="joint: the proven optimum (HiGHS); greedy: VMs in input order, each to its best available target",
     )
-    p.add_argument("--host-limits", metavar="FILE", help="TOML or JSON: host = most new devices it may take")
     p.add_argument("--assume", metavar="FILE", help="TOML or JSON patches applied to the fleets first (what-if)")
-    p.add_argument("--max-parallel", type=_positive, metavar="N", help="VM migrations at a time, cluster-wide")
-    p.add_argument("--max-per-host", type=_positive, metavar="N", help="VM migrations at a time out of, and into, each host")
     p.add_argument("--time-limit", type=_seconds, metavar="SECONDS", help="return the best plan found by then (not proven optimal)")
     policy_option(p)
     input_format_option(p)
@@ -1032,22 +1086,12 @@ def _seconds(text: str) -> float:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .drain import plan
     from .drain.assume import read_assumptions
-    from .drain.inputs import read_drain_file, read_host_limits
     from .drain.output import FORMATTERS as PLAN_FORMATTERS, summary_text
 
     _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits, args.assume) if f))
-    drain, names = list(args.drain), {"sources": args.sources, "drain": "--drain"}
-    if args.drain_file is not None:
-        names["drain"], listed = read_drain_file(args.drain_file)
-        if args.drain:
-            raise FastmatchError("give the drained hosts with --drain or with --drain-file, not both")
-        drain = [host for host, _ in listed]
-        names["drain_lines"] = [line for _, line in listed]
+    drain, limits, names = _drain_inputs(args)
     if not drain:
         raise FastmatchError("no host to drain: give --drain HOST ... or --drain-file FILE")
-    limits = None
-    if args.host_limits is not None:
-        names["host_limits"], limits = read_host_limits(args.host_limits)
     assume = None
     if args.assume is not None:
         names["assume"], assume = read_assumptions(args.assume)
@@ -1111,7 +1155,10 @@ def _read_token(path: str) -> str:
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import input_facts, render_html, report_figures
 
-    _check_inputs(args.sources, args.targets, args.policy)
+    _check_inputs(args.sources, args.targets, *(f for f in (args.policy, args.drain_file, args.host_limits) if f))
+    drain, limits, names = _drain_inputs(args)
+    if not drain and any(v is not None for v in (args.drain_file, limits, args.max_parallel, args.max_per_host)):
+        raise FastmatchError("no host to drain: the drain options need --drain HOST ... or --drain-file FILE with hosts")
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
@@ -1123,7 +1170,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
         "targets": input_facts(args.targets),
         "policy": input_facts(args.policy, default="built-in"),
     }
-    figures = report_figures(result, inputs)
+    drain_plan = None
+    if drain:
+        from .drain import plan
+
+        drain_plan = plan(
+            sources, targets, drain, policy, host_limits=limits, max_parallel=args.max_parallel,
+            max_per_host=args.max_per_host, workers=args.workers, names=names,
+        )
+        for role, path in (("drain", args.drain_file), ("host_limits", args.host_limits)):
+            if path is not None:
+                inputs[role] = input_facts(path)
+    figures = report_figures(result, inputs, drain=drain_plan)
     page = json.dumps(figures, ensure_ascii=False) + "\n" if args.format == "json" else render_html(figures)
     _write_results(args.output, [page], rejects)
     return EXIT_OK
@@ -1216,7 +1274,12 @@ def _showcase(source_records: list[dict[str, Any]], indices: np.ndarray) -> list
     return sorted(best.values())
 
 
-def _stranded_example(result, source_records, target_records, stranded) -> tuple[int, int] | None:
+def _stranded_example(
+    result: MatchResult,
+    source_records: Sequence[Mapping[str, Any]],
+    target_records: Sequence[Mapping[str, Any]],
+    stranded: Iterable[int],
+) -> tuple[int, int] | None:
     """A stranded source and a target on another host with the same score_type value."""
     key = result.policy.score_type
     if not key:

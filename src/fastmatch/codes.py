@@ -18,7 +18,7 @@ OP_CONFIRM = 7  # opaque check through a caller's confirmer table
 TEST_IN_CODES = 0  # the value's code is one of a list
 TEST_SUBSET = 1  # the set's mask words lie within the record's
 
-# SPEC section 8's fixed reason bits; attribute i has bit i, and from SHARED_ATTRIBUTE_BIT on they share it.
+# docs/model.md section 8's fixed reason bits; attribute i has bit i, and from SHARED_ATTRIBUTE_BIT on they share it.
 SAME_DEVICE = 1 << 63
 SAME_HOST = 1 << 62
 NOT_MIGRATABLE = 1 << 61
@@ -30,7 +30,7 @@ SHARED_ATTRIBUTE_BIT = 58
 # the sign bit set; SAME_DEVICE (bit 63) is about devices, so class outcomes never hold it.
 INCOMPATIBLE = 1 << 63
 
-# SPEC section 7's score flags, above the version part (fastmatch/reasons.py: VersionScale).
+# docs/model.md section 7's score flags, above the version part (fastmatch/reasons.py: VersionScale).
 SCORE_EXACT = 1 << 62
 SCORE_SAME_TYPE = 1 << 61
 SCORE_HAS_VERSION = 1 << 60

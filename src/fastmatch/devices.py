@@ -1,4 +1,4 @@
-"""Device records (SPEC section 2), validated and normalised under a policy.
+"""Device records (docs/model.md section 2), validated and normalised under a policy.
 
 A :class:`DeviceSet` keeps per-device columns (id, host, vm, capacity) and a
 list of distinct *descriptors*: everything that decides compatibility apart
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from itertools import chain, compress, count
 from operator import attrgetter
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from .errors import FastmatchError, InputError, fields_of
+from .errors import FastmatchError, InputError, UnknownIdError, fields_of
 from .policy import Policy
 from .records import (
     COMBINATIONS_PER_DEVICE,
@@ -30,6 +30,7 @@ from .records import (
 )
 from .values import INT64_MAX, parse_value
 
+T = TypeVar("T")
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
 
 
@@ -57,7 +58,15 @@ class Descriptor:
 
 
 class DeviceSet:
-    """Validated device records under one policy."""
+    """Validated device records under one policy (docs/model.md section 2).
+
+    Made by :func:`fastmatch.load` or :meth:`from_records`. Per device, in input order:
+    ``ids``, ``hosts``, ``vms`` (``""`` when absent), ``capacities`` (int64) and
+    ``descriptor_of`` (int64, its position in ``descriptors``, the distinct
+    :class:`Descriptor` values: devices that are alike share one). ``policy`` is the
+    policy the records were read under. A device's position is its row (as a source)
+    or column (as a target) in every result: :meth:`index_of` finds it from its id.
+    """
 
     def __init__(
         self,
@@ -85,13 +94,14 @@ class DeviceSet:
         policy: Policy | None = None,
         *,
         source: str | None = None,
-        lines: Sequence[int | None] | None = None,
+        lines: Sequence[int | str | None] | None = None,
         on_error: Callable[[Any, FastmatchError], None] | None = None,
     ) -> "DeviceSet":
         """Validate device records; the first bad one raises :class:`FastmatchError`.
 
-        ``source`` and ``lines`` (one line number per record) let readers make
-        errors name the file and line; without them errors name the record index.
+        ``source`` and ``lines`` (one place per record: a line number, or a place inside
+        the input such as a file of a directory) let readers make errors name the file and
+        line; without them errors name the record index.
         With ``on_error``, a bad record is instead handed to it with its error
         (located as it would have been raised) and left out.
         """
@@ -147,16 +157,18 @@ class DeviceSet:
 
     # -- views --------------------------------------------------------------------------
     def __len__(self) -> int:
+        """The number of devices."""
         return len(self.ids)
 
     def __repr__(self) -> str:
         return f"DeviceSet({len(self)} devices, {len(self.descriptors)} distinct descriptors)"
 
     def descriptor(self, index: int) -> Descriptor:
-        return self.descriptors[self.descriptor_of[index]]
+        """The descriptor of the device at position ``index``: what decides its compatibility."""
+        return self.descriptors[int(self.descriptor_of[index])]
 
     def attribute_names(self) -> list[str]:
-        """Attribute names in order of first appearance (SPEC section 8)."""
+        """Attribute names in order of first appearance (docs/model.md section 8)."""
         # Descriptors are numbered in order of first device; each reads its SELF's names, then
         # its records'. The SELF names are read at C speed, in their order of first appearance;
         # the records' names (few descriptors have records) are then placed where they first
@@ -182,6 +194,19 @@ class DeviceSet:
                     place += 1
         return sorted(first, key=first.__getitem__)
 
+    def index_of(self, device_id: str) -> int:
+        """The position of the device ``device_id`` (the row or column of a result), in O(1).
+
+        An id that is not in the set raises :class:`~fastmatch.UnknownIdError`
+        (a ``KeyError`` too), which names it.
+        """
+        if not isinstance(device_id, str):
+            raise TypeError(f"device_id must be a str, got {type(device_id).__name__}")
+        position = self.id_index.get(device_id)
+        if position is None:
+            raise UnknownIdError(f"no device has id {device_id!r} (among {len(self):,} devices)")
+        return position
+
     @cached_property
     def id_index(self) -> dict[str, int]:
         """Device id -> position."""
@@ -189,6 +214,7 @@ class DeviceSet:
 
     @cached_property
     def id_set(self) -> frozenset[str]:
+        """The device ids, as a set."""
         return frozenset(self.ids)
 
     @cached_property
@@ -208,7 +234,7 @@ def check_records_argument(records: Any, argument: str) -> None:
 
 
 def fleet_attribute_order(policy: Policy, sources: DeviceSet, targets: DeviceSet) -> list[str]:
-    """The attribute order of the reason bits (SPEC section 8) for one match."""
+    """The attribute order of the reason bits (docs/model.md section 8) for one match."""
     return policy.attribute_order([*sources.attribute_names(), *targets.attribute_names()])
 
 
@@ -235,7 +261,7 @@ def _canonical_field(key: str, policy: Policy) -> str:
     return f"{head}.{policy.canonical(name)}" if dot else key
 
 
-def _record_label(raw: Any, index: int, line: int | None) -> str:
+def _record_label(raw: Any, index: int, line: int | str | None) -> str:
     device_id = raw.get("id") if isinstance(raw, Mapping) else None
     shown = f"'{device_id}'" if isinstance(device_id, str) and device_id else None
     if line is not None and shown:
@@ -377,7 +403,7 @@ def _optional_string(raw: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _located(thunk, field: str):
+def _located(thunk: Callable[[], T], field: str) -> T:
     try:
         return thunk()
     except FastmatchError as exc:

@@ -16,7 +16,8 @@ from typing import Callable
 
 from .devices import DeviceSet
 from .errors import FastmatchError
-from .intern import OP_CONFIRM, Interned, PreparedTargets, intern
+from .codes import OP_CONFIRM
+from .intern import Interned, PreparedTargets, intern
 from .policy import Policy
 
 IMPLEMENTATIONS = ("native", "python")
@@ -57,6 +58,7 @@ class Plan:
 
     @property
     def native(self) -> bool:
+        """Whether the kernel answers (else the reference, for ``refused``)."""
         return self.interned is not None
 
 

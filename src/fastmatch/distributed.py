@@ -21,20 +21,19 @@ from __future__ import annotations
 import uuid
 import warnings
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
 from .dispatch import plan
 from .engine import as_device_set
 from .errors import FastmatchError
 from .intern import Interned
 from .policy import Policy
-from .result import DeviceRules, MatchResult, TargetDevices, grouped, target_view
+from .result import DeviceRules, MatchResult, grouped, target_view
 
 # What one worker thread gets through, for sizing tasks (measured on the generated
 # 1,000,000-device fleets with 2,000 distinct descriptors, a quiet 2-core machine): the
@@ -107,13 +106,10 @@ def match(
     chosen = plan(sources, targets, policy)
     if not chosen.native:
         raise FastmatchError(f"a match on Dask runs the native kernel, and here it cannot: {chosen.refused}")
-    interned = chosen.interned
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
-    blocks = keys.blocks(interned.sources)
-    if blocks is not None:
-        interned = replace(interned, targets=in_order(interned.targets, keys.order))
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
-    rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
+    from .native import blocked
+
+    interned, blocks, rules = blocked(chosen.interned, sources, targets, policy)
+    target_devices = rules.targets
     problem = ScatteredProblem(
         token=uuid.uuid4().hex,
         interned=interned,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -30,9 +30,9 @@ def load(
     role: str | None = None,
     host: str = "",
     on_error: Callable[[Any, FastmatchError], None] | None = None,
-    progress=None,
+    progress: Callable[..., Any] | None = None,
 ) -> DeviceSet:
-    """Read devices from any input format (SPEC section 9), told apart by content.
+    """Read devices from any input format (docs/model.md section 9), told apart by content.
 
     A file of fleet JSON Lines, a JSON array of records, a seed document or
     SELF/COMPATIBLE text; a Parquet or Arrow IPC table (fastmatch.formats.columnar); libvirt node-device XML (a file or a directory); or
@@ -134,9 +134,9 @@ def match(
     block: int | None = None,
     confirm: Callable[[str, str], bool] | None = None,
     memory_limit: int | None = None,
-    progress=None,
+    progress: Callable[..., Any] | None = None,
 ) -> MatchResult:
-    """Evaluate every source -> target pair (SPEC sections 6-8).
+    """Evaluate every source -> target pair (docs/model.md sections 6-8).
 
     ``policy`` defaults to the sources' policy. ``workers`` is the number of
     threads of the native kernel (-1: all cores); ``block`` the number of
@@ -148,12 +148,12 @@ def match(
     if policy is None:
         policy = sources.policy if isinstance(sources, DeviceSet) else Policy.default()
     policy = _policy_argument(policy)
-    for name, value in (("confirm", confirm), ("progress", progress)):
-        if value is not None and not callable(value):
-            raise TypeError(f"{name} must be callable or None, got {type(value).__name__}")
-    for name, value in (("block", block), ("memory_limit", memory_limit)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-            raise TypeError(f"{name} must be an int or None, got {type(value).__name__}")
+    for name, function in (("confirm", confirm), ("progress", progress)):
+        if function is not None and not callable(function):
+            raise TypeError(f"{name} must be callable or None, got {type(function).__name__}")
+    for name, number in (("block", block), ("memory_limit", memory_limit)):
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, np.integer))):
+            raise TypeError(f"{name} must be an int or None, got {type(number).__name__}")
     sources = as_device_set(sources, policy, "sources")
     targets = as_device_set(targets, policy, "targets")
     n_workers = worker_count(workers)
@@ -170,7 +170,15 @@ def match(
     return result
 
 
-def rematch(sources, targets, policy, workers, block, confirm, memory_limit) -> MatchResult:
+def rematch(
+    sources: DeviceSet,
+    targets: DeviceSet,
+    policy: Policy,
+    workers: int,
+    block: int | None,
+    confirm: Callable[[str, str], bool] | None,
+    memory_limit: int | None,
+) -> MatchResult:
     """``match`` again, from the arguments a pickled result keeps (``MatchResult.__reduce__``)."""
     return match(sources, targets, policy, workers, block=block, confirm=confirm, memory_limit=memory_limit)
 
@@ -210,7 +218,7 @@ class Reasons(int):
     def __contains__(self, name: object) -> bool:
         return name in self.names
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.names)
 
     def __len__(self) -> int:
@@ -223,15 +231,17 @@ class Reasons(int):
 @dataclass(frozen=True)
 class CheckResult:
     """One pair's verdict. ``score`` is the exact int64 (for comparing in Python); ``parts`` is
-    the score as people and JSON read it (fastmatch.scores), None when incompatible."""
+    the score as people and JSON read it (fastmatch.scores), None when incompatible. Its repr
+    leaves out the int64 and the explanation (print ``explanation`` to read it)."""
 
     compatible: bool
     reasons: Reasons
-    score: int
+    score: int = field(repr=False)
     parts: dict[str, Any] | None
-    explanation: str
+    explanation: str = field(repr=False)
 
     def __bool__(self) -> bool:
+        """True when the pair is compatible."""
         return self.compatible
 
 

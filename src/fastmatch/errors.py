@@ -129,6 +129,10 @@ class TemplateError(InputError):
     """A COMPATIBLE template does not parse or cannot be grounded."""
 
 
+class UnknownIdError(FastmatchError, KeyError):
+    """An id that names no device of a set (also a ``KeyError``, as a failed lookup is)."""
+
+
 class ResultTooLargeError(FastmatchError):
     """A dense result would exceed the configured memory limit."""
 
@@ -139,7 +143,7 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(_escape, text)
 
 
-def _escape(match: re.Match) -> str:
+def _escape(match: re.Match[str]) -> str:
     character = match.group()
     named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(character)
     if named is not None:

@@ -1,4 +1,4 @@
-"""Explanations of one pair, in words an operator understands (SPEC section 8)."""
+"""Explanations of one pair, in words an operator understands (docs/model.md section 8)."""
 
 from __future__ import annotations
 
@@ -79,10 +79,12 @@ def _rule_failure(evaluator: PairEvaluator, name: str, s: Descriptor, t: Descrip
     )
 
 
-def _records_explanation(evaluator, holder_name, holder, other, failing, mask):
+def _records_explanation(
+    evaluator: PairEvaluator, holder_name: str, holder: Descriptor, other: Descriptor, failing: set[str], mask: int
+) -> list[str]:
     other_name = "source" if holder_name == "target" else "target"
     policy = evaluator.policy
-    best = None  # (number of problems, record index, problems)
+    best: tuple[int, int, list[str]] | None = None  # (number of problems, record index, problems)
     for k, record in enumerate(holder.records):
         for alternative in record.alternatives or ((),):
             problems = [
@@ -96,6 +98,7 @@ def _records_explanation(evaluator, holder_name, holder, other, failing, mask):
             problems += [_rule_failure(evaluator, a, *_pair(holder_name, holder, other)) for a in sorted(outside, key=evaluator.attributes.index)]
             if best is None or len(problems) < best[0]:
                 best = (len(problems), k, problems)
+    assert best is not None, "a holder of records has at least one"
     count, k, problems = best
     total = len(holder.records)
     if count == 0:
@@ -105,5 +108,5 @@ def _records_explanation(evaluator, holder_name, holder, other, failing, mask):
     return lines
 
 
-def _pair(holder_name, holder, other):
+def _pair(holder_name: str, holder: Descriptor, other: Descriptor) -> tuple[Descriptor, Descriptor]:
     return (other, holder) if holder_name == "target" else (holder, other)

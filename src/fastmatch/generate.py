@@ -1,4 +1,4 @@
-"""Synthetic fleets: realistic device records in fleet JSON Lines (SPEC section 2), fast.
+"""Synthetic fleets: realistic device records in fleet JSON Lines (docs/model.md section 2), fast.
 
 ``write_fleet(directory, sources, targets, distinct, seed)`` writes
 ``directory/sources.jsonl`` and ``directory/targets.jsonl``; it is what
@@ -51,7 +51,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence, TypeVar
 
 import numpy as np
 
@@ -126,7 +126,10 @@ def default_distinct(sources: int, targets: int) -> int:
     return max(DEFAULT_MIN_DISTINCT, max(sources, targets) // DEVICES_PER_DESCRIPTOR)
 
 
-def _pick(options, weights, u: float):
+Option = TypeVar("Option")
+
+
+def _pick(options: Sequence[Option], weights: Sequence[float], u: float) -> Option:
     """The option whose cumulative weight first exceeds ``u`` times the total."""
     total = sum(weights)
     acc = 0.0
@@ -190,9 +193,9 @@ def _gvt(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, migra
         "pv_mode": pv_mode,
         "software_version": version,
     }
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     if with_records:
-        record = {
+        record: dict[str, Any] = {
             "device_api": "vfio-pci",
             "vendor_driver": "i915",
             "device_id": hw.device_id,
@@ -224,7 +227,7 @@ def _nvidia(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, mi
         "mdev_type": mdev_type,
         "software_version": version,
     }
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     # Drawn with records or without, so that what follows (migration_version) does not
     # depend on them: a hardware's standard descriptor has one SELF on both sides.
     accepts_older = next(u) < 0.5
@@ -242,13 +245,14 @@ def _nvidia(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, mi
 
 
 def _mainframe(hw: _Hardware, side: str, u: Iterator[float], with_records: bool, migratable: bool) -> _Draft:
+    versions: tuple[str, ...]
     if hw.family == "ccw":
         api, driver, mdev_type, versions, capacity = "vfio-ccw", "vfio_ccw", "vfio_ccw-io", CCW_VERSIONS, 1
     else:
         api, driver, mdev_type, versions, capacity = "vfio-ap", "vfio_ap", "vfio_ap-passthrough", AP_VERSIONS, 4
     version = _pick(versions, SMALL_VERSION_WEIGHTS[side][: len(versions)], next(u))
     self_ = {"device_api": api, "vendor_driver": driver, "mdev_type": mdev_type, "software_version": version}
-    compatible = []
+    compatible: list[dict[str, Any]] = []
     if with_records:
         if hw.family == "ccw":  # any interface version of the same subchannel type
             compatible.append({"device_api": api, "mdev_type": mdev_type, "software_version": "*"})
@@ -301,7 +305,8 @@ def _allocate(devices_per_group: np.ndarray, distinct: int) -> np.ndarray:
     sizes[used] = 1
     spare = distinct - len(used)
     sizes[used] += (spare * devices_per_group[used]) // n
-    return np.minimum(sizes, devices_per_group)
+    allocated: np.ndarray = np.minimum(sizes, devices_per_group)
+    return allocated
 
 
 def _build_side(side: str, count: int, distinct: int, seed: int, record_fraction: float) -> _Side:
@@ -454,6 +459,7 @@ def generate_lines(
         host = data.host[start:end].tolist()
         descriptor = data.descriptor[start:end].tolist()
         if side == "sources":
+            assert vm_first is not None, "a source side has its VMs"
             yield "".join(
                 [
                     f'{{"id":"{hosts[h]}/mdev-{i:07d}","host":"{hosts[h]}","vm":"vm-{v:07d}",{fragments[d]}}}\n'
@@ -461,6 +467,7 @@ def generate_lines(
                 ]
             )
         else:
+            assert data.capacity is not None, "a target side has capacities"
             slot = data.slot[start:end].tolist()
             capacity = data.capacity[start:end].tolist()
             yield "".join(
@@ -500,7 +507,7 @@ def generate_records(
 
 
 def write_side(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     side: str,
     count: int,
     distinct: int,
@@ -523,7 +530,7 @@ def write_side(
 
 
 def write_fleet(
-    directory: str | os.PathLike,
+    directory: str | os.PathLike[str],
     sources: int,
     targets: int,
     distinct: int,

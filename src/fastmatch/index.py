@@ -12,7 +12,7 @@ from .devices import DeviceSet
 from .dispatch import plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .policy import Policy
-from .result import DeviceRules, MatchResult, TargetDevices, ranked
+from .result import DeviceRules, Int64s, MatchResult, TargetDevices, ranked
 from .scores import ClassVersions
 
 
@@ -51,24 +51,27 @@ class TargetIndex:
     def __repr__(self) -> str:
         return f"<TargetIndex of {len(self.targets):,} targets, {self.workers} worker(s)>"
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[TargetIndex], tuple[DeviceSet, Policy, int]]:
         """An index pickles as its targets and policy: unpickled, they are prepared again."""
         return TargetIndex, (self.targets, self.policy, self.workers)
 
-    def top_k(self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int):
-        """``(indices, scores)``, int64 (n, k): the k best available targets per source."""
+    def top_k(
+        self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int
+    ) -> tuple[Int64s, Int64s]:
+        """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
+        :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
         if isinstance(sources, Mapping):
             sources = [sources if "id" in sources else {"id": "request", **sources}]
-        sources = as_device_set(sources, self.policy)
-        chosen = plan_prepared(sources, self._prepared)
-        if not chosen.native:
-            return match(sources, self.targets, self.policy, workers=self.workers).top_k(k)
+        devices = as_device_set(sources, self.policy)
+        chosen = plan_prepared(devices, self._prepared)
+        interned, prepared = chosen.interned, self._prepared
+        if interned is None or prepared is None:
+            return match(devices, self.targets, self.policy, workers=self.workers).top_k(k)
         from .native import NativeOutputs, prepared_problem
 
-        def fill(width: int, indices: np.ndarray, scores: np.ndarray) -> None:
-            interned = chosen.interned
-            rules = DeviceRules(sources, self._devices, self.policy.exclude_same_host)
-            asked = ~self._prepared.hopeless(sources)  # the others keep rows of -1
+        def fill(width: int, indices: Int64s, scores: Int64s) -> None:
+            rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
+            asked = ~prepared.hopeless(devices)  # the others keep rows of -1
             problem = prepared_problem(interned, self.workers, chosen.vector)
             blocks = self._keys.blocks(interned.sources)
             if blocks is not None:
@@ -76,21 +79,21 @@ class TargetIndex:
             outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked)
             outputs.top_k(width, indices, scores)
 
-        return ranked(len(sources), len(self.targets), k, fill)
+        return ranked(len(devices), len(self.targets), k, fill)
 
     def match(self, sources: DeviceSet | Iterable[Mapping[str, Any]]) -> MatchResult:
         """What ``match(sources, targets)`` returns, the targets' interning done once: every
         output of a :class:`MatchResult` (``top_k``, ``counts``, ``explain``, the class-pair
         arrays) for a request. Sources with a value for an attribute no target has take the
         full path (the prepared vocabularies cannot code it, and that rule fails everywhere)."""
-        sources = as_device_set(sources, self.policy, "sources")
-        chosen = plan_prepared(sources, self._prepared)
-        if not chosen.native or self._prepared.hopeless(sources).any():
-            return match(sources, self.targets, self.policy, workers=self.workers)
+        devices = as_device_set(sources, self.policy, "sources")
+        chosen = plan_prepared(devices, self._prepared)
+        interned, prepared = chosen.interned, self._prepared
+        if interned is None or prepared is None or prepared.hopeless(devices).any():
+            return match(devices, self.targets, self.policy, workers=self.workers)
         from .native import NativeOutputs, prepared_problem
 
-        interned = chosen.interned
-        rules = DeviceRules(sources, self._devices, self.policy.exclude_same_host)
+        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
         problem = prepared_problem(interned, self.workers, chosen.vector)
         blocks = self._keys.blocks(interned.sources)
         visited = None
@@ -99,7 +102,7 @@ class TargetIndex:
             visited = blocks.pairs / max(1, problem.shape[0])
         outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, visited_per_row=visited)
         result = MatchResult(
-            sources,
+            devices,
             self.targets,
             self.policy,
             interned.attributes,
@@ -113,4 +116,4 @@ class TargetIndex:
 
     @cached_property
     def _target_class_versions(self) -> ClassVersions:
-        return ClassVersions(self.targets, self._prepared.targets.class_of, self.policy.score_version)
+        return ClassVersions(self.targets, self._devices.target_class, self.policy.score_version)

@@ -12,9 +12,9 @@ The kernel works on narrow unsigned *lanes* (16, 32 or 64 bits, the smallest
 that holds every code), so that its loops over targets handle many pairs per
 vector instruction. Each rule that can fail is an *op* with its own bit in a
 pair's failure mask: one lane, or, when the rules outnumber a lane's bits
-(past SPEC section 8's shared bit 58 the reasons share a bit, but records still
+(past docs/model.md section 8's shared bit 58 the reasons share a bit, but records still
 tell those attributes apart), several lanes, *failure words*. ``bit_reasons``
-maps the failure bits to SPEC section 8's reason bits.
+maps the failure bits to docs/model.md section 8's reason bits.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import bisect
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import accumulate
-from typing import Callable
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from .codes import (
 )
 from .policy import Policy
 from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
-from .records import AnyOf, AnyValue, GroundedRecord, SubsetOf
+from .records import Accept, AnyOf, AnyValue, GroundedRecord, SubsetOf
 from .values import is_absent
 
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
@@ -59,7 +59,7 @@ class _Vocabulary:
     code that nothing seen has; an unseen set item sets a bit no target has.
     """
 
-    def __init__(self, kind: str, values: list) -> None:
+    def __init__(self, kind: str, values: list[Any]) -> None:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
@@ -92,7 +92,7 @@ class _Vocabulary:
     def largest_code(self) -> int:
         return self.unseen_code + 1
 
-    def code_of(self, value) -> int:
+    def code_of(self, value: Any) -> int:
         code = self.code.get(value)
         if code is not None:
             return code
@@ -116,12 +116,12 @@ class _Vocabulary:
             self.lane, self.lane_bits = lane, np.iinfo(lane).bits
             self.words = max(1, -(-(len(self.bit) + 1) // self.lane_bits))  # + the unseen-item bit
 
-    def mask(self, items, *, literal: bool = False) -> np.ndarray:
+    def mask(self, items: Iterable[str], *, literal: bool = False) -> np.ndarray:
         """The bits of a set; an item never seen sets the unseen-item bit, except in a
         record's literal (no source that has an unseen item is a subset of it)."""
         return np.array(self._words(items, literal), dtype=self.lane)
 
-    def _words(self, items, literal: bool = False) -> list[int]:
+    def _words(self, items: Iterable[str], literal: bool = False) -> list[int]:
         words = [0] * self.words
         for item in items:
             bit = self.bit.get(item, None if literal else len(self.bit))
@@ -129,7 +129,7 @@ class _Vocabulary:
                 words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
         return words
 
-    def version_table(self, values: list, scored: bool) -> np.ndarray:
+    def version_table(self, values: list[Any], scored: bool) -> np.ndarray:
         """int64 [2 or 6, len(values)]: of each version the major code and the minor rank,
         and if ``scored`` what the scores read (has it, major, minor, patch); 0 where absent."""
         width = 6 if scored else 2
@@ -142,7 +142,7 @@ class _Vocabulary:
             rows.append((self.major_of(major), self.minor_of(minor), 1, major, minor, patch)[:width])
         return np.array(rows, dtype=np.int64).reshape(len(values), width).T
 
-    def mask_table(self, values: list) -> np.ndarray:
+    def mask_table(self, values: list[Any]) -> np.ndarray:
         """lanes [words, len(values)]: the mask of each set (absent: empty)."""
         words = [self._words(v) if v is not None else [0] * self.words for v in values]
         return np.array(words, dtype=self.lane).reshape(len(values), self.words).T
@@ -195,7 +195,7 @@ class Side:
 
     @property
     def n_classes(self) -> int:
-        return self.codes.shape[1]
+        return int(self.codes.shape[1])
 
 
 @dataclass
@@ -221,7 +221,7 @@ class Interned:
     opaque_columns: np.ndarray  # int32 [opaque codes]: each code's column (0: absent, or no target's)
     # Where the native kernel keeps what it derives from the targets, when they outlive one
     # match (a TargetIndex's prepared targets); None: derive it again every time.
-    kernel_cache: dict | None = None
+    kernel_cache: dict[str, Any] | None = None
 
     @cached_property
     def reason_table(self) -> np.ndarray:
@@ -229,7 +229,8 @@ class Interned:
         byte of a failure mask (how failures become reasons when the bits are not the reason bits)."""
         reasons = self.bit_reasons.reshape(-1, 8, 1)  # [byte of the mask, bit of the byte, 1]
         has_bit = (np.arange(256)[None, :] >> np.arange(8)[:, None]) & 1 == 1  # [bit, byte value]
-        return np.bitwise_or.reduce(np.where(has_bit, reasons, np.uint64(0)), axis=1)
+        table: np.ndarray = np.bitwise_or.reduce(np.where(has_bit, reasons, np.uint64(0)), axis=1)
+        return table
 
 
 def intern(
@@ -260,7 +261,7 @@ class PreparedTargets:
         literals = [_literals(record) for d in targets.descriptors for record in d.records]
         self.context = _Context(policy, self.attributes, targets.descriptors, None, literals, every_fixed_op=True)
         self.targets = self.context.side(targets, "target", coded=self.context.coded)
-        self.kernel_cache: dict = {}
+        self.kernel_cache: dict[str, Any] = {}
 
     def supports(self, sources: DeviceSet) -> bool:
         """Whether these sources can be interned against the prepared targets: not when
@@ -289,9 +290,9 @@ class PreparedTargets:
         return interned
 
 
-def _literals(record: GroundedRecord) -> dict[str, list]:
+def _literals(record: GroundedRecord) -> dict[str, list[Any]]:
     """The values a record's fields accept, which sources may later have."""
-    out: dict[str, list] = {}
+    out: dict[str, list[Any]] = {}
     for alternative in record.alternatives:
         for name, accept in zip(record.attrs, alternative):
             if isinstance(accept, AnyOf):
@@ -315,14 +316,14 @@ class _Context:
         attributes: list[str],
         descriptors: list[Descriptor],
         confirm: Callable[[str, str], bool] | None,
-        literals: list[dict[str, list]] = (),
+        literals: Sequence[dict[str, list[Any]]] = (),
         every_fixed_op: bool = False,
     ) -> None:
         self.policy = policy
         self.attributes = attributes
         self.confirm = confirm
         specs = [policy.attribute(a) for a in attributes]
-        self.kinds = [spec.type for spec in specs]
+        self.kinds: list[str] = [spec.type for spec in specs]
         found = _Found(descriptors, attributes, self.kinds)
         vocabularies = []
         for spec, values in zip(specs, found.values):
@@ -365,7 +366,7 @@ class _Context:
         for k, (kind, row, reasons, slot) in enumerate(fixed_ops):
             self.ops.append((kind, row, 0, bits - 2 + slot if identity else len(rule_ops) + k, reasons))
         ops = self.ops
-        self.op_arrays = dict(  # the same for every pair of sides; the kernel only reads them
+        self.op_arrays: dict[str, np.ndarray] = dict(  # the same for every pair of sides; the kernel only reads them
             op_kind=np.array([op[0] for op in ops], dtype=np.int32),
             op_row=np.array([op[1] for op in ops], dtype=np.int32),
             op_words=np.array([op[2] for op in ops], dtype=np.int32),
@@ -376,7 +377,7 @@ class _Context:
 
         self.exact_rows = np.array([i for i, s in enumerate(specs) if s.rule != "ignore"], dtype=np.intp)
         self.exact_seen = np.zeros((len(self.exact_rows), 0), dtype=np.int64)
-        self._exact_lookup: dict[tuple, int] | None = None
+        self._exact_lookup: dict[tuple[int, ...], int] | None = None
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
         self.type_row = attributes.index(policy.score_type) if policy.score_type else -1
         self.row_of = {name: i for i, name in enumerate(attributes)}
@@ -393,7 +394,12 @@ class _Context:
             lane=self.lane,
             sources=source_side,
             targets=target_side,
-            **self.op_arrays,
+            op_kind=self.op_arrays["op_kind"],
+            op_row=self.op_arrays["op_row"],
+            op_words=self.op_arrays["op_words"],
+            op_word=self.op_arrays["op_word"],
+            op_bit=self.op_arrays["op_bit"],
+            bit_reasons=self.op_arrays["bit_reasons"],
             identity_bits=self.identity,
             attribute_bits=self.attribute_bits,
             failure_words=self.failure_words,
@@ -466,7 +472,7 @@ class _Context:
         records_count = self.uses_source_records if role == "source" else self.uses_target_records
 
         # Each descriptor's records as the number of its distinct tuple of records (0: none).
-        by_records: dict[tuple, int] = {(): 0}
+        by_records: dict[tuple[GroundedRecord, ...], int] = {(): 0}
         keys = coded.keys
         if records_count:
             number = by_records.setdefault
@@ -491,13 +497,13 @@ class _Context:
             renumber[order] = np.arange(len(order))
             class_of_descriptor = renumber[class_of_descriptor]
             cmasks = [self.cmask(r) for r in records]
-            constrained = []
+            per_set = []
             for recs in tuples:
                 mask = 0
                 for r in recs:
                     mask |= cmasks[r]
-                constrained.append(mask)
-            constrained = np.ascontiguousarray(self.failure_masks(constrained)[with_records[first]].T)
+                per_set.append(mask)
+            constrained = np.ascontiguousarray(self.failure_masks(per_set)[with_records[first]].T)
         else:
             record_set = np.zeros(len(first), dtype=np.int32)
             constrained = np.full((self.failure_words, len(first)), np.iinfo(lane).max, dtype=lane)
@@ -506,16 +512,16 @@ class _Context:
         n = len(first)
         class_codes = coded.codes[:, first]
         class_ids = coded.ids[:, first]
-        codes = class_codes.astype(lane)
+        codes: np.ndarray = class_codes.astype(lane)
         versions = [coded.versions[i][:, class_ids[i]] for i in self.version_slot]  # in slot order
-        vmajor = np.array([v[0] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
-        vminor = np.array([v[1] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
+        vmajor: np.ndarray = np.array([v[0] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
+        vminor: np.ndarray = np.array([v[1] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
         if self.score_version >= 0:
             has_version, major, minor, patch = versions[self.version_slot[self.score_version]][2:]
         else:
             has_version, major, minor, patch = np.zeros((4, n), dtype=np.int64)
-        masks = [coded.masks[i][:, class_ids[i]] for i in self.word_start]  # in word order
-        masks = masks[0] if len(masks) == 1 else np.concatenate(masks) if masks else np.zeros((0, n), dtype=lane)
+        word_masks = [coded.masks[i][:, class_ids[i]] for i in self.word_start]  # in word order
+        masks = word_masks[0] if len(word_masks) == 1 else np.concatenate(word_masks) if word_masks else np.zeros((0, n), dtype=lane)
         return Side(
             class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
             codes=codes,
@@ -576,7 +582,7 @@ class _Context:
         mask_words = 0
         common_begin, common_end, alt_start, alt_begin, alt_end = [], [], [0], [], []
 
-        def add_test(name: str, accept) -> None:
+        def add_test(name: str, accept: Accept) -> None:
             nonlocal mask_words
             if isinstance(accept, AnyValue):
                 return
@@ -626,11 +632,11 @@ class _Context:
         )
 
 
-def _number(keys) -> tuple[list, list[int]]:
+def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     """The distinct keys in order of first appearance, and each key's position among them.
     Hashing, not sorting: one attribute's values need not be comparable (absent is None),
     and each is looked at once."""
-    index: dict = {}
+    index: dict[Hashable, int] = {}
     number = index.setdefault
     positions = [number(key, len(index)) for key in keys]
     return list(index), positions
@@ -647,10 +653,10 @@ class _Found:
     def __init__(self, descriptors: list[Descriptor], attributes: list[str], kinds: list[str]) -> None:
         self.descriptors = descriptors
         held = [d.values for d in descriptors]
-        self.values: list[list] = []
+        self.values: list[list[Any]] = []
         ids = []
         for name, kind in zip(attributes, kinds):
-            index: dict = {}
+            index: dict[Any, int] = {}
             number = index.setdefault
             if kind == "version":
                 # A version is a function of its text, which hashes at C speed (a Version's hash
@@ -725,8 +731,8 @@ def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n <= SMALL_GROUP:
         keys = key.tolist()
         first_at = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the earliest position wins
-        distinct, group = _number(keys)
-        return np.array([first_at[k] for k in distinct], dtype=np.int64), np.array(group, dtype=np.int64)
+        distinct_keys, groups = _number(keys)
+        return np.array([first_at[k] for k in distinct_keys], dtype=np.int64), np.array(groups, dtype=np.int64)
     _, first, group = np.unique(key, return_index=True, return_inverse=True)
     order = np.argsort(first)
     number = np.empty_like(order)
@@ -757,7 +763,7 @@ def _choose_lanes(
     return lane, {i: k for k, i in enumerate(rule_attributes)}, False, words
 
 
-def _bit_reasons(ops, bits: int) -> np.ndarray:
+def _bit_reasons(ops: list[tuple[int, int, int, int, int]], bits: int) -> np.ndarray:
     reasons = np.zeros(bits, dtype=np.uint64)
     for op in ops:
         reasons[op[3]] |= np.uint64(op[4])
@@ -776,7 +782,7 @@ def _opaque_table(
     of each opaque code (0: absent, or not on that side). Empty without a confirmer."""
     if confirm is None:
         return np.zeros((0, 0), dtype=np.uint8), np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
-    text = {code: value for value, code in codes.items()}
+    text = {code: value for value, code in codes.items() if value is not None}  # code 0, absent, is never asked
     places = []
     for side_codes in (source_codes, target_codes):
         present = np.unique(side_codes[side_codes != 0]).astype(np.int64)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from functools import cached_property
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 
 # Each block is one short OpenMP parallel region, a fraction of a millisecond apart.
 # OpenMP's default makes idle threads spin for a long while: with another process on
@@ -18,13 +19,16 @@ import numpy as np
 if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "2000")
 
-from . import _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
-from .blocks import TargetKeys, in_order
+from . import _kernel as _kernel  # noqa: E402  (after the setting above, which OpenMP reads when it loads)
+from .blocks import Blocks, TargetKeys, in_order
 from .devices import DeviceSet
 from .dispatch import Plan, vector_path
 from .intern import Interned
 from .policy import Policy
-from .result import DeviceRules, MatchResult, TargetDevices
+from .result import Bools, DenseOutput, DeviceRules, Int64s, MatchResult, TargetDevices
+
+# A tqdm-like factory: progress(total=..., desc=..., unit=..., unit_scale=...) gives a bar.
+Progress = Callable[..., Any]
 
 # About 260,000 class pairs per block of the dense class-pair path: the block buffer (2 MiB)
 # stays in cache while it is copied out.
@@ -53,11 +57,11 @@ class NativeOutputs:
         self,
         problem: "_kernel.Problem",
         rules: DeviceRules,
-        source_class: np.ndarray,
+        source_class: Int64s,
         workers: int,
         block: int | None = None,
-        progress=None,
-        asked: np.ndarray | None = None,
+        progress: Progress | None = None,
+        asked: Bools | None = None,
         visited_per_row: float | None = None,
     ) -> None:
         self.problem = problem
@@ -72,7 +76,7 @@ class NativeOutputs:
         self.visited_per_row = visited_per_row or problem.shape[1]
 
     @cached_property
-    def view(self):
+    def view(self) -> _kernel.DeviceView:
         return self.rules.view(self.source_class, self.shape[0], self.asked)
 
     def _calls(self, blocked: bool = True) -> Iterator[tuple[int, int]]:
@@ -94,26 +98,26 @@ class NativeOutputs:
             if bar is not None:
                 bar.close()
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None:
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None:
         depth = self.rules.top_k_depth(k, self.source_class, self.shape[0], self.asked)
         for i0, i1 in self._calls():
             self.problem.top_k(i0, i1, self.view, k, depth, indices, scores, self.workers)
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None:
+    def counts(self, counted: Bools, out: Int64s) -> None:
         per_class = self.rules.targets.counted_per_class(counted)
         flags = counted.view(np.uint8)
         for i0, i1 in self._calls():
             self.problem.counts(i0, i1, self.view, flags, per_class, out, self.workers)
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None:
         for i0, i1 in self._calls():
             self.problem.sparse(i0, i1, self.view, indptr, columns, data, self.workers)
 
-    def dense(self, what: str, out: np.ndarray) -> None:
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None:
         for i0, i1 in self._calls(blocked=what != "reasons"):
             self.problem.dense(i0, i1, self.view, what, out, self.workers)
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+    def blocks(self) -> Iterator[tuple[int, int, Int64s]]:
         """``(i0, i1, outcomes)`` for source classes i0..i1; the array is reused afterwards."""
         n, m = self.shape
         rows = self.block or max(1, PAIRS_PER_BLOCK // max(1, m))
@@ -124,16 +128,31 @@ class NativeOutputs:
             self.problem.evaluate(i0, i1, outcomes[: i1 - i0], self.workers)
             yield i0, i1, outcomes[: i1 - i0]
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         out = np.empty(self.shape, dtype=np.int64)
         for i0, i1, block in self.blocks():
             out[i0:i1] = block
         return out
 
-    def row(self, c: int) -> np.ndarray:
-        outcomes = _kernel.aligned_empty((1, self.shape[1]), np.int64)
+    def row(self, c: int) -> Int64s:
+        outcomes: Int64s = _kernel.aligned_empty((1, self.shape[1]), np.int64)
         self.problem.evaluate(c, c + 1, outcomes, 1)
-        return outcomes[0]
+        row: Int64s = outcomes[0]
+        return row
+
+
+def blocked(
+    interned: Interned, sources: DeviceSet, targets: DeviceSet, policy: Policy
+) -> tuple[Interned, Blocks | None, DeviceRules]:
+    """What every runner of the kernel starts from: ``(interned, blocks, rules)``, the targets
+    in blocked order where blocking pays (``blocks`` is then not None) and the device rules
+    over that order."""
+    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
+    blocks = keys.blocks(interned.sources)
+    if blocks is not None:
+        interned = replace(interned, targets=in_order(interned.targets, keys.order))
+    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
+    return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
 
 
 def run_native(
@@ -144,16 +163,12 @@ def run_native(
     workers: int,
     block: int | None,
     memory_limit: int | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> MatchResult:
     """A match through the kernel, as ``plan`` (fastmatch.dispatch) says, targets blocked where it pays."""
     interned = plan.interned
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
-    blocks = keys.blocks(interned.sources)
-    if blocks is not None:
-        interned = replace(interned, targets=in_order(interned.targets, keys.order))
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
-    rules = DeviceRules(sources, target_devices, policy.exclude_same_host)
+    assert interned is not None, "a plan that runs the kernel holds its interned arrays"
+    interned, blocks, rules = blocked(interned, sources, targets, policy)
     problem = prepared_problem(interned, workers, plan.vector)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)

@@ -17,7 +17,7 @@ import stat
 import tempfile
 from contextlib import suppress
 from pathlib import Path
-from typing import Iterable
+from typing import IO, Any, Iterable
 
 from .errors import FastmatchError
 
@@ -29,7 +29,7 @@ class StagedOutput:
         self.path = str(path)
         self.binary = binary  # chunks are bytes (a Parquet file), not text
         self._temporary: str | None = None
-        self._handle = None
+        self._handle: IO[Any] | None = None
         try:
             mode = os.stat(self.path).st_mode  # follows links
         except FileNotFoundError:
@@ -48,9 +48,10 @@ class StagedOutput:
         try:
             if self._handle is None:
                 self._handle = self._open()
+            handle = self._handle
             for chunk in chunks:
-                self._handle.write(chunk)
-            self._handle.flush()
+                handle.write(chunk)
+            handle.flush()
         except OSError as exc:
             raise self._error(exc) from None
 
@@ -59,11 +60,12 @@ class StagedOutput:
         try:
             if self._handle is None:
                 self._handle = self._open()
+            handle = self._handle
             if self._temporary is not None:
-                self._handle.flush()
-                os.fsync(self._handle.fileno())
-                os.fchmod(self._handle.fileno(), self._mode)
-            self._handle.close()
+                handle.flush()
+                os.fsync(handle.fileno())
+                os.fchmod(handle.fileno(), self._mode)
+            handle.close()
             if self._temporary is not None:
                 os.replace(self._temporary, self.target)
                 self._temporary = None
@@ -80,13 +82,14 @@ class StagedOutput:
                 os.unlink(self._temporary)
             self._temporary = None
 
-    def _open(self):
-        text = {} if self.binary else {"encoding": "utf-8", "newline": ""}
-        mode = "wb" if self.binary else "w"
+    def _open(self) -> IO[Any]:
         if self.in_place:
-            return open(self.path, mode, **text)
-        fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
-        return os.fdopen(fd, mode, **text)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        else:
+            fd, self._temporary = tempfile.mkstemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent)
+        if self.binary:
+            return os.fdopen(fd, "wb")
+        return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
     def _error(self, exc: OSError) -> FastmatchError:
         return FastmatchError(f"cannot write: {exc.strerror or exc}", file=self.path)

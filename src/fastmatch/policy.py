@@ -1,4 +1,4 @@
-"""The policy of SPEC section 4: attribute types, rules, aliases and options."""
+"""The policy of docs/model.md section 4: attribute types, rules, aliases and options."""
 
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ _CHOICES = {
 
 @dataclass(frozen=True, slots=True)
 class Attribute:
+    """One declared attribute: its type, the rule that compares it, and the names it may
+    also be written under (docs/model.md sections 3 and 4)."""
+
     name: str
     type: Kind = "string"
     rule: str = "exact"
@@ -52,9 +55,10 @@ _DEFAULT_ATTRIBUTES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Policy:
-    """How descriptors are compared. Immutable; build one with the constructors."""
+    """How descriptors are compared (docs/model.md section 4). Immutable; build one with
+    :meth:`default`, :meth:`from_toml` or :meth:`from_dict`."""
 
     attributes: tuple[Attribute, ...] = _DEFAULT_ATTRIBUTES
     direction: str = "target-accepts"
@@ -105,13 +109,31 @@ class Policy:
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_alias_of", alias_of)
 
+    def __repr__(self) -> str:
+        """What sets this policy apart from the default, in one short line: the options
+        that differ, then the attributes added, changed or left out (:meth:`to_dict` has it all)."""
+        default = _DEFAULT_POLICY_DICT
+        mine = self.to_dict()
+        said = [f"{key}={value!r}" for key, value in mine.items() if key != "attributes" and value != default[key]]
+        attributes, default_attributes = mine["attributes"], default["attributes"]
+        for verb, names in (
+            ("added", [a for a in attributes if a not in default_attributes]),
+            ("changed", [a for a in attributes if a in default_attributes and attributes[a] != default_attributes[a]]),
+            ("without", [a for a in default_attributes if a not in attributes]),
+        ):
+            if names:
+                said.append(f"{verb} {', '.join(names)}")
+        return f"<Policy {'; '.join(said) if said else 'default'}>"
+
     # -- constructors -----------------------------------------------------------------
     @classmethod
     def default(cls) -> "Policy":
+        """The built-in policy (docs/model.md section 4)."""
         return cls()
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "Policy":
+        """Read a policy file (TOML, at most 1 MiB); keys left out keep the defaults."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or a path, got {type(path).__name__}")
         name = input_name(path)
@@ -159,6 +181,7 @@ class Policy:
         return cls(attributes=tuple(attributes.values()), **options)
 
     def to_dict(self) -> dict[str, Any]:
+        """The policy as :meth:`from_dict` reads it (every key, every attribute)."""
         out: dict[str, Any] = {
             key: getattr(self, key)
             for key in ("direction", "records", "unknown", "prefer", "exclude_same_host", "opaque", "score_type", "score_version")
@@ -187,7 +210,7 @@ class Policy:
         return Attribute(name, "string", "ignore" if self.unknown == "ignore" else "exact")
 
     def attribute_order(self, names_in_order: Iterable[str]) -> list[str]:
-        """Declared attributes first, then unknown ones in the order given (SPEC section 8)."""
+        """Declared attributes first, then unknown ones in the order given (docs/model.md section 8)."""
         order = [a.name for a in self.attributes]
         seen = set(order)
         for name in names_in_order:
@@ -214,3 +237,6 @@ def _attribute_from_dict(name: str, entry: Any, base: Attribute | None) -> Attri
         if not isinstance(value, str):
             raise PolicyError("expected a string", field=f"{where}.{key}")
     return Attribute(name, kind, rule, tuple(aliases))
+
+
+_DEFAULT_POLICY_DICT = Policy().to_dict()

@@ -1,4 +1,4 @@
-"""The reason mask of SPEC section 8 and the score layout of section 7.
+"""The reason mask of docs/model.md section 8 and the score layout of section 7.
 
 Shared vocabulary of the kernel, the reference and the results: nothing here
 evaluates a pair.
@@ -6,24 +6,29 @@ evaluates a pair.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import FastmatchError
 from .policy import Policy
 
-from .codes import (  # noqa: F401  (the vocabulary of reasons and scores, for the modules that read them)
-    INCOMPATIBLE as _INCOMPATIBLE_BIT,
-    NO_RECORD,
-    NOT_MIGRATABLE,
-    OPAQUE,
-    SAME_DEVICE,
-    SAME_HOST,
-    SCORE_EXACT,
-    SCORE_HAS_VERSION,
-    SCORE_SAME_TYPE,
-    SHARED_ATTRIBUTE_BIT,
+if TYPE_CHECKING:
+    from .values import Version
+
+# The vocabulary of reasons and scores, re-exported for the modules that read them.
+from .codes import INCOMPATIBLE as _INCOMPATIBLE_BIT
+from .codes import (
+    NO_RECORD as NO_RECORD,
+    NOT_MIGRATABLE as NOT_MIGRATABLE,
+    OPAQUE as OPAQUE,
+    SAME_DEVICE as SAME_DEVICE,
+    SAME_HOST as SAME_HOST,
+    SCORE_EXACT as SCORE_EXACT,
+    SCORE_HAS_VERSION as SCORE_HAS_VERSION,
+    SCORE_SAME_TYPE as SCORE_SAME_TYPE,
+    SHARED_ATTRIBUTE_BIT as SHARED_ATTRIBUTE_BIT,
 )
 
 FIXED_REASONS = {
@@ -33,7 +38,7 @@ FIXED_REASONS = {
     OPAQUE: "OPAQUE",
     NO_RECORD: "NO_RECORD",
 }
-# When each fixed reason is set (SPEC section 8), for `fastmatch reasons`.
+# When each fixed reason is set (docs/model.md section 8), for `fastmatch reasons`.
 FIXED_REASON_MEANINGS = {
     SAME_DEVICE: "the source and the target are one device",
     SAME_HOST: "both are on one host, and the policy excludes that (exclude_same_host)",
@@ -42,7 +47,7 @@ FIXED_REASON_MEANINGS = {
     NO_RECORD: "the target has COMPATIBLE records and none accepted the source",
 }
 
-# Score layout (int64, higher is better, -1 when incompatible), SPEC section 7:
+# Score layout (int64, higher is better, -1 when incompatible), docs/model.md section 7:
 #   bit 62       exact: identical descriptors
 #   bit 61       same_type: equal score_type values
 #   bit 60       both sides have the score_version attribute
@@ -59,7 +64,7 @@ class VersionScale:
     """The target fleet's distinct majors, minors and patches, which the closest-version part
     of a score is measured against: one definition for the kernel and the reference."""
 
-    def __init__(self, majors, minors, patches) -> None:
+    def __init__(self, majors: Iterable[int], minors: Iterable[int], patches: Iterable[int]) -> None:
         self.majors = np.unique(np.asarray(majors, dtype=np.int64))
         self.minors = np.unique(np.asarray(minors, dtype=np.int64))
         self.patches = np.unique(np.asarray(patches, dtype=np.int64))
@@ -72,18 +77,18 @@ class VersionScale:
             )
 
     @classmethod
-    def of(cls, versions) -> "VersionScale":
+    def of(cls, versions: Iterable[Version]) -> "VersionScale":
         versions = list(versions)
         return cls([v.major for v in versions], [v.minor for v in versions], [v.patch for v in versions])
 
     def score(self, s_major: int, s_minor: int, t_major: int, t_minor: int, t_patch: int) -> int:
         """The version part of a prefer="closest" score, counted plainly (the reference's way)."""
 
-        def closeness(values: np.ndarray, s: int, t: int) -> int:
+        def closeness(values: npt.NDArray[np.int64], s: int, t: int) -> int:
             closer = sum(1 for v in values.tolist() if abs(v - s) < abs(t - s))
             return len(values) - 1 - closer
 
-        patch_rank = self.patches.tolist().index(t_patch)
+        patch_rank = int(np.searchsorted(self.patches, t_patch))  # the patches are unique and sorted
         return (
             SCORE_HAS_VERSION
             | closeness(self.majors, s_major, t_major) << self.major_shift
@@ -100,12 +105,12 @@ INCOMPATIBLE = np.uint64(_INCOMPATIBLE_BIT).view(np.int64)
 _CLASS_REASON_BITS = ~INCOMPATIBLE
 
 
-def outcome_scores(outcomes: np.ndarray) -> np.ndarray:
+def outcome_scores(outcomes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """int64 scores, -1 where incompatible."""
     return np.where(outcomes >= 0, outcomes, np.int64(-1))
 
 
-def outcome_reasons(outcomes: np.ndarray) -> np.ndarray:
+def outcome_reasons(outcomes: npt.NDArray[np.int64] | np.int64) -> npt.NDArray[np.uint64]:
     """uint64 reason masks, 0 where compatible."""
     return np.where(outcomes < 0, outcomes & _CLASS_REASON_BITS, np.int64(0)).view(np.uint64)
 
@@ -128,7 +133,7 @@ def reason_names(mask: int, attributes: list[str]) -> list[str]:
 
 
 def reason_bits(policy: Policy) -> list[dict[str, Any]]:
-    """Every reason a mask can hold under ``policy``, lowest bit first (SPEC section 8).
+    """Every reason a mask can hold under ``policy``, lowest bit first (docs/model.md section 8).
 
     The declared attributes in the policy's order, with their type and rule; then the bits
     undeclared attributes take, in order of first appearance in a match's inputs (one entry,

@@ -1,4 +1,4 @@
-"""COMPATIBLE records (SPEC section 5): patterns, templates, the expression parser, grounding.
+"""COMPATIBLE records (docs/model.md section 5): patterns, templates, the expression parser, grounding.
 
 A record is parsed once into fields of literals and templates, then grounded
 into every combination of its variables' values. The result, a
@@ -80,7 +80,7 @@ ANY = AnyValue()
 class AnyOf:
     """The source value must be one of these (``None`` for absent)."""
 
-    values: frozenset
+    values: frozenset[Any]
 
     def accepts(self, value: Any) -> bool:
         return value in self.values
@@ -97,7 +97,7 @@ class SubsetOf:
     items: frozenset[str]
 
     def accepts(self, value: Any) -> bool:
-        return value <= self.items
+        return bool(value <= self.items)
 
     def describe(self) -> str:
         return "a subset of " + format_value(self.items)
@@ -129,7 +129,7 @@ class GroundedRecord:
 class Variable:
     name: str
     type: str  # "int" or "string"
-    values: tuple  # ints or strs
+    values: tuple[int, ...] | tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +141,7 @@ class Ref:
 class Template:
     """Text mixed with placeholders; ``expression`` is set when the field is arithmetic."""
 
-    parts: tuple  # str | Ref
+    parts: tuple[str | Ref, ...]
     declarations: tuple[Variable, ...]
     expression: Any = None  # parsed expression tree, or None for a text template
 
@@ -153,8 +153,8 @@ class _NoValue(Exception):
     """A division left a remainder or divided by zero: that combination does not exist."""
 
 
-def _scan_placeholders(text: str) -> tuple[list, list[Variable]]:
-    parts: list = []
+def _scan_placeholders(text: str) -> tuple[list[str | Ref], list[Variable]]:
+    parts: list[str | Ref] = []
     declarations: list[Variable] = []
     literal: list[str] = []
     i = 0
@@ -271,7 +271,11 @@ def _split_values(text: str, name: str) -> list[str]:
 _TOKEN_RE = re.compile(r"\s*(?:(?P<num>[0-9]+)|(?P<op>[+\-*/()])|(?P<ref>\x00[0-9]+\x00))")
 
 
-def _parse_expression(parts: tuple, text: str):
+# An expression tree: ('num', n), ('var', name), ('neg', e) or (op, left, right).
+Expression = tuple[Any, ...]
+
+
+def _parse_expression(parts: tuple[str | Ref, ...], text: str) -> Expression:
     """Parse ``{a}/2``-style text into a tree of ('num', n) / ('var', name) / (op, l, r) / ('neg', e)."""
     refs: list[str] = []
     encoded = []
@@ -305,7 +309,7 @@ def _parse_expression(parts: tuple, text: str):
     index = 0
     nesting = 0
 
-    def nested(parse):
+    def nested(parse: Callable[[], Expression]) -> Expression:
         """``parse()`` one level deeper: inside a parenthesis or after a sign."""
         nonlocal nesting
         nesting += 1
@@ -315,27 +319,27 @@ def _parse_expression(parts: tuple, text: str):
         nesting -= 1
         return node
 
-    def peek():
+    def peek() -> tuple[str | None, Any]:
         return tokens[index] if index < len(tokens) else (None, None)
 
-    def take():
+    def take() -> tuple[str, Any]:
         nonlocal index
         index += 1
         return tokens[index - 1]
 
-    def expr():
+    def expr() -> Expression:
         node = term()
         while peek() in (("op", "+"), ("op", "-")):
             node = (take()[1], node, term())
         return node
 
-    def term():
+    def term() -> Expression:
         node = unary()
         while peek() in (("op", "*"), ("op", "/")):
             node = (take()[1], node, unary())
         return node
 
-    def unary():
+    def unary() -> Expression:
         if peek() == ("op", "-"):
             take()
             return ("neg", nested(unary))
@@ -344,7 +348,7 @@ def _parse_expression(parts: tuple, text: str):
             return nested(unary)
         return atom()
 
-    def atom():
+    def atom() -> Expression:
         kind, value = peek()
         if kind in ("num", "var"):
             take()
@@ -366,10 +370,10 @@ def _parse_expression(parts: tuple, text: str):
     return tree
 
 
-def _evaluate(node, env: Mapping[str, Any]) -> int:
+def _evaluate(node: Expression, env: Mapping[str, Any]) -> int:
     kind = node[0]
     if kind == "num":
-        return node[1]
+        return int(node[1])
     if kind == "var":
         value = env[node[1]]
         if isinstance(value, int):
@@ -401,7 +405,7 @@ def parse_template(text: str, kind: Kind) -> Template:
     return Template(tuple(parts), tuple(declarations), expression)
 
 
-def _render(template: Template, env: Mapping[str, Any]):
+def _render(template: Template, env: Mapping[str, Any]) -> int | str:
     if template.expression is not None:
         value = _evaluate(template.expression, env)
         if not INT64_MIN <= value <= INT64_MAX:
@@ -493,7 +497,7 @@ def ground_record(fields: Mapping[str, Any], policy: Policy, budgets: tuple[Grou
         budget.take(count)
 
     attrs = tuple(patterns)
-    alternatives: dict[tuple, None] = {}
+    alternatives: dict[tuple[Accept, ...], None] = {}
     for combination in itertools.product(*(v.values for v in variables)):
         env = dict(zip((v.name for v in variables), combination))
         try:
@@ -504,7 +508,7 @@ def ground_record(fields: Mapping[str, Any], policy: Policy, budgets: tuple[Grou
     return GroundedRecord(attrs, tuple(alternatives))
 
 
-def _ground_field(pattern, name: str, policy: Policy, env: Mapping[str, Any]) -> Accept:
+def _ground_field(pattern: Accept | Template, name: str, policy: Policy, env: Mapping[str, Any]) -> Accept:
     if not isinstance(pattern, Template):
         return pattern
     kind = policy.attribute(name).type

@@ -1,4 +1,4 @@
-"""The plain-Python twin of the native kernel: SPEC sections 6-8, one pair at a time.
+"""The plain-Python twin of the native kernel: docs/model.md sections 6-8, one pair at a time.
 
 Deliberately naive, so that it can be trusted as the oracle the kernel is held
 to. It works on device pairs, with no interning and no classes.
@@ -12,6 +12,7 @@ import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .policy import Policy
+from .values import Version
 from .reasons import (
     INCOMPATIBLE,
     NO_RECORD,
@@ -28,7 +29,7 @@ from .reasons import (
 )
 
 
-def absent(policy: Policy, name: str):
+def absent(policy: Policy, name: str) -> frozenset[str] | None:
     return frozenset() if policy.attribute(name).type == "set" else None
 
 
@@ -36,17 +37,17 @@ def rule_passes(rule: str, s: Any, t: Any) -> bool:
     if rule in ("dynamic", "ignore"):
         return True
     if rule == "exact":
-        return s == t
+        return bool(s == t)
     if rule == "superset":
-        return s <= t
+        return bool(s <= t)
     if s is None or t is None:
         return s is None and t is None
     if rule == "version":
-        return t.major == s.major and t.minor >= s.minor
+        return bool(t.major == s.major and t.minor >= s.minor)
     if rule == "ge":
-        return t >= s
+        return bool(t >= s)
     if rule == "le":
-        return t <= s
+        return bool(t <= s)
     raise AssertionError(rule)
 
 
@@ -63,7 +64,7 @@ def opaque_passes(policy: Policy, s: str | None, t: str | None, confirm: Callabl
 class PairEvaluator:
     """Evaluates pairs of descriptors under one policy and one attribute order."""
 
-    def __init__(self, policy: Policy, attributes: list[str], target_versions: list) -> None:
+    def __init__(self, policy: Policy, attributes: list[str], target_versions: list[Version]) -> None:
         self.policy = policy
         self.attributes = attributes
         self.rules = {a: policy.attribute(a).rule for a in attributes}
@@ -71,19 +72,19 @@ class PairEvaluator:
         self.newest_rank = {v: rank for rank, v in enumerate(sorted(set(target_versions)))}
         self.scale = VersionScale.of(target_versions)
 
-    def value(self, d: Descriptor, name: str):
+    def value(self, d: Descriptor, name: str) -> Any:
         return d.values.get(name, absent(self.policy, name))
 
     def failing(self, s: Descriptor, t: Descriptor) -> set[str]:
         return {a for a in self.attributes if not rule_passes(self.rules[a], self.value(s, a), self.value(t, a))}
 
     def records_mask(self, holder: Descriptor, other: Descriptor, failing: set[str]) -> int:
-        """The reasons one side's COMPATIBLE records give (SPEC 6.3 and 8)."""
+        """The reasons one side's COMPATIBLE records give (docs/model.md sections 6.3 and 8)."""
         if not holder.records:
             return self.mask_of(failing)
         constrained = {a for r in holder.records for a in r.attrs}
         mask = self.mask_of(failing - constrained)
-        def value_of(name: str):
+        def value_of(name: str) -> Any:
             return self.value(other, name)
 
         if self.policy.records == "override":
@@ -98,7 +99,7 @@ class PairEvaluator:
             mask |= self.bits[name]
         return mask
 
-    def descriptor_mask(self, s: Descriptor, t: Descriptor, confirm=None) -> int:
+    def descriptor_mask(self, s: Descriptor, t: Descriptor, confirm: Callable[[str, str], bool] | None = None) -> int:
         """Reasons that depend on the two descriptors only (not on ids or hosts)."""
         mask = 0
         if not (s.migratable and t.migratable):
@@ -129,7 +130,7 @@ class PairEvaluator:
         return score
 
 
-def target_versions(policy: Policy, targets: DeviceSet) -> list:
+def target_versions(policy: Policy, targets: DeviceSet) -> list[Version]:
     if not policy.score_version:
         return []
     return [d.values[policy.score_version] for d in targets.descriptors if policy.score_version in d.values]

@@ -13,19 +13,49 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError, printable
 from .explain import explain_pair
 from .policy import Policy
-from .reasons import SAME_DEVICE, SAME_HOST, outcome_reasons, outcome_scores, reason_names
+from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
 from .scores import ClassVersions, ScoreParts, score_parts
 
+if TYPE_CHECKING:
+    import pandas
+    from scipy import sparse
+
+    from . import _kernel
+
+Int64s = npt.NDArray[np.int64]
+Bools = npt.NDArray[np.bool_]
+DenseOutput = Literal["compatible", "scores", "reasons"]
+# top_k's filler: fill(width, indices, scores) writes the first width columns.
+TopKFill = Callable[[int, Int64s, Int64s], None]
+
 DEFAULT_MEMORY_LIMIT = 2 << 30
+# MatchResult.to_records: its columns, in order, and their dtypes (one row per ranked candidate).
+RECORD_COLUMNS: dict[str, np.dtype[Any]] = {
+    name: np.dtype(kind)
+    for name, kind in (
+        ("source", object),
+        ("source_index", np.int64),
+        ("rank", np.int64),
+        ("target", object),
+        ("target_index", np.int64),
+        ("exact", np.bool_),
+        ("same_type", np.bool_),
+        ("version", object),
+        ("major_distance", np.uint64),
+        ("minor_distance", np.uint64),
+    )
+}
+_RECORD_BYTES = sum(dtype.itemsize for dtype in RECORD_COLUMNS.values())  # a row, objects' pointers counted
 DENSE_BYTES = {"compatible": 1, "scores": 8, "reasons": 8}
 
 
@@ -34,19 +64,19 @@ class PairOutputs(Protocol):
 
     shape: tuple[int, int]  # (source classes, target classes)
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None: ...
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None: ...
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None: ...
+    def counts(self, counted: Bools, out: Int64s) -> None: ...
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None: ...
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None: ...
 
-    def dense(self, what: str, out: np.ndarray) -> None: ...
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None: ...
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         """The outcomes (fastmatch/reasons.py) of every class pair."""
         ...
 
-    def row(self, c: int) -> np.ndarray:
+    def row(self, c: int) -> Int64s:
         """The outcomes of one source class against every target class."""
         ...
 
@@ -70,13 +100,18 @@ def _memory_limit(value: int | None) -> int:
 
 
 class MatchResult:
-    """Scores and reasons of every source -> target pair (SPEC sections 6-8).
+    """Scores and reasons of every source -> target pair (docs/model.md sections 6-8).
 
-    Prefer the outputs that never hold n x m values: :meth:`top_k`,
-    :meth:`counts`, :meth:`stranded` and :meth:`to_sparse`. The dense arrays
-    :attr:`compatible` (1 byte a pair), :attr:`scores` and :attr:`reasons`
-    (8 bytes a pair) are built when read and refused above ``memory_limit``
-    bytes (default 2 GiB, or the ``FASTMATCH_MEMORY_LIMIT`` environment variable).
+    Made by :func:`fastmatch.match`. Prefer the outputs that never hold n x m values:
+    :meth:`top_k`, :meth:`to_records`, :meth:`to_pandas`, :meth:`counts`,
+    :meth:`stranded` and :meth:`to_sparse`. The dense arrays :attr:`compatible`
+    (1 byte a pair), :attr:`scores` and :attr:`reasons` (8 bytes a pair) are built
+    when read and refused above ``memory_limit`` bytes (default 2 GiB, or the
+    ``FASTMATCH_MEMORY_LIMIT`` environment variable).
+
+    ``sources``, ``targets`` and ``policy`` are the match's; ``attributes`` the
+    attribute order of the reason bits; ``source_class`` and ``target_class`` each
+    device's descriptor class (the rows and columns of :attr:`class_scores`).
     """
 
     def __init__(
@@ -86,8 +121,8 @@ class MatchResult:
         policy: Policy,
         attributes: list[str],
         outputs: PairOutputs,
-        source_class: np.ndarray,
-        target_class: np.ndarray,
+        source_class: Int64s,
+        target_class: Int64s,
         rules: "DeviceRules",
         memory_limit: int | None = None,
     ) -> None:
@@ -100,10 +135,11 @@ class MatchResult:
         self.rules = rules
         self.memory_limit = _memory_limit(memory_limit)
         self._outputs = outputs
-        self.made_by: tuple | None = None  # (match's arguments): how a pickled result is made again
+        self.made_by: tuple[Any, ...] | None = None  # (match's arguments): how a pickled result is made again
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(sources, targets): the shape of the dense outputs."""
         return (len(self.sources), len(self.targets))
 
     @property
@@ -111,7 +147,7 @@ class MatchResult:
         """(source classes, target classes): how many distinct descriptors each side has."""
         return self._outputs.shape
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[..., MatchResult], tuple[Any, ...]]:
         """A result pickles as the match that makes it (the kernel's arrays are not data to
         keep): unpickled, it is that match again, with equal answers."""
         if self.made_by is None:
@@ -134,7 +170,7 @@ class MatchResult:
                 f"or raise memory_limit"
             )
 
-    def _dense(self, what: str) -> np.ndarray:
+    def _dense(self, what: DenseOutput) -> npt.NDArray[Any]:
         n, m = self.shape
         self._check_dense(f"the dense {what}", n * m, DENSE_BYTES[what])
         out = np.empty((n, m), dtype=np.uint8 if what == "compatible" else np.int64)
@@ -143,38 +179,38 @@ class MatchResult:
         return out
 
     @cached_property
-    def class_scores(self) -> np.ndarray:
+    def class_scores(self) -> Int64s:
         """int64 (source classes, target classes), -1 where incompatible."""
         return outcome_scores(self._class_outcomes)
 
     @cached_property
-    def class_reasons(self) -> np.ndarray:
+    def class_reasons(self) -> npt.NDArray[np.uint64]:
         """uint64 (source classes, target classes): the reasons that hold for whole classes."""
         return outcome_reasons(self._class_outcomes)
 
     @cached_property
-    def _class_outcomes(self) -> np.ndarray:
+    def _class_outcomes(self) -> Int64s:
         cn, cm = self.class_shape
         self._check_dense("the class-pair arrays", cn * cm, 16)
         return self._outputs.class_outcomes()
 
     @cached_property
-    def reasons(self) -> np.ndarray:
-        """uint64 (n, m): SPEC section 8's reason mask, 0 exactly when compatible."""
+    def reasons(self) -> npt.NDArray[np.uint64]:
+        """uint64 (n, m): docs/model.md section 8's reason mask, 0 exactly when compatible."""
         return self._dense("reasons").view(np.uint64)
 
     @cached_property
-    def scores(self) -> np.ndarray:
-        """int64 (n, m): the ranking score of SPEC section 7, -1 where incompatible."""
+    def scores(self) -> Int64s:
+        """int64 (n, m): the ranking score of docs/model.md section 7, -1 where incompatible."""
         return self._dense("scores")
 
     @cached_property
-    def compatible(self) -> np.ndarray:
+    def compatible(self) -> Bools:
         """bool (n, m)."""
         return self._dense("compatible").view(bool)
 
     # -- bounded outputs ----------------------------------------------------------------
-    def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def top_k(self, k: int) -> tuple[Int64s, Int64s]:
         """The k best available targets per source: ``(indices, scores)``, int64 (n, k).
 
         Best first, ties in target order; targets with capacity 0 are skipped;
@@ -182,18 +218,23 @@ class MatchResult:
         """
         return ranked(len(self.sources), len(self.targets), k, self._outputs.top_k, self.memory_limit)
 
-    def counts(self) -> np.ndarray:
+    def counts(self) -> Int64s:
         """int64 (n,): how many compatible targets with capacity each source has."""
         return self._counts(self.rules.available)
 
-    def stranded(self) -> np.ndarray:
+    def stranded(self) -> Int64s:
         """Indices of the sources with no compatible target that has capacity."""
         return np.flatnonzero(self.counts() == 0)
 
-    def to_sparse(self):
-        """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m) whose values are the scores.
+    def to_sparse(self) -> sparse.csr_array:
+        """The compatible pairs as a ``scipy.sparse.csr_array`` (n, m), int64.
 
-        A compatible pair whose score is 0 is stored as an explicit zero.
+        The stored entries are exactly the compatible pairs (available or not), and
+        each holds its score **plus one**: every stored value is >= 1, so a
+        compatible pair whose score is 0 survives ``toarray()`` and
+        ``eliminate_zeros()``, and a 0 always means incompatible. ``m.data - 1``
+        gives the scores back (comparable among the targets of one source, as
+        every score). Needs SciPy (``pip install 'fastmatch[sparse]'``).
         """
         try:
             from scipy import sparse
@@ -212,7 +253,7 @@ class MatchResult:
             self._outputs.sparse_rows(indptr, columns, data)
         return sparse.csr_array((data, columns, indptr), shape=(n, m))
 
-    def score_parts(self, sources, targets, scores) -> ScoreParts:
+    def score_parts(self, sources: npt.ArrayLike, targets: npt.ArrayLike, scores: npt.ArrayLike) -> ScoreParts:
         """The parts that decided ``scores`` (see :mod:`fastmatch.scores`), for the pairs
         (``sources``, ``targets``) of device indices; the three broadcast together, so the
         parts of ``top_k`` are ``score_parts(np.arange(n)[:, None], *result.top_k(k))``.
@@ -251,7 +292,81 @@ class MatchResult:
         its own, made once per fleet (a request would otherwise read every target class)."""
         return ClassVersions(self.targets, self.target_class, self.policy.score_version)
 
-    def _counts(self, counted: np.ndarray) -> np.ndarray:
+    def to_records(self, k: int) -> dict[str, npt.NDArray[Any]]:
+        """The ranked candidates of :meth:`top_k` as a table of columns: a dict from column
+        name to a 1-d NumPy array, one entry per candidate (sources with none have no row:
+        :meth:`stranded` lists them), in source order, best first. ``pandas.DataFrame``,
+        polars and pyarrow take it as it is; ``numpy.rec.fromarrays(table.values(),
+        names=list(table))`` makes row records of it. The columns (:data:`RECORD_COLUMNS`):
+
+        - ``source``, ``target``: the device ids (Python ``str``, object arrays);
+        - ``source_index``, ``target_index``: their positions, as in the other outputs;
+        - ``rank``: 1 for the source's best available target, 2 for the next, ...;
+        - ``exact``, ``same_type``, ``version``, ``major_distance``, ``minor_distance``:
+          the parts that decided the rank, as :meth:`score_parts` gives them
+          (docs/model.md section 7). ``version`` is the target's ``score_version``
+          spelled canonically (``1.2`` is ``1.2.0``), ``None`` where either side lacks
+          one; the distances (uint64) are ``|T.major - S.major|`` and
+          ``|T.minor - S.minor|`` with ``prefer = "closest"``, and 0 where they do not
+          apply (no version, or ``prefer = "newest"``).
+
+        The kernel's int64 score is not a column: its number means something only beside
+        the other targets of the same source, and past 2^53 JSON tools round it.
+        """
+        return self._table(k)[0]
+
+    def to_pandas(self, k: int) -> pandas.DataFrame:
+        """:meth:`to_records` as a ``pandas.DataFrame`` with the same columns; the distances
+        are nullable ``UInt64`` columns, ``<NA>`` where they do not apply. Needs pandas
+        (``pip install 'fastmatch[pandas]'``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise FastmatchError("to_pandas() needs pandas: pip install 'fastmatch[pandas]'") from None
+        table, has_version = self._table(k)
+        columns: dict[str, Any] = dict(table)
+        not_applicable = ~has_version if self.policy.prefer == "closest" else np.ones(len(has_version), dtype=bool)
+        for name in ("major_distance", "minor_distance"):
+            columns[name] = pandas.arrays.IntegerArray(table[name], not_applicable.copy())
+        return pandas.DataFrame(columns)
+
+    def _table(self, k: int) -> tuple[dict[str, npt.NDArray[Any]], Bools]:
+        """:meth:`to_records`'s columns, and which candidates have a version to compare.
+        Column by column: an array of structured rows holding objects costs NumPy a slow
+        per-row fill before anything is written (0.55 s for 500,000 rows)."""
+        indices, scores = self.top_k(k)
+        rows, columns = np.nonzero(indices >= 0)
+        self._check_dense(f"to_records({k}) ({len(rows):,} candidates)", len(rows), _RECORD_BYTES)
+        targets = indices[rows, columns]
+        ranked_scores = scores[rows, columns]
+        parts = self.score_parts(rows, targets, ranked_scores)
+        has_version: Bools = ranked_scores & SCORE_HAS_VERSION != 0
+        versions = self._target_version_text[self.target_class[targets]]  # a copy: ours to change
+        versions[~has_version] = None
+        table: dict[str, npt.NDArray[Any]] = {
+            "source": np.asarray(self.sources.ids, dtype=object)[rows],
+            "source_index": rows.astype(np.int64, copy=False),
+            "rank": (columns + 1).astype(np.int64, copy=False),
+            "target": np.asarray(self.targets.ids, dtype=object)[targets],
+            "target_index": targets,
+            "exact": parts.exact,
+            "same_type": parts.same_type,
+            "version": versions,
+            "major_distance": parts.major_distance,
+            "minor_distance": parts.minor_distance,
+        }
+        return table, has_version
+
+    @cached_property
+    def _target_version_text(self) -> npt.NDArray[np.object_]:
+        """Per target class, its ``score_version`` spelled canonically, as every output shows
+        it (one spelling for equal versions, so classes and devices agree); None where absent."""
+        versions = self._class_versions[1].version
+        texts = np.empty(len(versions), dtype=object)
+        texts[:] = [v.canonical if v is not None else None for v in versions]
+        return texts
+
+    def _counts(self, counted: Bools) -> Int64s:
         out = np.zeros(len(self.sources), dtype=np.int64)
         if len(self.sources) and len(self.targets):
             self._outputs.counts(counted, out)
@@ -304,12 +419,16 @@ class MatchResult:
 
     # -- one pair -----------------------------------------------------------------------
     def reason_names(self, i: int, j: int) -> list[str]:
+        """The reasons source ``i`` cannot go to target ``j``, by name: the failing attributes
+        in :attr:`attributes` order, then the fixed reasons (``SAME_HOST``, ``NO_RECORD``, ...;
+        docs/model.md section 8). Empty exactly when the pair is compatible."""
         return reason_names(self._pair(i, j)[0], self.attributes)
 
     def explain(self, i: int, j: int) -> str:
         """Why source ``i`` can or cannot go to target ``j``, and where ``j`` ranks among the
         source's candidates, in words an operator reads."""
-        return self.explanation(i, j)["text"]
+        text: str = self.explanation(i, j)["text"]
+        return text
 
     def explanation(self, i: int, j: int) -> dict[str, Any]:
         """:meth:`explain` as a JSON-safe dict: ``source``, ``target``, ``compatible``,
@@ -330,7 +449,7 @@ class MatchResult:
         ]
         row = self.row_scores(i)
         available = np.flatnonzero((row >= 0) & self.rules.available)
-        order = available[np.lexsort((available, -row[available]))]  # SPEC 7: score, then input order
+        order = available[np.lexsort((available, -row[available]))]  # docs/model.md section 7: score, then input order
         at = np.flatnonzero(order == j)
         rank = int(at[0]) + 1 if len(at) else None
         neighbours = {}
@@ -366,7 +485,7 @@ class MatchResult:
             "text": "\n".join(lines),
         }
 
-    def row_scores(self, i: int) -> np.ndarray:
+    def row_scores(self, i: int) -> Int64s:
         """int64 (m,): source ``i``'s score against every target, -1 where incompatible (the
         device rules included); the n x m matrix is never built."""
         outcomes = self._outputs.row(int(self.source_class[i]))[self.target_class]
@@ -395,7 +514,7 @@ class MatchResult:
         return mask, outcome if mask == 0 else -1
 
 
-def ranked(n: int, m: int, k: int, fill, memory_limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = None) -> tuple[Int64s, Int64s]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
     memory_limit = _memory_limit(memory_limit)
@@ -420,7 +539,7 @@ def ranked(n: int, m: int, k: int, fill, memory_limit: int | None = None) -> tup
 class TargetDevices:
     """The device-level facts of a target fleet that every output reads, built once per fleet."""
 
-    def __init__(self, targets: DeviceSet, target_class: np.ndarray, n_classes: int) -> None:
+    def __init__(self, targets: DeviceSet, target_class: Int64s, n_classes: int) -> None:
         self.targets = targets
         self.target_class = np.ascontiguousarray(target_class, dtype=np.int64)
         self.n_classes = n_classes
@@ -428,15 +547,15 @@ class TargetDevices:
         self.available = self.capacities > 0
         names, self.host = targets.host_codes
         self._host_code = {name: code for code, name in enumerate(names)}
-        self._views: dict[bool, object] = {}  # exclude_same_host -> _kernel.DeviceView
+        self._views: dict[bool, _kernel.DeviceView] = {}  # exclude_same_host -> its view
 
-    def host_codes(self, devices: DeviceSet) -> np.ndarray:
+    def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
         translate = np.fromiter((self._host_code.get(h, -1) for h in names), np.int64, len(names))
         return translate[codes] if len(codes) else np.zeros(0, dtype=np.int64)
 
-    def twins(self, devices: DeviceSet) -> np.ndarray:
+    def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
         twins = np.full(len(devices), -1, dtype=np.int64)
         small, large = sorted((devices.id_set, self.targets.id_set), key=len)
@@ -449,16 +568,16 @@ class TargetDevices:
         return twins
 
     @cached_property
-    def available_per_host(self) -> np.ndarray:
+    def available_per_host(self) -> Int64s:
         """Available targets on each host code (code 0, no host, counts none)."""
         per_host = np.bincount(self.host[self.available], minlength=int(self.host.max(initial=0)) + 1)
         per_host[0] = 0
         return per_host
 
-    def counted_per_class(self, counted: np.ndarray) -> np.ndarray:
+    def counted_per_class(self, counted: Bools) -> Int64s:
         return np.bincount(self.target_class[counted], minlength=self.n_classes)
 
-    def view(self, exclude_same_host: bool):
+    def view(self, exclude_same_host: bool) -> _kernel.DeviceView:
         """The native reductions' view of these targets (``_kernel.DeviceView``)."""
         cached = self._views
         if exclude_same_host not in cached:
@@ -468,7 +587,9 @@ class TargetDevices:
         return cached[exclude_same_host]
 
 
-def target_view(target_class: np.ndarray, host: np.ndarray, available: np.ndarray, n_classes: int, exclude_same_host: bool):
+def target_view(
+    target_class: np.ndarray, host: np.ndarray, available: np.ndarray, n_classes: int, exclude_same_host: bool
+) -> _kernel.DeviceView:
     """``_kernel.DeviceView.for_targets`` of a target fleet's device arrays (as
     :class:`TargetDevices` holds them), wherever they are: a Dask worker builds its own."""
     from . import _kernel
@@ -498,7 +619,7 @@ def grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DeviceRules:
-    """What depends on the devices of a match rather than their classes (SPEC sections 6-7):
+    """What depends on the devices of a match rather than their classes (docs/model.md sections 6-7):
     a source never goes to itself (``SAME_DEVICE``), nor, with ``exclude_same_host``, to a
     target on its own named host (``SAME_HOST``); ranked candidates and counts skip targets
     with capacity 0. Every output, the reference's and ``explain`` apply these rules here."""
@@ -510,7 +631,7 @@ class DeviceRules:
         self.source_twin = targets.twins(sources)
 
     @property
-    def available(self) -> np.ndarray:
+    def available(self) -> Bools:
         return self.targets.available
 
     def pair_reasons(self, i: int, j: int) -> int:
@@ -520,7 +641,7 @@ class DeviceRules:
             mask |= SAME_HOST
         return mask
 
-    def dense_reasons(self) -> np.ndarray:
+    def dense_reasons(self) -> npt.NDArray[np.uint64]:
         """uint64 (n, m): the reason bits these rules add to every pair."""
         n, m = len(self.source_host), len(self.targets.host)
         reasons = np.zeros((n, m), dtype=np.uint64)
@@ -531,7 +652,7 @@ class DeviceRules:
         reasons[rows, self.source_twin[rows]] |= np.uint64(SAME_DEVICE)
         return reasons
 
-    def top_k_depth(self, k: int, source_class: np.ndarray, n_classes: int, members: np.ndarray | None = None):
+    def top_k_depth(self, k: int, source_class: Int64s, n_classes: int, members: Bools | None = None) -> Int64s:
         """Per source class, the candidates to rank so that each of its devices still has k after
         its own exclusions take theirs away (its host's available targets, and itself)."""
         taken = np.zeros(len(self.source_host), dtype=np.int64)
@@ -546,7 +667,7 @@ class DeviceRules:
         np.maximum.at(depth, source_class[asked], taken[asked] + k)
         return np.minimum(depth, int(self.available.sum()))
 
-    def view(self, source_class: np.ndarray, n_classes: int, asked: np.ndarray | None = None):
+    def view(self, source_class: Int64s, n_classes: int, asked: Bools | None = None) -> _kernel.DeviceView:
         """The native view of these rules for sources in classes ``source_class`` (only the
         ``asked`` ones, when given: the others' rows are left as they are)."""
         keys = source_class if asked is None else np.where(asked, source_class, n_classes)
@@ -558,20 +679,20 @@ class ReferenceOutputs:
     """Every output from the reference's dense outcomes (each device its own class), in plain
     NumPy: the independent answer the native reductions are tested against."""
 
-    def __init__(self, outcomes: np.ndarray, rules: DeviceRules) -> None:
+    def __init__(self, outcomes: Int64s, rules: DeviceRules) -> None:
         self.outcomes = outcomes
         self.shape = outcomes.shape
         self.rules = rules
 
     @cached_property
-    def _reasons(self) -> np.ndarray:
+    def _reasons(self) -> npt.NDArray[np.uint64]:
         return outcome_reasons(self.outcomes) | self.rules.dense_reasons()
 
     @cached_property
-    def _scores(self) -> np.ndarray:
+    def _scores(self) -> Int64s:
         return np.where(self._reasons == 0, self.outcomes, np.int64(-1))
 
-    def top_k(self, k: int, indices: np.ndarray, scores: np.ndarray) -> None:
+    def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None:
         available = self.rules.available
         for i, row in enumerate(self._scores):
             candidates = np.flatnonzero((row >= 0) & available)
@@ -579,15 +700,15 @@ class ReferenceOutputs:
             indices[i, : len(best)] = best
             scores[i, : len(best)] = row[best]
 
-    def counts(self, counted: np.ndarray, out: np.ndarray) -> None:
+    def counts(self, counted: Bools, out: Int64s) -> None:
         out[:] = ((self._scores >= 0) & counted[None, :]).sum(axis=1)
 
-    def sparse_rows(self, indptr: np.ndarray, columns: np.ndarray, data: np.ndarray) -> None:
+    def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None:
         rows, cols = np.nonzero(self._scores >= 0)
         columns[:] = cols
-        data[:] = self._scores[rows, cols]
+        data[:] = self._scores[rows, cols] + 1  # MatchResult.to_sparse: score + 1, never a stored 0
 
-    def dense(self, what: str, out: np.ndarray) -> None:
+    def dense(self, what: DenseOutput, out: npt.NDArray[Any]) -> None:
         if what == "compatible":
             out[:] = self._reasons == 0
         elif what == "scores":
@@ -595,11 +716,12 @@ class ReferenceOutputs:
         else:
             out[:] = self._reasons.view(np.int64)
 
-    def class_outcomes(self) -> np.ndarray:
+    def class_outcomes(self) -> Int64s:
         return self.outcomes
 
-    def row(self, c: int) -> np.ndarray:
-        return self.outcomes[c]
+    def row(self, c: int) -> Int64s:
+        row: Int64s = self.outcomes[c]
+        return row
 
-    def blocks(self) -> Iterator[tuple[int, int, np.ndarray]]:
+    def blocks(self) -> Iterator[tuple[int, int, Int64s]]:
         yield 0, self.shape[0], self.outcomes

@@ -1,4 +1,4 @@
-"""Scores as people and JSON tools read them (SPEC section 7): the parts that decided a
+"""Scores as people and JSON tools read them (docs/model.md section 7): the parts that decided a
 score, shown beside its rank.
 
 The kernel's score is one int64 whose bits rank a pair (reasons.py has the layout). Its
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .reasons import SCORE_EXACT, SCORE_HAS_VERSION, SCORE_SAME_TYPE
 from .values import Version
@@ -60,7 +61,8 @@ class ClassVersions:
 def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``|a - b|`` of non-negative int64s, exact: in uint64 the larger minus the smaller fits."""
     high, low = np.maximum(a, b).astype(np.uint64), np.minimum(a, b).astype(np.uint64)
-    return high - low
+    distance: npt.NDArray[np.uint64] = high - low
+    return distance
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ class ScoreParts:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of every array: that of the arguments, broadcast together."""
         return self.exact.shape
 
     def __repr__(self) -> str:
@@ -142,6 +145,17 @@ def _away(majors: int, minors: int) -> str:
     return "same major and minor"
 
 
+def _where_has_version(
+    has_version: npt.NDArray[np.bool_], versions: npt.NDArray[np.object_], classes: npt.NDArray[np.int64]
+) -> npt.NDArray[np.object_]:
+    """The target classes' versions where the pair has one, None elsewhere."""
+    if not len(versions):
+        return np.full(has_version.shape, None, dtype=object)
+    chosen: npt.NDArray[np.object_] = versions[classes]  # a copy: ours to change
+    chosen[~has_version] = None
+    return chosen
+
+
 def score_parts(
     sources: ClassVersions,
     targets: ClassVersions,
@@ -163,7 +177,7 @@ def score_parts(
         compatible=compatible,
         exact=bits & SCORE_EXACT != 0,
         same_type=bits & SCORE_SAME_TYPE != 0,
-        version=np.where(has_version, targets.version[tc] if len(targets.version) else None, None),
+        version=_where_has_version(has_version, targets.version, tc),
         major_distance=np.where(closest, _distance(sources.major[sc], targets.major[tc]), zero) if sc.size else zero,
         minor_distance=np.where(closest, _distance(sources.minor[sc], targets.minor[tc]), zero) if sc.size else zero,
         prefer=prefer,

@@ -1,4 +1,4 @@
-"""The four attribute types of SPEC section 3: parsing, normalising, ordering.
+"""The four attribute types of docs/model.md section 3: parsing, normalising, ordering.
 
 Every parser takes a JSON value (or a string from a template) and returns the
 normal form, or ``None`` / the empty set for an absent value; invalid input
@@ -31,7 +31,7 @@ _SET_SPLIT = re.compile(r"[+,]")
 
 @dataclass(frozen=True, slots=True)
 class Version:
-    """A lenient ``major.minor.patch...`` version ordered as SPEC section 3 says.
+    """A lenient ``major.minor.patch...`` version ordered as docs/model.md section 3 says.
 
     Equality and ordering use :attr:`key` only, so ``1.0`` equals ``1.0.0`` and
     build metadata is ignored; :attr:`text` keeps what was written.
@@ -42,7 +42,7 @@ class Version:
     text: str
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         if not self.prerelease:
             return (self.parts, (1,))
         # Numeric identifiers compare by value: by length without leading zeros, then digit by
@@ -184,7 +184,7 @@ def parse_set(raw: Any) -> frozenset[str]:
 PARSERS = {"string": parse_string, "int": parse_int, "version": parse_version, "set": parse_set}
 
 
-def parse_value(kind: Kind, raw: Any):
+def parse_value(kind: Kind, raw: Any) -> Any:
     """Parse ``raw`` as a value of ``kind``; absent values give ``None`` (empty set for sets)."""
     return PARSERS[kind](raw)
 

@@ -3,7 +3,7 @@
 A match of the movers against every target gives each mover's descriptor class and each
 target's; compatibility and scores are the same for every device of a class pair. What depends
 on the devices is settled here: targets on drained hosts or without capacity receive nothing,
-and a mover never goes to the target with its own id (SPEC section 6.1). Movers on drained
+and a mover never goes to the target with its own id (docs/model.md section 6.1). Movers on drained
 hosts never share a host with a target that may receive, so ``exclude_same_host`` excludes
 nothing more.
 

@@ -92,6 +92,8 @@ class Plan:
 
     @cached_property
     def unplaced(self) -> list[dict[str, Any]]:
+        """One dict per VM left where it is: ``vm``, its ``sources`` (device ids) and the
+        ``reasons`` it could not move, in words."""
         fleet = self.fleet
         explainer = Explainer(self.view, self.target_of_mover, self.vm_placed)
         out = []
@@ -121,6 +123,8 @@ class Plan:
 
     @cached_property
     def summary(self) -> dict[str, Any]:
+        """The plan in figures: strategy and solver status, drained hosts, VMs and devices
+        placed and not, waves, the limits used, capacity used per host, solver and seconds."""
         fleet = self.fleet
         sizes = fleet.vm_sizes
         placed_devices = int(sizes[self.vm_placed].sum())

@@ -1,7 +1,7 @@
 """Readers: each turns one input format into device records.
 
 A reader returns ``(records, places)``: plain dicts in the fleet record shape
-of SPEC section 2, and where each one is, so that validation errors can name
+of docs/model.md section 2, and where each one is, so that validation errors can name
 it. A place is the line a record starts on, or, for inputs that are not one
 line-oriented file, a path inside the input (``host1.xml:14`` in a directory,
 ``bus/mdev/devices/<uuid>`` in a sysfs tree); see :func:`fastmatch.errors.join_place`.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
@@ -31,8 +31,8 @@ from .text import read_text
 FORMATS = ("json", "text", "libvirt", "sysfs", *COLUMNAR_FORMATS)
 ROLES = ("source", "target")
 
-Places = list[int | str | None] | None
-Others = list[tuple[Any, int | str | None]]  # records of the role not kept, with their places
+Places = Sequence[int | str | None] | None
+Others = list[tuple[Any, Any]]  # records of the role not kept, with their places
 
 _SNIFF_BYTES = 1 << 16
 # The first meaningful line of a SELF/COMPATIBLE text: a comment, a header, or key=value.
@@ -151,10 +151,12 @@ def _read_directory(
     for (entry, data), fmt in zip(files, formats):
         if fmt == "libvirt":
             if entry == documents[0].path:
-                found, where = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
-                records += found
-                places += where
+                xml_records, xml_places = read_libvirt(documents, host=host, role=role, on_error=on_error, others=others)
+                records += xml_records
+                places += xml_places
             continue
+        found: list[Any]
+        where: Places
         if fmt in COLUMNAR_FORMATS:
             found, where = read_columnar(data, str(entry), fmt, on_error=on_error)
         else:

@@ -1,6 +1,6 @@
 """Columnar fleets: Apache Parquet and Arrow IPC (a file, a stream, or Feather), through pyarrow.
 
-A columnar fleet is a table with the keys of a device record (SPEC section 2)
+A columnar fleet is a table with the keys of a device record (docs/model.md section 2)
 as its columns: ``id`` and ``self`` are required, ``host``, ``vm``,
 ``compatible``, ``capacity``, ``migration_version`` and ``migratable`` may be
 left out; any other column is an error, as an unknown key is. A null cell is a
@@ -34,7 +34,7 @@ lists of alternatives); ``match --format parquet`` writes the candidates
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -341,7 +341,7 @@ def fleet_table(devices: DeviceSet) -> "pa.Table":
 
 def _self_column(selves: list[dict[str, Any]], declared: set[str], pa) -> "pa.Array":
     """A struct has one order of fields; what depends on the order of a descriptor's attributes
-    is where undeclared ones first appear (their reason bits, SPEC section 8), so the struct
+    is where undeclared ones first appear (their reason bits, docs/model.md section 8), so the struct
     is taken when it keeps every descriptor's undeclared attributes in their order."""
     try:
         column = pa.array(selves) if selves else None
@@ -370,7 +370,7 @@ CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version"
 
 
 def candidates_table(
-    source_ids: list[str], target_ids: list[str], indices: np.ndarray, parts: "ScoreParts", first: np.ndarray, which: np.ndarray
+    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", first: np.ndarray, which: np.ndarray
 ) -> "pa.Table":
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).

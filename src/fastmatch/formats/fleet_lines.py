@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 from contextlib import closing, contextmanager
 from operator import attrgetter
-from typing import Any
+from typing import Any, Iterator
 
 import msgspec
 import numpy as np
@@ -105,7 +105,7 @@ def _devices(lines: list[_Line], policy: Policy, stages: Stages) -> DeviceSet | 
 
 
 @contextmanager
-def _gc_paused():
+def _gc_paused() -> Iterator[None]:
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -159,7 +159,7 @@ def _strings(lines: list[_Line], field: str) -> list[str]:
     return values
 
 
-def _descriptor_parts(key: tuple) -> dict[str, Any]:
+def _descriptor_parts(key: tuple[bytes, bytes, str | None, bool]) -> dict[str, Any]:
     raw_self, raw_compatible, migration_version, migratable = key
     parts: dict[str, Any] = {"self": msgspec.json.decode(raw_self), "migratable": migratable}
     if raw_compatible:

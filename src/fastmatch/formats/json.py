@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from ..errors import FastmatchError, InputError
 from .guards import TOO_DEEP, check_decoded, decode_utf8, id_from_name, line_too_deep
@@ -78,7 +78,9 @@ def _first_line_is_json(text: str) -> bool:
     return True
 
 
-def _read_lines(text: str, name: str, on_error=None) -> tuple[list[Any], list[int]]:
+def _read_lines(
+    text: str, name: str, on_error: Callable[[Any, FastmatchError], None] | None = None
+) -> tuple[list[Any], list[int]]:
     records, lines = [], []
     # Records end at "\n" only: str.splitlines() would also split at U+2028, U+0085
     # and the like, which JSON allows unescaped inside strings.
@@ -129,7 +131,7 @@ def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
             pos += 1
         return pos
 
-    def fail(message: str, pos: int):
+    def fail(message: str, pos: int) -> NoReturn:
         raise InputError(message, file=name, line=line_of(pos))
 
     position = skip_space(position)
@@ -161,7 +163,7 @@ def _read_array(text: str, name: str) -> tuple[list[Any], list[int]]:
     return records, lines
 
 
-def _read_seed(document: dict, path: Path) -> list[dict[str, Any]]:
+def _read_seed(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:
     """One device per file, as in the seed discussion; its id is the file's stem."""
     unknown = set(document) - {"self", "compatible"}
     if unknown:

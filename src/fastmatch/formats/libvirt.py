@@ -32,8 +32,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder, tostring
 from xml.parsers import expat
 
@@ -101,13 +102,13 @@ def read_libvirt(
         if len(names) == 1:
             parents.setdefault(names[0].text(), device)
 
-    made: dict[str, list[tuple[Callable[[], Record], _Node]]] = {
-        "source": [(lambda d=d: reader.source(d, parents), d) for d in devices if d.children("capability", type="mdev")],
-        "target": [(lambda d=d, t=t: reader.target(d, t), t) for d in devices for t in reader.mdev_types(d)],
+    made: dict[str, list[tuple[Callable[[], tuple[Record, int | str | None]], _Node]]] = {
+        "source": [(partial(reader.source, d, parents), d) for d in devices if d.children("capability", type="mdev")],
+        "target": [(partial(reader.target, d, t), t) for d in devices for t in reader.mdev_types(d)],
     }
 
-    def build(kind: str):
-        jobs = [(make, lambda node=node: tostring(node.element, encoding="unicode"), None) for make, node in made[kind]]
+    def build(kind: str) -> tuple[list[Record], list[int | str | None]]:
+        jobs = [(make, partial(tostring, node.element, encoding="unicode"), None) for make, node in made[kind]]
         built, _ = build_each(jobs, on_error)
         # Each record's place is its element's line, which also says where its values are.
         return [record for record, _ in built], [place for _, place in built]
@@ -184,7 +185,7 @@ class _LocatingBuilder(TreeBuilder):
         self.lines: dict[Element, int] = {}
         self.depth = 0
 
-    def start(self, tag, attrs):
+    def start(self, tag: str, attrs: dict[str, str]) -> Element:
         self.depth += 1
         if self.depth > MAX_XML_DEPTH:
             raise _TooDeep()
@@ -192,7 +193,7 @@ class _LocatingBuilder(TreeBuilder):
         self.lines[element] = self.expat.CurrentLineNumber
         return element
 
-    def end(self, tag):
+    def end(self, tag: str) -> Element:
         self.depth -= 1
         return super().end(tag)
 
@@ -225,12 +226,13 @@ class _Reader:
         name = self.device_name(device) or ""
         by_name = f"'{name}'" if name else None  # until the UUID is known, errors name the device so
         capability = self.one(device, "capability", by_name, type="mdev")
+        assert capability is not None, "the sources are the devices with an mdev capability"
         uuid = self._uuid(name, capability, device, by_name)
         label = f"'{uuid}'"
         type_node = self.one(capability, "type", label)
         if type_node is None or not type_node.element.get("id"):
             self.fail("an mdev needs <type id=...>", type_node or capability, label, "self.mdev_type")
-        mdev_type = type_node.element.get("id")
+        mdev_type = type_node.element.get("id", "")
         attributes: dict[str, str] = {"mdev_type": mdev_type}
         fields = {"self.mdev_type": FieldPlace(type_node.place, type_node.path)}
         parent_node = self.one(device, "parent", label)
@@ -422,7 +424,7 @@ def _syntax_error(exc: ParseError, name: str, wrapper_at: int | None) -> InputEr
     return InputError(f"invalid XML: {expat.ErrorString(exc.code)} (column {column + 1})", file=name, line=line)
 
 
-def _devices_under(node: _Node):
+def _devices_under(node: _Node) -> Iterator[_Node]:
     """The ``<device>`` elements below ``node``, in document order."""
     counts = Counter(child.tag for child in node.element)
     seen: Counter[str] = Counter()

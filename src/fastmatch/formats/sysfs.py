@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import stat
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,17 +65,17 @@ def read_sysfs(
     if not is_sysfs_root(root):
         raise InputError(f"not a sysfs tree: neither {PARENTS}, {DEVICES} nor bus, class and devices are under it", file=str(root))
     tree = _Tree(root, host)
-    made: dict[str, list[tuple[str, Callable[[], tuple[Record, str]]]]] = {
-        "source": [(str(DEVICES / uuid), lambda uuid=uuid: tree.source(uuid)) for uuid in tree.listdir(DEVICES)],
+    made: dict[str, list[tuple[str, Callable[[], tuple[Record, int | str | None]]]]] = {
+        "source": [(str(DEVICES / uuid), partial(tree.source, uuid)) for uuid in tree.listdir(DEVICES)],
         "target": [],
     }
     for parent in tree.listdir(PARENTS):
         types = PARENTS / parent / "mdev_supported_types"
-        made["target"] += [(str(types / name), lambda p=parent, t=name: tree.target(p, t)) for name in tree.listdir(types)]
+        made["target"] += [(str(types / name), partial(tree.target, parent, name)) for name in tree.listdir(types)]
 
-    def build(kind: str):
+    def build(kind: str) -> tuple[list[Record], list[int | str | None]]:
         # A record that cannot be read is handed over as its place: the directory to look at.
-        built, _ = build_each([(make, lambda place=place: place, None) for place, make in made[kind]], on_error)
+        built, _ = build_each([(make, partial(str, place), None) for place, make in made[kind]], on_error)
         return [record for record, _ in built], [place for _, place in built]
 
     return keep_role(build, role, others)
@@ -93,7 +94,7 @@ class _Tree:
     # Each record comes with its place, its directory, which also says which file each of its
     # values was read from (a value found invalid later, as the policy types it, is reported
     # at its file, and a COMPATIBLE record's at its line of the compatible file).
-    def target(self, parent: str, type_id: str) -> tuple[Record, str]:
+    def target(self, parent: str, type_id: str) -> tuple[Record, int | str | None]:
         type_dir = PARENTS / parent / "mdev_supported_types" / type_id
         device_id = f"{self.host}/{parent}/{type_id}" if self.host else f"{parent}/{type_id}"
         label = f"'{device_id}'"
@@ -119,7 +120,7 @@ class _Tree:
             record["host"] = self.host
         return record, with_fields(str(type_dir), fields)
 
-    def source(self, uuid: str) -> tuple[Record, str]:
+    def source(self, uuid: str) -> tuple[Record, int | str | None]:
         device = DEVICES / uuid
         fields: dict[str, FieldPlace] = {"self.mdev_type": FieldPlace(str(device / "mdev_type"))}
         try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import FastmatchError, FieldPlace, InputError, with_fields
 from ..values import describe
@@ -46,7 +46,9 @@ class _Line:
     value: str
 
 
-def read_text(data: bytes, path: Path, *, on_error: OnError | None = None) -> tuple[list[dict[str, Any]], list[int]]:
+def read_text(
+    data: bytes, path: Path, *, on_error: OnError | None = None
+) -> tuple[list[dict[str, Any]], list[int | str | None]]:
     """Device records and the line each starts on.
 
     ``on_error(device_text, error)``, when given, takes each device that does
@@ -82,7 +84,7 @@ def read_compatible(text: str, name: str) -> tuple[list[dict[str, str]], dict[st
 
 
 # -- lines -----------------------------------------------------------------------------
-def _devices(raw_lines: list[str], name: str, stem: str):
+def _devices(raw_lines: list[str], name: str, stem: str) -> Iterator[tuple[str, list[tuple[int, str]]]]:
     """``(id, [(line number, text), ...])`` per device: split at DEVICE: lines, if there are any.
 
     A device's lines start with its DEVICE: line, which gives its first line number.
@@ -100,7 +102,9 @@ def _devices(raw_lines: list[str], name: str, stem: str):
     for k, start in enumerate(starts):
         end = starts[k + 1] if k + 1 < len(starts) else len(numbered)
         number, raw = numbered[start]
-        device_id = _value(_HEADER.match(raw.strip()).group(2).strip(), name, number)
+        header = _HEADER.match(raw.strip())
+        assert header is not None, "a start is a DEVICE: line"
+        device_id = _value(header.group(2).strip(), name, number)
         if device_id == "":
             raise InputError("DEVICE: needs an id (DEVICE: <id>)", file=name, line=number)
         yield device_id, [item for item in numbered[start:end] if not _is_blank(item[1])]
@@ -214,7 +218,7 @@ class _Blocks:
                 )
 
 
-def _device_record(device_id: str, chunk: list[tuple[int, str]], name: str) -> tuple[dict[str, Any], int | None]:
+def _device_record(device_id: str, chunk: list[tuple[int, str]], name: str) -> tuple[dict[str, Any], int | str | None]:
     """One device from its numbered lines, and its place: its first line, which also says
     where each of its values is (a value found invalid later is reported at its own line)."""
     record: dict[str, Any] = {"id": device_id}

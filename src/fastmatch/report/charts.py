@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import io
 import re
-from typing import Any, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import printable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
 
 MAX_LABEL = 44
 # Panels of the version-skew chart and bars of the capacity chart; the page's tables and the
@@ -22,7 +28,7 @@ MAX_VERSION_PANELS = 6
 MAX_CAPACITY_TYPES = 24
 
 
-def _matplotlib():
+def _matplotlib() -> ModuleType:
     """pyplot on the Agg canvas (no display), with settings that make SVG text and ids stable."""
     import matplotlib
 
@@ -42,7 +48,7 @@ def label(text: str) -> str:
     return shown if len(shown) <= MAX_LABEL else shown[: MAX_LABEL - 1] + "\u2026"
 
 
-def _svg(fig) -> str:
+def _svg(fig: Figure) -> str:
     """The figure as an ``<svg>`` element for inline HTML: no XML prolog, DOCTYPE or
     namespace declarations (HTML knows SVG's), no metadata: nothing that names a URL."""
     buffer = io.StringIO()
@@ -63,14 +69,18 @@ def _inches(labels: Sequence[str]) -> float:
     return 0.1 + max((width(label(t)) for t in labels), default=0.0)
 
 
-def _axes(plt, width: float, height: float, left: float, bottom: float, right: float = 0.3, top: float = 0.35):
+def _axes(
+    plt: ModuleType, width: float, height: float, left: float, bottom: float, right: float = 0.3, top: float = 0.35
+) -> tuple[Figure, Axes]:
     """A figure of ``width`` x ``height`` inches whose one axes leaves these margins (inches)."""
     fig = plt.figure(figsize=(width, height))
     ax = fig.add_axes((left / width, bottom / height, 1 - (left + right) / width, 1 - (bottom + top) / height))
     return fig, ax
 
 
-def _ticks(axis_set, positions: Sequence[float], labels: Sequence[str], **options) -> None:
+def _ticks(
+    axis_set: Callable[..., Any], positions: Sequence[float] | np.ndarray, labels: Sequence[str], **options: Any
+) -> None:
     axis_set(positions, labels=[label(t) for t in labels], parse_math=False, **options)
 
 
@@ -106,12 +116,15 @@ def _share(compatible: list[list[int]], pairs: list[list[int]]) -> np.ndarray:
         return np.where(pairs_array > 0, compatible_array / pairs_array, np.nan)
 
 
-def _cmap(plt):
+def _cmap(plt: ModuleType) -> Colormap:
     # Light where nothing is compatible; grey where there are no pairs at all.
-    return plt.get_cmap("YlGnBu").with_extremes(bad="#d0d0d0")
+    cmap: Colormap = plt.get_cmap("YlGnBu").with_extremes(bad="#d0d0d0")
+    return cmap
 
 
-def _matrix(plt, share: np.ndarray, rows: list[str], columns: list[str], title: str, ylabel: str, xlabel: str, cell: float):
+def _matrix(
+    plt: ModuleType, share: np.ndarray, rows: list[str], columns: list[str], title: str, ylabel: str, xlabel: str, cell: float
+) -> str:
     """A share matrix (rows x columns) with its labels and a colour bar: cells ``cell`` inches,
     or larger where there are few, so that a small matrix still reads."""
     left, bottom = _inches(rows) + 0.35, _inches(columns) + 0.35

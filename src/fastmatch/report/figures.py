@@ -21,15 +21,20 @@ import os
 import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .. import __version__
 from ..files import STDIN
 from ..reasons import outcome_reasons, reason_names
+from ..devices import DeviceSet
+from ..policy import Policy
 from ..result import MatchResult
 from ..values import Version
+
+if TYPE_CHECKING:
+    from ..drain import Plan
 
 # Class pairs read for the class-level figures: every source class's row when the class shape
 # is at most this (2,000 x 2,000 distinct descriptors is 4M), otherwise a sample of rows.
@@ -62,7 +67,7 @@ class _Side:
     descriptor: list[dict[str, str]]
 
     @classmethod
-    def of(cls, result: MatchResult, devices, device_class: np.ndarray, n_classes: int) -> "_Side":
+    def of(cls, result: MatchResult, devices: DeviceSet, device_class: np.ndarray, n_classes: int) -> "_Side":
         first = np.full(n_classes, -1, dtype=np.int64)
         first[device_class[::-1]] = np.arange(len(device_class) - 1, -1, -1)
         policy = result.policy
@@ -89,7 +94,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _version_key(version: Version | None) -> tuple:
+def _version_key(version: Version | None) -> tuple[Any, ...]:
     return (0,) if version is None else (1, version.key)
 
 
@@ -128,12 +133,32 @@ def report_figures(
     *,
     now: datetime | None = None,
     max_class_pairs: int = MAX_CLASS_PAIRS,
+    drain: Plan | None = None,
 ) -> dict[str, Any]:
     """Every number of the report, as JSON-safe data (ints, floats, strings, lists, dicts).
 
     ``inputs``: what to say about the inputs and the policy (``input_facts``), shown as given.
+    ``drain``: a drain plan (:func:`fastmatch.plan`) of these fleets, whose figures
+    (:func:`drain_figures`) the report adds as ``drain``; without one there is no ``drain``.
     """
-    return _Figures(result, max_class_pairs).data(inputs or {}, now or datetime.now(timezone.utc))
+    data = _Figures(result, max_class_pairs).data(inputs or {}, now or datetime.now(timezone.utc))
+    if drain is not None:
+        data["drain"] = drain_figures(drain)
+    return data
+
+
+def drain_figures(plan: Plan) -> dict[str, Any]:
+    """A drain plan as the report shows it: its summary (counts, solver and status), the VMs and
+    devices moved in each wave, and every unplaced VM with its reasons (as ``Plan.unplaced``)."""
+    vm_waves = plan.vm_wave[plan.vm_placed]
+    waves = int(plan.move_wave.max(initial=0))
+    vms = np.bincount(vm_waves, minlength=waves + 1)[1:]
+    devices = np.bincount(plan.move_wave, minlength=waves + 1)[1:]
+    return {
+        "summary": plan.summary,
+        "waves": [{"wave": w + 1, "vms": int(v), "devices": int(d)} for w, (v, d) in enumerate(zip(vms.tolist(), devices.tolist()))],
+        "unplaced": plan.unplaced,
+    }
 
 
 class _Figures:
@@ -199,7 +224,7 @@ class _Figures:
         result = self.result
         n, m = result.shape
 
-        def side(devices, classes: int) -> dict[str, int]:
+        def side(devices: DeviceSet, classes: int) -> dict[str, int]:
             return {
                 "devices": len(devices),
                 "hosts": len(devices.host_codes[0]) - 1,  # less the empty host, always listed first
@@ -286,11 +311,12 @@ class _Figures:
         return lead + [{"reason": name, "targets": n} for name, n in ranked]
 
     def _label(self, side: _Side, c: int) -> str:
-        parts = [side.vendor[c], side.type[c], side.version[c].text if side.version[c] is not None else ABSENT]
+        version = side.version[c]
+        parts = [side.vendor[c], side.type[c], version.text if version is not None else ABSENT]
         return " ".join(parts) + ("" if side.migratable[c] else " (not migratable)")
 
 
-def _policy_facts(policy) -> dict[str, Any]:
+def _policy_facts(policy: Policy) -> dict[str, Any]:
     return {
         "direction": policy.direction,
         "records": policy.records,
@@ -379,7 +405,7 @@ class _Counted:
 
         def counted(bits: np.ndarray, rule_key: str) -> list[dict[str, Any]]:
             # Each reason name is one bit of the mask (attributes past bit 58 share one name).
-            words: collections.Counter[str] = collections.Counter()
+            words: collections.defaultdict[str, float] = collections.defaultdict(float)
             for bit in np.flatnonzero(bits).tolist():
                 (name,) = reason_names(1 << bit, names)
                 words[name] += bits[bit]
@@ -487,12 +513,12 @@ class _HeatmapGroups:
         self.shape = (len(self.source_labels), len(self.target_labels))
 
     @staticmethod
-    def _keys(side: _Side, level: tuple[str, ...]) -> list[tuple]:
+    def _keys(side: _Side, level: tuple[str, ...]) -> list[tuple[Any, ...]]:
         fields = {"vendor": side.vendor, "type": side.type, "version": side.version}
         return list(zip(*(fields[name] for name in level)))
 
     @staticmethod
-    def _grouped(keys: list[tuple], size: np.ndarray) -> tuple[list[str], np.ndarray]:
+    def _grouped(keys: list[tuple[Any, ...]], size: np.ndarray) -> tuple[list[str], np.ndarray]:
         distinct, codes = _codes(keys, key=lambda k: tuple(_version_key(p) if not isinstance(p, str) else (2, p) for p in k))
         devices = np.bincount(codes, weights=size, minlength=len(distinct))
         labels = [" ".join(p.text if isinstance(p, Version) else ABSENT if p is None else p for p in k) for k in distinct]
@@ -513,11 +539,12 @@ class _VersionGroups:
         self.target_keys, self.target = _codes(list(zip(f.target_type.tolist(), f.targets.version)), key=self._order)
 
     @staticmethod
-    def _order(key: tuple[int, Version | None]) -> tuple:
+    def _order(key: tuple[int, Version | None]) -> tuple[Any, ...]:
         return (key[0], _version_key(key[1]))
 
     def key(self, source_classes: np.ndarray, target_classes: np.ndarray) -> np.ndarray:
-        return self.source[source_classes] * len(self.target_keys) + self.target[target_classes]
+        keys: np.ndarray = self.source[source_classes] * len(self.target_keys) + self.target[target_classes]
+        return keys
 
     def per_type(self, keys: np.ndarray, weights: np.ndarray, scale: float) -> list[dict[str, Any]]:
         """One entry per type that both sides have: its source and target versions (the
@@ -556,7 +583,7 @@ class _VersionGroups:
         return out
 
 
-def _folded(members: np.ndarray, devices: np.ndarray, keys: list[tuple]) -> tuple[np.ndarray, list[str], np.ndarray]:
+def _folded(members: np.ndarray, devices: np.ndarray, keys: list[tuple[Any, ...]]) -> tuple[np.ndarray, list[str], np.ndarray]:
     """``(members, labels, position)``: the versions of one type in version order, the
     MAX_VERSIONS - 1 with most devices kept and the rest folded into one "other"; ``position``
     maps every version code to its row (only members' entries are meaningful)."""
@@ -587,7 +614,7 @@ def _group_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.
 
 
 class _Excluded:
-    """What the device rules change in the class-level sums (SPEC section 6, rule 1): a source
+    """What the device rules change in the class-level sums (docs/model.md section 6, rule 1): a source
     never goes to itself, nor, with ``exclude_same_host``, to a target on its own host.
 
     Sources are grouped into *units* (host, class, and the target that is the same device, if
@@ -601,7 +628,7 @@ class _Excluded:
         self.compatible_same_type = 0.0
         self.heat_pairs = np.zeros(counted.heat.shape)
         self.version_pairs = _Sums()
-        self.rule_pairs: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.rule_pairs: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)  # (reason, kind)
         self.taken = _Sums()  # (unit, target type) -> available compatible targets the rules take
 
         host = np.where(rules.exclude_same_host & (rules.source_host > 0), rules.source_host, 0)
@@ -695,7 +722,7 @@ class _Excluded:
         counted, f = self.counted, self.counted.f
         rows = f.rows
         reach = counted.reach  # (rows, types): available compatible target devices
-        reaching = ((reach > 0) * f.sources.size[rows][:, None]).sum(axis=0).astype(np.float64)
+        reaching: np.ndarray = ((reach > 0) * f.sources.size[rows][:, None]).sum(axis=0).astype(np.float64)
         keys, amount = self.taken.result()
         if len(keys):
             unit, kind = keys // counted.n_types, keys % counted.n_types

@@ -10,15 +10,21 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import FastmatchError
 from .charts import MAX_VERSION_PANELS, charts
+
+if TYPE_CHECKING:
+    import jinja2
 
 # Rows of the stranded-groups table and of the capacity table; the CSV and the JSON have all.
 SHOWN_GROUPS = 50
 SHOWN_TYPES = 200
 CSV_COLUMNS = ("source", "host", "descriptor")
+# Unplaced VMs listed on the page with --drain; the embedded CSV and the JSON have all.
+SHOWN_UNPLACED = 50
+UNPLACED_CSV_COLUMNS = ("vm", "sources", "reasons")
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,7 +48,24 @@ def stranded_csv(figures: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def _environment():
+def unplaced_csv(figures: dict[str, Any]) -> str:
+    """Every VM a drain plan leaves behind: its name, its devices and its reasons (each list
+    joined by ``"; "``), one row a VM."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(UNPLACED_CSV_COLUMNS)
+    writer.writerows(
+        (_cell(entry["vm"]), _cell("; ".join(entry["sources"])), _cell("; ".join(entry["reasons"])))
+        for entry in figures["drain"]["unplaced"]
+    )
+    return buffer.getvalue()
+
+
+def _csv_url(text: str) -> str:
+    return "data:text/csv;charset=utf-8;base64," + base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _environment() -> jinja2.Environment:
     import jinja2
 
     environment = jinja2.Environment(
@@ -72,12 +95,13 @@ def render_html(figures: dict[str, Any]) -> str:
     template = _environment().get_template("page.html.j2")
     same_type = {entry["reason"]: entry["pairs"] for entry in figures["reasons"]["same_type"]["counts"]}
     reason_rows = [(entry["reason"], entry["pairs"], same_type.get(entry["reason"], 0)) for entry in figures["reasons"]["all"]["counts"]]
-    csv_url = "data:text/csv;charset=utf-8;base64," + base64.b64encode(stranded_csv(figures).encode("utf-8")).decode("ascii")
     return template.render(
         f=figures,
         s=figures["summary"],
         charts=charts(figures),
-        csv_url=csv_url,
+        csv_url=_csv_url(stranded_csv(figures)),
+        unplaced_csv_url=_csv_url(unplaced_csv(figures)) if "drain" in figures else None,
+        shown_unplaced=SHOWN_UNPLACED,
         reason_rows=reason_rows,
         shown_groups=SHOWN_GROUPS,
         shown_types=SHOWN_TYPES,

@@ -120,26 +120,26 @@ class Service:
         return Route(path, handle, methods=[method])
 
     # -- the endpoints' computations (worker threads) -----------------------------------
-    def candidates(self, fleet: Fleet, body: bytes):
+    def candidates(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         config = self.config
         return api.candidates(fleet, decode(body, CandidatesRequest), config.max_sources, config.max_k)
 
-    def explain(self, fleet: Fleet, body: bytes):
+    def explain(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         return api.explain(fleet, decode(body, ExplainRequest))
 
-    def check(self, fleet: Fleet, body: bytes):
+    def check(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         return api.check_pair(fleet, decode(body, CheckRequest))
 
-    def replace_targets(self, fleet: Fleet, body: bytes):
+    def replace_targets(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         try:
             return self.holder.replace_with(body).summary()
         except FastmatchError as exc:
             raise RequestError(422, f"fleet refused, the old one keeps serving: {exc}", kind="fleet") from None
 
-    def k8s_filter(self, fleet: Fleet, body: bytes):
+    def k8s_filter(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         return k8s.filter_nodes(fleet, self.config.k8s, k8s.decode_args(body))
 
-    def k8s_prioritize(self, fleet: Fleet, body: bytes):
+    def k8s_prioritize(self, fleet: Fleet, body: bytes) -> list[dict[str, Any]]:
         return k8s.prioritize_nodes(fleet, self.config.k8s, k8s.decode_args(body))
 
     def metrics_text(self, fleet: Fleet, body: bytes) -> Response:
@@ -163,7 +163,9 @@ def create_app(config: ServeConfig, holder: FleetHolder | None = None) -> Starle
         service.route("/k8s/prioritize", service.k8s_prioritize),
     ]
 
-    async def http_error(request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, HTTPException):  # (registered for HTTPException only)
+            raise exc
         service.metrics.errors.labels("route").inc()
         return error_response(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
 

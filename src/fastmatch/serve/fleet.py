@@ -12,7 +12,7 @@ import threading
 import time
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -153,7 +153,7 @@ def read_fleet_bytes(data: bytes, name: str, policy: Policy) -> DeviceSet:
 class FleetHolder:
     """The fleet requests read, and the one place it is replaced."""
 
-    def __init__(self, config: ServeConfig, on_reload=None) -> None:
+    def __init__(self, config: ServeConfig, on_reload: Callable[[str, Fleet], None] | None = None) -> None:
         self.config = config
         self._lock = threading.Lock()  # one reload at a time; requests never take it
         self.on_reload = on_reload or (lambda outcome, fleet: None)  # (outcome, fleet): "done" or "refused"
@@ -188,7 +188,7 @@ class FleetHolder:
                 )
             )
 
-    def _replace(self, build) -> Fleet:
+    def _replace(self, build: Callable[[], Fleet]) -> Fleet:
         try:
             fleet = build()
         except FastmatchError:

@@ -27,7 +27,7 @@ import numpy as np
 from ..devices import DeviceSet
 from ..errors import FastmatchError
 from ..reasons import SAME_DEVICE, SAME_HOST, reason_names
-from .config import K8sConfig
+from .config import K8sConfig, PodField
 from .fleet import Fleet
 from .requests import RequestError, field_message
 
@@ -75,7 +75,7 @@ def decode_args(body: bytes) -> ExtenderArgs:
     except msgspec.DecodeError as exc:
         raise RequestError(400, f"request body: {exc}") from None
     values: dict[str, Any] = {}
-    names_json = None
+    names_json: bytes | None = None
     for key, raw in top.items():
         known = _FIELDS.get(key.lower())
         if known is None:
@@ -136,7 +136,7 @@ def pod_sources(pod: _Pod, config: K8sConfig, fleet: Fleet) -> DeviceSet | None:
         return None
     known = fleet.sources
     i = known.id_index.get(device) if known is not None else None
-    if i is None:
+    if known is None or i is None:
         raise PodSourceError(f"{pod_name}: {config.device} names device {device!r}, which is not in {config.sources}")
     if config.node is not None:
         node = _pod_value(meta, config.node)
@@ -148,7 +148,7 @@ def pod_sources(pod: _Pod, config: K8sConfig, fleet: Fleet) -> DeviceSet | None:
     return DeviceSet.from_records([fleet.source_records[i]], fleet.policy)
 
 
-def _pod_value(meta: _Metadata, where) -> str | None:
+def _pod_value(meta: _Metadata, where: PodField) -> str | None:
     found = meta.annotations if where.kind == "annotation" else meta.labels
     return (found or {}).get(where.name)
 
@@ -173,7 +173,7 @@ class NodeVerdicts:
         for i in range(len(sources)):
             c = int(result.source_class[i])
             candidates = np.append(class_scores[c], -1)[available_class]
-            # The device rules (SPEC 6, step 1): never its own host, nor itself.
+            # The device rules (docs/model.md section 6, step 1): never its own host, nor itself.
             own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
             twin = int(rules.source_twin[i])
             excluded = [nodes.run(own_host)] if own_host > 0 else []
@@ -232,7 +232,8 @@ class NodeVerdicts:
 def _popcount(masks: np.ndarray) -> np.ndarray:
     """Set bits of each uint64 (any NumPy version)."""
     as_bytes = np.ascontiguousarray(masks, dtype=np.uint64).view(np.uint8).reshape(*masks.shape, 8)
-    return np.unpackbits(as_bytes, axis=-1).sum(axis=-1, dtype=np.int64)
+    counts: np.ndarray = np.unpackbits(as_bytes, axis=-1).sum(axis=-1, dtype=np.int64)
+    return counts
 
 
 def _spread(best: np.ndarray) -> np.ndarray:
@@ -259,7 +260,8 @@ def filter_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> dict[st
         return {"NodeNames": None, "FailedNodes": {}, "FailedAndUnresolvableNodes": {}, "Error": str(exc)}
     if sources is None:
         passes = [True] * len(names)
-        failed, unresolvable = {}, {}
+        failed: dict[str, str] = {}
+        unresolvable: dict[str, str] = {}
     else:
         verdicts = NodeVerdicts(fleet, sources, names, args.node_names_json)
         passes = verdicts.passes.tolist()

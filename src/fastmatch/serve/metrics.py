@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from .fleet import Fleet
 
 # The *_created series (a timestamp per label set) double what a scrape carries and say nothing here.
 disable_created_metrics()
@@ -32,7 +37,7 @@ class Metrics:
         self.generation = Gauge("fastmatch_fleet_generation", "Fleets loaded since start (1: the first)", registry=registry)
         self.in_flight = Gauge("fastmatch_requests_in_flight", "Requests being answered", registry=registry)
 
-    def fleet_loaded(self, fleet) -> None:
+    def fleet_loaded(self, fleet: Fleet) -> None:
         self.targets.set(len(fleet.targets))
         self.descriptors.set(len(fleet.targets.descriptors))
         self.nodes.set(fleet.nodes.count)

@@ -59,7 +59,7 @@ _EXTENDER_ARGS = {
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 
 
-def _operation(summary: str, request: Any, answer: dict, *, get: bool = False) -> dict:
+def _operation(summary: str, request: Any, answer: dict[str, Any], *, get: bool = False) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {

@@ -59,7 +59,8 @@ def decode(body: bytes, kind: type, where: str = "") -> Any:
 def field_message(message: str, where: str = "") -> str:
     """msgspec's ``Expected `int`, got `str` - at `$.k``` as ``field 'k': expected `int`, got `str```,
     and ``Object contains unknown field `x``` as ``field 'x': unknown field``."""
-    text, path = _AT.match(message).groups()
+    at = _AT.match(message)  # None only for a message over lines: then it is all text
+    text, path = at.groups() if at is not None else (message, None)
     field = _join(where, path or "")
     named = _NAMED.match(text)
     if named is not None:

@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import sys
+from types import FrameType
 
 import anyio.to_thread
 import uvicorn
@@ -27,7 +28,7 @@ class _Server(uvicorn.Server):
         self.holder = holder
         self.threads = threads
 
-    async def startup(self, sockets=None) -> None:
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
@@ -96,5 +97,5 @@ def _listen(host: str, port: int) -> socket.socket:
         raise FastmatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def _drained(signum, frame) -> None:
+def _drained(signum: int, frame: FrameType | None) -> None:
     """SIGTERM once uvicorn has drained: nothing is left to do."""
