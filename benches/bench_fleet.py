@@ -12,7 +12,6 @@ asks for at most 15 s and 3 GiB). Each round is one fresh process running
 
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
 import sys
@@ -32,9 +31,7 @@ def test_fleet_end_to_end(benchmark, tmp_path):
     out = tmp_path / "top5.jsonl"
     command = [sys.executable, "-m", "fastmatch", "match", str(sources), str(targets),
                "--top", "5", "--format", "json", "-o", str(out), "--quiet"]
-    # The child imports what this process imports: the source tree when its extension is built there.
-    in_tree = [str(support.SRC)] if any((support.SRC / "fastmatch").glob("_kernel*")) else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*in_tree, os.environ.get("PYTHONPATH")])))
+    env = support.child_env()
 
     def run():
         subprocess.run(command, check=True, env=env)

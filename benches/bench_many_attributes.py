@@ -11,7 +11,6 @@ the rounds (``peak_rss_bytes``).
 
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
 import sys
@@ -29,9 +28,7 @@ def test_many_attributes_end_to_end(benchmark, tmp_path):
     out = tmp_path / "top5.jsonl"
     command = [sys.executable, "-m", "fastmatch", "match", str(sources), str(targets),
                "--policy", str(policy), "--top", "5", "--format", "json", "-o", str(out), "--quiet"]
-    # The child imports what this process imports: the source tree when its extension is built there.
-    in_tree = [str(support.SRC)] if any((support.SRC / "fastmatch").glob("_kernel*")) else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*in_tree, os.environ.get("PYTHONPATH")])))
+    env = support.child_env()
 
     def run():
         subprocess.run(command, check=True, env=env)

@@ -68,8 +68,7 @@ def test_plan(benchmark, tmp_path_factory, n, strategy):
     out = directory / f"plan-{strategy}.json"
     command = [sys.executable, "-m", "fastmatch", "plan", str(sources), str(targets), "--drain-file", drain,
                "--strategy", strategy, "--format", "json", "-o", str(out), "--workers", str(WORKERS), "--quiet"]
-    in_tree = [str(support.SRC)] if any((support.SRC / "fastmatch").glob("_kernel*")) else []
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*in_tree, os.environ.get("PYTHONPATH")])))
+    env = support.child_env()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
     def run():

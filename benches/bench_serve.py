@@ -23,6 +23,7 @@ import http.client
 import itertools
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -82,6 +83,10 @@ def load(port: int, path: str, bodies: list[bytes], clients: int, count: int, se
 
     def client() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.connect()
+        # As a scheduler's client does (Go sets TCP_NODELAY on every connection): http.client
+        # writes the headers and the body apart, and Nagle's algorithm may hold the second.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mine = []
         try:
             while time.monotonic() < deadline:

@@ -236,3 +236,10 @@ def add_summary(make) -> None:
     """Register ``make() -> (title, lines)``; its lines are printed at the end of the session (if any)."""
     if make not in SUMMARIES:
         SUMMARIES.append(make)
+
+
+def child_env() -> dict[str, str]:
+    """The environment of a ``python -m fastmatch`` child: it imports what this process imports,
+    the source tree when its extension is built there."""
+    in_tree = [str(SRC)] if any((SRC / "fastmatch").glob("_kernel*")) else []
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [*in_tree, os.environ.get("PYTHONPATH")])))

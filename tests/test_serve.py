@@ -391,6 +391,72 @@ def test_filter_and_prioritize_agree_with_match(server, generated):
     assert checked >= 5
 
 
+
+def test_a_node_list_sent_again_in_another_order_is_answered_in_that_order(server, generated):
+    """The host codes of a node list are kept by its JSON text: the same nodes in another order,
+    or one more, are another list, answered for what they say."""
+    _, sources, targets = generated
+    nodes = sorted(set(targets.hosts) - {""})
+    record = sources.to_records()[0]
+    pod = {"metadata": {"name": "p", "annotations": {"fastmatch.io/source": json.dumps(record)}}}
+    _, first = server.post("/k8s/filter", {"Pod": pod, "NodeNames": nodes})
+    _, again = server.post("/k8s/filter", {"Pod": pod, "NodeNames": nodes})
+    _, reversed_ = server.post("/k8s/filter", {"Pod": pod, "NodeNames": nodes[::-1]})
+    _, fewer = server.post("/k8s/filter", {"Pod": pod, "NodeNames": nodes[1:]})
+    assert first["NodeNames"] and again == first
+    assert reversed_["NodeNames"] == first["NodeNames"][::-1]
+    assert reversed_["FailedAndUnresolvableNodes"] == first["FailedAndUnresolvableNodes"]
+    assert fewer["NodeNames"] == [n for n in first["NodeNames"] if n != nodes[0]]
+
+
+def test_node_lists_kept_are_bounded_in_count_and_size(generated, monkeypatch):
+    from fastmatch.serve import fleet as fleet_module
+
+    _, _, targets = generated
+    nodes = fleet_module.Nodes(targets)
+    names = sorted(set(targets.hosts) - {""}) + ["not-a-node"]
+    for n in range(fleet_module.RECENT_NODE_LISTS + 5):
+        chosen = names[n:]
+        codes = nodes.codes_of_json(json.dumps(chosen).encode(), chosen)
+        assert codes.tolist() == nodes.codes(chosen).tolist() and codes[-1] == 0
+        assert nodes.codes_of_json(json.dumps(chosen).encode(), chosen) is codes  # kept
+    assert len(nodes._recent_codes) == fleet_module.RECENT_NODE_LISTS
+    assert json.dumps(names).encode() not in nodes._recent_codes  # the oldest went first
+    monkeypatch.setattr(fleet_module, "RECENT_NODE_LIST_BYTES", 10)
+    long_list = names[:3]
+    assert nodes.codes_of_json(json.dumps(long_list).encode(), long_list).tolist() == nodes.codes(long_list).tolist()
+    assert json.dumps(long_list).encode() not in nodes._recent_codes
+
+
+def test_connections_do_not_wait_for_delayed_acks():
+    """The listening socket says it is TCP, so asyncio sets TCP_NODELAY on each connection: with
+    it unset, an answer's body, written after its headers, waits for the client's delayed ACK."""
+    import asyncio
+
+    from fastmatch.serve.server import _listen
+
+    listening = _listen("127.0.0.1", 0)
+    port = listening.getsockname()[1]
+    seen: list[int] = []
+
+    async def main() -> None:
+        def connected(reader, writer) -> None:
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=listening)
+        async with server:
+            _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert len(seen) == 1 and seen[0] != 0
+
+
 # -- the bearer token -------------------------------------------------------------------------------
 def test_token_file(tmp_path):
     token_file = tmp_path / "token"

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import numpy as np
 
 from .blocks import TargetKeys, in_order
 from .devices import DeviceSet
-from .dispatch import plan_prepared, prepare
+from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .policy import Policy
-from .result import DeviceRules, Int64s, MatchResult, TargetDevices, ranked
+from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, ranked
 from .scores import ClassVersions
+
+if TYPE_CHECKING:
+    from .native import NativeOutputs
 
 
 class TargetIndex:
@@ -64,22 +66,11 @@ class TargetIndex:
             sources = [sources if "id" in sources else {"id": "request", **sources}]
         devices = as_device_set(sources, self.policy)
         chosen = plan_prepared(devices, self._prepared)
-        interned, prepared = chosen.interned, self._prepared
-        if interned is None or prepared is None:
+        if chosen.interned is None or self._prepared is None:
             return match(devices, self.targets, self.policy, workers=self.workers).top_k(k)
-        from .native import NativeOutputs, prepared_problem
-
-        def fill(width: int, indices: Int64s, scores: Int64s) -> None:
-            rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
-            asked = ~prepared.hopeless(devices)  # the others keep rows of -1
-            problem = prepared_problem(interned, self.workers, chosen.vector)
-            blocks = self._keys.blocks(interned.sources)
-            if blocks is not None:
-                problem.block(blocks.start, blocks.ranges)
-            outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked)
-            outputs.top_k(width, indices, scores)
-
-        return ranked(len(devices), len(self.targets), k, fill)
+        # Sources with a value no target has fail everywhere: their rows stay -1.
+        asked = ~self._prepared.hopeless(devices)
+        return ranked(len(devices), len(self.targets), k, self._native(devices, chosen, asked).top_k)
 
     def match(self, sources: DeviceSet | Iterable[Mapping[str, Any]]) -> MatchResult:
         """What ``match(sources, targets)`` returns, the targets' interning done once: every
@@ -91,16 +82,7 @@ class TargetIndex:
         interned, prepared = chosen.interned, self._prepared
         if interned is None or prepared is None or prepared.hopeless(devices).any():
             return match(devices, self.targets, self.policy, workers=self.workers)
-        from .native import NativeOutputs, prepared_problem
-
-        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
-        problem = prepared_problem(interned, self.workers, chosen.vector)
-        blocks = self._keys.blocks(interned.sources)
-        visited = None
-        if blocks is not None:
-            problem.block(blocks.start, blocks.ranges)
-            visited = blocks.pairs / max(1, problem.shape[0])
-        outputs = NativeOutputs(problem, rules, interned.sources.class_of, self.workers, visited_per_row=visited)
+        outputs = self._native(devices, chosen)
         result = MatchResult(
             devices,
             self.targets,
@@ -109,10 +91,26 @@ class TargetIndex:
             outputs,
             interned.sources.class_of,
             interned.targets.class_of,
-            rules,
+            outputs.rules,
         )
         result.target_class_versions = self._target_class_versions
         return result
+
+    def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
+        """The kernel's outputs for one request: its sources against the prepared targets,
+        in the targets' blocks where they pay."""
+        from .native import NativeOutputs, prepared_problem
+
+        interned = chosen.interned
+        assert interned is not None
+        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
+        problem = prepared_problem(interned, self.workers, chosen.vector)
+        blocks = self._keys.blocks(interned.sources)
+        visited = None
+        if blocks is not None:
+            problem.block(blocks.start, blocks.ranges)
+            visited = blocks.pairs / max(1, problem.shape[0])
+        return NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked, visited_per_row=visited)
 
     @cached_property
     def _target_class_versions(self) -> ClassVersions:

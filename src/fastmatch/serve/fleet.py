@@ -26,6 +26,10 @@ from ..policy import Policy
 from .config import ServeConfig
 
 
+RECENT_NODE_LISTS = 16  # node lists whose host codes are kept, per fleet
+RECENT_NODE_LIST_BYTES = 1 << 20  # the longest kept (about 60,000 names): at most ~24 MiB kept in all
+
+
 class Nodes:
     """The targets grouped by host (a Kubernetes node's name is its targets' host), as arrays:
     per request, the nodes are answered with NumPy over all targets at once, never a loop.
@@ -45,24 +49,46 @@ class Nodes:
         self.start = np.searchsorted(self.host, np.arange(1, len(names)))
         self._code_of = {name: code for code, name in enumerate(names) if code}
         self._ranks = np.arange(len(host), dtype=np.int64)
-        self._class_in_order: tuple[np.ndarray, np.ndarray] | None = None
+        self._class_in_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # A scheduler sends the same node list over and over (its node cache, every pod of a
+        # cycle): the codes of the last few lists, by their JSON text, skip 5,000 dict lookups.
+        self._recent_codes: dict[bytes, np.ndarray] = {}
+        self._recent_lock = threading.Lock()  # taken only to add a list
 
     def run(self, code: int) -> slice:
         """The positions (node order) of the targets on the node of host ``code`` (>= 1)."""
         stop = self.start[code] if code < self.count else len(self.host)
         return slice(int(self.start[code - 1]), int(stop))
 
-    def in_order(self, target_class: np.ndarray) -> np.ndarray:
-        """``target_class`` in node order. A prepared index gives every request the same array:
-        reordered once, kept (the tuple is replaced whole, so threads see one or the other)."""
+    def in_order(self, target_class: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(target_class, available_class)`` in node order, where ``available_class`` is the
+        class of an available target and ``classes`` (one past the last) of the others, so that
+        one gather over a class row with -1 appended gives the candidates' scores. A prepared
+        index gives every request the same array: reordered once, kept (the tuple is replaced
+        whole, so threads see one or the other)."""
         kept = self._class_in_order
         if kept is None or kept[0] is not target_class:
-            kept = self._class_in_order = (target_class, target_class[self.order])
-        return kept[1]
+            ordered = target_class[self.order]
+            kept = self._class_in_order = (target_class, ordered, np.where(self.available, ordered, classes))
+        return kept[1], kept[2]
 
     def codes(self, node_names: list[str]) -> np.ndarray:
         """Each name's host code, 0 for a name no target is on (dict lookups at C speed)."""
         return np.fromiter(map(self._code_of.get, node_names, repeat(0)), np.int64, len(node_names))
+
+    def codes_of_json(self, names_json: bytes, node_names: list[str]) -> np.ndarray:
+        """``codes(node_names)``, where ``names_json`` is the JSON text ``node_names`` was decoded from."""
+        if len(names_json) > RECENT_NODE_LIST_BYTES:
+            return self.codes(node_names)
+        codes = self._recent_codes.get(names_json)
+        if codes is None:
+            codes = self.codes(node_names)
+            codes.flags.writeable = False  # shared by every request that sends the same list
+            with self._recent_lock:
+                if len(self._recent_codes) >= RECENT_NODE_LISTS:
+                    del self._recent_codes[next(iter(self._recent_codes))]  # the oldest
+                self._recent_codes[names_json] = codes
+        return codes
 
     def per_node_max(self, values: np.ndarray) -> np.ndarray:
         """int64 [host codes]: the largest of ``values`` (in node order) on each node; [0] is -1."""

@@ -63,6 +63,7 @@ class ExtenderArgs:
     pod: _Pod
     node_names: list[str]
     node_items: list[msgspec.Raw] | None  # the Node objects, when the scheduler sent Nodes
+    node_names_json: bytes | None = None  # NodeNames as sent: the key of its host codes, kept per fleet
 
 
 def decode_args(body: bytes) -> ExtenderArgs:
@@ -74,6 +75,7 @@ def decode_args(body: bytes) -> ExtenderArgs:
     except msgspec.DecodeError as exc:
         raise RequestError(400, f"request body: {exc}") from None
     values: dict[str, Any] = {}
+    names_json: bytes | None = None
     for key, raw in top.items():
         known = _FIELDS.get(key.lower())
         if known is None:
@@ -85,10 +87,12 @@ def decode_args(body: bytes) -> ExtenderArgs:
             values[name] = msgspec.json.decode(raw, type=kind | None)
         except msgspec.ValidationError as exc:
             raise RequestError(422, field_message(str(exc), key)) from None
+        if name == "NodeNames":
+            names_json = bytes(raw)
     if values.get("Pod") is None:
         raise RequestError(422, "field 'Pod': missing")
     if values.get("NodeNames") is not None:
-        return ExtenderArgs(values["Pod"], values["NodeNames"], None)
+        return ExtenderArgs(values["Pod"], values["NodeNames"], None, names_json)
     node_list = values.get("Nodes")
     if node_list is None:
         raise RequestError(422, "field 'NodeNames': missing (give NodeNames, or Nodes when the extender is not nodeCacheCapable)")
@@ -152,14 +156,15 @@ def _pod_value(meta: _Metadata, where: PodField) -> str | None:
 class NodeVerdicts:
     """For one request's sources, per requested node: whether it passes, its 0-10 priority, and why it fails."""
 
-    def __init__(self, fleet: Fleet, sources: DeviceSet, node_names: list[str]) -> None:
+    def __init__(self, fleet: Fleet, sources: DeviceSet, node_names: list[str], names_json: bytes | None = None) -> None:
         nodes = fleet.nodes
-        self.codes = codes = nodes.codes(node_names)
+        self.codes = codes = nodes.codes(node_names) if names_json is None else nodes.codes_of_json(names_json, node_names)
         self.result = result = fleet.index.match(sources)
         self.sources = sources
         class_scores, class_reasons = result.class_scores, result.class_reasons
         rules = result.rules
-        target_class = nodes.in_order(result.target_class)  # node order from here on
+        # node order from here on; an unavailable target's class has the score -1 appended to each row
+        target_class, available_class = nodes.in_order(result.target_class, class_scores.shape[1])
         self.passes = np.ones(len(codes), dtype=bool)
         self.priority = np.full(len(codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
         self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # with a failure, 0 means: no capacity
@@ -167,7 +172,7 @@ class NodeVerdicts:
         bits_per_class = _popcount(class_reasons)
         for i in range(len(sources)):
             c = int(result.source_class[i])
-            candidates = np.where(nodes.available, class_scores[c][target_class], -1)
+            candidates = np.append(class_scores[c], -1)[available_class]
             # The device rules (docs/model.md section 6, step 1): never its own host, nor itself.
             own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
             twin = int(rules.source_twin[i])
@@ -258,7 +263,7 @@ def filter_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> dict[st
         failed: dict[str, str] = {}
         unresolvable: dict[str, str] = {}
     else:
-        verdicts = NodeVerdicts(fleet, sources, names)
+        verdicts = NodeVerdicts(fleet, sources, names, args.node_names_json)
         passes = verdicts.passes.tolist()
         failed, unresolvable = verdicts.failures(names)
     answer: dict[str, Any] = {"FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
@@ -276,5 +281,5 @@ def prioritize_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> lis
         sources = pod_sources(args.pod, config, fleet)
     except PodSourceError as exc:
         raise RequestError(422, str(exc), kind="pod") from None
-    priority = [0] * len(names) if sources is None else NodeVerdicts(fleet, sources, names).priority.tolist()
+    priority = [0] * len(names) if sources is None else NodeVerdicts(fleet, sources, names, args.node_names_json).priority.tolist()
     return [{"Host": name, "Score": score} for name, score in zip(names, priority)]
