@@ -49,11 +49,11 @@ def mover_set(sources: DeviceSet, movers: Int64s) -> DeviceSet:
 class ClassView:
     fleet: DrainFleet
     result: MatchResult  # the movers (as result.sources) against every target
-    mover_class: Int64s  # int64 per mover
-    target_class: Int64s  # int64 per target
-    scores: Int64s  # int64 (mover classes, target classes), -1 incompatible
-    capacity: Int64s  # int64 per target: what it can take in this plan (0 when not eligible)
-    twin: Int64s  # int64 per mover: the eligible target with its id, or -1
+    mover_class: Int64s  # per mover
+    target_class: Int64s  # per target
+    scores: Int64s  # (mover classes, target classes), -1 incompatible
+    capacity: Int64s  # per target: what it can take in this plan (0 when not eligible)
+    twin: Int64s  # per mover: the eligible target with its id, or -1
 
     @classmethod
     def build(cls, fleet: DrainFleet, workers: int = -1) -> "ClassView":

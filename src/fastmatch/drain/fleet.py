@@ -27,15 +27,15 @@ class DrainFleet:
     sources: DeviceSet
     targets: DeviceSet
     drained: tuple[str, ...]
-    movers: Int64s  # int64: source indices
-    vm_of_mover: Int64s  # int64: per mover, its VM
+    movers: Int64s  # source indices
+    vm_of_mover: Int64s  # per mover, its VM
     vm_names: list[str]  # per VM: its name (a device without a vm: the device's id)
     vm_start: Int64s  # the movers of VM v are vm_members[vm_start[v]:vm_start[v + 1]]
     vm_members: Int64s  # positions into movers, grouped by VM, in input order
     eligible: Bools  # per target: off the drained hosts, capacity > 0
-    target_host: Int64s  # int64 per target: its host's number
+    target_host: Int64s  # per target: its host's number
     host_names: list[str]
-    host_limit: Int64s  # int64 per host number: most new devices, -1 for no limit
+    host_limit: Int64s  # per host number: most new devices, -1 for no limit
 
     @property
     def n_vms(self) -> int:

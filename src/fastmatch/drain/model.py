@@ -40,6 +40,8 @@ AGGREGATE = -1  # the bucket place of hosts the model does not see one by one
 
 
 Floats = npt.NDArray[np.float64]
+# A part of the objective: its name, coefficients over x then y, and sense (+1 maximise, -1 minimise).
+Objective = tuple[str, Floats, int]
 
 
 class StageCall(TypedDict):
@@ -64,9 +66,6 @@ class StageSummary(TypedDict):
     largest_block: int
     not_optimal: int
 
-# A part of the objective: its name, coefficients over x then y, and sense (+1 maximise, -1 minimise).
-Objective = tuple[str, Floats, int]
-
 
 def require_scipy() -> None:
     try:
@@ -79,13 +78,13 @@ def require_scipy() -> None:
 class Commodities:
     """Movers grouped by what decides where they may go: their class and their own-id target."""
 
-    key_class: Int64s  # int64 per commodity
-    key_twin: Int64s  # int64 per commodity
-    of_mover: Int64s  # int64 per mover
-    singles: Int64s  # int64 per commodity: single-device VMs
-    group_type_of_vm: Int64s  # int64 per VM: its group type, -1 for a single-device VM
+    key_class: Int64s  # per commodity
+    key_twin: Int64s  # per commodity
+    of_mover: Int64s  # per mover
+    singles: Int64s  # per commodity: single-device VMs
+    group_type_of_vm: Int64s  # per VM: its group type, -1 for a single-device VM
     group_members: list[tuple[tuple[int, int], ...]]  # per group type: ((commodity, count), ...)
-    group_count: Int64s  # int64 per group type
+    group_count: Int64s  # per group type
 
     @classmethod
     def build(cls, view: ClassView) -> "Commodities":
@@ -205,8 +204,8 @@ def build_model(
 
 @dataclass
 class Solution:
-    x: Int64s  # int64 per pair
-    y: Int64s  # int64 per group variable
+    x: Int64s  # per pair
+    y: Int64s  # per group variable
     status: str  # "optimal" or "time-limit"
     objective: tuple[int, ...]  # (VMs, devices, total rank)
     seconds: float
