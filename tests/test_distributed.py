@@ -133,7 +133,7 @@ def test_match_dask_writes_what_the_local_match_writes(client, tmp_path):
 def test_dask_is_imported_only_when_asked_for(tmp_path):
     code = (
         "import sys, fastmatch.cli as cli\n"
-        f"assert cli.main(['demo']) == 0\n"
+        "assert cli.main(['demo']) == 0\n"
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules, 'dask imported'\n"
     )
     src = str(Path(fastmatch.__file__).resolve().parent.parent)

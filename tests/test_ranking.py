@@ -15,7 +15,7 @@ import pytest
 
 import fastmatch as fm
 
-from scores import EXACT, HAS_VERSION, SAME_TYPE, assert_scores, closest, newest
+from scores import EXACT, SAME_TYPE, assert_scores, closest, newest
 
 
 def run(sources, targets, policy=None):

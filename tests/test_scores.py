@@ -129,3 +129,12 @@ def test_json_parts_never_exceed_2_53(prefer: str) -> None:
     else:
         assert parts["major_distance"] is None
     assert all(not isinstance(v, int) or isinstance(v, bool) or v <= JSON_SAFE_INTEGER for v in parts.values())
+
+
+def test_parts_of_padding_against_no_targets() -> None:
+    """top_k's padding (-1) has parts that say "incompatible", even where a side is empty."""
+    source = {"id": "s", "self": {"mdev_type": "A", "software_version": "1.0"}}
+    result = fm.match([source], [], workers=1)
+    parts = result.score_parts(0, np.array([-1, -1]), np.array([-1, -1]))
+    assert parts.json(0) is None and parts.json(1) is None
+    assert not parts.compatible.any() and parts.major_distance.tolist() == [0, 0]

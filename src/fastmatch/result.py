@@ -262,13 +262,19 @@ class MatchResult:
             np.asarray(sources, dtype=np.int64), np.asarray(targets, dtype=np.int64), np.asarray(scores, dtype=np.int64)
         )
         valid = scores >= 0
+
+        def classes(device_class: Int64s, devices: Int64s) -> Int64s:
+            """Each pair's class where its score is valid, class 0 elsewhere (masked after)."""
+            picked: Int64s = device_class[np.where(valid, devices, 0)] if valid.any() else np.zeros(valid.shape, np.int64)
+            return picked
+
         source_versions, target_versions = self._class_versions
         return score_parts(
             source_versions,
             target_versions,
             self.policy.prefer,
-            np.where(valid, self.source_class[np.where(valid, sources, 0)] if valid.any() else 0, 0),
-            np.where(valid, self.target_class[np.where(valid, targets, 0)] if valid.any() else 0, 0),
+            classes(self.source_class, sources),
+            classes(self.target_class, targets),
             scores,
         )
 

@@ -169,16 +169,17 @@ def score_parts(
     compatible = scores >= 0
     bits = np.where(compatible, scores, 0)
     has_version = compatible & (bits & SCORE_HAS_VERSION != 0)
-    sc = np.where(compatible, source_classes, 0)
-    tc = np.where(compatible, target_classes, 0)
+    # Where a pair is incompatible its classes may be anything: those parts are masked.
+    sc, tc = source_classes, target_classes
     closest = has_version & (prefer == "closest")
     zero = np.zeros(scores.shape, dtype=np.uint64)
+    measured = bool(closest.any())  # else no class need exist to be read (an empty side)
     return ScoreParts(
         compatible=compatible,
         exact=bits & SCORE_EXACT != 0,
         same_type=bits & SCORE_SAME_TYPE != 0,
         version=_where_has_version(has_version, targets.version, tc),
-        major_distance=np.where(closest, _distance(sources.major[sc], targets.major[tc]), zero) if sc.size else zero,
-        minor_distance=np.where(closest, _distance(sources.minor[sc], targets.minor[tc]), zero) if sc.size else zero,
+        major_distance=np.where(closest, _distance(sources.major[sc], targets.major[tc]), zero) if measured else zero,
+        minor_distance=np.where(closest, _distance(sources.minor[sc], targets.minor[tc]), zero) if measured else zero,
         prefer=prefer,
     )
