@@ -66,6 +66,11 @@ class DeviceSet:
     :class:`Descriptor` values: devices that are alike share one). ``policy`` is the
     policy the records were read under. A device's position is its row (as a source)
     or column (as a target) in every result: :meth:`index_of` finds it from its id.
+
+    What decides compatibility cannot change once the set is made: ``descriptors`` is a
+    tuple and ``descriptor_of`` a read-only array, so that what a match finds in the set
+    on its own (its values and classes, ``fastmatch.intern.side_values``) is kept in
+    ``interning`` and serves every later match of the set.
     """
 
     def __init__(
@@ -83,8 +88,10 @@ class DeviceSet:
         self.hosts = hosts
         self.vms = vms
         self.capacities = capacities
-        self.descriptor_of = descriptor_of
-        self.descriptors = descriptors
+        self.descriptor_of = np.asarray(descriptor_of, dtype=np.int64)
+        self.descriptor_of.flags.writeable = False
+        self.descriptors: tuple[Descriptor, ...] = tuple(descriptors)
+        self.interning: dict[Any, Any] = {}
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -169,6 +176,10 @@ class DeviceSet:
 
     def attribute_names(self) -> list[str]:
         """Attribute names in order of first appearance (docs/model.md section 8)."""
+        return list(self._attribute_names)
+
+    @cached_property
+    def _attribute_names(self) -> tuple[str, ...]:
         # Descriptors are numbered in order of first device; each reads its SELF's names, then
         # its records'. The SELF names are read at C speed, in their order of first appearance;
         # the records' names (few descriptors have records) are then placed where they first
@@ -177,7 +188,7 @@ class DeviceSet:
         names = list(dict.fromkeys(chain.from_iterable(map(attrgetter("raw_self"), descriptors))))
         with_records = list(compress(count(), map(attrgetter("records"), descriptors)))
         if not with_records:
-            return names
+            return tuple(names)
         first: dict[str, tuple[int, int]] = {}  # name -> (descriptor, place among its names)
         d = 0
         for name in names:  # in the order of their first descriptor: one scan
@@ -192,7 +203,7 @@ class DeviceSet:
                     if (d, place) < first.get(name, never):
                         first[name] = (d, place)
                     place += 1
-        return sorted(first, key=first.__getitem__)
+        return tuple(sorted(first, key=first.__getitem__))
 
     def index_of(self, device_id: str) -> int:
         """The position of the device ``device_id`` (the row or column of a result), in O(1).
