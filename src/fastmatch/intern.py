@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -63,25 +63,28 @@ class _Vocabulary:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
-            # Versions compare and hash by their key (Python code): each side keeps its values'
-            # keys, which hash and sort as tuples at C speed. The first of equal versions
-            # stands for them, as below.
-            present = [(key, v) for c in columns for key, v in zip(c.keys, c.values) if v is not None]
-            first = dict(reversed(present))
-            distinct_keys = sorted(first)
-            distinct = [first[key] for key in distinct_keys]
+            # Versions are coded by their canonical text, one per key, which hashes at C speed
+            # (a Version's hash is Python code), and ranked by key. Each side's values come
+            # sorted by key, so the sort below merges runs.
+            key_of: dict[Any, Any] = {}
+            for c in columns:
+                key_of.update(c.by_key)
+            key_of.pop(None, None)
+            distinct = sorted(key_of, key=key_of.__getitem__)
+            self.keys = [key_of[text] for text in distinct]  # in order, for the rank of unseen versions
             parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
             self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
             self.unseen_major = len(self.majors) + 1
         else:
-            values = [v for c in columns for v in c.values]
-            distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
+            index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
+            index.pop(None, None)
+            index.pop(frozenset(), None)
+            distinct = list(index)
             if self.ordered:
                 distinct.sort()
-            distinct_keys = distinct
         self.values = distinct
         step = 2 if self.ordered else 1
-        self.code = {key: step * (i + 1) for i, key in enumerate(distinct_keys)}  # by key: see :meth:`key`
+        self.code = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
         self.code[None] = 0
         self.code[frozenset()] = 0
         self.unseen_code = step * len(distinct) + 1
@@ -90,8 +93,8 @@ class _Vocabulary:
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
 
     def key(self, value: Any) -> Any:
-        """What equal values share, which ``code`` is keyed by: a version's key, else the value."""
-        return value.key if self.kind == "version" and value is not None else value
+        """What equal values share, which ``code`` is keyed by: a version's canonical text, else the value."""
+        return value.canonical if self.kind == "version" and value is not None else value
 
     @property
     def largest_code(self) -> int:
@@ -101,13 +104,15 @@ class _Vocabulary:
         code = self.code.get(self.key(value))
         if code is not None:
             return code
+        if self.kind == "version":
+            return 2 * bisect.bisect_left(self.keys, value.key) + 1
         if self.ordered:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
     def codes_of(self, column: _Column) -> np.ndarray:
         """int64: the code of each of a column's values."""
-        codes = list(map(self.code.get, column.keys if self.kind == "version" else column.values))
+        codes = list(map(self.code.get, column.canonical if self.kind == "version" else column.values))
         if None in codes:  # values the vocabulary has not seen (frozen sources)
             codes = [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
         return np.array(codes, dtype=np.int64)
@@ -554,10 +559,13 @@ class _Context:
     def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
         """prefer="newest": the rank of each target's version among the targets' versions."""
         rank = np.zeros(codes.shape[1], dtype=np.int64)
-        if self.score_version >= 0:
-            row = codes[self.score_version]
+        if self.score_version >= 0 and codes.shape[1]:
+            # Codes are ranks among both sides' versions: count the targets' codes below each.
+            row = codes[self.score_version].astype(np.int64)
             present = row != 0
-            rank[present] = np.searchsorted(np.unique(row[present]), row[present])
+            held = np.zeros(int(row.max()) + 1, dtype=np.int64)
+            held[row[present]] = 1
+            rank[present] = (np.cumsum(held) - 1)[row[present]]
         return rank
 
     def compile(self, records: list[GroundedRecord]) -> RecordTables:
@@ -639,14 +647,14 @@ def _numbered(items: list[Any]) -> tuple[list[Any], np.ndarray]:
 class _Column:
     """One attribute's values on one side: ``values``, the distinct ones in order of first
     appearance (``None`` for absent; of equal versions the first), and ``ids``, each
-    descriptor's among them. Versions also keep their ``keys`` (what equal versions share)."""
+    descriptor's among them. Versions also keep their ``canonical`` texts, one per key."""
 
-    def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None, keys: list[Any] | None = None) -> None:
+    def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None) -> None:
         self.values = values
         self.kind = kind
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
         if kind == "version":
-            self.keys = keys if keys is not None else [None if v is None else v.key for v in values]
+            self.canonical = [None if v is None else v.canonical for v in values]
 
     @classmethod
     def of(cls, held: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
@@ -656,21 +664,27 @@ class _Column:
             distinct, ids = _numbered(column)
             return cls(distinct, kind, ids)
         # A version hashes by its key, in Python code; its text hashes at C speed and is one
-        # version. Number the texts, then the keys of the distinct texts (few).
+        # version. Number the texts, then the canonical texts of the distinct ones (few).
         texts = [None if v is None else v.text for v in column]
         version_of = dict(zip(texts, column))
         distinct_texts, text_ids = _numbered(texts)
-        keys = [None if text is None else version_of[text].key for text in distinct_texts]
-        first: dict[Any, Any] = {}
-        for key, text in zip(keys, distinct_texts):
-            first.setdefault(key, version_of[text])
-        _, key_of_text = _numbered(keys)
-        return cls(list(first.values()), kind, key_of_text[text_ids], list(first))
+        canonical = [None if text is None else version_of[text].canonical for text in distinct_texts]
+        first: dict[str | None, Any] = {}
+        for text, canon in zip(distinct_texts, canonical):
+            first.setdefault(canon, version_of[text])
+        _, canonical_ids = _numbered(canonical)
+        return cls(list(first.values()), kind, canonical_ids[text_ids])
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
         """The column of an attribute no descriptor holds."""
         return cls([None], kind, np.zeros(n, dtype=np.int64))
+
+    @cached_property
+    def by_key(self) -> dict[str | None, Any]:
+        """Versions: canonical text -> key, the present ones in order of key."""
+        pairs = sorted((v.key, text) for v, text in zip(self.values, self.canonical) if v is not None)
+        return {text: key for key, text in pairs}
 
     @cached_property
     def present(self) -> np.ndarray:
@@ -819,11 +833,18 @@ def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first_at = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the earliest position wins
         distinct_keys, groups = _number(keys)
         return np.array([first_at[k] for k in distinct_keys], dtype=np.int64), np.array(groups, dtype=np.int64)
-    _, first, group = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    number = np.empty_like(order)
-    number[order] = np.arange(len(order))
-    return first[order], number[group]
+    # Sorted by key (the fastest sort, unstable), each group is a run whose least position is
+    # its first; runs are then numbered in the order of their first positions.
+    order = np.argsort(key)
+    ordered = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    first = np.minimum.reduceat(order, starts)
+    by_first = np.argsort(first)
+    number = np.empty_like(by_first)
+    number[by_first] = np.arange(len(by_first))
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.repeat(number, np.diff(np.append(starts, n)))
+    return first[by_first], group
 
 
 def _choose_lanes(
