@@ -196,9 +196,15 @@ class DeviceSet:
                 d += 1
             first[name] = (d, list(descriptors[d].raw_self).index(name))
         never = (len(descriptors), 0)
+        # A name first in a SELF before the first records stays where it is: records that
+        # name only such attributes (most do) are passed over at C speed.
+        settled = {name for name, (d, _) in first.items() if d < with_records[0]}
         for d in with_records:
             place = len(descriptors[d].raw_self)
             for record in descriptors[d].records:
+                if settled.issuperset(record.attrs):
+                    place += len(record.attrs)
+                    continue
                 for name in record.attrs:
                     if (d, place) < first.get(name, never):
                         first[name] = (d, place)

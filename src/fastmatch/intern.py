@@ -22,9 +22,11 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate, chain
+from itertools import accumulate, chain, count
+from operator import attrgetter, methodcaller
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
+import msgspec
 import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
@@ -45,6 +47,7 @@ from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import Accept, AnyOf, AnyValue, GroundedRecord, SubsetOf
 from .values import is_absent
 
+_json_text = msgspec.json.Encoder().encode
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
 SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
@@ -84,7 +87,7 @@ class _Vocabulary:
                 distinct.sort()
         self.values = distinct
         step = 2 if self.ordered else 1
-        self.code = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
+        self.code: dict[Any, int] = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
         self.code[None] = 0
         self.code[frozenset()] = 0
         self.unseen_code = step * len(distinct) + 1
@@ -636,12 +639,16 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     return list(index), positions
 
 
-def _numbered(items: list[Any]) -> tuple[list[Any], np.ndarray]:
-    """The distinct items in order of first appearance, and each item's position among them
-    (int64), by hashing at C speed."""
-    distinct = list(dict.fromkeys(items))
-    position = dict(zip(distinct, range(len(distinct))))
-    return distinct, np.fromiter(map(position.__getitem__, items), np.int64, len(items))
+def _numbered(items: Iterable[Any], n: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """The distinct ones of ``n`` items in order of first appearance, each item's number
+    among them (int64) and each distinct item's first position (int64): one pass, hashing at
+    C speed (each item is numbered by its first position, then the positions are numbered)."""
+    index: dict[Any, int] = {}
+    first_at = np.fromiter(map(index.setdefault, items, count()), np.int64, n)
+    firsts = np.fromiter(index.values(), np.int64, len(index))
+    number = np.empty(n, dtype=np.int64)
+    number[firsts] = np.arange(len(firsts))
+    return list(index), number[first_at], firsts
 
 
 class _Column:
@@ -649,31 +656,36 @@ class _Column:
     appearance (``None`` for absent; of equal versions the first), and ``ids``, each
     descriptor's among them. Versions also keep their ``canonical`` texts, one per key."""
 
-    def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None) -> None:
+    def __init__(
+        self, values: list[Any], kind: str, ids: np.ndarray | None = None, canonical: list[str | None] | None = None
+    ) -> None:
         self.values = values
         self.kind = kind
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
         if kind == "version":
-            self.canonical = [None if v is None else v.canonical for v in values]
+            self.canonical = canonical if canonical is not None else [None if v is None else v.canonical for v in values]
 
     @classmethod
-    def of(cls, held: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
-        """The column of attribute ``name`` in the descriptors' values ``held``."""
-        column = [values.get(name) for values in held]
+    def of(cls, descriptors: Sequence[Descriptor], name: str, kind: str) -> "_Column":
+        """The column of attribute ``name`` in ``descriptors``."""
+        # A value is a function of what was written (``raw_self``), which mostly hashes and
+        # compares at C speed where values do not (a version's hash is Python code, sets
+        # compare item by item): number the written values, then the values of the few
+        # distinct written ones.
+        n = len(descriptors)
+        written = map(methodcaller("get", name), map(attrgetter("raw_self"), descriptors))
+        try:
+            _, written_ids, firsts = _numbered(written, n)
+        except TypeError:  # a set written as an array: number the values themselves
+            written_ids, firsts = np.arange(n), np.arange(n)
+        values = [descriptors[i].values.get(name) for i in firsts.tolist()]
         if kind != "version":
-            distinct, ids = _numbered(column)
-            return cls(distinct, kind, ids)
-        # A version hashes by its key, in Python code; its text hashes at C speed and is one
-        # version. Number the texts, then the canonical texts of the distinct ones (few).
-        texts = [None if v is None else v.text for v in column]
-        version_of = dict(zip(texts, column))
-        distinct_texts, text_ids = _numbered(texts)
-        canonical = [None if text is None else version_of[text].canonical for text in distinct_texts]
-        first: dict[str | None, Any] = {}
-        for text, canon in zip(distinct_texts, canonical):
-            first.setdefault(canon, version_of[text])
-        _, canonical_ids = _numbered(canonical)
-        return cls(list(first.values()), kind, canonical_ids[text_ids])
+            distinct, ids, _ = _numbered(values, len(values))
+            return cls(distinct, kind, ids[written_ids])
+        # Equal versions (1.0, 1.0.0) share their canonical text, which hashes at C speed.
+        canonical = [None if v is None else v.canonical for v in values]
+        distinct, ids, first = _numbered(canonical, len(canonical))
+        return cls([values[i] for i in first.tolist()], kind, ids[written_ids], distinct)
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
@@ -719,8 +731,7 @@ def _classes(keys: np.ndarray, descriptors: Sequence[Descriptor], records_count:
     # Each descriptor's records as the number of its distinct tuple of records (0: none).
     by_records: dict[tuple[GroundedRecord, ...], int] = {(): 0}
     if records_count:
-        number = by_records.setdefault
-        with_records = np.array([number(d.records, len(by_records)) for d in descriptors], dtype=np.int64)
+        with_records = _records_numbered(descriptors, by_records)
         keys = np.vstack([keys, with_records])
     record_ids: dict[GroundedRecord, int] = {}
     tuples = [tuple(record_ids.setdefault(r, len(record_ids)) for r in recs) for recs in by_records]
@@ -739,6 +750,35 @@ def _classes(keys: np.ndarray, descriptors: Sequence[Descriptor], records_count:
     return _Classes(first, renumber[of_descriptor], record_set, with_records[first], tuples, list(record_ids))
 
 
+def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[GroundedRecord, ...], int]) -> np.ndarray:
+    """int64 per descriptor: the number of its tuple of records in ``by_records`` (which holds
+    () as 0), added there in order of first appearance.
+
+    Comparing grounded records runs Python code per value, and descriptors that differ
+    elsewhere often hold equal records: records written alike (the same JSON text of what
+    was written, which validation keeps to strings, integers, null and arrays of them, so
+    that the text tells them apart) are the same records, and only the first descriptor of
+    each text has its records compared.
+    """
+    number = by_records.setdefault
+    of_text: dict[bytes, int] = {}
+    numbers = []
+    for d in descriptors:
+        if not d.records:
+            numbers.append(0)
+            continue
+        try:
+            text = _json_text(d.raw_compatible)
+        except (TypeError, ValueError, OverflowError):  # not JSON-shaped: compare the records
+            numbers.append(number(d.records, len(by_records)))
+            continue
+        found = of_text.get(text)
+        if found is None:
+            found = of_text[text] = number(d.records, len(by_records))
+        numbers.append(found)
+    return np.array(numbers, dtype=np.int64)
+
+
 class SideValues:
     """What interning finds in one device set on its own, whatever it is matched against.
 
@@ -753,13 +793,12 @@ class SideValues:
         descriptors = devices.descriptors
         self.descriptors = descriptors
         self.descriptor_of = devices.descriptor_of
-        self.held = [d.values for d in descriptors]
         self.names = devices.attribute_names()  # every attribute a descriptor may hold a value of
         self.named = set(self.names)
         self.types = types
         self.records_count = records_count
         self.columns: dict[str, _Column] = {}
-        self.opaque, self.opaque_ids = _numbered([d.migration_version for d in descriptors])
+        self.opaque, self.opaque_ids, _ = _numbered(map(attrgetter("migration_version"), descriptors), len(descriptors))
         self.migratable = np.fromiter((d.migratable for d in descriptors), dtype=bool, count=len(descriptors))
 
     def column(self, name: str) -> _Column:
@@ -767,14 +806,14 @@ class SideValues:
         if column is None:
             kind = self.types.get(name, "string")
             held = name in self.named
-            column = _Column.of(self.held, name, kind) if held else _Column.absent(len(self.held), kind)
+            column = _Column.of(self.descriptors, name, kind) if held else _Column.absent(len(self.descriptors), kind)
             self.columns[name] = column
         return column
 
     @cached_property
     def classes(self) -> _Classes:
         rows = [self.column(name).ids for name in self.names]
-        keys = np.array([*rows, self.opaque_ids, self.migratable], dtype=np.int64).reshape(len(rows) + 2, len(self.held))
+        keys = np.array([*rows, self.opaque_ids, self.migratable], dtype=np.int64).reshape(len(rows) + 2, len(self.descriptors))
         return _classes(keys, self.descriptors, self.records_count)
 
     @cached_property
