@@ -77,6 +77,7 @@ class _Vocabulary:
             self.keys = [key_of[text] for text in distinct]  # in order, for the rank of unseen versions
             parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
             self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
+            self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
             self.unseen_major = len(self.majors) + 1
         else:
             index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
@@ -113,12 +114,12 @@ class _Vocabulary:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
-    def codes_of(self, column: _Column) -> np.ndarray:
-        """int64: the code of each of a column's values."""
+    def codes_of(self, column: _Column) -> list[int]:
+        """The code of each of a column's values."""
         codes = list(map(self.code.get, column.canonical if self.kind == "version" else column.values))
         if None in codes:  # values the vocabulary has not seen (frozen sources)
-            codes = [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
-        return np.array(codes, dtype=np.int64)
+            return [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
+        return codes  # type: ignore[return-value]  # no None left
 
     def use_lane(self, lane: type) -> None:
         """Set masks are made of lane-wide words, so the superset loop reads one width."""
@@ -144,16 +145,28 @@ class _Vocabulary:
         rank among the vocabulary's majors, past them for an unseen one) and the rank code of
         its minor (odd between seen ones, like unseen values), and if ``scored`` what the
         scores read (has it, major, minor, patch); 0 where absent."""
+        if len(column.values) <= SMALL_GROUP:  # a request's few sources: NumPy's fixed costs would dominate
+            return np.array([self._version_row(v, scored) for v in column.values], dtype=np.int64).reshape(-1, 6 if scored else 2).T
         major, minor, _ = parts = column.parts
-        at = np.searchsorted(self.majors, major)
-        seen = self.majors[np.minimum(at, len(self.majors) - 1)] == major if len(self.majors) else at < 0
-        major_code = np.where(seen, at + 1, self.unseen_major)
-        at = np.searchsorted(self.minors, minor)
-        seen = self.minors[np.minimum(at, len(self.minors) - 1)] == minor if len(self.minors) else at < 0
-        minor_code = np.where(seen, 2 * (at + 1), 2 * at + 1)
-        present = column.present
-        rows = [major_code, minor_code, present, *parts] if scored else [major_code, minor_code]
-        return np.where(present, np.array(rows, dtype=np.int64).reshape(len(rows), -1), 0)
+        below = np.searchsorted(self.majors, major)
+        seen = np.searchsorted(self.majors, major, side="right") > below
+        major_code = np.where(seen, below + 1, self.unseen_major)
+        # Seen: 2 * (rank + 1), its two bounds being rank and rank + 1; unseen: 2 * rank + 1.
+        minor_code = np.searchsorted(self.minors, minor) + np.searchsorted(self.minors, minor, side="right") + 1
+        present = column.present  # an absent version's parts are 0
+        rows = [major_code * present, minor_code * present, *([present, *parts] if scored else [])]
+        return np.array(rows, dtype=np.int64).reshape(len(rows), len(present))
+
+    def _version_row(self, v: Any, scored: bool) -> tuple[int, ...]:
+        """One version's column of :meth:`version_table`."""
+        if v is None:
+            return (0,) * (6 if scored else 2)
+        major, minor, patch = (*v.parts, 0, 0, 0)[:3]
+        majors, minors = self.major_list, self.minor_list
+        below = bisect.bisect_left(majors, major)
+        major_code = below + 1 if below < len(majors) and majors[below] == major else self.unseen_major
+        minor_code = bisect.bisect_left(minors, minor) + bisect.bisect_right(minors, minor) + 1
+        return (major_code, minor_code, 1, major, minor, patch) if scored else (major_code, minor_code)
 
     def mask_table(self, column: _Column) -> np.ndarray:
         """lanes [words, len(column.values)]: the mask of each set (absent: empty)."""
@@ -445,14 +458,15 @@ class _Context:
 
     def codes(self, values: SideValues, at: np.ndarray | slice) -> np.ndarray:
         """int64 [n_attributes + 2, descriptors ``at``]: Side.codes' rows of some of a side's
-        descriptors. Each distinct value is coded once; descriptors only index tables of them."""
-        ids = values.opaque_ids[at]
-        codes = np.empty((len(self.attributes) + 2, len(ids)), dtype=np.int64)
-        for i, (name, vocabulary) in enumerate(zip(self.attributes, self.vocabularies)):
-            column = values.column(name)
-            codes[i] = vocabulary.codes_of(column)[column.ids[at]]
+        descriptors. Each distinct value is coded once, into one table of every attribute's
+        codes (the opaque strings' last), which the descriptors index."""
+        columns = [values.column(name) for name in self.attributes]
         opaque = self.opaque_codes
-        codes[-2] = np.array([opaque.get(v, len(opaque)) for v in values.opaque], dtype=np.int64)[ids]
+        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), [opaque.get(v, len(opaque)) for v in values.opaque]]
+        offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[:, None]
+        ids = np.array([*(c.ids for c in columns), values.opaque_ids], dtype=np.int64).reshape(len(tables), -1)[:, at]
+        codes = np.empty((len(tables) + 1, ids.shape[1]), dtype=np.int64)
+        codes[:-1] = np.array([code for table in tables for code in table], dtype=np.int64)[ids + offsets]
         codes[-1] = values.migratable[at]
         return codes
 
@@ -476,7 +490,7 @@ class _Context:
         apart among them."""
         lane = self.lane
         records_count = self.uses_source_records if role == "source" else self.uses_target_records
-        values = side_values(devices, self.policy, role)
+        values = side_values(devices, self.policy, role, keep=not frozen)
         if frozen:
             descriptor_codes = self.codes(values, slice(None))
             classes = _classes(self._frozen_keys(values, descriptor_codes), devices.descriptors, records_count)
@@ -644,11 +658,15 @@ def _numbered(items: Iterable[Any], n: int) -> tuple[list[Any], np.ndarray, np.n
     among them (int64) and each distinct item's first position (int64): one pass, hashing at
     C speed (each item is numbered by its first position, then the positions are numbered)."""
     index: dict[Any, int] = {}
+    if n <= SMALL_GROUP:  # a request's few sources: NumPy's fixed costs would dominate
+        numbers = [index.setdefault(item, len(index)) for item in items]
+        firsts = dict(zip(reversed(numbers), range(n - 1, -1, -1)))  # the earliest position wins
+        return list(index), np.array(numbers, dtype=np.int64), np.array([firsts[k] for k in range(len(index))], dtype=np.int64)
     first_at = np.fromiter(map(index.setdefault, items, count()), np.int64, n)
-    firsts = np.fromiter(index.values(), np.int64, len(index))
+    firsts_at = np.fromiter(index.values(), np.int64, len(index))
     number = np.empty(n, dtype=np.int64)
-    number[firsts] = np.arange(len(firsts))
-    return list(index), number[first_at], firsts
+    number[firsts_at] = np.arange(len(firsts_at))
+    return list(index), number[first_at], firsts_at
 
 
 class _Column:
@@ -673,12 +691,16 @@ class _Column:
         # compare item by item): number the written values, then the values of the few
         # distinct written ones.
         n = len(descriptors)
-        written = map(methodcaller("get", name), map(attrgetter("raw_self"), descriptors))
-        try:
-            _, written_ids, firsts = _numbered(written, n)
-        except TypeError:  # a set written as an array: number the values themselves
-            written_ids, firsts = np.arange(n), np.arange(n)
-        values = [descriptors[i].values.get(name) for i in firsts.tolist()]
+        written_ids: np.ndarray | slice = slice(None)
+        if n <= SMALL_GROUP:  # a request's few sources: their values themselves
+            values = [d.values.get(name) for d in descriptors]
+        else:
+            written = map(methodcaller("get", name), map(attrgetter("raw_self"), descriptors))
+            try:
+                _, written_ids, firsts = _numbered(written, n)
+                values = [descriptors[i].values.get(name) for i in firsts.tolist()]
+            except TypeError:  # a set written as an array: number the values themselves
+                values = [d.values.get(name) for d in descriptors]
         if kind != "version":
             distinct, ids, _ = _numbered(values, len(values))
             return cls(distinct, kind, ids[written_ids])
@@ -824,13 +846,16 @@ class SideValues:
         return self.classes.of_descriptor[self.descriptor_of]
 
 
-def side_values(devices: DeviceSet, policy: Policy, role: str) -> SideValues:
+def side_values(devices: DeviceSet, policy: Policy, role: str, keep: bool = True) -> SideValues:
     """The :class:`SideValues` of ``devices`` as ``role`` (``source`` or ``target``) under
-    ``policy``, found at the first match and kept on the device set for every later one. They
-    depend on the policy only through the attributes' types and whether the side's records
-    count (``direction``), which key them: another policy finds them again."""
+    ``policy``, found at the first match and kept on the device set for every later one
+    (``keep=False``: found again, as for a request's sources, which no later match reads).
+    They depend on the policy only through the attributes' types and whether the side's
+    records count (``direction``), which key them: another policy finds them again."""
     records_count = policy.direction in (("source-offers", "both") if role == "source" else ("target-accepts", "both"))
     types = {a.name: a.type for a in policy.attributes}
+    if not keep:
+        return SideValues(devices, types, records_count)
     key = ("side values", records_count, tuple(types.items()))
     found = devices.interning.get(key)
     if found is None:
