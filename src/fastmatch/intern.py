@@ -22,8 +22,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate, chain, count
-from operator import attrgetter, methodcaller
+from itertools import accumulate, chain
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import msgspec
@@ -653,20 +652,13 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     return list(index), positions
 
 
-def _numbered(items: Iterable[Any], n: int) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """The distinct ones of ``n`` items in order of first appearance, each item's number
-    among them (int64) and each distinct item's first position (int64): one pass, hashing at
-    C speed (each item is numbered by its first position, then the positions are numbered)."""
+def _numbered(items: Iterable[Any]) -> tuple[list[Any], np.ndarray]:
+    """The distinct items in order of first appearance, and each item's number among them
+    (int64): one pass, one hash lookup an item."""
     index: dict[Any, int] = {}
-    if n <= SMALL_GROUP:  # a request's few sources: NumPy's fixed costs would dominate
-        numbers = [index.setdefault(item, len(index)) for item in items]
-        firsts = dict(zip(reversed(numbers), range(n - 1, -1, -1)))  # the earliest position wins
-        return list(index), np.array(numbers, dtype=np.int64), np.array([firsts[k] for k in range(len(index))], dtype=np.int64)
-    first_at = np.fromiter(map(index.setdefault, items, count()), np.int64, n)
-    firsts_at = np.fromiter(index.values(), np.int64, len(index))
-    number = np.empty(n, dtype=np.int64)
-    number[firsts_at] = np.arange(len(firsts_at))
-    return list(index), number[first_at], firsts_at
+    number = index.setdefault
+    numbers = [number(item, len(index)) for item in items]
+    return list(index), np.array(numbers, dtype=np.int64)
 
 
 class _Column:
@@ -684,30 +676,24 @@ class _Column:
             self.canonical = canonical if canonical is not None else [None if v is None else v.canonical for v in values]
 
     @classmethod
-    def of(cls, descriptors: Sequence[Descriptor], name: str, kind: str) -> "_Column":
-        """The column of attribute ``name`` in ``descriptors``."""
-        # A value is a function of what was written (``raw_self``), which mostly hashes and
-        # compares at C speed where values do not (a version's hash is Python code, sets
-        # compare item by item): number the written values, then the values of the few
-        # distinct written ones.
-        n = len(descriptors)
-        written_ids: np.ndarray | slice = slice(None)
-        if n <= SMALL_GROUP:  # a request's few sources: their values themselves
-            values = [d.values.get(name) for d in descriptors]
-        else:
-            written = map(methodcaller("get", name), map(attrgetter("raw_self"), descriptors))
-            try:
-                _, written_ids, firsts = _numbered(written, n)
-                values = [descriptors[i].values.get(name) for i in firsts.tolist()]
-            except TypeError:  # a set written as an array: number the values themselves
-                values = [d.values.get(name) for d in descriptors]
+    def of(cls, held: list[Mapping[str, Any]], written: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
+        """The column of attribute ``name`` in the descriptors' values ``held``, ``written``
+        being what each descriptor's SELF says (``Descriptor.raw_self``)."""
+        index: dict[Any, int] = {}
+        number = index.setdefault
         if kind != "version":
-            distinct, ids, _ = _numbered(values, len(values))
-            return cls(distinct, kind, ids[written_ids])
-        # Equal versions (1.0, 1.0.0) share their canonical text, which hashes at C speed.
-        canonical = [None if v is None else v.canonical for v in values]
-        distinct, ids, first = _numbered(canonical, len(canonical))
-        return cls([values[i] for i in first.tolist()], kind, ids[written_ids], distinct)
+            ids = [number(values.get(name), len(index)) for values in held]
+            return cls(list(index), kind, np.array(ids, dtype=np.int64))
+        # A version's hash is Python code; what was written (a string, which is one version)
+        # hashes at C speed. Number the written texts, then the few distinct ones by version:
+        # equal versions (1.0, 1.0.0) share their canonical text.
+        numbers = [number(raw.get(name), len(index)) for raw in written]
+        texts, text_ids = list(index), np.array(numbers, dtype=np.int64)
+        holder = dict(zip(numbers, range(len(held))))  # a descriptor that wrote each text
+        versions = [held[holder[k]].get(name) for k in range(len(texts))]
+        distinct, canonical_ids = _numbered(None if v is None else v.canonical for v in versions)
+        first = dict(zip(reversed(canonical_ids.tolist()), reversed(versions)))  # the first of equal versions
+        return cls([first[k] for k in range(len(distinct))], kind, canonical_ids[text_ids], distinct)
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
@@ -820,7 +806,9 @@ class SideValues:
         self.types = types
         self.records_count = records_count
         self.columns: dict[str, _Column] = {}
-        self.opaque, self.opaque_ids, _ = _numbered(map(attrgetter("migration_version"), descriptors), len(descriptors))
+        self.held = [d.values for d in descriptors]
+        self.written = [d.raw_self for d in descriptors]
+        self.opaque, self.opaque_ids = _numbered(d.migration_version for d in descriptors)
         self.migratable = np.fromiter((d.migratable for d in descriptors), dtype=bool, count=len(descriptors))
 
     def column(self, name: str) -> _Column:
@@ -828,7 +816,7 @@ class SideValues:
         if column is None:
             kind = self.types.get(name, "string")
             held = name in self.named
-            column = _Column.of(self.descriptors, name, kind) if held else _Column.absent(len(self.descriptors), kind)
+            column = _Column.of(self.held, self.written, name, kind) if held else _Column.absent(len(self.held), kind)
             self.columns[name] = column
         return column
 
