@@ -455,11 +455,11 @@ class _Context:
             len(masks), words
         )
 
-    def codes(self, values: SideValues, at: np.ndarray | slice) -> np.ndarray:
+    def codes(self, values: SideValues, columns: list[_Column], at: np.ndarray | slice) -> np.ndarray:
         """int64 [n_attributes + 2, descriptors ``at``]: Side.codes' rows of some of a side's
-        descriptors. Each distinct value is coded once, into one table of every attribute's
-        codes (the opaque strings' last), which the descriptors index."""
-        columns = [values.column(name) for name in self.attributes]
+        descriptors (``columns``: its column of each attribute). Each distinct value is coded
+        once, into one table of every attribute's codes (the opaque strings' last), which the
+        descriptors index."""
         opaque = self.opaque_codes
         tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), [opaque.get(v, len(opaque)) for v in values.opaque]]
         offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[:, None]
@@ -469,16 +469,16 @@ class _Context:
         codes[-1] = values.migratable[at]
         return codes
 
-    def _frozen_keys(self, values: SideValues, codes: np.ndarray) -> np.ndarray:
+    def _frozen_keys(self, values: SideValues, columns: list[_Column], codes: np.ndarray) -> np.ndarray:
         """What tells classes apart among frozen codes (in place of the codes, which serve
         everywhere else). Frozen codes merge values that the kernel tells apart: unseen ints
         and versions between the same neighbours (their majors, minors and distances differ),
         unseen sets (their items), unseen migration_version strings (their opaque check).
         Unseen strings may share a class: no target and no record has them."""
         keys = codes.copy()
-        for i, (name, kind) in enumerate(zip(self.attributes, self.kinds)):
+        for i, (column, kind) in enumerate(zip(columns, self.kinds)):
             if kind != "string":  # a side numbers its versions by key: "1.0" is "1.0.0"
-                keys[i] = values.column(name).ids
+                keys[i] = column.ids
         keys[-2] = values.opaque_ids
         return keys
 
@@ -490,14 +490,15 @@ class _Context:
         lane = self.lane
         records_count = self.uses_source_records if role == "source" else self.uses_target_records
         values = side_values(devices, self.policy, role, keep=not frozen)
+        columns = [values.column(name) for name in self.attributes]
         if frozen:
-            descriptor_codes = self.codes(values, slice(None))
-            classes = _classes(self._frozen_keys(values, descriptor_codes), devices.descriptors, records_count)
+            descriptor_codes = self.codes(values, columns, slice(None))
+            classes = _classes(self._frozen_keys(values, columns, descriptor_codes), devices.descriptors, records_count)
             class_codes = descriptor_codes[:, classes.first]
             class_of = classes.of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64)
         else:
             classes, class_of = values.classes, values.class_of
-            class_codes = self.codes(values, classes.first)
+            class_codes = self.codes(values, columns, classes.first)
         first, records = classes.first, classes.records
 
         if records_count:
@@ -515,7 +516,6 @@ class _Context:
 
         n = len(first)
         codes: np.ndarray = class_codes.astype(lane)
-        columns = [values.column(name) for name in self.attributes]
         versions = [  # in slot order
             self.vocabularies[i].version_table(columns[i], i == self.score_version)[:, columns[i].ids[first]]
             for i in self.version_slot
