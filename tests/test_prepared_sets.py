@@ -27,7 +27,7 @@ SETTINGS = settings(
 def answers(result) -> dict[str, object]:
     """Every output that a kept preparation feeds: each source's whole ranking, the pair
     arrays, the counts."""
-    n, m = result.shape
+    m = result.shape[1]
     indices, scores = result.top_k(max(m, 1))
     return {
         "top_k": indices.tolist(),
