@@ -94,10 +94,12 @@ def _holder(directory, policy):
 
 
 def _pods(directory, targets):
-    """Pods of one source each, of two, and targets' own records sent as sources."""
+    """Pods of one source each, of two, and targets' own records sent as sources; one source
+    has an attribute no target has (its rule fails everywhere)."""
     sources = fastmatch.load(directory / "sources.jsonl").to_records()
     as_sources = [{k: v for k, v in record.items() if k != "capacity"} for record in targets.to_records()[5:1500:150]]
-    singles = [[record] for record in sources[:40:2] + as_sources]
+    unknown_attribute = {**sources[0], "self": {**sources[0]["self"], "ecc": "on"}}  # the index's full path
+    singles = [[record] for record in sources[:40:2] + as_sources + [unknown_attribute]]
     pairs = [[sources[n], sources[n + 1]] for n in range(40, 60, 4)] + [[as_sources[0], sources[1]]]
     return singles + pairs
 
