@@ -235,13 +235,12 @@ class NodeVerdicts:
 
     def failures(self, node_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         """``(FailedNodes, FailedAndUnresolvableNodes)``: node -> the reasons, in words."""
-        failed = ~self.passes
-        names, texts = list(compress(node_names, failed.tolist())), list(map(self.words.__getitem__, self.word_of[failed].tolist()))
-        resolvable = self.resolvable[failed]
-        return (
-            dict(zip(compress(names, resolvable.tolist()), compress(texts, resolvable.tolist()))),
-            dict(zip(compress(names, (~resolvable).tolist()), compress(texts, (~resolvable).tolist()))),
-        )
+        failing = ~self.passes
+        return self._said(node_names, failing & self.resolvable), self._said(node_names, failing & ~self.resolvable)
+
+    def _said(self, node_names: list[str], chosen: np.ndarray) -> dict[str, str]:
+        at = np.flatnonzero(chosen)
+        return dict(zip(map(node_names.__getitem__, at.tolist()), map(self.words.__getitem__, self.word_of[at].tolist())))
 
     def _class_words(self, source: int, row_reasons: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Per class of ``classes``, the position in ``words`` of its reasons against ``source``:
