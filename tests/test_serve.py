@@ -426,7 +426,8 @@ def test_node_lists_kept_are_bounded_in_count_and_size(generated, monkeypatch):
     assert json.dumps(names).encode() not in nodes._recent  # the oldest went first
     other = nodes.classes(np.arange(len(targets), dtype=np.int64), len(targets))  # another numbering
     assert nodes.asked(other, chosen, json.dumps(chosen).encode()).classes is other  # its own pairs
-    monkeypatch.setattr(fleet_module, "RECENT_PAIRS", 2 * len(names))  # room for about two lists
+    assert nodes.recent_names(json.dumps(chosen).encode()) is chosen and nodes.recent_names(b'["x"]') is None
+    monkeypatch.setattr(fleet_module, "RECENT_SIZE", 4 * len(names))  # names and pairs: room for two lists
     for chosen in (names[:-1], names[1:], names[2:]):
         nodes.asked(classes, chosen, json.dumps(chosen).encode())
     assert list(nodes._recent) == [json.dumps(names[1:]).encode(), json.dumps(names[2:]).encode()]

@@ -120,8 +120,8 @@ def test_filter_and_prioritize_equal_the_per_node_definition(fleet_dir, exclude_
         pod = {"metadata": {"name": "p", "annotations": {"fastmatch.io/source": json.dumps(records)}}}
         for names in asked_lists:
             body = json.dumps({"Pod": pod, "NodeNames": names}).encode()
-            answer = k8s.filter_nodes(fleet, config, k8s.decode_args(body))
-            priorities = k8s.prioritize_nodes(fleet, config, k8s.decode_args(body))
+            answer = k8s.filter_nodes(fleet, config, k8s.decode_args(body, fleet.nodes.recent_names))
+            priorities = k8s.prioritize_nodes(fleet, config, k8s.decode_args(body, fleet.nodes.recent_names))
             passing, failed, unresolvable, expected_priorities = expected_answers(result, targets, names)
             assert answer == {"NodeNames": passing, "FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
             assert priorities == [{"Host": name, "Score": score} for name, score in zip(names, expected_priorities)]

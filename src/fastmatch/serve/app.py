@@ -140,10 +140,10 @@ class Service:
             raise RequestError(422, f"fleet refused, the old one keeps serving: {exc}", kind="fleet") from None
 
     def k8s_filter(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
-        return k8s.filter_nodes(fleet, self.config.k8s, k8s.decode_args(body))
+        return k8s.filter_nodes(fleet, self.config.k8s, k8s.decode_args(body, fleet.nodes.recent_names))
 
     def k8s_prioritize(self, fleet: Fleet, body: bytes) -> list[dict[str, Any]]:
-        return k8s.prioritize_nodes(fleet, self.config.k8s, k8s.decode_args(body))
+        return k8s.prioritize_nodes(fleet, self.config.k8s, k8s.decode_args(body, fleet.nodes.recent_names))
 
     def metrics_text(self, fleet: Fleet, body: bytes) -> Response:
         return Response(self.metrics.exposition(), media_type=self.metrics.content_type)

@@ -28,7 +28,7 @@ from .config import ServeConfig
 
 RECENT_NODE_LISTS = 16  # node lists whose codes and pairs are kept, per fleet
 RECENT_NODE_LIST_BYTES = 1 << 20  # the longest list kept (about 60,000 names): at most 16 MiB of keys
-RECENT_PAIRS = 1_000_000  # (node, class) pairs kept over all lists, 24 bytes each: at most 24 MB
+RECENT_SIZE = 1_000_000  # (node, class) pairs and names kept over all lists: some 30 MB at most
 
 
 class Nodes:
@@ -76,22 +76,27 @@ class Nodes:
         """Each name's host code, 0 for a name no target is on (dict lookups at C speed)."""
         return np.fromiter(map(self._code_of.get, node_names, repeat(0)), np.int64, len(node_names))
 
+    def recent_names(self, names_json: bytes) -> list[str] | None:
+        """The names of a node list kept by its JSON text (decoded, and found valid, when it
+        was first sent), or None: a list sent again is neither decoded nor hashed anew."""
+        kept = self._recent.get(names_json)
+        return None if kept is None else kept.names
+
     def asked(self, classes: NodeClasses, node_names: list[str], names_json: bytes | None = None) -> AskedNodes:
         """``node_names``'s pairs; ``names_json``, when given, is the JSON text they were decoded
         from, by which the last few lists are kept."""
         if names_json is None or len(names_json) > RECENT_NODE_LIST_BYTES:
-            return AskedNodes(classes, self.codes(node_names))
+            return AskedNodes(classes, node_names, self.codes(node_names))
         kept = self._recent.get(names_json)
         if kept is not None and kept.classes is classes:
             return kept
-        asked = AskedNodes(classes, self.codes(node_names) if kept is None else kept.codes)
-        if len(asked.pair_class) > RECENT_PAIRS:
+        asked = AskedNodes(classes, node_names, self.codes(node_names) if kept is None else kept.codes)
+        if asked.size > RECENT_SIZE:
             return asked
         with self._recent_lock:
             self._recent.pop(names_json, None)
             while self._recent and (
-                len(self._recent) >= RECENT_NODE_LISTS
-                or sum(len(other.pair_class) for other in self._recent.values()) + len(asked.pair_class) > RECENT_PAIRS
+                len(self._recent) >= RECENT_NODE_LISTS or sum(other.size for other in self._recent.values()) + asked.size > RECENT_SIZE
             ):
                 del self._recent[next(iter(self._recent))]  # the oldest
             self._recent[names_json] = asked
@@ -131,11 +136,12 @@ class NodeClasses:
 
 
 class AskedNodes:
-    """One request's node list (``codes``: host codes, 0 for a name with no target, repeats
-    allowed) as its nodes' pairs, one segment per node that has any."""
+    """One request's node list (``names``; ``codes``: their host codes, 0 for a name with no
+    target, repeats allowed) as its nodes' pairs, one segment per node that has any."""
 
-    def __init__(self, classes: NodeClasses, codes: np.ndarray) -> None:
+    def __init__(self, classes: NodeClasses, names: list[str], codes: np.ndarray) -> None:
         self.classes = classes
+        self.names = names
         self.codes = codes
         lengths = classes.node_pairs[codes]
         ends = np.cumsum(lengths)
@@ -148,6 +154,7 @@ class AskedNodes:
         self.pair_first = classes.pair_first[pairs]
         for kept in (codes, self.segments, self.available_class, self.pair_class, self.pair_first):
             kept.flags.writeable = False  # shared by every request that sends the same list
+        self.size = len(names) + len(pairs)
 
     def best(self, scores: np.ndarray) -> np.ndarray:
         """int64 per asked node: the highest of ``scores`` (per class, -1 appended for the

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import compress
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 import numpy as np
@@ -68,8 +68,9 @@ class ExtenderArgs:
     node_names_json: bytes | None = None  # NodeNames as sent: the key of its host codes, kept per fleet
 
 
-def decode_args(body: bytes) -> ExtenderArgs:
-    """``ExtenderArgs`` with field names in any case; an error names the field."""
+def decode_args(body: bytes, known_names: Callable[[bytes], list[str] | None] = lambda names_json: None) -> ExtenderArgs:
+    """``ExtenderArgs`` with field names in any case; an error names the field. ``known_names``
+    gives the names of a ``NodeNames`` JSON text already decoded (the fleet keeps recent ones)."""
     try:
         top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError as exc:
@@ -85,12 +86,15 @@ def decode_args(body: bytes) -> ExtenderArgs:
         name, kind = known
         if name in values:
             raise RequestError(422, f"field '{key}': {name} given twice (names match without regard to case)")
+        if name == "NodeNames":
+            names_json = bytes(raw)
+            values[name] = known_names(names_json)
+            if values[name] is not None:
+                continue
         try:
             values[name] = msgspec.json.decode(raw, type=kind | None)
         except msgspec.ValidationError as exc:
             raise RequestError(422, field_message(str(exc), key)) from None
-        if name == "NodeNames":
-            names_json = bytes(raw)
     if values.get("Pod") is None:
         raise RequestError(422, "field 'Pod': missing")
     if values.get("NodeNames") is not None:
