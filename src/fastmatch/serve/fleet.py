@@ -142,6 +142,8 @@ class AskedNodes:
     def __init__(self, classes: NodeClasses, names: list[str], codes: np.ndarray) -> None:
         self.classes = classes
         self.names = names
+        self.name_array = np.empty(len(names), dtype=object)  # the names picked by position at C speed
+        self.name_array[:] = names
         self.codes = codes
         lengths = classes.node_pairs[codes]
         ends = np.cumsum(lengths)

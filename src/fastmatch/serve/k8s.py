@@ -177,6 +177,7 @@ class NodeVerdicts:
         classes = nodes.classes(result.target_class, class_scores.shape[1])
         asked = nodes.asked(classes, node_names, names_json)
         self.codes = codes = asked.codes
+        self._name_array = asked.name_array
         rules = result.rules
         self.passes = codes > 0
         self.words = [NO_TARGETS]  # the reasons' texts met, each once
@@ -237,14 +238,17 @@ class NodeVerdicts:
         priority[~self.passes] = 0
         return priority
 
-    def failures(self, node_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    def failures(self) -> tuple[dict[str, str], dict[str, str]]:
         """``(FailedNodes, FailedAndUnresolvableNodes)``: node -> the reasons, in words."""
         failing = ~self.passes
-        return self._said(node_names, failing & self.resolvable), self._said(node_names, failing & ~self.resolvable)
+        words = np.empty(len(self.words), dtype=object)
+        words[:] = self.words
 
-    def _said(self, node_names: list[str], chosen: np.ndarray) -> dict[str, str]:
-        at = np.flatnonzero(chosen)
-        return dict(zip(map(node_names.__getitem__, at.tolist()), map(self.words.__getitem__, self.word_of[at].tolist())))
+        def said(chosen: np.ndarray) -> dict[str, str]:
+            at = np.flatnonzero(chosen)
+            return dict(zip(self._name_array[at].tolist(), words[self.word_of[at]].tolist()))
+
+        return said(failing & self.resolvable), said(failing & ~self.resolvable)
 
     def _class_words(self, source: int, row_reasons: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Per class of ``classes``, the position in ``words`` of its reasons against ``source``:
@@ -306,7 +310,7 @@ def filter_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> dict[st
     else:
         verdicts = NodeVerdicts(fleet, sources, names, args.node_names_json)
         passes = verdicts.passes.tolist()
-        failed, unresolvable = verdicts.failures(names)
+        failed, unresolvable = verdicts.failures()
     answer: dict[str, Any] = {"FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
     if args.node_items is None:
         answer["NodeNames"] = list(compress(names, passes))
