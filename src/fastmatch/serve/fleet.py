@@ -174,7 +174,8 @@ class AskedNodes:
         ranked = keys[self.pair_class] * m + self.pair_first
         segment = np.cumsum(self.has_pairs) - 1  # asked position -> its segment
         first = np.minimum.reduceat(ranked, self.segments)[segment[asked]] % m
-        return self.classes.target_class[first]
+        closest: np.ndarray = self.classes.target_class[first]
+        return closest
 
 
 class Fleet:

@@ -265,7 +265,8 @@ class NodeVerdicts:
             positions.append(said[mask])
         word_of_class = np.zeros(len(row_reasons), dtype=np.int64)
         word_of_class[met_classes] = positions
-        return word_of_class[classes]
+        word_of: np.ndarray = word_of_class[classes]
+        return word_of
 
     def _words(self, source: int, mask: int) -> str:
         if mask == 0:
