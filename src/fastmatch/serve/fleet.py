@@ -28,7 +28,7 @@ from .config import ServeConfig
 
 RECENT_NODE_LISTS = 16  # node lists whose codes and pairs are kept, per fleet
 RECENT_NODE_LIST_BYTES = 1 << 20  # the longest list kept (about 60,000 names): at most 16 MiB of keys
-RECENT_SIZE = 1_000_000  # (node, class) pairs and names kept over all lists: some 30 MB at most
+RECENT_SIZE = 500_000  # names and (node, class) pairs kept over all lists: a name costs ~80 bytes, a pair 24
 
 
 class Nodes:
