@@ -323,6 +323,7 @@ def objectives(model: Model) -> list[Objective]:
 # A weighted objective is exact while every value it takes is an integer a double holds
 # exactly, with room for the solver's tolerances.
 EXACT_WEIGHTED = 2.0**50
+INTEGRAL = 1e-6  # how far from an integer an LP value may be and still count as that integer
 
 
 def solve(model: Model, time_limit: float | None = None) -> Solution:
@@ -348,6 +349,13 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
         [model.buckets.capacity[model.pair_b].astype(np.float64), model.commodities.group_count[model.group_g].astype(np.float64)]
     )
     parts = objectives(model)
+    if n_y == 0:
+        flow = _transportation(matrix, lower, upper, variable_upper, parts, int(model.commodities.singles.sum()), time_limit)
+        if flow is not None:
+            values, seconds = flow
+            objective = tuple(int(round(float(c @ values))) for _, c, _ in parts)
+            stage: StageSummary = {"stage": "transportation (LP)", "calls": 1, "seconds": seconds, "largest_block": n, "not_optimal": 0}
+            return Solution(values, values[:0], "optimal", objective, time.perf_counter() - started, [stage])
     n_rows = matrix.shape[0]
     graph = sparse.block_array([[None, matrix], [matrix.T, None]], format="csr", dtype=np.float64)
     _, label = connected_components(graph, directed=False)
@@ -379,6 +387,59 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
             status = "time-limit"
     objective = tuple(int(round(float(c @ best))) for _, c, _ in parts)
     return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, _summarised(stages))
+
+
+def _transportation(
+    matrix: sparse.csr_array[np.float64],
+    lower: Floats,
+    upper: Floats,
+    variable_upper: Floats,
+    parts: list[Objective],
+    devices: int,
+    time_limit: float | None,
+) -> tuple[Int64s, float] | None:
+    """The optimum of a model without VM groups as one linear program over all its blocks, or
+    None (the blocks' own solves then settle it).
+
+    Without groups the rows are a commodity's VMs, a bucket's capacity and a host's limit over
+    its buckets: a bipartite network with one laminar side, whose matrix is totally unimodular,
+    so the simplex method's answer is integral (:func:`_integral_lp` checks). With one device
+    per VM, VMs and devices are the same count: two weights make the order strict (a VM
+    outweighs every total rank), and the coefficients stay small enough for one LP over
+    every block, where the blocks' three weights are solved block by block."""
+    from scipy import optimize
+
+    by_name = {name: c for name, c, _ in parts}
+    rank = by_name["rank"]
+    vm_weight = float(rank.max(initial=0)) * devices + 1  # more than any total rank
+    if vm_weight * (devices + 1) >= EXACT_WEIGHTED:
+        return None
+    bounds = optimize.Bounds(np.zeros(matrix.shape[1]), variable_upper)
+    return _integral_lp(vm_weight * by_name["vms"] - rank, bounds, [optimize.LinearConstraint(matrix, lower, upper)], time_limit)
+
+
+def _integral_lp(
+    coefficients: Floats, bounds: optimize.Bounds, constraints: list[optimize.LinearConstraint], time_limit: float | None
+) -> tuple[Int64s, float] | None:
+    """The maximum of ``coefficients`` over the LP relaxation when the solver's answer is
+    integral (then no integer answer can be better: it is the integer program's optimum), with
+    the seconds it took; None when it is fractional or the time ran out. The drain's models
+    are networks but for the VM groups' columns, and their LP optima are integral as a rule:
+    one LP instead of a branch-and-bound run that would first solve the same LP."""
+    from scipy import optimize
+
+    options: _OptionsMILP = {"disp": False, "presolve": True}
+    if time_limit is not None:
+        options["time_limit"] = time_limit
+    started = time.perf_counter()
+    n = len(coefficients)
+    res = optimize.milp(-coefficients, integrality=np.zeros(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
+    if res.status != 0 or res.x is None:
+        return None
+    values = np.rint(res.x)
+    if np.abs(res.x - values).max(initial=0.0) > INTEGRAL:
+        return None
+    return values.astype(np.int64), time.perf_counter() - started
 
 
 def _devices_per_row(model: Model) -> Int64s:
@@ -446,17 +507,27 @@ def _stages(
                 break
             options["time_limit"] = left
         stage_start = time.perf_counter()
-        res = optimize.milp(-sense * coefficients, integrality=np.ones(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
-        report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
-        if res.x is None:
-            if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
+        relaxed = _integral_lp(sense * coefficients, bounds, constraints, options.get("time_limit"))
+        if relaxed is not None:
+            best = relaxed[0]
+            report.append({"stage": f"{name} (LP, integral)", "status": 0, "seconds": time.perf_counter() - stage_start})
+        else:
+            if time_limit is not None:
+                options["time_limit"] = time_limit - (time.perf_counter() - started)
+                if options["time_limit"] <= 0:
+                    status = "time-limit"
+                    break
+            res = optimize.milp(-sense * coefficients, integrality=np.ones(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
+            report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
+            if res.x is None:
+                if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
+                    status = "time-limit"
+                    break
+                raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
+            best = np.rint(res.x).astype(np.int64)
+            if res.status != 0:
                 status = "time-limit"
                 break
-            raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
-        best = np.rint(res.x).astype(np.int64)
-        if res.status != 0:
-            status = "time-limit"
-            break
         value = float(np.rint(coefficients @ best))
         fixed = (value, np.inf) if sense > 0 else (-np.inf, value)
         constraints = [*constraints, optimize.LinearConstraint(coefficients.reshape(1, -1), *fixed)]
