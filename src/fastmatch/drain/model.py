@@ -16,6 +16,10 @@ variables are declared integer so that HiGHS's answer is integral as it stands.
 The objective is lexicographic and solved in stages, each fixing the optimum of the one
 before: most VMs, then most devices (only when VM groups exist: otherwise the two are the
 same), then the least total rank (ranks: :mod:`fastmatch.plan.classes`).
+
+Each solve tries the LP relaxation first and keeps it when integral (:func:`_integral_lp`).
+Without VM groups (no y) the model is a network outright: OR-Tools' min-cost flow solves
+it when installed (:func:`_min_cost_flow`), one HiGHS LP otherwise (:func:`_transportation`).
 """
 
 from __future__ import annotations
@@ -404,7 +408,7 @@ def _min_cost_flow(model: Model) -> tuple[Int64s, float] | None:
     Without groups the model is a network: source -> commodity (its single-device VMs) ->
     bucket (the rank of the pair per device) -> the bucket's host when it has a limit -> sink.
     A maximum flow of least cost is the lexicographic optimum (every VM one device: most VMs,
-    then least total rank), exactly, in integers, and some fifty times faster than HiGHS's LP
+    then least total rank), exactly, in integers, and some thirty times faster than HiGHS's LP
     on the same model (BENCHMARKS.md); it has no time limit, and needs none."""
     try:
         from ortools.graph.python import min_cost_flow
