@@ -253,7 +253,9 @@ def test_single_device_vms_are_one_min_cost_flow_or_one_lp_with_the_same_optimum
     targets = [dev(f"t{k}", f"h{k % 3}", version=f"1.{k % 2}", capacity=1 + k % 2) for k in range(5)]
     joint, _, oracle = planned(sources, targets, ["a"], host_limits={"h1": 1})
     assert joint.summary["solver"]["stages"][0]["stage"] == "min-cost flow (OR-Tools)"
+    assert joint.summary["solver"]["name"] == "OR-Tools (min-cost flow)"
     monkeypatch.setattr(model_module, "_min_cost_flow", lambda model: None)
     without, _, _ = planned(sources, targets, ["a"], host_limits={"h1": 1})
     assert without.summary["solver"]["stages"][0]["stage"] == "transportation (LP)"
+    assert without.summary["solver"]["name"] == "HiGHS (scipy.optimize.milp)"
     assert oracle.objective_of(without.json()) == oracle.objective_of(joint.json()) == oracle.best()

@@ -15,7 +15,7 @@ variables are declared integer so that HiGHS's answer is integral as it stands.
 
 The objective is lexicographic and solved in stages, each fixing the optimum of the one
 before: most VMs, then most devices (only when VM groups exist: otherwise the two are the
-same), then the least total rank (ranks: :mod:`fastmatch.plan.classes`).
+same), then the least total rank (ranks: :mod:`fastmatch.drain.classes`).
 
 Each solve tries the LP relaxation first and keeps it when integral (:func:`_integral_lp`).
 Without VM groups (no y) the model is a network outright: OR-Tools' min-cost flow solves
