@@ -259,3 +259,15 @@ def test_single_device_vms_are_one_min_cost_flow_or_one_lp_with_the_same_optimum
     assert without.summary["solver"]["stages"][0]["stage"] == "transportation (LP)"
     assert without.summary["solver"]["name"] == "HiGHS (scipy.optimize.milp)"
     assert oracle.objective_of(without.json()) == oracle.objective_of(joint.json()) == oracle.best()
+
+
+def test_a_fractional_lp_goes_on_to_the_integer_program():
+    """Three VMs of two devices, two hosts of three slots each: the LP relaxation puts one and
+    a half VMs on each host (all three placed), which no plan can; the integer program places
+    two, the enumerator's optimum."""
+    sources = [dev(f"v{v}-{d}", "a", vm=f"v{v}") for v in range(3) for d in range(2)]
+    targets = [dev("t1", "h1", capacity=3), dev("t2", "h2", capacity=3)]
+    joint, _, _ = planned(sources, targets, ["a"])
+    assert joint.summary["vms"]["placed"] == 2
+    stages = [stage["stage"] for stage in joint.summary["solver"]["stages"]]
+    assert stages and not any("LP" in stage for stage in stages), stages
