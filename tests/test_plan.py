@@ -224,11 +224,15 @@ def test_validator_finds_what_is_wrong():
 
 
 def test_without_scipy_the_joint_strategy_names_the_extra(monkeypatch):
+    """VM groups need HiGHS (SciPy: the plan extra); a fleet without them is one min-cost flow
+    (OR-Tools, which the test extra installs) and needs no SciPy, nor does the greedy plan."""
     monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
-    sources, targets = [dev("s1", "a")], [dev("t1", "b")]
+    sources = [dev("s1", "a"), dev("s2", "a", vm="pair"), dev("s3", "a", vm="pair")]
+    targets = [dev("t1", "b", capacity=3)]
     with pytest.raises(FastmatchError, match=r"pip install 'fastmatch\[plan\]'"):
         fm.plan(sources, targets, ["a"])
-    assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1"}
+    assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1", "s2": "t1", "s3": "t1"}
+    assert moves(fm.plan(sources[:1], targets, ["a"])) == {"s1": "t1"}
 
 
 def test_time_limit_returns_a_valid_plan_not_proven():

@@ -339,10 +339,6 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     is solved once with weights that make the order strict (a VM outweighs every device, a
     device every rank); a larger one in stages, each fixing the optimum of the one before.
     """
-    require_scipy()
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
     started = time.perf_counter()
     n_x, n_y = len(model.pair_k), len(model.group_g)
     n = n_x + n_y
@@ -350,8 +346,12 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
         return Solution(np.zeros(0, np.int64), np.zeros(0, np.int64), "optimal", (0, 0, 0), 0.0)
     if n_y == 0:
         flow = _min_cost_flow(model)
-        if flow is not None:
+        if flow is not None:  # and SciPy, about a second to import, is not needed
             return _whole(model, flow[0], flow[1], "min-cost flow (OR-Tools)", started)
+    require_scipy()
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     matrix, lower, upper = _matrix(model)
     variable_upper = np.concatenate(
         [model.buckets.capacity[model.pair_b].astype(np.float64), model.commodities.group_count[model.group_g].astype(np.float64)]
