@@ -124,3 +124,15 @@ def test_what_a_preparation_depends_on_cannot_change() -> None:
         sources.descriptors.append(sources.descriptors[0])  # type: ignore[attr-defined]
     with pytest.raises(TypeError):
         sources.descriptors[0] = sources.descriptors[1]  # type: ignore[index]
+
+
+def test_a_pickled_set_leaves_what_matches_kept_behind() -> None:
+    import pickle
+
+    sources, targets = _fleet(Policy.default())
+    want = answers(fastmatch.match(sources, targets))
+    copy = pickle.loads(pickle.dumps(sources))
+    assert sources.interning and not copy.interning
+    assert answers(fastmatch.match(copy, targets)) == want
+    with pytest.raises(ValueError, match="read-only"):
+        copy.descriptor_of[0] = 1

@@ -93,6 +93,15 @@ class DeviceSet:
         self.descriptors: tuple[Descriptor, ...] = tuple(descriptors)
         self.interning: dict[Any, Any] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A set pickles without what matches kept on it (``interning``): the copy finds it
+        again at its first match."""
+        return {**self.__dict__, "interning": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.descriptor_of.flags.writeable = False  # NumPy unpickles arrays writeable
+
     # -- construction -------------------------------------------------------------------
     @classmethod
     def from_records(
