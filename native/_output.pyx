@@ -187,3 +187,29 @@ def joined_lines(
                 memcpy(at, piece_bytes + piece_start, piece_ends[p] - piece_start)
                 at += piece_ends[p] - piece_start
     return out, stop
+
+
+def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks):
+    """Texts ``picks`` of the packed ``(data, ends)`` (as ``ascii_texts`` gives), packed anew
+    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column."""
+    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick, size = 0, start
+    offsets_array = np.empty(n + 1, dtype=np.int64)
+    cdef int64_t[::1] offsets = offsets_array
+    offsets[0] = 0
+    with nogil:
+        for i in range(n):
+            pick = picks[i]
+            if pick < 0 or pick >= n_texts or not 0 <= (ends[pick - 1] if pick else 0) <= ends[pick] <= data.shape[0]:
+                with gil:
+                    raise ValueError(f"gathered_texts: pick {i} is text {pick} of {n_texts}")
+            size += ends[pick] - (ends[pick - 1] if pick else 0)
+            offsets[i + 1] = size
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* at = PyBytes_AS_STRING(out)
+    cdef const unsigned char* text_bytes = &data[0] if data.shape[0] else NULL
+    with nogil:
+        for i in range(n):
+            pick = picks[i]
+            start = ends[pick - 1] if pick else 0
+            memcpy(at + offsets[i], text_bytes + start, ends[pick] - start)
+    return out, offsets_array

@@ -35,6 +35,7 @@ from .errors import printable, rebase
 from .files import STDIN
 from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
 from ._output import ascii_texts, distinct_rows, joined_lines
+from .packed import Packed, packed
 from .outfile import StagedOutput
 from .reasons import reason_bits
 from .scores import ScoreParts
@@ -647,28 +648,21 @@ class Ranking:
         """``format_ranking(r)`` of each distinct ranking, in ranking order."""
         return [format_ranking(r) for r in range(len(self.first))]
 
-    def lines(self, prefix: bytes, ids: tuple[bytes, np.ndarray], pieces: list[list[bytes]]) -> Iterator[bytes]:
+    def lines(self, prefix: bytes, ids: Packed, pieces: list[list[bytes]]) -> Iterator[bytes]:
         """The sources' lines in chunks of about ``_CHUNK_BYTES``: for each piece of a source's
         ranking (``pieces[r]``, encoded), ``prefix``, the source's encoded id, the piece.
 
-        ``ids`` is ``(data, ends)``: source ``i``'s id is ``data[ends[i - 1]:ends[i]]``. The
-        lines are joined in native code (fastmatch._output): nothing runs per source in Python."""
+        ``ids`` are the sources' encoded ids, packed (fastmatch.packed). The lines are joined
+        in native code (fastmatch._output): nothing runs per source in Python."""
         data, ends = ids
-        flat = list(chain.from_iterable(pieces))
-        piece_ends = np.cumsum(np.fromiter(map(len, flat), np.int64, len(flat)), dtype=np.int64)
+        joined_pieces, piece_ends = packed(chain.from_iterable(pieces))
         ranking_pieces = np.zeros(len(pieces) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, pieces), np.int64, len(pieces)), out=ranking_pieces[1:])
         which = np.ascontiguousarray(self.which, dtype=np.int64)
-        joined_pieces, start = b"".join(flat), 0
+        start = 0
         while start < len(which):
             chunk, start = joined_lines(prefix, data, ends, which, joined_pieces, piece_ends, ranking_pieces, start, _CHUNK_BYTES)
             yield chunk
-
-
-def _packed(encoded: Iterable[bytes]) -> tuple[bytes, np.ndarray]:
-    """Encoded texts as ``(data, ends)``, as ``Ranking.lines`` takes the sources' ids."""
-    texts = list(encoded)
-    return b"".join(texts), np.cumsum(np.fromiter(map(len, texts), np.int64, len(texts)), dtype=np.int64)
 
 
 # Lines are written in chunks of about this many bytes: large enough that the per-chunk
@@ -680,11 +674,11 @@ _CHUNK_BYTES = 1 << 22
 _JSON_ESCAPED = bytes(range(0x20)) + b'"\\'
 
 
-def _json_string_bodies(texts: list[str]) -> tuple[bytes, np.ndarray]:
+def _json_string_bodies(texts: list[str]) -> Packed:
     """Each text as a JSON string without its quotes, in UTF-8: plain ASCII ids (the usual
     fleet) copied as they are at C speed, any other id encoded by msgspec."""
     plain = ascii_texts(texts, _JSON_ESCAPED)
-    return plain if plain is not None else _packed(encoded[1:-1] for encoded in map(msgspec.json.encode, texts))
+    return plain if plain is not None else packed(encoded[1:-1] for encoded in map(msgspec.json.encode, texts))
 
 
 def _format_json(ranking: Ranking) -> Iterator[bytes]:
@@ -755,15 +749,15 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
     yield from ranking.lines(b"", source_cells, rows)
 
 
-def _csv_source_cells(source_ids: list[str], quoted: Callable[[str], str], neutralise: bool) -> tuple[bytes, np.ndarray]:
-    """Each source id as its CSV cell, in UTF-8 (packed as ``Ranking.lines`` takes them).
+def _csv_source_cells(source_ids: list[str], quoted: Callable[[str], str], neutralise: bool) -> Packed:
+    """Each source id as its CSV cell, in UTF-8, packed (fastmatch.packed).
     Plain ASCII ids that need nothing done (no comma, quote, CR or LF to quote; no formula
     start to neutralise) are copied at C speed; only otherwise is each id looked at, and
     those that need it go through ``quoted`` (the csv writer)."""
     plain = ascii_texts(source_ids, "".join(_CSV_QUOTED).encode())
     if plain is not None and not (neutralise and not set(map(itemgetter(0), filter(None, source_ids))).isdisjoint(_FORMULA_START)):
         return plain
-    return _packed(
+    return packed(
         (quoted(text) if any(c in text for c in _CSV_QUOTED) or (neutralise and text.startswith(_FORMULA_START)) else text).encode()
         for text in source_ids
     )
