@@ -151,7 +151,8 @@ def _where_has_version(
     """The target classes' versions where the pair has one, None elsewhere."""
     if not len(versions):
         return np.full(has_version.shape, None, dtype=object)
-    chosen: npt.NDArray[np.object_] = versions[classes]  # a copy: ours to change
+    # A copy, ours to change; flat, so that one pair (0-d classes) also gives an array.
+    chosen: npt.NDArray[np.object_] = versions[classes.reshape(-1)].reshape(classes.shape)
     chosen[~has_version] = None
     return chosen
 
