@@ -19,7 +19,7 @@ import signal
 import sys
 import warnings
 from contextlib import ExitStack, suppress
-from functools import partial
+from functools import cached_property, partial
 from itertools import chain
 from operator import itemgetter
 from types import FrameType
@@ -641,8 +641,20 @@ class Ranking:
 
     def candidates(self, r: int) -> Iterator[tuple[int, int]]:
         """``(rank, target)`` of ranking ``r``'s candidates (rank from 1)."""
-        row = self.indices[self.first[r]]
-        return ((rank, int(row[rank - 1])) for rank in range(1, int((row >= 0).sum()) + 1))
+        return ((rank, j) for rank, j in enumerate(self._targets[r], 1) if j >= 0)  # (padding: on the right)
+
+    def score_json(self, r: int, rank: int) -> dict[str, Any] | None:
+        """``ScoreParts.json`` of ranking ``r``'s candidate ``rank`` (from 1)."""
+        return self._score_json[r * self.indices.shape[1] + rank - 1]
+
+    @cached_property
+    def _targets(self) -> list[list[int]]:
+        targets: list[list[int]] = self.indices[self.first].tolist()
+        return targets
+
+    @cached_property
+    def _score_json(self) -> list[dict[str, Any] | None]:
+        return self.parts.json_list()
 
     def formatted(self, format_ranking: Callable[[int], Any]) -> list[Any]:
         """``format_ranking(r)`` of each distinct ranking, in ranking order."""
@@ -688,11 +700,11 @@ def _format_json(ranking: Ranking) -> Iterator[bytes]:
     Each distinct ranking is formatted once; a source's line is then a prefix, its id and
     its ranking's suffix, joined in native code (``Ranking.lines``)."""
     encode = msgspec.json.encode
-    target_ids, parts = ranking.target_ids, ranking.parts
+    target_ids = ranking.target_ids
 
     def candidates(r: int) -> str:
         return ", ".join(
-            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((r, rank - 1))).decode()}}}'
+            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(ranking.score_json(r, rank)).decode()}}}'
             for rank, j in ranking.candidates(r)
         )
 
@@ -734,7 +746,7 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
         return buffer.getvalue()[:-2] + "\n"
 
     def parts_cells(r: int, rank: int) -> list[Any]:
-        parts = ranking.parts.json((r, rank - 1)) or {}
+        parts = ranking.score_json(r, rank) or {}
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
