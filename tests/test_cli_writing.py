@@ -5,7 +5,9 @@ its own, line by line, with no sharing of rankings and no packing of ids."""
 from __future__ import annotations
 
 import csv
+import errno
 import io
+import os
 
 import msgspec
 import numpy as np
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 import fastmatch as fm
 import fastmatch.generate
-from fastmatch import _output, cli
+from fastmatch import _output, cli, outfile
 from fastmatch.formats.columnar import _string_column, candidates_table
 from fastmatch.packed import packed, utf8
 
@@ -191,3 +193,53 @@ def test_many_chunks_join_into_the_same_lines(tmp_path, monkeypatch):
     chunks = list(cli._format_json(ranking))
     assert len(chunks) > 50 and all(chunk.endswith(b"\n") for chunk in chunks)
     assert b"".join(chunks) == json_lines_one_by_one(result, 3)
+
+
+# -- output files around the page cache ----------------------------------------------------
+BLOCK, STAGING = outfile._BLOCK, outfile._STAGING_BYTES
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [0], [1], [BLOCK - 1], [BLOCK], [BLOCK + 1], [STAGING], [STAGING + 5], [3, 5000, STAGING + BLOCK, 1, 3 * BLOCK], [700_001] * 30],
+)
+def test_binary_output_files_hold_their_chunks_byte_for_byte(tmp_path, sizes):
+    rng = np.random.default_rng(len(sizes))
+    chunks = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    path = tmp_path / "out.bin"
+    output = outfile.StagedOutput(path, binary=True)
+    output.write(chunks)
+    output.commit()
+    assert path.read_bytes() == b"".join(chunks)
+
+
+def test_binary_output_is_written_through_the_cache_where_direct_writes_are_refused(tmp_path, monkeypatch):
+    """A file system that refuses O_DIRECT when it is set, or at the first write (EINVAL):
+    the same bytes, written through the page cache."""
+    chunks = [b"x" * (STAGING + 3 * BLOCK + 17), b"tail"]
+    real_write = os.write
+
+    def refusing_direct_writes(fd, data):
+        if outfile.fcntl_flags(fd) & outfile._DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(outfile.os, "write", refusing_direct_writes)
+    for refuse_setting in (False, True):
+        if refuse_setting:
+            monkeypatch.setattr(outfile, "set_fcntl_flags", lambda fd, flags: (_ for _ in ()).throw(OSError(errno.EINVAL, "no")))
+        path = tmp_path / f"out{refuse_setting}.bin"
+        output = outfile.StagedOutput(path, binary=True)
+        output.write(chunks)
+        output.commit()
+        assert path.read_bytes() == b"".join(chunks)
+
+
+def test_binary_output_refuses_text(tmp_path):
+    output = outfile.StagedOutput(tmp_path / "out.bin", binary=True)
+    try:
+        with pytest.raises(TypeError):
+            output.write(["text"])
+    finally:
+        output.discard()
+    assert list(tmp_path.iterdir()) == []
