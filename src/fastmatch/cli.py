@@ -67,6 +67,14 @@ class _Terminated(BaseException):
 # Set by the console entry point (fastmatch.__main__), where nothing follows main(): an
 # interrupted run then ends at once, without the seconds Python can take to free a large fleet.
 exit_at_once = False
+# What a command would free object by object on returning, held until that exit instead
+# (only when exit_at_once: two fleets of 1,000,000 devices took 0.2 s of CPU to free).
+_freed_by_exit: list[Any] = []
+
+
+def _keep_until_exit(*objects: Any) -> None:
+    if exit_at_once:
+        _freed_by_exit.extend(objects)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -578,6 +586,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
     if args.summary and summary is not None:
         for line in summary.text().splitlines():
             _say(f"{PROG}: summary: {line}")
+    _keep_until_exit(sources, targets, ranking)
     return EXIT_OK
 
 
