@@ -640,7 +640,7 @@ class Ranking:
         indices, scores = result.top_k(k)
         # Equal candidates with equal scores have equal parts when the sources' versions agree:
         # sources share a ranking when all three are equal (found in one pass, in native code).
-        first, which = distinct_rows(indices, scores, np.ascontiguousarray(result.version_origins(), dtype=np.int64))
+        first, which = distinct_rows(*(np.ascontiguousarray(a, dtype=np.int64) for a in (indices, scores, result.version_origins())))
         parts = result.score_parts(first[:, None], indices[first], scores[first])
         return cls(result.sources.ids, result.targets.ids, indices, first, which, parts)
 
