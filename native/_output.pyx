@@ -1,9 +1,10 @@
 # cython: language_level=3
 """Writing answers: which sources share a ranking, and their lines joined in one buffer.
 
-At a million sources the writing, not the matching, is what a ``match`` waits for. Both
-loops here run once per source, over integer arrays and byte buffers the caller prepared,
-with the GIL released: no Python object is made per source.
+At a million sources the writing, not the matching, is what a ``match`` waits for. The ids
+are touched once as Python objects (``ascii_texts`` packs them into one buffer, holding the
+GIL); every other loop runs over integer arrays and byte buffers with the GIL released,
+and no Python object is made per source or per candidate.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
