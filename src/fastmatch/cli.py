@@ -654,7 +654,8 @@ class Ranking:
 
     def score_json(self, r: int, rank: int) -> dict[str, Any] | None:
         """``ScoreParts.json`` of ranking ``r``'s candidate ``rank`` (from 1)."""
-        return self._score_json[r * self.indices.shape[1] + rank - 1]
+        k: int = self.indices.shape[1]
+        return self._score_json[r * k + rank - 1]
 
     @cached_property
     def _targets(self) -> list[list[int]]:
