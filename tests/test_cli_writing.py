@@ -170,7 +170,7 @@ def test_json_lines_csv_and_parquet_equal_writers_that_format_each_source_alone(
     ranking = cli.Ranking.of(result, k)
     assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, k)
     assert b"".join(cli._format_csv(ranking, neutralise=neutralise)) == csv_one_by_one(result, k, neutralise)
-    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
     rows = list(csv.reader(io.StringIO(csv_one_by_one(result, k, False).decode(), newline="")))[1:]
     assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in table.to_pylist()] == rows
 

@@ -852,7 +852,7 @@ def _parquet_candidates(ranking: Ranking) -> bytes:
     """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
     from .formats.columnar import candidates_table, parquet_bytes
 
-    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
     return parquet_bytes(table)
 
 

@@ -381,13 +381,13 @@ CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version"
 
 
 def candidates_table(
-    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", first: np.ndarray, which: np.ndarray
+    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray
 ) -> "pa.Table":
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
-    ``first`` and ``which`` are the distinct rankings the rows share (``cli.Ranking``), and
-    ``parts`` those rankings' parts, (rankings, k): spread over their rows column-wise. No
+    ``which`` is each row's distinct ranking (``cli.Ranking``), and ``parts`` those
+    rankings' parts, (rankings, k): spread over their rows column-wise. No
     Python object is made per candidate: the id columns are gathered from the packed ids in
     native code, the versions are a dictionary of the rankings' few texts, decoded by Arrow.
     """
