@@ -107,7 +107,14 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-    )
+    ),
+    # Writing answers (which sources share a ranking, their lines joined): single-threaded, so
+    # without OpenMP.
+    Extension(
+        "fastmatch._output",
+        ["native/_output.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["native"]))

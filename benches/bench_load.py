@@ -1,7 +1,8 @@
 """Generating, loading and interning a fleet (at most 2,000 distinct descriptors per side);
 interning all-distinct fleets; a prepared index interning a request's sources; the parse
 floor the JSON Lines loader is held to, in the same run; Parquet fleets; writing top-5
-JSON Lines and CSV.
+JSON Lines, CSV and Parquet (the ranking they are written from, the formatting alone, and
+formatting and writing to a file, fsync included).
 
 The parse floor (issue 13) is msgspec decoding the file into the fast path's line structs
 (``fleet_lines._Line``), the file read with one ``read()``: ``floor`` decodes it in one
@@ -189,12 +190,43 @@ def test_load_parquet(benchmark, side, parquet_fleet):
 
 
 @pytest.fixture(scope="module")
-def top5():
+def fleet_match():
+    """The fleet's match result (each output runs the kernel again)."""
+    s, t = support.fleet_files(N, N, K)
+    return fastmatch.match(fastmatch.load(s), fastmatch.load(t))
+
+
+@pytest.fixture(scope="module")
+def top5(fleet_match):
     """The fleet's top-5 ranking, as ``match`` writes it."""
     from fastmatch.cli import Ranking
 
-    s, t = support.fleet_files(N, N, K)
-    return Ranking.of(fastmatch.match(fastmatch.load(s), fastmatch.load(t)), 5)
+    return Ranking.of(fleet_match, 5)
+
+
+def test_write_top5_ranking(benchmark, fleet_match):
+    """``cli.Ranking.of``: top_k(5), the sources sharing a ranking, the distinct rankings'
+    score parts: what every format writes from."""
+    from fastmatch.cli import Ranking
+
+    benchmark.group = f"fleet {N:,}: write top-5"
+    benchmark.extra_info.update({"implementation": "Ranking.of", "size": str(N)})
+    ranking = benchmark.pedantic(Ranking.of, args=(fleet_match, 5), rounds=_rounds(), iterations=1)
+    benchmark.extra_info["rankings"] = len(ranking)
+    _rate(benchmark, N)
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_write_top5_formatting_only(benchmark, output, top5):
+    """The formatter's chunks made and dropped: the formatting alone; what the file system
+    adds (the page cache, fsync, the disk) is the difference from ``test_write_top5``."""
+    from fastmatch import cli
+
+    benchmark.group = f"fleet {N:,}: write top-5"
+    benchmark.extra_info.update({"implementation": f"format {output}", "size": str(N)})
+    size = benchmark.pedantic(lambda: sum(map(len, cli._FORMATTERS[output](top5))), rounds=_rounds(), iterations=1)
+    benchmark.extra_info["bytes"] = size
+    _rate(benchmark, N)
 
 
 @pytest.mark.parametrize("output", ["json", "csv", "parquet"])
