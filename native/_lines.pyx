@@ -178,7 +178,7 @@ cdef extern from *:
 # Lines gathered (with the GIL) before they are coded (without it): a block's spans stay in L2.
 cdef enum:
     BLOCK = 4096
-    ID_PREFETCH = 16  # lines ahead: enough misses in flight to hide memory's latency
+    PREFETCH = 16  # lines ahead: enough misses in flight to hide memory's latency
 
 cdef extern from *:
     void __builtin_prefetch(const void*) nogil
@@ -203,16 +203,24 @@ cdef struct Descriptor:
 
 
 cdef struct Table:
-    int64_t* slots  # each slot: -1, or an entry's number
+    uint64_t* slots  # each slot: 0, or the high half of a key's hash over its number + 1
     uint64_t mask
 
 
-cdef struct IdTable:
-    uint64_t* slots  # each slot: 0, or the high half of an id's hash over its row + 1
-    uint64_t mask
+cdef enum:
+    EMPTY = 0
 
 
-cdef int _id_table_init(IdTable* table, Py_ssize_t entries) except -1 nogil:
+cdef inline uint64_t _tag(uint64_t h) noexcept nogil:
+    return h & 0xFFFFFFFF00000000ULL
+
+
+cdef inline int64_t _held(uint64_t slot) noexcept nogil:
+    return <int64_t>(slot & 0xFFFFFFFFULL) - 1
+
+
+cdef int _table_init(Table* table, Py_ssize_t entries) except -1 nogil:
+    """A table for ``entries`` keys (at most half full), empty."""
     cdef uint64_t size = 16
     while size < 2 * <uint64_t>entries:
         size <<= 1
@@ -224,19 +232,10 @@ cdef int _id_table_init(IdTable* table, Py_ssize_t entries) except -1 nogil:
     return 0
 
 
-cdef int _table_init(Table* table, Py_ssize_t entries) except -1 nogil:
-    cdef uint64_t size = 16
-    while size < 2 * <uint64_t>entries:
-        size <<= 1
-    table.slots = <int64_t*>malloc(size * sizeof(int64_t))
-    if table.slots == NULL:
-        with gil:
-            raise MemoryError()
-    table.mask = size - 1
-    cdef uint64_t k
-    for k in range(size):
-        table.slots[k] = -1
-    return 0
+cdef struct Scratch:  # a block's hashes and first guesses, kept apart from the tables
+    uint64_t id_hash[BLOCK]
+    uint64_t key_hash[BLOCK]
+    int64_t candidate[BLOCK]
 
 
 cdef inline bint _same_str(PyObject* a, PyObject* b) noexcept nogil:
@@ -314,12 +313,11 @@ cdef class LineCoder:
     cdef list ids, hosts, vms, first_lines
     cdef object capacities, descriptor_of
     cdef LineKey* keys
-    cdef uint64_t* id_hash
+    cdef Scratch* scratch
     cdef PyObject** id_of_row  # borrowed: ``ids`` holds them
     cdef Descriptor* found  # its spans point into ``first_lines``' Raw objects
     cdef Py_ssize_t n_found, found_room
-    cdef IdTable by_id
-    cdef Table by_key
+    cdef Table by_id, by_key
     cdef PyObject* last_compatible
     cdef Span last_compatible_span
 
@@ -350,17 +348,17 @@ cdef class LineCoder:
         self.descriptor_of = np.empty(n, dtype=np.int64)
         self.found_room = 64
         self.keys = <LineKey*>malloc(BLOCK * sizeof(LineKey))
-        self.id_hash = <uint64_t*>malloc(BLOCK * sizeof(uint64_t))
+        self.scratch = <Scratch*>malloc(sizeof(Scratch))
         self.id_of_row = <PyObject**>malloc(max(n, 1) * sizeof(PyObject*))
         self.found = <Descriptor*>malloc(self.found_room * sizeof(Descriptor))
-        if self.keys == NULL or self.id_hash == NULL or self.id_of_row == NULL or self.found == NULL:
+        if self.keys == NULL or self.scratch == NULL or self.id_of_row == NULL or self.found == NULL:
             raise MemoryError()
-        _id_table_init(&self.by_id, n)
+        _table_init(&self.by_id, n)
         _table_init(&self.by_key, self.found_room)
 
     def __dealloc__(self):
         free(self.keys)
-        free(self.id_hash)
+        free(self.scratch)
         free(self.id_of_row)
         free(self.found)
         free(self.by_id.slots)
@@ -411,7 +409,7 @@ cdef class LineCoder:
         cdef bint refused
         with nogil:
             refused = _code_block(
-                self.keys, self.id_of_row, self.id_hash, self.rows, self.rows + stop - start, &self.by_id, &self.by_key,
+                self.keys, self.id_of_row, self.scratch, self.rows, self.rows + stop - start, &self.by_id, &self.by_key,
                 &self.found, &self.n_found, &self.found_room, &capacity[0], &group[0],
             )
         if refused:
@@ -427,6 +425,16 @@ cdef class LineCoder:
         (``first_lines``: each group's first line); ``None`` if fewer lines came than room."""
         if self.rows != self.n:
             return None
+        cdef Py_ssize_t k
+        first_row = np.empty(self.n_found, dtype=np.int64)
+        cdef int64_t[::1] first = first_row
+        for k in range(self.n_found):
+            first[k] = self.found[k].first_row
+        if np.any(first_row[1:] < first_row[:-1]):  # keys that shared a tag were numbered late: renumber
+            order = np.argsort(first_row, kind="stable")
+            number = np.empty(self.n_found, dtype=np.int64)
+            number[order] = np.arange(self.n_found)
+            return self.ids, self.hosts, self.vms, self.capacities, number[self.descriptor_of], [self.first_lines[k] for k in order]
         return self.ids, self.hosts, self.vms, self.capacities, self.descriptor_of, self.first_lines
 
 
@@ -441,10 +449,10 @@ cdef inline void _set_string(list column, Py_ssize_t i, PyObject* value, str emp
 cdef bint _code_block(
     LineKey* keys,
     PyObject** id_of_row,
-    uint64_t* id_hash,
+    Scratch* scratch,
     Py_ssize_t start,
     Py_ssize_t stop,
-    IdTable* by_id,
+    Table* by_id,
     Table* by_key,
     Descriptor** found,
     Py_ssize_t* n_found,
@@ -453,56 +461,99 @@ cdef bint _code_block(
     int64_t* group,
 ) except -1 nogil:
     """Code a block of lines: check its ids are new and non-empty, its capacities >= 0, and
-    number its keys. True when the fast path must step aside."""
-    cdef Py_ssize_t i, j
-    cdef const LineKey* key
-    cdef uint64_t h, slot, tag, held
+    number its keys. True when the fast path must step aside.
+
+    The tables outgrow the caches' share a block gets (the ids' always, the descriptors'
+    between two visits): each pass hashes first, then fetches the slots a few lines ahead of
+    probing them, so that the misses overlap instead of following one another."""
+    cdef Py_ssize_t i, j, count = stop - start
+    cdef uint64_t h, slot, held
     cdef int64_t entry
-    for i in range(start, stop):
+    cdef const Descriptor* guess
+    for j in range(count):
+        i = start + j
         if capacity[i] < 0 or PyUnicode_GET_LENGTH(id_of_row[i]) == 0:
             return True
-        id_hash[i - start] = _str_hash(id_of_row[i], 0)
-    # The id table is far larger than the caches: each line's slot is fetched well before it is
-    # probed, so that the misses overlap instead of following one another.
-    for i in range(start, min(start + ID_PREFETCH, stop)):
-        __builtin_prefetch(&by_id.slots[id_hash[i - start] & by_id.mask])
-    for i in range(start, stop):
-        if i + ID_PREFETCH < stop:
-            __builtin_prefetch(&by_id.slots[id_hash[i + ID_PREFETCH - start] & by_id.mask])
-        h = id_hash[i - start]
-        tag = h & 0xFFFFFFFF00000000ULL
+        scratch.id_hash[j] = _str_hash(id_of_row[i], 0)
+        scratch.key_hash[j] = _key_hash(&keys[j])
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&by_id.slots[scratch.id_hash[j + PREFETCH] & by_id.mask])
+        i = start + j
+        h = scratch.id_hash[j]
         slot = h & by_id.mask
         while True:
             held = by_id.slots[slot]
-            if held == 0:
-                by_id.slots[slot] = tag | <uint64_t>(i + 1)
+            if held == EMPTY:
+                by_id.slots[slot] = _tag(h) | <uint64_t>(i + 1)
                 break
-            if held & 0xFFFFFFFF00000000ULL == tag and _same_str(id_of_row[(held & 0xFFFFFFFFULL) - 1], id_of_row[i]):
+            if _tag(held) == _tag(h) and _same_str(id_of_row[_held(held)], id_of_row[i]):
                 return True  # a duplicate id: the careful reader names both lines
             slot = (slot + 1) & by_id.mask
-    for i in range(start, stop):
-        key = &keys[i - start]
-        h = _key_hash(key)
+    # Descriptors: a first guess by the hash's tag (a new key is numbered here, in row order),
+    # then each guess checked in full, the entry and its bytes fetched ahead.
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&by_key.slots[scratch.key_hash[j + PREFETCH] & by_key.mask])
+        h = scratch.key_hash[j]
         slot = h & by_key.mask
         while True:
-            entry = by_key.slots[slot]
-            if entry < 0:
+            held = by_key.slots[slot]
+            if held == EMPTY:
                 if n_found[0] == found_room[0]:
                     _grow(found, found_room, by_key)
                     slot = h & by_key.mask
                     continue
-                found[0][n_found[0]].key = key[0]
-                found[0][n_found[0]].hash = h
-                found[0][n_found[0]].first_row = i
-                by_key.slots[slot] = n_found[0]
                 entry = n_found[0]
+                found[0][entry].key = keys[j]
+                found[0][entry].hash = h
+                found[0][entry].first_row = start + j
+                by_key.slots[slot] = _tag(h) | <uint64_t>(entry + 1)
                 n_found[0] += 1
                 break
-            if found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
+            if _tag(held) == _tag(h):
+                entry = _held(held)
                 break
             slot = (slot + 1) & by_key.mask
-        group[i] = entry
+        scratch.candidate[j] = entry
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&found[0][scratch.candidate[j + PREFETCH]])
+        if j + PREFETCH // 2 < count:
+            __builtin_prefetch(found[0][scratch.candidate[j + PREFETCH // 2]].key.self_.data)
+        guess = &found[0][scratch.candidate[j]]
+        if guess.hash == scratch.key_hash[j] and _same_key(&guess.key, &keys[j]):
+            group[start + j] = scratch.candidate[j]
+        else:  # two keys share a tag: probe again, comparing in full
+            group[start + j] = _find_or_add(&keys[j], scratch.key_hash[j], start + j, by_key, found, n_found, found_room)
     return False
+
+
+cdef int64_t _find_or_add(
+    const LineKey* key, uint64_t h, Py_ssize_t row, Table* by_key, Descriptor** found, Py_ssize_t* n_found, Py_ssize_t* found_room
+) except -1 nogil:
+    """A key's entry, found by comparing in full, or added (numbered out of row order: see
+    ``LineCoder.columns``)."""
+    cdef uint64_t slot = h & by_key.mask, held
+    cdef int64_t entry
+    while True:
+        held = by_key.slots[slot]
+        if held == EMPTY:
+            if n_found[0] == found_room[0]:
+                _grow(found, found_room, by_key)
+                slot = h & by_key.mask
+                continue
+            entry = n_found[0]
+            found[0][entry].key = key[0]
+            found[0][entry].hash = h
+            found[0][entry].first_row = row
+            by_key.slots[slot] = _tag(h) | <uint64_t>(entry + 1)
+            n_found[0] += 1
+            return entry
+        entry = _held(held)
+        if _tag(held) == _tag(h) and found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
+            return entry
+        slot = (slot + 1) & by_key.mask
 
 
 cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except -1 nogil:
@@ -520,7 +571,7 @@ cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except
     cdef uint64_t slot
     for k in range(room // 2):
         slot = grown[k].hash & by_key.mask
-        while by_key.slots[slot] >= 0:
+        while by_key.slots[slot] != EMPTY:
             slot = (slot + 1) & by_key.mask
-        by_key.slots[slot] = k
+        by_key.slots[slot] = _tag(grown[k].hash) | <uint64_t>(k + 1)
     return 0
