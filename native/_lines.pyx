@@ -46,6 +46,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject*) nogil
     int PyUnicode_KIND(PyObject*) nogil
     void* PyUnicode_DATA(PyObject*) nogil
+    object PyUnicode_DecodeUTF8(const char* data, Py_ssize_t size, const char* errors)
 
 # Bytes read between two checks of the lines and two progress updates: a few milliseconds.
 cdef enum:
@@ -575,3 +576,62 @@ cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except
             slot = (slot + 1) & by_key.mask
         by_key.slots[slot] = _tag(grown[k].hash) | <uint64_t>(k + 1)
     return 0
+
+
+cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts
+
+
+# -- the strings of an Arrow column --------------------------------------------------------------
+def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint unique):
+    """A str for each string of an Arrow string column (its ``offsets``, one more than strings,
+    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError). With ``unique``,
+    ``None`` when a string is empty or repeats, found (GIL released) before any str is made."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i
+    cdef const char* base = NO_BYTES
+    if data.shape[0]:
+        base = <const char*>&data[0]
+    cdef bint refused = False
+    if unique:
+        with nogil:
+            refused = _empty_or_repeated(offsets, base)
+        if refused:
+            return None
+    strings = PyList_New(n)
+    for i in range(n):
+        text = PyUnicode_DecodeUTF8(base + offsets[i], offsets[i + 1] - offsets[i], NULL)
+        Py_INCREF(text)
+        PyList_SET_ITEM(strings, i, text)
+    return strings
+
+
+cdef bint _empty_or_repeated(const int64_t[::1] offsets, const char* base) except -1 nogil:
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i, j, start, size
+    cdef Table seen
+    cdef uint64_t h, slot, held
+    cdef uint64_t hashes[PREFETCH]
+    _table_init(&seen, n)
+    try:
+        for i in range(min(PREFETCH, n)):
+            hashes[i] = fm_hash(base + offsets[i], offsets[i + 1] - offsets[i], 0)
+        for i in range(n):
+            h = hashes[i % PREFETCH]
+            if i + PREFETCH < n:  # its slot fetched well before it is probed (the table outgrows the caches)
+                hashes[i % PREFETCH] = fm_hash(base + offsets[i + PREFETCH], offsets[i + PREFETCH + 1] - offsets[i + PREFETCH], 0)
+                __builtin_prefetch(&seen.slots[hashes[i % PREFETCH] & seen.mask])
+            start = offsets[i]
+            size = offsets[i + 1] - start
+            if size == 0:
+                return True
+            slot = h & seen.mask
+            while True:
+                held = seen.slots[slot]
+                if held == EMPTY:
+                    seen.slots[slot] = _tag(h) | <uint64_t>(i + 1)
+                    break
+                j = _held(held)
+                if _tag(held) == _tag(h) and offsets[j + 1] - offsets[j] == size and memcmp(base + offsets[j], base + start, size) == 0:
+                    return True
+                slot = (slot + 1) & seen.mask
+        return False
+    finally:
+        free(seen.slots)

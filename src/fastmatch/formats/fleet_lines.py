@@ -10,9 +10,8 @@ file again and reports the problem with its line and field.
 
 from __future__ import annotations
 
-import gc
-from contextlib import closing, contextmanager
-from typing import Any, Iterator
+from contextlib import closing
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -21,6 +20,7 @@ from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
 from ..progress import SILENT, Stages
+from .grouping import gc_paused
 
 # Lines decoded one by one between two updates of the progress bar: a few milliseconds' work.
 LINES_PER_UPDATE = 1 << 16
@@ -60,7 +60,7 @@ def read_fleet_lines(data: bytes, policy: Policy, stages: Stages = SILENT) -> De
     # words, need no scan of the file: msgspec refuses them in every string it decodes (each
     # line's, and each distinct descriptor's below), and this path then steps aside.
     # (Over-long lines never get here: fastmatch.files.)
-    with _gc_paused():  # a million objects made and none of them in a cycle: no collection can free any
+    with gc_paused():  # a million objects made and none of them in a cycle: no collection can free any
         columns = _decode(data, stages)
         return None if columns is None else _devices(columns, policy, stages)
 
@@ -77,17 +77,6 @@ def _devices(columns: Columns, policy: Policy, stages: Stages) -> DeviceSet | No
     except (FastmatchError, ValueError, RecursionError):
         return None
     return builder.build_columns(ids, hosts, vms, capacities, descriptor_of)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _decode(data: bytes, stages: Stages) -> Columns | None:
