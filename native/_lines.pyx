@@ -204,24 +204,26 @@ cdef struct Descriptor:
 
 
 cdef struct Table:
-    uint64_t* slots  # each slot: 0, or the high half of a key's hash over its number + 1
+    uint64_t* slots  # each slot: 0, or the tag of a key's hash (bits of its high half) over its number + 1
     uint64_t mask
+    uint64_t tags  # which bits of a hash are its tag
 
 
 cdef enum:
     EMPTY = 0
 
 
-cdef inline uint64_t _tag(uint64_t h) noexcept nogil:
-    return h & 0xFFFFFFFF00000000ULL
+cdef inline uint64_t _tag(const Table* table, uint64_t h) noexcept nogil:
+    return h & table.tags
 
 
 cdef inline int64_t _held(uint64_t slot) noexcept nogil:
     return <int64_t>(slot & 0xFFFFFFFFULL) - 1
 
 
-cdef int _table_init(Table* table, Py_ssize_t entries) except -1 nogil:
-    """A table for ``entries`` keys (at most half full), empty."""
+cdef int _table_init(Table* table, Py_ssize_t entries, int tag_bits) except -1 nogil:
+    """A table for ``entries`` keys (at most half full), empty; ``tag_bits`` (at most 32) of
+    each hash kept in its slot, to tell most other keys apart without reading them."""
     cdef uint64_t size = 16
     while size < 2 * <uint64_t>entries:
         size <<= 1
@@ -230,6 +232,7 @@ cdef int _table_init(Table* table, Py_ssize_t entries) except -1 nogil:
         with gil:
             raise MemoryError()
     table.mask = size - 1
+    table.tags = (0xFFFFFFFF00000000ULL << (32 - tag_bits)) if tag_bits else 0
     return 0
 
 
@@ -322,8 +325,12 @@ cdef class LineCoder:
     cdef PyObject* last_compatible
     cdef Span last_compatible_span
 
-    def __cinit__(self, line_type, Py_ssize_t n, str empty):
-        """Room for ``n`` lines; ``hosts`` and ``vms`` hold ``empty`` where a line has none (null)."""
+    def __cinit__(self, line_type, Py_ssize_t n, str empty, int tag_bits=32):
+        """Room for ``n`` lines; ``hosts`` and ``vms`` hold ``empty`` where a line has none (null).
+        ``tag_bits`` below 32 make keys share tags (0: all of them), so that tests reach the
+        paths that tell such keys apart."""
+        if not 0 <= tag_bits <= 32:
+            raise ValueError(f"tag_bits must be in [0, 32], got {tag_bits}")
         cdef Py_ssize_t i
         cdef list column
         self.n = n
@@ -354,8 +361,8 @@ cdef class LineCoder:
         self.found = <Descriptor*>malloc(self.found_room * sizeof(Descriptor))
         if self.keys == NULL or self.scratch == NULL or self.id_of_row == NULL or self.found == NULL:
             raise MemoryError()
-        _table_init(&self.by_id, n)
-        _table_init(&self.by_key, self.found_room)
+        _table_init(&self.by_id, n, tag_bits)
+        _table_init(&self.by_key, self.found_room, tag_bits)
 
     def __dealloc__(self):
         free(self.keys)
@@ -486,9 +493,9 @@ cdef bint _code_block(
         while True:
             held = by_id.slots[slot]
             if held == EMPTY:
-                by_id.slots[slot] = _tag(h) | <uint64_t>(i + 1)
+                by_id.slots[slot] = _tag(by_id, h) | <uint64_t>(i + 1)
                 break
-            if _tag(held) == _tag(h) and _same_str(id_of_row[_held(held)], id_of_row[i]):
+            if _tag(by_id, held) == _tag(by_id, h) and _same_str(id_of_row[_held(held)], id_of_row[i]):
                 return True  # a duplicate id: the careful reader names both lines
             slot = (slot + 1) & by_id.mask
     # Descriptors: a first guess by the hash's tag (a new key is numbered here, in row order),
@@ -509,10 +516,10 @@ cdef bint _code_block(
                 found[0][entry].key = keys[j]
                 found[0][entry].hash = h
                 found[0][entry].first_row = start + j
-                by_key.slots[slot] = _tag(h) | <uint64_t>(entry + 1)
+                by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
                 n_found[0] += 1
                 break
-            if _tag(held) == _tag(h):
+            if _tag(by_key, held) == _tag(by_key, h):
                 entry = _held(held)
                 break
             slot = (slot + 1) & by_key.mask
@@ -524,9 +531,15 @@ cdef bint _code_block(
             __builtin_prefetch(found[0][scratch.candidate[j + PREFETCH // 2]].key.self_.data)
         guess = &found[0][scratch.candidate[j]]
         if guess.hash == scratch.key_hash[j] and _same_key(&guess.key, &keys[j]):
-            group[start + j] = scratch.candidate[j]
+            entry = scratch.candidate[j]
         else:  # two keys share a tag: probe again, comparing in full
-            group[start + j] = _find_or_add(&keys[j], scratch.key_hash[j], start + j, by_key, found, n_found, found_room)
+            entry = _find_or_add(&keys[j], scratch.key_hash[j], start + j, by_key, found, n_found, found_room)
+            if found[0][entry].first_row > start + j:
+                # Added by a later line of this block, whose probe met no key sharing its tag:
+                # this line is its first (and its bytes, kept with it, the ones to point into).
+                found[0][entry].first_row = start + j
+                found[0][entry].key = keys[j]
+        group[start + j] = entry
     return False
 
 
@@ -548,11 +561,11 @@ cdef int64_t _find_or_add(
             found[0][entry].key = key[0]
             found[0][entry].hash = h
             found[0][entry].first_row = row
-            by_key.slots[slot] = _tag(h) | <uint64_t>(entry + 1)
+            by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
             n_found[0] += 1
             return entry
         entry = _held(held)
-        if _tag(held) == _tag(h) and found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
+        if _tag(by_key, held) == _tag(by_key, h) and found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
             return entry
         slot = (slot + 1) & by_key.mask
 
@@ -566,15 +579,17 @@ cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except
             raise MemoryError()
     found[0] = grown
     found_room[0] = room
+    cdef uint64_t tags = by_key.tags
     free(by_key.slots)
     by_key.slots = NULL
-    _table_init(by_key, room)
+    _table_init(by_key, room, 0)
+    by_key.tags = tags
     cdef uint64_t slot
     for k in range(room // 2):
         slot = grown[k].hash & by_key.mask
         while by_key.slots[slot] != EMPTY:
             slot = (slot + 1) & by_key.mask
-        by_key.slots[slot] = _tag(grown[k].hash) | <uint64_t>(k + 1)
+        by_key.slots[slot] = _tag(by_key, grown[k].hash) | <uint64_t>(k + 1)
     return 0
 
 
@@ -609,7 +624,7 @@ cdef bint _empty_or_repeated(const int64_t[::1] offsets, const char* base) excep
     cdef Table seen
     cdef uint64_t h, slot, held
     cdef uint64_t hashes[PREFETCH]
-    _table_init(&seen, n)
+    _table_init(&seen, n, 32)
     try:
         for i in range(min(PREFETCH, n)):
             hashes[i] = fm_hash(base + offsets[i], offsets[i + 1] - offsets[i], 0)
@@ -626,10 +641,10 @@ cdef bint _empty_or_repeated(const int64_t[::1] offsets, const char* base) excep
             while True:
                 held = seen.slots[slot]
                 if held == EMPTY:
-                    seen.slots[slot] = _tag(h) | <uint64_t>(i + 1)
+                    seen.slots[slot] = _tag(&seen, h) | <uint64_t>(i + 1)
                     break
                 j = _held(held)
-                if _tag(held) == _tag(h) and offsets[j + 1] - offsets[j] == size and memcmp(base + offsets[j], base + start, size) == 0:
+                if _tag(&seen, held) == _tag(&seen, h) and offsets[j + 1] - offsets[j] == size and memcmp(base + offsets[j], base + start, size) == 0:
                     return True
                 slot = (slot + 1) & seen.mask
         return False
