@@ -245,8 +245,7 @@ def _one_chunk(column: "pa.ChunkedArray", pa: ModuleType) -> "pa.Array":
 def _ids(array: "pa.Array", pa: ModuleType) -> list[str] | None:
     """The ids, or ``None`` when one is null, empty or repeated, or the column is not strings."""
     if _is_plain_text(array.type, pa) and not array.null_count:
-        ids: list[str] | None = arrow_strings(*_string_buffers(array, pa), True)  # repeats found in C, before any str is made
-        return ids
+        return arrow_strings(*_string_buffers(array, pa), True)  # repeats found in C, before any str is made
     ids = _strings(array, pa, nullable=False)  # a dictionary column, or no strings (None)
     if ids is None or "" in ids or len(set(ids)) != len(ids):
         return None
@@ -285,7 +284,7 @@ def _strings(array: "pa.Array", pa: ModuleType, nullable: bool = True) -> list[s
         if not nullable:
             return None
         array = pa.compute.fill_null(array, "")
-    return arrow_strings(*_string_buffers(array, pa), False)  # type: ignore[no-any-return]  (no Arrow scalar per string)
+    return arrow_strings(*_string_buffers(array, pa), False)  # no Arrow scalar per string
 
 
 def _capacities(array: "pa.Array | None", n: int, pa: ModuleType) -> npt.NDArray[np.int64] | None:
