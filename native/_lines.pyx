@@ -57,9 +57,10 @@ cdef enum:
 
 
 # -- reading a regular file ----------------------------------------------------------------------
-def read_file(int fd, Py_ssize_t size, Py_ssize_t max_line, progress):
-    """The first ``size`` bytes of the regular file ``fd`` (fewer if it ends first), read into one
-    bytes object a chunk at a time, the GIL released.
+def read_file(int fd, long start, Py_ssize_t size, Py_ssize_t max_line, progress):
+    """``size`` bytes of the regular file ``fd`` from offset ``start`` (fewer if it ends first),
+    read into one bytes object a chunk at a time, the GIL released; the descriptor's own
+    position is left alone.
 
     Returns ``(data, long_line)``: ``long_line`` is 0, or the number (from 1) of the first line
     longer than ``max_line`` bytes when ``max_line >= 0``, found as the bytes arrive; reading
@@ -74,7 +75,7 @@ def read_file(int fd, Py_ssize_t size, Py_ssize_t max_line, progress):
     while done < size:
         want = min(<Py_ssize_t>READ_CHUNK, size - done)
         with nogil:
-            got = pread(fd, base + done, want, done)
+            got = pread(fd, base + done, want, start + done)
         if got < 0:
             if errno != EINTR:
                 PyErr_SetFromErrno(OSError)

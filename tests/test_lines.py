@@ -3,6 +3,7 @@ file with its line check, the one-value-per-line shape, the columns and descript
 decoded lines (with hash tags narrowed so that keys share them), and Arrow string columns."""
 
 import os
+import sys
 
 import msgspec
 import numpy as np
@@ -21,7 +22,7 @@ from fastmatch.formats.fleet_lines import _DECODER, _Line
 def _read(path, size, max_line):
     seen = []
     with open(path, "rb") as handle:
-        data, long_line = read_file(handle.fileno(), size, max_line, seen.append)
+        data, long_line = read_file(handle.fileno(), 0, size, max_line, seen.append)
     return data, long_line, seen
 
 
@@ -45,6 +46,18 @@ def test_read_file_reads_no_more_than_asked_and_stops_at_the_end(tmp_path):
     path.write_bytes(b"0123456789")
     assert _read(path, 4, -1)[:2] == (b"0123", 0)
     assert _read(path, 20, -1)[:2] == (b"0123456789", 0)
+    with open(path, "rb") as handle:
+        assert read_file(handle.fileno(), 3, 4, -1, lambda n: None) == (b"3456", 0)
+
+
+def test_standard_input_from_a_file_read_in_part_is_read_from_where_it_stands(tmp_path, monkeypatch):
+    header = b"# a header the caller read\n"
+    path = tmp_path / "fleet.jsonl"
+    path.write_bytes(header + b'{"id": "a", "self": {}}\n' * 3)
+    with open(path, "rb", buffering=0) as handle:
+        handle.read(len(header))
+        monkeypatch.setattr(sys, "stdin", handle)
+        assert read_input("-") == b'{"id": "a", "self": {}}\n' * 3
 
 
 def test_read_input_reads_a_file_that_says_it_is_empty_as_a_stream():

@@ -119,7 +119,10 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
     bar = stages.stage("reading", status.st_size if stat.S_ISREG(mode) else None, "B")
     try:
         if compression is None and stat.S_ISREG(mode):
-            data = _read_regular(fd, name, status.st_size, line_limit, bar)
+            # From where the descriptor stood before the peek: standard input redirected from
+            # a file may have been read in part already.
+            start = os.lseek(fd, 0, os.SEEK_CUR) - len(raw.ahead)
+            data = _read_regular(fd, name, start, status.st_size - start, line_limit, bar)
             if data is not None:
                 return data
         return _read_chunks(source, raw, name, limit, line_limit, compression, errors, bar)
@@ -127,20 +130,20 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
         bar.close()
 
 
-def _read_regular(fd: int, name: str, size: int, line_limit: bool | None, bar: Any) -> bytes | None:
+def _read_regular(fd: int, name: str, start: int, size: int, line_limit: bool | None, bar: Any) -> bytes | None:
     """A regular file read straight into one buffer of its size (no chunks to join), its lines
     checked as they arrive; ``None`` leaves it to the chunked reader: a file whose first
     64 KiB are all white space (line-oriented or not is not known yet), or one that grew while
-    it was read (or says it is empty, as files in /proc do). Reads from offset 0 and leaves
+    it was read (or says it is empty, as files in /proc do). Reads from ``start`` and leaves
     the descriptor's position alone, so that the chunked reader can still take over."""
     if line_limit is None:
-        line_limit = _line_oriented(os.pread(fd, _SNIFF_BYTES, 0))
+        line_limit = _line_oriented(os.pread(fd, _SNIFF_BYTES, start))
         if line_limit is None:
             return None
-    data, long_line = read_file(fd, size, MAX_LINE_BYTES if line_limit else -1, bar.update)
+    data, long_line = read_file(fd, start, size, MAX_LINE_BYTES if line_limit else -1, bar.update)
     if long_line:
         raise InputError(f"line is longer than the limit of {MAX_LINE_BYTES} bytes for one line", file=name, line=long_line)
-    if len(data) < size or os.pread(fd, 1, len(data)):  # it changed while read: read it as a stream
+    if len(data) < size or os.pread(fd, 1, start + len(data)):  # it changed while read: read it as a stream
         return None
     return data
 
