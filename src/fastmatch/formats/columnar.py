@@ -86,8 +86,8 @@ def pyarrow_module(what: str) -> ModuleType:
 
 def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False) -> "pa.Table":
     """The table of a Parquet or Arrow file's bytes; a file pyarrow cannot read is one error naming it.
-    ``coded``: the columns whose strings repeat (``host``, ``vm``, ``compatible``,
-    ``migration_version``, ``self`` or a struct ``self``'s string fields) are read as the
+    ``coded``: the descriptor columns' strings, which repeat (``compatible``,
+    ``migration_version``, ``self`` or a struct ``self``'s string fields), are read as the
     dictionaries Parquet stores them as, never as a million strings."""
     pa = pyarrow_module("reading a columnar fleet")
     buffer = pa.py_buffer(data)
@@ -108,7 +108,10 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
 def _repeated_strings(schema: "pa.Schema", pa: ModuleType) -> list[str]:
     paths: list[str] = []
     for field in schema:
-        if field.name not in ("host", "vm", "self", "compatible", "migration_version"):  # ids never repeat
+        # Per device, or nearly: ids never repeat, a VM has a device or two and a host a few.
+        # Read as dictionaries (up to a million entries, unified over the chunks), vms took 4
+        # times as long as read plainly, and hosts 1.4 times.
+        if field.name not in ("self", "compatible", "migration_version"):
             continue
         if pa.types.is_string(field.type):
             paths.append(field.name)
