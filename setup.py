@@ -111,8 +111,6 @@ extensions = [
     Extension(
         "fastmatch._lines",  # reading fleet JSON Lines: no OpenMP, one thread
         ["native/_lines.pyx"],
-        include_dirs=[numpy.get_include()],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
 ]

@@ -20,16 +20,13 @@ from cpython.long cimport PyLong_AsLongLong
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.errno cimport EINTR, errno
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcmp  # and string.h's memcpy, for the hash below
 
 import types
 
 import numpy as np
-cimport numpy as cnp
-
-cnp.import_array()
 
 cdef extern from "unistd.h" nogil:
     ssize_t pread(int fd, void* buf, size_t count, long offset)
