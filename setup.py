@@ -1,4 +1,4 @@
-"""Build the native kernel.
+"""Build the native kernel and the fleet line reader.
 
 OpenMP is used when the compiler supports it (``FASTMATCH_NO_OPENMP=1`` turns it
 off); ``-march=native`` is added only when ``FASTMATCH_NATIVE=1`` asks for it,
@@ -113,6 +113,11 @@ extensions = [
     Extension(
         "fastmatch._output",
         ["native/_output.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
+    Extension(
+        "fastmatch._lines",  # reading fleet JSON Lines: no OpenMP, one thread
+        ["native/_lines.pyx"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
 ]
