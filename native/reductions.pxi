@@ -136,12 +136,14 @@ cdef int64_t best_candidates(
     target classes, best first (score, then device order) in ``scores``/``devs``; returns how
     many there are.
 
-    Classes come in blocked order, where scores often rise along a row: a heap filled in that
-    order would take almost every compatible class in turn. So a long row is first sampled (one
-    class in SAMPLE_STRIDE): when the sample holds ``depth`` devices, the worst of its best
-    ``depth`` is a floor that no candidate below it can pass (``depth`` devices rank above it).
-    The heap then starts again from that floor, and the row is screened SCAN classes at a time
-    for outcomes at or above the floor (a vector loop, fm_at_least)."""
+    The heap orders candidates completely (score, then device), so the order classes are
+    offered in changes no answer, only how often the heap changes. Classes come in blocked
+    order, where scores often rise along a row: a heap filled in that order would take almost
+    every compatible class in turn. So rows are read from their end, and a long row is first
+    sampled (one class in SAMPLE_STRIDE): when the sample holds ``depth`` devices, the worst of
+    its best ``depth`` is a floor that no candidate below it can pass (``depth`` devices rank
+    above it). The heap then starts again from that floor, and the row is screened SCAN classes
+    at a time for outcomes at or above the floor (a vector loop, fm_at_least)."""
     cdef int64_t j, q, s, d, r, lo, hi, found, size = 0, floor = 0, length = 0
     cdef int32_t at[SCAN]
     if depth <= 0:
@@ -149,26 +151,26 @@ cdef int64_t best_candidates(
     for r in range(n_ranges):
         length += ranges[2 * r + 1] - ranges[2 * r]
     if length >= SAMPLE_MIN:
-        for r in range(n_ranges):
-            j = ranges[2 * r]
-            while j < ranges[2 * r + 1]:
+        for r in range(n_ranges - 1, -1, -1):
+            j = ranges[2 * r + 1] - 1
+            while j >= ranges[2 * r]:
                 if row[j] >= floor:
                     offer_class(devices, j, row[j], depth, scores, devs, &size, &floor)
-                j += SAMPLE_STRIDE
+                j -= SAMPLE_STRIDE
         if size < depth:
             floor = 0
         size = 0
-    for r in range(n_ranges):
+    for r in range(n_ranges - 1, -1, -1):
         lo = ranges[2 * r]
         hi = ranges[2 * r + 1]
-        while lo < hi:
-            found = fm_at_least(row + lo, min(SCAN, hi - lo), floor, at)
-            for q in range(found):
-                j = lo + at[q]
+        while hi > lo:
+            found = fm_at_least(row + max(lo, hi - SCAN), min(SCAN, hi - lo), floor, at)
+            for q in range(found - 1, -1, -1):
+                j = max(lo, hi - SCAN) + at[q]
                 s = row[j]
                 if s >= floor:  # the floor may have risen since the screen
                     offer_class(devices, j, s, depth, scores, devs, &size, &floor)
-            lo += SCAN
+            hi -= SCAN
     # Heap sort: the worst goes to the end, one at a time, leaving the best first.
     cdef int64_t end = size - 1
     while end > 0:
