@@ -461,6 +461,17 @@ cdef inline int64_t score(
     return pair_score(kernel, i, j, &s_type)
 
 
+cdef inline void score_compatible(
+    const Kernel* kernel, int64_t i, int64_t j0, int64_t n, int64_t* outcome, const int64_t* score_table, int64_t low_mask,
+    lane_t s_type,
+) noexcept nogil:
+    """table_score for every pair of targets j0 .. j0 + n whose outcome is 0 (compatible, not yet scored)."""
+    fm_score_compatible(
+        outcome + j0, <const int32_t*>(kernel.tgt.score_facts + j0), n, score_table, low_mask, kernel.src.exact_key[i],
+        SCORE_EXACT, <uint32_t>s_type, SCORE_SAME_TYPE if kernel.type_row >= 0 else 0,
+    )
+
+
 cdef inline void pair_failed(
     const Kernel* kernel, const lane_t* fails, int64_t b, const lane_t* always, lane_t* failed
 ) noexcept nogil:
@@ -657,6 +668,9 @@ cdef void evaluate_row(
     cdef int64_t n_t = t.n, n_source_records = s.records.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
+    # Without the fused pass, and where the outcome of a pair is its reasons, a tile's compatible
+    # pairs are scored by one vector loop rather than one at a time.
+    cdef bint vector_scores = kernel.identity_bits and kernel.score_table
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
@@ -747,6 +761,11 @@ cdef void evaluate_row(
                             check_records(kernel, j0 + b, failed, outcome, target_matches)
                         if outcome[j0 + b] == 0:
                             pending[b >> 6] |= 1ULL << (b & 63)
+                elif vector_scores:  # scores come after, for the whole tile: check records here
+                    for b in range(a, z):
+                        if to_finish[b] and outcome[j0 + b] != 0:
+                            pair_failed(kernel, fails, b, always_words, failed)
+                            check_records(kernel, j0 + b, failed, outcome, target_matches)
 
             # The pairs left to do: check their records, score what passed.
             if any_to_finish and fused:  # every pending pair is compatible: scores only, no branches
@@ -756,6 +775,8 @@ cdef void evaluate_row(
                         j = j0 + (q << 6) + __builtin_ctzll(word)
                         word &= word - 1
                         outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
+            elif any_to_finish and vector_scores:  # every pair left at 0 is compatible
+                score_compatible(kernel, i, j0, n, outcome, score_table, low_mask, s_type)
             elif any_to_finish:
                 for j in range(n, n + 8):
                     to_finish[j] = 0
