@@ -960,6 +960,9 @@ cdef class KernelTemplate:
     # first such request; later ones copy it and replace only the class's own values.
     cdef Side one_class
     cdef bint has_one_class
+    # The reductions' buffers (Problem._reduce), sized by the targets: the problems made from one
+    # template take them from one pool, so a request does not allocate (and page-fault) its own.
+    cdef list buffers
 
 
 cdef class Problem:
@@ -969,7 +972,7 @@ cdef class Problem:
     cdef int lane_bytes
     cdef list _keep
     cdef object _target_matches, _source_matches
-    cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse
+    cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse (the template's pool)
 
     def __init__(self, interned, str vector="portable"):
         cdef KernelTemplate template
@@ -994,13 +997,14 @@ cdef class Problem:
         self.kernel.tile512 = vector == "avx512"
         self._target_matches = None
         self._source_matches = None
-        self._buffers = []
+        self._buffers = template.buffers
         self.kernel.block_start = NULL
         self.kernel.block_ranges = NULL
 
     cdef KernelTemplate _template(self, interned):
         """Everything but the source side, the arrays kept by the template."""
         cdef KernelTemplate template = KernelTemplate()
+        template.buffers = []
         lane = interned.lane
         start = len(self._keep)
         # Ops in any order give the same masks: the exact-match ops go first, to be fused.
