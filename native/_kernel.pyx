@@ -952,7 +952,8 @@ def avx512_available():
 cdef class KernelTemplate:
     """What a problem's kernel holds that depends only on the targets and the ops (its target
     side, ops, reason tables, policy flags), and the arrays it points into: a TargetIndex's
-    requests copy it and add their own source side."""
+    requests copy it and add their own source side. (Prepared targets have no confirmer, so
+    their opaque table, empty, does not depend on the sources either.)"""
 
     cdef Kernel kernel
     cdef list keep

@@ -105,6 +105,8 @@ def test_one_descriptor_requests_equal_match(seed, options):
     rng = random.Random(100 + seed)
     targets = [_target(rng, f"t{k}") for k in range(60)]
     sources = [_device(rng, f"t{k}" if k < 4 else f"s{k}", unseen=True) for k in range(20)]
+    for source in sources[::5]:  # records that count only where the policy reads the sources'
+        source["compatible"] = [{"mdev_type": ["nvidia-63", "i915-GVTg_V5_4"]}]
     policy = fastmatch.Policy.from_dict(options)
     index = fastmatch.TargetIndex(targets, policy)
     for source in sources:
@@ -127,7 +129,10 @@ def test_one_descriptor_side_is_what_the_general_side_makes():
         index = fastmatch.TargetIndex(targets, fastmatch.Policy.from_dict(options))
         prepared = index._prepared
         for k in range(30):
-            devices = fastmatch.DeviceSet.from_records([_device(rng, f"s{k}", unseen=True)], index.policy)
+            record = _device(rng, f"s{k}", unseen=True)
+            if k % 3 == 0 and options.get("direction") != "both":  # records the policy does not read
+                record["compatible"] = [{"mdev_type": "nvidia-63"}]
+            devices = fastmatch.DeviceSet.from_records([record], index.policy)
             fast = prepared._one_class_side(devices)
             general = prepared.context.side(devices, "source", frozen=True)
             for field in fast.__dataclass_fields__:

@@ -285,7 +285,7 @@ class PreparedTargets:
         return per_descriptor[sources.descriptor_of] if len(sources) else np.zeros(0, dtype=bool)
 
     def with_sources(self, sources: DeviceSet) -> Interned:
-        if len(sources.descriptors) == 1 and not sources.descriptors[0].records:
+        if len(sources.descriptors) == 1 and not (self.context.uses_source_records and sources.descriptors[0].records):
             side = self._one_class_side(sources)  # a scheduler's request: one descriptor
         else:
             side = self.context.side(sources, "source", frozen=True)
@@ -294,8 +294,9 @@ class PreparedTargets:
         return interned
 
     def _one_class_side(self, sources: DeviceSet) -> Side:
-        """What ``context.side(sources, "source", frozen=True)`` makes of one descriptor without
-        records, without grouping: each value looked up once in the frozen vocabularies."""
+        """What ``context.side(sources, "source", frozen=True)`` makes of one descriptor whose
+        records do not count (it has none, or the policy does not read the sources'), without
+        grouping: each value looked up once in the frozen vocabularies."""
         context, (descriptor,) = self.context, sources.descriptors
         held = descriptor.values
         values = [held.get(name) for name in context.attributes]
@@ -318,6 +319,7 @@ class PreparedTargets:
             has_version, major, minor, patch = np.zeros((4, 1), dtype=np.int64)
         masks = [context.vocabularies[i].mask_table([values[i]]) for i in context.word_start]
         no_records = np.zeros(1, dtype=np.int32)
+        constrained: np.ndarray
         if context.uses_source_records:  # a class without records then constrains nothing
             constrained = np.zeros((context.failure_words, 1), dtype=lane)
         else:
