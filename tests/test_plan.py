@@ -224,17 +224,54 @@ def test_validator_finds_what_is_wrong():
 
 
 def test_without_scipy_the_joint_strategy_names_the_extra(monkeypatch):
+    """VM groups need HiGHS (SciPy: the plan extra); a fleet without them is one min-cost flow
+    (OR-Tools, which the test extra installs) and needs no SciPy, nor does the greedy plan."""
     monkeypatch.setitem(sys.modules, "scipy", None)  # import scipy now raises ImportError
-    sources, targets = [dev("s1", "a")], [dev("t1", "b")]
+    sources = [dev("s1", "a"), dev("s2", "a", vm="pair"), dev("s3", "a", vm="pair")]
+    targets = [dev("t1", "b", capacity=3)]
     with pytest.raises(FastmatchError, match=r"pip install 'fastmatch\[plan\]'"):
         fm.plan(sources, targets, ["a"])
-    assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1"}
+    assert moves(fm.plan(sources, targets, ["a"], strategy="greedy")) == {"s1": "t1", "s2": "t1", "s3": "t1"}
+    assert moves(fm.plan(sources[:1], targets, ["a"])) == {"s1": "t1"}
 
 
 def test_time_limit_returns_a_valid_plan_not_proven():
-    sources = DeviceSet.from_records([dev(f"s{k}", "a", version=f"1.{k % 3}") for k in range(6)])
+    # A VM group makes it an integer program (HiGHS, which the limit stops); without groups the
+    # min-cost flow has no limit to keep (next test).
+    records = [dev(f"s{k}", "a", version=f"1.{k % 3}") for k in range(4)] + [dev(f"g{k}", "a", vm="pair") for k in range(2)]
+    sources = DeviceSet.from_records(records)
     targets = DeviceSet.from_records([dev(f"t{k}", "b", version=f"1.{k % 3}") for k in range(4)])
     plan = fm.plan(sources, targets, ["a"], time_limit=1e-9)
     assert plan.status == "time-limit"
     assert check_plan(plan.json(), sources, targets, ["a"]) == []
-    assert plan.summary["vms"]["placed"] == 4  # the greedy plan, feasible, where no block was solved in time
+    assert plan.summary["vms"]["placed"] == 4  # the greedy plan (the four single-device VMs), where no block was solved in time
+
+
+def test_single_device_vms_are_one_min_cost_flow_or_one_lp_with_the_same_optimum(monkeypatch):
+    """Without VM groups the model is a network: OR-Tools' min-cost flow solves it (the ortools
+    extra, which the test extra installs) and, without OR-Tools, one HiGHS LP whose answer is
+    integral; both reach the enumerator's optimum."""
+    import fastmatch.drain.model as model_module
+
+    sources = [dev(f"s{k}", "a", version=f"1.{k % 3}", pv="on" if k % 4 == 0 else None) for k in range(7)]
+    targets = [dev(f"t{k}", f"h{k % 3}", version=f"1.{k % 2}", capacity=1 + k % 2) for k in range(5)]
+    joint, _, oracle = planned(sources, targets, ["a"], host_limits={"h1": 1})
+    assert joint.summary["solver"]["stages"][0]["stage"] == "min-cost flow (OR-Tools)"
+    assert joint.summary["solver"]["name"] == "OR-Tools (min-cost flow)"
+    monkeypatch.setattr(model_module, "_min_cost_flow", lambda model: None)
+    without, _, _ = planned(sources, targets, ["a"], host_limits={"h1": 1})
+    assert without.summary["solver"]["stages"][0]["stage"] == "transportation (LP)"
+    assert without.summary["solver"]["name"] == "HiGHS (scipy.optimize.milp)"
+    assert oracle.objective_of(without.json()) == oracle.objective_of(joint.json()) == oracle.best()
+
+
+def test_a_fractional_lp_goes_on_to_the_integer_program():
+    """Three VMs of two devices, two hosts of three slots each: the LP relaxation puts one and
+    a half VMs on each host (all three placed), which no plan can; the integer program places
+    two, the enumerator's optimum."""
+    sources = [dev(f"v{v}-{d}", "a", vm=f"v{v}") for v in range(3) for d in range(2)]
+    targets = [dev("t1", "h1", capacity=3), dev("t2", "h2", capacity=3)]
+    joint, _, _ = planned(sources, targets, ["a"])
+    assert joint.summary["vms"]["placed"] == 2
+    stages = [stage["stage"] for stage in joint.summary["solver"]["stages"]]
+    assert stages and not any("LP" in stage for stage in stages), stages

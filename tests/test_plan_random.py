@@ -11,6 +11,7 @@ from plan_brute import Oracle
 
 import fastmatch as fm
 import fastmatch.drain.joint as joint_module
+import fastmatch.drain.model as model_module
 from fastmatch import DeviceSet
 from fastmatch.drain.classes import ClassView
 from fastmatch.drain.fleet import drain_fleet
@@ -57,6 +58,19 @@ def fleets(draw):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fleets())
 def test_joint_is_optimal_and_never_worse_than_greedy(fleet):
+    _joint_is_optimal_and_never_worse_than_greedy(fleet)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(fleets())
+def test_without_ortools_the_lp_reaches_the_same_optimum(monkeypatch, fleet):
+    """Models without VM groups go to OR-Tools' min-cost flow when it is installed, else to one
+    HiGHS LP (its integral answer checked): the second path must be as exact as the first."""
+    monkeypatch.setattr(model_module, "_min_cost_flow", lambda model: None)
+    _joint_is_optimal_and_never_worse_than_greedy(fleet)
+
+
+def _joint_is_optimal_and_never_worse_than_greedy(fleet):
     sources, targets, drain, limits, parallel, per_host = fleet
     sources, targets = DeviceSet.from_records(sources), DeviceSet.from_records(targets)
     options = {"host_limits": limits, "max_parallel": parallel, "max_per_host": per_host}

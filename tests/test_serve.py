@@ -414,18 +414,27 @@ def test_node_lists_kept_are_bounded_in_count_and_size(generated, monkeypatch):
 
     _, _, targets = generated
     nodes = fleet_module.Nodes(targets)
+    classes = nodes.classes(np.zeros(len(targets), dtype=np.int64), 1)  # one class: the pairs are the nodes
     names = sorted(set(targets.hosts) - {""}) + ["not-a-node"]
     for n in range(fleet_module.RECENT_NODE_LISTS + 5):
         chosen = names[n:]
-        codes = nodes.codes_of_json(json.dumps(chosen).encode(), chosen)
-        assert codes.tolist() == nodes.codes(chosen).tolist() and codes[-1] == 0
-        assert nodes.codes_of_json(json.dumps(chosen).encode(), chosen) is codes  # kept
-    assert len(nodes._recent_codes) == fleet_module.RECENT_NODE_LISTS
-    assert json.dumps(names).encode() not in nodes._recent_codes  # the oldest went first
+        asked = nodes.asked(classes, chosen, json.dumps(chosen).encode())
+        assert asked.codes.tolist() == nodes.codes(chosen).tolist() and asked.codes[-1] == 0
+        assert asked.segments.tolist() == list(range(len(chosen) - 1))  # each node one pair; not-a-node none
+        assert nodes.asked(classes, chosen, json.dumps(chosen).encode()) is asked  # kept
+    assert len(nodes._recent) == fleet_module.RECENT_NODE_LISTS
+    assert json.dumps(names).encode() not in nodes._recent  # the oldest went first
+    other = nodes.classes(np.arange(len(targets), dtype=np.int64), len(targets))  # another numbering
+    assert nodes.asked(other, chosen, json.dumps(chosen).encode()).classes is other  # its own pairs
+    assert nodes.recent_names(json.dumps(chosen).encode()) is chosen and nodes.recent_names(b'["x"]') is None
+    monkeypatch.setattr(fleet_module, "RECENT_SIZE", 4 * len(names))  # names and pairs: room for two lists
+    for chosen in (names[:-1], names[1:], names[2:]):
+        nodes.asked(classes, chosen, json.dumps(chosen).encode())
+    assert list(nodes._recent) == [json.dumps(names[1:]).encode(), json.dumps(names[2:]).encode()]
     monkeypatch.setattr(fleet_module, "RECENT_NODE_LIST_BYTES", 10)
     long_list = names[:3]
-    assert nodes.codes_of_json(json.dumps(long_list).encode(), long_list).tolist() == nodes.codes(long_list).tolist()
-    assert json.dumps(long_list).encode() not in nodes._recent_codes
+    assert nodes.asked(classes, long_list, json.dumps(long_list).encode()).codes.tolist() == nodes.codes(long_list).tolist()
+    assert json.dumps(long_list).encode() not in nodes._recent
 
 
 def test_connections_do_not_wait_for_delayed_acks():

@@ -20,7 +20,7 @@ from .classes import ClassView
 from .fleet import drain_fleet
 from .greedy import greedy
 from .joint import joint_plan
-from .result import SOLVER, Plan
+from .result import Plan, solver_name
 
 STRATEGIES = ("joint", "greedy")
 
@@ -90,7 +90,7 @@ def plan(
         outcome = joint_plan(view, time_limit)
         target = outcome.target
         solver = {
-            "name": SOLVER,
+            "name": solver_name([stage["stage"] for stage in outcome.stages]),
             "status": outcome.status,
             "seconds": round(outcome.seconds, 3),
             "model": outcome.model,

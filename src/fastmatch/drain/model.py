@@ -15,7 +15,11 @@ variables are declared integer so that HiGHS's answer is integral as it stands.
 
 The objective is lexicographic and solved in stages, each fixing the optimum of the one
 before: most VMs, then most devices (only when VM groups exist: otherwise the two are the
-same), then the least total rank (ranks: :mod:`fastmatch.plan.classes`).
+same), then the least total rank (ranks: :mod:`fastmatch.drain.classes`).
+
+Each solve tries the LP relaxation first and keeps it when integral (:func:`_integral_lp`).
+Without VM groups (no y) the model is a network outright: OR-Tools' min-cost flow solves
+it when installed (:func:`_min_cost_flow`), one HiGHS LP otherwise (:func:`_transportation`).
 """
 
 from __future__ import annotations
@@ -323,6 +327,7 @@ def objectives(model: Model) -> list[Objective]:
 # A weighted objective is exact while every value it takes is an integer a double holds
 # exactly, with room for the solver's tolerances.
 EXACT_WEIGHTED = 2.0**50
+INTEGRAL = 1e-6  # how far from an integer an LP value may be and still count as that integer
 
 
 def solve(model: Model, time_limit: float | None = None) -> Solution:
@@ -334,20 +339,28 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
     is solved once with weights that make the order strict (a VM outweighs every device, a
     device every rank); a larger one in stages, each fixing the optimum of the one before.
     """
-    require_scipy()
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
     started = time.perf_counter()
     n_x, n_y = len(model.pair_k), len(model.group_g)
     n = n_x + n_y
     if n == 0:
         return Solution(np.zeros(0, np.int64), np.zeros(0, np.int64), "optimal", (0, 0, 0), 0.0)
+    if n_y == 0:
+        flow = _min_cost_flow(model)
+        if flow is not None:  # and SciPy, about a second to import, is not needed
+            return _whole(model, flow[0], flow[1], "min-cost flow (OR-Tools)", started)
+    require_scipy()
+    from scipy import sparse
+    from scipy.sparse.csgraph import connected_components
+
     matrix, lower, upper = _matrix(model)
     variable_upper = np.concatenate(
         [model.buckets.capacity[model.pair_b].astype(np.float64), model.commodities.group_count[model.group_g].astype(np.float64)]
     )
     parts = objectives(model)
+    if n_y == 0:
+        flow = _transportation(matrix, lower, upper, variable_upper, parts, int(model.commodities.singles.sum()), time_limit)
+        if flow is not None:
+            return _whole(model, flow[0], flow[1], "transportation (LP)", started)
     n_rows = matrix.shape[0]
     graph = sparse.block_array([[None, matrix], [matrix.T, None]], format="csr", dtype=np.float64)
     _, label = connected_components(graph, directed=False)
@@ -379,6 +392,104 @@ def solve(model: Model, time_limit: float | None = None) -> Solution:
             status = "time-limit"
     objective = tuple(int(round(float(c @ best))) for _, c, _ in parts)
     return Solution(best[:n_x], best[n_x:], status, objective, time.perf_counter() - started, _summarised(stages))
+
+
+def _whole(model: Model, values: Int64s, seconds: float, stage: str, started: float) -> Solution:
+    """The solution of a model without VM groups solved in one call."""
+    objective = tuple(int(round(float(c @ values))) for _, c, _ in objectives(model))
+    summary: StageSummary = {"stage": stage, "calls": 1, "seconds": seconds, "largest_block": len(values), "not_optimal": 0}
+    return Solution(values, values[:0], "optimal", objective, time.perf_counter() - started, [summary])
+
+
+def _min_cost_flow(model: Model) -> tuple[Int64s, float] | None:
+    """The optimum of a model without VM groups by OR-Tools' min-cost flow (the ``ortools``
+    extra), or None without it.
+
+    Without groups the model is a network: source -> commodity (its single-device VMs) ->
+    bucket (the rank of the pair per device) -> the bucket's host when it has a limit -> sink.
+    A maximum flow of least cost is the lexicographic optimum (every VM one device: most VMs,
+    then least total rank), exactly, in integers, and some thirty times faster than HiGHS's LP
+    on the same model (BENCHMARKS.md); it has no time limit, and needs none."""
+    try:
+        from ortools.graph.python import min_cost_flow
+    except ImportError:
+        return None
+    started = time.perf_counter()
+    com, buckets = model.commodities, model.buckets
+    n_k, n_b, n_x = len(com), len(buckets), len(model.pair_k)
+    limited = np.flatnonzero(model.host_limit >= 0)
+    source, sink = 0, 1
+    commodity_node = 2 + np.arange(n_k)
+    bucket_node = 2 + n_k + np.arange(n_b)
+    host_node = np.full(len(model.host_limit) + 1, sink)  # the last slot: AGGREGATE, to the sink
+    host_node[limited] = 2 + n_k + n_b + np.arange(len(limited))
+    flow = min_cost_flow.SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.concatenate([np.full(n_k, source), commodity_node[model.pair_k], bucket_node, host_node[limited]]),
+        np.concatenate([commodity_node, bucket_node[model.pair_b], host_node[buckets.place], np.full(len(limited), sink)]),
+        np.concatenate([com.singles, buckets.capacity[model.pair_b], buckets.capacity, model.host_limit[limited]]),
+        np.concatenate([np.zeros(n_k, np.int64), model.pair_rank, np.zeros(n_b + len(limited), np.int64)]),
+    )
+    supply = int(com.singles.sum())
+    flow.set_node_supply(source, supply)
+    flow.set_node_supply(sink, -supply)
+    if flow.solve_max_flow_with_min_cost() != flow.OPTIMAL:
+        return None
+    values = np.asarray(flow.flows(np.arange(n_k, n_k + n_x)), dtype=np.int64)
+    return values, time.perf_counter() - started
+
+
+def _transportation(
+    matrix: sparse.csr_array[np.float64],
+    lower: Floats,
+    upper: Floats,
+    variable_upper: Floats,
+    parts: list[Objective],
+    devices: int,
+    time_limit: float | None,
+) -> tuple[Int64s, float] | None:
+    """The optimum of a model without VM groups as one linear program over all its blocks, or
+    None (the blocks' own solves then settle it).
+
+    Without groups the rows are a commodity's VMs, a bucket's capacity and a host's limit over
+    its buckets: a bipartite network with one laminar side, whose matrix is totally unimodular,
+    so the simplex method's answer is integral (:func:`_integral_lp` checks). With one device
+    per VM, VMs and devices are the same count: two weights make the order strict (a VM
+    outweighs every total rank), and the coefficients stay small enough for one LP over
+    every block, where the blocks' three weights are solved block by block."""
+    from scipy import optimize
+
+    by_name = {name: c for name, c, _ in parts}
+    rank = by_name["rank"]
+    vm_weight = float(rank.max(initial=0)) * devices + 1  # more than any total rank
+    if vm_weight * (devices + 1) >= EXACT_WEIGHTED:
+        return None
+    bounds = optimize.Bounds(np.zeros(matrix.shape[1]), variable_upper)
+    return _integral_lp(vm_weight * by_name["vms"] - rank, bounds, [optimize.LinearConstraint(matrix, lower, upper)], time_limit)
+
+
+def _integral_lp(
+    coefficients: Floats, bounds: optimize.Bounds, constraints: list[optimize.LinearConstraint], time_limit: float | None
+) -> tuple[Int64s, float] | None:
+    """The maximum of ``coefficients`` over the LP relaxation when the solver's answer is
+    integral (then no integer answer can be better: it is the integer program's optimum), with
+    the seconds it took; None when it is fractional or the time ran out. The drain's models
+    are networks but for the VM groups' columns, and their LP optima are integral as a rule:
+    one LP instead of a branch-and-bound run that would first solve the same LP."""
+    from scipy import optimize
+
+    options: _OptionsMILP = {"disp": False, "presolve": True}
+    if time_limit is not None:
+        options["time_limit"] = time_limit
+    started = time.perf_counter()
+    n = len(coefficients)
+    res = optimize.milp(-coefficients, integrality=np.zeros(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
+    if res.status != 0 or res.x is None:
+        return None
+    values = np.rint(res.x)
+    if np.abs(res.x - values).max(initial=0.0) > INTEGRAL:
+        return None
+    return values.astype(np.int64), time.perf_counter() - started
 
 
 def _devices_per_row(model: Model) -> Int64s:
@@ -446,17 +557,27 @@ def _stages(
                 break
             options["time_limit"] = left
         stage_start = time.perf_counter()
-        res = optimize.milp(-sense * coefficients, integrality=np.ones(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
-        report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
-        if res.x is None:
-            if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
+        relaxed = _integral_lp(sense * coefficients, bounds, constraints, None if time_limit is None else left)
+        if relaxed is not None:
+            best = relaxed[0]
+            report.append({"stage": f"{name} (LP, integral)", "status": 0, "seconds": time.perf_counter() - stage_start})
+        else:
+            if time_limit is not None:
+                options["time_limit"] = time_limit - (time.perf_counter() - started)
+                if options["time_limit"] <= 0:
+                    status = "time-limit"
+                    break
+            res = optimize.milp(-sense * coefficients, integrality=np.ones(n, dtype=np.int64), bounds=bounds, constraints=constraints, options=options)
+            report.append({"stage": name, "status": int(res.status), "seconds": time.perf_counter() - stage_start})
+            if res.x is None:
+                if res.status == 1:  # the limit came before any plan of this stage: keep the last stage's
+                    status = "time-limit"
+                    break
+                raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
+            best = np.rint(res.x).astype(np.int64)
+            if res.status != 0:
                 status = "time-limit"
                 break
-            raise FastmatchError(f"the solver failed at the {name} stage: {res.message}")
-        best = np.rint(res.x).astype(np.int64)
-        if res.status != 0:
-            status = "time-limit"
-            break
         value = float(np.rint(coefficients @ best))
         fixed = (value, np.inf) if sense > 0 else (-np.inf, value)
         constraints = [*constraints, optimize.LinearConstraint(coefficients.reshape(1, -1), *fixed)]

@@ -13,7 +13,16 @@ from .classes import ClassView
 from .unplaced import Explainer
 from .waves import fewest_waves, schedule
 
-SOLVER = "HiGHS (scipy.optimize.milp)"
+HIGHS = "HiGHS (scipy.optimize.milp)"
+MIN_COST_FLOW = "OR-Tools (min-cost flow)"
+
+
+def solver_name(stages: list[str]) -> str:
+    """The solvers that made a joint plan, from its stages' names (a model without VM groups
+    may be OR-Tools' alone)."""
+    by_flow = ["OR-Tools" in stage for stage in stages]
+    names = ([HIGHS] if not all(by_flow) else []) + ([MIN_COST_FLOW] if any(by_flow) else [])
+    return " and ".join(names) or HIGHS  # no stage: nothing to solve
 
 
 class Plan:

@@ -89,6 +89,11 @@ class Service:
         metrics = self.metrics
         limit = self.config.max_body if limit is None else limit
 
+        def answer(fleet: Fleet, data: bytes) -> Response:
+            # encoded here, in the worker thread: the event loop only reads bodies and writes answers
+            computed = compute(fleet, data)
+            return computed if isinstance(computed, Response) else json_response(computed)
+
         async def handle(request: Request) -> Response:
             started = time.perf_counter()
             metrics.in_flight.inc()
@@ -97,9 +102,7 @@ class Service:
                     self.authorise(request)
                 data = await self.body(request, limit) if method == "POST" else b""
                 fleet = self.holder.fleet  # read once: a reload meanwhile does not change this request's fleet
-                response = await run_in_threadpool(compute, fleet, data)
-                if not isinstance(response, Response):
-                    response = json_response(response)
+                response = await run_in_threadpool(answer, fleet, data)
             except RequestError as exc:
                 metrics.errors.labels(exc.kind).inc()
                 headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -137,10 +140,10 @@ class Service:
             raise RequestError(422, f"fleet refused, the old one keeps serving: {exc}", kind="fleet") from None
 
     def k8s_filter(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
-        return k8s.filter_nodes(fleet, self.config.k8s, k8s.decode_args(body))
+        return k8s.filter_nodes(fleet, self.config.k8s, k8s.decode_args(body, fleet.nodes.recent_names))
 
     def k8s_prioritize(self, fleet: Fleet, body: bytes) -> list[dict[str, Any]]:
-        return k8s.prioritize_nodes(fleet, self.config.k8s, k8s.decode_args(body))
+        return k8s.prioritize_nodes(fleet, self.config.k8s, k8s.decode_args(body, fleet.nodes.recent_names))
 
     def metrics_text(self, fleet: Fleet, body: bytes) -> Response:
         return Response(self.metrics.exposition(), media_type=self.metrics.content_type)

@@ -26,33 +26,31 @@ from ..policy import Policy
 from .config import ServeConfig
 
 
-RECENT_NODE_LISTS = 16  # node lists whose host codes are kept, per fleet
-RECENT_NODE_LIST_BYTES = 1 << 20  # the longest kept (about 60,000 names): at most ~24 MiB kept in all
+RECENT_NODE_LISTS = 16  # node lists whose codes and pairs are kept, per fleet
+RECENT_NODE_LIST_BYTES = 1 << 20  # the longest list kept (about 60,000 names): at most 16 MiB of keys
+RECENT_SIZE = 500_000  # names and (node, class) pairs kept over all lists: a name costs ~80 bytes, a pair 24
 
 
 class Nodes:
-    """The targets grouped by host (a Kubernetes node's name is its targets' host), as arrays:
-    per request, the nodes are answered with NumPy over all targets at once, never a loop.
+    """The targets grouped by host (a Kubernetes node's name is its targets' host).
 
     Positions below are in *node order*: the targets sorted by host code, each node's targets
-    one run (``start``), so per-node reductions read memory in order."""
+    one run (``start``), in input order within it."""
 
     def __init__(self, targets: DeviceSet) -> None:
         names, host = targets.host_codes  # code 0: the empty host, on no node
         self.count = len(names) - 1
+        self.target_host = host
         self.order = np.argsort(host, kind="stable")  # node order -> target
-        self.position = np.empty(len(host), dtype=np.int64)  # target -> node order
-        self.position[self.order] = np.arange(len(host))
         self.host = host[self.order]
         self.available = targets.capacities[self.order] > 0
         # Codes 1.. all have targets (code 0 only when some target has no host): each run's start.
         self.start = np.searchsorted(self.host, np.arange(1, len(names)))
         self._code_of = {name: code for code, name in enumerate(names) if code}
-        self._ranks = np.arange(len(host), dtype=np.int64)
-        self._class_in_order: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._classes: NodeClasses | None = None
         # A scheduler sends the same node list over and over (its node cache, every pod of a
-        # cycle): the codes of the last few lists, by their JSON text, skip 5,000 dict lookups.
-        self._recent_codes: dict[bytes, np.ndarray] = {}
+        # cycle): the last few lists, by their JSON text, keep their codes and their pairs.
+        self._recent: dict[bytes, AskedNodes] = {}
         self._recent_lock = threading.Lock()  # taken only to add a list
 
     def run(self, code: int) -> slice:
@@ -60,53 +58,124 @@ class Nodes:
         stop = self.start[code] if code < self.count else len(self.host)
         return slice(int(self.start[code - 1]), int(stop))
 
-    def in_order(self, target_class: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(target_class, available_class)`` in node order, where ``available_class`` is the
-        class of an available target and ``classes`` (one past the last) of the others, so that
-        one gather over a class row with -1 appended gives the candidates' scores. A prepared
-        index gives every request the same array: reordered once, kept (the tuple is replaced
-        whole, so threads see one or the other)."""
-        kept = self._class_in_order
-        if kept is None or kept[0] is not target_class:
-            ordered = target_class[self.order]
-            kept = self._class_in_order = (target_class, ordered, np.where(self.available, ordered, classes))
-        return kept[1], kept[2]
+    def host_of(self, target: int) -> int:
+        """The host code of target ``target`` (an index; 0 for -1, no target)."""
+        return int(self.target_host[target]) if target >= 0 else 0
+
+    def classes(self, target_class: np.ndarray, n_classes: int) -> NodeClasses:
+        """The (node, class) pairs for this class numbering of the targets. A prepared index
+        gives every request the same numbering: built once, kept (replaced whole, so threads
+        see one or the other); a request on another numbering (the full path) builds its own."""
+        kept = self._classes
+        if kept is not None and kept.same_numbering(target_class, n_classes):
+            return kept
+        built = self._classes = NodeClasses(self, target_class, n_classes)
+        return built
 
     def codes(self, node_names: list[str]) -> np.ndarray:
         """Each name's host code, 0 for a name no target is on (dict lookups at C speed)."""
         return np.fromiter(map(self._code_of.get, node_names, repeat(0)), np.int64, len(node_names))
 
-    def codes_of_json(self, names_json: bytes, node_names: list[str]) -> np.ndarray:
-        """``codes(node_names)``, where ``names_json`` is the JSON text ``node_names`` was decoded from."""
-        if len(names_json) > RECENT_NODE_LIST_BYTES:
-            return self.codes(node_names)
-        codes = self._recent_codes.get(names_json)
-        if codes is None:
-            codes = self.codes(node_names)
-            codes.flags.writeable = False  # shared by every request that sends the same list
-            with self._recent_lock:
-                if len(self._recent_codes) >= RECENT_NODE_LISTS:
-                    del self._recent_codes[next(iter(self._recent_codes))]  # the oldest
-                self._recent_codes[names_json] = codes
-        return codes
+    def recent_names(self, names_json: bytes) -> list[str] | None:
+        """The names of a node list kept by its JSON text (decoded, and found valid, when it
+        was first sent), or None: a list sent again is neither decoded nor hashed anew."""
+        kept = self._recent.get(names_json)
+        return None if kept is None else kept.names
 
-    def per_node_max(self, values: np.ndarray) -> np.ndarray:
-        """int64 [host codes]: the largest of ``values`` (in node order) on each node; [0] is -1."""
-        out = np.full(self.count + 1, -1, dtype=np.int64)
-        if self.count:
-            out[1:] = np.maximum.reduceat(values, self.start)
+    def asked(self, classes: NodeClasses, node_names: list[str], names_json: bytes | None = None) -> AskedNodes:
+        """``node_names``'s pairs; ``names_json``, when given, is the JSON text they were decoded
+        from, by which the last few lists are kept."""
+        if names_json is None or len(names_json) > RECENT_NODE_LIST_BYTES:
+            return AskedNodes(classes, node_names, self.codes(node_names))
+        kept = self._recent.get(names_json)
+        if kept is not None and kept.classes is classes:
+            return kept
+        asked = AskedNodes(classes, node_names, self.codes(node_names) if kept is None else kept.codes)
+        if asked.size > RECENT_SIZE:
+            return asked
+        with self._recent_lock:
+            self._recent.pop(names_json, None)
+            while self._recent and (
+                len(self._recent) >= RECENT_NODE_LISTS or sum(other.size for other in self._recent.values()) + asked.size > RECENT_SIZE
+            ):
+                del self._recent[next(iter(self._recent))]  # the oldest
+            self._recent[names_json] = asked
+        return asked
+
+
+class NodeClasses:
+    """The distinct (node, target class) pairs of the fleet, for one class numbering of its
+    targets: a filter reads one value per pair on the nodes it asks about, never one per
+    target. Targets of one class on one node are alike to a request, but for their capacity
+    (a pair is available when one of them is) and their input order (a pair stands for its
+    first target, which is the one a tie picks)."""
+
+    def __init__(self, nodes: Nodes, target_class: np.ndarray, n_classes: int) -> None:
+        self.target_class = target_class
+        self.n_classes = n_classes
+        self.n_targets = len(target_class)
+        class_in_order = target_class[nodes.order]
+        by_pair = np.argsort(nodes.host * n_classes + class_in_order, kind="stable")  # node, class, node order
+        host, classes = nodes.host[by_pair], class_in_order[by_pair]
+        new_pair = np.ones(len(by_pair), dtype=bool)
+        new_pair[1:] = (host[1:] != host[:-1]) | (classes[1:] != classes[:-1])
+        starts = np.flatnonzero(new_pair)
+        self.pair_class = classes[starts]
+        self.pair_first = nodes.order[by_pair[starts]]  # the pair's first target (input index)
+        available = np.logical_or.reduceat(nodes.available[by_pair], starts) if len(starts) else np.zeros(0, dtype=bool)
+        # unavailable pairs point one past the last class, where a request's row holds -1
+        self.pair_available_class = np.where(available, self.pair_class, n_classes)
+        self.node_start = np.searchsorted(host[starts], np.arange(nodes.count + 1))  # host code -> its first pair
+        self.node_pairs = np.diff(self.node_start, append=len(starts))
+        self.node_pairs[0] = 0  # code 0: targets without a host, on no node
+
+    def same_numbering(self, target_class: np.ndarray, n_classes: int) -> bool:
+        return n_classes == self.n_classes and (
+            target_class is self.target_class or np.array_equal(target_class, self.target_class)
+        )
+
+
+class AskedNodes:
+    """One request's node list (``names``; ``codes``: their host codes, 0 for a name with no
+    target, repeats allowed) as its nodes' pairs, one segment per node that has any."""
+
+    def __init__(self, classes: NodeClasses, names: list[str], codes: np.ndarray) -> None:
+        self.classes = classes
+        self.names = names
+        self.name_array = np.empty(len(names), dtype=object)  # the names picked by position at C speed
+        self.name_array[:] = names
+        self.codes = codes
+        lengths = classes.node_pairs[codes]
+        ends = np.cumsum(lengths)
+        begins = ends - lengths
+        pairs = np.arange(int(ends[-1]) if len(ends) else 0) + np.repeat(classes.node_start[codes] - begins, lengths)
+        self.has_pairs = lengths > 0
+        self.segments = begins[self.has_pairs]
+        self.available_class = classes.pair_available_class[pairs]
+        self.pair_class = classes.pair_class[pairs]
+        self.pair_first = classes.pair_first[pairs]
+        for kept in (codes, self.segments, self.available_class, self.pair_class, self.pair_first):
+            kept.flags.writeable = False  # shared by every request that sends the same list
+        self.size = len(names) + len(pairs)
+
+    def best(self, scores: np.ndarray) -> np.ndarray:
+        """int64 per asked node: the highest of ``scores`` (per class, -1 appended for the
+        unavailable) over its available targets; -1 for a node with none."""
+        out = np.full(len(self.codes), -1, dtype=np.int64)
+        if len(self.segments):
+            out[self.has_pairs] = np.maximum.reduceat(scores[self.available_class], self.segments)
         return out
 
-    def per_node_argmin(self, keys: np.ndarray) -> np.ndarray:
-        """int64 [host codes]: the target (its index) with the smallest of ``keys`` (in node order,
-        small non-negative integers) on each node, the first of equals; [0] is -1."""
-        out = np.full(self.count + 1, -1, dtype=np.int64)
-        if self.count:
-            n = len(keys)
-            ranked = keys * n
-            ranked += self._ranks  # ties: the first in node order, which keeps input order within a node
-            out[1:] = self.order[np.minimum.reduceat(ranked, self.start) % n]
-        return out
+    def closest_class(self, keys: np.ndarray, asked: np.ndarray) -> np.ndarray:
+        """int64 per position in ``asked`` (nodes with pairs): the class of the node's target
+        with the smallest of ``keys`` (per class, small non-negative integers), the first of
+        equals in input order."""
+        m = self.classes.n_targets
+        ranked = keys[self.pair_class] * m + self.pair_first
+        segment = np.cumsum(self.has_pairs) - 1  # asked position -> its segment
+        first = np.minimum.reduceat(ranked, self.segments)[segment[asked]] % m
+        closest: np.ndarray = self.classes.target_class[first]
+        return closest
 
 
 class Fleet:

@@ -11,15 +11,16 @@ pod's source devices, one of its targets is an available candidate (compatible, 
 not the source's own host or device); a pod that names no source device passes everywhere.
 A node that fails for want of capacity goes to ``FailedNodes`` (preempting a pod may free a
 device); one that fails on compatibility, or has no targets, to ``FailedAndUnresolvableNodes``.
-Both carry the reasons, by the names ``explain`` uses. Every array here is over all targets
-at once: the nodes of a request are answered with NumPy, never a Python loop per target.
+Both carry the reasons, by the names ``explain`` uses. A request is answered with NumPy over
+the (node, target class) pairs of the nodes it names, and its reasons in words are made once
+per distinct reason mask: never a Python loop per node or per target.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import compress
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 import numpy as np
@@ -27,8 +28,9 @@ import numpy as np
 from ..devices import DeviceSet
 from ..errors import FastmatchError
 from ..reasons import SAME_DEVICE, SAME_HOST, reason_names
+from ..result import MatchResult
 from .config import K8sConfig, PodField
-from .fleet import Fleet
+from .fleet import Fleet, Nodes
 from .requests import RequestError, field_message
 
 MAX_EXTENDER_PRIORITY = 10  # extenderv1.MaxExtenderPriority
@@ -66,8 +68,9 @@ class ExtenderArgs:
     node_names_json: bytes | None = None  # NodeNames as sent: the key of its host codes, kept per fleet
 
 
-def decode_args(body: bytes) -> ExtenderArgs:
-    """``ExtenderArgs`` with field names in any case; an error names the field."""
+def decode_args(body: bytes, known_names: Callable[[bytes], list[str] | None] = lambda names_json: None) -> ExtenderArgs:
+    """``ExtenderArgs`` with field names in any case; an error names the field. ``known_names``
+    gives the names of a ``NodeNames`` JSON text already decoded (the fleet keeps recent ones)."""
     try:
         top = msgspec.json.decode(body, type=dict[str, msgspec.Raw])
     except msgspec.ValidationError as exc:
@@ -83,12 +86,15 @@ def decode_args(body: bytes) -> ExtenderArgs:
         name, kind = known
         if name in values:
             raise RequestError(422, f"field '{key}': {name} given twice (names match without regard to case)")
+        if name == "NodeNames":
+            names_json = bytes(raw)
+            values[name] = known_names(names_json)
+            if values[name] is not None:
+                continue
         try:
             values[name] = msgspec.json.decode(raw, type=kind | None)
         except msgspec.ValidationError as exc:
             raise RequestError(422, field_message(str(exc), key)) from None
-        if name == "NodeNames":
-            names_json = bytes(raw)
     if values.get("Pod") is None:
         raise RequestError(422, "field 'Pod': missing")
     if values.get("NodeNames") is not None:
@@ -154,77 +160,117 @@ def _pod_value(meta: _Metadata, where: PodField) -> str | None:
 
 
 class NodeVerdicts:
-    """For one request's sources, per requested node: whether it passes, its 0-10 priority, and why it fails."""
+    """For one request's sources, per requested node: whether it passes, why it fails, and
+    (``priorities``) its 0-10 priority.
+
+    A request reads one value per (node, target class) pair on the nodes it asks about
+    (:class:`fleet.NodeClasses`), never one per target: the kernel's row of class scores and
+    reasons for each source, gathered over those pairs. Only the device rules differ between
+    targets of one class on one node (never the source's own host, nor the source itself),
+    and they touch at most two nodes per source, answered from their targets."""
 
     def __init__(self, fleet: Fleet, sources: DeviceSet, node_names: list[str], names_json: bytes | None = None) -> None:
         nodes = fleet.nodes
-        self.codes = codes = nodes.codes(node_names) if names_json is None else nodes.codes_of_json(names_json, node_names)
         self.result = result = fleet.index.match(sources)
         self.sources = sources
         class_scores, class_reasons = result.class_scores, result.class_reasons
+        classes = nodes.classes(result.target_class, class_scores.shape[1])
+        asked = nodes.asked(classes, node_names, names_json)
+        self.codes = codes = asked.codes
+        self._name_array = asked.name_array
         rules = result.rules
-        # node order from here on; an unavailable target's class has the score -1 appended to each row
-        target_class, available_class = nodes.in_order(result.target_class, class_scores.shape[1])
-        self.passes = np.ones(len(codes), dtype=bool)
-        self.priority = np.full(len(codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
-        self.failed_mask = np.zeros(len(codes), dtype=np.uint64)  # with a failure, 0 means: no capacity
-        self.failing_source = np.full(len(codes), -1, dtype=np.int64)
-        bits_per_class = _popcount(class_reasons)
+        self.passes = codes > 0
+        self.words = [NO_TARGETS]  # the reasons' texts met, each once
+        self.word_of = np.zeros(len(codes), dtype=np.int64)  # a failing node's: its position in words
+        self.resolvable = np.zeros(len(codes), dtype=bool)  # failing for want of capacity only
+        self._best: list[np.ndarray] = []
         for i in range(len(sources)):
             c = int(result.source_class[i])
-            candidates = np.append(class_scores[c], -1)[available_class]
+            row_scores = np.append(class_scores[c], -1)  # [n_classes]: an unavailable pair
+            row_reasons = class_reasons[c]
+            best = asked.best(row_scores)
             # The device rules (docs/model.md section 6, step 1): never its own host, nor itself.
             own_host = int(rules.source_host[i]) if rules.exclude_same_host else 0
             twin = int(rules.source_twin[i])
-            excluded = [nodes.run(own_host)] if own_host > 0 else []
-            if twin >= 0:
-                excluded.append(nodes.position[twin])
-            for where in excluded:
-                candidates[where] = -1
-            best = nodes.per_node_max(candidates)[codes]
+            ruled = {code: self._ruled_node(nodes, result, c, code, own_host, twin) for code in (own_host, nodes.host_of(twin)) if code > 0}
+            at_ruled = {code: np.flatnonzero(codes == code) for code in ruled}
+            for code, (node_best, _) in ruled.items():
+                best[at_ruled[code]] = node_best
             passes = best >= 0
-            newly_failed = ~passes & self.passes & (codes > 0)
+            newly_failed = ~passes & self.passes
             if newly_failed.any():
                 # Why a node fails: the reasons of its closest device (the fewest reasons; a
-                # compatible device with capacity 0 has none).
-                keys = bits_per_class[c][target_class]
-                for where in excluded:  # SAME_HOST, SAME_DEVICE: one reason more
-                    keys[where] += 1
-                closest = nodes.per_node_argmin(keys)[codes[newly_failed]]
-                mask = class_reasons[c][result.target_class[closest]]
-                if own_host > 0:
-                    mask = mask | np.where(nodes.host[nodes.position[closest]] == own_host, np.uint64(SAME_HOST), np.uint64(0))
-                if twin >= 0:
-                    mask = mask | np.where(closest == twin, np.uint64(SAME_DEVICE), np.uint64(0))
-                self.failed_mask[newly_failed] = mask
-                self.failing_source[newly_failed] = i
+                # compatible device with capacity 0 has none), per class from the kernel's row.
+                where = np.flatnonzero(newly_failed)
+                closest = asked.closest_class(_popcount(row_reasons), where)
+                self.word_of[where] = self._class_words(i, row_reasons, closest)
+                self.resolvable[where] = row_reasons[closest] == 0
+                for code, (_, node_mask) in ruled.items():
+                    at = at_ruled[code][newly_failed[at_ruled[code]]]
+                    self.word_of[at] = len(self.words)
+                    self.words.append(self._words(i, node_mask))
+                    self.resolvable[at] = node_mask == 0
             self.passes &= passes
-            self.priority = np.minimum(self.priority, _spread(best))
-        self.priority[~self.passes] = 0
+            self._best.append(best)
 
-    def failures(self, node_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    @staticmethod
+    def _ruled_node(nodes: Nodes, result: MatchResult, c: int, code: int, own_host: int, twin: int) -> tuple[int, int]:
+        """``(best score, reason mask of the closest device)`` on the node of host ``code``,
+        device by device: the node of the source's own host or of the source itself."""
+        run = nodes.run(code)
+        devices = nodes.order[run]
+        device_class = result.target_class[devices]
+        same_host = np.full(len(devices), code == own_host)
+        itself = devices == twin
+        usable = nodes.available[run] & ~same_host & ~itself
+        scores = result.class_scores[c][device_class]
+        best = int(scores[usable].max(initial=-1))
+        reasons = result.class_reasons[c][device_class]
+        closest = int(np.argmin(_popcount(reasons) + same_host + itself))  # the first of equals
+        mask = int(reasons[closest]) | (SAME_HOST if same_host[closest] else 0) | (SAME_DEVICE if itself[closest] else 0)
+        return best, mask
+
+    def priorities(self) -> np.ndarray:
+        """int64 per requested node, 0-10: the lowest of the sources' spread scores, 0 where it fails."""
+        priority = np.full(len(self.codes), MAX_EXTENDER_PRIORITY, dtype=np.int64)
+        for best in self._best:
+            priority = np.minimum(priority, _spread(best))
+        priority[~self.passes] = 0
+        return priority
+
+    def failures(self) -> tuple[dict[str, str], dict[str, str]]:
         """``(FailedNodes, FailedAndUnresolvableNodes)``: node -> the reasons, in words."""
-        failed = np.flatnonzero(~self.passes)
-        unknown = self.codes[failed] == 0
-        capacity = ~unknown & (self.failed_mask[failed] == 0)
-        words = np.full(len(failed), NO_TARGETS, dtype=object)
-        words[capacity] = NO_CAPACITY
-        incompatible = ~unknown & ~capacity
-        sources = self.failing_source[failed]
-        masks = self.failed_mask[failed]
-        for source in np.unique(sources[incompatible]).tolist():
-            chosen = incompatible & (sources == source)
-            distinct, inverse = np.unique(masks[chosen], return_inverse=True)
-            said = np.array([self._words(source, int(mask)) for mask in distinct.tolist()] + [None], dtype=object)[:-1]
-            words[chosen] = said[inverse.reshape(-1)]
-        names, texts = list(compress(node_names, (~self.passes).tolist())), words.tolist()
-        resolvable, unresolvable = capacity.tolist(), (~capacity).tolist()
-        return (
-            dict(zip(compress(names, resolvable), compress(texts, resolvable))),
-            dict(zip(compress(names, unresolvable), compress(texts, unresolvable))),
-        )
+        failing = ~self.passes
+        words = np.empty(len(self.words), dtype=object)
+        words[:] = self.words
+
+        def said(chosen: np.ndarray) -> dict[str, str]:
+            at = np.flatnonzero(chosen)
+            return dict(zip(self._name_array[at].tolist(), words[self.word_of[at]].tolist()))
+
+        return said(failing & self.resolvable), said(failing & ~self.resolvable)
+
+    def _class_words(self, source: int, row_reasons: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Per class of ``classes``, the position in ``words`` of its reasons against ``source``:
+        one text per distinct reason mask among the classes met, then a lookup per node."""
+        met = np.zeros(len(row_reasons), dtype=bool)
+        met[classes] = True
+        met_classes = np.flatnonzero(met)
+        said: dict[int, int] = {}
+        positions = []
+        for mask in row_reasons[met_classes].tolist():
+            if mask not in said:
+                said[mask] = len(self.words)
+                self.words.append(self._words(source, mask))
+            positions.append(said[mask])
+        word_of_class = np.zeros(len(row_reasons), dtype=np.int64)
+        word_of_class[met_classes] = positions
+        word_of: np.ndarray = word_of_class[classes]
+        return word_of
 
     def _words(self, source: int, mask: int) -> str:
+        if mask == 0:
+            return NO_CAPACITY
         words = "incompatible: " + ", ".join(reason_names(mask, self.result.attributes))
         return f"source {self.sources.ids[source]!r}: {words}" if len(self.sources) > 1 else words
 
@@ -265,7 +311,7 @@ def filter_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> dict[st
     else:
         verdicts = NodeVerdicts(fleet, sources, names, args.node_names_json)
         passes = verdicts.passes.tolist()
-        failed, unresolvable = verdicts.failures(names)
+        failed, unresolvable = verdicts.failures()
     answer: dict[str, Any] = {"FailedNodes": failed, "FailedAndUnresolvableNodes": unresolvable, "Error": ""}
     if args.node_items is None:
         answer["NodeNames"] = list(compress(names, passes))
@@ -281,5 +327,5 @@ def prioritize_nodes(fleet: Fleet, config: K8sConfig, args: ExtenderArgs) -> lis
         sources = pod_sources(args.pod, config, fleet)
     except PodSourceError as exc:
         raise RequestError(422, str(exc), kind="pod") from None
-    priority = [0] * len(names) if sources is None else NodeVerdicts(fleet, sources, names, args.node_names_json).priority.tolist()
+    priority = [0] * len(names) if sources is None else NodeVerdicts(fleet, sources, names, args.node_names_json).priorities().tolist()
     return [{"Host": name, "Score": score} for name, score in zip(names, priority)]
