@@ -1,4 +1,4 @@
-"""Build the native kernel.
+"""Build the native kernel and the fleet line reader.
 
 OpenMP is used when the compiler supports it (``FASTMATCH_NO_OPENMP=1`` turns it
 off); ``-march=native`` is added only when ``FASTMATCH_NATIVE=1`` asks for it,
@@ -107,7 +107,19 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
-    )
+    ),
+    # Writing answers (which sources share a ranking, their lines joined): single-threaded, so
+    # without OpenMP.
+    Extension(
+        "fastmatch._output",
+        ["native/_output.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
+    Extension(
+        "fastmatch._lines",  # reading fleet JSON Lines: no OpenMP, one thread
+        ["native/_lines.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["native"]))

@@ -1,7 +1,8 @@
 """Generating, loading and interning a fleet (at most 2,000 distinct descriptors per side);
 interning all-distinct fleets; a prepared index interning a request's sources; the parse
 floor the JSON Lines loader is held to, in the same run; Parquet fleets; writing top-5
-JSON Lines and CSV.
+JSON Lines, CSV and Parquet (the ranking they are written from, the formatting alone, and
+formatting and writing to a file, fsync included).
 
 The parse floor (issue 13) is msgspec decoding the file into the fast path's line structs
 (``fleet_lines._Line``), the file read with one ``read()``: ``floor`` decodes it in one
@@ -169,28 +170,43 @@ def test_parse_floor(benchmark, side, per_line):
 @pytest.mark.parametrize("side", ["sources", "targets"])
 def test_load_against_floor(benchmark, side):
     """``fastmatch.load``, with the floor (one ``decode_lines``) and the per-line floor timed
-    before each of its rounds: ``floor_ratio`` and ``floor_per_line_ratio`` (medians)."""
+    before each of its rounds: ``floor_ratio`` and ``floor_per_line_ratio`` (medians).
+
+    ``floor_cpu_ratio`` is the same ratio in CPU seconds of this process (``process_time``),
+    steadier than wall time on a machine shared with other work."""
     path = dict(zip(("sources", "targets"), support.fleet_files(N, N, K)))[side]
     floors: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[str, list[float]] = {"floor": [], "load": []}
 
     def floors_first():  # pedantic's setup: run before each timed round, not timed
         for per_line in floors:
             gc.disable()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             lines = _floor(path, per_line)
             floors[per_line].append(time.perf_counter() - start)
+            if not per_line:
+                cpu["floor"].append(time.process_time() - start_cpu)
             del lines
             gc.enable()
 
+    def load(path):
+        start_cpu = time.process_time()
+        devices = fastmatch.load(path)
+        cpu["load"].append(time.process_time() - start_cpu)
+        return devices
+
     benchmark.group = f"fleet {N:,}: load against the parse floor"
     benchmark.extra_info.update({"implementation": f"load {side} (floors before each round)", "size": str(N)})
-    devices = benchmark.pedantic(fastmatch.load, args=(path,), setup=floors_first, rounds=max(_rounds(), 3), iterations=1)
+    devices = benchmark.pedantic(load, args=(path,), setup=floors_first, rounds=max(_rounds(), 3), iterations=1)
     assert len(devices) == N
     if benchmark.stats:
-        load = benchmark.stats.stats.median
+        median_load = benchmark.stats.stats.median
         for per_line, key in ((False, "floor"), (True, "floor_per_line")):
             benchmark.extra_info[f"{key}_seconds"] = float(np.median(floors[per_line]))
-            benchmark.extra_info[f"{key}_ratio"] = load / float(np.median(floors[per_line]))
+            benchmark.extra_info[f"{key}_ratio"] = median_load / float(np.median(floors[per_line]))
+        benchmark.extra_info["floor_cpu_seconds"] = float(np.median(cpu["floor"]))
+        benchmark.extra_info["load_cpu_seconds"] = float(np.median(cpu["load"]))
+        benchmark.extra_info["floor_cpu_ratio"] = float(np.median(cpu["load"]) / np.median(cpu["floor"]))
 
 
 @pytest.fixture(scope="module")
@@ -217,12 +233,43 @@ def test_load_parquet(benchmark, side, parquet_fleet):
 
 
 @pytest.fixture(scope="module")
-def top5():
+def fleet_match():
+    """The fleet's match result (each output runs the kernel again)."""
+    s, t = support.fleet_files(N, N, K)
+    return fastmatch.match(fastmatch.load(s), fastmatch.load(t))
+
+
+@pytest.fixture(scope="module")
+def top5(fleet_match):
     """The fleet's top-5 ranking, as ``match`` writes it."""
     from fastmatch.cli import Ranking
 
-    s, t = support.fleet_files(N, N, K)
-    return Ranking.of(fastmatch.match(fastmatch.load(s), fastmatch.load(t)), 5)
+    return Ranking.of(fleet_match, 5)
+
+
+def test_write_top5_ranking(benchmark, fleet_match):
+    """``cli.Ranking.of``: top_k(5), the sources sharing a ranking, the distinct rankings'
+    score parts: what every format writes from."""
+    from fastmatch.cli import Ranking
+
+    benchmark.group = f"fleet {N:,}: write top-5"
+    benchmark.extra_info.update({"implementation": "Ranking.of", "size": str(N)})
+    ranking = benchmark.pedantic(Ranking.of, args=(fleet_match, 5), rounds=_rounds(), iterations=1)
+    benchmark.extra_info["rankings"] = len(ranking)
+    _rate(benchmark, N)
+
+
+@pytest.mark.parametrize("output", ["json", "csv"])
+def test_write_top5_formatting_only(benchmark, output, top5):
+    """The formatter's chunks made and dropped: the formatting alone; what the file system
+    adds (the page cache, fsync, the disk) is the difference from ``test_write_top5``."""
+    from fastmatch import cli
+
+    benchmark.group = f"fleet {N:,}: write top-5"
+    benchmark.extra_info.update({"implementation": f"format {output}", "size": str(N)})
+    size = benchmark.pedantic(lambda: sum(map(len, cli._FORMATTERS[output](top5))), rounds=_rounds(), iterations=1)
+    benchmark.extra_info["bytes"] = size
+    _rate(benchmark, N)
 
 
 @pytest.mark.parametrize("output", ["json", "csv", "parquet"])

@@ -461,6 +461,17 @@ cdef inline int64_t score(
     return pair_score(kernel, i, j, &s_type)
 
 
+cdef inline void score_compatible(
+    const Kernel* kernel, int64_t i, int64_t j0, int64_t n, int64_t* outcome, const int64_t* score_table, int64_t low_mask,
+    lane_t s_type,
+) noexcept nogil:
+    """table_score for every pair of targets j0 .. j0 + n whose outcome is 0 (compatible, not yet scored)."""
+    fm_score_compatible(
+        outcome + j0, <const int32_t*>(kernel.tgt.score_facts + j0), n, score_table, low_mask, kernel.src.exact_key[i],
+        SCORE_EXACT, <uint32_t>s_type, SCORE_SAME_TYPE if kernel.type_row >= 0 else 0,
+    )
+
+
 cdef inline void pair_failed(
     const Kernel* kernel, const lane_t* fails, int64_t b, const lane_t* always, lane_t* failed
 ) noexcept nogil:
@@ -657,6 +668,9 @@ cdef void evaluate_row(
     cdef int64_t n_t = t.n, n_source_records = s.records.n
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
+    # Without the fused pass, and where the outcome of a pair is its reasons, a tile's compatible
+    # pairs are scored by one vector loop rather than one at a time.
+    cdef bint vector_scores = kernel.identity_bits and kernel.score_table
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
@@ -747,6 +761,11 @@ cdef void evaluate_row(
                             check_records(kernel, j0 + b, failed, outcome, target_matches)
                         if outcome[j0 + b] == 0:
                             pending[b >> 6] |= 1ULL << (b & 63)
+                elif vector_scores:  # scores come after, for the whole tile: check records here
+                    for b in range(a, z):
+                        if to_finish[b] and outcome[j0 + b] != 0:
+                            pair_failed(kernel, fails, b, always_words, failed)
+                            check_records(kernel, j0 + b, failed, outcome, target_matches)
 
             # The pairs left to do: check their records, score what passed.
             if any_to_finish and fused:  # every pending pair is compatible: scores only, no branches
@@ -756,6 +775,8 @@ cdef void evaluate_row(
                         j = j0 + (q << 6) + __builtin_ctzll(word)
                         word &= word - 1
                         outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
+            elif any_to_finish and vector_scores:  # every pair left at 0 is compatible
+                score_compatible(kernel, i, j0, n, outcome, score_table, low_mask, s_type)
             elif any_to_finish:
                 for j in range(n, n + 8):
                     to_finish[j] = 0
@@ -949,11 +970,21 @@ def avx512_available():
     return bool(fm_tile512_available())
 
 
-cdef class TargetArrays:
-    """The kernel's view of a target side, and the arrays it points into."""
+cdef class KernelTemplate:
+    """What a problem's kernel holds that depends only on the targets and the ops (its target
+    side, ops, reason tables, policy flags), and the arrays it points into: a TargetIndex's
+    requests copy it and add their own source side. (Prepared targets have no confirmer, so
+    their opaque table, empty, does not depend on the sources either.)"""
 
-    cdef Side side
+    cdef Kernel kernel
     cdef list keep
+    # A source side of one class without records (a request's one descriptor): made with the
+    # first such request; later ones copy it and replace only the class's own values.
+    cdef Side one_class
+    cdef bint has_one_class
+    # The reductions' buffers (Problem._reduce), sized by the targets: the problems made from one
+    # template take them from one pool, so a request does not allocate (and page-fault) its own.
+    cdef list buffers
 
 
 cdef class Problem:
@@ -963,13 +994,41 @@ cdef class Problem:
     cdef int lane_bytes
     cdef list _keep
     cdef object _target_matches, _source_matches
-    cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse
+    cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse (the template's pool)
 
     def __init__(self, interned, str vector="portable"):
+        cdef KernelTemplate template
         self._keep = []
         self.lane_bytes = np.dtype(interned.lane).itemsize
         lane = interned.lane
-        self._side(&self.kernel.src, interned.sources, lane)
+        cache = interned.kernel_cache
+        template = cache.get("kernel") if cache is not None else None
+        if template is None:
+            template = self._template(interned)
+            if cache is not None:
+                cache["kernel"] = template
+        self.kernel = template.kernel
+        self._keep.append(template)
+        if interned.sources.n_classes == 1 and len(interned.sources.records.cmask) == 0:
+            self._one_class_side(template, interned.sources, lane)  # a request's one descriptor
+        else:
+            self._side(&self.kernel.src, interned.sources, lane)
+        # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
+        if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
+            raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
+        self.kernel.tile512 = vector == "avx512"
+        self._target_matches = None
+        self._source_matches = None
+        self._buffers = template.buffers
+        self.kernel.block_start = NULL
+        self.kernel.block_ranges = NULL
+
+    cdef KernelTemplate _template(self, interned):
+        """Everything but the source side, the arrays kept by the template."""
+        cdef KernelTemplate template = KernelTemplate()
+        template.buffers = []
+        lane = interned.lane
+        start = len(self._keep)
         # Ops in any order give the same masks: the exact-match ops go first, to be fused.
         order = np.argsort(interned.op_kind, kind="stable")
         self.kernel.n_ops = len(interned.op_kind)
@@ -999,20 +1058,16 @@ cdef class Problem:
         self.kernel.opaque_n = interned.opaque_table.shape[1]
         self.kernel.opaque_rows = <const int32_t*>self._ptr(interned.opaque_rows, np.int32)
         self.kernel.opaque_columns = <const int32_t*>self._ptr(interned.opaque_columns, np.int32)
-        self._targets(interned)
+        self._side(&self.kernel.tgt, interned.targets, lane)
+        self._version_classes(&self.kernel.tgt, interned.targets)
         # A table per source class pays off when it is much smaller than a row of targets.
         self.kernel.score_table = self.kernel.tgt.n_vclasses * 4 <= self.kernel.tgt.n
         kinds = np.asarray(interned.op_kind)
         self.kernel.max_rules = int(np.where(kinds == OP_SUPERSET, interned.op_words, 1).sum())
-        # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
-        if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
-            raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
-        self.kernel.tile512 = vector == "avx512"
-        self._target_matches = None
-        self._source_matches = None
-        self._buffers = []
-        self.kernel.block_start = NULL
-        self.kernel.block_ranges = NULL
+        template.kernel = self.kernel
+        template.keep = self._keep[start:]
+        del self._keep[start:]
+        return template
 
     def block(self, block_start, block_ranges):
         """Restrict top_k and counts to the target-class ranges that ``fastmatch.blocks`` leaves
@@ -1041,22 +1096,44 @@ cdef class Problem:
         self._keep.append(copy)
         return <const void*>address(copy)
 
-    cdef _targets(self, interned):
-        """The target side; from the cache of targets that outlive one match (TargetIndex)."""
-        cdef TargetArrays held
-        cache = interned.kernel_cache
-        held = cache.get("targets") if cache is not None else None
-        if held is None:
+    cdef _one_class_side(self, KernelTemplate template, data, lane):
+        """The source side of a request's one descriptor (one class, no records), without the
+        ~25 NumPy calls of ``_side``: its runs and sets of records are the template's, and its
+        values go into two small buffers."""
+        cdef Side built
+        cdef Side* side = &self.kernel.src
+        if not template.has_one_class:
             start = len(self._keep)
-            self._side(&self.kernel.tgt, interned.targets, interned.lane)
-            self._version_classes(&self.kernel.tgt, interned.targets)
-            held = TargetArrays()
-            held.side = self.kernel.tgt
-            held.keep = self._keep[start:]
-            if cache is not None:
-                cache["targets"] = held
-        self.kernel.tgt = held.side
-        self._keep.append(held)
+            self._side(&built, data, lane)
+            template.keep.extend(self._keep[start:])
+            del self._keep[start:]
+            template.one_class = built  # whole, after it is built: another thread may be reading it
+            template.has_one_class = True
+        side[0] = template.one_class
+        rows = (data.codes, data.vmajor, data.vminor, data.masks, data.constrained)
+        cdef int64_t first[6]
+        cdef int64_t k
+        first[0] = 0
+        for k in range(5):
+            first[k + 1] = first[k] + len(rows[k])
+        line = ALIGNMENT // self.lane_bytes  # a row of the field-major arrays is one cache line
+        lanes = aligned_empty((max(first[5], 1), line), lane)
+        for k in range(5):
+            lanes[first[k] : first[k + 1], 0] = rows[k][:, 0]
+        cdef const char* at = <const char*>address(lanes)
+        cdef int64_t row_bytes = ALIGNMENT
+        side.codes = at + first[0] * row_bytes
+        side.vmajor = at + first[1] * row_bytes
+        side.vminor = at + first[2] * row_bytes
+        side.masks = at + first[3] * row_bytes
+        side.constrained = at + first[4] * row_bytes
+        side.n_plain = 0 if np.any(data.constrained) else 1
+        numbers = np.array([data.exact_key[0], data.major[0], data.minor[0], data.patch[0], data.newest_rank[0]], dtype=np.int64)
+        flag = np.array(data.has_version, dtype=np.uint8)
+        cdef const int64_t* number = <const int64_t*>address(numbers)
+        side.exact_key, side.major, side.minor, side.patch, side.newest_rank = number, number + 1, number + 2, number + 3, number + 4
+        side.has_version = <const uint8_t*>address(flag)
+        self._keep += [lanes, numbers, flag]
 
     cdef _side(self, Side* side, data, lane):
         side.n = data.codes.shape[1]

@@ -155,4 +155,39 @@ FM_DEFINE_LOOPS(uint16_t, u16)
 FM_DEFINE_LOOPS(uint32_t, u32)
 FM_DEFINE_LOOPS(uint64_t, u64)
 
+/* Scores, in place, the compatible pairs of a run of targets (outcome 0; a reason mask is
+ * negative, a score already given positive): every pair's score is computed and kept where the
+ * outcome is 0, so the loop has no branch to mispredict on the half of the pairs that are
+ * compatible. `facts` holds four int32 per target (exact key, low bits, version class, type
+ * code: ScoreFacts in _kernel.pyx); `version_part` the source's score against each version class.
+ */
+static FM_CLONES void fm_score_compatible(int64_t *restrict outcome, const int32_t *restrict facts, int64_t n,
+                                         const int64_t *restrict version_part, int64_t low_mask,
+                                         int64_t exact_key, int64_t exact_bit, uint32_t type_code,
+                                         int64_t type_bit) {
+    for (int64_t j = 0; j < n; j++) {
+        const int32_t *f = facts + 4 * j;
+        int64_t value = version_part[f[2]] | ((int64_t)f[1] & low_mask) |
+                        (exact_bit & -(int64_t)((int64_t)f[0] == exact_key)) |
+                        (type_bit & -(int64_t)((uint32_t)f[3] == type_code));
+        outcome[j] = outcome[j] == 0 ? value : outcome[j];
+    }
+}
+
+/* The places (from 0) of the values of `row[0:n]` that are at least `floor`, into `at`; returns
+ * how many. A vector pass first finds the largest value, so a run with none is passed over at
+ * memory speed; otherwise the places are written without a branch per value.
+ */
+static FM_CLONES int64_t fm_at_least(const int64_t *restrict row, int64_t n, int64_t floor, int32_t *restrict at) {
+    int64_t largest = INT64_MIN;
+    for (int64_t j = 0; j < n; j++) largest = row[j] > largest ? row[j] : largest;
+    if (largest < floor) return 0;
+    int64_t count = 0;
+    for (int64_t j = 0; j < n; j++) {
+        at[count] = (int32_t)j;
+        count += row[j] >= floor;
+    }
+    return count;
+}
+
 #endif

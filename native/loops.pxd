@@ -46,6 +46,8 @@ cdef extern from "loops.h" nogil:
     uint8_t fm_outcomes_u64(const uint64_t* fails, const uint64_t* t_constrained, const uint64_t* state, int64_t n, uint64_t always, uint64_t s_constrained, uint64_t attribute_bits, int64_t* outcome, uint8_t* to_finish)
     uint8_t fm_outcomes_matched_u64(const uint64_t* fails, const uint64_t* t_constrained, int64_t n, uint64_t always, uint64_t s_constrained, uint64_t attribute_bits, uint64_t outside_of, uint64_t many, uint64_t accept, int64_t* outcome, uint8_t* to_finish)
     void fm_fill_u64(uint64_t* out, int64_t n, uint64_t value)
+    void fm_score_compatible(int64_t* outcome, const int32_t* facts, int64_t n, const int64_t* version_part, int64_t low_mask, int64_t exact_key, int64_t exact_bit, uint32_t type_code, int64_t type_bit)
+    int64_t fm_at_least(const int64_t* row, int64_t n, int64_t floor, int32_t* at)
 
 
 cdef extern from "tile512.h" nogil:

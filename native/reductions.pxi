@@ -95,41 +95,82 @@ cdef inline void sift_up(int64_t* scores, int64_t* devs, int64_t at) noexcept no
     devs[at] = dev
 
 
+cdef enum:
+    SCAN = 64  # target classes whose outcomes are screened against the heap's floor at once
+    SAMPLE_STRIDE = 16  # a long row's classes first looked at one in this many, for a starting floor
+    SAMPLE_MIN = 1024  # rows over fewer classes than this start from no floor
+
+
+cdef inline void offer_class(
+    const Devices* devices, int64_t j, int64_t s, int64_t depth, int64_t* scores, int64_t* devs, int64_t* size,
+    int64_t* floor,
+) noexcept nogil:
+    """Target class j's available devices, whose score is s (>= floor), into the bounded heap."""
+    cdef int64_t p, d
+    cdef int64_t p0 = devices.available_start[j], p1 = devices.available_start[j + 1]
+    if p0 == p1 or (size[0] == depth and s == floor[0] and devices.available_order[p0] > devs[0]):
+        return  # no device, or a tie with the worst kept whose devices all come later
+    for p in range(p0, p1):
+        d = devices.available_order[p]
+        if size[0] < depth:
+            scores[size[0]] = s
+            devs[size[0]] = d
+            sift_up(scores, devs, size[0])
+            size[0] += 1
+            if size[0] == depth:
+                floor[0] = scores[0]
+        elif worse(scores[0], devs[0], s, d):
+            scores[0] = s
+            devs[0] = d
+            sift_down(scores, devs, size[0], 0)
+            floor[0] = scores[0]
+        else:
+            return  # this class's later devices rank lower still
+
+
 cdef int64_t best_candidates(
     const Devices* devices, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
     int64_t* devs,
 ) noexcept nogil:
     """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
     target classes, best first (score, then device order) in ``scores``/``devs``; returns how
-    many there are."""
-    cdef int64_t j, p, p0, p1, s, d, r, size = 0, floor = 0
+    many there are.
+
+    The heap orders candidates completely (score, then device), so the order classes are
+    offered in changes no answer, only how often the heap changes. Classes come in blocked
+    order, where scores often rise along a row: a heap filled in that order would take almost
+    every compatible class in turn. So rows are read from their end, and a long row is first
+    sampled (one class in SAMPLE_STRIDE): when the sample holds ``depth`` devices, the worst of
+    its best ``depth`` is a floor that no candidate below it can pass (``depth`` devices rank
+    above it). The heap then starts again from that floor, and the row is screened SCAN classes
+    at a time for outcomes at or above the floor (a vector loop, fm_at_least)."""
+    cdef int64_t j, q, s, d, r, lo, hi, found, size = 0, floor = 0, length = 0
+    cdef int32_t at[SCAN]
     if depth <= 0:
         return 0
     for r in range(n_ranges):
-        for j in range(ranges[2 * r], ranges[2 * r + 1]):
-            s = row[j]
-            if s < floor:  # incompatible (< 0), or below every candidate of a full heap
-                continue
-            p0 = devices.available_start[j]
-            p1 = devices.available_start[j + 1]
-            if p0 == p1 or (size == depth and s == floor and devices.available_order[p0] > devs[0]):
-                continue  # no device, or a tie with the worst kept whose devices all come later
-            for p in range(p0, p1):
-                d = devices.available_order[p]
-                if size < depth:
-                    scores[size] = s
-                    devs[size] = d
-                    sift_up(scores, devs, size)
-                    size += 1
-                    if size == depth:
-                        floor = scores[0]
-                elif worse(scores[0], devs[0], s, d):
-                    scores[0] = s
-                    devs[0] = d
-                    sift_down(scores, devs, size, 0)
-                    floor = scores[0]
-                else:
-                    break  # this class's later devices rank lower still
+        length += ranges[2 * r + 1] - ranges[2 * r]
+    if length >= SAMPLE_MIN:
+        for r in range(n_ranges - 1, -1, -1):
+            j = ranges[2 * r + 1] - 1
+            while j >= ranges[2 * r]:
+                if row[j] >= floor:
+                    offer_class(devices, j, row[j], depth, scores, devs, &size, &floor)
+                j -= SAMPLE_STRIDE
+        if size < depth:
+            floor = 0
+        size = 0
+    for r in range(n_ranges - 1, -1, -1):
+        lo = ranges[2 * r]
+        hi = ranges[2 * r + 1]
+        while hi > lo:
+            found = fm_at_least(row + max(lo, hi - SCAN), min(SCAN, hi - lo), floor, at)
+            for q in range(found - 1, -1, -1):
+                j = max(lo, hi - SCAN) + at[q]
+                s = row[j]
+                if s >= floor:  # the floor may have risen since the screen
+                    offer_class(devices, j, s, depth, scores, devs, &size, &floor)
+            hi -= SCAN
     # Heap sort: the worst goes to the end, one at a time, leaving the best first.
     cdef int64_t end = size - 1
     while end > 0:

@@ -90,3 +90,52 @@ def test_unseen_values_that_share_a_code_stay_apart():
         got = index.top_k(order, 1)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
         assert sorted(got[0][:, 0].tolist()) == [-1, 0]
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"prefer": "newest"}, {"records": "and"}, {"opaque": "required"}, {"exclude_same_host": False},
+     {"direction": "both"}, {"direction": "source-offers"}, {"unknown": "ignore"}, {"score_version": ""}],
+)
+def test_one_descriptor_requests_equal_match(seed, options):
+    """A request of one descriptor (a scheduler's: one record, or devices that are alike)
+    takes the index's one-class path; each answers what match() does, values the targets
+    lack included."""
+    rng = random.Random(100 + seed)
+    targets = [_target(rng, f"t{k}") for k in range(60)]
+    sources = [_device(rng, f"t{k}" if k < 4 else f"s{k}", unseen=True) for k in range(20)]
+    for source in sources[::5]:  # records that count only where the policy reads the sources'
+        source["compatible"] = [{"mdev_type": ["nvidia-63", "i915-GVTg_V5_4"]}]
+    policy = fastmatch.Policy.from_dict(options)
+    index = fastmatch.TargetIndex(targets, policy)
+    for source in sources:
+        alike = [source, {**source, "id": source["id"] + "-twin", "host": "h1"}]  # two devices, one descriptor
+        for request in ([source], alike):
+            expected = fastmatch.match(request, targets, policy).top_k(4)
+            got = index.top_k(request, 4)
+            assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]), (source, options)
+        record = {key: value for key, value in source.items() if key != "id"}
+        got = index.top_k(record, 2)
+        expected = fastmatch.match([{"id": "request", **record}], targets, policy).top_k(2)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]), (source, options)
+
+
+def test_one_descriptor_side_is_what_the_general_side_makes():
+    """The one-class source side holds the same arrays as the general interning of that descriptor."""
+    rng = random.Random(7)
+    targets = [_target(rng, f"t{k}") for k in range(60)]
+    for options in ({}, {"direction": "both"}, {"prefer": "newest"}):
+        index = fastmatch.TargetIndex(targets, fastmatch.Policy.from_dict(options))
+        prepared = index._prepared
+        for k in range(30):
+            record = _device(rng, f"s{k}", unseen=True)
+            if k % 3 == 0 and options.get("direction") != "both":  # records the policy does not read
+                record["compatible"] = [{"mdev_type": "nvidia-63"}]
+            devices = fastmatch.DeviceSet.from_records([record], index.policy)
+            fast = prepared._one_class_side(devices)
+            general = prepared.context.side(devices, "source", frozen=True)
+            for field in fast.__dataclass_fields__:
+                if field != "records":
+                    a, b = getattr(fast, field), getattr(general, field)
+                    assert a.dtype == b.dtype and np.array_equal(a, b), (field, options)

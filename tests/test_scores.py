@@ -138,3 +138,13 @@ def test_parts_of_padding_against_no_targets() -> None:
     parts = result.score_parts(0, np.array([-1, -1]), np.array([-1, -1]))
     assert parts.json(0) is None and parts.json(1) is None
     assert not parts.compatible.any() and parts.major_distance.tolist() == [0, 0]
+
+
+def test_parts_of_one_pair_given_as_plain_integers() -> None:
+    """Scalars broadcast like arrays: one pair's parts are 0-d (its version too)."""
+    source = {"id": "s", "self": {"mdev_type": "A", "software_version": "1.0.3"}}
+    target = {"id": "t", "self": {"mdev_type": "A", "software_version": "1.2.0"}}
+    result = fm.match([source], [target], workers=1)
+    parts = result.score_parts(0, 0, int(result.scores[0, 0]))
+    assert parts.shape == () and parts.version.shape == ()
+    assert parts.json(()) == {"exact": False, "same_type": True, "version": "1.2.0", "major_distance": 0, "minor_distance": 2}

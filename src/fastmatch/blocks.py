@@ -60,26 +60,50 @@ class Blocks:
     ranges: np.ndarray  # int64 [2 * n_ranges]: (first, end) target classes in blocked order
     pairs: int  # class pairs the ranges hold
 
+    def source_order(self) -> np.ndarray:
+        """The source classes ordered by the ranges they visit (first range, then second):
+        consecutive rows of the kernel then read the same target classes while they are still
+        in cache. Rows are reduced one by one into each device's own place, so the order changes
+        no answer."""
+        n_ranges = np.diff(self.start)
+        firsts = self.ranges[0::2]
+        if len(firsts) == 0:
+            return np.arange(len(n_ranges), dtype=np.int64)
 
-def in_order(targets: Side, order: np.ndarray) -> Side:
-    """The target side with its classes in ``order`` (``order[new] = old``)."""
+        def first_of(r: int) -> np.ndarray:  # where each row's r-th range starts; -1: it has none
+            return np.where(n_ranges > r, firsts[np.minimum(self.start[:-1] + r, len(firsts) - 1)], -1)
+
+        return np.lexsort((first_of(1), first_of(0))).astype(np.int64)
+
+    def in_source_order(self, order: np.ndarray) -> Blocks:
+        """These blocks for the source classes taken in ``order`` (``order[new] = old``)."""
+        n_ranges = np.diff(self.start)[order]
+        start = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(n_ranges, out=start[1:])
+        moved = np.repeat(self.start[order] - start[:-1], n_ranges) + np.arange(start[-1])
+        ranges = self.ranges.reshape(-1, 2)[moved].reshape(-1)
+        return Blocks(start, np.ascontiguousarray(ranges, dtype=np.int64), self.pairs)
+
+
+def in_order(side: Side, order: np.ndarray) -> Side:
+    """A side with its classes in ``order`` (``order[new] = old``)."""
     position = np.empty_like(order)
     position[order] = np.arange(len(order))
     return replace(
-        targets,
-        class_of=position[targets.class_of],
-        codes=targets.codes[:, order],
-        vmajor=targets.vmajor[:, order],
-        vminor=targets.vminor[:, order],
-        masks=targets.masks[:, order],
-        constrained=targets.constrained[:, order],
-        record_set=targets.record_set[order],
-        exact_key=targets.exact_key[order],
-        has_version=targets.has_version[order],
-        major=targets.major[order],
-        minor=targets.minor[order],
-        patch=targets.patch[order],
-        newest_rank=targets.newest_rank[order],
+        side,
+        class_of=position[side.class_of],
+        codes=side.codes[:, order],
+        vmajor=side.vmajor[:, order],
+        vminor=side.vminor[:, order],
+        masks=side.masks[:, order],
+        constrained=side.constrained[:, order],
+        record_set=side.record_set[order],
+        exact_key=side.exact_key[order],
+        has_version=side.has_version[order],
+        major=side.major[order],
+        minor=side.minor[order],
+        patch=side.patch[order],
+        newest_rank=side.newest_rank[order],
     )
 
 

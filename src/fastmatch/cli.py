@@ -13,15 +13,14 @@ import argparse
 import csv
 import io
 import json
-import operator
 import os
 import re
 import signal
 import sys
 import warnings
 from contextlib import ExitStack, suppress
-from functools import partial
-from itertools import chain, repeat
+from functools import cached_property, partial
+from itertools import chain
 from operator import itemgetter
 from types import FrameType
 from importlib import resources
@@ -35,6 +34,8 @@ from .engine import validate_others
 from .errors import printable, rebase
 from .files import STDIN
 from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
+from ._output import ascii_texts, distinct_rows, joined_lines
+from .packed import Packed, packed
 from .outfile import StagedOutput
 from .reasons import reason_bits
 from .scores import ScoreParts
@@ -66,6 +67,14 @@ class _Terminated(BaseException):
 # Set by the console entry point (fastmatch.__main__), where nothing follows main(): an
 # interrupted run then ends at once, without the seconds Python can take to free a large fleet.
 exit_at_once = False
+# What a command would free object by object on returning, held until that exit instead
+# (only when exit_at_once: two fleets of 1,000,000 devices took 0.2 s of CPU to free).
+_freed_by_exit: list[Any] = []
+
+
+def _keep_until_exit(*objects: Any) -> None:
+    if exit_at_once:
+        _freed_by_exit.extend(objects)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -577,6 +586,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
     if args.summary and summary is not None:
         for line in summary.text().splitlines():
             _say(f"{PROG}: summary: {line}")
+    _keep_until_exit(sources, targets, ranking)
     return EXIT_OK
 
 
@@ -608,35 +618,31 @@ class Ranking:
     """``match``'s answer as written: the distinct rankings the sources share (most share
     theirs with others: the devices of one class, wherever their host does not matter), each
     with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
-    source ``i``'s ranking."""
+    source ``i``'s ranking, ``first[r]`` a source holding ranking ``r``."""
 
     def __init__(
         self,
         source_ids: Sequence[str],
         target_ids: Sequence[str],
         indices: np.ndarray,
-        keys: np.ndarray,
-        parts_of: Callable[[np.ndarray], ScoreParts],
+        first: np.ndarray,
+        which: np.ndarray,
+        parts: ScoreParts,
     ):
-        """``keys`` (n, any): rows with equal keys share a ranking; ``parts_of(rows)`` gives
-        the score parts of those rows' candidates."""
+        """``parts`` (rankings, k): the score parts of each distinct ranking's candidates."""
         self.source_ids, self.target_ids = source_ids, target_ids
         self.indices = indices
-        self.first, self.which = _shared_rankings(keys)
-        self.parts: ScoreParts = parts_of(self.first)  # (rankings, k)
+        self.first, self.which = first, which
+        self.parts = parts
 
     @classmethod
     def of(cls, result: MatchResult, k: int) -> "Ranking":
         indices, scores = result.top_k(k)
-        # Equal candidates with equal scores have equal parts when the sources' versions agree.
-        keys = np.concatenate([indices, scores, result.version_origins()[:, None]], axis=1)
-        return cls(
-            result.sources.ids,
-            result.targets.ids,
-            indices,
-            keys,
-            lambda rows: result.score_parts(rows[:, None], indices[rows], scores[rows]),
-        )
+        # Equal candidates with equal scores have equal parts when the sources' versions agree:
+        # sources share a ranking when all three are equal (found in one pass, in native code).
+        first, which = distinct_rows(*(np.ascontiguousarray(a, dtype=np.int64) for a in (indices, scores, result.version_origins())))
+        parts = result.score_parts(first[:, None], indices[first], scores[first])
+        return cls(result.sources.ids, result.targets.ids, indices, first, which, parts)
 
     def __len__(self) -> int:
         """How many distinct rankings."""
@@ -644,63 +650,83 @@ class Ranking:
 
     def candidates(self, r: int) -> Iterator[tuple[int, int]]:
         """``(rank, target)`` of ranking ``r``'s candidates (rank from 1)."""
-        row = self.indices[self.first[r]]
-        return ((rank, int(row[rank - 1])) for rank in range(1, int((row >= 0).sum()) + 1))
+        return ((rank, j) for rank, j in enumerate(self._targets[r], 1) if j >= 0)  # (padding: on the right)
+
+    def score_json(self, r: int, rank: int) -> dict[str, Any] | None:
+        """``ScoreParts.json`` of ranking ``r``'s candidate ``rank`` (from 1)."""
+        k: int = self.indices.shape[1]
+        return self._score_json[r * k + rank - 1]
+
+    @cached_property
+    def _targets(self) -> list[list[int]]:
+        targets: list[list[int]] = self.indices[self.first].tolist()
+        return targets
+
+    @cached_property
+    def _score_json(self) -> list[dict[str, Any] | None]:
+        return self.parts.json_list()
 
     def formatted(self, format_ranking: Callable[[int], Any]) -> list[Any]:
         """``format_ranking(r)`` of each distinct ranking, in ranking order."""
         return [format_ranking(r) for r in range(len(self.first))]
 
+    def lines(self, prefix: bytes, ids: Packed, pieces: list[list[bytes]]) -> Iterator[bytes]:
+        """The sources' lines in chunks of about ``_CHUNK_BYTES``: for each piece of a source's
+        ranking (``pieces[r]``, encoded), ``prefix``, the source's encoded id, the piece.
 
-def _shared_rankings(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most sources share their whole ranking with others (the devices of one class, wherever
-    their host does not matter), so each distinct ranking is formatted once.
-
-    Returns ``(first, which)``: a row holding each distinct ranking, and each row's ranking.
-    """
-    if len(rows) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    weights = np.random.default_rng(0).integers(1, 2**63, rows.shape[1], dtype=np.uint64) | np.uint64(1)
-    hashes = (rows.astype(np.uint64) * weights).sum(axis=1)
-    _, first, which = np.unique(hashes, return_index=True, return_inverse=True)
-    collided = np.flatnonzero((rows != rows[first[which]]).any(axis=1))
-    if len(collided):  # two rankings with one hash: give those rows rankings of their own
-        which = which.copy()
-        which[collided] = len(first) + np.arange(len(collided))
-        first = np.concatenate([first, collided])
-    return first, which
+        ``ids`` are the sources' encoded ids, packed (fastmatch.packed). The lines are joined
+        in native code (fastmatch._output): nothing runs per source in Python."""
+        data, ends = ids
+        joined_pieces, piece_ends = packed(chain.from_iterable(pieces))
+        ranking_pieces = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, pieces), np.int64, len(pieces)), out=ranking_pieces[1:])
+        which = np.ascontiguousarray(self.which, dtype=np.int64)
+        start = 0
+        while start < len(which):
+            chunk, start = joined_lines(prefix, data, ends, which, joined_pieces, piece_ends, ranking_pieces, start, _CHUNK_BYTES)
+            yield chunk
 
 
-# Rows written per chunk: a chunk of top-5 JSON Lines is about 50 MB.
-_ROWS_PER_CHUNK = 1 << 16
+# Lines are written in chunks of about this many bytes: large enough that the per-chunk
+# Python costs nothing, small enough to stay in cache between being joined and written.
+_CHUNK_BYTES = 1 << 22
+
+# What JSON escapes in a string (msgspec as the standard: the control characters, the quote
+# and the backslash); ids without any are written as they are, between quotes.
+_JSON_ESCAPED = bytes(range(0x20)) + b'"\\'
+
+
+def _json_string_bodies(texts: list[str]) -> Packed:
+    """Each text as a JSON string without its quotes, in UTF-8: plain ASCII ids (the usual
+    fleet) copied as they are at C speed, any other id encoded by msgspec."""
+    plain = ascii_texts(texts, _JSON_ESCAPED)
+    return plain if plain is not None else packed(encoded[1:-1] for encoded in map(msgspec.json.encode, texts))
 
 
 def _format_json(ranking: Ranking) -> Iterator[bytes]:
     """JSON Lines: one object per source,
     ``{"source": ID, "candidates": [{"target": ID, "rank": 1, "score": {parts}}, ...]}``.
 
-    Each distinct ranking is formatted once; a source's line is then a prefix, its encoded id
-    and its ranking's suffix, joined in C (map, zip, bytes.join): no Python code runs per source."""
+    Each distinct ranking is formatted once; a source's line is then a prefix, its id and
+    its ranking's suffix, joined in native code (``Ranking.lines``)."""
     encode = msgspec.json.encode
-    target_ids, parts = ranking.target_ids, ranking.parts
+    target_ids = ranking.target_ids
 
     def candidates(r: int) -> str:
         return ", ".join(
-            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(parts.json((r, rank - 1))).decode()}}}'
+            f'{{"target": {encode(target_ids[j]).decode()}, "rank": {rank}, "score": {encode(ranking.score_json(r, rank)).decode()}}}'
             for rank, j in ranking.candidates(r)
         )
 
-    suffixes = [f', "candidates": [{text}]}}\n'.encode() for text in ranking.formatted(candidates)]
-    source_ids, which = ranking.source_ids, ranking.which.tolist()
-    for start in range(0, len(source_ids), _ROWS_PER_CHUNK):
-        stop = start + _ROWS_PER_CHUNK
-        ids = map(encode, source_ids[start:stop])
-        lines = zip(repeat(b'{"source": '), ids, map(suffixes.__getitem__, which[start:stop]))
-        yield b"".join(chain.from_iterable(lines))  # one copy of each piece, straight into the chunk
+    suffixes = [[f'", "candidates": [{text}]}}\n'.encode()] for text in ranking.formatted(candidates)]
+    yield from ranking.lines(b'{"source": "', _json_string_bodies(list(ranking.source_ids)), suffixes)
 
 
 # A spreadsheet runs a cell that begins with one of these as a formula (OWASP, "CSV Injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+# A CSV cell holding one of these is quoted.
+_CSV_QUOTED = (",", '"', "\r", "\n")
 
 CSV_COLUMNS = ["source", "rank", "target", "exact", "same_type", "version", "major_distance", "minor_distance"]
 
@@ -730,39 +756,33 @@ def _format_csv(ranking: Ranking, neutralise: bool = True) -> Iterator[bytes]:
         return buffer.getvalue()[:-2] + "\n"
 
     def parts_cells(r: int, rank: int) -> list[Any]:
-        parts = ranking.parts.json((r, rank - 1)) or {}
+        parts = ranking.score_json(r, rank) or {}
         return ["" if parts.get(name) is None else str(parts[name]).lower() if isinstance(parts[name], bool) else cell(str(parts[name]))
                 for name in CSV_COLUMNS[3:]]
 
     yield cells(CSV_COLUMNS).encode()
-    # Each distinct ranking's rows without the leading source cell; a source writes its cell
-    # (and a comma) before each row of its ranking, joined in C: no Python code runs per source.
+    # Each distinct ranking's rows after the source cell (from the comma that ends it); a
+    # source's cell goes before each row of its ranking, joined in native code.
     rankings = ranking.formatted(
-        lambda r: [cells([rank, cell(ranking.target_ids[j]), *parts_cells(r, rank)]) for rank, j in ranking.candidates(r)]
+        lambda r: ["," + cells([rank, cell(ranking.target_ids[j]), *parts_cells(r, rank)]) for rank, j in ranking.candidates(r)]
     )
     rows = [[row.encode() for row in rows] for rows in rankings]
-    source_cells = _csv_source_cells(ranking.source_ids, lambda text: cells([cell(text)])[:-1], neutralise)
-    which = ranking.which.tolist()
-    for start in range(0, len(source_cells), _ROWS_PER_CHUNK):
-        stop = start + _ROWS_PER_CHUNK
-        pairs = map(zip, map(repeat, source_cells[start:stop]), map(rows.__getitem__, which[start:stop]))
-        yield b"".join(chain.from_iterable(chain.from_iterable(pairs)))
+    source_cells = _csv_source_cells(list(ranking.source_ids), lambda text: cells([cell(text)])[:-1], neutralise)
+    yield from ranking.lines(b"", source_cells, rows)
 
 
-def _csv_source_cells(source_ids: Sequence[str], quoted: Callable[[str], str], neutralise: bool) -> list[bytes]:
-    """Each source id as its CSV cell and a comma, in UTF-8. Whether any id needs something
-    done (a comma, quote, CR or LF to quote; a formula start to neutralise) is found at C
-    speed; only then is each id looked at, and those ids go through ``quoted`` (the csv writer)."""
-    joined = "\n".join(source_ids)  # a newline in an id is one of the characters to quote anyway
-    special = any(c in joined for c in ',"\r') or len(source_ids) != joined.count("\n") + 1
-    if neutralise and not special:
-        special = not set(map(itemgetter(0), source_ids)).isdisjoint(_FORMULA_START)
-    out = list(map(str.encode, map(operator.add, source_ids, repeat(","))))
-    if special:
-        for i, text in enumerate(source_ids):
-            if any(c in text for c in ',"\r\n') or (neutralise and text.startswith(_FORMULA_START)):
-                out[i] = (quoted(text) + ",").encode()
-    return out
+def _csv_source_cells(source_ids: list[str], quoted: Callable[[str], str], neutralise: bool) -> Packed:
+    """Each source id as its CSV cell, in UTF-8, packed (fastmatch.packed).
+    Plain ASCII ids that need nothing done (no comma, quote, CR or LF to quote; no formula
+    start to neutralise) are copied at C speed; only otherwise is each id looked at, and
+    those that need it go through ``quoted`` (the csv writer)."""
+    plain = ascii_texts(source_ids, "".join(_CSV_QUOTED).encode())
+    if plain is not None and not (neutralise and not set(map(itemgetter(0), filter(None, source_ids))).isdisjoint(_FORMULA_START)):
+        return plain
+    return packed(
+        (quoted(text) if any(c in text for c in _CSV_QUOTED) or (neutralise and text.startswith(_FORMULA_START)) else text).encode()
+        for text in source_ids
+    )
 
 
 def _format_table(ranking: Ranking) -> Iterator[str]:
@@ -832,7 +852,7 @@ def _parquet_candidates(ranking: Ranking) -> bytes:
     """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
     from .formats.columnar import candidates_table, parquet_bytes
 
-    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.first, ranking.which)
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
     return parquet_bytes(table)
 
 

@@ -11,7 +11,10 @@ the bytes read here. What is refused, before or while reading:
 - an input of more than :data:`MAX_INPUT_BYTES` (a policy: ``limit``);
 - for line-oriented input (JSON Lines, a seed document, SELF/COMPATIBLE text),
   a line of more than :data:`MAX_LINE_BYTES`, found as the bytes arrive: a
-  1 GB single-line file costs 1 MiB of memory, not 1 GB.
+  1 GB single-line file costs a chunk of memory (at most 8 MiB), not 1 GB.
+
+A regular file is read straight into one buffer of its size, a chunk at a time
+(``fastmatch._lines.read_file``): no chunks to join, about what one ``read()`` costs.
 
 Input compressed with gzip or zstd is told by its first bytes (never by its
 name) and decompressed as it is read, a chunk at a time: every limit above
@@ -33,6 +36,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from ._lines import read_file
 from .errors import InputError
 from .progress import SILENT, Stages
 
@@ -56,6 +60,7 @@ _UNREAD_MAGIC = {
     re.compile(rb"PK\x03\x04"): "a zip archive (extract it first)",
 }
 _MAGIC_BYTES = 10  # the longest magic above
+_SNIFF_BYTES = 1 << 16  # where a regular file's first byte that is not white space is looked for
 
 
 def read_input(
@@ -113,9 +118,34 @@ def _read(fd: int, name: str, limit: int, line_limit: bool | None, regular_only:
     # Over the bytes of the file as they come (compressed ones, for a compressed file).
     bar = stages.stage("reading", status.st_size if stat.S_ISREG(mode) else None, "B")
     try:
+        if compression is None and stat.S_ISREG(mode):
+            # From where the descriptor stood before the peek: standard input redirected from
+            # a file may have been read in part already.
+            start = os.lseek(fd, 0, os.SEEK_CUR) - len(raw.ahead)
+            data = _read_regular(fd, name, start, status.st_size - start, line_limit, bar)
+            if data is not None:
+                return data
         return _read_chunks(source, raw, name, limit, line_limit, compression, errors, bar)
     finally:
         bar.close()
+
+
+def _read_regular(fd: int, name: str, start: int, size: int, line_limit: bool | None, bar: Any) -> bytes | None:
+    """A regular file read straight into one buffer of its size (no chunks to join), its lines
+    checked as they arrive; ``None`` leaves it to the chunked reader: a file whose first
+    64 KiB are all white space (line-oriented or not is not known yet), or one that grew while
+    it was read (or says it is empty, as files in /proc do). Reads from ``start`` and leaves
+    the descriptor's position alone, so that the chunked reader can still take over."""
+    if line_limit is None:
+        line_limit = _line_oriented(os.pread(fd, _SNIFF_BYTES, start))
+        if line_limit is None:
+            return None
+    data, long_line = read_file(fd, start, size, MAX_LINE_BYTES if line_limit else -1, bar.update)
+    if long_line:
+        raise InputError(f"line is longer than the limit of {MAX_LINE_BYTES} bytes for one line", file=name, line=long_line)
+    if len(data) < size or os.pread(fd, 1, start + len(data)):  # it changed while read: read it as a stream
+        return None
+    return data
 
 
 def _read_chunks(

@@ -313,9 +313,64 @@ class PreparedTargets:
         return per_descriptor[sources.descriptor_of] if len(sources) else np.zeros(0, dtype=bool)
 
     def with_sources(self, sources: DeviceSet) -> Interned:
-        interned = self.context.interned(self.context.side(sources, "source", frozen=True), self.targets)
+        if len(sources.descriptors) == 1 and not (self.context.uses_source_records and sources.descriptors[0].records):
+            side = self._one_class_side(sources)  # a scheduler's request: one descriptor
+        else:
+            side = self.context.side(sources, "source", frozen=True)
+        interned = self.context.interned(side, self.targets)
         interned.kernel_cache = self.kernel_cache
         return interned
+
+    def _one_class_side(self, sources: DeviceSet) -> Side:
+        """What ``context.side(sources, "source", frozen=True)`` makes of one descriptor whose
+        records do not count (it has none, or the policy does not read the sources'), without
+        grouping: each value looked up once in the frozen vocabularies."""
+        context, (descriptor,) = self.context, sources.descriptors
+        held = descriptor.values
+        values = [held.get(name) for name in context.attributes]
+        opaque = context.opaque_codes
+        codes = np.array(
+            [
+                *(v.code_of(value) for v, value in zip(context.vocabularies, values)),
+                opaque.get(descriptor.migration_version, len(opaque)),
+                descriptor.migratable,
+            ],
+            dtype=np.int64,
+        )[:, None]
+        lane = context.lane
+        versions = {
+            i: context.vocabularies[i].version_table([values[i]], i == context.score_version) for i in context.version_slot
+        }
+        if context.score_version >= 0:
+            has_version, major, minor, patch = versions[context.score_version][2:]
+        else:
+            has_version, major, minor, patch = np.zeros((4, 1), dtype=np.int64)
+        masks = [context.vocabularies[i].mask_table([values[i]]) for i in context.word_start]
+        no_records = np.zeros(1, dtype=np.int32)
+        constrained: np.ndarray
+        if context.uses_source_records:  # a class without records then constrains nothing
+            constrained = np.zeros((context.failure_words, 1), dtype=lane)
+        else:
+            constrained = np.full((context.failure_words, 1), np.iinfo(lane).max, dtype=lane)
+        set_start, set_records = context._no_sets
+        return Side(
+            class_of=np.zeros(len(sources), dtype=np.int64),
+            codes=codes.astype(lane),
+            vmajor=np.array([v[0] for v in versions.values()], dtype=lane).reshape(-1, 1),
+            vminor=np.array([v[1] for v in versions.values()], dtype=lane).reshape(-1, 1),
+            masks=np.concatenate(masks) if masks else np.zeros((0, 1), dtype=lane),
+            constrained=constrained,
+            record_set=no_records,
+            set_start=set_start,
+            set_records=set_records,
+            records=context._compiled_nothing(),
+            exact_key=context._exact_keys(codes[context.exact_rows], True),
+            has_version=has_version.astype(np.uint8),
+            major=major,
+            minor=minor,
+            patch=patch,
+            newest_rank=np.zeros(1, dtype=np.int64),
+        )
 
 
 def _literals(record: GroundedRecord) -> dict[str, list[Any]]:

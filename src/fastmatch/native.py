@@ -150,7 +150,9 @@ def blocked(
     keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
-        interned = replace(interned, targets=in_order(interned.targets, keys.order))
+        visit = blocks.source_order()
+        interned = replace(interned, sources=in_order(interned.sources, visit), targets=in_order(interned.targets, keys.order))
+        blocks = blocks.in_source_order(visit)
     target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
     return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
 

@@ -574,6 +574,11 @@ class TargetDevices:
         return twins
 
     @cached_property
+    def available_count(self) -> int:
+        """Targets with capacity (counted once: a request's top_k reads it)."""
+        return int(np.count_nonzero(self.available))
+
+    @cached_property
     def available_per_host(self) -> Int64s:
         """Available targets on each host code (code 0, no host, counts none)."""
         per_host = np.bincount(self.host[self.available], minlength=int(self.host.max(initial=0)) + 1)
@@ -671,7 +676,7 @@ class DeviceRules:
         depth = np.zeros(n_classes, dtype=np.int64)
         asked = np.ones(len(taken), dtype=bool) if members is None else members
         np.maximum.at(depth, source_class[asked], taken[asked] + k)
-        return np.minimum(depth, int(self.available.sum()))
+        return np.minimum(depth, self.targets.available_count)
 
     def view(self, source_class: Int64s, n_classes: int, asked: Bools | None = None) -> _kernel.DeviceView:
         """The native view of these rules for sources in classes ``source_class`` (only the

@@ -100,6 +100,33 @@ class ScoreParts:
             "minor_distance": _json_integer(int(self.minor_distance[n])) if closest else None,
         }
 
+    def json_list(self) -> list[dict[str, Any] | None]:
+        """Every entry's :meth:`json`, in the arrays' order (flattened): the arrays read once
+        as Python values, each version spelled once (writing a ranking reads them all)."""
+        closest = self.prefer == "closest"
+        spelled: dict[int, str] = {}  # id of a Version -> its canonical text
+        listed: list[dict[str, Any] | None] = []
+        for compatible, exact, same_type, version, major, minor in zip(
+            *(part.reshape(-1).tolist() for part in (self.compatible, self.exact, self.same_type, self.version)),
+            self.major_distance.reshape(-1).tolist(),
+            self.minor_distance.reshape(-1).tolist(),
+        ):
+            if not compatible:
+                listed.append(None)
+                continue
+            if version is not None and id(version) not in spelled:  # (the versions live as long as the array)
+                spelled[id(version)] = version.canonical
+            text = None if version is None else spelled[id(version)]
+            measured = closest and version is not None
+            listed.append({
+                "exact": exact,
+                "same_type": same_type,
+                "version": text,
+                "major_distance": _json_integer(major) if measured else None,
+                "minor_distance": _json_integer(minor) if measured else None,
+            })
+        return listed
+
     def words(self, n: Any) -> str:
         """Entry ``n`` for a person, e.g. ``same type, version 2.1.7 (same major, 1 minor away)``."""
         if not self.compatible[n]:
@@ -151,7 +178,8 @@ def _where_has_version(
     """The target classes' versions where the pair has one, None elsewhere."""
     if not len(versions):
         return np.full(has_version.shape, None, dtype=object)
-    chosen: npt.NDArray[np.object_] = versions[classes]  # a copy: ours to change
+    # A copy, ours to change; flat, so that one pair (0-d classes) also gives an array.
+    chosen: npt.NDArray[np.object_] = versions[classes.reshape(-1)].reshape(classes.shape)
     chosen[~has_version] = None
     return chosen
 

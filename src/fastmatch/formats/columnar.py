@@ -41,9 +41,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .._lines import arrow_strings
+from .._output import gathered_texts
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
-from .grouping import group_rows
+from ..packed import Packed, utf8
+from .grouping import gc_paused, group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:
@@ -107,7 +110,10 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
 def _repeated_strings(schema: "pa.Schema", pa: ModuleType) -> list[str]:
     paths: list[str] = []
     for field in schema:
-        if field.name not in ("self", "compatible", "migration_version"):  # per device: no repeats to gain from
+        # Per device, or nearly: ids never repeat, a VM has a device or two and a host a few.
+        # Read as dictionaries (up to a million entries, unified over the chunks), vms took 4
+        # times as long as read plainly, and hosts 1.4 times.
+        if field.name not in ("self", "compatible", "migration_version"):
             continue
         if pa.types.is_string(field.type):
             paths.append(field.name)
@@ -190,6 +196,11 @@ def _object(value: Any) -> Any:
 # -- the column-wise reader -----------------------------------------------------------------
 def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Policy") -> DeviceSet | None:
     """The devices of a valid columnar fleet, or ``None`` to leave it to the row-wise reader."""
+    with gc_paused():
+        return _columnar_devices(data, name, input_format, policy)
+
+
+def _columnar_devices(data: bytes, name: str, input_format: str, policy: "Policy") -> DeviceSet | None:
     table = read_table(data, name, input_format, coded=True)
     pa = pyarrow_module("reading a columnar fleet")
     names = table.column_names
@@ -197,11 +208,8 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
         return None
     try:
         columns = {c: _one_chunk(table.column(c), pa) for c in names}
-        ids = _strings(columns["id"], pa, nullable=False)
+        ids = _ids(columns["id"], pa)
         if ids is None:
-            return None
-        id_set = frozenset(ids)
-        if len(id_set) != len(ids) or "" in id_set:
             return None
         hosts = _strings(columns.get("host"), pa) if "host" in columns else [""] * len(ids)
         vms = _strings(columns.get("vm"), pa) if "vm" in columns else [""] * len(ids)
@@ -222,9 +230,7 @@ def read_columnar_devices(data: bytes, name: str, input_format: str, policy: "Po
             builder.add_descriptor(_record({k: v for k, v in raw.items() if v is not None}, name, 0))
     except (FastmatchError, ValueError, RecursionError, UnicodeDecodeError):
         return None
-    devices = builder.build_columns(ids, hosts, vms, capacities, descriptor_of)
-    devices.id_set = id_set  # already built to find duplicates
-    return devices
+    return builder.build_columns(ids, hosts, vms, capacities, descriptor_of)
 
 
 def _one_chunk(column: "pa.ChunkedArray", pa: ModuleType) -> "pa.Array":
@@ -241,27 +247,49 @@ def _one_chunk(column: "pa.ChunkedArray", pa: ModuleType) -> "pa.Array":
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
+def _ids(array: "pa.Array", pa: ModuleType) -> list[str] | None:
+    """The ids, or ``None`` when one is null, empty or repeated, or the column is not strings."""
+    if _is_plain_text(array.type, pa) and not array.null_count:
+        return arrow_strings(*_string_buffers(array, pa), True)  # repeats found in C, before any str is made
+    ids = _strings(array, pa, nullable=False)  # a dictionary column, or no strings (None)
+    if ids is None or "" in ids or len(set(ids)) != len(ids):
+        return None
+    return ids
+
+
+def _is_plain_text(kind: "pa.DataType", pa: ModuleType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _string_buffers(array: "pa.Array", pa: ModuleType) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:
+    """An Arrow string array's offsets (as int64, from its first string) and its UTF-8 bytes."""
+    _, offsets, data = array.buffers()
+    width = 8 if pa.types.is_large_string(array.type) else 4
+    starts = np.frombuffer(offsets, dtype=np.int64 if width == 8 else np.int32, count=len(array) + 1, offset=array.offset * width)
+    return starts.astype(np.int64), np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+
+
 def _strings(array: "pa.Array", pa: ModuleType, nullable: bool = True) -> list[str] | None:
     """A column of strings (nulls as ``""``) as a list; ``None`` when it holds anything else."""
     if pa.types.is_null(array.type):
         return [""] * len(array) if nullable else None
     if pa.types.is_dictionary(array.type) and _is_text(array.type, pa):
-        # Each distinct string made once, then each row's picked by its code (in C: map).
-        values = array.dictionary.to_pylist() + [""]
+        # Each distinct string made once, then each row's picked by its code (numpy's take).
+        values = np.array(array.dictionary.to_pylist() + [""], dtype=object)
         codes = array.indices
         if codes.null_count:
             if not nullable:
                 return None
             codes = pa.compute.fill_null(codes, len(values) - 1)
-        return list(map(values.__getitem__, codes.to_numpy(zero_copy_only=False).tolist()))
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        strings: list[str] = values[codes.to_numpy(zero_copy_only=False)].tolist()
+        return strings
+    if not _is_plain_text(array.type, pa):
         return None
     if array.null_count:
         if not nullable:
             return None
         array = pa.compute.fill_null(array, "")
-    strings: list[str] = array.to_pylist()
-    return strings
+    return arrow_strings(*_string_buffers(array, pa), False)  # no Arrow scalar per string
 
 
 def _capacities(array: "pa.Array | None", n: int, pa: ModuleType) -> npt.NDArray[np.int64] | None:
@@ -379,33 +407,57 @@ CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version"
 
 
 def candidates_table(
-    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", first: np.ndarray, which: np.ndarray
+    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray
 ) -> "pa.Table":
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
-    ``first`` and ``which`` are the distinct rankings the rows share (``cli.Ranking``), and
-    ``parts`` those rankings' parts, (rankings, k): spread over their rows column-wise.
+    ``which`` is each row's distinct ranking (``cli.Ranking``), and ``parts`` those
+    rankings' parts, (rankings, k): spread over their rows column-wise. No
+    Python object is made per candidate: the id columns are gathered from the packed ids in
+    native code, the versions are a dictionary of the rankings' few texts, decoded by Arrow.
     """
     pa = pyarrow_module("writing Parquet")
-    k = indices.shape[1]
+    n, k = indices.shape
+    # Top-k rows are filled from the left and padded with -1 on the right.
     found = indices >= 0
-    rows, columns = np.nonzero(found)
-    # The parts of the distinct rankings, (rankings, k), then each candidate's from its row's ranking.
-    closest = parts.prefer == "closest"
-    has_version = np.array([[v is not None for v in versions] for versions in parts.version], dtype=bool).reshape(len(first), k)
-    texts = np.array([[v.canonical if v is not None else None for v in versions] for versions in parts.version], dtype=object).reshape(len(first), k)
-    at = (which[rows], columns)
-    distance_valid = has_version[at] if closest else np.zeros(len(rows), dtype=bool)
+    per_source = found.sum(axis=1)
+    rows = np.repeat(np.arange(n, dtype=np.int64), per_source)
+    columns = np.tile(np.arange(k, dtype=np.int64), n)[found.reshape(-1)]
+    # Each candidate's entry in the rankings' parts, (rankings, k) flattened (np.take: the
+    # fastest gather NumPy has).
+    entry = np.take(which, rows) * k + columns
+    texts = sorted({v.canonical for v in parts.version.reshape(-1).tolist() if v is not None})
+    code_of = {text: code for code, text in enumerate(texts)}
+    version_codes = np.take(
+        np.array([-1 if v is None else code_of[v.canonical] for v in parts.version.reshape(-1).tolist()], dtype=np.int32), entry
+    )
+    no_distance = version_codes < 0 if parts.prefer == "closest" else np.ones(len(rows), dtype=bool)
+    versions = pa.DictionaryArray.from_arrays(pa.array(version_codes, mask=version_codes < 0), pa.array(texts, type=pa.string()))
     return pa.table(
         {
-            "source": pa.array(source_ids, type=pa.string()).take(pa.array(rows)),
-            "rank": pa.array(columns + 1, type=pa.int32()),
-            "target": pa.array(target_ids, type=pa.string()).take(pa.array(indices[found])),
-            "exact": pa.array(parts.exact[at]),
-            "same_type": pa.array(parts.same_type[at]),
-            "version": pa.array(texts[at], type=pa.string()),
-            "major_distance": pa.array(parts.major_distance[at], type=pa.uint64(), mask=~distance_valid),
-            "minor_distance": pa.array(parts.minor_distance[at], type=pa.uint64(), mask=~distance_valid),
+            "source": _string_column(utf8(list(source_ids)), rows, pa),
+            "rank": pa.array((columns + 1).astype(np.int32)),
+            "target": _string_column(utf8(list(target_ids)), indices.reshape(-1)[found.reshape(-1)], pa),
+            "exact": _bool_column(np.take(parts.exact.reshape(-1), entry), pa),
+            "same_type": _bool_column(np.take(parts.same_type.reshape(-1), entry), pa),
+            "version": versions.dictionary_decode(),
+            "major_distance": pa.array(np.take(parts.major_distance.reshape(-1), entry), type=pa.uint64(), mask=no_distance),
+            "minor_distance": pa.array(np.take(parts.minor_distance.reshape(-1), entry), type=pa.uint64(), mask=no_distance),
         }
     )
+
+
+def _bool_column(values: np.ndarray, pa: ModuleType) -> "pa.Array":
+    """A bool array as an Arrow column, from its packed bits (``pa.array`` takes 60 ns a value)."""
+    bits = np.packbits(values, bitorder="little")
+    return pa.BooleanArray.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
+
+
+def _string_column(texts: Packed, picks: np.ndarray, pa: ModuleType) -> "pa.Array":
+    """Texts ``picks`` of the packed UTF-8 ``texts`` (fastmatch.packed) as an Arrow string
+    column, built from its buffers (a large_string one past Arrow's 2 GiB of a string column)."""
+    data, offsets = gathered_texts(*texts, np.ascontiguousarray(picks, dtype=np.int64))
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(len(picks), pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data))
+    return pa.LargeStringArray.from_buffers(len(picks), pa.py_buffer(offsets), pa.py_buffer(data))

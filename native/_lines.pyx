@@ -1,0 +1,650 @@
+# cython: language_level=3
+"""Native help for reading fleet JSON Lines at the speed of decoding them.
+
+- :func:`read_file`: a regular file read into one bytes object, its lines' lengths checked
+  as the bytes arrive (GIL released while reading and scanning);
+- :func:`lines_of_one_value`: whether every newline sits between ``}`` and ``{``;
+- :class:`LineCoder`: the per-device columns of the decoded line structs, and each line's
+  descriptor coded where msgspec left its ``self`` and ``compatible`` bytes (views into the
+  input), in a C hash table: no Python object is made per line beyond the list entries.
+
+It knows nothing of policies or records: ``fastmatch.files`` and
+``fastmatch.formats.fleet_lines`` say what the answers mean.
+"""
+
+from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
+from cpython.long cimport PyLong_AsLongLong
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.errno cimport EINTR, errno
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memchr, memcmp  # and string.h's memcpy, for the hash below
+
+import types
+
+import numpy as np
+
+cdef extern from "unistd.h" nogil:
+    ssize_t pread(int fd, void* buf, size_t count, long offset)
+
+cdef extern from "Python.h":
+    PyObject* Py_None
+    PyObject* Py_True
+    PyTypeObject* Py_TYPE(PyObject*)
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    # Reading a str's characters needs no reference and no GIL: str is immutable.
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject*) nogil
+    int PyUnicode_KIND(PyObject*) nogil
+    void* PyUnicode_DATA(PyObject*) nogil
+    object PyUnicode_DecodeUTF8(const char* data, Py_ssize_t size, const char* errors)
+
+# Bytes read between two checks of the lines and two progress updates: a few milliseconds.
+cdef enum:
+    READ_CHUNK = 1 << 23
+    NEWLINE = 10  # \n
+    OPEN = 123  # {
+    CLOSE = 125  # }
+
+
+# -- reading a regular file ----------------------------------------------------------------------
+def read_file(int fd, long start, Py_ssize_t size, Py_ssize_t max_line, progress):
+    """``size`` bytes of the regular file ``fd`` from offset ``start`` (fewer if it ends first),
+    read into one bytes object a chunk at a time, the GIL released; the descriptor's own
+    position is left alone.
+
+    Returns ``(data, long_line)``: ``long_line`` is 0, or the number (from 1) of the first line
+    longer than ``max_line`` bytes when ``max_line >= 0``, found as the bytes arrive; reading
+    then stops there (``data`` is empty), so a huge one-line file costs a chunk of memory, not
+    its size. ``progress(n)`` is called with each chunk's size.
+    """
+    data = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* base = PyBytes_AS_STRING(data)
+    cdef Py_ssize_t done = 0, want, got
+    cdef Py_ssize_t newlines = 0, line_start = 0
+    cdef bint too_long = False
+    while done < size:
+        want = min(<Py_ssize_t>READ_CHUNK, size - done)
+        with nogil:
+            got = pread(fd, base + done, want, start + done)
+        if got < 0:
+            if errno != EINTR:
+                PyErr_SetFromErrno(OSError)
+            PyErr_CheckSignals()  # Ctrl-C during a read: KeyboardInterrupt
+            continue
+        if got == 0:
+            break
+        if max_line >= 0:
+            with nogil:
+                too_long = _line_too_long(base, done, done + got, max_line, &newlines, &line_start)
+            if too_long:
+                return b"", newlines + 1
+        done += got
+        progress(got)
+    return (data if done == size else data[:done]), 0  # a file that shrank while read: a copy
+
+
+cdef bint _line_too_long(
+    const char* data, Py_ssize_t start, Py_ssize_t end, Py_ssize_t max_line, Py_ssize_t* newlines, Py_ssize_t* line_start
+) noexcept nogil:
+    """Whether a line of ``data[:end]`` is longer than ``max_line`` bytes, scanning on from
+    ``start`` (``newlines`` and ``line_start`` carry on from chunk to chunk; at a long line,
+    ``newlines`` counts the lines before it)."""
+    cdef const char* found
+    cdef Py_ssize_t at = start
+    while at < end:
+        found = <const char*>memchr(data + at, NEWLINE, end - at)
+        if found == NULL:
+            break
+        at = found - data
+        if at - line_start[0] > max_line:
+            return True
+        newlines[0] += 1
+        at += 1
+        line_start[0] = at
+    return end - line_start[0] > max_line
+
+
+# -- the shape of a fleet JSON Lines file -------------------------------------------------------
+def lines_of_one_value(const uint8_t[::1] data):
+    """The number of lines when the file starts with ``{``, ends with ``}`` (and perhaps one
+    newline) and each newline sits between a ``}`` and a ``{``; else -1.
+
+    Such a file holds no JSON value over two lines (inside a value, ``}`` is followed by
+    ``,``, ``}`` or ``]``), nor a blank or indented line."""
+    cdef Py_ssize_t n = data.shape[0], end = n, lines = 1, at = 0
+    cdef const char* base
+    cdef const char* found
+    if n and data[n - 1] == NEWLINE:
+        end = n - 1
+    if end < 2 or data[0] != OPEN or data[end - 1] != CLOSE:
+        return -1
+    base = <const char*>&data[0]
+    with nogil:
+        while True:
+            found = <const char*>memchr(base + at, NEWLINE, end - at)
+            if found == NULL:
+                break
+            at = found - base
+            if base[at - 1] != CLOSE or base[at + 1] != OPEN:  # at is inside (0, end - 1)
+                lines = -1
+                break
+            lines += 1
+            at += 1
+    return lines
+
+
+# -- the columns of decoded lines ----------------------------------------------------------------
+cdef extern from *:
+    """
+    static inline uint64_t fm_mix(uint64_t h) {
+        h ^= h >> 32; h *= 0xd6e8feb86659fd93ULL; h ^= h >> 32; h *= 0xd6e8feb86659fd93ULL; h ^= h >> 32;
+        return h;
+    }
+    static inline uint64_t fm_step(uint64_t h, const unsigned char* p) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        return h ^ (h >> 29);
+    }
+    /* A hash only picks a slot: equal keys are always compared in full. Four independent
+       lanes over 32 bytes at a time, so that the multiplies overlap. */
+    static inline uint64_t fm_hash(const void* data, Py_ssize_t n, uint64_t seed) {
+        const unsigned char* p = (const unsigned char*)data;
+        uint64_t h = seed ^ ((uint64_t)n * 0x9e3779b97f4a7c15ULL), w;
+        if (n >= 32) {
+            uint64_t b = 0x2545f4914f6cdd1dULL, c = 0x94d049bb133111ebULL, d = 0xbf58476d1ce4e5b9ULL;
+            while (n >= 32) {
+                h = fm_step(h, p); b = fm_step(b, p + 8); c = fm_step(c, p + 16); d = fm_step(d, p + 24);
+                p += 32; n -= 32;
+            }
+            h ^= fm_mix(b) ^ fm_mix(c + 1) ^ fm_mix(d + 2);
+        }
+        while (n >= 8) { h = fm_step(h, p); p += 8; n -= 8; }
+        if (n) { w = 0; memcpy(&w, p, (size_t)n); h = (h ^ w) * 0xff51afd7ed558ccdULL; }
+        return fm_mix(h);
+    }
+    """
+    uint64_t fm_mix(uint64_t h) nogil
+    uint64_t fm_hash(const void* data, Py_ssize_t n, uint64_t seed) nogil
+
+# Lines gathered (with the GIL) before they are coded (without it): a block's spans stay in L2.
+cdef enum:
+    BLOCK = 4096
+    PREFETCH = 16  # lines ahead: enough misses in flight to hide memory's latency
+
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
+
+
+cdef struct Span:
+    const char* data
+    Py_ssize_t size
+
+
+cdef struct LineKey:
+    Span self_
+    Span compatible
+    PyObject* version  # None or a str
+    bint migratable
+
+
+cdef struct Descriptor:
+    LineKey key
+    uint64_t hash
+    Py_ssize_t first_row
+
+
+cdef struct Table:
+    uint64_t* slots  # each slot: 0, or the tag of a key's hash (bits of its high half) over its number + 1
+    uint64_t mask
+    uint64_t tags  # which bits of a hash are its tag
+
+
+cdef enum:
+    EMPTY = 0
+
+
+cdef inline uint64_t _tag(const Table* table, uint64_t h) noexcept nogil:
+    return h & table.tags
+
+
+cdef inline int64_t _held(uint64_t slot) noexcept nogil:
+    return <int64_t>(slot & 0xFFFFFFFFULL) - 1
+
+
+cdef int _table_init(Table* table, Py_ssize_t entries, int tag_bits) except -1 nogil:
+    """A table for ``entries`` keys (at most half full), empty; ``tag_bits`` (at most 32) of
+    each hash kept in its slot, to tell most other keys apart without reading them."""
+    cdef uint64_t size = 16
+    while size < 2 * <uint64_t>entries:
+        size <<= 1
+    table.slots = <uint64_t*>calloc(size, sizeof(uint64_t))
+    if table.slots == NULL:
+        with gil:
+            raise MemoryError()
+    table.mask = size - 1
+    table.tags = (0xFFFFFFFF00000000ULL << (32 - tag_bits)) if tag_bits else 0
+    return 0
+
+
+cdef struct Scratch:  # a block's hashes and first guesses, kept apart from the tables
+    uint64_t id_hash[BLOCK]
+    uint64_t key_hash[BLOCK]
+    int64_t candidate[BLOCK]
+
+
+cdef inline bint _same_str(PyObject* a, PyObject* b) noexcept nogil:
+    """Equal str objects: same kind (canonical, so equal strings share it), length and units."""
+    if a == b:
+        return True
+    if a == Py_None or b == Py_None:
+        return False
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(a)
+    cdef int kind = PyUnicode_KIND(a)
+    return n == PyUnicode_GET_LENGTH(b) and kind == PyUnicode_KIND(b) and memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), n * kind) == 0
+
+
+cdef inline uint64_t _str_hash(PyObject* s, uint64_t seed) noexcept nogil:
+    if s == Py_None:
+        return fm_mix(seed)
+    return fm_hash(PyUnicode_DATA(s), PyUnicode_GET_LENGTH(s) * PyUnicode_KIND(s), seed ^ <uint64_t>PyUnicode_KIND(s))
+
+
+cdef inline bint _same_span(Span a, Span b) noexcept nogil:
+    return a.size == b.size and (a.data == b.data or memcmp(a.data, b.data, a.size) == 0)
+
+
+cdef inline bint _same_key(const LineKey* a, const LineKey* b) noexcept nogil:
+    return (
+        a.migratable == b.migratable
+        and _same_span(a.self_, b.self_)
+        and _same_span(a.compatible, b.compatible)
+        and _same_str(a.version, b.version)
+    )
+
+
+cdef inline uint64_t _key_hash(const LineKey* key) noexcept nogil:
+    cdef uint64_t h = fm_hash(key.self_.data, key.self_.size, key.migratable)
+    h = fm_hash(key.compatible.data, key.compatible.size, h)
+    return _str_hash(key.version, h)
+
+
+cdef Py_ssize_t _slot_offset(line_type, str name) except -1:
+    """Where a field of the line struct sits in each instance: msgspec keeps its fields in
+    slots, and reads them by these offsets itself."""
+    descriptor = line_type.__dict__[name]
+    if not isinstance(descriptor, types.MemberDescriptorType):
+        raise TypeError(f"{line_type.__name__}.{name} is not a slot")
+    return (<PyMemberDescrObject*>descriptor).d_member.offset
+
+
+cdef inline PyObject* _slot(PyObject* line, Py_ssize_t offset) noexcept nogil:
+    return (<PyObject**>(<char*>line + offset))[0]
+
+
+cdef Span _span(PyObject* raw) except *:
+    cdef Py_buffer view
+    PyObject_GetBuffer(<object>raw, &view, PyBUF_SIMPLE)
+    # The Raw keeps the bytes it views alive, and the lines keep the Raw: the span outlives the view.
+    cdef Span span = Span(<const char*>view.buf, view.len)
+    PyBuffer_Release(&view)
+    return span
+
+
+cdef class LineCoder:
+    """The columns of decoded fleet lines, given a slice of lines at a time (``add``), each
+    slice while its bytes are still in cache; ``columns`` at the end.
+
+    Lines are ``line_type`` structs with the slots ``id``, ``self_``, ``host``, ``vm``,
+    ``compatible``, ``capacity``, ``migration_version`` and ``migratable``. Lines are alike
+    when their ``self`` and ``compatible`` bytes, migration version and migratable are: each
+    line's group is numbered in order of its first line.
+    """
+
+    cdef Py_ssize_t n, rows
+    cdef Py_ssize_t at_id, at_self, at_host, at_vm, at_compatible, at_capacity, at_version, at_migratable
+    cdef PyTypeObject* line_type
+    cdef str empty
+    cdef list ids, hosts, vms, first_lines
+    cdef object capacities, descriptor_of
+    cdef LineKey* keys
+    cdef Scratch* scratch
+    cdef PyObject** id_of_row  # borrowed: ``ids`` holds them
+    cdef Descriptor* found  # its spans point into ``first_lines``' Raw objects
+    cdef Py_ssize_t n_found, found_room
+    cdef Table by_id, by_key
+    cdef PyObject* last_compatible
+    cdef Span last_compatible_span
+
+    def __cinit__(self, line_type, Py_ssize_t n, str empty, int tag_bits=32):
+        """Room for ``n`` lines; ``hosts`` and ``vms`` hold ``empty`` where a line has none (null).
+        ``tag_bits`` below 32 make keys share tags (0: all of them), so that tests reach the
+        paths that tell such keys apart."""
+        if not 0 <= tag_bits <= 32:
+            raise ValueError(f"tag_bits must be in [0, 32], got {tag_bits}")
+        cdef Py_ssize_t i
+        cdef list column
+        self.n = n
+        self.at_id = _slot_offset(line_type, "id")
+        self.at_self = _slot_offset(line_type, "self_")
+        self.at_host = _slot_offset(line_type, "host")
+        self.at_vm = _slot_offset(line_type, "vm")
+        self.at_compatible = _slot_offset(line_type, "compatible")
+        self.at_capacity = _slot_offset(line_type, "capacity")
+        self.at_version = _slot_offset(line_type, "migration_version")
+        self.at_migratable = _slot_offset(line_type, "migratable")
+        self.line_type = <PyTypeObject*>line_type
+        self.empty = empty
+        self.ids = PyList_New(n)
+        self.hosts = PyList_New(n)
+        self.vms = PyList_New(n)
+        for column in (self.ids, self.hosts, self.vms):  # until the lines fill them
+            for i in range(n):
+                Py_INCREF(empty)
+                PyList_SET_ITEM(column, i, empty)
+        self.first_lines = []
+        self.capacities = np.empty(n, dtype=np.int64)
+        self.descriptor_of = np.empty(n, dtype=np.int64)
+        self.found_room = 64
+        self.keys = <LineKey*>malloc(BLOCK * sizeof(LineKey))
+        self.scratch = <Scratch*>malloc(sizeof(Scratch))
+        self.id_of_row = <PyObject**>malloc(max(n, 1) * sizeof(PyObject*))
+        self.found = <Descriptor*>malloc(self.found_room * sizeof(Descriptor))
+        if self.keys == NULL or self.scratch == NULL or self.id_of_row == NULL or self.found == NULL:
+            raise MemoryError()
+        _table_init(&self.by_id, n, tag_bits)
+        _table_init(&self.by_key, self.found_room, tag_bits)
+
+    def __dealloc__(self):
+        free(self.keys)
+        free(self.scratch)
+        free(self.id_of_row)
+        free(self.found)
+        free(self.by_id.slots)
+        free(self.by_key.slots)
+
+    def add(self, list lines):
+        """Code the next lines; False when the fast path must step aside: more lines than
+        room, an empty or repeated id, a capacity below 0 or beyond int64."""
+        cdef Py_ssize_t start, stop
+        if self.rows + len(lines) > self.n:
+            return False
+        try:
+            for start in range(0, len(lines), BLOCK):
+                stop = min(start + BLOCK, len(lines))
+                if not self._add_block(lines, start, stop):
+                    return False
+        except OverflowError:  # a capacity beyond int64
+            return False
+        return True
+
+    cdef bint _add_block(self, list lines, Py_ssize_t start, Py_ssize_t stop) except -1:
+        cdef Py_ssize_t i, row, k, before = self.n_found
+        cdef PyObject* line
+        cdef PyObject* value
+        cdef LineKey* key
+        cdef int64_t[::1] capacity = self.capacities
+        cdef int64_t[::1] group = self.descriptor_of
+        # With the GIL: the per-device columns, and each line's key as pointers into its objects.
+        for i in range(start, stop):
+            line = <PyObject*>PyList_GET_ITEM(lines, i)
+            if Py_TYPE(line) != self.line_type:
+                raise TypeError(f"a line is a {type(<object>line).__name__}, not a {(<object>self.line_type).__name__}")
+            row = self.rows + i - start
+            key = &self.keys[i - start]
+            self.id_of_row[row] = _slot(line, self.at_id)
+            _set_string(self.ids, row, self.id_of_row[row], self.empty)
+            _set_string(self.hosts, row, _slot(line, self.at_host), self.empty)
+            _set_string(self.vms, row, _slot(line, self.at_vm), self.empty)
+            capacity[row] = PyLong_AsLongLong(<object>_slot(line, self.at_capacity))
+            key.self_ = _span(_slot(line, self.at_self))
+            value = _slot(line, self.at_compatible)
+            if value != self.last_compatible:  # lines without records share the default's (empty) Raw
+                self.last_compatible_span = _span(value)
+                self.last_compatible = value
+            key.compatible = self.last_compatible_span
+            key.version = _slot(line, self.at_version)
+            key.migratable = _slot(line, self.at_migratable) == Py_True
+        cdef bint refused
+        with nogil:
+            refused = _code_block(
+                self.keys, self.id_of_row, self.scratch, self.rows, self.rows + stop - start, &self.by_id, &self.by_key,
+                &self.found, &self.n_found, &self.found_room, &capacity[0], &group[0],
+            )
+        if refused:
+            return False
+        for k in range(before, self.n_found):  # keep the lines whose bytes the new descriptors point into
+            self.first_lines.append(lines[start + self.found[k].first_row - self.rows])
+        self.last_compatible = NULL  # its span is safe only while this block's lines are held
+        self.rows += stop - start
+        return True
+
+    def columns(self):
+        """``(ids, hosts, vms, capacities, descriptor_of, first_lines)`` of the lines added
+        (``first_lines``: each group's first line); ``None`` if fewer lines came than room."""
+        if self.rows != self.n:
+            return None
+        cdef Py_ssize_t k
+        first_row = np.empty(self.n_found, dtype=np.int64)
+        cdef int64_t[::1] first = first_row
+        for k in range(self.n_found):
+            first[k] = self.found[k].first_row
+        if np.any(first_row[1:] < first_row[:-1]):  # keys that shared a tag were numbered late: renumber
+            order = np.argsort(first_row, kind="stable")
+            number = np.empty(self.n_found, dtype=np.int64)
+            number[order] = np.arange(self.n_found)
+            return self.ids, self.hosts, self.vms, self.capacities, number[self.descriptor_of], [self.first_lines[k] for k in order]
+        return self.ids, self.hosts, self.vms, self.capacities, self.descriptor_of, self.first_lines
+
+
+cdef inline void _set_string(list column, Py_ssize_t i, PyObject* value, str empty):
+    """Put a str (``empty`` for None) in place of the ``empty`` a new column holds."""
+    if value != Py_None:
+        Py_INCREF(<object>value)
+        Py_DECREF(empty)
+        PyList_SET_ITEM(column, i, <object>value)
+
+
+cdef bint _code_block(
+    LineKey* keys,
+    PyObject** id_of_row,
+    Scratch* scratch,
+    Py_ssize_t start,
+    Py_ssize_t stop,
+    Table* by_id,
+    Table* by_key,
+    Descriptor** found,
+    Py_ssize_t* n_found,
+    Py_ssize_t* found_room,
+    int64_t* capacity,
+    int64_t* group,
+) except -1 nogil:
+    """Code a block of lines: check its ids are new and non-empty, its capacities >= 0, and
+    number its keys. True when the fast path must step aside.
+
+    The tables outgrow the caches' share a block gets (the ids' always, the descriptors'
+    between two visits): each pass hashes first, then fetches the slots a few lines ahead of
+    probing them, so that the misses overlap instead of following one another."""
+    cdef Py_ssize_t i, j, count = stop - start
+    cdef uint64_t h, slot, held
+    cdef int64_t entry
+    cdef const Descriptor* guess
+    for j in range(count):
+        i = start + j
+        if capacity[i] < 0 or PyUnicode_GET_LENGTH(id_of_row[i]) == 0:
+            return True
+        scratch.id_hash[j] = _str_hash(id_of_row[i], 0)
+        scratch.key_hash[j] = _key_hash(&keys[j])
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&by_id.slots[scratch.id_hash[j + PREFETCH] & by_id.mask])
+        i = start + j
+        h = scratch.id_hash[j]
+        slot = h & by_id.mask
+        while True:
+            held = by_id.slots[slot]
+            if held == EMPTY:
+                by_id.slots[slot] = _tag(by_id, h) | <uint64_t>(i + 1)
+                break
+            if _tag(by_id, held) == _tag(by_id, h) and _same_str(id_of_row[_held(held)], id_of_row[i]):
+                return True  # a duplicate id: the careful reader names both lines
+            slot = (slot + 1) & by_id.mask
+    # Descriptors: a first guess by the hash's tag (a new key is numbered here, in row order),
+    # then each guess checked in full, the entry and its bytes fetched ahead.
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&by_key.slots[scratch.key_hash[j + PREFETCH] & by_key.mask])
+        h = scratch.key_hash[j]
+        slot = h & by_key.mask
+        while True:
+            held = by_key.slots[slot]
+            if held == EMPTY:
+                if n_found[0] == found_room[0]:
+                    _grow(found, found_room, by_key)
+                    slot = h & by_key.mask
+                    continue
+                entry = n_found[0]
+                found[0][entry].key = keys[j]
+                found[0][entry].hash = h
+                found[0][entry].first_row = start + j
+                by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
+                n_found[0] += 1
+                break
+            if _tag(by_key, held) == _tag(by_key, h):
+                entry = _held(held)
+                break
+            slot = (slot + 1) & by_key.mask
+        scratch.candidate[j] = entry
+    for j in range(count):
+        if j + PREFETCH < count:
+            __builtin_prefetch(&found[0][scratch.candidate[j + PREFETCH]])
+        if j + PREFETCH // 2 < count:
+            __builtin_prefetch(found[0][scratch.candidate[j + PREFETCH // 2]].key.self_.data)
+        guess = &found[0][scratch.candidate[j]]
+        if guess.hash == scratch.key_hash[j] and _same_key(&guess.key, &keys[j]):
+            entry = scratch.candidate[j]
+        else:  # two keys share a tag: probe again, comparing in full
+            entry = _find_or_add(&keys[j], scratch.key_hash[j], start + j, by_key, found, n_found, found_room)
+            if found[0][entry].first_row > start + j:
+                # Added by a later line of this block, whose probe met no key sharing its tag:
+                # this line is its first (and its bytes, kept with it, the ones to point into).
+                found[0][entry].first_row = start + j
+                found[0][entry].key = keys[j]
+        group[start + j] = entry
+    return False
+
+
+cdef int64_t _find_or_add(
+    const LineKey* key, uint64_t h, Py_ssize_t row, Table* by_key, Descriptor** found, Py_ssize_t* n_found, Py_ssize_t* found_room
+) except -1 nogil:
+    """A key's entry, found by comparing in full, or added (numbered out of row order: see
+    ``LineCoder.columns``)."""
+    cdef uint64_t slot = h & by_key.mask, held
+    cdef int64_t entry
+    while True:
+        held = by_key.slots[slot]
+        if held == EMPTY:
+            if n_found[0] == found_room[0]:
+                _grow(found, found_room, by_key)
+                slot = h & by_key.mask
+                continue
+            entry = n_found[0]
+            found[0][entry].key = key[0]
+            found[0][entry].hash = h
+            found[0][entry].first_row = row
+            by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
+            n_found[0] += 1
+            return entry
+        entry = _held(held)
+        if _tag(by_key, held) == _tag(by_key, h) and found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
+            return entry
+        slot = (slot + 1) & by_key.mask
+
+
+cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except -1 nogil:
+    """Twice the room for descriptors, and the table over them rebuilt at twice the size."""
+    cdef Py_ssize_t room = 2 * found_room[0], k
+    cdef Descriptor* grown = <Descriptor*>realloc(found[0], room * sizeof(Descriptor))
+    if grown == NULL:
+        with gil:
+            raise MemoryError()
+    found[0] = grown
+    found_room[0] = room
+    cdef uint64_t tags = by_key.tags
+    free(by_key.slots)
+    by_key.slots = NULL
+    _table_init(by_key, room, 0)
+    by_key.tags = tags
+    cdef uint64_t slot
+    for k in range(room // 2):
+        slot = grown[k].hash & by_key.mask
+        while by_key.slots[slot] != EMPTY:
+            slot = (slot + 1) & by_key.mask
+        by_key.slots[slot] = _tag(by_key, grown[k].hash) | <uint64_t>(k + 1)
+    return 0
+
+
+cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts
+
+
+# -- the strings of an Arrow column --------------------------------------------------------------
+def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint unique):
+    """A str for each string of an Arrow string column (its ``offsets``, one more than strings,
+    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError). With ``unique``,
+    ``None`` when a string is empty or repeats, found (GIL released) before any str is made."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i
+    cdef const char* base = NO_BYTES
+    if data.shape[0]:
+        base = <const char*>&data[0]
+    cdef bint refused = False
+    if unique:
+        with nogil:
+            refused = _empty_or_repeated(offsets, base)
+        if refused:
+            return None
+    strings = PyList_New(n)
+    for i in range(n):
+        text = PyUnicode_DecodeUTF8(base + offsets[i], offsets[i + 1] - offsets[i], NULL)
+        Py_INCREF(text)
+        PyList_SET_ITEM(strings, i, text)
+    return strings
+
+
+cdef bint _empty_or_repeated(const int64_t[::1] offsets, const char* base) except -1 nogil:
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i, j, start, size
+    cdef Table seen
+    cdef uint64_t h, slot, held
+    cdef uint64_t hashes[PREFETCH]
+    _table_init(&seen, n, 32)
+    try:
+        for i in range(min(PREFETCH, n)):
+            hashes[i] = fm_hash(base + offsets[i], offsets[i + 1] - offsets[i], 0)
+        for i in range(n):
+            h = hashes[i % PREFETCH]
+            if i + PREFETCH < n:  # its slot fetched well before it is probed (the table outgrows the caches)
+                hashes[i % PREFETCH] = fm_hash(base + offsets[i + PREFETCH], offsets[i + PREFETCH + 1] - offsets[i + PREFETCH], 0)
+                __builtin_prefetch(&seen.slots[hashes[i % PREFETCH] & seen.mask])
+            start = offsets[i]
+            size = offsets[i + 1] - start
+            if size == 0:
+                return True
+            slot = h & seen.mask
+            while True:
+                held = seen.slots[slot]
+                if held == EMPTY:
+                    seen.slots[slot] = _tag(&seen, h) | <uint64_t>(i + 1)
+                    break
+                j = _held(held)
+                if _tag(&seen, held) == _tag(&seen, h) and offsets[j + 1] - offsets[j] == size and memcmp(base + offsets[j], base + start, size) == 0:
+                    return True
+                slot = (slot + 1) & seen.mask
+        return False
+    finally:
+        free(seen.slots)

@@ -1,0 +1,216 @@
+# cython: language_level=3
+"""Writing answers: which sources share a ranking, and their lines joined in one buffer.
+
+At a million sources the writing, not the matching, is what a ``match`` waits for. The ids
+are touched once as Python objects (``ascii_texts`` packs them into one buffer, holding the
+GIL); every other loop runs over integer arrays and byte buffers with the GIL released,
+and no Python object is made per source or per candidate.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
+from cpython.object cimport PyObject
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+import numpy as np
+
+cdef extern from "Python.h":
+    bint PyUnicode_CheckExact(PyObject* o)
+    bint PyUnicode_IS_COMPACT_ASCII(PyObject* o)
+    void* PyUnicode_DATA(PyObject* o)
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
+
+
+def ascii_texts(list texts, bytes forbidden):
+    """``texts`` (a list of ``str``) packed as ``(data, ends)``: text ``i`` is
+    ``data[ends[i - 1]:ends[i]]`` (from 0 for the first), ``ends`` int64; or ``None`` when a
+    text is not plain ASCII or holds one of the ``forbidden`` bytes (the caller then encodes
+    each text its own way). One pass over the texts (each is far from the last in memory),
+    copying their characters as they are.
+    """
+    cdef Py_ssize_t n = PyList_GET_SIZE(texts), i, j, length, written = 0, capacity = 32 * n + 64
+    cdef PyObject* text
+    cdef const uint8_t* characters
+    cdef bint refused[256]
+    for j in range(256):
+        refused[j] = False
+    for j in range(len(forbidden)):
+        refused[<uint8_t>forbidden[j]] = True
+    ends_array = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] ends = ends_array
+    cdef uint8_t* buffer = <uint8_t*>malloc(capacity)
+    cdef uint8_t* grown
+    if buffer == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):  # the list holds its texts: nothing here can free one
+            text = PyList_GET_ITEM(texts, i)
+            if not PyUnicode_CheckExact(text) or not PyUnicode_IS_COMPACT_ASCII(text):
+                return None
+            length = PyUnicode_GET_LENGTH(text)
+            characters = <const uint8_t*>PyUnicode_DATA(text)
+            for j in range(length):
+                if refused[characters[j]]:
+                    return None
+            if written + length > capacity:
+                capacity = 2 * (written + length)
+                grown = <uint8_t*>realloc(buffer, capacity)
+                if grown == NULL:
+                    raise MemoryError()
+                buffer = grown
+            memcpy(buffer + written, characters, length)
+            written += length
+            ends[i] = written
+        return PyBytes_FromStringAndSize(<char*>buffer, written), ends_array
+    finally:
+        free(buffer)
+
+
+cdef inline uint64_t _mixed(uint64_t h, uint64_t value) noexcept nogil:
+    """One more value into a row's hash (splitmix64's finaliser over the running hash)."""
+    h ^= value + <uint64_t>0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
+    h ^= h >> 30
+    h *= <uint64_t>0xBF58476D1CE4E5B9
+    h ^= h >> 27
+    return h
+
+
+cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c,
+                           Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+    cdef Py_ssize_t col
+    if c[i] != c[j]:
+        return False
+    for col in range(a.shape[1]):
+        if a[i, col] != a[j, col] or b[i, col] != b[j, col]:
+            return False
+    return True
+
+
+def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c):
+    """The distinct rows of the (n, 2k + 1) table ``[a, b, c]``, found with a hash table
+    whose entries are compared whole (no two rows are taken for one on a hash collision).
+
+    Returns ``(first, which)``, int64: the first row holding each distinct row, in the
+    order they first appear, and each row's index into ``first``.
+    """
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
+    if b.shape[0] != n or b.shape[1] != k or c.shape[0] != n:
+        raise ValueError(f"distinct_rows: shapes {(a.shape[0], a.shape[1])}, {(b.shape[0], b.shape[1])} and {c.shape[0]} differ")
+    cdef Py_ssize_t size = 1
+    while size < 2 * n:  # at most half full: short probe runs
+        size *= 2
+    slots_array = np.full(size, -1, dtype=np.int64)  # a distinct row's number, -1 empty
+    first_array = np.empty(n, dtype=np.int64)
+    which_array = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] slots = slots_array, first = first_array, which = which_array
+    cdef Py_ssize_t i, col, slot, mask = size - 1, found = 0
+    cdef uint64_t h
+    with nogil:
+        for i in range(n):
+            h = _mixed(0, <uint64_t>c[i])
+            for col in range(k):
+                h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
+            slot = <Py_ssize_t>(h & <uint64_t>mask)
+            while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
+                slot = (slot + 1) & mask
+            if slots[slot] < 0:
+                slots[slot] = found
+                first[found] = i
+                found += 1
+            which[i] = slots[slot]
+    return first_array[:found].copy(), which_array
+
+
+def joined_lines(
+    bytes prefix,
+    const unsigned char[::1] ids,
+    const int64_t[::1] id_ends,
+    const int64_t[::1] which,
+    const unsigned char[::1] pieces,
+    const int64_t[::1] piece_ends,
+    const int64_t[::1] ranking_pieces,
+    Py_ssize_t start,
+    Py_ssize_t budget,
+):
+    """The lines of the sources from ``start`` on, as many as fit in ``budget`` bytes (one at
+    least), as ``(lines, stop)``: ``lines`` a ``bytes`` holding sources ``start`` to ``stop``.
+
+    A source's lines are, for each piece of its ranking, ``prefix``, its id, then the piece.
+    Source ``i``'s id is ``ids[id_ends[i - 1]:id_ends[i]]`` (from 0 for the first); ranking
+    ``r``'s pieces are numbers ``ranking_pieces[r]`` to ``ranking_pieces[r + 1]``, and piece
+    ``p`` is ``pieces[piece_ends[p - 1]:piece_ends[p]]``, each already encoded. Every offset
+    is checked before anything is copied.
+    """
+    cdef Py_ssize_t n = which.shape[0], n_rankings = ranking_pieces.shape[0] - 1
+    cdef Py_ssize_t n_pieces = piece_ends.shape[0], prefix_size = len(prefix)
+    if id_ends.shape[0] != n or not 0 <= start <= n or n_rankings < 0:
+        raise ValueError(f"joined_lines: {id_ends.shape[0]} ids for {n} sources, from {start}")
+    cdef Py_ssize_t i, p, r, stop, size = 0, line_size, id_start, id_size, piece_start
+    for p in range(n_pieces):
+        if not (piece_ends[p - 1] if p else 0) <= piece_ends[p] <= pieces.shape[0]:
+            raise ValueError(f"joined_lines: piece {p} ends at {piece_ends[p]}, outside {pieces.shape[0]} bytes")
+    for r in range(n_rankings):
+        if not 0 <= ranking_pieces[r] <= ranking_pieces[r + 1] <= n_pieces:
+            raise ValueError(f"joined_lines: ranking {r}'s pieces {ranking_pieces[r]} to {ranking_pieces[r + 1]} of {n_pieces}")
+    with nogil:
+        for stop in range(start, n):
+            r = which[stop]
+            id_start = id_ends[stop - 1] if stop else 0
+            if r < 0 or r >= n_rankings or not 0 <= id_start <= id_ends[stop] <= ids.shape[0]:
+                with gil:
+                    raise ValueError(f"joined_lines: source {stop}: ranking {r} of {n_rankings}, id ending at {id_ends[stop]}")
+            line_size = (ranking_pieces[r + 1] - ranking_pieces[r]) * (prefix_size + id_ends[stop] - id_start)
+            if ranking_pieces[r + 1] > ranking_pieces[r]:
+                line_size += piece_ends[ranking_pieces[r + 1] - 1] - (piece_ends[ranking_pieces[r] - 1] if ranking_pieces[r] else 0)
+            if size + line_size > budget and stop > start:
+                break
+            size += line_size
+        else:
+            stop = n
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* at = PyBytes_AS_STRING(out)
+    cdef const char* prefix_bytes = prefix
+    cdef const unsigned char* id_bytes = &ids[0] if ids.shape[0] else NULL
+    cdef const unsigned char* piece_bytes = &pieces[0] if pieces.shape[0] else NULL
+    with nogil:
+        for i in range(start, stop):
+            r = which[i]
+            id_start = id_ends[i - 1] if i else 0
+            id_size = id_ends[i] - id_start
+            for p in range(ranking_pieces[r], ranking_pieces[r + 1]):
+                memcpy(at, prefix_bytes, prefix_size)
+                at += prefix_size
+                memcpy(at, id_bytes + id_start, id_size)
+                at += id_size
+                piece_start = piece_ends[p - 1] if p else 0
+                memcpy(at, piece_bytes + piece_start, piece_ends[p] - piece_start)
+                at += piece_ends[p] - piece_start
+    return out, stop
+
+
+def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks):
+    """Texts ``picks`` of the packed ``(data, ends)`` (as ``ascii_texts`` gives), packed anew
+    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column."""
+    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick, size = 0, start
+    offsets_array = np.empty(n + 1, dtype=np.int64)
+    cdef int64_t[::1] offsets = offsets_array
+    offsets[0] = 0
+    with nogil:
+        for i in range(n):
+            pick = picks[i]
+            if pick < 0 or pick >= n_texts or not 0 <= (ends[pick - 1] if pick else 0) <= ends[pick] <= data.shape[0]:
+                with gil:
+                    raise ValueError(f"gathered_texts: pick {i} is text {pick} of {n_texts}")
+            size += ends[pick] - (ends[pick - 1] if pick else 0)
+            offsets[i + 1] = size
+    out = PyBytes_FromStringAndSize(NULL, size)
+    cdef char* at = PyBytes_AS_STRING(out)
+    cdef const unsigned char* text_bytes = &data[0] if data.shape[0] else NULL
+    with nogil:
+        for i in range(n):
+            pick = picks[i]
+            start = ends[pick - 1] if pick else 0
+            memcpy(at + offsets[i], text_bytes + start, ends[pick] - start)
+    return out, offsets_array

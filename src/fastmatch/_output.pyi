@@ -1,0 +1,21 @@
+"""Type stub of the answer writers' native module (native/_output.pyx)."""
+
+import numpy as np
+import numpy.typing as npt
+
+Int64s = npt.NDArray[np.int64]
+
+def ascii_texts(texts: list[str], forbidden: bytes) -> tuple[bytes, Int64s] | None: ...
+def distinct_rows(a: Int64s, b: Int64s, c: Int64s) -> tuple[Int64s, Int64s]: ...
+def joined_lines(
+    prefix: bytes,
+    ids: bytes,
+    id_ends: Int64s,
+    which: Int64s,
+    pieces: bytes,
+    piece_ends: Int64s,
+    ranking_pieces: Int64s,
+    start: int,
+    budget: int,
+) -> tuple[bytes, int]: ...
+def gathered_texts(data: bytes, ends: Int64s, picks: Int64s) -> tuple[bytes, Int64s]: ...

@@ -1,0 +1,245 @@
+"""Writing ``match``'s answers (cli.Ranking, the JSON Lines / CSV / Parquet writers and the
+native joiner behind them, fastmatch._output): held to writers that format every source on
+its own, line by line, with no sharing of rankings and no packing of ids."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import os
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastmatch as fm
+import fastmatch.generate
+from fastmatch import _output, cli, outfile
+from fastmatch.formats.columnar import _string_column, candidates_table
+from fastmatch.packed import packed, utf8
+
+# Characters that need something done in JSON (escapes), in CSV (quoting, formula starts) or
+# in UTF-8 (more than one byte), and plain ones.
+AWKWARD = 'a1/ é😀"\\,\r\n\t\x01=+-@\''
+ids = st.text(alphabet=AWKWARD, min_size=1, max_size=6)
+
+
+def _unpacked(data: bytes, ends: np.ndarray) -> list[bytes]:
+    starts = [0, *ends[:-1].tolist()]
+    return [data[a:b] for a, b in zip(starts, ends.tolist())]
+
+
+# -- the native joiner ---------------------------------------------------------------------
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.binary(max_size=5), max_size=30),
+    st.lists(st.lists(st.binary(max_size=4), max_size=3), min_size=1, max_size=5),
+    st.binary(max_size=3),
+    st.integers(1, 40),
+    st.data(),
+)
+def test_joined_lines_are_the_lines_joined_in_python(texts, pieces, prefix, budget, data):
+    which = np.array([data.draw(st.integers(0, len(pieces) - 1)) for _ in texts], dtype=np.int64)
+    id_data, id_ends = packed(texts)
+    piece_data, piece_ends = packed(p for ranking in pieces for p in ranking)
+    ranking_pieces = np.cumsum([0, *map(len, pieces)], dtype=np.int64)
+    chunks, start = [], 0
+    while start < len(texts):
+        chunk, stop = _output.joined_lines(prefix, id_data, id_ends, which, piece_data, piece_ends, ranking_pieces, start, budget)
+        expected = b"".join(prefix + texts[i] + p for i in range(start, stop) for p in pieces[which[i]])
+        assert chunk == expected and stop > start
+        assert len(chunk) <= budget or stop == start + 1  # a line longer than the budget goes alone
+        chunks.append(chunk)
+        start = stop
+    assert b"".join(chunks) == b"".join(prefix + texts[i] + p for i in range(len(texts)) for p in pieces[which[i]])
+
+
+def test_joined_lines_refuse_offsets_outside_their_buffers():
+    which, ranking_pieces = np.zeros(1, dtype=np.int64), np.array([0, 1], dtype=np.int64)
+    with pytest.raises(ValueError, match="id ending at 9"):
+        _output.joined_lines(b"", b"abc", np.array([9]), which, b"x", np.array([1]), ranking_pieces, 0, 100)
+    with pytest.raises(ValueError, match="piece 0 ends at 5"):
+        _output.joined_lines(b"", b"abc", np.array([3]), which, b"x", np.array([5]), ranking_pieces, 0, 100)
+    with pytest.raises(ValueError, match="ranking 1 of 1"):
+        _output.joined_lines(b"", b"abc", np.array([3]), np.ones(1, dtype=np.int64), b"x", np.array([1]), ranking_pieces, 0, 100)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 40), st.integers(0, 3), st.integers(1, 3), st.data())
+def test_distinct_rows_number_rows_by_first_appearance(n, k, values, data):
+    def table(columns):
+        return np.array(data.draw(st.lists(st.lists(st.integers(-1, values), min_size=columns, max_size=columns), min_size=n, max_size=n)), dtype=np.int64).reshape(n, columns)
+
+    a, b, c = table(k), table(k), table(1).reshape(n)
+    first, which = _output.distinct_rows(a, b, c)
+    rows = [(*a[i], *b[i], c[i]) for i in range(n)]
+    numbered: dict = {}
+    assert which.tolist() == [numbered.setdefault(row, len(numbered)) for row in rows]
+    assert first.tolist() == [rows.index(row) for row in numbered]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=6), max_size=20), st.binary(max_size=3))
+def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):
+    plain = _output.ascii_texts(texts, forbidden)
+    encoded = [t.encode() for t in texts]
+    if all(t.isascii() for t in texts) and not any(set(e) & set(forbidden) for e in encoded):
+        assert plain is not None and _unpacked(*plain) == encoded
+    else:
+        assert plain is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet=AWKWARD, max_size=6), max_size=20), st.data())
+def test_string_columns_equal_pyarrow_taking_from_the_ids(texts, data):
+    picks = np.array(data.draw(st.lists(st.integers(0, len(texts) - 1), max_size=30)) if texts else [], dtype=np.int64)
+    column = _string_column(utf8(texts), picks, pa)
+    assert column.type == pa.string() and column.to_pylist() == [texts[p] for p in picks]
+
+
+# -- the formats, against writers that format each source on its own -----------------------
+def fleet_strategy():
+    device = st.fixed_dictionaries(
+        {
+            "host": st.sampled_from(["h1", "h2", "h3"]),
+            "self": st.fixed_dictionaries(
+                {"mdev_type": st.sampled_from(["A", "B"]), "software_version": st.sampled_from(["1.0.1", "1.2.0", "2.0.0", "1.0.1+b"])}
+            ),
+        }
+    )
+
+    def with_ids(devices, names):
+        return [{"id": name, **d} for name, d in zip(names, devices)]
+
+    side = st.integers(1, 12).flatmap(
+        lambda n: st.tuples(st.lists(device, min_size=n, max_size=n), st.lists(ids, min_size=n, max_size=n, unique=True))
+    )
+    return st.tuples(side, side).map(lambda sides: [with_ids(*s) for s in sides])
+
+
+def _parts_json(result, i, j, score):
+    return result.score_parts(i, j, score).json(())
+
+
+def json_lines_one_by_one(result, k) -> bytes:
+    encode = msgspec.json.encode
+    indices, scores = result.top_k(k)
+    lines = []
+    for i, source in enumerate(result.sources.ids):
+        candidates = ", ".join(
+            f'{{"target": {encode(result.targets.ids[j]).decode()}, "rank": {rank}, "score": {encode(_parts_json(result, i, j, s)).decode()}}}'
+            for rank, (j, s) in enumerate(zip(indices[i].tolist(), scores[i].tolist()), 1)
+            if j >= 0
+        )
+        lines.append(f'{{"source": {encode(source).decode()}, "candidates": [{candidates}]}}\n')
+    return "".join(lines).encode()
+
+
+def csv_one_by_one(result, k, neutralise) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    cell = cli._csv_cell if neutralise else str
+
+    def row(values) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(values)
+        return buffer.getvalue()[:-2] + "\n"
+
+    def shown(value) -> str:
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else cell(str(value))
+
+    indices, scores = result.top_k(k)
+    out = [row(cli.CSV_COLUMNS)]
+    for i, source in enumerate(result.sources.ids):
+        for rank, (j, s) in enumerate(zip(indices[i].tolist(), scores[i].tolist()), 1):
+            if j >= 0:
+                parts = _parts_json(result, i, j, s)
+                out.append(row([cell(source), rank, cell(result.targets.ids[j]), *(shown(parts[name]) for name in cli.CSV_COLUMNS[3:])]))
+    return "".join(out).encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(fleet_strategy(), st.integers(0, 4), st.booleans(), st.sampled_from(["closest", "newest"]))
+def test_json_lines_csv_and_parquet_equal_writers_that_format_each_source_alone(fleet, k, neutralise, prefer):
+    result = fm.match(*fleet, fm.Policy.from_dict({"prefer": prefer}), workers=1)
+    ranking = cli.Ranking.of(result, k)
+    assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, k)
+    assert b"".join(cli._format_csv(ranking, neutralise=neutralise)) == csv_one_by_one(result, k, neutralise)
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    rows = list(csv.reader(io.StringIO(csv_one_by_one(result, k, False).decode(), newline="")))[1:]
+    assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in table.to_pylist()] == rows
+
+
+def test_sources_sharing_a_ranking_are_written_from_one(tmp_path):
+    """A fleet whose sources mostly share rankings: far fewer rankings than sources, and
+    every line still its own source's."""
+    fastmatch.generate.write_fleet(tmp_path, 3000, 500, 40, seed=3)
+    result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
+    ranking = cli.Ranking.of(result, 5)
+    assert 1 < len(ranking) < len(result.sources) // 10
+    assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, 5)
+
+
+def test_many_chunks_join_into_the_same_lines(tmp_path, monkeypatch):
+    fastmatch.generate.write_fleet(tmp_path, 400, 100, 20, seed=4)
+    result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
+    ranking = cli.Ranking.of(result, 3)
+    monkeypatch.setattr(cli, "_CHUNK_BYTES", 1000)
+    chunks = list(cli._format_json(ranking))
+    assert len(chunks) > 50 and all(chunk.endswith(b"\n") for chunk in chunks)
+    assert b"".join(chunks) == json_lines_one_by_one(result, 3)
+
+
+# -- output files around the page cache ----------------------------------------------------
+BLOCK, STAGING = outfile._BLOCK, outfile._STAGING_BYTES
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[], [0], [1], [BLOCK - 1], [BLOCK], [BLOCK + 1], [STAGING], [STAGING + 5], [3, 5000, STAGING + BLOCK, 1, 3 * BLOCK], [700_001] * 30],
+)
+def test_binary_output_files_hold_their_chunks_byte_for_byte(tmp_path, sizes):
+    rng = np.random.default_rng(len(sizes))
+    chunks = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    path = tmp_path / "out.bin"
+    output = outfile.StagedOutput(path, binary=True)
+    output.write(chunks)
+    output.commit()
+    assert path.read_bytes() == b"".join(chunks)
+
+
+def test_binary_output_is_written_through_the_cache_where_direct_writes_are_refused(tmp_path, monkeypatch):
+    """A file system that refuses O_DIRECT when it is set, or at the first write (EINVAL):
+    the same bytes, written through the page cache."""
+    chunks = [b"x" * (STAGING + 3 * BLOCK + 17), b"tail"]
+    real_write = os.write
+
+    def refusing_direct_writes(fd, data):
+        if outfile.fcntl_flags(fd) & outfile._DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(outfile.os, "write", refusing_direct_writes)
+    for refuse_setting in (False, True):
+        if refuse_setting:
+            monkeypatch.setattr(outfile, "set_fcntl_flags", lambda fd, flags: (_ for _ in ()).throw(OSError(errno.EINVAL, "no")))
+        path = tmp_path / f"out{refuse_setting}.bin"
+        output = outfile.StagedOutput(path, binary=True)
+        output.write(chunks)
+        output.commit()
+        assert path.read_bytes() == b"".join(chunks)
+
+
+def test_binary_output_refuses_text(tmp_path):
+    output = outfile.StagedOutput(tmp_path / "out.bin", binary=True)
+    try:
+        with pytest.raises(TypeError):
+            output.write(["text"])
+    finally:
+        output.discard()
+    assert list(tmp_path.iterdir()) == []
