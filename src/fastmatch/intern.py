@@ -339,13 +339,14 @@ class PreparedTargets:
         )[:, None]
         lane = context.lane
         versions = {
-            i: context.vocabularies[i].version_table([values[i]], i == context.score_version) for i in context.version_slot
+            i: context.vocabularies[i].version_table(_Column([values[i]], "version"), i == context.score_version)
+            for i in context.version_slot
         }
         if context.score_version >= 0:
             has_version, major, minor, patch = versions[context.score_version][2:]
         else:
             has_version, major, minor, patch = np.zeros((4, 1), dtype=np.int64)
-        masks = [context.vocabularies[i].mask_table([values[i]]) for i in context.word_start]
+        masks = [context.vocabularies[i].mask_table(_Column([values[i]], "set")) for i in context.word_start]
         no_records = np.zeros(1, dtype=np.int32)
         constrained: np.ndarray
         if context.uses_source_records:  # a class without records then constrains nothing
