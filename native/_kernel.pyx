@@ -42,6 +42,7 @@ cdef enum:
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
+    int __builtin_popcountll(unsigned long long) nogil
 
 
 
@@ -669,8 +670,10 @@ cdef void evaluate_row(
     cdef bint source_has_records = s.record_set[i] != 0
     cdef bint fused = False
     # Without the fused pass, and where the outcome of a pair is its reasons, a tile's compatible
-    # pairs are scored by one vector loop rather than one at a time.
+    # pairs may be scored by one vector loop rather than one at a time (below).
     cdef bint vector_scores = kernel.identity_bits and kernel.score_table
+    cdef bint vector_tile
+    cdef int64_t left
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
@@ -761,11 +764,6 @@ cdef void evaluate_row(
                             check_records(kernel, j0 + b, failed, outcome, target_matches)
                         if outcome[j0 + b] == 0:
                             pending[b >> 6] |= 1ULL << (b & 63)
-                elif vector_scores:  # scores come after, for the whole tile: check records here
-                    for b in range(a, z):
-                        if to_finish[b] and outcome[j0 + b] != 0:
-                            pair_failed(kernel, fails, b, always_words, failed)
-                            check_records(kernel, j0 + b, failed, outcome, target_matches)
 
             # The pairs left to do: check their records, score what passed.
             if any_to_finish and fused:  # every pending pair is compatible: scores only, no branches
@@ -775,18 +773,33 @@ cdef void evaluate_row(
                         j = j0 + (q << 6) + __builtin_ctzll(word)
                         word &= word - 1
                         outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
-            elif any_to_finish and vector_scores:  # every pair left at 0 is compatible
-                score_compatible(kernel, i, j0, n, outcome, score_table, low_mask, s_type)
             elif any_to_finish:
                 for j in range(n, n + 8):
                     to_finish[j] = 0
+                # One vector loop scores the whole tile (every pair left at 0 is compatible): it
+                # pays where many pairs are left, as within blocks; where few are (a dense pass,
+                # mostly incompatible), each is scored alone.
+                vector_tile = False
+                if vector_scores:
+                    left = 0
+                    for q in range(0, n, 8):
+                        memcpy(&word, to_finish + q, 8)
+                        left += __builtin_popcountll(word)  # flags are 0 or 1: one bit a pair
+                    vector_tile = 4 * left >= n
                 for q in range(0, n, 8):
                     memcpy(&word, to_finish + q, 8)
                     while word:
                         b = q + (__builtin_ctzll(word) >> 3)
                         word &= word - 1
-                        pair_failed(kernel, fails, b, always_words, failed)
-                        finish_pair(kernel, i, j0 + b, failed, outcome, target_matches, score_table, low_mask, s_type)
+                        if vector_tile:  # records only: the scores come after, for the whole tile
+                            if outcome[j0 + b] != 0:
+                                pair_failed(kernel, fails, b, always_words, failed)
+                                check_records(kernel, j0 + b, failed, outcome, target_matches)
+                        else:
+                            pair_failed(kernel, fails, b, always_words, failed)
+                            finish_pair(kernel, i, j0 + b, failed, outcome, target_matches, score_table, low_mask, s_type)
+                if vector_tile:
+                    score_compatible(kernel, i, j0, n, outcome, score_table, low_mask, s_type)
 
             # The source's COMPATIBLE records (rarely read: direction source-offers or both).
             if source_has_records:
