@@ -231,7 +231,8 @@ def test_code_strings_and_positions_in_past_the_caches_and_with_equal_tags():
     ids = [f"dev-{i}" for i in range(9000)]
     looked = ["".join(["dev-", str(i)]) for i in range(-50, 9050, 7)]
     for tag_bits in (32, 0):
-        assert (lambda got: (got[0], got[1].tolist()))(code_strings(hosts, tag_bits)) == _code_strings(hosts)
+        names, codes = code_strings(hosts, tag_bits)
+        assert (names, codes.tolist()) == _code_strings(hosts)
         assert positions_in(looked, ids, tag_bits).tolist() == _positions_in(looked, ids)
 
 
