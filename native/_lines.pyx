@@ -615,22 +615,21 @@ def code_strings(strings, int tag_bits=32):
     codes = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] code = codes
     cdef int64_t* code_of_item = &code[0] if n else NULL
-    cdef uint64_t* hashes = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
     cdef PyObject** name_of_code = <PyObject**>malloc((n + 1) * sizeof(PyObject*))
     cdef Table table
     table.slots = NULL
     try:
-        if hashes == NULL or name_of_code == NULL:
+        if name_of_code == NULL:
             raise MemoryError()
-        _table_init(&table, n + 1, tag_bits)
+        # Sized for few distinct strings (hosts), grown as they come: a small table stays in cache.
+        _table_init(&table, min(n + 1, FIRST_CODES), tag_bits)
         with nogil:
-            n_codes = _code_strings(items, n, hashes, &table, name_of_code, code_of_item, <PyObject*>EMPTY_STR)
+            n_codes = _code_strings(items, n, &table, name_of_code, code_of_item, <PyObject*>EMPTY_STR)
         distinct = PyList_New(n_codes)
         for i in range(n_codes):
             Py_INCREF(<object>name_of_code[i])
             PyList_SET_ITEM(distinct, i, <object>name_of_code[i])
     finally:
-        free(hashes)
         free(name_of_code)
         free(table.slots)
     return distinct, codes
@@ -647,17 +646,13 @@ def positions_in(strings, among, int tag_bits=32):
     positions = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] position = positions
     cdef int64_t* position_of_item = &position[0] if n else NULL
-    cdef uint64_t* hashes = <uint64_t*>malloc(max(n, m, 1) * sizeof(uint64_t))
     cdef Table table
     table.slots = NULL
     try:
-        if hashes == NULL:
-            raise MemoryError()
         _table_init(&table, m, tag_bits)
         with nogil:
-            _positions_in(items, n, among_items, m, hashes, &table, position_of_item)
+            _positions_in(items, n, among_items, m, &table, position_of_item)
     finally:
-        free(hashes)
         free(table.slots)
     return positions
 
@@ -673,10 +668,29 @@ cdef tuple _str_tuple(strings, str argument):
     return held
 
 
-cdef void _hash_strings(PyObject** items, Py_ssize_t n, uint64_t* hashes) noexcept nogil:
+cdef enum:
+    FIRST_CODES = 1024  # distinct strings a coding table starts with room for
+
+
+cdef struct StrHashes:  # the hashes of the next PREFETCH strings, each slot fetched as its hash is made
+    uint64_t ahead[PREFETCH]
+
+
+cdef inline void _hash_first(StrHashes* hashes, const Table* table, PyObject** items, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
-    for i in range(n):
-        hashes[i] = _str_hash(items[i], 0)
+    for i in range(min(<Py_ssize_t>PREFETCH, n)):
+        hashes.ahead[i] = _str_hash(items[i], 0)
+        __builtin_prefetch(&table.slots[hashes.ahead[i] & table.mask])
+
+
+cdef inline uint64_t _hash_next(StrHashes* hashes, const Table* table, PyObject** items, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    """The hash of ``items[i]``, and the one ``PREFETCH`` further hashed in its place, its slot
+    fetched: the table outgrows the caches at a million strings, and the misses overlap."""
+    cdef uint64_t h = hashes.ahead[i % PREFETCH]
+    if i + PREFETCH < n:
+        hashes.ahead[i % PREFETCH] = _str_hash(items[i + PREFETCH], 0)
+        __builtin_prefetch(&table.slots[hashes.ahead[i % PREFETCH] & table.mask])
+    return h
 
 
 cdef inline uint64_t _str_slot(const Table* table, PyObject** str_of_entry, uint64_t h, PyObject* s) noexcept nogil:
@@ -690,21 +704,22 @@ cdef inline uint64_t _str_slot(const Table* table, PyObject** str_of_entry, uint
 
 
 cdef Py_ssize_t _code_strings(
-    PyObject** items, Py_ssize_t n, uint64_t* hashes, Table* table, PyObject** name_of_code, int64_t* code, PyObject* empty
-) noexcept nogil:
-    """Code ``items`` (``empty`` is code 0); the number of codes. The table outgrows the caches
-    at a million strings: each slot is fetched a few strings ahead of its probe."""
+    PyObject** items, Py_ssize_t n, Table* table, PyObject** name_of_code, int64_t* code, PyObject* empty
+) except -1 nogil:
+    """Code ``items`` (``empty`` is code 0); the number of codes."""
     cdef Py_ssize_t i, n_codes = 1
     cdef uint64_t h = _str_hash(empty, 0), slot
+    cdef StrHashes hashes
     name_of_code[0] = empty
     table.slots[h & table.mask] = _tag(table, h) | 1
-    _hash_strings(items, n, hashes)
+    _hash_first(&hashes, table, items, n)
     for i in range(n):
-        if i + PREFETCH < n:
-            __builtin_prefetch(&table.slots[hashes[i + PREFETCH] & table.mask])
-        h = hashes[i]
+        h = _hash_next(&hashes, table, items, n, i)
         slot = _str_slot(table, name_of_code, h, items[i])
         if table.slots[slot] == EMPTY:
+            if <uint64_t>(2 * (n_codes + 1)) > table.mask + 1:  # at most half full
+                _double_str_table(table, name_of_code, n_codes)
+                slot = _str_slot(table, name_of_code, h, items[i])
             table.slots[slot] = _tag(table, h) | <uint64_t>(n_codes + 1)
             name_of_code[n_codes] = items[i]
             n_codes += 1
@@ -712,26 +727,37 @@ cdef Py_ssize_t _code_strings(
     return n_codes
 
 
-cdef void _positions_in(
-    PyObject** items, Py_ssize_t n, PyObject** among, Py_ssize_t m, uint64_t* hashes, Table* table, int64_t* position
-) noexcept nogil:
-    """Each item's position in ``among`` (the last equal str), or -1; slots fetched ahead as in
-    :func:`_code_strings`."""
+cdef int _double_str_table(Table* table, PyObject** str_of_entry, Py_ssize_t entries) except -1 nogil:
+    """The table at twice its size, its ``entries`` str hashed again into it (tags kept)."""
+    cdef uint64_t tags = table.tags, size = table.mask + 1, h, slot
+    cdef Py_ssize_t k
+    free(table.slots)
+    table.slots = NULL
+    _table_init(table, size, 0)  # room for size entries: 2 * size slots
+    table.tags = tags
+    for k in range(entries):
+        h = _str_hash(str_of_entry[k], 0)
+        slot = h & table.mask
+        while table.slots[slot] != EMPTY:
+            slot = (slot + 1) & table.mask
+        table.slots[slot] = _tag(table, h) | <uint64_t>(k + 1)
+    return 0
+
+
+cdef void _positions_in(PyObject** items, Py_ssize_t n, PyObject** among, Py_ssize_t m, Table* table, int64_t* position) noexcept nogil:
+    """Each item's position in ``among`` (the last equal str), or -1."""
     cdef Py_ssize_t i
     cdef uint64_t h, slot
-    _hash_strings(among, m, hashes)
+    cdef StrHashes hashes
+    _hash_first(&hashes, table, among, m)
     for i in range(m):
-        if i + PREFETCH < m:
-            __builtin_prefetch(&table.slots[hashes[i + PREFETCH] & table.mask])
-        h = hashes[i]
+        h = _hash_next(&hashes, table, among, m, i)
         slot = _str_slot(table, among, h, among[i])
         table.slots[slot] = _tag(table, h) | <uint64_t>(i + 1)  # a repeat takes its earlier one's place
-    _hash_strings(items, n, hashes)
+    _hash_first(&hashes, table, items, n)
     for i in range(n):
-        if i + PREFETCH < n:
-            __builtin_prefetch(&table.slots[hashes[i + PREFETCH] & table.mask])
-        slot = _str_slot(table, among, hashes[i], items[i])
-        position[i] = _held(table.slots[slot])  # an empty slot: -1
+        h = _hash_next(&hashes, table, items, n, i)
+        position[i] = _held(table.slots[_str_slot(table, among, h, items[i])])  # an empty slot: -1
 
 
 cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts
