@@ -14,9 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastmatch._lines import LineCoder, arrow_strings, code_strings, lines_of_one_value, positions_in, read_file
+from fastmatch.devices import DeviceSet
 from fastmatch.files import read_input
 from fastmatch.formats.columnar import _string_buffers
 from fastmatch.formats.fleet_lines import _DECODER, _Line
+from fastmatch.result import TargetDevices
 
 
 # -- read_file --------------------------------------------------------------------------------
@@ -244,3 +246,25 @@ def test_code_strings_and_positions_in_take_any_iterable_and_name_what_is_not_a_
         code_strings(["a", 1])
     with pytest.raises(TypeError, match=r"among\[0\] is a NoneType, not a str"):
         positions_in(["a"], [None])
+
+
+device_records = st.lists(
+    st.fixed_dictionaries({"id": st.sampled_from(["a", "b", "é", "\u4e00", "d" * 30]), "host": st.sampled_from([None, "", "h", "hé", "h2"])}),
+    max_size=8,
+    unique_by=lambda r: r["id"],
+)
+
+
+@given(device_records, device_records)
+@settings(max_examples=100, deadline=None)
+def test_device_sets_code_hosts_and_find_twins_as_python_does(source_records, target_records):
+    """What ``match`` reads through them: hosts coded per fleet, the sources' hosts in the
+    targets' codes (-1: no target there), and each source's twin (the target with its id)."""
+    sources = DeviceSet.from_records([{**r, "self": {}} for r in source_records])
+    targets = DeviceSet.from_records([{**r, "self": {}} for r in target_records])
+    names, codes = sources.host_codes
+    assert (names, codes.tolist()) == _code_strings(sources.hosts)
+    rules = TargetDevices(targets, np.zeros(len(targets), dtype=np.int64), 1)
+    target_names, target_codes = targets.host_codes
+    assert rules.host_codes(sources).tolist() == [target_names.index(h) if h in target_names else -1 for h in sources.hosts]
+    assert rules.twins(sources).tolist() == [targets.ids.index(i) if i in targets.ids else -1 for i in sources.ids]
