@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from ._lines import code_strings
 from .errors import FastmatchError, InputError, UnknownIdError, fields_of
@@ -219,7 +220,7 @@ class DeviceSet:
         return frozenset(self.ids)
 
     @cached_property
-    def host_codes(self) -> tuple[list[str], np.ndarray]:
+    def host_codes(self) -> tuple[list[str], npt.NDArray[np.int64]]:
         """The distinct hosts (the empty host first) and each device's position among them."""
         return code_strings(self.hosts)  # native: no dict of a million hosts
 
