@@ -233,6 +233,18 @@ def test_sigterm_while_writing_removes_the_temporary_file(capsys, fleet, tmp_pat
     assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # restored for the caller
 
 
+def _wait_until_catching(pid: int, signum: int, timeout: float = 60.0) -> None:
+    """Until process ``pid`` has a handler for ``signum`` (the SigCgt mask of /proc/PID/status)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(line for line in status.splitlines() if line.startswith("SigCgt:")).split()[1], 16)
+        if caught >> (signum - 1) & 1:
+            return
+        time.sleep(0.01)
+    pytest.fail(f"process {pid} installed no handler for signal {signum} in {timeout} s")
+
+
 def test_sigterm_on_a_running_command_leaves_no_temporary_file(tmp_path):
     # A fleet that takes a while to read, so that the signal comes while it runs.
     rows = "".join(json.dumps({"id": f"s{i}", "self": {"mdev_type": f"t{i}"}}) + "\n" for i in range(200_000))
@@ -242,7 +254,7 @@ def test_sigterm_on_a_running_command_leaves_no_temporary_file(tmp_path):
         [sys.executable, "-m", "fastmatch", "match", tmp_path / "s.jsonl", tmp_path / "s.jsonl", "-q", "-o", tmp_path / "out"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(1.5)
+    _wait_until_catching(process.pid, signal.SIGTERM)  # not during the imports, before it is handled
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=30)
     if process.returncode == 0:

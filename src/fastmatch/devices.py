@@ -68,6 +68,11 @@ class DeviceSet:
     :class:`Descriptor` values: devices that are alike share one). ``policy`` is the
     policy the records were read under. A device's position is its row (as a source)
     or column (as a target) in every result: :meth:`index_of` finds it from its id.
+
+    What decides compatibility cannot change once the set is made: ``descriptors`` is a
+    tuple and ``descriptor_of`` a read-only array, so that what a match finds in the set
+    on its own (its values and classes, ``fastmatch.intern.side_values``) is kept in
+    ``interning`` and serves every later match of the set.
     """
 
     def __init__(
@@ -85,8 +90,19 @@ class DeviceSet:
         self.hosts = hosts
         self.vms = vms
         self.capacities = capacities
-        self.descriptor_of = descriptor_of
-        self.descriptors = descriptors
+        self.descriptor_of = np.asarray(descriptor_of, dtype=np.int64)
+        self.descriptor_of.flags.writeable = False
+        self.descriptors: tuple[Descriptor, ...] = tuple(descriptors)
+        self.interning: dict[Any, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A set pickles without what matches kept on it (``interning``): the copy finds it
+        again at its first match."""
+        return {**self.__dict__, "interning": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.descriptor_of.flags.writeable = False  # NumPy unpickles arrays writeable
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -171,6 +187,10 @@ class DeviceSet:
 
     def attribute_names(self) -> list[str]:
         """Attribute names in order of first appearance (docs/model.md section 8)."""
+        return list(self._attribute_names)
+
+    @cached_property
+    def _attribute_names(self) -> tuple[str, ...]:
         # Descriptors are numbered in order of first device; each reads its SELF's names, then
         # its records'. The SELF names are read at C speed, in their order of first appearance;
         # the records' names (few descriptors have records) are then placed where they first
@@ -179,7 +199,7 @@ class DeviceSet:
         names = list(dict.fromkeys(chain.from_iterable(map(attrgetter("raw_self"), descriptors))))
         with_records = list(compress(count(), map(attrgetter("records"), descriptors)))
         if not with_records:
-            return names
+            return tuple(names)
         first: dict[str, tuple[int, int]] = {}  # name -> (descriptor, place among its names)
         d = 0
         for name in names:  # in the order of their first descriptor: one scan
@@ -187,14 +207,20 @@ class DeviceSet:
                 d += 1
             first[name] = (d, list(descriptors[d].raw_self).index(name))
         never = (len(descriptors), 0)
+        # A name first in a SELF before the first records stays where it is: records that
+        # name only such attributes (most do) are passed over at C speed.
+        settled = {name for name, (d, _) in first.items() if d < with_records[0]}
         for d in with_records:
             place = len(descriptors[d].raw_self)
             for record in descriptors[d].records:
+                if settled.issuperset(record.attrs):
+                    place += len(record.attrs)
+                    continue
                 for name in record.attrs:
                     if (d, place) < first.get(name, never):
                         first[name] = (d, place)
                     place += 1
-        return sorted(first, key=first.__getitem__)
+        return tuple(sorted(first, key=first.__getitem__))
 
     def index_of(self, device_id: str) -> int:
         """The position of the device ``device_id`` (the row or column of a result), in O(1).

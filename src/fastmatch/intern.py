@@ -20,11 +20,12 @@ maps the failure bits to docs/model.md section 8's reason bits.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate
-from typing import Any, Callable, Hashable, Iterable, Sequence
+from itertools import accumulate, chain
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
+import msgspec
 import numpy as np
 
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
@@ -45,6 +46,7 @@ from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import Accept, AnyOf, AnyValue, GroundedRecord, SubsetOf
 from .values import is_absent
 
+_json_text = msgspec.json.Encoder().encode
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
 LANE_TYPES = (np.uint16, np.uint32, np.uint64)
 SMALL_GROUP = 64  # columns grouped with a dict below this, with np.unique above (fixed costs)
@@ -59,56 +61,64 @@ class _Vocabulary:
     code that nothing seen has; an unseen set item sets a bit no target has.
     """
 
-    def __init__(self, kind: str, values: list[Any]) -> None:
+    def __init__(self, kind: str, columns: Sequence[_Column]) -> None:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
-            # Versions compare and hash by their key (Python code): each one's key once, then
-            # tuples at C speed. The first of equal versions stands for them, as below.
-            present = [v for v in values if v is not None]
-            keys = [v.key for v in present]
-            first = dict(zip(reversed(keys), reversed(present)))
-            distinct = [first[key] for key in sorted(first)]
+            # Versions are coded by their canonical text, one per key, which hashes at C speed
+            # (a Version's hash is Python code), and ranked by key. Each side's values come
+            # sorted by key, so the sort below merges runs.
+            key_of: dict[Any, Any] = {}
+            for c in columns:
+                key_of.update(c.by_key)
+            key_of.pop(None, None)
+            distinct = sorted(key_of, key=key_of.__getitem__)
+            self.keys = [key_of[text] for text in distinct]  # in order, for the rank of unseen versions
+            parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
+            self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
+            self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
+            self.unseen_major = len(self.majors) + 1
         else:
-            distinct = [v for v in dict.fromkeys(values) if v is not None and v != frozenset()]
+            index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
+            index.pop(None, None)
+            index.pop(frozenset(), None)
+            distinct = list(index)
             if self.ordered:
                 distinct.sort()
         self.values = distinct
         step = 2 if self.ordered else 1
-        self.code = {v: step * (i + 1) for i, v in enumerate(distinct)}
+        self.code: dict[Any, int] = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
         self.code[None] = 0
         self.code[frozenset()] = 0
         self.unseen_code = step * len(distinct) + 1
         self.words = 0
         if kind == "set":
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
-        if kind == "version":
-            majors = sorted({v.major for v in distinct})
-            self.minors = sorted({v.minor for v in distinct})
-            self.major_code = {m: k + 1 for k, m in enumerate(majors)}
-            self.unseen_major = len(majors) + 1
+
+    def key(self, value: Any) -> Any:
+        """What equal values share, which ``code`` is keyed by: a version's canonical text, else the value."""
+        return value.canonical if self.kind == "version" and value is not None else value
 
     @property
     def largest_code(self) -> int:
         return self.unseen_code + 1
 
     def code_of(self, value: Any) -> int:
-        code = self.code.get(value)
+        code = self.code.get(self.key(value))
         if code is not None:
             return code
+        if self.kind == "version":
+            return 2 * bisect.bisect_left(self.keys, value.key) + 1
         if self.ordered:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
-    def major_of(self, major: int) -> int:
-        """The code of a version's major."""
-        return self.major_code.get(major, self.unseen_major)
-
-    def minor_of(self, minor: int) -> int:
-        """The rank code of a version's minor (odd between seen ones, like unseen values)."""
-        index = bisect.bisect_left(self.minors, minor)
-        seen = index < len(self.minors) and self.minors[index] == minor
-        return 2 * (index + 1) if seen else 2 * index + 1
+    def codes_of(self, column: _Column) -> list[int]:
+        """The code of each of a column's values."""
+        codes = list(map(self.code.get, column.canonical if self.kind == "version" else column.values))
+        if None in codes:  # values the vocabulary has not seen (frozen sources)
+            return [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
+        return codes  # type: ignore[return-value]  # no None left
 
     def use_lane(self, lane: type) -> None:
         """Set masks are made of lane-wide words, so the superset loop reads one width."""
@@ -129,23 +139,38 @@ class _Vocabulary:
                 words[bit // self.lane_bits] |= 1 << (bit % self.lane_bits)
         return words
 
-    def version_table(self, values: list[Any], scored: bool) -> np.ndarray:
-        """int64 [2 or 6, len(values)]: of each version the major code and the minor rank,
-        and if ``scored`` what the scores read (has it, major, minor, patch); 0 where absent."""
-        width = 6 if scored else 2
-        rows = []
-        for v in values:
-            if v is None:
-                rows.append((0,) * width)
-                continue
-            major, minor, patch = (*v.parts, 0, 0, 0)[:3]  # Version.major, .minor, .patch
-            rows.append((self.major_of(major), self.minor_of(minor), 1, major, minor, patch)[:width])
-        return np.array(rows, dtype=np.int64).reshape(len(values), width).T
+    def version_table(self, column: _Column, scored: bool) -> np.ndarray:
+        """int64 [2 or 6, len(column.values)]: of each version the code of its major (1 + its
+        rank among the vocabulary's majors, past them for an unseen one) and the rank code of
+        its minor (odd between seen ones, like unseen values), and if ``scored`` what the
+        scores read (has it, major, minor, patch); 0 where absent."""
+        if len(column.values) <= SMALL_GROUP:  # a request's few sources: NumPy's fixed costs would dominate
+            return np.array([self._version_row(v, scored) for v in column.values], dtype=np.int64).reshape(-1, 6 if scored else 2).T
+        major, minor, _ = parts = column.parts
+        below = np.searchsorted(self.majors, major)
+        seen = np.searchsorted(self.majors, major, side="right") > below
+        major_code = np.where(seen, below + 1, self.unseen_major)
+        # Seen: 2 * (rank + 1), its two bounds being rank and rank + 1; unseen: 2 * rank + 1.
+        minor_code = np.searchsorted(self.minors, minor) + np.searchsorted(self.minors, minor, side="right") + 1
+        present = column.present  # an absent version's parts are 0
+        rows = [major_code * present, minor_code * present, *([present, *parts] if scored else [])]
+        return np.array(rows, dtype=np.int64).reshape(len(rows), len(present))
 
-    def mask_table(self, values: list[Any]) -> np.ndarray:
-        """lanes [words, len(values)]: the mask of each set (absent: empty)."""
-        words = [self._words(v) if v is not None else [0] * self.words for v in values]
-        return np.array(words, dtype=self.lane).reshape(len(values), self.words).T
+    def _version_row(self, v: Any, scored: bool) -> tuple[int, ...]:
+        """One version's column of :meth:`version_table`."""
+        if v is None:
+            return (0,) * (6 if scored else 2)
+        major, minor, patch = (*v.parts, 0, 0, 0)[:3]
+        majors, minors = self.major_list, self.minor_list
+        below = bisect.bisect_left(majors, major)
+        major_code = below + 1 if below < len(majors) and majors[below] == major else self.unseen_major
+        minor_code = bisect.bisect_left(minors, minor) + bisect.bisect_right(minors, minor) + 1
+        return (major_code, minor_code, 1, major, minor, patch) if scored else (major_code, minor_code)
+
+    def mask_table(self, column: _Column) -> np.ndarray:
+        """lanes [words, len(column.values)]: the mask of each set (absent: empty)."""
+        words = [self._words(v) if v is not None else [0] * self.words for v in column.values]
+        return np.array(words, dtype=self.lane).reshape(len(column.values), self.words).T
 
 
 @dataclass
@@ -239,14 +264,16 @@ def intern(
     policy: Policy,
     confirm: Callable[[str, str], bool] | None = None,
 ) -> Interned:
-    """Both sides of one match, against vocabularies of both sides' values."""
+    """Both sides of one match, against vocabularies of both sides' values.
+
+    What each side holds on its own (its values, their numbering, its classes) is found at
+    its first match and kept on its device set (:func:`side_values`); a match then only
+    joins the two sides' vocabularies of distinct values and codes the classes.
+    """
     attributes = fleet_attribute_order(policy, sources, targets)
-    context = _Context(policy, attributes, [*sources.descriptors, *targets.descriptors], confirm)
-    coded, n = context.coded, len(sources.descriptors)
-    return context.interned(
-        context.side(sources, "source", coded=coded.part(0, n)),
-        context.side(targets, "target", coded=coded.part(n, len(coded.descriptors))),
-    )
+    sides = [side_values(sources, policy, "source"), side_values(targets, policy, "target")]
+    context = _Context(policy, attributes, sides, confirm)
+    return context.interned(context.side(sources, "source"), context.side(targets, "target"))
 
 
 class PreparedTargets:
@@ -259,8 +286,9 @@ class PreparedTargets:
     def __init__(self, targets: DeviceSet, policy: Policy) -> None:
         self.attributes = policy.attribute_order(targets.attribute_names())
         literals = [_literals(record) for d in targets.descriptors for record in d.records]
-        self.context = _Context(policy, self.attributes, targets.descriptors, None, literals, every_fixed_op=True)
-        self.targets = self.context.side(targets, "target", coded=self.context.coded)
+        sides = [side_values(targets, policy, "target")]
+        self.context = _Context(policy, self.attributes, sides, None, literals, every_fixed_op=True)
+        self.targets = self.context.side(targets, "target")
         self.kernel_cache: dict[str, Any] = {}
 
     def supports(self, sources: DeviceSet) -> bool:
@@ -311,13 +339,14 @@ class PreparedTargets:
         )[:, None]
         lane = context.lane
         versions = {
-            i: context.vocabularies[i].version_table([values[i]], i == context.score_version) for i in context.version_slot
+            i: context.vocabularies[i].version_table(_Column([values[i]], "version"), i == context.score_version)
+            for i in context.version_slot
         }
         if context.score_version >= 0:
             has_version, major, minor, patch = versions[context.score_version][2:]
         else:
             has_version, major, minor, patch = np.zeros((4, 1), dtype=np.int64)
-        masks = [context.vocabularies[i].mask_table([values[i]]) for i in context.word_start]
+        masks = [context.vocabularies[i].mask_table(_Column([values[i]], "set")) for i in context.word_start]
         no_records = np.zeros(1, dtype=np.int32)
         constrained: np.ndarray
         if context.uses_source_records:  # a class without records then constrains nothing
@@ -360,16 +389,16 @@ def _literals(record: GroundedRecord) -> dict[str, list[Any]]:
 class _Context:
     """What sides are interned against: the shared vocabularies and the ops.
 
-    The descriptors it is made from are coded once (``self.coded``); a side made of
-    them reads its part of that. Coding goes one attribute at a time: each distinct
-    value is looked at once, descriptors only index tables of them.
+    The vocabularies are made from the distinct values of the sides given (and of
+    ``literals``, records' values that sources may later have): each distinct value is
+    looked at once, descriptors and classes only index tables of them.
     """
 
     def __init__(
         self,
         policy: Policy,
         attributes: list[str],
-        descriptors: list[Descriptor],
+        sides: Sequence[SideValues],
         confirm: Callable[[str, str], bool] | None,
         literals: Sequence[dict[str, list[Any]]] = (),
         every_fixed_op: bool = False,
@@ -379,13 +408,16 @@ class _Context:
         self.confirm = confirm
         specs = [policy.attribute(a) for a in attributes]
         self.kinds: list[str] = [spec.type for spec in specs]
-        found = _Found(descriptors, attributes, self.kinds)
         vocabularies = []
-        for spec, values in zip(specs, found.values):
+        for spec in specs:
             extra = [v for record_literals in literals for v in record_literals.get(spec.name, ())]
-            vocabularies.append(_Vocabulary(spec.type, [*values, *extra]))
+            columns = [side.column(spec.name) for side in sides]
+            if extra:
+                columns.append(_Column(extra, spec.type))
+            vocabularies.append(_Vocabulary(spec.type, columns))
         self.vocabularies = vocabularies
-        self.opaque_codes: dict[str | None, int] = {v: k for k, v in enumerate(dict.fromkeys([None, *found.opaque]))}
+        opaque = dict.fromkeys([None, *(v for side in sides for v in side.opaque)])
+        self.opaque_codes: dict[str | None, int] = {v: k for k, v in enumerate(opaque)}
         self.uses_source_records = policy.direction in ("source-offers", "both")
         self.uses_target_records = policy.direction in ("target-accepts", "both")
 
@@ -397,7 +429,7 @@ class _Context:
         if policy.opaque != "ignore" and (every_fixed_op or len(self.opaque_codes) > 1 or policy.opaque == "required"):
             kind = OP_CONFIRM if confirm is not None else OP_REQUIRED if policy.opaque == "required" else OP_NE
             fixed_ops.append((kind, opaque_row, OPAQUE, 0))
-        if every_fixed_op or not found.migratable.all():
+        if every_fixed_op or not all(side.migratable.all() for side in sides):
             fixed_ops.append((OP_MIGRATABLE, migratable_row, NOT_MIGRATABLE, 1))
 
         largest = max([len(self.opaque_codes) + 1, 2, *(v.largest_code for v in vocabularies)])
@@ -436,7 +468,6 @@ class _Context:
         self.score_version = attributes.index(policy.score_version) if policy.score_version else -1
         self.type_row = attributes.index(policy.score_type) if policy.score_type else -1
         self.row_of = {name: i for i, name in enumerate(attributes)}
-        self.coded = self.code(found, frozen=False)
         self._no_records: RecordTables | None = None
         self._no_sets = (np.zeros(2, dtype=np.int64), np.zeros(0, dtype=np.int32))  # set_start, set_records
 
@@ -480,111 +511,87 @@ class _Context:
             len(masks), words
         )
 
-    def code(self, found: _Found, frozen: bool) -> _Coded:
-        """Descriptors' values as codes, each distinct value coded once. ``frozen``: code
-        values the vocabularies have not seen (the sources against prepared targets) without
-        adding them."""
-        vocabularies, n = self.vocabularies, len(found.descriptors)
-        # One table of every attribute's codes of its distinct values, read at each descriptor.
-        tables = [[v.code_of(value) for value in values] for v, values in zip(vocabularies, found.values)]
-        offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[: len(tables), None]
-        codes = np.empty((len(tables) + 2, n), dtype=np.int64)
-        codes[:-2] = np.array([c for table in tables for c in table], dtype=np.int64)[found.ids + offsets]
+    def codes(self, values: SideValues, columns: list[_Column], at: np.ndarray | slice) -> np.ndarray:
+        """int64 [n_attributes + 2, descriptors ``at``]: Side.codes' rows of some of a side's
+        descriptors (``columns``: its column of each attribute). Each distinct value is coded
+        once, into one table of every attribute's codes (the opaque strings' last), which the
+        descriptors index."""
         opaque = self.opaque_codes
-        codes[-2] = np.array([opaque.get(v, len(opaque)) for v in found.opaque], dtype=np.int64)[found.opaque_ids]
-        codes[-1] = found.migratable
-        score = self.score_version
-        return _Coded(
-            descriptors=found.descriptors,
-            ids=found.ids,
-            codes=codes,
-            keys=self._frozen_keys(found, codes) if frozen and n > 1 else codes,
-            versions={i: vocabularies[i].version_table(found.values[i], i == score) for i in self.version_slot},
-            masks={i: vocabularies[i].mask_table(found.values[i]) for i in self.word_start},
-        )
+        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), [opaque.get(v, len(opaque)) for v in values.opaque]]
+        offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[:, None]
+        ids = np.array([*(c.ids for c in columns), values.opaque_ids], dtype=np.int64).reshape(len(tables), -1)[:, at]
+        codes = np.empty((len(tables) + 1, ids.shape[1]), dtype=np.int64)
+        codes[:-1] = np.array([code for table in tables for code in table], dtype=np.int64)[ids + offsets]
+        codes[-1] = values.migratable[at]
+        return codes
 
-    def _frozen_keys(self, found: _Found, codes: np.ndarray) -> np.ndarray:
+    def _frozen_keys(self, values: SideValues, columns: list[_Column], codes: np.ndarray) -> np.ndarray:
         """What tells classes apart among frozen codes (in place of the codes, which serve
         everywhere else). Frozen codes merge values that the kernel tells apart: unseen ints
         and versions between the same neighbours (their majors, minors and distances differ),
         unseen sets (their items), unseen migration_version strings (their opaque check).
         Unseen strings may share a class: no target and no record has them."""
         keys = codes.copy()
-        for i, (kind, values) in enumerate(zip(self.kinds, found.values)):
-            if kind == "version":  # one number per version ("1.0" is "1.0.0"), not per text
-                keys[i] = np.array(_number(values)[1], dtype=np.int64)[found.ids[i]]
-            elif kind != "string":
-                keys[i] = found.ids[i]
-        keys[-2] = found.opaque_ids
+        for i, (column, kind) in enumerate(zip(columns, self.kinds)):
+            if kind != "string":  # a side numbers its versions by key: "1.0" is "1.0.0"
+                keys[i] = column.ids
+        keys[-2] = values.opaque_ids
         return keys
 
-    def side(self, devices: DeviceSet, role: str, frozen: bool = False, coded: _Coded | None = None) -> Side:
-        """The classes of one side. ``coded``: its descriptors' part of ``self.coded``; without
-        it they are coded here (``frozen``: see :meth:`code`)."""
-        if coded is None:
-            coded = self.code(_Found(devices.descriptors, self.attributes, self.kinds), frozen)
+    def side(self, devices: DeviceSet, role: str, frozen: bool = False) -> Side:
+        """The classes of one side, coded. Its classes are its own (:class:`SideValues`), except
+        with ``frozen``: values the vocabularies have not seen (the sources against prepared
+        targets) are coded without adding them, and classes grouped by what the kernel tells
+        apart among them."""
         lane = self.lane
         records_count = self.uses_source_records if role == "source" else self.uses_target_records
+        values = side_values(devices, self.policy, role, keep=not frozen)
+        columns = [values.column(name) for name in self.attributes]
+        if frozen:
+            descriptor_codes = self.codes(values, columns, slice(None))
+            classes = _classes(self._frozen_keys(values, columns, descriptor_codes), devices.descriptors, records_count)
+            class_codes = descriptor_codes[:, classes.first]
+            class_of = classes.of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64)
+        else:
+            classes, class_of = values.classes, values.class_of
+            class_codes = self.codes(values, columns, classes.first)
+        first, records = classes.first, classes.records
 
-        # Each descriptor's records as the number of its distinct tuple of records (0: none).
-        by_records: dict[tuple[GroundedRecord, ...], int] = {(): 0}
-        keys = coded.keys
         if records_count:
-            number = by_records.setdefault
-            with_records = np.array([number(d.records, len(by_records)) for d in coded.descriptors], dtype=np.int64)
-            keys = np.vstack([keys, with_records])
-        record_ids: dict[GroundedRecord, int] = {}
-        tuples = [tuple(record_ids.setdefault(r, len(record_ids)) for r in recs) for recs in by_records]
-        records = list(record_ids)
-
-        # Classes numbered in order of first appearance, then those with the same records next
-        # to each other: the kernel then knows a tile's record state as a few runs, and visits
-        # the targets whose records it checks in order. A class's records are a set numbered
-        # in that order, () first.
-        first, class_of_descriptor = _group(keys)
-        if records_count:
-            rank = np.empty(len(tuples), dtype=np.int64)
-            rank[sorted(range(len(tuples)), key=tuples.__getitem__)] = np.arange(len(tuples))
-            record_set = rank[with_records[first]]
-            order = np.argsort(record_set, kind="stable")
-            first, record_set = first[order], record_set[order].astype(np.int32)
-            renumber = np.empty(len(order), dtype=np.int64)
-            renumber[order] = np.arange(len(order))
-            class_of_descriptor = renumber[class_of_descriptor]
             cmasks = [self.cmask(r) for r in records]
             per_set = []
-            for recs in tuples:
+            for recs in classes.tuples:
                 mask = 0
                 for r in recs:
                     mask |= cmasks[r]
                 per_set.append(mask)
-            constrained = np.ascontiguousarray(self.failure_masks(per_set)[with_records[first]].T)
+            constrained = np.ascontiguousarray(self.failure_masks(per_set)[classes.record_tuple].T)
         else:
-            record_set = np.zeros(len(first), dtype=np.int32)
             constrained = np.full((self.failure_words, len(first)), np.iinfo(lane).max, dtype=lane)
-        sets = sorted(tuples)
+        sets = sorted(classes.tuples)
 
         n = len(first)
-        class_codes = coded.codes[:, first]
-        class_ids = coded.ids[:, first]
         codes: np.ndarray = class_codes.astype(lane)
-        versions = [coded.versions[i][:, class_ids[i]] for i in self.version_slot]  # in slot order
+        versions = [  # in slot order
+            self.vocabularies[i].version_table(columns[i], i == self.score_version)[:, columns[i].ids[first]]
+            for i in self.version_slot
+        ]
         vmajor: np.ndarray = np.array([v[0] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
         vminor: np.ndarray = np.array([v[1] for v in versions], dtype=lane) if versions else np.zeros((0, n), dtype=lane)
         if self.score_version >= 0:
             has_version, major, minor, patch = versions[self.version_slot[self.score_version]][2:]
         else:
             has_version, major, minor, patch = np.zeros((4, n), dtype=np.int64)
-        word_masks = [coded.masks[i][:, class_ids[i]] for i in self.word_start]  # in word order
+        word_masks = [self.vocabularies[i].mask_table(columns[i])[:, columns[i].ids[first]] for i in self.word_start]
         masks = word_masks[0] if len(word_masks) == 1 else np.concatenate(word_masks) if word_masks else np.zeros((0, n), dtype=lane)
         return Side(
-            class_of=class_of_descriptor[devices.descriptor_of] if len(devices) else np.zeros(0, dtype=np.int64),
+            class_of=class_of,
             codes=codes,
             vmajor=vmajor,
             vminor=vminor,
             masks=masks,
             constrained=constrained,
-            record_set=record_set,
+            record_set=classes.record_set,
             set_start=np.array([0, *accumulate(map(len, sets))], dtype=np.int64) if records else self._no_sets[0],
             set_records=np.array([r for recs in sets for r in recs], dtype=np.int32) if records else self._no_sets[1],
             records=self.compile(records) if records else self._compiled_nothing(),
@@ -624,10 +631,13 @@ class _Context:
     def _newest_rank(self, codes: np.ndarray) -> np.ndarray:
         """prefer="newest": the rank of each target's version among the targets' versions."""
         rank = np.zeros(codes.shape[1], dtype=np.int64)
-        if self.score_version >= 0:
-            row = codes[self.score_version]
+        if self.score_version >= 0 and codes.shape[1]:
+            # Codes are ranks among both sides' versions: count the targets' codes below each.
+            row = codes[self.score_version].astype(np.int64)
             present = row != 0
-            rank[present] = np.searchsorted(np.unique(row[present]), row[present])
+            held = np.zeros(int(row.max()) + 1, dtype=np.int64)
+            held[row[present]] = 1
+            rank[present] = (np.cumsum(held) - 1)[row[present]]
         return rank
 
     def compile(self, records: list[GroundedRecord]) -> RecordTables:
@@ -651,7 +661,8 @@ class _Context:
             else:
                 assert isinstance(accept, AnyOf)
                 # Values no descriptor has can never be the other side's value: leave them out.
-                codes = sorted({vocabulary.code[v] for v in accept.values if v in vocabulary.code})
+                seen = (vocabulary.code.get(vocabulary.key(v)) for v in accept.values)
+                codes = sorted({code for code in seen if code is not None})
                 tests.append((i, TEST_IN_CODES, len(code_pool), len(codes)))
                 code_pool.extend(codes)
 
@@ -697,61 +708,203 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     return list(index), positions
 
 
-class _Found:
-    """The values some descriptors hold, one attribute at a time.
+def _numbered(items: Iterable[Any]) -> tuple[list[Any], np.ndarray]:
+    """The distinct items in order of first appearance, and each item's number among them
+    (int64): one pass, one hash lookup an item."""
+    index: dict[Any, int] = {}
+    number = index.setdefault
+    numbers = [number(item, len(index)) for item in items]
+    return list(index), np.array(numbers, dtype=np.int64)
 
-    ``values[i]``: attribute ``i``'s distinct values (``None`` for absent), in order of
-    first appearance; ``ids[i, d]``: descriptor ``d``'s among them. The same for
-    ``migration_version`` (``opaque``, ``opaque_ids``); ``migratable`` per descriptor.
-    """
 
-    def __init__(self, descriptors: list[Descriptor], attributes: list[str], kinds: list[str]) -> None:
-        self.descriptors = descriptors
-        held = [d.values for d in descriptors]
-        self.values: list[list[Any]] = []
-        ids = []
-        for name, kind in zip(attributes, kinds):
-            index: dict[Any, int] = {}
-            number = index.setdefault
-            if kind == "version":
-                # A version is a function of its text, which hashes at C speed (a Version's hash
-                # is Python code): number the texts, then take one version of each.
-                column = [values.get(name) for values in held]
-                positions = [number(v if v is None else v.text, len(index)) for v in column]
-                ids.append(positions)
-                first = dict(zip(reversed(positions), range(len(positions) - 1, -1, -1)))  # earliest wins
-                self.values.append([column[first[k]] for k in range(len(index))])
-            else:
-                ids.append([number(values.get(name), len(index)) for values in held])
-                self.values.append(list(index))
-        self.ids = np.array(ids, dtype=np.int64).reshape(len(attributes), len(descriptors))
-        self.opaque, opaque_ids = _number([d.migration_version for d in descriptors])
-        self.opaque_ids = np.array(opaque_ids, dtype=np.int64)
-        self.migratable = np.array([d.migratable for d in descriptors], dtype=bool)
+class _Column:
+    """One attribute's values on one side: ``values``, the distinct ones in order of first
+    appearance (``None`` for absent; of equal versions the first), and ``ids``, each
+    descriptor's among them. Versions also keep their ``canonical`` texts, one per key."""
+
+    def __init__(
+        self, values: list[Any], kind: str, ids: np.ndarray | None = None, canonical: list[str | None] | None = None
+    ) -> None:
+        self.values = values
+        self.kind = kind
+        self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
+        if kind == "version":
+            self.canonical = canonical if canonical is not None else [None if v is None else v.canonical for v in values]
+
+    @classmethod
+    def of(cls, held: list[Mapping[str, Any]], written: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
+        """The column of attribute ``name`` in the descriptors' values ``held``, ``written``
+        being what each descriptor's SELF says (``Descriptor.raw_self``)."""
+        index: dict[Any, int] = {}
+        number = index.setdefault
+        if kind != "version":
+            ids = [number(values.get(name), len(index)) for values in held]
+            return cls(list(index), kind, np.array(ids, dtype=np.int64))
+        # A version's hash is Python code; what was written (a string, which is one version)
+        # hashes at C speed. Number the written texts, then the few distinct ones by version:
+        # equal versions (1.0, 1.0.0) share their canonical text.
+        numbers = [number(raw.get(name), len(index)) for raw in written]
+        texts, text_ids = list(index), np.array(numbers, dtype=np.int64)
+        holder = dict(zip(numbers, range(len(held))))  # a descriptor that wrote each text
+        versions = [held[holder[k]].get(name) for k in range(len(texts))]
+        distinct, canonical_ids = _numbered(None if v is None else v.canonical for v in versions)
+        first = dict(zip(reversed(canonical_ids.tolist()), reversed(versions)))  # the first of equal versions
+        return cls([first[k] for k in range(len(distinct))], kind, canonical_ids[text_ids], distinct)
+
+    @classmethod
+    def absent(cls, n: int, kind: str) -> "_Column":
+        """The column of an attribute no descriptor holds."""
+        return cls([None], kind, np.zeros(n, dtype=np.int64))
+
+    @cached_property
+    def by_key(self) -> dict[str | None, Any]:
+        """Versions: canonical text -> key, the present ones in order of key."""
+        pairs = sorted((v.key, text) for v, text in zip(self.values, self.canonical) if v is not None)
+        return {text: key for key, text in pairs}
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        """bool per value: not the absent one."""
+        return np.array([v is not None for v in self.values], dtype=bool)
+
+    @cached_property
+    def parts(self) -> np.ndarray:
+        """int64 [3, values]: each version's major, minor and patch (0 where absent)."""
+        parts = [(*v.parts, 0, 0, 0)[:3] if v is not None else (0, 0, 0) for v in self.values]
+        return np.array(parts, dtype=np.int64).reshape(len(self.values), 3).T
 
 
 @dataclass
-class _Coded:
-    """Descriptors coded against a context's vocabularies, field-major like :class:`Side`."""
+class _Classes:
+    """Descriptors grouped where alike: classes numbered in order of first appearance, then
+    those with the same records next to each other (the kernel then knows a tile's record
+    state as a few runs, and visits the targets whose records it checks in order). A class's
+    records are a set numbered in that order, () first."""
 
-    descriptors: list[Descriptor]
-    ids: np.ndarray  # int64 [n_attributes, n]: each descriptor's value among the attribute's distinct ones
-    codes: np.ndarray  # int64 [n_attributes + 2, n]: Side.codes' rows
-    keys: np.ndarray  # int64 [k, n]: alike in every row, one class (their records apart)
-    # version attribute -> int64 [2, distinct]: major code, minor rank; score_version's [6, distinct]
-    # has besides what the scores read: has it, major, minor, patch
-    versions: dict[int, np.ndarray]
-    masks: dict[int, np.ndarray]  # set attribute -> lanes [words, distinct]
+    first: np.ndarray  # int64 per class: its first descriptor
+    of_descriptor: np.ndarray  # int64 per descriptor: its class
+    record_set: np.ndarray  # int32 per class: its set of records (0: none)
+    record_tuple: np.ndarray  # int64 per class: its records, as an index into ``tuples``
+    tuples: list[tuple[int, ...]]  # each distinct tuple of records, as indices into ``records``; () first
+    records: list[GroundedRecord]  # the distinct records
 
-    def part(self, start: int, stop: int) -> "_Coded":
-        """The descriptors ``start:stop`` of these."""
-        return replace(
-            self,
-            descriptors=self.descriptors[start:stop],
-            ids=self.ids[:, start:stop],
-            codes=self.codes[:, start:stop],
-            keys=self.keys[:, start:stop],
-        )
+
+def _classes(keys: np.ndarray, descriptors: Sequence[Descriptor], records_count: bool) -> _Classes:
+    """The classes of descriptors whose columns of ``keys`` (int64 [k, n]) are alike where
+    the descriptors are alike; with ``records_count``, their records tell them apart too."""
+    # Each descriptor's records as the number of its distinct tuple of records (0: none).
+    by_records: dict[tuple[GroundedRecord, ...], int] = {(): 0}
+    if records_count:
+        with_records = _records_numbered(descriptors, by_records)
+        keys = np.vstack([keys, with_records])
+    record_ids: dict[GroundedRecord, int] = {}
+    tuples = [tuple(record_ids.setdefault(r, len(record_ids)) for r in recs) for recs in by_records]
+
+    first, of_descriptor = _group(keys)
+    if not records_count:
+        n = len(first)
+        return _Classes(first, of_descriptor, np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int64), tuples, [])
+    rank = np.empty(len(tuples), dtype=np.int64)
+    rank[sorted(range(len(tuples)), key=tuples.__getitem__)] = np.arange(len(tuples))
+    record_set = rank[with_records[first]]
+    order = np.argsort(record_set, kind="stable")
+    first, record_set = first[order], record_set[order].astype(np.int32)
+    renumber = np.empty(len(order), dtype=np.int64)
+    renumber[order] = np.arange(len(order))
+    return _Classes(first, renumber[of_descriptor], record_set, with_records[first], tuples, list(record_ids))
+
+
+def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[GroundedRecord, ...], int]) -> np.ndarray:
+    """int64 per descriptor: the number of its tuple of records in ``by_records`` (which holds
+    () as 0), added there in order of first appearance.
+
+    Comparing grounded records runs Python code per value, and descriptors that differ
+    elsewhere often hold equal records: records written alike (the same JSON text of what
+    was written, which validation keeps to strings, integers, null and arrays of them, so
+    that the text tells them apart) are the same records, and only the first descriptor of
+    each text has its records compared.
+    """
+    number = by_records.setdefault
+    of_text: dict[bytes, int] = {}
+    numbers = []
+    for d in descriptors:
+        if not d.records:
+            numbers.append(0)
+            continue
+        try:
+            text = _json_text(d.raw_compatible)
+        except (TypeError, ValueError, OverflowError):  # not JSON-shaped: compare the records
+            numbers.append(number(d.records, len(by_records)))
+            continue
+        found = of_text.get(text)
+        if found is None:
+            found = of_text[text] = number(d.records, len(by_records))
+        numbers.append(found)
+    return np.array(numbers, dtype=np.int64)
+
+
+class SideValues:
+    """What interning finds in one device set on its own, whatever it is matched against.
+
+    Per attribute a :class:`_Column` (made when first asked for); the same for
+    ``migration_version`` (``opaque``, ``opaque_ids``); migratability per descriptor; and
+    the classes: the descriptors grouped where all of these (and, when they count, the
+    records) are alike, which is exactly where their codes against any vocabulary are
+    alike (a vocabulary codes equal values alike, different ones differently).
+    """
+
+    def __init__(self, devices: DeviceSet, types: Mapping[str, str], records_count: bool) -> None:
+        descriptors = devices.descriptors
+        self.descriptors = descriptors
+        self.descriptor_of = devices.descriptor_of
+        self.names = devices.attribute_names()  # every attribute a descriptor may hold a value of
+        self.named = set(self.names)
+        self.types = types
+        self.records_count = records_count
+        self.columns: dict[str, _Column] = {}
+        self.held = [d.values for d in descriptors]
+        self.written = [d.raw_self for d in descriptors]
+        self.opaque, self.opaque_ids = _numbered(d.migration_version for d in descriptors)
+        self.migratable = np.fromiter((d.migratable for d in descriptors), dtype=bool, count=len(descriptors))
+
+    def column(self, name: str) -> _Column:
+        column = self.columns.get(name)
+        if column is None:
+            kind = self.types.get(name, "string")
+            held = name in self.named
+            column = _Column.of(self.held, self.written, name, kind) if held else _Column.absent(len(self.held), kind)
+            self.columns[name] = column
+        return column
+
+    @cached_property
+    def classes(self) -> _Classes:
+        rows = [self.column(name).ids for name in self.names]
+        keys = np.array([*rows, self.opaque_ids, self.migratable], dtype=np.int64).reshape(len(rows) + 2, len(self.descriptors))
+        return _classes(keys, self.descriptors, self.records_count)
+
+    @cached_property
+    def class_of(self) -> np.ndarray:
+        """int64 per device: its class."""
+        if not len(self.descriptor_of):
+            return np.zeros(0, dtype=np.int64)
+        return self.classes.of_descriptor[self.descriptor_of]
+
+
+def side_values(devices: DeviceSet, policy: Policy, role: str, keep: bool = True) -> SideValues:
+    """The :class:`SideValues` of ``devices`` as ``role`` (``source`` or ``target``) under
+    ``policy``, found at the first match and kept on the device set for every later one
+    (``keep=False``: found again, as for a request's sources, which no later match reads).
+    They depend on the policy only through the attributes' types and whether the side's
+    records count (``direction``), which key them: another policy finds them again."""
+    records_count = policy.direction in (("source-offers", "both") if role == "source" else ("target-accepts", "both"))
+    types = {a.name: a.type for a in policy.attributes}
+    if not keep:
+        return SideValues(devices, types, records_count)
+    key = ("side values", records_count, tuple(types.items()))
+    found = devices.interning.get(key)
+    if found is None:
+        found = devices.interning[key] = SideValues(devices, types, records_count)
+    return found
 
 
 def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -788,11 +941,18 @@ def _group(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         first_at = dict(zip(reversed(keys), range(n - 1, -1, -1)))  # the earliest position wins
         distinct_keys, groups = _number(keys)
         return np.array([first_at[k] for k in distinct_keys], dtype=np.int64), np.array(groups, dtype=np.int64)
-    _, first, group = np.unique(key, return_index=True, return_inverse=True)
-    order = np.argsort(first)
-    number = np.empty_like(order)
-    number[order] = np.arange(len(order))
-    return first[order], number[group]
+    # Sorted by key (the fastest sort, unstable), each group is a run whose least position is
+    # its first; runs are then numbered in the order of their first positions.
+    order = np.argsort(key)
+    ordered = key[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    first = np.minimum.reduceat(order, starts)
+    by_first = np.argsort(first)
+    number = np.empty_like(by_first)
+    number[by_first] = np.arange(len(by_first))
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.repeat(number, np.diff(np.append(starts, n)))
+    return first[by_first], group
 
 
 def _choose_lanes(

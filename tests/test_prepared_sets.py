@@ -1,0 +1,138 @@
+"""What a match finds in a device set on its own (its values, their numbering, its classes:
+``fastmatch.intern.side_values``) is kept on the set and serves every later match. It must
+answer as a set matched for the first time would, be reused only under a policy it fits
+(the same attribute types, the same say of the side's records), and the set must not change
+under it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import fastmatch
+from fastmatch import DeviceSet, Policy
+from fastmatch.engine import match_reference
+from fastmatch.intern import side_values
+from strategies import Scenario, scenarios
+
+SETTINGS = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+
+
+def answers(result) -> dict[str, object]:
+    """Every output that a kept preparation feeds: each source's whole ranking, the pair
+    arrays, the counts."""
+    m = result.shape[1]
+    indices, scores = result.top_k(max(m, 1))
+    return {
+        "top_k": indices.tolist(),
+        "top_k_scores": scores.tolist(),
+        "reasons": np.asarray(result.reasons).tolist(),
+        "scores": np.asarray(result.scores).tolist(),
+        "counts": result.counts().tolist(),
+    }
+
+
+def fresh(devices: DeviceSet) -> DeviceSet:
+    """The same devices in a set that no match has seen."""
+    return DeviceSet.from_records(devices.to_records(), devices.policy)
+
+
+@SETTINGS
+@given(scenario=scenarios())
+def test_a_set_matched_again_answers_as_a_fresh_one(scenario: Scenario) -> None:
+    policy = scenario.policy
+    sources = DeviceSet.from_records(scenario.sources, policy)
+    targets = DeviceSet.from_records(scenario.targets, policy)
+    for s, t in ((sources, targets), (targets, sources), (sources, sources)):  # each set in both roles
+        want = answers(match_reference(fresh(s), fresh(t), policy, scenario.confirm))
+        for _ in range(2):  # the first match prepares the sets, the second reuses them
+            assert answers(fastmatch.match(s, t, policy, confirm=scenario.confirm)) == want
+    assert sources.interning and targets.interning
+
+
+def _fleet(policy: Policy) -> tuple[DeviceSet, DeviceSet]:
+    """Both sides with COMPATIBLE records, so that ``direction`` decides whose count."""
+    sources = [
+        {"id": "s1", "host": "a", "self": {"mdev_type": "m1", "software_version": "1.2.0", "aggregator": "2"},
+         "compatible": [{"mdev_type": "m1", "aggregator": ["2", "0x4"]}]},
+        {"id": "s2", "host": "b", "self": {"mdev_type": "m1", "software_version": "1.2"},
+         "compatible": [{"mdev_type": "m2"}]},
+        {"id": "s3", "host": "c", "self": {"mdev_type": "m2", "software_version": "2.0", "pv_mode": "x+y"}},
+        {"id": "s4", "host": "c", "self": {"mdev_type": "m2", "software_version": "2.0", "pv_mode": "x+y"},
+         "compatible": [{"mdev_type": "m1"}]},  # s3 but for its records
+    ]
+    targets = [
+        {"id": "t1", "host": "b", "self": {"mdev_type": "m1", "software_version": "1.3", "aggregator": "2"}},
+        {"id": "t2", "host": "a", "self": {"mdev_type": "m2", "software_version": "2.1", "pv_mode": "x,y,z"},
+         "compatible": [{"mdev_type": ["m1", "m2"], "software_version": "*"}]},
+        {"id": "t3", "host": "d", "self": {"mdev_type": "m1", "software_version": "1.2.0", "aggregator": "4"},
+         "compatible": [{"aggregator": "{n:int:2,4}", "mdev_type": "m1"}]},
+    ]
+    return DeviceSet.from_records(sources, policy), DeviceSet.from_records(targets, policy)
+
+
+@pytest.mark.parametrize("direction", ["target-accepts", "source-offers", "both"])
+def test_a_preparation_serves_only_the_directions_it_fits(direction: str) -> None:
+    """Whether a side's records count is part of its preparation: the same sets matched
+    under each direction in turn answer as the reference does under that direction."""
+    default = Policy.default()
+    sources, targets = _fleet(default)
+    fastmatch.match(sources, targets, default)  # prepared for target-accepts
+    policy = Policy.from_dict({"direction": direction})
+    assert answers(fastmatch.match(sources, targets, policy)) == answers(match_reference(sources, targets, policy))
+    records_count = direction != "target-accepts"
+    assert (side_values(sources, policy, "source") is side_values(sources, default, "source")) is not records_count
+
+
+def test_a_preparation_is_shared_by_policies_that_differ_only_where_it_does_not_look() -> None:
+    """Ranking, host and opaque options do not change what a side holds: one preparation
+    serves them all, and each answers as the reference does."""
+    default = Policy.default()
+    sources, targets = _fleet(default)
+    prepared = side_values(targets, default, "target")
+    for options in ({"prefer": "newest"}, {"exclude_same_host": False}, {"opaque": "ignore"}, {"score_type": ""}):
+        policy = Policy.from_dict(options)
+        assert side_values(targets, policy, "target") is prepared
+        assert answers(fastmatch.match(sources, targets, policy)) == answers(match_reference(sources, targets, policy))
+
+
+def test_attribute_types_key_the_preparation() -> None:
+    """A policy that types an attribute otherwise gets a preparation of its own, and a match
+    under it reads the devices under it (fastmatch.match re-reads a set read under another
+    policy)."""
+    default = Policy.default()
+    as_text = Policy.from_dict({"attributes": {"aggregator": {"type": "string", "rule": "exact"}}})
+    sources, targets = _fleet(default)
+    assert side_values(sources, as_text, "source") is not side_values(sources, default, "source")
+    fastmatch.match(sources, targets, default)
+    got = answers(fastmatch.match(sources, targets, as_text))
+    assert got == answers(match_reference(sources.with_policy(as_text), targets.with_policy(as_text), as_text))
+
+
+def test_what_a_preparation_depends_on_cannot_change() -> None:
+    sources, _ = _fleet(Policy.default())
+    fastmatch.match(sources, sources)
+    with pytest.raises(ValueError, match="read-only"):
+        sources.descriptor_of[0] = 1
+    with pytest.raises(AttributeError):
+        sources.descriptors.append(sources.descriptors[0])  # type: ignore[attr-defined]
+    with pytest.raises(TypeError):
+        sources.descriptors[0] = sources.descriptors[1]  # type: ignore[index]
+
+
+def test_a_pickled_set_leaves_what_matches_kept_behind() -> None:
+    import pickle
+
+    sources, targets = _fleet(Policy.default())
+    want = answers(fastmatch.match(sources, targets))
+    copy = pickle.loads(pickle.dumps(sources))
+    assert sources.interning and not copy.interning
+    assert answers(fastmatch.match(copy, targets)) == want
+    with pytest.raises(ValueError, match="read-only"):
+        copy.descriptor_of[0] = 1
