@@ -6,7 +6,9 @@
 - :func:`lines_of_one_value`: whether every newline sits between ``}`` and ``{``;
 - :class:`LineCoder`: the per-device columns of the decoded line structs, and each line's
   descriptor coded where msgspec left its ``self`` and ``compatible`` bytes (views into the
-  input), in a C hash table: no Python object is made per line beyond the list entries.
+  input), in a C hash table: no Python object is made per line beyond the list entries;
+- :func:`code_strings` and :func:`positions_in`: a device column of str (hosts, ids) coded,
+  or looked up in another, in the same C hash tables: no dict or set of a million str.
 
 It knows nothing of policies or records: ``fastmatch.files`` and
 ``fastmatch.formats.fleet_lines`` say what the answers mean.
@@ -19,6 +21,7 @@ from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.sequence cimport PySequence_Fast_ITEMS
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
@@ -43,6 +46,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject*) nogil
     int PyUnicode_KIND(PyObject*) nogil
     void* PyUnicode_DATA(PyObject*) nogil
+    bint PyUnicode_Check(PyObject*)
     object PyUnicode_DecodeUTF8(const char* data, Py_ssize_t size, const char* errors)
 
 # Bytes read between two checks of the lines and two progress updates: a few milliseconds.
@@ -222,6 +226,9 @@ cdef inline int64_t _held(uint64_t slot) noexcept nogil:
 cdef int _table_init(Table* table, Py_ssize_t entries, int tag_bits) except -1 nogil:
     """A table for ``entries`` keys (at most half full), empty; ``tag_bits`` (at most 32) of
     each hash kept in its slot, to tell most other keys apart without reading them."""
+    if <uint64_t>entries >= 0xFFFFFFFFULL:  # a slot holds a key's number + 1 in 32 bits
+        with gil:
+            raise OverflowError(f"{entries:,} keys are more than a table holds")
     cdef uint64_t size = 16
     while size < 2 * <uint64_t>entries:
         size <<= 1
@@ -589,6 +596,168 @@ cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except
             slot = (slot + 1) & by_key.mask
         by_key.slots[slot] = _tag(by_key, grown[k].hash) | <uint64_t>(k + 1)
     return 0
+
+
+# -- coding lists of str ------------------------------------------------------------------------
+cdef str EMPTY_STR = ""
+
+
+def code_strings(strings, int tag_bits=32):
+    """``(distinct, codes)``: the distinct str of ``strings`` in order of first appearance, the
+    empty str first (code 0, whether it appears or not), and each string's code (int64): its
+    position in ``distinct``. Hashing and comparing run with the GIL released.
+
+    ``tag_bits`` below 32 make strings share hash tags (0: all of them), so that tests reach
+    the paths that tell such strings apart."""
+    cdef tuple held = _str_tuple(strings, "strings")  # each str alive while the GIL is released
+    cdef Py_ssize_t n = len(held), n_codes = 0, i
+    cdef PyObject** items = PySequence_Fast_ITEMS(held)
+    codes = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] code = codes
+    cdef int64_t* code_of_item = &code[0] if n else NULL
+    cdef PyObject** name_of_code = <PyObject**>malloc((n + 1) * sizeof(PyObject*))
+    cdef Table table
+    table.slots = NULL
+    try:
+        if name_of_code == NULL:
+            raise MemoryError()
+        # Sized for few distinct strings (hosts), grown as they come: a small table stays in cache.
+        _table_init(&table, min(n + 1, FIRST_CODES), tag_bits)
+        with nogil:
+            n_codes = _code_strings(items, n, &table, name_of_code, code_of_item, <PyObject*>EMPTY_STR)
+        distinct = PyList_New(n_codes)
+        for i in range(n_codes):
+            Py_INCREF(<object>name_of_code[i])
+            PyList_SET_ITEM(distinct, i, <object>name_of_code[i])
+    finally:
+        free(name_of_code)
+        free(table.slots)
+    return distinct, codes
+
+
+def positions_in(strings, among, int tag_bits=32):
+    """int64: for each str of ``strings``, the position in ``among`` of the str equal to it
+    (the last one, if it repeats there), or -1. Hashing and comparing run with the GIL
+    released. ``tag_bits``: as for :func:`code_strings`."""
+    cdef tuple held = _str_tuple(strings, "strings"), held_among = _str_tuple(among, "among")
+    cdef Py_ssize_t n = len(held), m = len(held_among)
+    cdef PyObject** items = PySequence_Fast_ITEMS(held)
+    cdef PyObject** among_items = PySequence_Fast_ITEMS(held_among)
+    positions = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] position = positions
+    cdef int64_t* position_of_item = &position[0] if n else NULL
+    cdef Table table
+    table.slots = NULL
+    try:
+        _table_init(&table, m, tag_bits)
+        with nogil:
+            _positions_in(items, n, among_items, m, &table, position_of_item)
+    finally:
+        free(table.slots)
+    return positions
+
+
+cdef tuple _str_tuple(strings, str argument):
+    """``strings`` as a tuple (itself if it is one) of str: a TypeError names the first that is not."""
+    cdef tuple held = tuple(strings)
+    cdef PyObject** items = PySequence_Fast_ITEMS(held)
+    cdef Py_ssize_t i
+    for i in range(len(held)):
+        if not PyUnicode_Check(items[i]):
+            raise TypeError(f"{argument}[{i}] is a {type(<object>items[i]).__name__}, not a str")
+    return held
+
+
+cdef enum:
+    FIRST_CODES = 1024  # distinct strings a coding table starts with room for
+
+
+cdef struct StrHashes:  # the hashes of the next PREFETCH strings, each slot fetched as its hash is made
+    uint64_t ahead[PREFETCH]
+
+
+cdef inline void _hash_first(StrHashes* hashes, const Table* table, PyObject** items, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(min(<Py_ssize_t>PREFETCH, n)):
+        hashes.ahead[i] = _str_hash(items[i], 0)
+        __builtin_prefetch(&table.slots[hashes.ahead[i] & table.mask])
+
+
+cdef inline uint64_t _hash_next(StrHashes* hashes, const Table* table, PyObject** items, Py_ssize_t n, Py_ssize_t i) noexcept nogil:
+    """The hash of ``items[i]``, and the one ``PREFETCH`` further hashed in its place, its slot
+    fetched: the table outgrows the caches at a million strings, and the misses overlap."""
+    cdef uint64_t h = hashes.ahead[i % PREFETCH]
+    if i + PREFETCH < n:
+        hashes.ahead[i % PREFETCH] = _str_hash(items[i + PREFETCH], 0)
+        __builtin_prefetch(&table.slots[hashes.ahead[i % PREFETCH] & table.mask])
+    return h
+
+
+cdef inline uint64_t _str_slot(const Table* table, PyObject** str_of_entry, uint64_t h, PyObject* s) noexcept nogil:
+    """The slot of the entry whose str equals ``s`` (its hash ``h``), or the empty slot where it would go."""
+    cdef uint64_t slot = h & table.mask, held
+    while True:
+        held = table.slots[slot]
+        if held == EMPTY or (_tag(table, held) == _tag(table, h) and _same_str(str_of_entry[_held(held)], s)):
+            return slot
+        slot = (slot + 1) & table.mask
+
+
+cdef Py_ssize_t _code_strings(
+    PyObject** items, Py_ssize_t n, Table* table, PyObject** name_of_code, int64_t* code, PyObject* empty
+) except -1 nogil:
+    """Code ``items`` (``empty`` is code 0); the number of codes."""
+    cdef Py_ssize_t i, n_codes = 1
+    cdef uint64_t h = _str_hash(empty, 0), slot
+    cdef StrHashes hashes
+    name_of_code[0] = empty
+    table.slots[h & table.mask] = _tag(table, h) | 1
+    _hash_first(&hashes, table, items, n)
+    for i in range(n):
+        h = _hash_next(&hashes, table, items, n, i)
+        slot = _str_slot(table, name_of_code, h, items[i])
+        if table.slots[slot] == EMPTY:
+            if <uint64_t>(2 * (n_codes + 1)) > table.mask + 1:  # at most half full
+                _double_str_table(table, name_of_code, n_codes)
+                slot = _str_slot(table, name_of_code, h, items[i])
+            table.slots[slot] = _tag(table, h) | <uint64_t>(n_codes + 1)
+            name_of_code[n_codes] = items[i]
+            n_codes += 1
+        code[i] = _held(table.slots[slot])
+    return n_codes
+
+
+cdef int _double_str_table(Table* table, PyObject** str_of_entry, Py_ssize_t entries) except -1 nogil:
+    """The table at twice its size, its ``entries`` str hashed again into it (tags kept)."""
+    cdef uint64_t tags = table.tags, size = table.mask + 1, h, slot
+    cdef Py_ssize_t k
+    free(table.slots)
+    table.slots = NULL
+    _table_init(table, size, 0)  # room for size entries: 2 * size slots
+    table.tags = tags
+    for k in range(entries):
+        h = _str_hash(str_of_entry[k], 0)
+        slot = h & table.mask
+        while table.slots[slot] != EMPTY:
+            slot = (slot + 1) & table.mask
+        table.slots[slot] = _tag(table, h) | <uint64_t>(k + 1)
+    return 0
+
+
+cdef void _positions_in(PyObject** items, Py_ssize_t n, PyObject** among, Py_ssize_t m, Table* table, int64_t* position) noexcept nogil:
+    """Each item's position in ``among`` (the last equal str), or -1."""
+    cdef Py_ssize_t i
+    cdef uint64_t h, slot
+    cdef StrHashes hashes
+    _hash_first(&hashes, table, among, m)
+    for i in range(m):
+        h = _hash_next(&hashes, table, among, m, i)
+        slot = _str_slot(table, among, h, among[i])
+        table.slots[slot] = _tag(table, h) | <uint64_t>(i + 1)  # a repeat takes its earlier one's place
+    _hash_first(&hashes, table, items, n)
+    for i in range(n):
+        h = _hash_next(&hashes, table, items, n, i)
+        position[i] = _held(table.slots[_str_slot(table, among, h, items[i])])  # an empty slot: -1
 
 
 cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts

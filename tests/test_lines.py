@@ -1,6 +1,7 @@
 """The native fleet line reader (fastmatch._lines) against plain-Python twins: reading a
 file with its line check, the one-value-per-line shape, the columns and descriptor codes of
-decoded lines (with hash tags narrowed so that keys share them), and Arrow string columns."""
+decoded lines (with hash tags narrowed so that keys share them), Arrow string columns, and
+columns of str coded or looked up in another."""
 
 import os
 import sys
@@ -12,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmatch._lines import LineCoder, arrow_strings, lines_of_one_value, read_file
+from fastmatch._lines import LineCoder, arrow_strings, code_strings, lines_of_one_value, positions_in, read_file
+from fastmatch.devices import DeviceSet
 from fastmatch.files import read_input
 from fastmatch.formats.columnar import _string_buffers
 from fastmatch.formats.fleet_lines import _DECODER, _Line
+from fastmatch.result import TargetDevices
 
 
 # -- read_file --------------------------------------------------------------------------------
@@ -187,3 +190,81 @@ def test_arrow_strings_refuse_bytes_that_are_not_utf8():
     with pytest.raises(UnicodeDecodeError):
         arrow_strings(offsets, data, True)
     assert np.array_equal(offsets, [0, 2, 3])
+
+
+# -- code_strings and positions_in --------------------------------------------------------------
+# Few distinct strings (so that they repeat), of every width CPython stores: ASCII, Latin-1,
+# two-byte and four-byte characters, lone surrogates (not UTF-8, still a str), and the empty one.
+few_strings = st.sampled_from(["", "a", "b", "ab", "é", "\u4e00", "\U0001f600x", "\ud800", "h" * 40, "h" * 39 + "é"])
+any_strings = st.one_of(few_strings, st.text(max_size=12))
+
+
+def _code_strings(strings: list[str]):
+    names = list(dict.fromkeys(["", *strings]))
+    position = {name: code for code, name in enumerate(names)}
+    return names, [position[s] for s in strings]
+
+
+def _positions_in(strings: list[str], among: list[str]) -> list[int]:
+    position = {s: i for i, s in enumerate(among)}  # a repeated str: its last position
+    return [position.get(s, -1) for s in strings]
+
+
+@given(st.lists(any_strings, max_size=40), st.sampled_from([32, 2, 0]))
+@settings(max_examples=300, deadline=None)
+def test_code_strings_codes_as_python_numbers_first_appearances(strings, tag_bits):
+    names, codes = code_strings(strings, tag_bits)
+    assert codes.dtype == np.int64
+    assert (names, codes.tolist()) == _code_strings(strings)
+
+
+@given(st.lists(any_strings, max_size=30), st.lists(any_strings, max_size=30), st.sampled_from([32, 2, 0]))
+@settings(max_examples=300, deadline=None)
+def test_positions_in_finds_each_string_as_a_python_dict_does(strings, among, tag_bits):
+    positions = positions_in(strings, among, tag_bits)
+    assert positions.dtype == np.int64
+    assert positions.tolist() == _positions_in(strings, among)
+
+
+def test_code_strings_and_positions_in_past_the_caches_and_with_equal_tags():
+    """Thousands of strings: tables far past their first size, probes that run long when every
+    tag is equal, and equal strings that are distinct objects (built apart, not shared)."""
+    hosts = [f"host-{i % 3000}-\u00e9" for i in range(9000)]
+    ids = [f"dev-{i}" for i in range(9000)]
+    looked = ["".join(["dev-", str(i)]) for i in range(-50, 9050, 7)]
+    for tag_bits in (32, 0):
+        names, codes = code_strings(hosts, tag_bits)
+        assert (names, codes.tolist()) == _code_strings(hosts)
+        assert positions_in(looked, ids, tag_bits).tolist() == _positions_in(looked, ids)
+
+
+def test_code_strings_and_positions_in_take_any_iterable_and_name_what_is_not_a_str():
+    names, codes = code_strings(iter(("b", "b", "")))
+    assert (names, codes.tolist()) == (["", "b"], [1, 1, 0])
+    assert positions_in(("a", "z"), iter(["z"])).tolist() == [-1, 0]
+    with pytest.raises(TypeError, match=r"strings\[1\] is a int, not a str"):
+        code_strings(["a", 1])
+    with pytest.raises(TypeError, match=r"among\[0\] is a NoneType, not a str"):
+        positions_in(["a"], [None])
+
+
+device_records = st.lists(
+    st.fixed_dictionaries({"id": st.sampled_from(["a", "b", "é", "\u4e00", "d" * 30]), "host": st.sampled_from([None, "", "h", "hé", "h2"])}),
+    max_size=8,
+    unique_by=lambda r: r["id"],
+)
+
+
+@given(device_records, device_records)
+@settings(max_examples=100, deadline=None)
+def test_device_sets_code_hosts_and_find_twins_as_python_does(source_records, target_records):
+    """What ``match`` reads through them: hosts coded per fleet, the sources' hosts in the
+    targets' codes (-1: no target there), and each source's twin (the target with its id)."""
+    sources = DeviceSet.from_records([{**r, "self": {}} for r in source_records])
+    targets = DeviceSet.from_records([{**r, "self": {}} for r in target_records])
+    names, codes = sources.host_codes
+    assert (names, codes.tolist()) == _code_strings(sources.hosts)
+    rules = TargetDevices(targets, np.zeros(len(targets), dtype=np.int64), 1)
+    target_names, target_codes = targets.host_codes
+    assert rules.host_codes(sources).tolist() == [target_names.index(h) if h in target_names else -1 for h in sources.hosts]
+    assert rules.twins(sources).tolist() == [targets.ids.index(i) if i in targets.ids else -1 for i in sources.ids]

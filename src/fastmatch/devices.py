@@ -16,7 +16,9 @@ from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
+from ._lines import code_strings
 from .errors import FastmatchError, InputError, UnknownIdError, fields_of
 from .policy import Policy
 from .records import (
@@ -244,11 +246,9 @@ class DeviceSet:
         return frozenset(self.ids)
 
     @cached_property
-    def host_codes(self) -> tuple[list[str], np.ndarray]:
+    def host_codes(self) -> tuple[list[str], npt.NDArray[np.int64]]:
         """The distinct hosts (the empty host first) and each device's position among them."""
-        names = list(dict.fromkeys(["", *self.hosts]))
-        position = {name: code for code, name in enumerate(names)}
-        return names, np.fromiter(map(position.__getitem__, self.hosts), np.int64, len(self.hosts))
+        return code_strings(self.hosts)  # native: no dict of a million hosts
 
 
 def check_records_argument(records: Any, argument: str) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ._lines import positions_in
 from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError, printable
 from .explain import explain_pair
@@ -551,27 +552,17 @@ class TargetDevices:
         self.n_classes = n_classes
         self.capacities = targets.capacities
         self.available = self.capacities > 0
-        names, self.host = targets.host_codes
-        self._host_code = {name: code for code, name in enumerate(names)}
+        self.host_names, self.host = targets.host_codes
         self._views: dict[bool, _kernel.DeviceView] = {}  # exclude_same_host -> its view
 
     def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
-        translate = np.fromiter((self._host_code.get(h, -1) for h in names), np.int64, len(names))
-        return translate[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+        return positions_in(names, self.host_names)[codes]  # both empty hosts are code 0
 
     def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
-        twins = np.full(len(devices), -1, dtype=np.int64)
-        small, large = sorted((devices.id_set, self.targets.id_set), key=len)
-        shared = small & large
-        if shared:
-            position = self.targets.id_index
-            for i, device_id in enumerate(devices.ids):
-                if device_id in shared:
-                    twins[i] = position[device_id]
-        return twins
+        return positions_in(devices.ids, self.targets.ids)  # native: no set or dict of a million ids
 
     @cached_property
     def available_count(self) -> int:
