@@ -241,11 +241,6 @@ class DeviceSet:
         return {d: i for i, d in enumerate(self.ids)}
 
     @cached_property
-    def id_set(self) -> frozenset[str]:
-        """The device ids, as a set."""
-        return frozenset(self.ids)
-
-    @cached_property
     def host_codes(self) -> tuple[list[str], npt.NDArray[np.int64]]:
         """The distinct hosts (the empty host first) and each device's position among them."""
         return code_strings(self.hosts)  # native: no dict of a million hosts
