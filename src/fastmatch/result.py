@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -558,11 +559,25 @@ class TargetDevices:
     def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
+        if self._few(names, self.host_names):
+            return np.fromiter(map(self._host_code.get, names, repeat(-1)), np.int64, len(names))[codes]
         return positions_in(names, self.host_names)[codes]  # both empty hosts are code 0
 
     def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
+        if self._few(devices.ids, self.targets.ids):
+            return np.fromiter(map(self.targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
         return positions_in(devices.ids, self.targets.ids)  # native: no set or dict of a million ids
+
+    @staticmethod
+    def _few(asked: Sequence[str], among: Sequence[str]) -> bool:
+        """Whether to look ``asked`` up in a dict of ``among`` kept for every call (a request's
+        few devices), rather than in a table of ``among`` built for this one (a whole fleet)."""
+        return len(asked) * 64 < len(among)
+
+    @cached_property
+    def _host_code(self) -> dict[str, int]:
+        return {name: code for code, name in enumerate(self.host_names)}
 
     @cached_property
     def available_count(self) -> int:
