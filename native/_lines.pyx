@@ -517,12 +517,7 @@ cdef bint _code_block(
                     _grow(found, found_room, by_key)
                     slot = h & by_key.mask
                     continue
-                entry = n_found[0]
-                found[0][entry].key = keys[j]
-                found[0][entry].hash = h
-                found[0][entry].first_row = start + j
-                by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
-                n_found[0] += 1
+                entry = _add(&keys[j], h, start + j, slot, by_key, found[0], n_found)
                 break
             if _tag(by_key, held) == _tag(by_key, h):
                 entry = _held(held)
@@ -548,6 +543,19 @@ cdef bint _code_block(
     return False
 
 
+cdef inline int64_t _add(
+    const LineKey* key, uint64_t h, Py_ssize_t row, uint64_t slot, Table* by_key, Descriptor* found, Py_ssize_t* n_found
+) noexcept nogil:
+    """A new entry for ``key``, numbered next, in the empty ``slot`` (the caller made the room)."""
+    cdef int64_t entry = n_found[0]
+    found[entry].key = key[0]
+    found[entry].hash = h
+    found[entry].first_row = row
+    by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
+    n_found[0] += 1
+    return entry
+
+
 cdef int64_t _find_or_add(
     const LineKey* key, uint64_t h, Py_ssize_t row, Table* by_key, Descriptor** found, Py_ssize_t* n_found, Py_ssize_t* found_room
 ) except -1 nogil:
@@ -562,13 +570,7 @@ cdef int64_t _find_or_add(
                 _grow(found, found_room, by_key)
                 slot = h & by_key.mask
                 continue
-            entry = n_found[0]
-            found[0][entry].key = key[0]
-            found[0][entry].hash = h
-            found[0][entry].first_row = row
-            by_key.slots[slot] = _tag(by_key, h) | <uint64_t>(entry + 1)
-            n_found[0] += 1
-            return entry
+            return _add(key, h, row, slot, by_key, found[0], n_found)
         entry = _held(held)
         if _tag(by_key, held) == _tag(by_key, h) and found[0][entry].hash == h and _same_key(&found[0][entry].key, key):
             return entry
