@@ -46,7 +46,8 @@ from .._output import gathered_texts
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
 from ..packed import Packed, utf8
-from .grouping import gc_paused, group_rows
+from ..gcpause import gc_paused
+from .grouping import group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from ..devices import DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError
 from ..policy import Policy
 from ..progress import SILENT, Stages
-from .grouping import gc_paused
+from ..gcpause import gc_paused
 
 # Lines decoded one by one between two updates of the progress bar: a few milliseconds' work.
 LINES_PER_UPDATE = 1 << 16

@@ -1,29 +1,10 @@
 """What the fast readers (fleet JSON Lines, columnar fleets) share: grouping the rows of a
 fleet by their descriptors, column by column, at C speed (each descriptor column coded,
-then the distinct rows of codes numbered in order of their first row), and the cyclic
-garbage collector paused while a million objects are made."""
+then the distinct rows of codes numbered in order of their first row)."""
 
 from __future__ import annotations
 
-import gc
-from contextlib import contextmanager
-from typing import Iterator
-
 import numpy as np
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic GC off: the objects a reader makes (strings, lists of them, a descriptor's
-    dicts) hold no cycles, so no collection could free any, and each would walk the lists of
-    a million strings already made."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def group_rows(codes: list[np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
