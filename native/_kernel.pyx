@@ -141,6 +141,11 @@ cdef struct Kernel:
     const int32_t* opaque_rows  # per opaque code: its row (a source's string) of opaque_table
     const int32_t* opaque_columns  # per opaque code: its column (a target's string)
     bint score_table  # per source class, score the targets' version classes once (when they are few)
+    # With score_table: the version part of the score of each source version class against each
+    # target version class, a row of tgt.n_vclasses per source version class, and each source
+    # class's row; NULL: each row fills its own (a request's one class).
+    const int64_t* version_scores
+    const int32_t* source_vclass
     bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
     int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
     # Blocking (fastmatch/blocks.py): the target classes source class i can match lie in the
@@ -341,18 +346,20 @@ cdef inline int64_t pair_score(const Kernel* kernel, int64_t i, int64_t j, lane_
     return value
 
 
-cdef inline void fill_score_table(const Kernel* kernel, int64_t i, int64_t* table) noexcept nogil:
-    """The version part of the score of source class ``i`` against each of the targets' version classes."""
-    cdef const Side* s = &kernel.src
+cdef inline void fill_score_table(
+    const Kernel* kernel, bint has_version, int64_t major, int64_t minor, int64_t* table
+) noexcept nogil:
+    """The version part of the score of a source version (``has_version``, ``major``, ``minor``)
+    against each of the targets' version classes."""
     cdef const Side* t = &kernel.tgt
     cdef int64_t c
     for c in range(t.n_vclasses):
-        if not (s.has_version[i] and t.vclass_has[c]):
+        if not (has_version and t.vclass_has[c]):
             table[c] = 0
         elif kernel.prefer_newest:
             table[c] = SCORE_HAS_VERSION
         else:
-            table[c] = closest_versions(t, s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
+            table[c] = closest_versions(t, major, minor, t.vclass_major[c], t.vclass_minor[c])
 
 
 cdef inline int64_t table_score(
@@ -638,7 +645,7 @@ cdef void evaluate_row(
     lane_t* set_accept,
     int32_t* hits,
     int64_t* runs,
-    int64_t* score_table,
+    int64_t* score_scratch,  # a row of version scores, when the problem has no table of them
     FmRule16* rules,
     uint64_t* pending,
     uint8_t* to_finish,
@@ -677,14 +684,17 @@ cdef void evaluate_row(
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
+    cdef const int64_t* score_table = score_scratch
 
     for w in range(words):
         s_words[w] = (<const lane_t*>s.constrained)[w * s.stride + i]
     # The runs of targets whose record set has a record that matches this source's SELF, in
     # order (the others keep their base state, NO_RECORD): from the few records that match.
     n_runs = matching_runs(kernel, target_matches, set_count, set_accept, hits, runs)
-    if kernel.score_table:
-        fill_score_table(kernel, i, score_table)
+    if kernel.score_table and kernel.version_scores != NULL:  # the source's row of the problem's table
+        score_table = kernel.version_scores + kernel.source_vclass[i] * t.n_vclasses
+    elif kernel.score_table:
+        fill_score_table(kernel, s.has_version[i] != 0, s.major[i], s.minor[i], score_scratch)
     if lane_t is uint16_t:
         if kernel.tile512:
             row_always = rules_for(kernel, i, rules, rule_count)
@@ -967,6 +977,32 @@ include "reductions.pxi"
 
 
 ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
+# Entries of a problem's table of version scores (8 bytes each; Kernel.version_scores): past
+# this, each row fills its own.
+MAX_VERSION_SCORES = 1 << 20
+
+
+def _version_classes_of(data):
+    """A side's classes grouped by the version a score reads (has it, major, minor): per class
+    those three (0 where it has none), a class of each group, and each class's group."""
+    has = data.has_version.astype(bool)
+    major = np.where(has, data.major, 0).astype(np.int64)
+    minor = np.where(has, data.minor, 0).astype(np.int64)
+    # (has, major, minor) as one integer key: packed when the numbers fit in 31 bits each (as
+    # versions do), else from codes of each (np.unique along an axis sorts rows of bytes: slow).
+    if len(has) == 0 or (major.min() >= 0 and minor.min() >= 0 and max(major.max(), minor.max()) < 1 << 31):
+        key = (has.astype(np.int64) << 62) | (major << 31) | minor
+    else:
+        majors, major_code = np.unique(major, return_inverse=True)
+        minors, minor_code = np.unique(minor, return_inverse=True)
+        key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
+    # A few distinct versions among many classes: hashed to the distinct ones, then each class
+    # found among them (np.unique's inverse and first index would sort every class, stably).
+    distinct = np.unique(key)
+    group = np.searchsorted(distinct, key)
+    member = np.empty(len(distinct), dtype=np.int64)
+    member[group] = np.arange(len(key))  # whichever write stays: a group's classes share its version
+    return has, major, minor, member, group
 
 
 def aligned_empty(shape, dtype):
@@ -1022,10 +1058,13 @@ cdef class Problem:
                 cache["kernel"] = template
         self.kernel = template.kernel
         self._keep.append(template)
+        self.kernel.version_scores = NULL
+        self.kernel.source_vclass = NULL
         if interned.sources.n_classes == 1 and len(interned.sources.records.cmask) == 0:
             self._one_class_side(template, interned.sources, lane)  # a request's one descriptor
         else:
             self._side(&self.kernel.src, interned.sources, lane)
+            self._version_scores(interned.sources)
         # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
         if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
             raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
@@ -1201,23 +1240,33 @@ cdef class Problem:
         rec.code_pool = self._ptr(tables.code_pool, lane)
         rec.mask_pool = self._ptr(tables.mask_pool, lane)
 
+    cdef _version_scores(self, data):
+        """``kernel.version_scores``: each distinct source version scored once against the
+        targets' version classes, rather than once per source class and row (a blocked row
+        visits a few targets, and filling its row of scores cost more than the visit)."""
+        if not self.kernel.score_table or self.kernel.src.n == 0:
+            return
+        has, major, minor, member, vclass = _version_classes_of(data)
+        cdef int64_t n_versions = len(member), n_targets = self.kernel.tgt.n_vclasses, v
+        if n_versions * n_targets > MAX_VERSION_SCORES:
+            return  # rows fill their own
+        table = aligned_empty((n_versions, max(n_targets, 1)), np.int64)
+        cdef int64_t[:, ::1] scores = table
+        cdef const uint8_t[::1] source_has = has[member].astype(np.uint8)
+        cdef const int64_t[::1] source_major = major[member]
+        cdef const int64_t[::1] source_minor = minor[member]
+        with nogil:
+            for v in range(n_versions):
+                fill_score_table(&self.kernel, source_has[v] != 0, source_major[v], source_minor[v], &scores[v, 0])
+        self.kernel.version_scores = <const int64_t*>self._ptr(table, np.int64)
+        self.kernel.source_vclass = <const int32_t*>self._ptr(vclass, np.int32)
+
     cdef _version_classes(self, Side* side, data):
-        has = data.has_version.astype(bool)
-        major = np.where(has, data.major, 0)
-        minor = np.where(has, data.minor, 0)
-        # (has, major, minor) as one integer key: packed when the numbers fit in 31 bits each (as
-        # versions do), else from codes of each (np.unique along an axis sorts rows of bytes: slow).
-        if len(has) == 0 or (major.min() >= 0 and minor.min() >= 0 and max(major.max(), minor.max()) < 1 << 31):
-            key = (has.astype(np.int64) << 62) | (major.astype(np.int64) << 31) | minor
-        else:
-            majors, major_code = np.unique(major, return_inverse=True)
-            minors, minor_code = np.unique(minor, return_inverse=True)
-            key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
-        keys, first, vclass = np.unique(key, return_index=True, return_inverse=True)
-        side.n_vclasses = len(keys)
-        side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
-        side.vclass_major = <const int64_t*>self._ptr(major[first], np.int64)
-        side.vclass_minor = <const int64_t*>self._ptr(minor[first], np.int64)
+        has, major, minor, member, vclass = _version_classes_of(data)
+        side.n_vclasses = len(member)
+        side.vclass_has = <const uint8_t*>self._ptr(has[member], np.uint8)
+        side.vclass_major = <const int64_t*>self._ptr(major[member], np.int64)
+        side.vclass_minor = <const int64_t*>self._ptr(minor[member], np.int64)
         scale = VersionScale(major[has], minor[has], np.asarray(data.patch)[has])
         side.scale_majors = <const int64_t*>self._ptr(scale.majors, np.int64)
         side.n_scale_majors = len(scale.majors)
@@ -1232,7 +1281,7 @@ cdef class Problem:
         facts = np.empty((len(has), 4), dtype=np.int32)
         facts[:, 0] = data.exact_key
         facts[:, 1] = np.where(has, low, 0)
-        facts[:, 2] = vclass.reshape(-1)
+        facts[:, 2] = vclass
         facts[:, 3] = data.codes[self.kernel.type_row] if self.kernel.type_row >= 0 else 0
         side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int32)
 

@@ -70,10 +70,12 @@ class Blocks:
         if len(firsts) == 0:
             return np.arange(len(n_ranges), dtype=np.int64)
 
-        def first_of(r: int) -> np.ndarray:  # where each row's r-th range starts; -1: it has none
-            return np.where(n_ranges > r, firsts[np.minimum(self.start[:-1] + r, len(firsts) - 1)], -1)
+        def first_of(r: int) -> np.ndarray:  # where each row's r-th range starts, + 1; 0: it has none
+            return np.where(n_ranges > r, firsts[np.minimum(self.start[:-1] + r, len(firsts) - 1)] + 1, 0)
 
-        return np.lexsort((first_of(1), first_of(0))).astype(np.int64)
+        # Both starts packed in one key (they are below 2^31: class numbers): one sort, not two.
+        key = first_of(0) << 32 | first_of(1)
+        return np.argsort(key).astype(np.int64, copy=False)
 
     def in_source_order(self, order: np.ndarray) -> Blocks:
         """These blocks for the source classes taken in ``order`` (``order[new] = old``)."""
@@ -180,9 +182,13 @@ class TargetKeys:
             patterns, pattern_of = _patterns(wildcard)
         self.patterns = patterns  # bool (patterns, rules)
         keys = self._pack(np.where(wildcard, -1, codes))
-        self.order = np.lexsort((targets.record_set, keys)).astype(np.int64)  # a key's targets together, runs of records kept
+        if targets.record_set.any():  # a key's targets together, runs of records kept
+            self.order = np.lexsort((targets.record_set, keys)).astype(np.int64)
+        else:
+            self.order = np.argsort(keys).astype(np.int64, copy=False)
         sorted_keys = keys[self.order]
-        self.keys, self.first = np.unique(sorted_keys, return_index=True)
+        self.first = np.flatnonzero(np.diff(sorted_keys, prepend=sorted_keys[:1] - 1))
+        self.keys = sorted_keys[self.first]
         self.end = np.append(self.first[1:], len(sorted_keys))
         self.n_targets = targets.n_classes
 

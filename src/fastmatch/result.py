@@ -629,9 +629,12 @@ def target_view(
 
 def grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, start)``: the positions whose key is g are ``order[start[g]:start[g + 1]]``,
-    in position order (keys past ``n_groups - 1`` belong to no group)."""
-    order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
-    start = np.searchsorted(keys[order], np.arange(n_groups + 1)).astype(np.int64, copy=False)
+    in position order (keys outside 0..n_groups - 1 belong to no group)."""
+    from . import _kernel
+
+    order: np.ndarray
+    start: np.ndarray
+    order, start = _kernel.group_positions(np.ascontiguousarray(keys, dtype=np.int64), n_groups)
     return order, start
 
 
