@@ -982,27 +982,66 @@ ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
 MAX_VERSION_SCORES = 1 << 20
 
 
+cdef inline uint64_t mixed(uint64_t x) noexcept nogil:
+    """splitmix64's finaliser: every bit of x moves every bit of the hash."""
+    x ^= x >> 30
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+cdef int64_t group_versions(
+    const uint8_t* has, const int64_t* major, const int64_t* minor, int64_t n, int64_t* group, int64_t* member,
+    int64_t* slots, int64_t mask,
+) noexcept nogil:
+    """Classes grouped by (has, major, minor) in a hash table of ``mask + 1`` slots (-1: empty),
+    groups numbered in order of first appearance: each class's ``group``, a ``member`` of each
+    group; returns the number of groups."""
+    cdef int64_t c, g, at, n_groups = 0
+    for c in range(n):
+        at = <int64_t>(mixed(mixed(<uint64_t>major[c] ^ (<uint64_t>has[c] << 63)) ^ <uint64_t>minor[c]) & <uint64_t>mask)
+        while True:
+            g = slots[at]
+            if g < 0:
+                slots[at] = n_groups
+                member[n_groups] = c
+                group[c] = n_groups
+                n_groups += 1
+                break
+            if has[member[g]] == has[c] and major[member[g]] == major[c] and minor[member[g]] == minor[c]:
+                group[c] = g
+                break
+            at = (at + 1) & mask
+    return n_groups
+
+
 def _version_classes_of(data):
     """A side's classes grouped by the version a score reads (has it, major, minor): per class
-    those three (0 where it has none), a class of each group, and each class's group."""
-    has = data.has_version.astype(bool)
+    those three (0 where it has none), a class of each group, and each class's group. Hashed
+    natively: NumPy's unique hashed or sorted every class, for a few distinct versions."""
+    has = np.ascontiguousarray(data.has_version, dtype=np.uint8)
     major = np.where(has, data.major, 0).astype(np.int64)
     minor = np.where(has, data.minor, 0).astype(np.int64)
-    # (has, major, minor) as one integer key: packed when the numbers fit in 31 bits each (as
-    # versions do), else from codes of each (np.unique along an axis sorts rows of bytes: slow).
-    if len(has) == 0 or (major.min() >= 0 and minor.min() >= 0 and max(major.max(), minor.max()) < 1 << 31):
-        key = (has.astype(np.int64) << 62) | (major << 31) | minor
-    else:
-        majors, major_code = np.unique(major, return_inverse=True)
-        minors, minor_code = np.unique(minor, return_inverse=True)
-        key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
-    # A few distinct versions among many classes: hashed to the distinct ones, then each class
-    # found among them (np.unique's inverse and first index would sort every class, stably).
-    distinct = np.unique(key)
-    group = np.searchsorted(distinct, key)
-    member = np.empty(len(distinct), dtype=np.int64)
-    member[group] = np.arange(len(key))  # whichever write stays: a group's classes share its version
-    return has, major, minor, member, group
+    cdef int64_t n = len(has), size = 1
+    while size < 2 * n:
+        size <<= 1
+    group = np.empty(n, dtype=np.int64)
+    member = np.empty(max(n, 1), dtype=np.int64)
+    slots = np.full(size, -1, dtype=np.int64)
+    cdef const uint8_t[::1] has_view = has
+    cdef const int64_t[::1] major_view = major
+    cdef const int64_t[::1] minor_view = minor
+    cdef int64_t[::1] group_view = group
+    cdef int64_t[::1] member_view = member
+    cdef int64_t[::1] slot_view = slots
+    cdef int64_t n_groups = 0
+    if n:
+        with nogil:
+            n_groups = group_versions(
+                &has_view[0], &major_view[0], &minor_view[0], n, &group_view[0], &member_view[0], &slot_view[0], size - 1
+            )
+    return has.view(bool), major, minor, member[:n_groups], group
 
 
 def aligned_empty(shape, dtype):
@@ -1267,7 +1306,8 @@ cdef class Problem:
         side.vclass_has = <const uint8_t*>self._ptr(has[member], np.uint8)
         side.vclass_major = <const int64_t*>self._ptr(major[member], np.int64)
         side.vclass_minor = <const int64_t*>self._ptr(minor[member], np.int64)
-        scale = VersionScale(major[has], minor[has], np.asarray(data.patch)[has])
+        versioned = member[has[member]]  # a class of each version: the same majors and minors as all
+        scale = VersionScale(major[versioned], minor[versioned], np.asarray(data.patch)[has])
         side.scale_majors = <const int64_t*>self._ptr(scale.majors, np.int64)
         side.n_scale_majors = len(scale.majors)
         side.scale_minors = <const int64_t*>self._ptr(scale.minors, np.int64)

@@ -150,9 +150,11 @@ def blocked(
     keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
-        visit = blocks.source_order()
-        interned = replace(interned, sources=in_order(interned.sources, visit), targets=in_order(interned.targets, keys.order))
-        blocks = blocks.in_source_order(visit)
+        sources_side = interned.sources
+        if blocks.reorder_pays:
+            visit = blocks.source_order()
+            sources_side, blocks = in_order(sources_side, visit), blocks.in_source_order(visit)
+        interned = replace(interned, sources=sources_side, targets=in_order(interned.targets, keys.order))
     target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
     return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
 
