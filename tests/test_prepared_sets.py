@@ -170,3 +170,22 @@ def test_the_join_is_kept_for_the_last_partner_and_policy_only() -> None:
     del targets, again, joined
     gc.collect()
     assert all(kept[0]() is None for key, kept in sources.interning.items() if key[0] == JOINED)  # held weakly
+
+
+@SETTINGS
+@given(scenario=scenarios())
+def test_two_sets_matched_again_answer_as_fresh_ones_in_every_blocking_mode(scenario: Scenario) -> None:
+    """What the kernel keeps of two sets' targets (their blocking keys, their blocked order, the
+    kernel's template of them) serves the blocked and the dense pass alike, and capacities,
+    which a match reads afresh, may change between matches."""
+    policy = scenario.policy
+    sources = DeviceSet.from_records(scenario.sources, policy)
+    targets = DeviceSet.from_records(scenario.targets, policy)
+    for mode in ("always", "never", "always", "auto"):
+        want = answers(match_reference(fresh(sources), fresh(targets), policy, scenario.confirm))  # capacities as they are
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FASTMATCH_BLOCKING", mode)
+            assert answers(fastmatch.match(sources, targets, policy, confirm=scenario.confirm)) == want
+        if len(targets):  # a scheduler takes up a target, and frees another
+            targets.capacities[0] = 0
+            targets.capacities[-1] += 1

@@ -296,7 +296,13 @@ def intern(
     """
     if confirm is not None:
         return _joined(sources, targets, policy, confirm)
-    return kept_for_partner(sources, targets, "interned", policy, lambda: _joined(sources, targets, policy, None))
+
+    def kept_join() -> Interned:
+        joined = _joined(sources, targets, policy, None)
+        joined.kernel_cache = {}  # the targets outlive this match: the kernel keeps what it derives of them
+        return joined
+
+    return kept_for_partner(sources, targets, "interned", policy, kept_join)
 
 
 def _joined(
