@@ -250,6 +250,11 @@ class Interned:
     # match (a TargetIndex's prepared targets); None: derive it again every time.
     kernel_cache: dict[str, Any] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a Dask worker) without ``kernel_cache``: native objects, which the
+        process that unpickles derives again."""
+        return {**self.__dict__, "kernel_cache": None}
+
     @cached_property
     def reason_table(self) -> np.ndarray:
         """uint64 [failure words * lane bytes, 256]: the reason bits of every byte value at every
