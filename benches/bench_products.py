@@ -2,16 +2,18 @@
 
 Products, at n x n on the dense fleet (``support.dense``: all descriptors distinct,
 default policy, a third of the targets with COMPATIBLE records), 2 workers, each
-round from prepared ``DeviceSet``s: what interning finds in each set on its own is kept
-on it from its first match (``fastmatch.intern.side_values``; ``support.dense`` interns
-them once), and every round pays the rest of interning, joining the two sides'
-vocabularies and coding the classes, as a user's every later match does:
+round from the same two prepared ``DeviceSet``s: what interning finds in each set on its
+own is kept on it from its first match (``fastmatch.intern.side_values``; ``support.dense``
+interns them once), and the two sets' join (vocabularies, class codes, the targets'
+blocking; ``fastmatch.intern.kept_for_partner``) from the first round that matches them
+together, as for a user's every later match of the same two sets; the pandas peer's
+``fastmatch, sets apart`` below measures a round that pays the join:
 
 - ``kernel``: the block kernel alone, blocks of ``PAIRS_PER_BLOCK`` pairs into one
   reused buffer, consumed and discarded (``support.native_kernel_blocks``, as
   ``bench_kernel``'s ``native-2-blocks``): the reference rate;
-- ``match``: ``fastmatch.match()`` alone (interning, the kernel's problem; no pair is
-  evaluated until an output is read);
+- ``match``: ``fastmatch.match()`` alone (the blocks of the sources, the kernel's problem;
+  no pair is evaluated until an output is read);
 - ``match+top_k(5)``, ``match+counts()``, ``match+to_sparse()``, ``match().compatible``.
 
 ``extra_info`` holds ``pairs_per_second`` (n*n over the median round: the nominal pairs,
