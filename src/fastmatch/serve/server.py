@@ -9,7 +9,6 @@ import socket
 import sys
 from types import FrameType
 
-import anyio.to_thread
 import uvicorn
 
 from ..errors import FastmatchError, printable
@@ -21,15 +20,13 @@ log = logging.getLogger("fastmatch.serve")
 
 
 class _Server(uvicorn.Server):
-    """uvicorn, with the fleet's SIGHUP reload and the request threads set up as it starts."""
+    """uvicorn, with the fleet's SIGHUP reload."""
 
-    def __init__(self, config: uvicorn.Config, holder: FleetHolder, threads: int) -> None:
+    def __init__(self, config: uvicorn.Config, holder: FleetHolder) -> None:
         super().__init__(config)
         self.holder = holder
-        self.threads = threads
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._reload()))
         await super().startup(sockets)
@@ -41,7 +38,7 @@ class _Server(uvicorn.Server):
 
     async def _reload(self) -> None:
         try:
-            fleet = await anyio.to_thread.run_sync(self.holder.reload_file)
+            fleet = await asyncio.get_running_loop().run_in_executor(None, self.holder.reload_file)
         except FastmatchError as exc:
             log.error("SIGHUP: fleet refused, the old one keeps serving: %s", printable(str(exc)))
         else:
@@ -69,9 +66,10 @@ def serve(config: ServeConfig) -> None:
     # meant to end (Kubernetes and systemd stop it so): the handler it finds lets it end in 0.
     previous = signal.signal(signal.SIGTERM, _drained)
     try:
-        _Server(uv_config, holder, config.threads).run(sockets=[listening])
+        _Server(uv_config, holder).run(sockets=[listening])
     finally:
         signal.signal(signal.SIGTERM, previous)
+        app.state.service.executor.shutdown()
 
 
 def _listen(host: str, port: int) -> socket.socket:
