@@ -12,7 +12,7 @@ import hmac
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 from starlette.applications import Starlette
@@ -29,6 +29,9 @@ from .metrics import Metrics
 from .openapi import openapi_document
 from .requests import CandidatesRequest, CheckRequest, ExplainRequest, RequestError, decode
 
+if TYPE_CHECKING:
+    from .workers import SupervisorChannel
+
 log = logging.getLogger("fastmatch.serve")
 JSON = "application/json"
 
@@ -44,11 +47,14 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 class Service:
-    """The app's state: settings, the live fleet, metrics."""
+    """The app's state: settings, the live fleet, metrics. In a worker process (``channel``: its
+    pipe to the supervisor), a fleet upload is the supervisor's to put into every worker's service."""
 
-    def __init__(self, config: ServeConfig, holder: FleetHolder | None = None) -> None:
+    def __init__(self, config: ServeConfig, holder: FleetHolder | None = None, *,
+                 channel: SupervisorChannel | None = None, metrics_directory: str | None = None) -> None:
         self.config = config
-        self.metrics = Metrics()
+        self.metrics = Metrics(metrics_directory)
+        self.channel = channel
         self.holder = holder or FleetHolder(config)
         self.holder.on_reload = self.reloaded
         self.metrics.fleet_loaded(self.holder.fleet)
@@ -146,7 +152,7 @@ class Service:
 
     def replace_targets(self, fleet: Fleet, body: bytes) -> dict[str, Any]:
         try:
-            return self.holder.replace_with(body).summary()
+            return self.holder.replace_with(body).summary() if self.channel is None else self.channel.replace_with(body)
         except FastmatchError as exc:
             raise RequestError(422, f"fleet refused, the old one keeps serving: {exc}", kind="fleet") from None
 
@@ -160,8 +166,9 @@ class Service:
         return Response(self.metrics.exposition(), media_type=self.metrics.content_type)
 
 
-def create_app(config: ServeConfig, holder: FleetHolder | None = None) -> Starlette:
-    service = Service(config, holder)
+def create_app(config: ServeConfig, holder: FleetHolder | None = None, *,
+               channel: SupervisorChannel | None = None, metrics_directory: str | None = None) -> Starlette:
+    service = Service(config, holder, channel=channel, metrics_directory=metrics_directory)
     document = msgspec.json.encode(openapi_document())
     routes = [
         service.route("/healthz", lambda fleet, body: {"status": "ok"}, method="GET", auth=False),
