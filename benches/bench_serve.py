@@ -45,6 +45,7 @@ N_TARGETS = 100_000
 DISTINCT = support.FLEET_DISTINCT
 NODES = 5_000
 REQUESTS = int(os.environ.get("FASTMATCH_BENCH_SERVE_REQUESTS", "400"))
+PROCESSES = os.environ.get("FASTMATCH_BENCH_SERVE_PROCESSES")  # the server's --processes; unset: its default
 TIME_LIMIT = 60.0  # seconds a run may take, whatever REQUESTS says
 
 
@@ -62,7 +63,8 @@ def fleet():
 @pytest.fixture(scope="module")
 def server(fleet):
     targets_path, _, _ = fleet
-    with Server(["--targets", str(targets_path), "--threads", "8"]) as running:
+    processes = ["--processes", PROCESSES] if PROCESSES else []
+    with Server(["--targets", str(targets_path), "--threads", "8", *processes]) as running:
         yield running
 
 
@@ -127,13 +129,19 @@ def load(port: int, path: str, bodies: list[bytes], clients: int, count: int, se
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds of process ``pid`` so far (Linux /proc), or None elsewhere."""
+    """User and system CPU seconds so far of process ``pid`` and the processes it started (the
+    server's workers), from Linux /proc; None elsewhere."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
+        children = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listed:
+                children += [int(child) for child in listed.read().split()]
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return seconds + sum(_cpu_seconds(child) or 0.0 for child in children)
 
 
 @pytest.mark.parametrize("clients", [1, 8])
