@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import time
@@ -97,6 +98,8 @@ class Service:
         self.metrics = Metrics(metrics_directory)
         self.channel = channel
         self.holder = holder or FleetHolder(config)
+        if channel is not None:
+            channel.attach(self)
         self.holder.on_reload = self.reloaded
         self.metrics.fleet_loaded(self.holder.fleet)
         self._token = config.token.encode() if config.token else None
@@ -219,7 +222,8 @@ def create_app(config: ServeConfig, holder: FleetHolder | None = None, *,
     document = msgspec.json.encode(openapi_document())
     routes = [
         service.route("/healthz", lambda fleet, body: {"status": "ok"}, method="GET", auth=False, inline=always),
-        service.route("/readyz", lambda fleet, body: {"ready": True, "targets": len(fleet.targets), "generation": fleet.generation}, method="GET", auth=False, inline=always),
+        # "process": which worker process answered (with --processes N, each answers from its own fleet)
+        service.route("/readyz", lambda fleet, body: {"ready": True, "targets": len(fleet.targets), "generation": fleet.generation, "process": os.getpid()}, method="GET", auth=False, inline=always),
         service.route("/openapi.json", lambda fleet, body: Response(document, media_type=JSON), method="GET", auth=False, inline=always),
         service.route("/metrics", service.metrics_text, method="GET"),
         service.route("/v1/candidates", service.candidates, inline=few_candidates),

@@ -77,7 +77,9 @@ def serve(config: ServeConfig) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_directory
         from .workers import Supervisor
 
-        status = Supervisor(config, holder, listening, directory, metrics_directory).run()
+        supervisor = Supervisor(config, holder, listening, directory, metrics_directory)
+        del holder  # the supervisor's, to give its workers and drop
+        status = supervisor.run()
     if status:
         raise SystemExit(status)
 

@@ -69,9 +69,12 @@ class SupervisorChannel:
         self._prepared: dict[int, Fleet] = {}
         self._service: Service | None = None
 
+    def attach(self, service: Service) -> None:
+        """The worker's service, whose fleet a reload replaces."""
+        self._service = service
+
     def start(self, loop: asyncio.AbstractEventLoop, server: uvicorn.Server) -> None:
         """Read the supervisor's messages on ``loop`` (``server``'s, stopped when the supervisor is gone)."""
-        self._service = server.config.app.state.service
         loop.add_reader(self._connection.fileno(), self._receive, loop, server)
 
     def _send(self, message: Message) -> None:
@@ -168,7 +171,7 @@ class Supervisor:
 
     def __init__(self, config: ServeConfig, holder: FleetHolder, listening: socket.socket, directory: str, metrics_directory: str) -> None:
         self.config = config
-        self.holder = holder
+        self.holder: FleetHolder | None = holder  # the workers', dropped here once they have it
         self.listening = listening
         self.uploads = os.path.join(directory, "uploads")
         os.mkdir(self.uploads)
@@ -187,6 +190,8 @@ class Supervisor:
             process.start()
             theirs.close()
             self.workers.append(_Worker(process, mine))
+        # Not kept here: after a reload the workers' fleets are new, and this copy would only take memory.
+        self.holder = None
         announce(self.listening)
         self.listening.close()  # the workers' now
         self.metrics = Metrics(self.metrics_directory)  # the reloads are counted here, once each
@@ -222,17 +227,17 @@ class Supervisor:
         come (``woken``). Reloads asked for are queued, not returned; a worker that has ended
         raises :class:`_WorkerEnded`."""
         chosen = range(len(self.workers)) if workers is None else workers
-        connections = {self.workers[i].connection: i for i in chosen}
-        sentinels = {worker.process.sentinel: worker for worker in self.workers}
-        answers = []
-        for ready in multiprocessing.connection.wait([*connections, *sentinels, *([woken] if woken else [])]):
-            if ready in sentinels:
-                worker = sentinels[ready]
+        sentinels = [worker.process.sentinel for worker in self.workers]
+        ready = multiprocessing.connection.wait([*(self.workers[i].connection for i in chosen), *sentinels, *([woken] if woken else [])])
+        for worker in self.workers:
+            if worker.process.sentinel in ready:
                 raise _WorkerEnded(f"worker {worker.process.pid} ended (exit status {worker.process.exitcode})")
-            if ready is woken:
-                self._drain(woken)
+        if woken is not None and woken in ready:
+            self._drain(woken)
+        answers = []
+        for i in chosen:
+            if self.workers[i].connection not in ready:
                 continue
-            i = connections[ready]
             try:
                 message = self.workers[i].connection.recv()
             except (EOFError, OSError):
