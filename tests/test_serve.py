@@ -109,7 +109,9 @@ def test_summary_health_readiness(server, generated):
     assert summary["available"] == int((targets.capacities > 0).sum())
     assert summary["generation"] == 1
     assert server.get("/healthz") == (200, {"status": "ok"})
-    assert server.get("/readyz") == (200, {"ready": True, "targets": 3000, "generation": 1})
+    status, ready = server.get("/readyz")
+    assert (status, ready) == (200, {"ready": True, "targets": 3000, "generation": 1, "process": ready["process"]})
+    assert isinstance(ready["process"], int)  # which process answered (see test_serve_processes.py)
 
 
 def test_openapi_describes_every_endpoint(server):
