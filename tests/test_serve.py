@@ -452,13 +452,14 @@ def test_token_file(tmp_path):
 
 
 # -- the live fleet ----------------------------------------------------------------------------------
-def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generated):
+@pytest.mark.parametrize("processes", ["1", "2"])  # in the process started, or through its workers
+def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generated, processes):
     directory, sources, targets = generated
     path = tmp_path / "targets.jsonl"
     path.write_text((K8S / "targets.jsonl").read_text())
     small = fastmatch.load(path)
     record = sources.to_records()[5]
-    with Server(["--targets", str(path)]) as running:
+    with Server(["--targets", str(path), "--processes", processes]) as running:
         assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == expected_candidates(small, [record], 5)
 
         status, summary = running.post("/v1/targets", (directory / "targets.jsonl").read_bytes())
@@ -489,7 +490,8 @@ def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generate
     assert running.process.returncode == 0
 
 
-def test_reload_under_load_fails_no_request(tmp_path, generated):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_reload_under_load_fails_no_request(tmp_path, generated, processes):
     """Clients ask all along while the fleet is swapped back and forth: every answer is 200 and
     is the whole answer of one fleet or the other, never a mixture."""
     directory, sources, targets = generated
@@ -514,7 +516,7 @@ def test_reload_under_load_fails_no_request(tmp_path, generated):
                 failures.append(f"{status} {answer}"[:300])
         connection.close()
 
-    with Server(["--targets", str(directory / "targets.jsonl")]) as running:
+    with Server(["--targets", str(directory / "targets.jsonl"), "--processes", processes]) as running:
         clients = [threading.Thread(target=client, args=(n, running)) for n in range(4)]
         for thread in clients:
             thread.start()
@@ -533,11 +535,12 @@ def test_reload_under_load_fails_no_request(tmp_path, generated):
     assert running.process.returncode == 0
 
 
-def test_sigterm_finishes_requests_in_flight_then_exits_0(generated):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_finishes_requests_in_flight_then_exits_0(generated, processes):
     directory, sources, targets = generated
     record = sources.to_records()[0]
     body = json.dumps({"sources": [record]}).encode()
-    with Server(["--targets", str(directory / "targets.jsonl")]) as running:
+    with Server(["--targets", str(directory / "targets.jsonl"), "--processes", processes]) as running:
         in_flight = socket.create_connection(("127.0.0.1", running.port), timeout=20)
         head = b"POST /v1/candidates HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
         in_flight.sendall(head + body[:10])
