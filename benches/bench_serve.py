@@ -296,3 +296,73 @@ def test_filter_requests_side_by_side(benchmark, fleet):
     benchmark.extra_info.update(figures)
     print(f"\ntwo threads side by side: {figures}")
     assert figures["filter"]["speed_up"] > 0
+
+
+def test_app_cpu_per_request(benchmark, fleet):
+    """The server's own CPU per request without the sockets: the ASGI app driven in one process
+    (request in, response out, as uvicorn hands them over), against the endpoint's computation
+    alone (decoding, the answer, encoding), for a one-source candidates request and a 5,000-node
+    filter. The difference is what routing, limits, metrics and any hand-off to a thread cost.
+    CPU time, best of 5 rounds of 200 requests: the steadier figure on a shared machine."""
+    import asyncio
+
+    from fastmatch.serve.app import create_app, json_response
+    from fastmatch.serve.config import ServeConfig
+
+    targets_path, sources, nodes = fleet
+    app = create_app(ServeConfig(targets=str(targets_path), policy=fastmatch.Policy.default()))
+    service = app.state.service
+    live = service.holder.fleet
+    count, rounds = 200, 5
+    figures: dict = {}
+
+    async def call(path: str, body: bytes) -> None:
+        sent: list[dict] = []
+        received = False
+
+        async def receive() -> dict:
+            nonlocal received
+            if received:  # the client has nothing more to send: wait as a connection would
+                await asyncio.sleep(3600)
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200, sent
+
+    def cpu_ms(work) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.process_time()  # every thread's: a hand-off to a worker thread counts
+            work()
+            best = min(best, (time.process_time() - started) / count * 1000)
+        return round(best, 3)
+
+    def run():
+        for path, compute in (("/v1/candidates", service.candidates), ("/k8s/filter", service.k8s_filter)):
+            bodies = _bodies(path, sources, nodes)
+
+            def alone() -> None:
+                for n in range(count):
+                    json_response(compute(live, bodies[n % len(bodies)]))
+
+            async def through_app() -> None:
+                for n in range(count):
+                    await call(path, bodies[n % len(bodies)])
+
+            alone()  # warm: the node list's pairs
+            figures[path] = {"computation_cpu_ms": cpu_ms(alone), "app_cpu_ms": cpu_ms(lambda: asyncio.run(through_app()))}
+
+    benchmark.group = "serve: the app's CPU per request, without sockets"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    service.executor.shutdown()
+    benchmark.extra_info.update(figures)
+    print(f"\napp CPU per request: {figures}")
+    assert all(figure["app_cpu_ms"] > 0 for figure in figures.values())
