@@ -409,7 +409,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sources", type=_positive, default=1000, metavar="N", help="sources in one request (default: 1000)")
     p.add_argument(
         "--processes", type=_positive, default=None, metavar="N",
-        help="worker processes serving from one port, each with its own copy of the fleet after a reload (default: one per CPU)",
+        help="worker processes serving from one port, each with its own copy of the fleet after a reload (default: one per CPU, at most 4)",
     )
     p.add_argument("--threads", type=_positive, default=8, metavar="N", help="requests computed at once in each process (default: 8)")
     p.add_argument("--body-timeout", type=_positive, default=10, metavar="SECONDS", help="a client must send its body within this (default: 10)")

@@ -89,12 +89,16 @@ class K8sConfig:
         )
 
 
+MAX_DEFAULT_PROCESSES = 4  # each holds its own fleet after a reload; a scheduler asks one pod at a time
+
+
 def default_processes() -> int:
     """One worker process per CPU this process may run on (Python answers on one core per
-    process); one where processes cannot be forked."""
+    process), at most MAX_DEFAULT_PROCESSES; one where processes cannot be forked."""
     if not hasattr(os, "fork"):
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_PROCESSES)
 
 
 @dataclass(frozen=True)
