@@ -256,3 +256,26 @@ def test_a_worker_that_dies_stops_the_server_with_status_1(generated):
         os.kill(victim, signal.SIGKILL)
         running.wait_for_log(rf"worker {victim} ended \(exit status -9\): stopping the server")
         assert running.process.wait(30) == 1
+
+
+def test_workers_stop_when_the_supervisor_is_gone(generated):
+    directory, _, _ = generated
+    with Server(["--targets", str(directory / "targets.jsonl"), "--processes", "2"]) as running:
+        with per_process(running) as connections:
+            workers = list(connections)
+        running.process.kill()
+        running.process.wait(30)
+        for worker in workers:
+            running.wait_for_log(r"worker \d+: the supervisor is gone; stopping")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(_alive(worker) for worker in workers):
+            time.sleep(0.1)
+        assert not any(_alive(worker) for worker in workers)
+
+
+def _alive(process: int) -> bool:
+    try:
+        os.kill(process, 0)
+    except ProcessLookupError:
+        return False
+    return True

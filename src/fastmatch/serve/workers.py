@@ -142,9 +142,11 @@ class SupervisorChannel:
             self._send(("prepared", generation))
 
 
-def _work(config: ServeConfig, holder: FleetHolder, listening: socket.socket,
-          connection: multiprocessing.connection.Connection, uploads: str, metrics_directory: str) -> None:
+def _work(config: ServeConfig, holder: FleetHolder, listening: socket.socket, connection: multiprocessing.connection.Connection,
+          supervisor_ends: list[multiprocessing.connection.Connection], uploads: str, metrics_directory: str) -> None:
     """A worker process's life (forked: ``holder`` and ``listening`` are the supervisor's)."""
+    for end in supervisor_ends:
+        end.close()  # inherited: held open here, they would hide the supervisor's end from its workers
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
     run_uvicorn(config, holder, listening, SupervisorChannel(connection, uploads), metrics_directory)
 
@@ -163,7 +165,10 @@ class _Reload:
 
 
 class _WorkerEnded(Exception):
-    pass
+    @classmethod
+    def of(cls, worker: _Worker) -> _WorkerEnded:
+        worker.process.join(5)  # it has ended, or is ending: its exit status
+        return cls(f"worker {worker.process.pid} ended (exit status {worker.process.exitcode})")
 
 
 class Supervisor:
@@ -186,7 +191,10 @@ class Supervisor:
         context = multiprocessing.get_context("fork")  # the fleet and the socket, inherited
         for _ in range(self.config.processes):
             mine, theirs = context.Pipe()
-            process = context.Process(target=_work, args=(self.config, self.holder, self.listening, theirs, self.uploads, self.metrics_directory))
+            supervisor_ends = [mine, *(worker.connection for worker in self.workers)]
+            process = context.Process(
+                target=_work, args=(self.config, self.holder, self.listening, theirs, supervisor_ends, self.uploads, self.metrics_directory),
+            )
             process.start()
             theirs.close()
             self.workers.append(_Worker(process, mine))
@@ -231,7 +239,7 @@ class Supervisor:
         ready = multiprocessing.connection.wait([*(self.workers[i].connection for i in chosen), *sentinels, *([woken] if woken else [])])
         for worker in self.workers:
             if worker.process.sentinel in ready:
-                raise _WorkerEnded(f"worker {worker.process.pid} ended (exit status {worker.process.exitcode})")
+                raise _WorkerEnded.of(worker)
         if woken is not None and woken in ready:
             self._drain(woken)
         answers = []
@@ -263,7 +271,7 @@ class Supervisor:
             try:
                 worker.connection.send(message)
             except OSError:
-                raise _WorkerEnded(f"worker {worker.process.pid} ended (exit status {worker.process.exitcode})") from None
+                raise _WorkerEnded.of(worker) from None
 
     def _reload(self, reload: _Reload) -> None:
         generation = self.generation + 1
