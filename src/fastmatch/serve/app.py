@@ -3,20 +3,20 @@
 Every answer is computed on the fleet the request read when it began. A small request (a
 scheduler's: one pod and its node list; a few candidates for a source) is answered on the event
 loop, start to end: handing it to a thread and back cost about a third of its CPU (a one-source
-candidates request with 8 clients: 1.5 ms through a thread, 1.0 ms on the loop; the threads and
-the event loop take turns on the GIL), and other processes serve meanwhile (``workers``). A larger one is
-computed in a worker thread (the kernel releases the GIL), so the event loop keeps reading and
-answering the small ones. Every refusal is ``{"error": "..."}`` with a 4xx status and no traceback.
+candidates request with 8 clients: 1.5 ms of server CPU through a thread, 1.0 ms on the loop;
+the threads and the event loop take turns on the GIL), and other processes serve meanwhile
+(``workers``). A larger one is computed in a worker thread (the kernel releases the GIL), so the
+event loop keeps reading and answering the small ones. Every refusal is ``{"error": "..."}`` with a 4xx status and no traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import os
-from concurrent.futures import ThreadPoolExecutor
 import logging
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
@@ -69,7 +69,7 @@ def shorter_than(size: int) -> Callable[[bytes], bool]:
 
 def few_candidates(body: bytes) -> bool:
     """At most INLINE_CANDIDATES asked for; a malformed body too (its error is quickly said)."""
-    if len(body) >= INLINE_RECORDS:
+    if len(body) >= INLINE_RECORDS:  # many sources, surely: not worth decoding twice
         return False
     try:
         size = msgspec.json.decode(body, type=_AnswerSize)
@@ -105,7 +105,7 @@ class Service:
         self._token = config.token.encode() if config.token else None
         # Requests are computed here, not in anyio's worker threads (Starlette's run_in_threadpool):
         # the event loop's side of anyio's hand-off (capacity limiter, cancel scopes, run vars)
-        # cost about as much CPU as a one-source request's answer.
+        # cost up to about as much CPU as a one-source request's answer.
         self.executor = ThreadPoolExecutor(config.threads, thread_name_prefix="fastmatch-request")
 
     def reloaded(self, outcome: str, fleet: Fleet) -> None:
