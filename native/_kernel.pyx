@@ -17,6 +17,7 @@ targets whose records match the source, and the compatible pairs to score.
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 from loops cimport *
@@ -37,7 +38,11 @@ cdef inline size_t address(cnp.ndarray array) noexcept:
 
 include "codes.pxi"  # op kinds, record tests, reason and score bits: generated from fastmatch/codes.py
 
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
 cdef enum:
+    CACHE_LINE = 64  # bytes, and an AVX-512 vector
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
 
 cdef extern from *:
@@ -966,7 +971,7 @@ cdef void evaluate_rows(
 include "reductions.pxi"
 
 
-ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
+ALIGNMENT = CACHE_LINE
 
 
 def aligned_empty(shape, dtype):
@@ -1417,3 +1422,184 @@ cdef inline const uint8_t* _at8(const uint8_t[::1] values) noexcept:
 
 cdef inline int64_t* _mut64(int64_t[::1] values) noexcept:
     return &values[0] if values.shape[0] else NULL
+
+
+# -- one-device requests against prepared targets (fastmatch.index) ---------------------------
+cdef void* _cache_lines(void* old, int64_t words) except NULL:
+    """``words`` 64-bit words on a cache line, in place of ``old`` (freed; its content is not kept)."""
+    cdef void* fresh = NULL
+    free(old)
+    if posix_memalign(&fresh, CACHE_LINE, max(words, 1) * 8) != 0:
+        raise MemoryError()
+    return fresh
+
+
+cdef class RowBuffers:
+    """One caller's buffers to evaluate a source class and rank its candidates: the kernel's
+    scratch, a row of outcomes and the candidates' heap, kept from request to request (fresh ones
+    cost a page fault per page on their first write), grown when a problem needs more."""
+
+    cdef uint64_t* scratch
+    cdef int64_t* row
+    cdef int64_t* heap
+    cdef int64_t scratch_words, row_words, heap_words
+
+    cdef int fit(self, int64_t scratch_words, int64_t row_words, int64_t heap_words) except -1:
+        if scratch_words > self.scratch_words:
+            self.scratch = <uint64_t*>_cache_lines(self.scratch, scratch_words)
+            self.scratch_words = scratch_words
+        if row_words > self.row_words:
+            self.row = <int64_t*>_cache_lines(self.row, row_words)
+            self.row_words = row_words
+        if heap_words > self.heap_words:
+            self.heap = <int64_t*>_cache_lines(self.heap, heap_words)
+            self.heap_words = heap_words
+        return 0
+
+    def __dealloc__(self):
+        free(self.scratch)
+        free(self.row)
+        free(self.heap)
+
+
+cdef struct OneDevice:
+    # A source device of a request: the problem of its descriptor's one class (NULL: no target can
+    # take it, its row stays -1), its host's code among the targets' hosts (0: none, -1: no
+    # target's), the target with its id (-1: none) and the candidates to rank for it.
+    const Kernel* kernel
+    const uint8_t* target_matches
+    const uint8_t* source_matches
+    int lane_bytes
+    int64_t host
+    int64_t twin
+    int64_t depth
+
+
+cdef class RequestTargets:
+    """What a request of a few source devices reads of a TargetIndex's targets besides the
+    problems of the devices' descriptors: the targets' device arrays (``DeviceView``), the
+    available targets on each host, each target's availability, and a pool of row buffers.
+
+    ``top_k`` answers a request in one call whose work runs without the GIL: each device's row
+    of outcomes, its bounded heap of candidates, its exclusions and its k best targets."""
+
+    cdef Devices arrays
+    cdef const int64_t* available_on_host
+    cdef int64_t n_host_codes
+    cdef const uint8_t* available
+    cdef int64_t available_count
+    cdef list pool  # RowBuffers given back after each call: callers on other threads never share one
+    cdef tuple keep
+
+    def __init__(self, DeviceView targets, available_on_host, available):
+        on_host = np.ascontiguousarray(available_on_host, dtype=np.int64)
+        flags = np.ascontiguousarray(available, dtype=np.uint8)
+        if len(flags) != targets.arrays.n_targets:
+            raise ValueError("one availability flag a target device")
+        self.arrays = targets.arrays
+        self.available_on_host = <const int64_t*>address(on_host)
+        self.n_host_codes = len(on_host)
+        self.available = <const uint8_t*>address(flags)
+        self.available_count = int(np.count_nonzero(flags))
+        self.pool = []
+        self.keep = (targets, on_host, flags)
+
+    cdef inline int64_t depth(self, int64_t host, int64_t twin, int64_t k) noexcept:
+        """The candidates to rank so that k are left after the device's own exclusions (the
+        available targets on its host, and itself): as ``DeviceRules.top_k_depth``."""
+        cdef int64_t taken = 0
+        if self.arrays.exclude_same_host and 0 < host < self.n_host_codes:
+            taken += self.available_on_host[host]
+        if 0 <= twin < self.arrays.n_targets and self.available[twin]:
+            taken += 1
+        return min(k + taken, self.available_count)
+
+    def top_k(self, list problems, list hosts, list twins, cnp.ndarray indices, cnp.ndarray scores):
+        """Rows of ``indices``/``scores`` (int64, (n, k)): for source device r (``problems[r]``, the
+        problem of its descriptor's one class, or None when no target can take it; ``hosts[r]`` and
+        ``twins[r]`` as in ``OneDevice``) its k best available targets, best first (score, then
+        target order), -1 past the last: what ``Problem.top_k`` gives it."""
+        cdef Py_ssize_t n = len(problems), r
+        cdef int64_t k = indices.shape[1] if indices.ndim == 2 else 0
+        for out in (indices, scores):
+            if out.dtype != np.int64 or not out.flags.c_contiguous or out.ndim != 2 or out.shape[0] != n or out.shape[1] != k:
+                raise ValueError("indices and scores are C-contiguous int64 (n, k)")
+        if len(hosts) != n or len(twins) != n:
+            raise ValueError("one host and one twin a problem")
+        cdef Problem problem
+        cdef RowBuffers buffers
+        cdef int64_t* indices_at = <int64_t*>address(indices)
+        cdef int64_t* scores_at = <int64_t*>address(scores)
+        cdef OneDevice* devices = <OneDevice*>malloc(max(n, 1) * sizeof(OneDevice))
+        if devices == NULL:
+            raise MemoryError()
+        cdef int64_t scratch_words_needed = 0, heap_words = 0
+        try:
+            for r in range(n):
+                devices[r].kernel = NULL
+                if problems[r] is not None:
+                    problem = problems[r]
+                    if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
+                        raise ValueError("a problem of one source class against these targets")
+                    if problem._target_matches is None:
+                        problem.prepare(1)
+                    devices[r].kernel = &problem.kernel
+                    devices[r].target_matches = <const uint8_t*>address(problem._target_matches)
+                    devices[r].source_matches = <const uint8_t*>address(problem._source_matches)
+                    devices[r].lane_bytes = problem.lane_bytes
+                    scratch_words_needed = max(scratch_words_needed, scratch_words(&problem.kernel))
+                devices[r].host = hosts[r]
+                devices[r].twin = twins[r]
+                devices[r].depth = self.depth(devices[r].host, devices[r].twin, k)
+                heap_words = max(heap_words, 2 * devices[r].depth)
+            buffers = self.pool.pop() if self.pool else RowBuffers()
+            buffers.fit(scratch_words_needed, self.arrays.n_classes, heap_words)
+            with nogil:
+                self._top_k(devices, n, k, buffers.scratch, buffers.row, buffers.heap, indices_at, scores_at)
+            self.pool.append(buffers)
+        finally:
+            free(devices)
+
+    cdef void _top_k(
+        self, const OneDevice* devices, Py_ssize_t n, int64_t k, uint64_t* scratch, int64_t* row, int64_t* heap,
+        int64_t* indices, int64_t* scores,
+    ) noexcept nogil:
+        cdef Devices arrays = self.arrays
+        cdef Reduction reduction
+        cdef int64_t source_order[1]
+        cdef int64_t source_start[2]
+        cdef int64_t whole[2]
+        cdef int64_t c, n_ranges
+        cdef const int64_t* ranges
+        cdef const OneDevice* device
+        cdef Py_ssize_t r
+        source_order[0] = 0
+        source_start[0] = 0
+        source_start[1] = 1
+        arrays.source_order = source_order
+        arrays.source_start = source_start
+        reduction.kind = REDUCE_TOP_K
+        reduction.k = k
+        whole[0] = 0
+        whole[1] = arrays.n_classes
+        for r in range(n):
+            device = &devices[r]
+            if device.kernel == NULL:
+                for c in range(k):
+                    indices[r * k + c] = -1
+                    scores[r * k + c] = -1
+                continue
+            arrays.source_host = &device.host
+            arrays.source_twin = &device.twin
+            reduction.depth = &device.depth
+            reduction.indices = indices + r * k
+            reduction.values = scores + r * k
+            ranges = row_ranges(device.kernel, 0, True, whole)
+            n_ranges = row_range_count(device.kernel, 0, True)
+            if device.lane_bytes == 2:
+                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint16_t*>NULL)
+            elif device.lane_bytes == 4:
+                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint32_t*>NULL)
+            else:
+                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint64_t*>NULL)
+            top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, heap)

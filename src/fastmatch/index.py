@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping
 
 
 from .blocks import TargetKeys, in_order
-from .devices import DeviceSet
+from .devices import DeviceSet, descriptor_key, device_fields
 from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
+from .errors import FastmatchError
 from .policy import Policy
 from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, ranked
 from .scores import ClassVersions
 
 if TYPE_CHECKING:
+    from . import _kernel
     from .native import NativeOutputs
+
+# What a request's descriptor is known to need: its problem (one source class against the
+# targets), None when no target can take it, or the general path (its own records count).
+_GENERAL = object()
+_UNSEEN = object()
+_NO_IDS: dict[str, int] = {}
 
 
 class TargetIndex:
@@ -25,6 +34,13 @@ class TargetIndex:
     would, for a :class:`DeviceSet`, a list of records, or a single record (one
     row). Requests whose sources carry COMPATIBLE records that the policy reads
     (``direction`` ``source-offers`` or ``both``) take the full path.
+
+    A single record's descriptor (its ``self``, ``compatible``, ``migration_version`` and
+    ``migratable``, as written) is prepared once: the kernel's problem for it is kept for the
+    next request with the same descriptor, whatever its id and host, up to
+    ``prepared_descriptors`` of them (the oldest go first; 0 keeps none). Such a request is
+    then a dictionary lookup and one native call that runs without the GIL, so threads that
+    share an index answer in parallel.
     """
 
     def __init__(
@@ -32,12 +48,18 @@ class TargetIndex:
         targets: DeviceSet | Iterable[Mapping[str, Any]],
         policy: Policy | None = None,
         workers: int = 1,
+        prepared_descriptors: int = 4096,
     ) -> None:
+        from .native import request_targets
+
+        if isinstance(prepared_descriptors, bool) or not isinstance(prepared_descriptors, int) or prepared_descriptors < 0:
+            raise ValueError(f"prepared_descriptors must be an integer >= 0, got {prepared_descriptors!r}")
         if policy is None:
             policy = targets.policy if isinstance(targets, DeviceSet) else Policy.default()
         self.policy = policy
         self.targets = as_device_set(targets, policy)
         self.workers = worker_count(workers)
+        self.prepared_descriptors = prepared_descriptors
         self._prepared = prepared = prepare(self.targets, policy)
         # The targets in blocked order once; each request then gets its own ranges of them.
         ops = prepared.context.op_arrays
@@ -46,6 +68,9 @@ class TargetIndex:
             prepared.targets = in_order(prepared.targets, self._keys.order)
         side = prepared.targets
         self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
+        self._requests = request_targets(self._devices, policy.exclude_same_host)
+        self._problems: dict[Hashable, Any] = {}  # descriptor_key -> what it needs (_GENERAL aside)
+        self._problems_written = threading.Lock()  # readers need no lock: a dict lookup is atomic
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -53,9 +78,9 @@ class TargetIndex:
     def __repr__(self) -> str:
         return f"<TargetIndex of {len(self.targets):,} targets, {self.workers} worker(s)>"
 
-    def __reduce__(self) -> tuple[type[TargetIndex], tuple[DeviceSet, Policy, int]]:
+    def __reduce__(self) -> tuple[type[TargetIndex], tuple[DeviceSet, Policy, int, int]]:
         """An index pickles as its targets and policy: unpickled, they are prepared again."""
-        return TargetIndex, (self.targets, self.policy, self.workers)
+        return TargetIndex, (self.targets, self.policy, self.workers, self.prepared_descriptors)
 
     def top_k(
         self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int
@@ -63,7 +88,11 @@ class TargetIndex:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
         :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
         if isinstance(sources, Mapping):
-            sources = [sources if "id" in sources else {"id": "request", **sources}]
+            record = sources if "id" in sources else {"id": "request", **sources}
+            answer = self._top_k_of_prepared([record], k)
+            if answer is not None:
+                return answer
+            sources = [record]
         devices = as_device_set(sources, self.policy)
         chosen = plan_prepared(devices, self._prepared)
         if chosen.interned is None or self._prepared is None:
@@ -96,21 +125,69 @@ class TargetIndex:
         result.target_class_versions = self._target_class_versions
         return result
 
-    def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
-        """The kernel's outputs for one request: its sources against the prepared targets,
-        in the targets' blocks where they pay."""
-        from .native import NativeOutputs, prepared_problem
+    def _top_k_of_prepared(self, records: list[Mapping[str, Any]], k: int) -> tuple[Int64s, Int64s] | None:
+        """top_k of records through the problems of their descriptors (prepared now if they are
+        new), or None when one of them takes the general path: its own records count, or it is
+        bad input, which the general path then reports as it always does."""
+        problems, hosts, twins = [], [], []
+        host_code_of, id_index = self._devices.host_code_of, self.targets.id_index
+        for record in records:
+            try:
+                device_id, host, _, _ = device_fields(record, _NO_IDS)
+            except FastmatchError:
+                return None
+            key = descriptor_key(record)
+            problem = self._problems.get(key, _UNSEEN) if key is not None else _UNSEEN
+            if problem is _UNSEEN:
+                problem = self._prepare_descriptor(record, key)
+            if problem is _GENERAL:
+                return None
+            problems.append(problem)
+            hosts.append(host_code_of.get(host, -1))  # -1: a host no target is on
+            twins.append(id_index.get(device_id, -1))
+        return ranked(
+            len(records), len(self.targets), k, lambda _, indices, scores: self._requests.top_k(problems, hosts, twins, indices, scores)
+        )
+
+    def _prepare_descriptor(self, record: Mapping[str, Any], key: Hashable | None) -> Any:
+        """What the descriptor of ``record`` needs (module comment), kept under ``key``. A bad
+        descriptor raises here the error the general path raises."""
+        devices = DeviceSet.from_records([record], self.policy)
+        chosen = plan_prepared(devices, self._prepared)
+        if chosen.interned is None:
+            return _GENERAL  # not kept: the general path validates the record again anyway
+        problem = None if self._prepared.hopeless(devices)[0] else self._problem(chosen)[0]
+        if key is not None and self.prepared_descriptors:
+            with self._problems_written:
+                kept = self._problems
+                while len(kept) >= self.prepared_descriptors:
+                    del kept[next(iter(kept))]  # the oldest
+                kept[key] = problem
+        return problem
+
+    def _problem(self, chosen: Plan) -> tuple["_kernel.Problem", float | None]:
+        """The kernel's problem of a request's sources against the prepared targets, in the
+        targets' blocks where they pay, and the target classes a source class visits then
+        (None: all of them)."""
+        from .native import prepared_problem
 
         interned = chosen.interned
         assert interned is not None
-        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
         problem = prepared_problem(interned, self.workers, chosen.vector)
         blocks = self._keys.blocks(interned.sources)
-        visited = None
-        if blocks is not None:
-            problem.block(blocks.start, blocks.ranges)
-            visited = blocks.pairs / max(1, problem.shape[0])
-        return NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked, visited_per_row=visited)
+        if blocks is None:
+            return problem, None
+        problem.block(blocks.start, blocks.ranges)
+        return problem, blocks.pairs / max(1, problem.shape[0])
+
+    def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
+        """The kernel's outputs for one request: its sources against the prepared targets."""
+        from .native import NativeOutputs
+
+        assert chosen.interned is not None
+        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
+        problem, visited = self._problem(chosen)
+        return NativeOutputs(problem, rules, chosen.interned.sources.class_of, self.workers, asked=asked, visited_per_row=visited)
 
     @cached_property
     def _target_class_versions(self) -> ClassVersions:

@@ -560,7 +560,7 @@ class TargetDevices:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
         if self._few(names, self.host_names):
-            return np.fromiter(map(self._host_code.get, names, repeat(-1)), np.int64, len(names))[codes]
+            return np.fromiter(map(self.host_code_of.get, names, repeat(-1)), np.int64, len(names))[codes]
         return positions_in(names, self.host_names)[codes]  # both empty hosts are code 0
 
     def twins(self, devices: DeviceSet) -> Int64s:
@@ -576,7 +576,8 @@ class TargetDevices:
         return len(asked) * 64 < len(among)
 
     @cached_property
-    def _host_code(self) -> dict[str, int]:
+    def host_code_of(self) -> dict[str, int]:
+        """Host name -> its code (the empty host: 0)."""
         return {name: code for code, name in enumerate(self.host_names)}
 
     @cached_property
