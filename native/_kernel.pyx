@@ -1462,26 +1462,13 @@ cdef class RowBuffers:
         free(self.heap)
 
 
-cdef struct OneDevice:
-    # A source device of a request: the problem of its descriptor's one class (NULL: no target can
-    # take it, its row stays -1), its host's code among the targets' hosts (0: none, -1: no
-    # target's), the target with its id (-1: none) and the candidates to rank for it.
-    const Kernel* kernel
-    const uint8_t* target_matches
-    const uint8_t* source_matches
-    int lane_bytes
-    int64_t host
-    int64_t twin
-    int64_t depth
-
-
 cdef class RequestTargets:
-    """What a request of a few source devices reads of a TargetIndex's targets besides the
-    problems of the devices' descriptors: the targets' device arrays (``DeviceView``), the
-    available targets on each host, each target's availability, and a pool of row buffers.
+    """What a one-device request reads of a TargetIndex's targets besides the problem of the
+    device's descriptor: the targets' device arrays (``DeviceView``), the available targets on
+    each host, each target's availability, and a pool of row buffers.
 
-    ``top_k`` answers a request in one call whose work runs without the GIL: each device's row
-    of outcomes, its bounded heap of candidates, its exclusions and its k best targets."""
+    ``top_k`` answers a request in one call whose work runs without the GIL: the device's row of
+    outcomes, its bounded heap of candidates, its exclusions and its k best targets."""
 
     cdef Devices arrays
     cdef const int64_t* available_on_host
@@ -1504,102 +1491,74 @@ cdef class RequestTargets:
         self.pool = []
         self.keep = (targets, on_host, flags)
 
-    cdef inline int64_t depth(self, int64_t host, int64_t twin, int64_t k) noexcept:
-        """The candidates to rank so that k are left after the device's own exclusions (the
-        available targets on its host, and itself): as ``DeviceRules.top_k_depth``."""
-        cdef int64_t taken = 0
-        if self.arrays.exclude_same_host and 0 < host < self.n_host_codes:
-            taken += self.available_on_host[host]
-        if 0 <= twin < self.arrays.n_targets and self.available[twin]:
-            taken += 1
-        return min(k + taken, self.available_count)
-
-    def top_k(self, list problems, list hosts, list twins, cnp.ndarray indices, cnp.ndarray scores):
-        """Rows of ``indices``/``scores`` (int64, (n, k)): for source device r (``problems[r]``, the
-        problem of its descriptor's one class, or None when no target can take it; ``hosts[r]`` and
-        ``twins[r]`` as in ``OneDevice``) its k best available targets, best first (score, then
-        target order), -1 past the last: what ``Problem.top_k`` gives it."""
-        cdef Py_ssize_t n = len(problems), r
-        cdef int64_t k = indices.shape[1] if indices.ndim == 2 else 0
-        for out in (indices, scores):
-            if out.dtype != np.int64 or not out.flags.c_contiguous or out.ndim != 2 or out.shape[0] != n or out.shape[1] != k:
-                raise ValueError("indices and scores are C-contiguous int64 (n, k)")
-        if len(hosts) != n or len(twins) != n:
-            raise ValueError("one host and one twin a problem")
-        cdef Problem problem
-        cdef RowBuffers buffers
+    def top_k(self, Problem problem, int64_t host, int64_t twin, int64_t k):
+        """``(indices, scores)``, int64 (1, k): the k best available targets of a source device,
+        best first (score, then target order), -1 past the last, as ``Problem.top_k`` ranks
+        them. ``problem``: of the device's descriptor, one source class (None: no target can
+        take it); ``host``: the code of its host among the targets' (0: none, -1: no target's);
+        ``twin``: the target with its id, or -1."""
+        cdef cnp.npy_intp shape[2]
+        shape[0] = 1
+        shape[1] = max(k, 0)
+        cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+        cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
         cdef int64_t* indices_at = <int64_t*>address(indices)
         cdef int64_t* scores_at = <int64_t*>address(scores)
-        cdef OneDevice* devices = <OneDevice*>malloc(max(n, 1) * sizeof(OneDevice))
-        if devices == NULL:
-            raise MemoryError()
-        cdef int64_t scratch_words_needed = 0, heap_words = 0
-        try:
-            for r in range(n):
-                devices[r].kernel = NULL
-                if problems[r] is not None:
-                    problem = problems[r]
-                    if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
-                        raise ValueError("a problem of one source class against these targets")
-                    if problem._target_matches is None:
-                        problem.prepare(1)
-                    devices[r].kernel = &problem.kernel
-                    devices[r].target_matches = <const uint8_t*>address(problem._target_matches)
-                    devices[r].source_matches = <const uint8_t*>address(problem._source_matches)
-                    devices[r].lane_bytes = problem.lane_bytes
-                    scratch_words_needed = max(scratch_words_needed, scratch_words(&problem.kernel))
-                devices[r].host = hosts[r]
-                devices[r].twin = twins[r]
-                devices[r].depth = self.depth(devices[r].host, devices[r].twin, k)
-                heap_words = max(heap_words, 2 * devices[r].depth)
-            buffers = self.pool.pop() if self.pool else RowBuffers()
-            buffers.fit(scratch_words_needed, self.arrays.n_classes, heap_words)
-            with nogil:
-                self._top_k(devices, n, k, buffers.scratch, buffers.row, buffers.heap, indices_at, scores_at)
-            self.pool.append(buffers)
-        finally:
-            free(devices)
-
-    cdef void _top_k(
-        self, const OneDevice* devices, Py_ssize_t n, int64_t k, uint64_t* scratch, int64_t* row, int64_t* heap,
-        int64_t* indices, int64_t* scores,
-    ) noexcept nogil:
+        cdef int64_t c
+        if problem is None:
+            for c in range(k):
+                indices_at[c] = -1
+                scores_at[c] = -1
+            return indices, scores
+        if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
+            raise ValueError("a problem of one source class against these targets")
+        if problem._target_matches is None:
+            problem.prepare(1)
+        cdef const Kernel* kernel = &problem.kernel
+        cdef const uint8_t* target_matches = <const uint8_t*>address(problem._target_matches)
+        cdef const uint8_t* source_matches = <const uint8_t*>address(problem._source_matches)
+        cdef int lane_bytes = problem.lane_bytes
+        # The candidates to rank so that k are left after the device's own exclusions (the
+        # available targets on its host, and itself): as DeviceRules.top_k_depth.
+        cdef int64_t depth = k
+        if self.arrays.exclude_same_host and 0 < host < self.n_host_codes:
+            depth += self.available_on_host[host]
+        if 0 <= twin < self.arrays.n_targets and self.available[twin]:
+            depth += 1
+        depth = min(depth, self.available_count)
+        cdef RowBuffers buffers = self.pool.pop() if self.pool else RowBuffers()
+        buffers.fit(scratch_words(kernel), self.arrays.n_classes, 2 * depth)
+        cdef uint64_t* scratch = buffers.scratch
+        cdef int64_t* row = buffers.row
+        cdef int64_t* heap = buffers.heap
         cdef Devices arrays = self.arrays
         cdef Reduction reduction
         cdef int64_t source_order[1]
         cdef int64_t source_start[2]
         cdef int64_t whole[2]
-        cdef int64_t c, n_ranges
-        cdef const int64_t* ranges
-        cdef const OneDevice* device
-        cdef Py_ssize_t r
-        source_order[0] = 0
-        source_start[0] = 0
-        source_start[1] = 1
-        arrays.source_order = source_order
-        arrays.source_start = source_start
-        reduction.kind = REDUCE_TOP_K
-        reduction.k = k
         whole[0] = 0
-        whole[1] = arrays.n_classes
-        for r in range(n):
-            device = &devices[r]
-            if device.kernel == NULL:
-                for c in range(k):
-                    indices[r * k + c] = -1
-                    scores[r * k + c] = -1
-                continue
-            arrays.source_host = &device.host
-            arrays.source_twin = &device.twin
-            reduction.depth = &device.depth
-            reduction.indices = indices + r * k
-            reduction.values = scores + r * k
-            ranges = row_ranges(device.kernel, 0, True, whole)
-            n_ranges = row_range_count(device.kernel, 0, True)
-            if device.lane_bytes == 2:
-                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint16_t*>NULL)
-            elif device.lane_bytes == 4:
-                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint32_t*>NULL)
+        whole[1] = self.arrays.n_classes
+        cdef const int64_t* ranges = row_ranges(kernel, 0, True, whole)
+        cdef int64_t n_ranges = row_range_count(kernel, 0, True)
+        with nogil:
+            source_order[0] = 0
+            source_start[0] = 0
+            source_start[1] = 1
+            arrays.source_order = source_order
+            arrays.source_start = source_start
+            arrays.source_host = &host
+            arrays.source_twin = &twin
+            reduction.kind = REDUCE_TOP_K
+            reduction.k = k
+            reduction.depth = &depth
+            reduction.indices = indices_at
+            reduction.values = scores_at
+            if lane_bytes == 2:
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint16_t*>NULL)
+            elif lane_bytes == 4:
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint32_t*>NULL)
             else:
-                evaluate_one(device.kernel, 0, scratch, row, device.target_matches, device.source_matches, ranges, n_ranges, <uint64_t*>NULL)
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint64_t*>NULL)
             top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, heap)
+        self.pool.append(buffers)
+        return indices, scores

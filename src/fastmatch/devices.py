@@ -34,6 +34,7 @@ from .values import INT64_MAX, parse_value
 
 T = TypeVar("T")
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
+_RECORD_KEY_SET = frozenset(RECORD_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,9 +407,9 @@ def device_fields(raw: Any, seen_ids: Mapping[str, int]) -> tuple[str, str, str,
     apart: ``DeviceSetBuilder``); ``seen_ids`` are the ids of the records before it."""
     if not isinstance(raw, Mapping):
         raise InputError(f"a device record is a JSON object, got {type(raw).__name__}")
-    for key in raw:
-        if key not in RECORD_KEYS:
-            raise InputError(f"unknown key {key!r} (expected {', '.join(RECORD_KEYS)})", field=str(key))
+    if not _RECORD_KEY_SET.issuperset(raw):
+        unknown = next(key for key in raw if key not in _RECORD_KEY_SET)
+        raise InputError(f"unknown key {unknown!r} (expected {', '.join(RECORD_KEYS)})", field=str(unknown))
     device_id = raw.get("id")
     if not isinstance(device_id, str) or device_id == "":
         raise InputError("a device needs a non-empty string id", field="id")
@@ -427,34 +428,32 @@ class _NotKeyed(Exception):
 
 
 _KEYED_SCALARS = frozenset({str, int, bool, type(None)})
-_TEXT = {str}
 
 
 def descriptor_key(raw: Mapping[str, Any]) -> Hashable | None:
     """A key that two records share exactly when the parts of their descriptors (``self``,
     ``compatible``, ``migration_version``, ``migratable``) are equal value for value and type for
     type (``1``, ``True`` and ``"1"`` differ, as validation tells them apart), so that the
-    descriptor of one serves the other. None when a part holds anything but dicts, lists, str,
-    int, bool and None (a float, a tuple, another mapping): such a record is not keyed."""
+    descriptor of one serves the other: a 4-tuple of the parts, each value tagged with its type.
+    None when a part holds anything but dicts, lists, str, int, bool and None (a float, a tuple,
+    another mapping): such a record is not keyed."""
     try:
         return (
-            _frozen(raw.get("self")),
-            _frozen(raw.get("compatible")),
-            _frozen(raw.get("migration_version")),
-            _frozen(raw.get("migratable", True)),
+            _tagged(raw.get("self")),
+            _tagged(raw.get("compatible")),
+            _tagged(raw.get("migration_version")),
+            _tagged(raw.get("migratable", True)),
         )
     except _NotKeyed:
         return None
 
 
-def _frozen(value: Any) -> Hashable:
+def _tagged(value: Any) -> Hashable:
     kind = type(value)
     if kind is dict:
-        if {*map(type, value), *map(type, value.values())} == _TEXT:  # most SELFs: their pairs, untagged
-            return (dict, tuple(value.items()))
-        return (dict, tuple([(_frozen(name), _frozen(item)) for name, item in value.items()]))
+        return (dict, tuple([(_tagged(name), _tagged(item)) for name, item in value.items()]))
     if kind is list:
-        return (list, tuple(map(_frozen, value)))
+        return (list, tuple(map(_tagged, value)))
     if kind in _KEYED_SCALARS:
         return (kind, value)
     raise _NotKeyed

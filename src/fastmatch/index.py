@@ -13,7 +13,8 @@ from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .errors import FastmatchError
 from .policy import Policy
-from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, ranked
+from ._request import PlainRequests
+from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, memory_limit_of, ranked
 from .scores import ClassVersions
 
 if TYPE_CHECKING:
@@ -69,8 +70,16 @@ class TargetIndex:
         side = prepared.targets
         self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
         self._requests = request_targets(self._devices, policy.exclude_same_host)
-        self._problems: dict[Hashable, Any] = {}  # descriptor_key -> what it needs (_GENERAL aside)
+        try:  # a one-record answer takes 16 bytes a column: the limit as it is now
+            self._prepared_k = min(len(self.targets), memory_limit_of(None) // 16)
+        except FastmatchError:  # a bad FASTMATCH_MEMORY_LIMIT: each request reports it
+            self._prepared_k = 0
+        # descriptor key (PlainRequests' or descriptor_key) -> what it needs (_GENERAL aside)
+        self._problems: dict[Hashable, Any] = {}
         self._problems_written = threading.Lock()  # readers need no lock: a dict lookup is atomic
+        self._plain = PlainRequests(
+            self._problems, self._devices.host_code_of, self.targets.id_index, self._requests, self._prepared_k
+        )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -87,12 +96,15 @@ class TargetIndex:
     ) -> tuple[Int64s, Int64s]:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
         :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
-        if isinstance(sources, Mapping):
-            record = sources if "id" in sources else {"id": "request", **sources}
-            answer = self._top_k_of_prepared([record], k)
+        plain = self._plain.top_k(sources, k)
+        if type(plain) is tuple:
+            return plain
+        if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
+            answer = self._top_k_of_record(sources, k, plain.key if plain is not None else None)
             if answer is not None:
                 return answer
-            sources = [record]
+        if isinstance(sources, Mapping):
+            sources = [sources if "id" in sources else {"id": "request", **sources}]
         devices = as_device_set(sources, self.policy)
         chosen = plan_prepared(devices, self._prepared)
         if chosen.interned is None or self._prepared is None:
@@ -125,29 +137,26 @@ class TargetIndex:
         result.target_class_versions = self._target_class_versions
         return result
 
-    def _top_k_of_prepared(self, records: list[Mapping[str, Any]], k: int) -> tuple[Int64s, Int64s] | None:
-        """top_k of records through the problems of their descriptors (prepared now if they are
-        new), or None when one of them takes the general path: its own records count, or it is
-        bad input, which the general path then reports as it always does."""
-        problems, hosts, twins = [], [], []
-        host_code_of, id_index = self._devices.host_code_of, self.targets.id_index
-        for record in records:
-            try:
-                device_id, host, _, _ = device_fields(record, _NO_IDS)
-            except FastmatchError:
-                return None
+    def _top_k_of_record(self, record: dict[str, Any], k: int, key: Hashable | None) -> tuple[Int64s, Int64s] | None:
+        """top_k of one record through the problem of its descriptor (prepared now if it is new),
+        or None when it takes the general path: its own records count, or it is bad input, which
+        the general path then reports as it always does. ``key``: its descriptor's, when
+        ``plain_request`` made one."""
+        if "id" not in record:
+            record = {"id": "request", **record}
+        try:
+            device_id, host, _, _ = device_fields(record, _NO_IDS)
+        except FastmatchError:
+            return None
+        if key is None:
             key = descriptor_key(record)
-            problem = self._problems.get(key, _UNSEEN) if key is not None else _UNSEEN
-            if problem is _UNSEEN:
-                problem = self._prepare_descriptor(record, key)
+        problem = self._problems.get(key, _UNSEEN) if key is not None else _UNSEEN
+        if problem is _UNSEEN:
+            problem = self._prepare_descriptor(record, key)
             if problem is _GENERAL:
                 return None
-            problems.append(problem)
-            hosts.append(host_code_of.get(host, -1))  # -1: a host no target is on
-            twins.append(id_index.get(device_id, -1))
-        return ranked(
-            len(records), len(self.targets), k, lambda _, indices, scores: self._requests.top_k(problems, hosts, twins, indices, scores)
-        )
+        # A host no target is on is -1 (none is 0); a device that is no target has no twin.
+        return self._requests.top_k(problem, self._devices.host_code_of.get(host, -1), self.targets.id_index.get(device_id, -1), k)
 
     def _prepare_descriptor(self, record: Mapping[str, Any], key: Hashable | None) -> Any:
         """What the descriptor of ``record`` needs (module comment), kept under ``key``. A bad

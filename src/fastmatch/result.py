@@ -88,7 +88,8 @@ class PairOutputs(Protocol):
         ...
 
 
-def _memory_limit(value: int | None) -> int:
+def memory_limit_of(value: int | None) -> int:
+    """``value``, or FASTMATCH_MEMORY_LIMIT, or the default: the bytes an answer may take."""
     if value is not None:
         return int(value)
     configured = os.environ.get("FASTMATCH_MEMORY_LIMIT", "").strip()
@@ -135,7 +136,7 @@ class MatchResult:
         self.source_class = source_class
         self.target_class = target_class
         self.rules = rules
-        self.memory_limit = _memory_limit(memory_limit)
+        self.memory_limit = memory_limit_of(memory_limit)
         self._outputs = outputs
         self.made_by: tuple[Any, ...] | None = None  # (match's arguments): how a pickled result is made again
 
@@ -525,7 +526,7 @@ class MatchResult:
 def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = None) -> tuple[Int64s, Int64s]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
-    memory_limit = _memory_limit(memory_limit)
+    memory_limit = memory_limit_of(memory_limit)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
     if n * int(k) * 16 > memory_limit:
