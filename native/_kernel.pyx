@@ -1513,7 +1513,7 @@ cdef class RequestTargets:
         if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
             raise ValueError("a problem of one source class against these targets")
         if problem._target_matches is None:
-            problem.prepare(1)
+            raise ValueError("a problem whose records are matched (Problem.prepare)")
         cdef const Kernel* kernel = &problem.kernel
         cdef const uint8_t* target_matches = <const uint8_t*>address(problem._target_matches)
         cdef const uint8_t* source_matches = <const uint8_t*>address(problem._source_matches)
@@ -1526,7 +1526,11 @@ cdef class RequestTargets:
         if 0 <= twin < self.arrays.n_targets and self.available[twin]:
             depth += 1
         depth = min(depth, self.available_count)
-        cdef RowBuffers buffers = self.pool.pop() if self.pool else RowBuffers()
+        cdef RowBuffers buffers
+        try:
+            buffers = self.pool.pop()
+        except IndexError:
+            buffers = RowBuffers()
         buffers.fit(scratch_words(kernel), self.arrays.n_classes, 2 * depth)
         cdef uint64_t* scratch = buffers.scratch
         cdef int64_t* row = buffers.row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping, cast
 
 
 from .blocks import TargetKeys, in_order
@@ -40,8 +40,11 @@ class TargetIndex:
     ``migratable``, as written) is prepared once: the kernel's problem for it is kept for the
     next request with the same descriptor, whatever its id and host, up to
     ``prepared_descriptors`` of them (the oldest go first; 0 keeps none). Such a request is
-    then a dictionary lookup and one native call that runs without the GIL, so threads that
-    share an index answer in parallel.
+    then read and looked up in C and ranked by one native call that runs without the GIL, so
+    threads that share an index answer in parallel. A kept problem answers as the settings
+    were when it was prepared (``FASTMATCH_IMPLEMENTATION``, ``FASTMATCH_BLOCKING``), and a
+    single record's answer is held to ``FASTMATCH_MEMORY_LIMIT`` as it was when the index was
+    made.
     """
 
     def __init__(
@@ -97,7 +100,7 @@ class TargetIndex:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
         :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
         plain = self._plain.top_k(sources, k)
-        if type(plain) is tuple:
+        if isinstance(plain, tuple):
             return plain
         if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
             answer = self._top_k_of_record(sources, k, plain.key if plain is not None else None)
@@ -141,7 +144,7 @@ class TargetIndex:
         """top_k of one record through the problem of its descriptor (prepared now if it is new),
         or None when it takes the general path: its own records count, or it is bad input, which
         the general path then reports as it always does. ``key``: its descriptor's, when
-        ``plain_request`` made one."""
+        ``PlainRequests`` made one."""
         if "id" not in record:
             record = {"id": "request", **record}
         try:
@@ -156,7 +159,9 @@ class TargetIndex:
             if problem is _GENERAL:
                 return None
         # A host no target is on is -1 (none is 0); a device that is no target has no twin.
-        return self._requests.top_k(problem, self._devices.host_code_of.get(host, -1), self.targets.id_index.get(device_id, -1), k)
+        return self._requests.top_k(
+            cast("_kernel.Problem | None", problem), self._devices.host_code_of.get(host, -1), self.targets.id_index.get(device_id, -1), k
+        )
 
     def _prepare_descriptor(self, record: Mapping[str, Any], key: Hashable | None) -> Any:
         """What the descriptor of ``record`` needs (module comment), kept under ``key``. A bad
