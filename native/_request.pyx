@@ -55,8 +55,8 @@ cdef class PlainRequests:
         plain record whose descriptor is not (with its key); None for any other request.
 
         The key is ``(SELF's (name, value) pairs, migration_version, migratable)``, a 3-tuple,
-        for a record whose ``self`` is a dict of str to str and that has no COMPATIBLE record;
-        equal keys mean equal descriptors, value for value and type for type."""
+        for a record whose ``self`` is a dict of str to str or int and that has no COMPATIBLE
+        record; equal keys mean equal descriptors, value for value and type for type."""
         if type(record) is not dict or type(k) is not int or not 0 < k <= self.largest_k:
             return None
         key = plain_key(<dict>record)
@@ -100,7 +100,8 @@ cdef object plain_key(dict record):
         return None
     pairs = PyTuple_New(len(<dict>own))
     while PyDict_Next(own, &at, &name, &item):
-        if not is_str(<object>name) or not is_str(<object>item):
+        # str and int (never bool or float) values: ``2`` and ``"2"`` never compare equal
+        if not is_str(<object>name) or not (is_str(<object>item) or type(<object>item) is int):
             return None
         pair = (<object>name, <object>item)
         Py_INCREF(pair)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import fastmatch
 import fastmatch.devices
+import fastmatch.index
 
 TYPES = ["i915-GVTg_V5_1", "i915-GVTg_V5_2", "i915-GVTg_V5_4", "nvidia-63", "nvidia-64"]
 VERSIONS = ["1.0", "1.1.3", "1.2", "2.0.1", "2.1", "550.127.08", "1.1.0-rc1", ""]
@@ -201,6 +202,30 @@ def test_prepared_descriptors_are_bounded():
         fastmatch.TargetIndex(targets, prepared_descriptors=-1)
 
 
+def test_requests_of_a_few_records_equal_match():
+    """A list of a few records is answered record by record where their descriptors are kept (or
+    one is new): as match() answers the list; lists of many new descriptors, of more records than
+    FEW_RECORDS, or with a bad record take the general path, which names the record."""
+    rng = random.Random(14)
+    targets = [_target(rng, f"t{k}") for k in range(50)]
+    descriptors = [_device(rng, f"d{k}", unseen=True) for k in range(6)]
+    policy = fastmatch.Policy.default()
+    index = fastmatch.TargetIndex(targets, policy)
+    records = _requests_of(descriptors, targets, rng, 200)
+    for n in (2, 3, 5, 2, 8, fastmatch.index.FEW_RECORDS + 3):
+        request = [{**record, "id": f"q{k}"} for k, record in enumerate(rng.sample(records, n))]
+        expected = fastmatch.match(request, targets, policy).top_k(3)
+        got = index.top_k(request, 3)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert 0 < len(index._problems) <= len(descriptors)
+    for bad in ([{**records[0], "id": "q"}, {**records[1], "id": "q"}], [{**records[0], "id": "q"}, BAD_RECORDS[-1]]):
+        with pytest.raises(fastmatch.FastmatchError) as expected_error:
+            fastmatch.DeviceSet.from_records(bad)
+        with pytest.raises(fastmatch.FastmatchError) as got_error:
+            index.top_k(bad, 2)
+        assert str(got_error.value) == str(expected_error.value)
+
+
 BAD_RECORDS = [
     {"id": "a", "self": {"mdev_type": "nvidia-63"}, "colour": "red"},
     {"id": "", "self": {"mdev_type": "nvidia-63"}},
@@ -281,7 +306,7 @@ _FIELDS = {
     "migration_version": (["m", "", None, _ABSENT], [1]),
     "migratable": ([True, False, _ABSENT], [1, 0, "true", None]),
 }
-_SELF_VALUES = (["nvidia-63", "1", "", "1.0"], [1, True, None, 1.0, ["none"], "{v}", "v2+"])
+_SELF_VALUES = (["nvidia-63", "1", "", "1.0", 1, 2], [True, None, 1.0, ["none"], "{v}", "v2+"])
 _NAMES = ["mdev_type", "aggregator", "pv_mode", "software_version", "x"]
 
 

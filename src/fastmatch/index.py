@@ -6,6 +6,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping, cast
 
+import numpy as np
 
 from .blocks import TargetKeys, in_order
 from .devices import DeviceSet, descriptor_key, device_fields
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
 _GENERAL = object()
 _UNSEEN = object()
 _NO_IDS: dict[str, int] = {}
+# A list of records up to this long is answered record by record when its descriptors are kept:
+# a VM's few devices. Longer ones share the kernel's work per class on the general path.
+FEW_RECORDS = 16
 
 
 class TargetIndex:
@@ -106,6 +110,10 @@ class TargetIndex:
             answer = self._top_k_of_record(sources, k, plain.key if plain is not None else None)
             if answer is not None:
                 return answer
+        if type(sources) is list and 1 < len(sources) <= FEW_RECORDS and type(k) is int and 0 < k <= self._prepared_k:
+            answer = self._top_k_of_records(sources, k)
+            if answer is not None:
+                return answer
         if isinstance(sources, Mapping):
             sources = [sources if "id" in sources else {"id": "request", **sources}]
         devices = as_device_set(sources, self.policy)
@@ -162,6 +170,30 @@ class TargetIndex:
         return self._requests.top_k(
             cast("_kernel.Problem | None", problem), self._devices.host_code_of.get(host, -1), self.targets.id_index.get(device_id, -1), k
         )
+
+    def _top_k_of_records(self, records: list[Any], k: int) -> tuple[Int64s, Int64s] | None:
+        """top_k of a few records, each through the problem of its descriptor, when at most one
+        of them is new (preparing one costs less than interning the request whole; two or more
+        are interned together by the general path); None for the general path, which also
+        reports bad input, naming the record."""
+        ids = [record.get("id") if type(record) is dict else None for record in records]
+        if None in ids or len(set(ids)) < len(ids):
+            return None
+        rows, new = [], 0
+        for record in records:
+            row = self._plain.top_k(record, k)
+            if not isinstance(row, tuple):
+                new += 1
+                if new > 1:
+                    return None
+                try:
+                    row = self._top_k_of_record(record, k, row.key if row is not None else None)
+                except FastmatchError:
+                    return None
+                if row is None:
+                    return None
+            rows.append(row)
+        return np.vstack([row[0] for row in rows]), np.vstack([row[1] for row in rows])
 
     def _prepare_descriptor(self, record: Mapping[str, Any], key: Hashable | None) -> Any:
         """What the descriptor of ``record`` needs (module comment), kept under ``key``. A bad
