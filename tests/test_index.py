@@ -338,18 +338,21 @@ def _descriptor_or_error(record: dict) -> object:
 @given(st.lists(_records(), min_size=2, max_size=8))
 def test_plain_requests_key_only_what_validation_tells_apart(records):
     """The records that ``PlainRequests`` reads itself are ones validation accepts as devices, and
-    those it gives one key have one descriptor (or fail alike): so a kept problem serves only
-    records that validation would have given it."""
+    those it gives one key (or ``descriptor_key`` does, for the others) have one descriptor (or
+    fail alike): so a kept problem serves only records that validation would have given it."""
     from fastmatch._request import PlainRequests, Unseen
 
     plain = PlainRequests({}, {}, {}, None, 10)  # no problem kept: every plain record is Unseen
     by_key: dict = {}
     for record in records:
+        outcome = _descriptor_or_error(record)
+        by_key.setdefault(fastmatch.devices.descriptor_key(record), []).append(outcome)  # the key of the others
         found = plain.top_k(record, 1)
         if found is None:
             continue
         assert isinstance(found, Unseen)
         fastmatch.devices.device_fields({"id": "request", **record}, {})  # raises if a field is bad
-        by_key.setdefault(found.key, []).append(_descriptor_or_error(record))
+        by_key.setdefault(found.key, []).append(outcome)
+    by_key.pop(None, None)  # records descriptor_key does not key
     for outcomes in by_key.values():
         assert all(outcome == outcomes[0] for outcome in outcomes), outcomes
