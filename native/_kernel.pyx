@@ -17,7 +17,7 @@ targets whose records match the source, and the compatible pairs to score.
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from loops cimport *
@@ -1426,11 +1426,12 @@ cdef inline int64_t* _mut64(int64_t[::1] values) noexcept:
 
 # -- one-device requests against prepared targets (fastmatch.index) ---------------------------
 cdef void* _cache_lines(void* old, int64_t words) except NULL:
-    """``words`` 64-bit words on a cache line, in place of ``old`` (freed; its content is not kept)."""
+    """``words`` 64-bit words on a cache line, in place of ``old`` (freed once they are there; its
+    content is not kept)."""
     cdef void* fresh = NULL
-    free(old)
     if posix_memalign(&fresh, CACHE_LINE, max(words, 1) * 8) != 0:
         raise MemoryError()
+    free(old)
     return fresh
 
 
