@@ -120,6 +120,11 @@ extensions = [
         ["native/_lines.pyx"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
+    Extension(
+        "fastmatch._request",  # a TargetIndex's one-record requests: no OpenMP
+        ["native/_request.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["native"]))

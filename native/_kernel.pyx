@@ -17,6 +17,7 @@ targets whose records match the source, and the compatible pairs to score.
 
 from cython.parallel cimport prange, threadid
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free
 from libc.string cimport memcpy
 
 from loops cimport *
@@ -37,7 +38,11 @@ cdef inline size_t address(cnp.ndarray array) noexcept:
 
 include "codes.pxi"  # op kinds, record tests, reason and score bits: generated from fastmatch/codes.py
 
+cdef extern from "<stdlib.h>" nogil:
+    int posix_memalign(void** memptr, size_t alignment, size_t size)
+
 cdef enum:
+    CACHE_LINE = 64  # bytes, and an AVX-512 vector
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
 
 cdef extern from *:
@@ -976,7 +981,7 @@ cdef void evaluate_rows(
 include "reductions.pxi"
 
 
-ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
+ALIGNMENT = CACHE_LINE
 # Entries of a problem's table of version scores (8 bytes each; Kernel.version_scores): past
 # this, each row fills its own.
 MAX_VERSION_SCORES = 1 << 20
@@ -1506,3 +1511,148 @@ cdef inline const uint8_t* _at8(const uint8_t[::1] values) noexcept:
 
 cdef inline int64_t* _mut64(int64_t[::1] values) noexcept:
     return &values[0] if values.shape[0] else NULL
+
+
+# -- one-device requests against prepared targets (fastmatch.index) ---------------------------
+cdef void* _cache_lines(void* old, int64_t words) except NULL:
+    """``words`` 64-bit words on a cache line, in place of ``old`` (freed once they are there; its
+    content is not kept)."""
+    cdef void* fresh = NULL
+    if posix_memalign(&fresh, CACHE_LINE, max(words, 1) * 8) != 0:
+        raise MemoryError()
+    free(old)
+    return fresh
+
+
+cdef class RowBuffers:
+    """One caller's buffers to evaluate a source class and rank its candidates: the kernel's
+    scratch, a row of outcomes and the candidates' heap, kept from request to request (fresh ones
+    cost a page fault per page on their first write), grown when a problem needs more."""
+
+    cdef uint64_t* scratch
+    cdef int64_t* row
+    cdef int64_t* heap
+    cdef int64_t scratch_words, row_words, heap_words
+
+    cdef int fit(self, int64_t scratch_words, int64_t row_words, int64_t heap_words) except -1:
+        if scratch_words > self.scratch_words:
+            self.scratch = <uint64_t*>_cache_lines(self.scratch, scratch_words)
+            self.scratch_words = scratch_words
+        if row_words > self.row_words:
+            self.row = <int64_t*>_cache_lines(self.row, row_words)
+            self.row_words = row_words
+        if heap_words > self.heap_words:
+            self.heap = <int64_t*>_cache_lines(self.heap, heap_words)
+            self.heap_words = heap_words
+        return 0
+
+    def __dealloc__(self):
+        free(self.scratch)
+        free(self.row)
+        free(self.heap)
+
+
+cdef class RequestTargets:
+    """What a one-device request reads of a TargetIndex's targets besides the problem of the
+    device's descriptor: the targets' device arrays (``DeviceView``), the available targets on
+    each host, each target's availability, and a pool of row buffers.
+
+    ``top_k`` answers a request in one call whose work runs without the GIL: the device's row of
+    outcomes, its bounded heap of candidates, its exclusions and its k best targets."""
+
+    cdef Devices arrays
+    cdef const int64_t* available_on_host
+    cdef int64_t n_host_codes
+    cdef const uint8_t* available
+    cdef int64_t available_count
+    cdef list pool  # RowBuffers given back after each call: callers on other threads never share one
+    cdef tuple keep
+
+    def __init__(self, DeviceView targets, available_on_host, available):
+        on_host = np.ascontiguousarray(available_on_host, dtype=np.int64)
+        flags = np.ascontiguousarray(available, dtype=np.uint8)
+        if len(flags) != targets.arrays.n_targets:
+            raise ValueError("one availability flag a target device")
+        self.arrays = targets.arrays
+        self.available_on_host = <const int64_t*>address(on_host)
+        self.n_host_codes = len(on_host)
+        self.available = <const uint8_t*>address(flags)
+        self.available_count = int(np.count_nonzero(flags))
+        self.pool = []
+        self.keep = (targets, on_host, flags)
+
+    def top_k(self, Problem problem, int64_t host, int64_t twin, int64_t k):
+        """``(indices, scores)``, int64 (1, k): the k best available targets of a source device,
+        best first (score, then target order), -1 past the last, as ``Problem.top_k`` ranks
+        them. ``problem``: of the device's descriptor, one source class (None: no target can
+        take it); ``host``: the code of its host among the targets' (0: none, -1: no target's);
+        ``twin``: the target with its id, or -1."""
+        cdef cnp.npy_intp shape[2]
+        shape[0] = 1
+        shape[1] = max(k, 0)
+        cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+        cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+        cdef int64_t* indices_at = <int64_t*>address(indices)
+        cdef int64_t* scores_at = <int64_t*>address(scores)
+        cdef int64_t c
+        if problem is None:
+            for c in range(k):
+                indices_at[c] = -1
+                scores_at[c] = -1
+            return indices, scores
+        if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
+            raise ValueError("a problem of one source class against these targets")
+        if problem._target_matches is None:
+            raise ValueError("a problem whose records are matched (Problem.prepare)")
+        cdef const Kernel* kernel = &problem.kernel
+        cdef const uint8_t* target_matches = <const uint8_t*>address(problem._target_matches)
+        cdef const uint8_t* source_matches = <const uint8_t*>address(problem._source_matches)
+        cdef int lane_bytes = problem.lane_bytes
+        # The candidates to rank so that k are left after the device's own exclusions (the
+        # available targets on its host, and itself): as DeviceRules.top_k_depth.
+        cdef int64_t depth = k
+        if self.arrays.exclude_same_host and 0 < host < self.n_host_codes:
+            depth += self.available_on_host[host]
+        if 0 <= twin < self.arrays.n_targets and self.available[twin]:
+            depth += 1
+        depth = min(depth, self.available_count)
+        cdef RowBuffers buffers
+        try:
+            buffers = self.pool.pop()
+        except IndexError:
+            buffers = RowBuffers()
+        buffers.fit(scratch_words(kernel), self.arrays.n_classes, 2 * depth)
+        cdef uint64_t* scratch = buffers.scratch
+        cdef int64_t* row = buffers.row
+        cdef int64_t* heap = buffers.heap
+        cdef Devices arrays = self.arrays
+        cdef Reduction reduction
+        cdef int64_t source_order[1]
+        cdef int64_t source_start[2]
+        cdef int64_t whole[2]
+        whole[0] = 0
+        whole[1] = self.arrays.n_classes
+        cdef const int64_t* ranges = row_ranges(kernel, 0, True, whole)
+        cdef int64_t n_ranges = row_range_count(kernel, 0, True)
+        with nogil:
+            source_order[0] = 0
+            source_start[0] = 0
+            source_start[1] = 1
+            arrays.source_order = source_order
+            arrays.source_start = source_start
+            arrays.source_host = &host
+            arrays.source_twin = &twin
+            reduction.kind = REDUCE_TOP_K
+            reduction.k = k
+            reduction.depth = &depth
+            reduction.indices = indices_at
+            reduction.values = scores_at
+            if lane_bytes == 2:
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint16_t*>NULL)
+            elif lane_bytes == 4:
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint32_t*>NULL)
+            else:
+                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint64_t*>NULL)
+            top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, heap)
+        self.pool.append(buffers)
+        return indices, scores

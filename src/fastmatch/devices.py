@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import chain, compress, count
 from operator import attrgetter
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +34,7 @@ from .values import INT64_MAX, parse_value
 
 T = TypeVar("T")
 RECORD_KEYS = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
+_RECORD_KEY_SET = frozenset(RECORD_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,21 +309,7 @@ class DeviceSetBuilder:
 
     def add(self, raw: Any) -> None:
         self.grounding.grant(COMBINATIONS_PER_DEVICE)
-        if not isinstance(raw, Mapping):
-            raise InputError(f"a device record is a JSON object, got {type(raw).__name__}")
-        for key in raw:
-            if key not in RECORD_KEYS:
-                raise InputError(f"unknown key {key!r} (expected {', '.join(RECORD_KEYS)})", field=str(key))
-        device_id = raw.get("id")
-        if not isinstance(device_id, str) or device_id == "":
-            raise InputError("a device needs a non-empty string id", field="id")
-        if device_id in self.seen_ids:
-            raise InputError(f"duplicate id {device_id!r} (first seen in record #{self.seen_ids[device_id]})", field="id")
-        host = _optional_string(raw, "host")
-        vm = _optional_string(raw, "vm")
-        capacity = raw.get("capacity", 1)
-        if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= INT64_MAX:
-            raise InputError(f"expected an integer >= 0, got {capacity!r}", field="capacity")
+        device_id, host, vm, capacity = device_fields(raw, self.seen_ids)
         descriptor = self._descriptor(raw)
         self.seen_ids[device_id] = len(self.ids)
         self.ids.append(device_id)
@@ -413,6 +400,63 @@ class DeviceSetBuilder:
             np.asarray(self.descriptor_of, dtype=np.int64),
             self.descriptors,
         )
+
+
+def device_fields(raw: Any, seen_ids: Mapping[str, int]) -> tuple[str, str, str, int]:
+    """A record's ``(id, host, vm, capacity)``, checked, and its keys (its descriptor is checked
+    apart: ``DeviceSetBuilder``); ``seen_ids`` are the ids of the records before it."""
+    if not isinstance(raw, Mapping):
+        raise InputError(f"a device record is a JSON object, got {type(raw).__name__}")
+    if not _RECORD_KEY_SET.issuperset(raw):
+        unknown = next(key for key in raw if key not in _RECORD_KEY_SET)
+        raise InputError(f"unknown key {unknown!r} (expected {', '.join(RECORD_KEYS)})", field=str(unknown))
+    device_id = raw.get("id")
+    if not isinstance(device_id, str) or device_id == "":
+        raise InputError("a device needs a non-empty string id", field="id")
+    if device_id in seen_ids:
+        raise InputError(f"duplicate id {device_id!r} (first seen in record #{seen_ids[device_id]})", field="id")
+    host = _optional_string(raw, "host")
+    vm = _optional_string(raw, "vm")
+    capacity = raw.get("capacity", 1)
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= INT64_MAX:
+        raise InputError(f"expected an integer >= 0, got {capacity!r}", field="capacity")
+    return device_id, host, vm, capacity
+
+
+class _NotKeyed(Exception):
+    """A descriptor part holds a value that ``descriptor_key`` does not key."""
+
+
+_KEYED_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def descriptor_key(raw: Mapping[str, Any]) -> Hashable | None:
+    """A key that two records share exactly when the parts of their descriptors (``self``,
+    ``compatible``, ``migration_version``, ``migratable``) are equal value for value and type for
+    type (``1``, ``True`` and ``"1"`` differ, as validation tells them apart), so that the
+    descriptor of one serves the other: a 4-tuple of the parts, each value tagged with its type.
+    None when a part holds anything but dicts, lists, str, int, bool and None (a float, a tuple,
+    another mapping): such a record is not keyed."""
+    try:
+        return (
+            _tagged(raw.get("self")),
+            _tagged(raw.get("compatible")),
+            _tagged(raw.get("migration_version")),
+            _tagged(raw.get("migratable", True)),
+        )
+    except _NotKeyed:
+        return None
+
+
+def _tagged(value: Any) -> Hashable:
+    kind = type(value)
+    if kind is dict:
+        return (dict, tuple([(_tagged(name), _tagged(item)) for name, item in value.items()]))
+    if kind is list:
+        return (list, tuple(map(_tagged, value)))
+    if kind in _KEYED_SCALARS:
+        return (kind, value)
+    raise _NotKeyed
 
 
 def _optional_string(raw: Mapping[str, Any], key: str) -> str:

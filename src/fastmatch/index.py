@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping, cast
 
+import numpy as np
 
 from .blocks import TargetKeys, in_order
-from .devices import DeviceSet
+from .devices import DeviceSet, descriptor_key, device_fields
 from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
+from .errors import FastmatchError
 from .policy import Policy
-from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, ranked
+from ._request import PlainRequests
+from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, memory_limit_of, ranked
 from .scores import ClassVersions
 
 if TYPE_CHECKING:
+    from . import _kernel
     from .native import NativeOutputs
+
+# What a request's descriptor is known to need: its problem (one source class against the
+# targets), None when no target can take it, or the general path (its own records count).
+_GENERAL = object()
+_UNSEEN = object()
+_NO_IDS: dict[str, int] = {}
+# A list of records up to this long is answered record by record when its descriptors are kept
+# (a VM's devices; measured, warm: 8-10 us a record against 70-500 us on the general path at
+# 2 to 64 records, BENCHMARKS.md). Longer ones share the kernel's work per class there.
+FEW_RECORDS = 64
 
 
 class TargetIndex:
@@ -25,6 +40,16 @@ class TargetIndex:
     would, for a :class:`DeviceSet`, a list of records, or a single record (one
     row). Requests whose sources carry COMPATIBLE records that the policy reads
     (``direction`` ``source-offers`` or ``both``) take the full path.
+
+    A single record's descriptor (its ``self``, ``compatible``, ``migration_version`` and
+    ``migratable``, as written) is prepared once: the kernel's problem for it is kept for the
+    next request with the same descriptor, whatever its id and host, up to
+    ``prepared_descriptors`` of them (the oldest go first; 0 keeps none). Such a request is
+    then read and looked up in C and ranked by one native call that runs without the GIL, so
+    threads that share an index answer in parallel. A kept problem answers as the settings
+    were when it was prepared (``FASTMATCH_IMPLEMENTATION``, ``FASTMATCH_BLOCKING``), and a
+    single record's answer is held to ``FASTMATCH_MEMORY_LIMIT`` as it was when the index was
+    made.
     """
 
     def __init__(
@@ -32,12 +57,18 @@ class TargetIndex:
         targets: DeviceSet | Iterable[Mapping[str, Any]],
         policy: Policy | None = None,
         workers: int = 1,
+        prepared_descriptors: int = 4096,
     ) -> None:
+        from .native import request_targets
+
+        if isinstance(prepared_descriptors, bool) or not isinstance(prepared_descriptors, int) or prepared_descriptors < 0:
+            raise ValueError(f"prepared_descriptors must be an integer >= 0, got {prepared_descriptors!r}")
         if policy is None:
             policy = targets.policy if isinstance(targets, DeviceSet) else Policy.default()
         self.policy = policy
         self.targets = as_device_set(targets, policy)
         self.workers = worker_count(workers)
+        self.prepared_descriptors = prepared_descriptors
         self._prepared = prepared = prepare(self.targets, policy)
         # The targets in blocked order once; each request then gets its own ranges of them.
         ops = prepared.context.op_arrays
@@ -46,6 +77,17 @@ class TargetIndex:
             prepared.targets = in_order(prepared.targets, self._keys.order)
         side = prepared.targets
         self._devices = TargetDevices(self.targets, side.class_of, side.n_classes)
+        self._requests = request_targets(self._devices, policy.exclude_same_host)
+        try:  # a one-record answer takes 16 bytes a column: the limit as it is now
+            self._prepared_k = min(len(self.targets), memory_limit_of(None) // 16)
+        except FastmatchError:  # a bad FASTMATCH_MEMORY_LIMIT: each request reports it
+            self._prepared_k = 0
+        # descriptor key (PlainRequests' or descriptor_key) -> what it needs (_GENERAL aside)
+        self._problems: dict[Hashable, Any] = {}
+        self._problems_written = threading.Lock()  # readers need no lock: a dict lookup is atomic
+        self._plain = PlainRequests(
+            self._problems, self._devices.host_code_of, self.targets.id_index, self._requests, self._prepared_k
+        )
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -53,15 +95,26 @@ class TargetIndex:
     def __repr__(self) -> str:
         return f"<TargetIndex of {len(self.targets):,} targets, {self.workers} worker(s)>"
 
-    def __reduce__(self) -> tuple[type[TargetIndex], tuple[DeviceSet, Policy, int]]:
+    def __reduce__(self) -> tuple[type[TargetIndex], tuple[DeviceSet, Policy, int, int]]:
         """An index pickles as its targets and policy: unpickled, they are prepared again."""
-        return TargetIndex, (self.targets, self.policy, self.workers)
+        return TargetIndex, (self.targets, self.policy, self.workers, self.prepared_descriptors)
 
     def top_k(
         self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int
     ) -> tuple[Int64s, Int64s]:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
         :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
+        plain = self._plain.top_k(sources, k)
+        if isinstance(plain, tuple):
+            return plain
+        if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
+            answer = self._top_k_of_record(sources, k, plain.key if plain is not None else None)
+            if answer is not None:
+                return answer
+        if type(sources) is list and 1 < len(sources) <= FEW_RECORDS and type(k) is int and 0 < k <= self._prepared_k:
+            answer = self._top_k_of_records(sources, k)
+            if answer is not None:
+                return answer
         if isinstance(sources, Mapping):
             sources = [sources if "id" in sources else {"id": "request", **sources}]
         devices = as_device_set(sources, self.policy)
@@ -96,21 +149,92 @@ class TargetIndex:
         result.target_class_versions = self._target_class_versions
         return result
 
-    def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
-        """The kernel's outputs for one request: its sources against the prepared targets,
-        in the targets' blocks where they pay."""
-        from .native import NativeOutputs, prepared_problem
+    def _top_k_of_record(self, record: dict[str, Any], k: int, key: Hashable | None) -> tuple[Int64s, Int64s] | None:
+        """top_k of one record through the problem of its descriptor (prepared now if it is new),
+        or None when it takes the general path: its own records count, or it is bad input, which
+        the general path then reports as it always does. ``key``: its descriptor's, when
+        ``PlainRequests`` made one."""
+        if "id" not in record:
+            record = {"id": "request", **record}
+        try:
+            device_id, host, _, _ = device_fields(record, _NO_IDS)
+        except FastmatchError:
+            return None
+        if key is None:
+            key = descriptor_key(record)
+        problem = self._problems.get(key, _UNSEEN) if key is not None else _UNSEEN
+        if problem is _UNSEEN:
+            problem = self._prepare_descriptor(record, key)
+            if problem is _GENERAL:
+                return None
+        # A host no target is on is -1 (none is 0); a device that is no target has no twin.
+        return self._requests.top_k(
+            cast("_kernel.Problem | None", problem), self._devices.host_code_of.get(host, -1), self.targets.id_index.get(device_id, -1), k
+        )
+
+    def _top_k_of_records(self, records: list[Any], k: int) -> tuple[Int64s, Int64s] | None:
+        """top_k of a few records, each through the problem of its descriptor, when at most one
+        of them is new (preparing one costs less than interning the request whole; two or more
+        are interned together by the general path); None for the general path, which also
+        reports bad input, naming the record."""
+        ids = [record.get("id") if type(record) is dict else None for record in records]
+        if None in ids or len(set(ids)) < len(ids):
+            return None
+        rows, new = [], 0
+        for record in records:
+            row = self._plain.top_k(record, k)
+            if not isinstance(row, tuple):
+                new += 1
+                if new > 1:
+                    return None
+                try:
+                    row = self._top_k_of_record(record, k, row.key if row is not None else None)
+                except FastmatchError:
+                    return None
+                if row is None:
+                    return None
+            rows.append(row)
+        return np.vstack([row[0] for row in rows]), np.vstack([row[1] for row in rows])
+
+    def _prepare_descriptor(self, record: Mapping[str, Any], key: Hashable | None) -> Any:
+        """What the descriptor of ``record`` needs (module comment), kept under ``key``. A bad
+        descriptor raises here the error the general path raises."""
+        devices = DeviceSet.from_records([record], self.policy)
+        chosen = plan_prepared(devices, self._prepared)
+        if chosen.interned is None:
+            return _GENERAL  # not kept: the general path validates the record again anyway
+        problem = None if self._prepared.hopeless(devices)[0] else self._problem(chosen)[0]
+        if key is not None and self.prepared_descriptors:
+            with self._problems_written:
+                kept = self._problems
+                while len(kept) >= self.prepared_descriptors:
+                    del kept[next(iter(kept))]  # the oldest
+                kept[key] = problem
+        return problem
+
+    def _problem(self, chosen: Plan) -> tuple["_kernel.Problem", float | None]:
+        """The kernel's problem of a request's sources against the prepared targets, in the
+        targets' blocks where they pay, and the target classes a source class visits then
+        (None: all of them)."""
+        from .native import prepared_problem
 
         interned = chosen.interned
         assert interned is not None
-        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
         problem = prepared_problem(interned, self.workers, chosen.vector)
         blocks = self._keys.blocks(interned.sources)
-        visited = None
-        if blocks is not None:
-            problem.block(blocks.start, blocks.ranges)
-            visited = blocks.pairs / max(1, problem.shape[0])
-        return NativeOutputs(problem, rules, interned.sources.class_of, self.workers, asked=asked, visited_per_row=visited)
+        if blocks is None:
+            return problem, None
+        problem.block(blocks.start, blocks.ranges)
+        return problem, blocks.pairs / max(1, problem.shape[0])
+
+    def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
+        """The kernel's outputs for one request: its sources against the prepared targets."""
+        from .native import NativeOutputs
+
+        assert chosen.interned is not None
+        rules = DeviceRules(devices, self._devices, self.policy.exclude_same_host)
+        problem, visited = self._problem(chosen)
+        return NativeOutputs(problem, rules, chosen.interned.sources.class_of, self.workers, asked=asked, visited_per_row=visited)
 
     @cached_property
     def _target_class_versions(self) -> ClassVersions:

@@ -46,6 +46,11 @@ def prepared_problem(interned: Interned, workers: int, vector: str | None = None
     return problem
 
 
+def request_targets(targets: TargetDevices, exclude_same_host: bool) -> "_kernel.RequestTargets":
+    """What a TargetIndex's one-class requests read of its targets (``_kernel.RequestTargets``)."""
+    return _kernel.RequestTargets(targets.view(exclude_same_host), targets.available_per_host, targets.available)
+
+
 class NativeOutputs:
     """Every output of a result from the kernel, reduced row by row inside it (reductions.pxi).
 

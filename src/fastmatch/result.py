@@ -89,7 +89,8 @@ class PairOutputs(Protocol):
         ...
 
 
-def _memory_limit(value: int | None) -> int:
+def memory_limit_of(value: int | None) -> int:
+    """``value``, or FASTMATCH_MEMORY_LIMIT, or the default: the bytes an answer may take."""
     if value is not None:
         return int(value)
     configured = os.environ.get("FASTMATCH_MEMORY_LIMIT", "").strip()
@@ -136,7 +137,7 @@ class MatchResult:
         self.source_class = source_class
         self.target_class = target_class
         self.rules = rules
-        self.memory_limit = _memory_limit(memory_limit)
+        self.memory_limit = memory_limit_of(memory_limit)
         self._outputs = outputs
         self.made_by: tuple[Any, ...] | None = None  # (match's arguments): how a pickled result is made again
 
@@ -526,7 +527,7 @@ class MatchResult:
 def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = None) -> tuple[Int64s, Int64s]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
-    memory_limit = _memory_limit(memory_limit)
+    memory_limit = memory_limit_of(memory_limit)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
         raise ValueError(f"k must be an integer >= 0, got {k!r}")
     if n * int(k) * 16 > memory_limit:
@@ -561,7 +562,7 @@ class TargetDevices:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
         if self._few(names, self.host_names):
-            return np.fromiter(map(self._host_code.get, names, repeat(-1)), np.int64, len(names))[codes]
+            return np.fromiter(map(self.host_code_of.get, names, repeat(-1)), np.int64, len(names))[codes]
         # A whole fleet: natively, and kept for the same two sets' next match.
         return kept_for_partner(devices, self.targets, "hosts", None, lambda: positions_in(names, self.host_names)[codes])
 
@@ -579,7 +580,8 @@ class TargetDevices:
         return len(asked) * 64 < len(among)
 
     @cached_property
-    def _host_code(self) -> dict[str, int]:
+    def host_code_of(self) -> dict[str, int]:
+        """Host name -> its code (the empty host: 0)."""
         return {name: code for code, name in enumerate(self.host_names)}
 
     @cached_property
