@@ -8,6 +8,7 @@ import csv
 import errno
 import io
 import os
+import threading
 
 import msgspec
 import numpy as np
@@ -242,4 +243,58 @@ def test_binary_output_refuses_text(tmp_path):
             output.write(["text"])
     finally:
         output.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _direct_output(path) -> outfile.StagedOutput:
+    """A staged binary output written around the page cache, or a skip where the file system refuses that (tmpfs)."""
+    output = outfile.StagedOutput(path, binary=True)
+    output.write([])
+    if not isinstance(output._handle, outfile._DirectFile):
+        output.discard()
+        pytest.skip("this file system takes no O_DIRECT writes")
+    return output
+
+
+def test_the_next_chunk_is_made_while_a_full_buffer_is_written(tmp_path, monkeypatch):
+    """A full staging buffer is written by another thread: the caller makes its next chunk
+    while the disk takes the last (were the write made in the caller's thread, it would wait
+    here for a release that only the next chunk gives, and time out)."""
+    output = _direct_output(tmp_path / "out.bin")
+    writing, release = threading.Event(), threading.Event()
+    writers: set[str] = set()
+    real_write = os.write
+
+    def slow_write(fd, data):
+        writers.add(threading.current_thread().name)
+        if not release.is_set():
+            writing.set()
+            assert release.wait(10), "the next chunk was not asked for while a buffer was being written"
+        return real_write(fd, data)
+
+    monkeypatch.setattr(outfile.os, "write", slow_write)
+    first, second = b"a" * STAGING, b"b" * (STAGING // 2 + 5)
+
+    def chunks():
+        yield first
+        assert writing.wait(10)  # the first buffer is being written...
+        release.set()  # ...while this chunk is being made
+        yield second
+
+    output.write(chunks())
+    output.commit()
+    assert (tmp_path / "out.bin").read_bytes() == first + second
+    assert threading.current_thread().name not in writers or len(writers) > 1
+
+
+def test_a_write_failing_in_the_writing_thread_fails_the_output(tmp_path, monkeypatch):
+    output = _direct_output(tmp_path / "out.bin")
+
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outfile.os, "write", full_disk)
+    with pytest.raises(fm.FastmatchError, match="out.bin: cannot write: No space left on device"):
+        output.write([b"x" * (3 * STAGING)])
+    output.discard()
     assert list(tmp_path.iterdir()) == []
