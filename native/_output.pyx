@@ -10,7 +10,7 @@ and no Python object is made per source or per candidate.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
@@ -192,11 +192,10 @@ def joined_lines(
 
 def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks):
     """Texts ``picks`` of the packed ``(data, ends)`` (as ``ascii_texts`` gives), packed anew
-    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column."""
-    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick, size = 0, start
-    offsets_array = np.empty(n + 1, dtype=np.int64)
-    cdef int64_t[::1] offsets = offsets_array
-    offsets[0] = 0
+    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column: int32
+    offsets while the texts take less than 2 GiB (``string``), else int64 (``large_string``)."""
+    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick
+    cdef int64_t size = 0
     with nogil:
         for i in range(n):
             pick = picks[i]
@@ -204,13 +203,99 @@ def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const
                 with gil:
                     raise ValueError(f"gathered_texts: pick {i} is text {pick} of {n_texts}")
             size += ends[pick] - (ends[pick - 1] if pick else 0)
-            offsets[i + 1] = size
+    return _texts_at(data, ends, picks, None, size)
+
+
+def repeated_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] repeats):
+    """Each text of the packed ``(data, ends)`` ``repeats[i]`` times over, in order, packed as
+    :func:`gathered_texts` packs them (a column naming each source once per candidate)."""
+    cdef Py_ssize_t n = ends.shape[0], i
+    cdef int64_t size = 0
+    if repeats.shape[0] != n:
+        raise ValueError(f"repeated_texts: {repeats.shape[0]} repeats for {n} texts")
+    with nogil:
+        for i in range(n):
+            if repeats[i] < 0 or not 0 <= (ends[i - 1] if i else 0) <= ends[i] <= data.shape[0]:
+                with gil:
+                    raise ValueError(f"repeated_texts: text {i} ends at {ends[i]}, repeated {repeats[i]} times")
+            size += repeats[i] * (ends[i] - (ends[i - 1] if i else 0))
+    return _texts_at(data, ends, None, repeats, size)
+
+
+cdef object _texts_at(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks,
+                      const int64_t[::1] repeats, int64_t size):
+    """Texts ``picks`` (or each text ``repeats`` times) of ``(data, ends)``, checked before,
+    taking ``size`` bytes, as Arrow packs a string column."""
+    cdef Py_ssize_t n = picks.shape[0] if picks is not None else 0, i, r, row = 0, rows = 0
+    if repeats is not None:
+        for i in range(repeats.shape[0]):
+            rows += repeats[i]
+    else:
+        rows = n
+    cdef bint wide = size >= (<int64_t>1 << 31), by_picks = repeats is None
+    offsets_array = np.empty(rows + 1, dtype=np.int64 if wide else np.int32)
+    cdef int64_t[::1] wide_offsets
+    cdef int32_t[::1] narrow_offsets
+    if wide:
+        wide_offsets = offsets_array
+    else:
+        narrow_offsets = offsets_array
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef char* at = PyBytes_AS_STRING(out)
     cdef const unsigned char* text_bytes = &data[0] if data.shape[0] else NULL
+    cdef int64_t start, length, written = 0
+    cdef Py_ssize_t text, times
+    with nogil:
+        for i in range(rows if by_picks else repeats.shape[0]):
+            text = picks[i] if by_picks else i
+            times = 1 if by_picks else repeats[i]
+            start = ends[text - 1] if text else 0
+            length = ends[text] - start
+            for r in range(times):
+                if wide:
+                    wide_offsets[row] = written
+                else:
+                    narrow_offsets[row] = <int32_t>written
+                memcpy(at + written, text_bytes + start, length)
+                written += length
+                row += 1
+        if wide:
+            wide_offsets[row] = written
+        else:
+            narrow_offsets[row] = <int32_t>written
+    return out, offsets_array
+
+
+ctypedef fused cell_t:
+    uint8_t
+    int32_t
+    int64_t
+    uint64_t
+
+
+def spread_rankings(const cell_t[:, ::1] table, const int64_t[::1] which, const int64_t[::1] counts):
+    """Each source's ranking's first ``counts`` cells of ``table`` (rankings, k), in source
+    order: the column of a per-candidate value that depends only on the ranking (its rank,
+    target, score parts), one row per candidate. ``which[i]`` is source ``i``'s ranking."""
+    cdef Py_ssize_t n = which.shape[0], n_rankings = table.shape[0], k = table.shape[1], i, j, r, rows = 0, row = 0
+    if counts.shape[0] != n_rankings:
+        raise ValueError(f"spread_rankings: {counts.shape[0]} counts for {n_rankings} rankings")
+    for r in range(n_rankings):
+        if not 0 <= counts[r] <= k:
+            raise ValueError(f"spread_rankings: ranking {r} has {counts[r]} of {k} cells")
     with nogil:
         for i in range(n):
-            pick = picks[i]
-            start = ends[pick - 1] if pick else 0
-            memcpy(at + offsets[i], text_bytes + start, ends[pick] - start)
-    return out, offsets_array
+            r = which[i]
+            if r < 0 or r >= n_rankings:
+                with gil:
+                    raise ValueError(f"spread_rankings: source {i}: ranking {r} of {n_rankings}")
+            rows += counts[r]
+    out_array = np.empty(rows, dtype=np.asarray(table).dtype)
+    cdef cell_t[::1] out = out_array
+    with nogil:
+        for i in range(n):
+            r = which[i]
+            for j in range(counts[r]):
+                out[row] = table[r, j]
+                row += 1
+    return out_array

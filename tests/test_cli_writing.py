@@ -13,6 +13,7 @@ import threading
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,8 @@ from hypothesis import strategies as st
 import fastmatch as fm
 import fastmatch.generate
 from fastmatch import _output, cli, outfile
-from fastmatch.formats.columnar import _string_column, candidates_table
+from fastmatch.formats import columnar
+from fastmatch.formats.columnar import _string_array, candidates_table
 from fastmatch.packed import packed, utf8
 
 # Characters that need something done in JSON (escapes), in CSV (quoting, formula starts) or
@@ -98,8 +100,40 @@ def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):
 @given(st.lists(st.text(alphabet=AWKWARD, max_size=6), max_size=20), st.data())
 def test_string_columns_equal_pyarrow_taking_from_the_ids(texts, data):
     picks = np.array(data.draw(st.lists(st.integers(0, len(texts) - 1), max_size=30)) if texts else [], dtype=np.int64)
-    column = _string_column(utf8(texts), picks, pa)
-    assert column.type == pa.string() and column.to_pylist() == [texts[p] for p in picks]
+    repeats = np.array(data.draw(st.lists(st.integers(0, 3), min_size=len(texts), max_size=len(texts))), dtype=np.int64)
+    gathered = _string_array(*_output.gathered_texts(*utf8(texts), picks), pa)
+    repeated = _string_array(*_output.repeated_texts(*utf8(texts), repeats), pa)
+    assert gathered.type == repeated.type == pa.string()
+    assert gathered.to_pylist() == [texts[p] for p in picks]
+    assert repeated.to_pylist() == [text for text, times in zip(texts, repeats.tolist()) for _ in range(times)]
+
+
+def test_string_columns_past_2_gib_are_large_strings():
+    """Offsets past int32 make a ``large_string`` column (shown by the offsets' type: 2 GiB of
+    text are not made here)."""
+    data, offsets = _output.gathered_texts(b"ab", np.array([2], dtype=np.int64), np.array([0, 0], dtype=np.int64))
+    assert offsets.dtype == np.int32 and offsets.tolist() == [0, 2, 4]
+    wide = _string_array(data, offsets.astype(np.int64), pa)
+    assert wide.type == pa.large_string() and wide.to_pylist() == ["ab", "ab"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 5), st.integers(0, 4), st.integers(0, 12), st.sampled_from([np.uint8, np.int32, np.int64, np.uint64]), st.data())
+def test_spread_rankings_lists_each_sources_ranking_cells(n_rankings, k, n, dtype, data):
+    table = np.arange(n_rankings * k, dtype=dtype).reshape(n_rankings, k)
+    counts = np.array(data.draw(st.lists(st.integers(0, k), min_size=n_rankings, max_size=n_rankings)), dtype=np.int64)
+    which = np.array(data.draw(st.lists(st.integers(0, n_rankings - 1), min_size=n, max_size=n)) if n_rankings else [], dtype=np.int64)
+    spread = _output.spread_rankings(table, which, counts)
+    assert spread.dtype == dtype
+    assert spread.tolist() == [cell for r in which.tolist() for cell in table[r, : counts[r]].tolist()]
+
+
+def test_spread_rankings_refuses_rankings_outside_the_table():
+    table = np.zeros((2, 3), dtype=np.int32)
+    with pytest.raises(ValueError, match="ranking 2 of 2"):
+        _output.spread_rankings(table, np.array([0, 2]), np.array([1, 1]))
+    with pytest.raises(ValueError, match="ranking 1 has 4 of 3 cells"):
+        _output.spread_rankings(table, np.array([0, 1]), np.array([1, 4]))
 
 
 # -- the formats, against writers that format each source on its own -----------------------
@@ -298,3 +332,22 @@ def test_a_write_failing_in_the_writing_thread_fails_the_output(tmp_path, monkey
         output.write([b"x" * (3 * STAGING)])
     output.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dictionary_page", [columnar._DICTIONARY_PAGE_BYTES, 0])
+def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, monkeypatch, dictionary_page):
+    """The Parquet file holds the rows a table of plain columns would (its target and version
+    columns are written from dictionaries when their ids fit a page, gathered otherwise), and
+    reads back with the documented types, not as dictionaries."""
+    monkeypatch.setattr(columnar, "_DICTIONARY_PAGE_BYTES", dictionary_page)
+    fastmatch.generate.write_fleet(tmp_path, 300, 200, 30, seed=5)
+    result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
+    ranking = cli.Ranking.of(result, 4)
+    written = pq.read_table(pa.BufferReader(columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)))
+    assert written.schema == pa.schema(
+        [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_()),
+         ("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]
+    )
+    rows = list(csv.reader(io.StringIO(csv_one_by_one(result, 4, False).decode(), newline="")))[1:]
+    assert len(rows) > 300
+    assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in written.to_pylist()] == rows
