@@ -69,12 +69,19 @@ def ascii_texts(list texts, bytes forbidden):
 
 
 cdef inline uint64_t _mixed(uint64_t h, uint64_t value) noexcept nogil:
-    """One more value into a row's hash (splitmix64's finaliser over the running hash)."""
-    h ^= value + <uint64_t>0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
+    """One more value into a row's hash: a multiply and a rotation a value (the table's slot
+    comes from :func:`_finished`), short enough that 11 values a row cost little."""
+    h = (h ^ value) * <uint64_t>0x9E3779B97F4A7C15
+    return (h << 31) | (h >> 33)
+
+
+cdef inline uint64_t _finished(uint64_t h) noexcept nogil:
+    """splitmix64's finaliser: every bit of the running hash moves the low bits the table uses."""
     h ^= h >> 30
     h *= <uint64_t>0xBF58476D1CE4E5B9
     h ^= h >> 27
-    return h
+    h *= <uint64_t>0x94D049BB133111EB
+    return h ^ (h >> 31)
 
 
 cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c,
@@ -88,9 +95,38 @@ cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, con
     return True
 
 
+cdef inline uint64_t _row_hash(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c, Py_ssize_t i) noexcept nogil:
+    cdef uint64_t h = _mixed(0, <uint64_t>c[i])
+    cdef Py_ssize_t col
+    for col in range(a.shape[1]):
+        h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
+    return _finished(h)
+
+
+cdef int64_t* _grown(int64_t* slots, Py_ssize_t size, const int64_t[:, ::1] a, const int64_t[:, ::1] b,
+                     const int64_t[::1] c, const int64_t[::1] first, Py_ssize_t found) noexcept nogil:
+    """A table of ``size`` slots holding the ``found`` distinct rows so far (``slots`` freed),
+    or NULL when there is no memory for it."""
+    cdef int64_t* grown = <int64_t*>malloc(size * sizeof(int64_t))
+    cdef Py_ssize_t d, slot, mask = size - 1
+    free(slots)
+    if grown == NULL:
+        return NULL
+    for slot in range(size):
+        grown[slot] = -1
+    for d in range(found):
+        slot = <Py_ssize_t>(_row_hash(a, b, c, first[d]) & <uint64_t>mask)
+        while grown[slot] >= 0:
+            slot = (slot + 1) & mask
+        grown[slot] = d
+    return grown
+
+
 def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c):
     """The distinct rows of the (n, 2k + 1) table ``[a, b, c]``, found with a hash table
     whose entries are compared whole (no two rows are taken for one on a hash collision).
+    The table grows with the distinct rows found (kept at most half full), not with n:
+    a million sources share a few thousand rankings, whose table stays in cache.
 
     Returns ``(first, which)``, int64: the first row holding each distinct row, in the
     order they first appear, and each row's index into ``first``.
@@ -98,28 +134,38 @@ def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_
     cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
     if b.shape[0] != n or b.shape[1] != k or c.shape[0] != n:
         raise ValueError(f"distinct_rows: shapes {(a.shape[0], a.shape[1])}, {(b.shape[0], b.shape[1])} and {c.shape[0]} differ")
-    cdef Py_ssize_t size = 1
-    while size < 2 * n:  # at most half full: short probe runs
-        size *= 2
-    slots_array = np.full(size, -1, dtype=np.int64)  # a distinct row's number, -1 empty
     first_array = np.empty(n, dtype=np.int64)
     which_array = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] slots = slots_array, first = first_array, which = which_array
-    cdef Py_ssize_t i, col, slot, mask = size - 1, found = 0
+    cdef int64_t[::1] first = first_array, which = which_array
+    cdef Py_ssize_t i, slot, size = 1024, mask = size - 1, found = 0
     cdef uint64_t h
-    with nogil:
-        for i in range(n):
-            h = _mixed(0, <uint64_t>c[i])
-            for col in range(k):
-                h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
-            slot = <Py_ssize_t>(h & <uint64_t>mask)
-            while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
-                slot = (slot + 1) & mask
-            if slots[slot] < 0:
-                slots[slot] = found
-                first[found] = i
-                found += 1
-            which[i] = slots[slot]
+    cdef int64_t* slots = _grown(NULL, size, a, b, c, first, 0)
+    if slots == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(n):
+                h = _row_hash(a, b, c, i)
+                slot = <Py_ssize_t>(h & <uint64_t>mask)
+                while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
+                    slot = (slot + 1) & mask
+                if slots[slot] < 0:
+                    if 2 * (found + 1) > size:
+                        size *= 2
+                        mask = size - 1
+                        slots = _grown(slots, size, a, b, c, first, found)
+                        if slots == NULL:
+                            with gil:
+                                raise MemoryError()
+                        slot = <Py_ssize_t>(h & <uint64_t>mask)
+                        while slots[slot] >= 0:  # (a new row: any empty slot on its run)
+                            slot = (slot + 1) & mask
+                    slots[slot] = found
+                    first[found] = i
+                    found += 1
+                which[i] = slots[slot]
+    finally:
+        free(slots)
     return first_array[:found].copy(), which_array
 
 

@@ -85,6 +85,32 @@ def test_distinct_rows_number_rows_by_first_appearance(n, k, values, data):
     assert first.tolist() == [rows.index(row) for row in numbered]
 
 
+def test_distinct_rows_past_the_first_table_size():
+    """Thousands of distinct rows, each seen several times: the hash table grows (from 1,024
+    slots) and keeps numbering rows by first appearance."""
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 3000, 20_000)
+    a = np.stack([rows, rows // 7], axis=1).astype(np.int64)
+    b = np.stack([rows % 5, -rows], axis=1).astype(np.int64)
+    c = (rows % 3).astype(np.int64)
+    first, which = _output.distinct_rows(a, b, c)
+    _, first_seen, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    numbering = np.empty(len(first_seen), dtype=np.int64)
+    numbering[np.argsort(first_seen)] = np.arange(len(first_seen))
+    assert first.tolist() == sorted(first_seen.tolist())
+    assert which.tolist() == numbering[inverse].tolist()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 2**40), max_size=60), st.sampled_from([2, 2**16, 2**32, 2**41]))
+def test_stable_order_is_numpys_stable_argsort(keys, below):
+    from fastmatch.result import stable_order
+
+    keys = np.array([key % below for key in keys], dtype=np.int64)
+    order = stable_order(keys)
+    assert order.dtype == np.int64 and order.tolist() == np.argsort(keys, kind="stable").tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=6), max_size=20), st.binary(max_size=3))
 def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):

@@ -630,9 +630,23 @@ def target_view(
 def grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, start)``: the positions whose key is g are ``order[start[g]:start[g + 1]]``,
     in position order (keys past ``n_groups - 1`` belong to no group)."""
-    order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
+    order = stable_order(keys)
     start = np.searchsorted(keys[order], np.arange(n_groups + 1)).astype(np.int64, copy=False)
     return order, start
+
+
+def stable_order(keys: np.ndarray) -> Int64s:
+    """``np.argsort(keys, kind="stable")`` as int64. Keys of 16 bits or less are sorted by
+    NumPy's radix sort (O(n)), and keys below 2^32 in two such passes, low half first; any
+    other key by its merge sort (a million classes or hosts in random order: 0.12 s
+    against 0.02-0.05)."""
+    if not len(keys) or keys.min() < 0 or keys.max() >= 2**32:
+        return np.argsort(keys, kind="stable").astype(np.int64, copy=False)
+    if keys.max() < 2**16:
+        return np.argsort(keys.astype(np.uint16), kind="stable").astype(np.int64, copy=False)
+    by_low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    order: Int64s = by_low[np.argsort((keys[by_low] >> 16).astype(np.uint16), kind="stable")].astype(np.int64, copy=False)
+    return order
 
 
 class DeviceRules:
