@@ -467,7 +467,7 @@ def candidates_table(
         {
             "source": _string_array(*repeated_texts(*utf8(list(source_ids)), counts[which]), pa),
             "rank": _numbers(spread(np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), (n_rankings, k))), pa.int32(), pa),
-            "target": _target_column(utf8(list(target_ids)), targets, spread, pa),
+            "target": _target_column(target_ids, targets, spread, pa),
             "exact": _bool_column(spread(parts.exact.view(np.uint8)).view(bool), pa),
             "same_type": _bool_column(spread(parts.same_type.view(np.uint8)).view(bool), pa),
             "version": pa.DictionaryArray.from_arrays(
@@ -479,20 +479,21 @@ def candidates_table(
     )
 
 
-def _target_column(texts: Packed, targets: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], pa: ModuleType) -> "pa.Array":
+def _target_column(target_ids: Sequence[str], targets: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], pa: ModuleType) -> "pa.Array":
     """The rankings' ``targets`` (rankings, k; -1 past their last) spread over the sources as
-    an id column: a dictionary of the targets named, with each row's code into it, when that
-    dictionary fits one Parquet dictionary page (the writer then writes the codes as they are,
-    hashing no id); else the ids themselves."""
-    data, ends = texts
-    named = np.zeros(len(ends), dtype=bool)
+    an id column, from the ids of the targets named (a fleet's top-k names few of them): a
+    dictionary of those ids with each row's code into it when the dictionary fits one
+    Parquet dictionary page (the writer then writes the codes as they are, hashing no id),
+    else the ids themselves."""
+    named = np.zeros(len(target_ids), dtype=bool)
     named[targets[targets >= 0]] = True
     kept = np.flatnonzero(named)
-    if int(np.diff(ends, prepend=0)[kept].sum()) > _DICTIONARY_PAGE_BYTES:
-        return _string_array(*gathered_texts(*texts, spread(targets)), pa)
     code = np.cumsum(named, dtype=np.int32) - 1
     codes = spread(np.where(targets >= 0, code[targets], -1).astype(np.int32))
-    return pa.DictionaryArray.from_arrays(_numbers(codes, pa.int32(), pa), _string_array(*gathered_texts(*texts, kept), pa))
+    ids = utf8([target_ids[j] for j in kept.tolist()])
+    if int(ids[1][-1] if len(kept) else 0) > _DICTIONARY_PAGE_BYTES:
+        return _string_array(*gathered_texts(*ids, codes.astype(np.int64)), pa)
+    return pa.DictionaryArray.from_arrays(_numbers(codes, pa.int32(), pa), _string_array(*repeated_texts(*ids, np.ones(len(kept), dtype=np.int64)), pa))
 
 
 def _numbers(values: np.ndarray, kind: "pa.DataType", pa: ModuleType, valid: np.ndarray | None = None) -> "pa.Array":
