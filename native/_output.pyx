@@ -249,29 +249,31 @@ def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const
                 with gil:
                     raise ValueError(f"gathered_texts: pick {i} is text {pick} of {n_texts}")
             size += ends[pick] - (ends[pick - 1] if pick else 0)
-    return _texts_at(data, ends, picks, None, size)
+    return _texts_at(data, ends, picks, None, 0, size)
 
 
-def repeated_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] repeats):
-    """Each text of the packed ``(data, ends)`` ``repeats[i]`` times over, in order, packed as
-    :func:`gathered_texts` packs them (a column naming each source once per candidate)."""
-    cdef Py_ssize_t n = ends.shape[0], i
+def repeated_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] repeats, Py_ssize_t first=0):
+    """Texts ``first`` on of the packed ``(data, ends)``, text ``first + i`` ``repeats[i]``
+    times over, in order, packed as :func:`gathered_texts` packs them (a column naming each
+    source once per candidate)."""
+    cdef Py_ssize_t n = repeats.shape[0], i, text
     cdef int64_t size = 0
-    if repeats.shape[0] != n:
-        raise ValueError(f"repeated_texts: {repeats.shape[0]} repeats for {n} texts")
+    if first < 0 or first + n > ends.shape[0]:
+        raise ValueError(f"repeated_texts: texts {first} to {first + n} of {ends.shape[0]}")
     with nogil:
         for i in range(n):
-            if repeats[i] < 0 or not 0 <= (ends[i - 1] if i else 0) <= ends[i] <= data.shape[0]:
+            text = first + i
+            if repeats[i] < 0 or not 0 <= (ends[text - 1] if text else 0) <= ends[text] <= data.shape[0]:
                 with gil:
-                    raise ValueError(f"repeated_texts: text {i} ends at {ends[i]}, repeated {repeats[i]} times")
-            size += repeats[i] * (ends[i] - (ends[i - 1] if i else 0))
-    return _texts_at(data, ends, None, repeats, size)
+                    raise ValueError(f"repeated_texts: text {text} ends at {ends[text]}, repeated {repeats[i]} times")
+            size += repeats[i] * (ends[text] - (ends[text - 1] if text else 0))
+    return _texts_at(data, ends, None, repeats, first, size)
 
 
 cdef object _texts_at(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks,
-                      const int64_t[::1] repeats, int64_t size):
-    """Texts ``picks`` (or each text ``repeats`` times) of ``(data, ends)``, checked before,
-    taking ``size`` bytes, as Arrow packs a string column."""
+                      const int64_t[::1] repeats, Py_ssize_t first, int64_t size):
+    """Texts ``picks`` (or text ``first + i`` ``repeats[i]`` times) of ``(data, ends)``,
+    checked before, taking ``size`` bytes, as Arrow packs a string column."""
     cdef Py_ssize_t n = picks.shape[0] if picks is not None else 0, i, r, row = 0, rows = 0
     if repeats is not None:
         for i in range(repeats.shape[0]):
@@ -293,7 +295,7 @@ cdef object _texts_at(const unsigned char[::1] data, const int64_t[::1] ends, co
     cdef Py_ssize_t text, times
     with nogil:
         for i in range(rows if by_picks else repeats.shape[0]):
-            text = picks[i] if by_picks else i
+            text = picks[i] if by_picks else first + i
             times = 1 if by_picks else repeats[i]
             start = ends[text - 1] if text else 0
             length = ends[text] - start

@@ -361,15 +361,22 @@ def test_a_write_failing_in_the_writing_thread_fails_the_output(tmp_path, monkey
 
 
 @pytest.mark.parametrize("dictionary_page", [columnar._DICTIONARY_PAGE_BYTES, 0])
-def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, monkeypatch, dictionary_page):
+@pytest.mark.parametrize("row_group_rows", [columnar._ROW_GROUP_ROWS, 1, 97])
+def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, monkeypatch, dictionary_page, row_group_rows):
     """The Parquet file holds the rows a table of plain columns would (its target and version
-    columns are written from dictionaries when their ids fit a page, gathered otherwise), and
-    reads back with the documented types, not as dictionaries."""
+    columns are written from dictionaries when their ids fit a page, gathered otherwise; in
+    row groups of whole sources), and reads back with the documented types, not as
+    dictionaries."""
     monkeypatch.setattr(columnar, "_DICTIONARY_PAGE_BYTES", dictionary_page)
+    monkeypatch.setattr(columnar, "_ROW_GROUP_ROWS", row_group_rows)
     fastmatch.generate.write_fleet(tmp_path, 300, 200, 30, seed=5)
     result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
     ranking = cli.Ranking.of(result, 4)
-    written = pq.read_table(pa.BufferReader(columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)))
+    data = columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    written = pq.read_table(pa.BufferReader(data))
+    groups = [pq.ParquetFile(pa.BufferReader(data)).read_row_group(g).column("source").to_pylist() for g in range(pq.ParquetFile(pa.BufferReader(data)).num_row_groups)]
+    assert all(len(rows) < row_group_rows + 4 for rows in groups) and len(groups) >= written.num_rows // (row_group_rows + 4)  # (k = 4)
+    assert all(a[-1] != b[0] for a, b in zip(groups, groups[1:]))  # a source's candidates in one row group
     assert written.schema == pa.schema(
         [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_()),
          ("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]

@@ -36,7 +36,8 @@ from __future__ import annotations
 import importlib
 import json
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -395,12 +396,11 @@ def _increasing(positions: list[int]) -> bool:
     return all(a < b for a, b in zip(positions, positions[1:]))
 
 
-def parquet_bytes(table: "pa.Table", **options: Any) -> bytes:
-    """A table as a Parquet file (zstd-compressed, strings dictionary-encoded; ``options``
-    go to ``pyarrow.parquet.write_table``)."""
+def parquet_bytes(table: "pa.Table") -> bytes:
+    """A table as a Parquet file (zstd-compressed, strings dictionary-encoded)."""
     pa = pyarrow_module("writing Parquet")
     sink = pa.BufferOutputStream()
-    pa.parquet.write_table(table, sink, **{"compression": "zstd", **options})
+    pa.parquet.write_table(table, sink, compression="zstd")
     written: bytes = sink.getvalue().to_pybytes()
     return written
 
@@ -412,21 +412,45 @@ CANDIDATE_COLUMNS = ("source", "rank", "target", "exact", "same_type", "version"
 _DICTIONARY_PAGE_BYTES = 1 << 20
 
 
+# Rows of one Parquet row group of candidates (pyarrow's default size): the file is made a
+# row group at a time, the next one built while the last is encoded.
+_ROW_GROUP_ROWS = 1 << 20
+
+
 def candidates_parquet(
     source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray
 ) -> bytes:
-    """:func:`candidates_table` as a Parquet file. Its target and version columns are handed
-    to the writer dictionary-encoded where their dictionaries fit a page (Arrow then writes
-    the codes as they are instead of hashing every value), and the Arrow schema is not stored
-    in the file, so readers see the plain ``string`` columns it describes, not dictionaries.
-    Those two columns carry no min/max statistics: a row group's targets and versions span
-    nearly their whole range (no reader could skip it by them), and Arrow finds a dictionary
-    column's by gathering the values its codes name, which took longer than writing the rest
-    of the file (0.85 s with, 0.47 s without, for 5,000,000 rows). ``source`` keeps them: the
-    rows are in source order, so a reader looking for some sources skips row groups."""
-    table = candidates_table(source_ids, target_ids, indices, parts, which)
+    """:func:`candidates_table` as a Parquet file, made a row group (of whole sources) at a
+    time: each is built while a thread has pyarrow encode the one before (both release the
+    GIL), and the columns of only one or two row groups are held at once.
+
+    The target and version columns are handed to the writer dictionary-encoded where their
+    dictionaries fit a page (Arrow then writes the codes as they are instead of hashing every
+    value), and the Arrow schema is not stored in the file, so readers see the plain
+    ``string`` columns it describes, not dictionaries. Those two columns carry no min/max
+    statistics: a row group's targets and versions span nearly their whole range (no reader
+    could skip it by them), and Arrow finds a dictionary column's by gathering the values
+    its codes name, which took longer than writing the rest of the file (0.85 s with, 0.47 s
+    without, for 5,000,000 rows). ``source`` keeps them: the rows are in source order, so a
+    reader looking for some sources skips row groups."""
+    pa = pyarrow_module("writing Parquet")
+    candidates = _Candidates(source_ids, target_ids, indices, parts, which, pa)
+    sink = pa.BufferOutputStream()
     with_statistics = [name for name in CANDIDATE_COLUMNS if name not in ("target", "version")]
-    return parquet_bytes(table, store_schema=False, write_statistics=with_statistics)
+    schema = candidates.rows(0, 0).schema
+    with pa.parquet.ParquetWriter(
+        sink, schema, compression="zstd", store_schema=False, write_statistics=with_statistics
+    ) as writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-parquet") as encoder:
+        encoding: Future[None] | None = None
+        for start, stop in candidates.row_groups(_ROW_GROUP_ROWS):
+            rows = candidates.rows(start, stop)
+            if encoding is not None:
+                encoding.result()
+            encoding = encoder.submit(writer.write_table, rows if rows.schema == schema else rows.cast(schema))
+        if encoding is not None:
+            encoding.result()
+    written: bytes = sink.getvalue().to_pybytes()
+    return written
 
 
 def candidates_table(
@@ -435,65 +459,98 @@ def candidates_table(
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
-    ``which`` is each row's distinct ranking (``cli.Ranking``), and ``parts`` those
-    rankings' parts, (rankings, k). Every column but ``source`` depends only on the ranking,
-    so each is its rankings' table spread over their sources in native code, and so is
-    ``source`` from the packed ids: no Python object per candidate, no index array per
-    candidate. The targets are a dictionary of the ids the rows name, with each row's code
-    into it, when those ids are few (a fleet's top-k names few targets); ``source``,
-    ``target`` and ``version`` may therefore be dictionary columns of strings.
-    """
-    pa = pyarrow_module("writing Parquet")
-    which = np.ascontiguousarray(which, dtype=np.int64)
-    n_rankings, k = parts.shape
-    # Sources sharing a ranking share their candidates (cli.Ranking): a ranking's targets are
-    # those of any of its sources, filled from the left and padded with -1 on the right.
-    holder = np.zeros(n_rankings, dtype=np.int64)
-    holder[which] = np.arange(len(which))
-    targets = np.ascontiguousarray(indices[holder], dtype=np.int64).reshape(n_rankings, k)
-    counts = (targets >= 0).sum(axis=1).astype(np.int64)
-
-    def spread(table: np.ndarray) -> np.ndarray:
-        return spread_rankings(np.ascontiguousarray(table).reshape(n_rankings, k), which, counts)
-
-    versions = parts.version.reshape(-1).tolist()
-    spelled = {id(v): v.canonical for v in versions if v is not None}  # (the versions live as long as the list)
-    version_texts = sorted(set(spelled.values()))
-    code_of = {text: code for code, text in enumerate(version_texts)}
-    version_codes = spread(np.array([-1 if v is None else code_of[spelled[id(v)]] for v in versions], dtype=np.int32))
-    has_version = version_codes >= 0
-    measured = has_version if parts.prefer == "closest" else np.zeros(len(version_codes), dtype=bool)
-    return pa.table(
-        {
-            "source": _string_array(*repeated_texts(*utf8(list(source_ids)), counts[which]), pa),
-            "rank": _numbers(spread(np.broadcast_to(np.arange(1, k + 1, dtype=np.int32), (n_rankings, k))), pa.int32(), pa),
-            "target": _target_column(target_ids, targets, spread, pa),
-            "exact": _bool_column(spread(parts.exact.view(np.uint8)).view(bool), pa),
-            "same_type": _bool_column(spread(parts.same_type.view(np.uint8)).view(bool), pa),
-            "version": pa.DictionaryArray.from_arrays(
-                _numbers(version_codes, pa.int32(), pa, valid=has_version), _string_array(*repeated_texts(*utf8(version_texts), np.ones(len(version_texts), dtype=np.int64)), pa)
-            ),
-            "major_distance": _numbers(spread(parts.major_distance), pa.uint64(), pa, valid=measured),
-            "minor_distance": _numbers(spread(parts.minor_distance), pa.uint64(), pa, valid=measured),
-        }
-    )
+    ``which`` is each source's distinct ranking (``cli.Ranking``), and ``parts`` those
+    rankings' parts, (rankings, k). ``source``, ``target`` and ``version`` may be dictionary
+    columns of strings (see :class:`_Candidates`)."""
+    return _Candidates(source_ids, target_ids, indices, parts, which, pyarrow_module("writing Parquet")).rows(0, len(which))
 
 
-def _target_column(target_ids: Sequence[str], targets: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], pa: ModuleType) -> "pa.Array":
-    """The rankings' ``targets`` (rankings, k; -1 past their last) spread over the sources as
-    an id column, from the ids of the targets named (a fleet's top-k names few of them): a
-    dictionary of those ids with each row's code into it when the dictionary fits one
-    Parquet dictionary page (the writer then writes the codes as they are, hashing no id),
-    else the ids themselves."""
-    named = np.zeros(len(target_ids), dtype=bool)
-    named[targets[targets >= 0]] = True
-    kept = np.flatnonzero(named)
-    code = np.cumsum(named, dtype=np.int32) - 1
-    codes = spread(np.where(targets >= 0, code[targets], -1).astype(np.int32))
-    ids = utf8([target_ids[j] for j in kept.tolist()])
-    if int(ids[1][-1] if len(kept) else 0) > _DICTIONARY_PAGE_BYTES:
-        return _string_array(*gathered_texts(*ids, codes.astype(np.int64)), pa)
-    return pa.DictionaryArray.from_arrays(_numbers(codes, pa.int32(), pa), _string_array(*repeated_texts(*ids, np.ones(len(kept), dtype=np.int64)), pa))
+class _Candidates:
+    """The candidates' columns, made for any run of sources. Every column but ``source``
+    depends only on the ranking, so each is its rankings' table, (rankings, k), spread over
+    their sources in native code, and so is ``source`` from the packed ids: no Python object
+    and no index array per candidate. The targets are a dictionary of the ids the rankings
+    name, with each row's code into it, when those ids fit a Parquet dictionary page (a
+    fleet's top-k names a few thousand targets of a million), else the ids themselves; the
+    versions are a dictionary of their few texts."""
+
+    def __init__(
+        self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray, pa: ModuleType
+    ) -> None:
+        self.pa = pa
+        self.which = np.ascontiguousarray(which, dtype=np.int64)
+        self.n_rankings, self.k = parts.shape
+        # Sources sharing a ranking share their candidates (cli.Ranking): a ranking's targets
+        # are those of any of its sources, filled from the left and padded with -1 on the right.
+        holder = np.zeros(self.n_rankings, dtype=np.int64)
+        holder[self.which] = np.arange(len(self.which))
+        targets = np.ascontiguousarray(indices[holder], dtype=np.int64).reshape(self.n_rankings, self.k)
+        self.counts = (targets >= 0).sum(axis=1).astype(np.int64)
+        self.source_rows = self.counts[self.which]
+        self.source_ids = utf8(list(source_ids))
+        self.ranks = np.ascontiguousarray(np.broadcast_to(np.arange(1, self.k + 1, dtype=np.int32), (self.n_rankings, self.k)))
+        self.exact, self.same_type = (np.ascontiguousarray(part).view(np.uint8) for part in (parts.exact, parts.same_type))
+        self.major_distance, self.minor_distance = (np.ascontiguousarray(part) for part in (parts.major_distance, parts.minor_distance))
+        self.measured = parts.prefer == "closest"
+        versions = parts.version.reshape(-1).tolist()
+        spelled = {id(v): v.canonical for v in versions if v is not None}  # (the versions live as long as the list)
+        version_texts = sorted(set(spelled.values()))
+        code_of = {text: code for code, text in enumerate(version_texts)}
+        self.version_codes = np.array([-1 if v is None else code_of[spelled[id(v)]] for v in versions], dtype=np.int32).reshape(self.n_rankings, self.k)
+        self.version_texts = _text_column(version_texts, pa)
+        named = np.zeros(len(target_ids), dtype=bool)
+        named[targets[targets >= 0]] = True
+        kept = np.flatnonzero(named)
+        self.target_codes = np.where(targets >= 0, (np.cumsum(named) - 1)[targets], -1).astype(np.int32)
+        self.named_targets = utf8([target_ids[j] for j in kept.tolist()])
+        self.target_dictionary = (
+            _text_column([target_ids[j] for j in kept.tolist()], pa) if int(self.named_targets[1][-1] if len(kept) else 0) <= _DICTIONARY_PAGE_BYTES else None
+        )
+
+    def row_groups(self, rows: int) -> Iterator[tuple[int, int]]:
+        """Runs of whole sources, ``(start, stop)``, each ending at the first source that
+        brings its rows to a multiple of ``rows`` (the last at the last source), with at
+        least one row each."""
+        ends = np.cumsum(self.source_rows)
+        total = int(ends[-1]) if len(ends) else 0
+        cuts = np.unique(np.concatenate([[0], np.searchsorted(ends, np.arange(rows, total, rows), side="left") + 1, [len(ends)]]))
+        for start, stop in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+            if ends[stop - 1] > (ends[start - 1] if start else 0):
+                yield start, stop
+
+    def rows(self, start: int, stop: int) -> "pa.Table":
+        """The candidates of sources ``start`` to ``stop``, as a table of ``CANDIDATE_COLUMNS``."""
+        pa = self.pa
+        which = self.which[start:stop]
+
+        def spread(table: np.ndarray) -> np.ndarray:
+            return spread_rankings(table, which, self.counts)
+
+        version_codes = spread(self.version_codes)
+        has_version = version_codes >= 0
+        measured = has_version if self.measured else np.zeros(len(version_codes), dtype=bool)
+        target_codes = spread(self.target_codes)
+        return pa.table(
+            {
+                "source": _string_array(*repeated_texts(*self.source_ids, self.source_rows[start:stop], start), pa),
+                "rank": _numbers(spread(self.ranks), pa.int32(), pa),
+                "target": (
+                    pa.DictionaryArray.from_arrays(_numbers(target_codes, pa.int32(), pa), self.target_dictionary)
+                    if self.target_dictionary is not None
+                    else _string_array(*gathered_texts(*self.named_targets, target_codes.astype(np.int64)), pa)
+                ),
+                "exact": _bool_column(spread(self.exact).view(bool), pa),
+                "same_type": _bool_column(spread(self.same_type).view(bool), pa),
+                "version": pa.DictionaryArray.from_arrays(_numbers(version_codes, pa.int32(), pa, valid=has_version), self.version_texts),
+                "major_distance": _numbers(spread(self.major_distance), pa.uint64(), pa, valid=measured),
+                "minor_distance": _numbers(spread(self.minor_distance), pa.uint64(), pa, valid=measured),
+            }
+        )
+
+
+def _text_column(texts: list[str], pa: ModuleType) -> "pa.Array":
+    """A few texts as an Arrow string column."""
+    return _string_array(*repeated_texts(*utf8(texts), np.ones(len(texts), dtype=np.int64)), pa)
 
 
 def _numbers(values: np.ndarray, kind: "pa.DataType", pa: ModuleType, valid: np.ndarray | None = None) -> "pa.Array":
