@@ -374,7 +374,8 @@ def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, 
     ranking = cli.Ranking.of(result, 4)
     data = columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
     written = pq.read_table(pa.BufferReader(data))
-    groups = [pq.ParquetFile(pa.BufferReader(data)).read_row_group(g).column("source").to_pylist() for g in range(pq.ParquetFile(pa.BufferReader(data)).num_row_groups)]
+    file = pq.ParquetFile(pa.BufferReader(data))
+    groups = [file.read_row_group(g).column("source").to_pylist() for g in range(file.num_row_groups)]
     assert all(len(rows) < row_group_rows + 4 for rows in groups) and len(groups) >= written.num_rows // (row_group_rows + 4)  # (k = 4)
     assert all(a[-1] != b[0] for a, b in zip(groups, groups[1:]))  # a source's candidates in one row group
     assert written.schema == pa.schema(

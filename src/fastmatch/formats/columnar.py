@@ -475,7 +475,13 @@ class _Candidates:
     versions are a dictionary of their few texts."""
 
     def __init__(
-        self, source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray, pa: ModuleType
+        self,
+        source_ids: Sequence[str],
+        target_ids: Sequence[str],
+        indices: np.ndarray,
+        parts: "ScoreParts",
+        which: np.ndarray,
+        pa: ModuleType,
     ) -> None:
         self.pa = pa
         self.which = np.ascontiguousarray(which, dtype=np.int64)
@@ -496,16 +502,18 @@ class _Candidates:
         spelled = {id(v): v.canonical for v in versions if v is not None}  # (the versions live as long as the list)
         version_texts = sorted(set(spelled.values()))
         code_of = {text: code for code, text in enumerate(version_texts)}
-        self.version_codes = np.array([-1 if v is None else code_of[spelled[id(v)]] for v in versions], dtype=np.int32).reshape(self.n_rankings, self.k)
+        self.version_codes = np.array(
+            [-1 if v is None else code_of[spelled[id(v)]] for v in versions], dtype=np.int32
+        ).reshape(self.n_rankings, self.k)
         self.version_texts = _text_column(version_texts, pa)
         named = np.zeros(len(target_ids), dtype=bool)
         named[targets[targets >= 0]] = True
         kept = np.flatnonzero(named)
         self.target_codes = np.where(targets >= 0, (np.cumsum(named) - 1)[targets], -1).astype(np.int32)
-        self.named_targets = utf8([target_ids[j] for j in kept.tolist()])
-        self.target_dictionary = (
-            _text_column([target_ids[j] for j in kept.tolist()], pa) if int(self.named_targets[1][-1] if len(kept) else 0) <= _DICTIONARY_PAGE_BYTES else None
-        )
+        named_ids = [target_ids[j] for j in kept.tolist()]
+        self.named_targets = utf8(named_ids)
+        fits_a_page = int(self.named_targets[1][-1] if len(kept) else 0) <= _DICTIONARY_PAGE_BYTES
+        self.target_dictionary = _text_column(named_ids, pa) if fits_a_page else None
 
     def row_groups(self, rows: int) -> Iterator[tuple[int, int]]:
         """Runs of whole sources, ``(start, stop)``, each ending at the first source that
