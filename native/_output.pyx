@@ -347,3 +347,14 @@ def spread_rankings(const cell_t[:, ::1] table, const int64_t[::1] which, const 
                 out[row] = table[r, j]
                 row += 1
     return out_array
+
+
+def copy_into(unsigned char[::1] target, Py_ssize_t at, const unsigned char[::1] data):
+    """``data`` copied into ``target`` from byte ``at`` on, with the GIL released (a file's
+    writing thread then takes the GIL back as soon as its write returns, not after the copy)."""
+    cdef Py_ssize_t size = data.shape[0]
+    if at < 0 or at + size > target.shape[0]:
+        raise ValueError(f"copy_into: {size} bytes at {at} of {target.shape[0]}")
+    if size:
+        with nogil:
+            memcpy(&target[at], &data[0], size)

@@ -385,3 +385,12 @@ def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, 
     rows = list(csv.reader(io.StringIO(csv_one_by_one(result, 4, False).decode(), newline="")))[1:]
     assert len(rows) > 300
     assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in written.to_pylist()] == rows
+
+
+def test_copy_into_places_bytes_and_refuses_to_overrun():
+    target = bytearray(8)
+    _output.copy_into(target, 3, b"abc")
+    _output.copy_into(target, 8, b"")
+    assert bytes(target) == b"\0\0\0abc\0\0"
+    with pytest.raises(ValueError, match="3 bytes at 6 of 8"):
+        _output.copy_into(target, 6, b"xyz")

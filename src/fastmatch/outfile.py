@@ -28,6 +28,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO, Any, Iterable
 
+from ._output import copy_into
 from .errors import FastmatchError
 
 
@@ -147,7 +148,7 @@ class _DirectFile:
         taken = 0
         while taken < len(data):
             n = min(len(data) - taken, _STAGING_BYTES - self._staged)
-            self._views[self._filling][self._staged : self._staged + n] = data[taken : taken + n]
+            copy_into(self._views[self._filling], self._staged, data[taken : taken + n])
             self._staged += n
             taken += n
             if self._staged == _STAGING_BYTES:
