@@ -460,8 +460,8 @@ def candidates_table(
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
     ``which`` is each source's distinct ranking (``cli.Ranking``), and ``parts`` those
-    rankings' parts, (rankings, k). ``source``, ``target`` and ``version`` may be dictionary
-    columns of strings (see :class:`_Candidates`)."""
+    rankings' parts, (rankings, k). ``target`` and ``version`` may be dictionary columns of
+    strings (see :class:`_Candidates`)."""
     return _Candidates(source_ids, target_ids, indices, parts, which, pyarrow_module("writing Parquet")).rows(0, len(which))
 
 
