@@ -101,16 +101,6 @@ def test_distinct_rows_past_the_first_table_size():
     assert which.tolist() == numbering[inverse].tolist()
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.integers(0, 2**40), max_size=60), st.sampled_from([2, 2**16, 2**32, 2**41]))
-def test_stable_order_is_numpys_stable_argsort(keys, below):
-    from fastmatch.result import stable_order
-
-    keys = np.array([key % below for key in keys], dtype=np.int64)
-    order = stable_order(keys)
-    assert order.dtype == np.int64 and order.tolist() == np.argsort(keys, kind="stable").tolist()
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=6), max_size=20), st.binary(max_size=3))
 def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):
