@@ -10,7 +10,7 @@ and no Python object is made per source or per candidate.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memcpy
 
@@ -69,12 +69,19 @@ def ascii_texts(list texts, bytes forbidden):
 
 
 cdef inline uint64_t _mixed(uint64_t h, uint64_t value) noexcept nogil:
-    """One more value into a row's hash (splitmix64's finaliser over the running hash)."""
-    h ^= value + <uint64_t>0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
+    """One more value into a row's hash: a multiply and a rotation a value (the table's slot
+    comes from :func:`_finished`), short enough that 11 values a row cost little."""
+    h = (h ^ value) * <uint64_t>0x9E3779B97F4A7C15
+    return (h << 31) | (h >> 33)
+
+
+cdef inline uint64_t _finished(uint64_t h) noexcept nogil:
+    """splitmix64's finaliser: every bit of the running hash moves the low bits the table uses."""
     h ^= h >> 30
     h *= <uint64_t>0xBF58476D1CE4E5B9
     h ^= h >> 27
-    return h
+    h *= <uint64_t>0x94D049BB133111EB
+    return h ^ (h >> 31)
 
 
 cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c,
@@ -88,9 +95,38 @@ cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, con
     return True
 
 
+cdef inline uint64_t _row_hash(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c, Py_ssize_t i) noexcept nogil:
+    cdef uint64_t h = _mixed(0, <uint64_t>c[i])
+    cdef Py_ssize_t col
+    for col in range(a.shape[1]):
+        h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
+    return _finished(h)
+
+
+cdef int64_t* _grown(int64_t* slots, Py_ssize_t size, const int64_t[:, ::1] a, const int64_t[:, ::1] b,
+                     const int64_t[::1] c, const int64_t[::1] first, Py_ssize_t found) noexcept nogil:
+    """A table of ``size`` slots holding the ``found`` distinct rows so far (``slots`` freed),
+    or NULL when there is no memory for it."""
+    cdef int64_t* grown = <int64_t*>malloc(size * sizeof(int64_t))
+    cdef Py_ssize_t d, slot, mask = size - 1
+    free(slots)
+    if grown == NULL:
+        return NULL
+    for slot in range(size):
+        grown[slot] = -1
+    for d in range(found):
+        slot = <Py_ssize_t>(_row_hash(a, b, c, first[d]) & <uint64_t>mask)
+        while grown[slot] >= 0:
+            slot = (slot + 1) & mask
+        grown[slot] = d
+    return grown
+
+
 def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c):
     """The distinct rows of the (n, 2k + 1) table ``[a, b, c]``, found with a hash table
     whose entries are compared whole (no two rows are taken for one on a hash collision).
+    The table grows with the distinct rows found (kept at most half full), not with n:
+    a million sources share a few thousand rankings, whose table stays in cache.
 
     Returns ``(first, which)``, int64: the first row holding each distinct row, in the
     order they first appear, and each row's index into ``first``.
@@ -98,28 +134,38 @@ def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_
     cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
     if b.shape[0] != n or b.shape[1] != k or c.shape[0] != n:
         raise ValueError(f"distinct_rows: shapes {(a.shape[0], a.shape[1])}, {(b.shape[0], b.shape[1])} and {c.shape[0]} differ")
-    cdef Py_ssize_t size = 1
-    while size < 2 * n:  # at most half full: short probe runs
-        size *= 2
-    slots_array = np.full(size, -1, dtype=np.int64)  # a distinct row's number, -1 empty
     first_array = np.empty(n, dtype=np.int64)
     which_array = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] slots = slots_array, first = first_array, which = which_array
-    cdef Py_ssize_t i, col, slot, mask = size - 1, found = 0
+    cdef int64_t[::1] first = first_array, which = which_array
+    cdef Py_ssize_t i, slot, size = 1024, mask = size - 1, found = 0
     cdef uint64_t h
-    with nogil:
-        for i in range(n):
-            h = _mixed(0, <uint64_t>c[i])
-            for col in range(k):
-                h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
-            slot = <Py_ssize_t>(h & <uint64_t>mask)
-            while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
-                slot = (slot + 1) & mask
-            if slots[slot] < 0:
-                slots[slot] = found
-                first[found] = i
-                found += 1
-            which[i] = slots[slot]
+    cdef int64_t* slots = _grown(NULL, size, a, b, c, first, 0)
+    if slots == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            for i in range(n):
+                h = _row_hash(a, b, c, i)
+                slot = <Py_ssize_t>(h & <uint64_t>mask)
+                while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
+                    slot = (slot + 1) & mask
+                if slots[slot] < 0:
+                    if 2 * (found + 1) > size:
+                        size *= 2
+                        mask = size - 1
+                        slots = _grown(slots, size, a, b, c, first, found)
+                        if slots == NULL:
+                            with gil:
+                                raise MemoryError()
+                        slot = <Py_ssize_t>(h & <uint64_t>mask)
+                        while slots[slot] >= 0:  # (a new row: any empty slot on its run)
+                            slot = (slot + 1) & mask
+                    slots[slot] = found
+                    first[found] = i
+                    found += 1
+                which[i] = slots[slot]
+    finally:
+        free(slots)
     return first_array[:found].copy(), which_array
 
 
@@ -192,11 +238,10 @@ def joined_lines(
 
 def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks):
     """Texts ``picks`` of the packed ``(data, ends)`` (as ``ascii_texts`` gives), packed anew
-    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column."""
-    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick, size = 0, start
-    offsets_array = np.empty(n + 1, dtype=np.int64)
-    cdef int64_t[::1] offsets = offsets_array
-    offsets[0] = 0
+    as ``(data, offsets)`` with ``offsets[0] = 0``, Arrow's layout of a string column: int32
+    offsets while the texts take less than 2 GiB (``string``), else int64 (``large_string``)."""
+    cdef Py_ssize_t n = picks.shape[0], n_texts = ends.shape[0], i, pick
+    cdef int64_t size = 0
     with nogil:
         for i in range(n):
             pick = picks[i]
@@ -204,13 +249,112 @@ def gathered_texts(const unsigned char[::1] data, const int64_t[::1] ends, const
                 with gil:
                     raise ValueError(f"gathered_texts: pick {i} is text {pick} of {n_texts}")
             size += ends[pick] - (ends[pick - 1] if pick else 0)
-            offsets[i + 1] = size
+    return _texts_at(data, ends, picks, None, 0, size)
+
+
+def repeated_texts(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] repeats, Py_ssize_t first=0):
+    """Texts ``first`` on of the packed ``(data, ends)``, text ``first + i`` ``repeats[i]``
+    times over, in order, packed as :func:`gathered_texts` packs them (a column naming each
+    source once per candidate)."""
+    cdef Py_ssize_t n = repeats.shape[0], i, text
+    cdef int64_t size = 0
+    if first < 0 or first + n > ends.shape[0]:
+        raise ValueError(f"repeated_texts: texts {first} to {first + n} of {ends.shape[0]}")
+    with nogil:
+        for i in range(n):
+            text = first + i
+            if repeats[i] < 0 or not 0 <= (ends[text - 1] if text else 0) <= ends[text] <= data.shape[0]:
+                with gil:
+                    raise ValueError(f"repeated_texts: text {text} ends at {ends[text]}, repeated {repeats[i]} times")
+            size += repeats[i] * (ends[text] - (ends[text - 1] if text else 0))
+    return _texts_at(data, ends, None, repeats, first, size)
+
+
+cdef object _texts_at(const unsigned char[::1] data, const int64_t[::1] ends, const int64_t[::1] picks,
+                      const int64_t[::1] repeats, Py_ssize_t first, int64_t size):
+    """Texts ``picks`` (or text ``first + i`` ``repeats[i]`` times) of ``(data, ends)``,
+    checked before, taking ``size`` bytes, as Arrow packs a string column."""
+    cdef Py_ssize_t n = picks.shape[0] if picks is not None else 0, i, r, row = 0, rows = 0
+    if repeats is not None:
+        for i in range(repeats.shape[0]):
+            rows += repeats[i]
+    else:
+        rows = n
+    cdef bint wide = size >= (<int64_t>1 << 31), by_picks = repeats is None
+    offsets_array = np.empty(rows + 1, dtype=np.int64 if wide else np.int32)
+    cdef int64_t[::1] wide_offsets
+    cdef int32_t[::1] narrow_offsets
+    if wide:
+        wide_offsets = offsets_array
+    else:
+        narrow_offsets = offsets_array
     out = PyBytes_FromStringAndSize(NULL, size)
     cdef char* at = PyBytes_AS_STRING(out)
     cdef const unsigned char* text_bytes = &data[0] if data.shape[0] else NULL
+    cdef int64_t start, length, written = 0
+    cdef Py_ssize_t text, times
+    with nogil:
+        for i in range(rows if by_picks else repeats.shape[0]):
+            text = picks[i] if by_picks else first + i
+            times = 1 if by_picks else repeats[i]
+            start = ends[text - 1] if text else 0
+            length = ends[text] - start
+            for r in range(times):
+                if wide:
+                    wide_offsets[row] = written
+                else:
+                    narrow_offsets[row] = <int32_t>written
+                memcpy(at + written, text_bytes + start, length)
+                written += length
+                row += 1
+        if wide:
+            wide_offsets[row] = written
+        else:
+            narrow_offsets[row] = <int32_t>written
+    return out, offsets_array
+
+
+ctypedef fused cell_t:
+    uint8_t
+    int32_t
+    int64_t
+    uint64_t
+
+
+def spread_rankings(const cell_t[:, ::1] table, const int64_t[::1] which, const int64_t[::1] counts):
+    """Each source's ranking's first ``counts`` cells of ``table`` (rankings, k), in source
+    order: the column of a per-candidate value that depends only on the ranking (its rank,
+    target, score parts), one row per candidate. ``which[i]`` is source ``i``'s ranking."""
+    cdef Py_ssize_t n = which.shape[0], n_rankings = table.shape[0], k = table.shape[1], i, j, r, rows = 0, row = 0
+    if counts.shape[0] != n_rankings:
+        raise ValueError(f"spread_rankings: {counts.shape[0]} counts for {n_rankings} rankings")
+    for r in range(n_rankings):
+        if not 0 <= counts[r] <= k:
+            raise ValueError(f"spread_rankings: ranking {r} has {counts[r]} of {k} cells")
     with nogil:
         for i in range(n):
-            pick = picks[i]
-            start = ends[pick - 1] if pick else 0
-            memcpy(at + offsets[i], text_bytes + start, ends[pick] - start)
-    return out, offsets_array
+            r = which[i]
+            if r < 0 or r >= n_rankings:
+                with gil:
+                    raise ValueError(f"spread_rankings: source {i}: ranking {r} of {n_rankings}")
+            rows += counts[r]
+    out_array = np.empty(rows, dtype=np.asarray(table).dtype)
+    cdef cell_t[::1] out = out_array
+    with nogil:
+        for i in range(n):
+            r = which[i]
+            for j in range(counts[r]):
+                out[row] = table[r, j]
+                row += 1
+    return out_array
+
+
+def copy_into(unsigned char[::1] target, Py_ssize_t at, const unsigned char[::1] data):
+    """``data`` copied into ``target`` from byte ``at`` on, with the GIL released (a file's
+    writing thread then takes the GIL back as soon as its write returns, not after the copy)."""
+    cdef Py_ssize_t size = data.shape[0]
+    if at < 0 or at + size > target.shape[0]:
+        raise ValueError(f"copy_into: {size} bytes at {at} of {target.shape[0]}")
+    if size:
+        with nogil:
+            memcpy(&target[at], &data[0], size)

@@ -8,10 +8,12 @@ import csv
 import errno
 import io
 import os
+import threading
 
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 import fastmatch as fm
 import fastmatch.generate
 from fastmatch import _output, cli, outfile
-from fastmatch.formats.columnar import _string_column, candidates_table
+from fastmatch.formats import columnar
+from fastmatch.formats.columnar import _string_array, candidates_table
 from fastmatch.packed import packed, utf8
 
 # Characters that need something done in JSON (escapes), in CSV (quoting, formula starts) or
@@ -82,6 +85,22 @@ def test_distinct_rows_number_rows_by_first_appearance(n, k, values, data):
     assert first.tolist() == [rows.index(row) for row in numbered]
 
 
+def test_distinct_rows_past_the_first_table_size():
+    """Thousands of distinct rows, each seen several times: the hash table grows (from 1,024
+    slots) and keeps numbering rows by first appearance."""
+    rng = np.random.default_rng(7)
+    rows = rng.integers(0, 3000, 20_000)
+    a = np.stack([rows, rows // 7], axis=1).astype(np.int64)
+    b = np.stack([rows % 5, -rows], axis=1).astype(np.int64)
+    c = (rows % 3).astype(np.int64)
+    first, which = _output.distinct_rows(a, b, c)
+    _, first_seen, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    numbering = np.empty(len(first_seen), dtype=np.int64)
+    numbering[np.argsort(first_seen)] = np.arange(len(first_seen))
+    assert first.tolist() == sorted(first_seen.tolist())
+    assert which.tolist() == numbering[inverse].tolist()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(max_size=6), max_size=20), st.binary(max_size=3))
 def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):
@@ -97,8 +116,40 @@ def test_ascii_texts_copy_plain_ascii_and_refuse_the_rest(texts, forbidden):
 @given(st.lists(st.text(alphabet=AWKWARD, max_size=6), max_size=20), st.data())
 def test_string_columns_equal_pyarrow_taking_from_the_ids(texts, data):
     picks = np.array(data.draw(st.lists(st.integers(0, len(texts) - 1), max_size=30)) if texts else [], dtype=np.int64)
-    column = _string_column(utf8(texts), picks, pa)
-    assert column.type == pa.string() and column.to_pylist() == [texts[p] for p in picks]
+    repeats = np.array(data.draw(st.lists(st.integers(0, 3), min_size=len(texts), max_size=len(texts))), dtype=np.int64)
+    gathered = _string_array(*_output.gathered_texts(*utf8(texts), picks), pa)
+    repeated = _string_array(*_output.repeated_texts(*utf8(texts), repeats), pa)
+    assert gathered.type == repeated.type == pa.string()
+    assert gathered.to_pylist() == [texts[p] for p in picks]
+    assert repeated.to_pylist() == [text for text, times in zip(texts, repeats.tolist()) for _ in range(times)]
+
+
+def test_string_columns_past_2_gib_are_large_strings():
+    """Offsets past int32 make a ``large_string`` column (shown by the offsets' type: 2 GiB of
+    text are not made here)."""
+    data, offsets = _output.gathered_texts(b"ab", np.array([2], dtype=np.int64), np.array([0, 0], dtype=np.int64))
+    assert offsets.dtype == np.int32 and offsets.tolist() == [0, 2, 4]
+    wide = _string_array(data, offsets.astype(np.int64), pa)
+    assert wide.type == pa.large_string() and wide.to_pylist() == ["ab", "ab"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 5), st.integers(0, 4), st.integers(0, 12), st.sampled_from([np.uint8, np.int32, np.int64, np.uint64]), st.data())
+def test_spread_rankings_lists_each_sources_ranking_cells(n_rankings, k, n, dtype, data):
+    table = np.arange(n_rankings * k, dtype=dtype).reshape(n_rankings, k)
+    counts = np.array(data.draw(st.lists(st.integers(0, k), min_size=n_rankings, max_size=n_rankings)), dtype=np.int64)
+    which = np.array(data.draw(st.lists(st.integers(0, n_rankings - 1), min_size=n, max_size=n)) if n_rankings else [], dtype=np.int64)
+    spread = _output.spread_rankings(table, which, counts)
+    assert spread.dtype == dtype
+    assert spread.tolist() == [cell for r in which.tolist() for cell in table[r, : counts[r]].tolist()]
+
+
+def test_spread_rankings_refuses_rankings_outside_the_table():
+    table = np.zeros((2, 3), dtype=np.int32)
+    with pytest.raises(ValueError, match="ranking 2 of 2"):
+        _output.spread_rankings(table, np.array([0, 2]), np.array([1, 1]))
+    with pytest.raises(ValueError, match="ranking 1 has 4 of 3 cells"):
+        _output.spread_rankings(table, np.array([0, 1]), np.array([1, 4]))
 
 
 # -- the formats, against writers that format each source on its own -----------------------
@@ -243,3 +294,93 @@ def test_binary_output_refuses_text(tmp_path):
     finally:
         output.discard()
     assert list(tmp_path.iterdir()) == []
+
+
+def _direct_output(path) -> outfile.StagedOutput:
+    """A staged binary output written around the page cache, or a skip where the file system refuses that (tmpfs)."""
+    output = outfile.StagedOutput(path, binary=True)
+    output.write([])
+    if not isinstance(output._handle, outfile._DirectFile):
+        output.discard()
+        pytest.skip("this file system takes no O_DIRECT writes")
+    return output
+
+
+def test_the_next_chunk_is_made_while_a_full_buffer_is_written(tmp_path, monkeypatch):
+    """A full staging buffer is written by another thread: the caller makes its next chunk
+    while the disk takes the last (were the write made in the caller's thread, it would wait
+    here for a release that only the next chunk gives, and time out)."""
+    output = _direct_output(tmp_path / "out.bin")
+    writing, release = threading.Event(), threading.Event()
+    writers: set[str] = set()
+    real_write = os.write
+
+    def slow_write(fd, data):
+        writers.add(threading.current_thread().name)
+        if not release.is_set():
+            writing.set()
+            assert release.wait(10), "the next chunk was not asked for while a buffer was being written"
+        return real_write(fd, data)
+
+    monkeypatch.setattr(outfile.os, "write", slow_write)
+    first, second = b"a" * STAGING, b"b" * (STAGING // 2 + 5)
+
+    def chunks():
+        yield first
+        assert writing.wait(10)  # the first buffer is being written...
+        release.set()  # ...while this chunk is being made
+        yield second
+
+    output.write(chunks())
+    output.commit()
+    assert (tmp_path / "out.bin").read_bytes() == first + second
+    assert threading.current_thread().name not in writers or len(writers) > 1
+
+
+def test_a_write_failing_in_the_writing_thread_fails_the_output(tmp_path, monkeypatch):
+    output = _direct_output(tmp_path / "out.bin")
+
+    def full_disk(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outfile.os, "write", full_disk)
+    with pytest.raises(fm.FastmatchError, match="out.bin: cannot write: No space left on device"):
+        output.write([b"x" * (3 * STAGING)])
+    output.discard()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dictionary_page", [columnar._DICTIONARY_PAGE_BYTES, 0])
+@pytest.mark.parametrize("row_group_rows", [columnar._ROW_GROUP_ROWS, 1, 97])
+def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, monkeypatch, dictionary_page, row_group_rows):
+    """The Parquet file holds the rows a table of plain columns would (its target and version
+    columns are written from dictionaries when their ids fit a page, gathered otherwise; in
+    row groups of whole sources), and reads back with the documented types, not as
+    dictionaries."""
+    monkeypatch.setattr(columnar, "_DICTIONARY_PAGE_BYTES", dictionary_page)
+    monkeypatch.setattr(columnar, "_ROW_GROUP_ROWS", row_group_rows)
+    fastmatch.generate.write_fleet(tmp_path, 300, 200, 30, seed=5)
+    result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
+    ranking = cli.Ranking.of(result, 4)
+    data = columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    written = pq.read_table(pa.BufferReader(data))
+    file = pq.ParquetFile(pa.BufferReader(data))
+    groups = [file.read_row_group(g).column("source").to_pylist() for g in range(file.num_row_groups)]
+    assert all(len(rows) < row_group_rows + 4 for rows in groups) and len(groups) >= written.num_rows // (row_group_rows + 4)  # (k = 4)
+    assert all(a[-1] != b[0] for a, b in zip(groups, groups[1:]))  # a source's candidates in one row group
+    assert written.schema == pa.schema(
+        [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_()),
+         ("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]
+    )
+    rows = list(csv.reader(io.StringIO(csv_one_by_one(result, 4, False).decode(), newline="")))[1:]
+    assert len(rows) > 300
+    assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in written.to_pylist()] == rows
+
+
+def test_copy_into_places_bytes_and_refuses_to_overrun():
+    target = bytearray(8)
+    _output.copy_into(target, 3, b"abc")
+    _output.copy_into(target, 8, b"")
+    assert bytes(target) == b"\0\0\0abc\0\0"
+    with pytest.raises(ValueError, match="3 bytes at 6 of 8"):
+        _output.copy_into(target, 6, b"xyz")

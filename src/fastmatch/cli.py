@@ -854,10 +854,9 @@ def _refuse_binary_terminal(path: str | None) -> None:
 
 def _parquet_candidates(ranking: Ranking) -> bytes:
     """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
-    from .formats.columnar import candidates_table, parquet_bytes
+    from .formats.columnar import candidates_parquet
 
-    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
-    return parquet_bytes(table)
+    return candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
 
 
 # -- convert -------------------------------------------------------------------------------
