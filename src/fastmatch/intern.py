@@ -23,11 +23,13 @@ import bisect
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate, chain
+from operator import attrgetter
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import msgspec
 import numpy as np
 
+from ._numbering import number_columns, number_values
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .gcpause import gc_paused
 from .codes import (
@@ -66,15 +68,10 @@ class _Vocabulary:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
-            # Versions are coded by their canonical text, one per key, which hashes at C speed
-            # (a Version's hash is Python code), and ranked by key. Each side's values come
-            # sorted by key, so the sort below merges runs.
-            key_of: dict[Any, Any] = {}
-            for c in columns:
-                key_of.update(c.by_key)
-            key_of.pop(None, None)
-            distinct = sorted(key_of, key=key_of.__getitem__)
-            self.keys = [key_of[text] for text in distinct]  # in order, for the rank of unseen versions
+            # Versions are coded by their key (a tuple, which hashes in C; a Version's own hash
+            # is Python code), and ranked by it.
+            distinct = sorted({key for c in columns for key in c.keys if key is not None})
+            self.keys = distinct  # in order, for the rank of unseen versions
             parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
             self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
             self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
@@ -97,8 +94,8 @@ class _Vocabulary:
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
 
     def key(self, value: Any) -> Any:
-        """What equal values share, which ``code`` is keyed by: a version's canonical text, else the value."""
-        return value.canonical if self.kind == "version" and value is not None else value
+        """What equal values share, which ``code`` is keyed by: a version's key, else the value."""
+        return value.key if self.kind == "version" and value is not None else value
 
     @property
     def largest_code(self) -> int:
@@ -116,7 +113,7 @@ class _Vocabulary:
 
     def codes_of(self, column: _Column) -> list[int]:
         """The code of each of a column's values."""
-        codes = list(map(self.code.get, column.canonical if self.kind == "version" else column.values))
+        codes = list(map(self.code.get, column.keys if self.kind == "version" else column.values))
         if None in codes:  # values the vocabulary has not seen (frozen sources)
             return [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
         return codes  # type: ignore[return-value]  # no None left
@@ -710,59 +707,35 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     return list(index), positions
 
 
-def _numbered(items: Iterable[Any]) -> tuple[list[Any], np.ndarray]:
-    """The distinct items in order of first appearance, and each item's number among them
-    (int64): one pass, one hash lookup an item."""
-    index: dict[Any, int] = {}
-    number = index.setdefault
-    numbers = [number(item, len(index)) for item in items]
-    return list(index), np.array(numbers, dtype=np.int64)
-
-
 class _Column:
     """One attribute's values on one side: ``values``, the distinct ones in order of first
     appearance (``None`` for absent; of equal versions the first), and ``ids``, each
-    descriptor's among them. Versions also keep their ``canonical`` texts, one per key."""
+    descriptor's among them. Versions also keep their ``keys`` (``Version.key``)."""
 
-    def __init__(
-        self, values: list[Any], kind: str, ids: np.ndarray | None = None, canonical: list[str | None] | None = None
-    ) -> None:
+    def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None) -> None:
         self.values = values
         self.kind = kind
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
         if kind == "version":
-            self.canonical = canonical if canonical is not None else [None if v is None else v.canonical for v in values]
+            self.keys = [None if v is None else v.key for v in values]
 
     @classmethod
-    def of(cls, held: list[Mapping[str, Any]], written: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
-        """The column of attribute ``name`` in the descriptors' values ``held``, ``written``
-        being what each descriptor's SELF says (``Descriptor.raw_self``)."""
-        index: dict[Any, int] = {}
-        number = index.setdefault
-        if kind != "version":
-            ids = [number(values.get(name), len(index)) for values in held]
-            return cls(list(index), kind, np.array(ids, dtype=np.int64))
-        # A version's hash is Python code; what was written (a string, which is one version)
-        # hashes at C speed. Number the written texts, then the few distinct ones by version:
-        # equal versions (1.0, 1.0.0) share their canonical text.
-        numbers = [number(raw.get(name), len(index)) for raw in written]
-        texts, text_ids = list(index), np.array(numbers, dtype=np.int64)
-        holder = dict(zip(numbers, range(len(held))))  # a descriptor that wrote each text
-        versions = [held[holder[k]].get(name) for k in range(len(texts))]
-        distinct, canonical_ids = _numbered(None if v is None else v.canonical for v in versions)
-        first = dict(zip(reversed(canonical_ids.tolist()), reversed(versions)))  # the first of equal versions
-        return cls([first[k] for k in range(len(distinct))], kind, canonical_ids[text_ids], distinct)
+    def versions(cls, held: list[Mapping[str, Any]], name: str, texts: list[Any], first: list[int], text_ids: np.ndarray) -> "_Column":
+        """The column of the version attribute ``name``, from its written ``texts`` numbered
+        over the descriptors (``text_ids``; ``first``: the descriptor where each text first
+        appears) and the descriptors' values ``held``.
+
+        A version's hash is Python code; what was written (a string, which is one version)
+        hashes in C. So the texts are numbered over the descriptors, and the few distinct
+        ones by version here: equal versions (1.0, 1.0.0) share their key."""
+        versions = [held[at].get(name) for at in first]
+        _, first_text, key_ids = number_values([None if v is None else v.key for v in versions])
+        return cls([versions[at] for at in first_text], "version", key_ids[text_ids])
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
         """The column of an attribute no descriptor holds."""
         return cls([None], kind, np.zeros(n, dtype=np.int64))
-
-    @cached_property
-    def by_key(self) -> dict[str | None, Any]:
-        """Versions: canonical text -> key, the present ones in order of key."""
-        pairs = sorted((v.key, text) for v, text in zip(self.values, self.canonical) if v is not None)
-        return {text: key for key, text in pairs}
 
     @cached_property
     def present(self) -> np.ndarray:
@@ -848,11 +821,12 @@ def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[
 class SideValues:
     """What interning finds in one device set on its own, whatever it is matched against.
 
-    Per attribute a :class:`_Column` (made when first asked for); the same for
-    ``migration_version`` (``opaque``, ``opaque_ids``); migratability per descriptor; and
-    the classes: the descriptors grouped where all of these (and, when they count, the
-    records) are alike, which is exactly where their codes against any vocabulary are
-    alike (a vocabulary codes equal values alike, different ones differently).
+    Per attribute a :class:`_Column` (every attribute the set holds made at the first that
+    is asked for, in one pass over the descriptors); the same for ``migration_version``
+    (``opaque``, ``opaque_ids``); migratability per descriptor; and the classes: the
+    descriptors grouped where all of these (and, when they count, the records) are alike,
+    which is exactly where their codes against any vocabulary are alike (a vocabulary codes
+    equal values alike, different ones differently).
     """
 
     def __init__(self, devices: DeviceSet, types: Mapping[str, str], records_count: bool) -> None:
@@ -860,23 +834,32 @@ class SideValues:
         self.descriptors = descriptors
         self.descriptor_of = devices.descriptor_of
         self.names = devices.attribute_names()  # every attribute a descriptor may hold a value of
-        self.named = set(self.names)
         self.types = types
         self.records_count = records_count
-        self.columns: dict[str, _Column] = {}
-        self.held = [d.values for d in descriptors]
-        self.written = [d.raw_self for d in descriptors]
-        self.opaque, self.opaque_ids = _numbered(d.migration_version for d in descriptors)
-        self.migratable = np.fromiter((d.migratable for d in descriptors), dtype=bool, count=len(descriptors))
+        self.opaque, _, self.opaque_ids = number_values(list(map(attrgetter("migration_version"), descriptors)))
+        self.migratable = np.fromiter(map(attrgetter("migratable"), descriptors), dtype=bool, count=len(descriptors))
 
     def column(self, name: str) -> _Column:
-        column = self.columns.get(name)
-        if column is None:
-            kind = self.types.get(name, "string")
-            held = name in self.named
-            column = _Column.of(self.held, self.written, name, kind) if held else _Column.absent(len(self.held), kind)
-            self.columns[name] = column
-        return column
+        column = self._held_columns.get(name)
+        return column if column is not None else _Column.absent(len(self.descriptors), self.types.get(name, "string"))
+
+    @cached_property
+    def _held_columns(self) -> dict[str, _Column]:
+        """The column of each attribute the set holds. Versions are numbered by what each
+        descriptor's SELF wrote (:meth:`_Column.versions`), the others by their values."""
+        descriptors = self.descriptors
+        held = list(map(attrgetter("values"), descriptors))
+        versions = [name for name in self.names if self.types.get(name) == "version"]
+        others = [name for name in self.names if self.types.get(name) != "version"]
+        columns: dict[str, _Column] = {}
+        distinct, _, ids = number_columns(held, others)
+        for k, name in enumerate(others):
+            columns[name] = _Column(distinct[k], self.types.get(name, "string"), ids[k])
+        if versions:
+            texts, first, text_ids = number_columns(list(map(attrgetter("raw_self"), descriptors)), versions)
+            for k, name in enumerate(versions):
+                columns[name] = _Column.versions(held, name, texts[k], first[k], text_ids[k])
+        return columns
 
     @cached_property
     def classes(self) -> _Classes:
