@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate, chain
+from itertools import accumulate, chain, compress
 from operator import attrgetter
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
@@ -47,7 +47,7 @@ from .codes import (
 from .policy import Policy
 from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import Accept, AnyOf, AnyValue, GroundedRecord, SubsetOf
-from .values import is_absent
+from .values import is_absent, prerelease_key
 
 _json_text = msgspec.json.Encoder().encode
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
@@ -68,14 +68,8 @@ class _Vocabulary:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
-            # Versions are coded by their key (a tuple, which hashes in C; a Version's own hash
-            # is Python code), and ranked by it.
-            distinct = sorted({key for c in columns for key in c.keys if key is not None})
-            self.keys = distinct  # in order, for the rank of unseen versions
-            parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
-            self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
-            self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
-            self.unseen_major = len(self.majors) + 1
+            self._rank_versions(columns)
+            self.unseen_code = 2 * len(self.representatives) + 1
         else:
             index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
             index.pop(None, None)
@@ -83,15 +77,51 @@ class _Vocabulary:
             distinct = list(index)
             if self.ordered:
                 distinct.sort()
-        self.values = distinct
-        step = 2 if self.ordered else 1
-        self.code: dict[Any, int] = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
-        self.code[None] = 0
-        self.code[frozenset()] = 0
-        self.unseen_code = step * len(distinct) + 1
+            self.values = distinct
+            step = 2 if self.ordered else 1
+            self.code = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))
+            self.code[None] = 0
+            self.code[frozenset()] = 0
+            self.unseen_code = step * len(distinct) + 1
         self.words = 0
         if kind == "set":
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
+
+    def _rank_versions(self, columns: Sequence[_Column]) -> None:
+        """Versions ranked with NumPy, by their numeric components (padded with zeros: 1.0 is
+        1.0.0) and then their prerelease's rank: a Version's own comparisons are Python code,
+        and the two sides hold tens of thousands of distinct versions. What the kernel reads
+        of each column (its codes, majors and minors) is kept; ``code``, by key, is made
+        only when a single value is looked up (records' literals, unseen sources)."""
+        width = max(c.components.shape[0] for c in columns)
+        parts = np.concatenate([_padded(c.components, width)[:, c.present] for c in columns], axis=1)
+        versions = [v for c in columns for v in compress(c.values, c.present)]
+        prerelease, _, prerelease_ids = number_values([v.prerelease for v in versions])
+        rows = np.vstack([parts, _prerelease_ranks(prerelease)[prerelease_ids]])
+        rank, first = _lexicographic_ranks(rows)
+        self.representatives = [versions[at] for at in first]  # a version of each rank
+        self.column_codes: list[tuple[_Column, np.ndarray]] = []  # (column, its values' codes)
+        start = 0
+        for c in columns:
+            codes = np.zeros(len(c.values), dtype=np.int64)
+            codes[c.present] = 2 * (rank[start : start + int(c.present.sum())] + 1)
+            start += int(c.present.sum())
+            self.column_codes.append((c, codes))
+        self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
+        self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
+        self.unseen_major = len(self.majors) + 1
+
+    @cached_property
+    def keys(self) -> list[Any]:
+        """Versions: the key of each rank, in order, for the rank of an unseen version."""
+        return [v.key for v in self.representatives]
+
+    @cached_property
+    def code(self) -> dict[Any, int]:  # set in __init__ except for versions
+        """Value (by :meth:`key`) -> code."""
+        code: dict[Any, int] = dict(zip(self.keys, range(2, 2 * len(self.keys) + 2, 2)))
+        code[None] = 0
+        return code
 
     def key(self, value: Any) -> Any:
         """What equal values share, which ``code`` is keyed by: a version's key, else the value."""
@@ -111,12 +141,17 @@ class _Vocabulary:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
-    def codes_of(self, column: _Column) -> list[int]:
-        """The code of each of a column's values."""
-        codes = list(map(self.code.get, column.keys if self.kind == "version" else column.values))
-        if None in codes:  # values the vocabulary has not seen (frozen sources)
-            return [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
-        return codes  # type: ignore[return-value]  # no None left
+    def codes_of(self, column: _Column) -> np.ndarray:
+        """int64: the code of each of a column's values."""
+        if self.kind == "version":
+            for built, codes in self.column_codes:
+                if built is column:
+                    return codes
+            return np.array([self.code_of(v) for v in column.values], dtype=np.int64)
+        found = list(map(self.code.get, column.values))
+        if None in found:  # values the vocabulary has not seen (frozen sources)
+            found = [self.code_of(v) if c is None else c for v, c in zip(column.values, found)]
+        return np.array(found, dtype=np.int64)
 
     def use_lane(self, lane: type) -> None:
         """Set masks are made of lane-wide words, so the superset loop reads one width."""
@@ -516,11 +551,12 @@ class _Context:
         once, into one table of every attribute's codes (the opaque strings' last), which the
         descriptors index."""
         opaque = self.opaque_codes
-        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), [opaque.get(v, len(opaque)) for v in values.opaque]]
+        opaque_codes = np.array([opaque.get(v, len(opaque)) for v in values.opaque], dtype=np.int64)
+        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), opaque_codes]
         offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[:, None]
         ids = np.array([*(c.ids for c in columns), values.opaque_ids], dtype=np.int64).reshape(len(tables), -1)[:, at]
         codes = np.empty((len(tables) + 1, ids.shape[1]), dtype=np.int64)
-        codes[:-1] = np.array([code for table in tables for code in table], dtype=np.int64)[ids + offsets]
+        codes[:-1] = np.concatenate(tables)[ids + offsets]
         codes[-1] = values.migratable[at]
         return codes
 
@@ -710,14 +746,12 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
 class _Column:
     """One attribute's values on one side: ``values``, the distinct ones in order of first
     appearance (``None`` for absent; of equal versions the first), and ``ids``, each
-    descriptor's among them. Versions also keep their ``keys`` (``Version.key``)."""
+    descriptor's among them."""
 
     def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None) -> None:
         self.values = values
         self.kind = kind
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
-        if kind == "version":
-            self.keys = [None if v is None else v.key for v in values]
 
     @classmethod
     def versions(cls, held: list[Mapping[str, Any]], name: str, texts: list[Any], first: list[int], text_ids: np.ndarray) -> "_Column":
@@ -727,10 +761,16 @@ class _Column:
 
         A version's hash is Python code; what was written (a string, which is one version)
         hashes in C. So the texts are numbered over the descriptors, and the few distinct
-        ones by version here: equal versions (1.0, 1.0.0) share their key."""
-        versions = [held[at].get(name) for at in first]
-        _, first_text, key_ids = number_values([None if v is None else v.key for v in versions])
-        return cls([versions[at] for at in first_text], "version", key_ids[text_ids])
+        ones by version here, with NumPy: equal versions (1.0, 1.0.0) share a value."""
+        texts_column = cls([held[at].get(name) for at in first], "version")
+        components, present = texts_column.components, texts_column.present
+        prerelease, _, prerelease_ids = number_values([() if v is None else v.prerelease for v in texts_column.values])
+        _, _, prerelease_numbers = number_values([prerelease_key(p) for p in prerelease])  # equal keys, one number
+        rows = np.vstack([present, components, prerelease_numbers[prerelease_ids]])
+        _, first_text, version_ids = number_values(_lexicographic_ranks(rows)[0].tolist())
+        column = cls([texts_column.values[at] for at in first_text], "version", version_ids[text_ids])
+        column.components = components[:, first_text]  # what the cached property would find again
+        return column
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
@@ -743,10 +783,48 @@ class _Column:
         return np.array([v is not None for v in self.values], dtype=bool)
 
     @cached_property
+    def components(self) -> np.ndarray:
+        """Versions: int64 [at least 3, values]: each version's numeric components, padded
+        with zeros (all zero where absent)."""
+        parts = [() if v is None else v.parts for v in self.values]
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        width = max(3, int(lengths.max(initial=0)))
+        components = np.zeros((width, len(parts)), dtype=np.int64)
+        value_of_part = np.repeat(np.arange(len(parts)), lengths)
+        place_of_part = np.arange(len(value_of_part)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        components[place_of_part, value_of_part] = np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=len(value_of_part))
+        return components
+
+    @property
     def parts(self) -> np.ndarray:
         """int64 [3, values]: each version's major, minor and patch (0 where absent)."""
-        parts = [(*v.parts, 0, 0, 0)[:3] if v is not None else (0, 0, 0) for v in self.values]
-        return np.array(parts, dtype=np.int64).reshape(len(self.values), 3).T
+        return self.components[:3]
+
+
+def _padded(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` with rows of zeros added below, to ``width`` rows."""
+    return np.vstack([rows, np.zeros((width - rows.shape[0], rows.shape[1]), dtype=rows.dtype)]) if rows.shape[0] < width else rows
+
+
+def _prerelease_ranks(prerelease: list[tuple[str, ...]]) -> np.ndarray:
+    """int64 per distinct prerelease: its rank by SemVer precedence (equal ones share it)."""
+    keys = [prerelease_key(p) for p in prerelease]
+    distinct = sorted(set(keys))
+    rank_of = dict(zip(distinct, range(len(distinct))))
+    return np.array([rank_of[k] for k in keys], dtype=np.int64)
+
+
+def _lexicographic_ranks(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``rows`` (int64 [k, n]) ranked in lexicographic order (``rows[0]``
+    first), equal columns sharing a rank: each column's rank, and a column of each rank."""
+    n = rows.shape[1]
+    order = np.lexsort(rows[::-1])
+    ordered = rows[:, order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (ordered[:, 1:] != ordered[:, :-1]).any(axis=0)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.cumsum(starts) - 1
+    return rank, order[starts]
 
 
 @dataclass
