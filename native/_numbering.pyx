@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""Native help for interning: values numbered in order of first appearance.
+"""Native help for interning: what a side's descriptors hold, read and numbered in order of
+first appearance.
 
 Interning numbers each attribute's values over every descriptor of a side (100,000
 descriptors hold 700,000 values, of which a few thousand are distinct). Python's own loop
@@ -11,9 +12,10 @@ equal shares a number. The GIL stays held (the dicts and the values are Python o
 """
 
 from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem
-from cpython.list cimport PyList_Append
+from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
+from cpython.ref cimport Py_INCREF
 from cpython.long cimport PyLong_AsSsize_t, PyLong_FromSsize_t
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_GetAttr
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
 from libc.stdint cimport int64_t
 
@@ -37,13 +39,14 @@ cdef inline Py_ssize_t _number(dict index, list distinct, list first, object val
     return number
 
 
-def number_columns(rows, names):
+def number_columns(rows, names, attribute=None):
     """For each of ``names``, the values ``rows[i].get(name)`` (``None`` where a row lacks
-    it) numbered in order of first appearance.
+    it) numbered in order of first appearance; with ``attribute``, the rows are that
+    attribute of each item of ``rows`` (read as it is used: each item is fetched once).
 
-    ``rows`` is a sequence of mappings (dicts are read through the C API, other mappings
-    through ``.get``). Returns ``(distinct, first, numbers)``: per name the list of its
-    distinct values and the list of the row where each first appears, and int64
+    The rows are mappings (dicts are read through the C API, other mappings through
+    ``.get``). Returns ``(distinct, first, numbers)``: per name the list of its distinct
+    values and the list of the row where each first appears, and int64
     ``[len(names), len(rows)]``, each row's value's position in its name's ``distinct``.
     """
     cdef object held_rows = PySequence_Fast(rows, "rows must be a sequence")
@@ -60,7 +63,7 @@ def number_columns(rows, names):
     cdef PyObject* found
     cdef object row, name, value
     for i in range(n):
-        row = <object>row_items[i]
+        row = <object>row_items[i] if attribute is None else PyObject_GetAttr(<object>row_items[i], attribute)
         for j in range(k):
             name = <object>name_items[j]
             if PyDict_CheckExact(row):
@@ -86,3 +89,21 @@ def number_values(values):
     for i in range(n):
         number[i] = _number(index, distinct, first, <object>items[i], i)
     return distinct, first, numbers
+
+
+def attributes_of(objects, names):
+    """The attributes ``names`` of every object of the sequence ``objects``, one list per
+    name, read in one pass (each object is fetched from memory once, not once per name)."""
+    cdef object held = PySequence_Fast(objects, "objects must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(held), i, j
+    cdef PyObject** items = PySequence_Fast_ITEMS(held)
+    cdef tuple held_names = tuple(names)
+    cdef Py_ssize_t k = len(held_names)
+    cdef list out = [PyList_New(n) for _ in range(k)]
+    cdef object value
+    for i in range(n):
+        for j in range(k):
+            value = PyObject_GetAttr(<object>items[i], held_names[j])
+            Py_INCREF(value)  # PyList_SET_ITEM steals the reference
+            PyList_SET_ITEM(<list>out[j], i, value)
+    return out

@@ -23,13 +23,12 @@ import bisect
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate, chain, compress
-from operator import attrgetter
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import msgspec
 import numpy as np
 
-from ._numbering import number_columns, number_values
+from ._numbering import attributes_of, number_columns, number_values
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .gcpause import gc_paused
 from .codes import (
@@ -113,26 +112,26 @@ class _Vocabulary:
 
     @cached_property
     def keys(self) -> list[Any]:
-        """Versions: the key of each rank, in order, for the rank of an unseen version."""
+        """Versions: the key of each rank, in order, where single versions are looked up
+        (made at the first: a cold match of fleets without version literals needs none)."""
         return [v.key for v in self.representatives]
-
-    @cached_property
-    def code(self) -> dict[Any, int]:  # set in __init__ except for versions
-        """Value (by :meth:`key`) -> code."""
-        code: dict[Any, int] = dict(zip(self.keys, range(2, 2 * len(self.keys) + 2, 2)))
-        code[None] = 0
-        return code
-
-    def key(self, value: Any) -> Any:
-        """What equal values share, which ``code`` is keyed by: a version's key, else the value."""
-        return value.key if self.kind == "version" and value is not None else value
 
     @property
     def largest_code(self) -> int:
         return self.unseen_code + 1
 
+    def seen_code(self, value: Any) -> int | None:
+        """The code of a value the vocabulary holds; None for one it does not."""
+        if self.kind != "version":
+            return self.code.get(value)
+        if value is None:
+            return 0
+        key, keys = value.key, self.keys
+        at = bisect.bisect_left(keys, key)
+        return 2 * (at + 1) if at < len(keys) and keys[at] == key else None
+
     def code_of(self, value: Any) -> int:
-        code = self.code.get(self.key(value))
+        code = self.seen_code(value)
         if code is not None:
             return code
         if self.kind == "version":
@@ -696,7 +695,7 @@ class _Context:
             else:
                 assert isinstance(accept, AnyOf)
                 # Values no descriptor has can never be the other side's value: leave them out.
-                seen = (vocabulary.code.get(vocabulary.key(v)) for v in accept.values)
+                seen = map(vocabulary.seen_code, accept.values)
                 codes = sorted({code for code in seen if code is not None})
                 tests.append((i, TEST_IN_CODES, len(code_pool), len(codes)))
                 code_pool.extend(codes)
@@ -754,15 +753,14 @@ class _Column:
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
 
     @classmethod
-    def versions(cls, held: list[Mapping[str, Any]], name: str, texts: list[Any], first: list[int], text_ids: np.ndarray) -> "_Column":
-        """The column of the version attribute ``name``, from its written ``texts`` numbered
-        over the descriptors (``text_ids``; ``first``: the descriptor where each text first
-        appears) and the descriptors' values ``held``.
+    def versions(cls, held: list[Any], text_ids: np.ndarray) -> "_Column":
+        """The column of a version attribute whose written texts are numbered over the
+        descriptors (``text_ids``), ``held`` being the version each text was read as.
 
         A version's hash is Python code; what was written (a string, which is one version)
         hashes in C. So the texts are numbered over the descriptors, and the few distinct
         ones by version here, with NumPy: equal versions (1.0, 1.0.0) share a value."""
-        texts_column = cls([held[at].get(name) for at in first], "version")
+        texts_column = cls(held, "version")
         components, present = texts_column.components, texts_column.present
         prerelease, _, prerelease_ids = number_values([() if v is None else v.prerelease for v in texts_column.values])
         _, _, prerelease_numbers = number_values([prerelease_key(p) for p in prerelease])  # equal keys, one number
@@ -914,8 +912,9 @@ class SideValues:
         self.names = devices.attribute_names()  # every attribute a descriptor may hold a value of
         self.types = types
         self.records_count = records_count
-        self.opaque, _, self.opaque_ids = number_values(list(map(attrgetter("migration_version"), descriptors)))
-        self.migratable = np.fromiter(map(attrgetter("migratable"), descriptors), dtype=bool, count=len(descriptors))
+        opaque, migratable = attributes_of(descriptors, ("migration_version", "migratable"))
+        self.opaque, _, self.opaque_ids = number_values(opaque)
+        self.migratable = np.array(migratable, dtype=bool)
 
     def column(self, name: str) -> _Column:
         column = self._held_columns.get(name)
@@ -926,17 +925,17 @@ class SideValues:
         """The column of each attribute the set holds. Versions are numbered by what each
         descriptor's SELF wrote (:meth:`_Column.versions`), the others by their values."""
         descriptors = self.descriptors
-        held = list(map(attrgetter("values"), descriptors))
         versions = [name for name in self.names if self.types.get(name) == "version"]
         others = [name for name in self.names if self.types.get(name) != "version"]
         columns: dict[str, _Column] = {}
-        distinct, _, ids = number_columns(held, others)
+        distinct, _, ids = number_columns(descriptors, others, "values")
         for k, name in enumerate(others):
             columns[name] = _Column(distinct[k], self.types.get(name, "string"), ids[k])
         if versions:
-            texts, first, text_ids = number_columns(list(map(attrgetter("raw_self"), descriptors)), versions)
+            texts, first, text_ids = number_columns(descriptors, versions, "raw_self")
             for k, name in enumerate(versions):
-                columns[name] = _Column.versions(held, name, texts[k], first[k], text_ids[k])
+                held = [descriptors[at].values.get(name) for at in first[k]]
+                columns[name] = _Column.versions(held, text_ids[k])
         return columns
 
     @cached_property
