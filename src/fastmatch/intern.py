@@ -875,23 +875,26 @@ def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[
     that the text tells them apart) are the same records, and only the first descriptor of
     each text has its records compared.
     """
+    records, written = attributes_of(descriptors, ("records", "raw_compatible"))
+    try:
+        keys: list[Any] = list(map(_json_text, compress(written, records)))
+    except (TypeError, ValueError, OverflowError):  # some not JSON-shaped: those compare their records
+        keys = [_json_text_or(w, r) for w, r in zip(written, records) if r]
+    distinct, first, key_ids = number_values(keys)
+    holders = list(compress(records, records))  # the records of each descriptor that has some
     number = by_records.setdefault
-    of_text: dict[bytes, int] = {}
-    numbers = []
-    for d in descriptors:
-        if not d.records:
-            numbers.append(0)
-            continue
-        try:
-            text = _json_text(d.raw_compatible)
-        except (TypeError, ValueError, OverflowError):  # not JSON-shaped: compare the records
-            numbers.append(number(d.records, len(by_records)))
-            continue
-        found = of_text.get(text)
-        if found is None:
-            found = of_text[text] = number(d.records, len(by_records))
-        numbers.append(found)
-    return np.array(numbers, dtype=np.int64)
+    tuple_ids = np.array([number(holders[at], len(by_records)) for at in first], dtype=np.int64)
+    numbers = np.zeros(len(records), dtype=np.int64)
+    numbers[np.fromiter(map(bool, records), dtype=bool, count=len(records))] = tuple_ids[key_ids]
+    return numbers
+
+
+def _json_text_or(written: Any, records: tuple[GroundedRecord, ...]) -> Any:
+    """The JSON text of what was written, or, when it is not JSON-shaped, the records."""
+    try:
+        return _json_text(written)
+    except (TypeError, ValueError, OverflowError):
+        return records
 
 
 class SideValues:
