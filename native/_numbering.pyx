@@ -11,7 +11,7 @@ Values are keyed by Python equality and hash, exactly as a ``dict`` keys them: w
 equal shares a number. The GIL stays held (the dicts and the values are Python objects).
 """
 
-from cpython.dict cimport PyDict_CheckExact, PyDict_SetItem
+from cpython.dict cimport PyDict_CheckExact, PyDict_Next, PyDict_SetItem
 from cpython.list cimport PyList_Append, PyList_New, PyList_SET_ITEM
 from cpython.ref cimport Py_INCREF
 from cpython.long cimport PyLong_AsSsize_t, PyLong_FromSsize_t
@@ -107,3 +107,30 @@ def attributes_of(objects, names):
             Py_INCREF(value)  # PyList_SET_ITEM steals the reference
             PyList_SET_ITEM(<list>out[j], i, value)
     return out
+
+
+def keys_in_order(objects, attribute):
+    """The keys of the mappings ``getattr(item, attribute)`` of the sequence ``objects``, in
+    order of first appearance: ``(keys, rows, places)``, each key, the item where it first
+    appears and its place among that mapping's keys."""
+    cdef object held = PySequence_Fast(objects, "objects must be a sequence")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(held), i, pos, place
+    cdef PyObject** items = PySequence_Fast_ITEMS(held)
+    cdef list keys = [], rows = [], places = []
+    cdef dict seen = {}
+    cdef PyObject* key
+    cdef PyObject* value
+    cdef object mapping
+    for i in range(n):
+        mapping = PyObject_GetAttr(<object>items[i], attribute)
+        if not PyDict_CheckExact(mapping):
+            mapping = dict(mapping)
+        pos, place = 0, 0
+        while PyDict_Next(mapping, &pos, &key, &value):
+            if PyDict_GetItemWithError(seen, <object>key) == NULL:
+                PyDict_SetItem(seen, <object>key, None)
+                keys.append(<object>key)
+                rows.append(i)
+                places.append(place)
+            place += 1
+    return keys, rows, places
