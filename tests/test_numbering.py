@@ -40,6 +40,19 @@ class Holder:
     tag: Any
 
 
+@dataclass(frozen=True, slots=True)
+class OtherHolder:
+    """The same attributes in other slots: items of several types are read alike."""
+
+    first: Any
+    tag: Any
+    values: Mapping[str, Any]
+
+
+def holders(rows: list[Mapping[str, Any]]) -> list[Any]:
+    return [OtherHolder(None, k, row) if k % 5 == 4 else Holder(row, k) for k, row in enumerate(rows)]
+
+
 NAMES = ["a", "b", "c", "d"]
 VALUES = st.one_of(
     st.none(),
@@ -48,7 +61,7 @@ VALUES = st.one_of(
     st.frozensets(st.sampled_from("pq"), max_size=2),
     st.just(1.0),  # equal to 1: one number, the first seen kept
 )
-ROWS = st.lists(st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=4), max_size=30)
+ROWS = st.lists(st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=4), max_size=60)  # past the prefetch distance
 
 
 def numbered(values: list[Any]) -> tuple[list[Any], list[int], list[int]]:
@@ -79,8 +92,7 @@ def test_number_columns_numbers_as_a_dict_does(rows, names) -> None:
     check_columns(number_columns(rows, names), rows, names)
     mixed = [ReadOnly(row) if k % 2 else row for k, row in enumerate(rows)]
     check_columns(number_columns(mixed, names), mixed, names)
-    holders = [Holder(row, k) for k, row in enumerate(mixed)]
-    check_columns(number_columns(holders, names, "values"), mixed, names)
+    check_columns(number_columns(holders(mixed), names, "values"), mixed, names)
 
 
 @given(st.lists(VALUES, max_size=40))
@@ -96,14 +108,14 @@ def test_number_values_numbers_as_a_dict_does(values) -> None:
 @given(ROWS)
 @settings(max_examples=60, deadline=None)
 def test_attributes_and_keys_are_read_as_python_reads_them(rows) -> None:
-    holders = [Holder(ReadOnly(row) if k % 3 == 2 else row, k) for k, row in enumerate(rows)]
-    values, tags = attributes_of(holders, ("values", "tag"))
-    assert all(a is h.values for a, h in zip(values, holders)) and tags == list(range(len(rows)))
+    items = holders([ReadOnly(row) if k % 3 == 2 else row for k, row in enumerate(rows)])
+    values, tags = attributes_of(items, ("values", "tag"))
+    assert all(a is h.values for a, h in zip(values, items)) and tags == list(range(len(rows)))
     want: dict[str, tuple[int, int]] = {}
-    for k, h in enumerate(holders):
+    for k, h in enumerate(items):
         for place, key in enumerate(h.values):
             want.setdefault(key, (k, place))
-    keys, first_rows, places = keys_in_order(holders, "values")
+    keys, first_rows, places = keys_in_order(items, "values")
     assert keys == list(want) and list(zip(first_rows, places)) == list(want.values())
 
 
