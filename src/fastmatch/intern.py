@@ -90,8 +90,8 @@ class _Vocabulary:
         """Versions ranked with NumPy, by their numeric components (padded with zeros: 1.0 is
         1.0.0) and then their prerelease's rank: a Version's own comparisons are Python code,
         and the two sides hold tens of thousands of distinct versions. What the kernel reads
-        of each column (its codes, majors and minors) is kept; ``code``, by key, is made
-        only when a single value is looked up (records' literals, unseen sources)."""
+        of each column (its codes, majors and minors) is kept; the keys in order, where a
+        single value is looked up (records' literals, unseen sources), only at the first."""
         width = max(c.components.shape[0] for c in columns)
         parts = np.concatenate([_padded(c.components, width)[:, c.present] for c in columns], axis=1)
         versions = [v for c in columns for v in compress(c.values, c.present)]
@@ -880,7 +880,7 @@ def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[
         keys: list[Any] = list(map(_json_text, compress(written, records)))
     except (TypeError, ValueError, OverflowError):  # some not JSON-shaped: those compare their records
         keys = [_json_text_or(w, r) for w, r in zip(written, records) if r]
-    distinct, first, key_ids = number_values(keys)
+    _, first, key_ids = number_values(keys)
     holders = list(compress(records, records))  # the records of each descriptor that has some
     number = by_records.setdefault
     tuple_ids = np.array([number(holders[at], len(by_records)) for at in first], dtype=np.int64)
@@ -901,7 +901,7 @@ class SideValues:
     """What interning finds in one device set on its own, whatever it is matched against.
 
     Per attribute a :class:`_Column` (every attribute the set holds made at the first that
-    is asked for, in one pass over the descriptors); the same for ``migration_version``
+    is asked for, in two passes over the descriptors); the same for ``migration_version``
     (``opaque``, ``opaque_ids``); migratability per descriptor; and the classes: the
     descriptors grouped where all of these (and, when they count, the records) are alike,
     which is exactly where their codes against any vocabulary are alike (a vocabulary codes
@@ -920,13 +920,16 @@ class SideValues:
         self.migratable = np.array(migratable, dtype=bool)
 
     def column(self, name: str) -> _Column:
-        column = self._held_columns.get(name)
-        return column if column is not None else _Column.absent(len(self.descriptors), self.types.get(name, "string"))
+        column = self._columns.get(name)
+        if column is None:  # an attribute no descriptor holds: kept too, as a vocabulary knows its columns
+            column = self._columns[name] = _Column.absent(len(self.descriptors), self.types.get(name, "string"))
+        return column
 
     @cached_property
-    def _held_columns(self) -> dict[str, _Column]:
-        """The column of each attribute the set holds. Versions are numbered by what each
-        descriptor's SELF wrote (:meth:`_Column.versions`), the others by their values."""
+    def _columns(self) -> dict[str, _Column]:
+        """The column of each attribute the set holds, and of those asked for that it does
+        not. Versions are numbered by what each descriptor's SELF wrote
+        (:meth:`_Column.versions`), the others by their values."""
         descriptors = self.descriptors
         versions = [name for name in self.names if self.types.get(name) == "version"]
         others = [name for name in self.names if self.types.get(name) != "version"]
