@@ -5,7 +5,15 @@ first appearance.
 Interning numbers each attribute's values over every descriptor of a side (100,000
 descriptors hold 700,000 values, of which a few thousand are distinct). Python's own loop
 spent about 0.3 us a value on the interpreter; here each value costs its two dict lookups
-(the value in its row, then in the column's index), done through the C API.
+(the value in its row, then in the column's index), done through the C API, and the
+descriptors and their dicts, scattered over the heap, are prefetched a few rows ahead.
+
+- :func:`number_columns`: each attribute's values over the rows (mappings, or a mapping
+  attribute of each item), numbered;
+- :func:`number_values`: the items of one sequence numbered;
+- :func:`attributes_of`: some attributes of every item, read in one pass;
+- :func:`keys_in_order`: the keys of a mapping attribute of every item, in order of first
+  appearance, with where each first appears.
 
 Values are keyed by Python equality and hash, exactly as a ``dict`` keys them: what is
 equal shares a number. The GIL stays held (the dicts and the values are Python objects).
@@ -19,9 +27,9 @@ from cpython.object cimport PyObject, PyObject_GetAttr, PyTypeObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS
 from libc.stdint cimport int64_t
 
-import numpy as np
-
 import types
+
+import numpy as np
 
 cdef extern from "Python.h":
     PyObject* PyDict_GetItemWithError(object mapping, object key) except? NULL
@@ -74,6 +82,16 @@ cdef inline PyObject* _slot_of(PyObject* item, Slot slot) noexcept:
     return (<PyObject**>(<char*>item + slot.offset))[0]
 
 
+cdef inline void _ask_for_table(PyObject* row) noexcept:
+    """Prefetch a dict's table (its first three lines: a descriptor's few entries)."""
+    cdef const char* table
+    if row != NULL and Py_TYPE(row) == &PyDict_Type:
+        table = <const char*>(<PyDictObject*>row).ma_keys
+        __builtin_prefetch(table)
+        __builtin_prefetch(table + 64)
+        __builtin_prefetch(table + 128)
+
+
 cdef inline void _ask_ahead(PyObject** items, Py_ssize_t i, Py_ssize_t n, Slot slot) noexcept:
     """Prefetch, from row ``i``, the item three strides ahead, the mapping of the one two
     ahead and the table of the one a stride ahead."""
@@ -89,15 +107,6 @@ cdef inline void _ask_ahead(PyObject** items, Py_ssize_t i, Py_ssize_t n, Slot s
     if i + AHEAD < n:
         _ask_for_table(_slot_of(items[i + AHEAD], slot))
 
-
-cdef inline void _ask_for_table(PyObject* row) noexcept:
-    """Prefetch a dict's table (its first three lines: a descriptor's few entries)."""
-    cdef const char* table
-    if row != NULL and Py_TYPE(row) == &PyDict_Type:
-        table = <const char*>(<PyDictObject*>row).ma_keys
-        __builtin_prefetch(table)
-        __builtin_prefetch(table + 64)
-        __builtin_prefetch(table + 128)
 
 cdef inline Py_ssize_t _number(dict index, list distinct, list first, object value, Py_ssize_t at) except -1:
     """The number of ``value`` in ``index``; a new value is numbered next, kept in
