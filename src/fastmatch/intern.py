@@ -68,7 +68,7 @@ class _Vocabulary:
         self.ordered = kind in ("int", "version")
         if kind == "version":
             self._rank_versions(columns)
-            self.unseen_code = 2 * len(self.representatives) + 1
+            self.unseen_code = 2 * len(self.rank_first) + 1
         else:
             index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
             index.pop(None, None)
@@ -94,11 +94,11 @@ class _Vocabulary:
         single value is looked up (records' literals, unseen sources), only at the first."""
         width = max(c.components.shape[0] for c in columns)
         parts = np.concatenate([_padded(c.components, width)[:, c.present] for c in columns], axis=1)
-        versions = [v for c in columns for v in compress(c.values, c.present)]
-        prerelease, _, prerelease_ids = number_values([v.prerelease for v in versions])
+        present_prerelease = chain.from_iterable(compress(c.prerelease, c.present) for c in columns)
+        prerelease, _, prerelease_ids = number_values(list(present_prerelease))
         rows = np.vstack([parts, _prerelease_ranks(prerelease)[prerelease_ids]])
-        rank, first = _lexicographic_ranks(rows)
-        self.representatives = [versions[at] for at in first]  # a version of each rank
+        rank, self.rank_first = _lexicographic_ranks(rows)  # and where (among the present values) each rank is first
+        self.columns = columns
         self.column_codes: list[tuple[_Column, np.ndarray]] = []  # (column, its values' codes)
         start = 0
         for c in columns:
@@ -114,7 +114,8 @@ class _Vocabulary:
     def keys(self) -> list[Any]:
         """Versions: the key of each rank, in order, where single versions are looked up
         (made at the first: a cold match of fleets without version literals needs none)."""
-        return [v.key for v in self.representatives]
+        versions = list(chain.from_iterable(compress(c.values, c.present) for c in self.columns))
+        return [versions[at].key for at in self.rank_first.tolist()]
 
     @property
     def largest_code(self) -> int:
@@ -762,7 +763,7 @@ class _Column:
         ones by version here, with NumPy: equal versions (1.0, 1.0.0) share a value."""
         texts_column = cls(held, "version")
         components, present = texts_column.components, texts_column.present
-        prerelease, _, prerelease_ids = number_values([() if v is None else v.prerelease for v in texts_column.values])
+        prerelease, _, prerelease_ids = number_values(texts_column.prerelease)
         _, _, prerelease_numbers = number_values([prerelease_key(p) for p in prerelease])  # equal keys, one number
         rows = np.vstack([present, components, prerelease_numbers[prerelease_ids]])
         _, first_text, version_ids = number_values(_lexicographic_ranks(rows)[0].tolist())
@@ -779,6 +780,11 @@ class _Column:
     def present(self) -> np.ndarray:
         """bool per value: not the absent one."""
         return np.array([v is not None for v in self.values], dtype=bool)
+
+    @cached_property
+    def prerelease(self) -> list[tuple[str, ...]]:
+        """Versions: each one's prerelease identifiers (``()`` where absent)."""
+        return [() if v is None else v.prerelease for v in self.values]
 
     @cached_property
     def components(self) -> np.ndarray:
