@@ -125,6 +125,11 @@ extensions = [
         ["native/_request.pyx"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
+    Extension(
+        "fastmatch._numbering",  # interning's numbering of values: Python objects, one thread
+        ["native/_numbering.pyx"],
+        extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, include_path=["native"]))

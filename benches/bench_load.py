@@ -30,7 +30,7 @@ import support
 
 N = support.sizes().fleet
 K = support.FLEET_DISTINCT
-DISTINCT = (10_000, 30_000)  # descriptors per side, all distinct
+DISTINCT = (10_000, 30_000, 100_000)  # descriptors per side, all distinct
 REQUEST_SOURCES = (1, 10, 100)
 
 

@@ -143,3 +143,20 @@ def test_empty_sides_equal_the_oracle() -> None:
         check_intern(sources, targets, Policy.default())
     check_prepared(one, [empty, one], Policy.default())
     check_prepared(empty, [one], Policy.default())
+
+
+class _Spelled(str):
+    """A str subclass: valid in a record, but not something the JSON encoder takes."""
+
+
+def test_records_the_json_encoder_refuses_equal_the_oracle() -> None:
+    """Records are recognised by their JSON text; a record the encoder refuses (a str subclass
+    from the API) is told apart by its grounded records instead, beside ones it encodes."""
+    records = [
+        {"id": f"t{k}", "self": {"mdev_type": "x"}, "compatible": [{"mdev_type": mdev_type}]}
+        for k, mdev_type in enumerate(["x", _Spelled("x"), "y", _Spelled("y"), _Spelled("x"), "x"])
+    ]
+    targets = DeviceSet.from_records(records)
+    sources = DeviceSet.from_records([{"id": "s0", "self": {"mdev_type": "x"}}, {"id": "s1", "self": {"mdev_type": "y"}}])
+    check_intern(sources, targets, Policy.default())
+    assert intern(sources, targets, Policy.default()).targets.n_classes == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from itertools import chain, compress, count
+from itertools import compress, count
 from operator import attrgetter
 from functools import cached_property
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence, TypeVar
@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._lines import code_strings
+from ._numbering import keys_in_order
 from .errors import FastmatchError, InputError, UnknownIdError, fields_of
 from .policy import Policy
 from .records import (
@@ -193,20 +194,15 @@ class DeviceSet:
     @cached_property
     def _attribute_names(self) -> tuple[str, ...]:
         # Descriptors are numbered in order of first device; each reads its SELF's names, then
-        # its records'. The SELF names are read at C speed, in their order of first appearance;
-        # the records' names (few descriptors have records) are then placed where they first
-        # appear, if that comes before their first SELF.
+        # its records'. The SELF names are found natively, in their order of first appearance
+        # with where each first appears; the records' names (few descriptors have records) are
+        # then placed where they first appear, if that comes before their first SELF.
         descriptors = self.descriptors
-        names = list(dict.fromkeys(chain.from_iterable(map(attrgetter("raw_self"), descriptors))))
+        names, rows, places = keys_in_order(descriptors, "raw_self")
         with_records = list(compress(count(), map(attrgetter("records"), descriptors)))
         if not with_records:
             return tuple(names)
-        first: dict[str, tuple[int, int]] = {}  # name -> (descriptor, place among its names)
-        d = 0
-        for name in names:  # in the order of their first descriptor: one scan
-            while name not in descriptors[d].raw_self:
-                d += 1
-            first[name] = (d, list(descriptors[d].raw_self).index(name))
+        first = dict(zip(names, zip(rows, places)))  # name -> (descriptor, place among its names)
         never = (len(descriptors), 0)
         # A name first in a SELF before the first records stays where it is: records that
         # name only such attributes (most do) are passed over at C speed.

@@ -23,12 +23,13 @@ import bisect
 import weakref
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import accumulate, chain
+from itertools import accumulate, chain, compress
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence, TypeVar
 
 import msgspec
 import numpy as np
 
+from ._numbering import attributes_of, number_columns, number_values
 from .devices import Descriptor, DeviceSet, fleet_attribute_order
 from .gcpause import gc_paused
 from .codes import (
@@ -46,7 +47,7 @@ from .codes import (
 from .policy import Policy
 from .reasons import NOT_MIGRATABLE, OPAQUE, SHARED_ATTRIBUTE_BIT, attribute_bit
 from .records import Accept, AnyOf, AnyValue, GroundedRecord, SubsetOf
-from .values import is_absent
+from .values import is_absent, prerelease_key
 
 _json_text = msgspec.json.Encoder().encode
 _RULE_OPS = {"exact": OP_NE, "version": OP_VERSION, "superset": OP_SUPERSET, "ge": OP_GE, "le": OP_LE}
@@ -67,19 +68,8 @@ class _Vocabulary:
         self.kind = kind
         self.ordered = kind in ("int", "version")
         if kind == "version":
-            # Versions are coded by their canonical text, one per key, which hashes at C speed
-            # (a Version's hash is Python code), and ranked by key. Each side's values come
-            # sorted by key, so the sort below merges runs.
-            key_of: dict[Any, Any] = {}
-            for c in columns:
-                key_of.update(c.by_key)
-            key_of.pop(None, None)
-            distinct = sorted(key_of, key=key_of.__getitem__)
-            self.keys = [key_of[text] for text in distinct]  # in order, for the rank of unseen versions
-            parts = np.concatenate([c.parts[:, c.present] for c in columns], axis=1)
-            self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
-            self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
-            self.unseen_major = len(self.majors) + 1
+            self._rank_versions(columns)
+            self.unseen_code = 2 * len(self.rank_first) + 1
         else:
             index = dict.fromkeys(chain.from_iterable(c.values for c in columns))
             index.pop(None, None)
@@ -87,26 +77,63 @@ class _Vocabulary:
             distinct = list(index)
             if self.ordered:
                 distinct.sort()
-        self.values = distinct
-        step = 2 if self.ordered else 1
-        self.code: dict[Any, int] = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))  # by key: see :meth:`key`
-        self.code[None] = 0
-        self.code[frozenset()] = 0
-        self.unseen_code = step * len(distinct) + 1
+            self.values = distinct
+            step = 2 if self.ordered else 1
+            self.code = dict(zip(distinct, range(step, step * (len(distinct) + 1), step)))
+            self.code[None] = 0
+            self.code[frozenset()] = 0
+            self.unseen_code = step * len(distinct) + 1
         self.words = 0
         if kind == "set":
             self.bit = {item: i for i, item in enumerate(sorted({item for s in distinct for item in s}))}
 
-    def key(self, value: Any) -> Any:
-        """What equal values share, which ``code`` is keyed by: a version's canonical text, else the value."""
-        return value.canonical if self.kind == "version" and value is not None else value
+    def _rank_versions(self, columns: Sequence[_Column]) -> None:
+        """Versions ranked with NumPy, by their numeric components (padded with zeros: 1.0 is
+        1.0.0) and then their prerelease's rank: a Version's own comparisons are Python code,
+        and the two sides hold tens of thousands of distinct versions. What the kernel reads
+        of each column (its codes, majors and minors) is kept; the keys in order, where a
+        single value is looked up (records' literals, unseen sources), only at the first."""
+        width = max(c.components.shape[0] for c in columns)
+        parts = np.concatenate([_padded(c.components, width)[:, c.present] for c in columns], axis=1)
+        present_prerelease = chain.from_iterable(compress(c.prerelease, c.present) for c in columns)
+        prerelease, _, prerelease_ids = number_values(list(present_prerelease))
+        rows = np.vstack([parts, _prerelease_ranks(prerelease)[prerelease_ids]])
+        rank, self.rank_first = _lexicographic_ranks(rows)  # and where (among the present values) each rank is first
+        self.columns = columns
+        self.column_codes: list[tuple[_Column, np.ndarray]] = []  # (column, its values' codes)
+        start = 0
+        for c in columns:
+            codes = np.zeros(len(c.values), dtype=np.int64)
+            codes[c.present] = 2 * (rank[start : start + int(c.present.sum())] + 1)
+            start += int(c.present.sum())
+            self.column_codes.append((c, codes))
+        self.majors, self.minors = np.unique(parts[0]), np.unique(parts[1])
+        self.major_list, self.minor_list = self.majors.tolist(), self.minors.tolist()  # for bisect
+        self.unseen_major = len(self.majors) + 1
+
+    @cached_property
+    def keys(self) -> list[Any]:
+        """Versions: the key of each rank, in order, where single versions are looked up
+        (made at the first: a cold match of fleets without version literals needs none)."""
+        versions = list(chain.from_iterable(compress(c.values, c.present) for c in self.columns))
+        return [versions[at].key for at in self.rank_first.tolist()]
 
     @property
     def largest_code(self) -> int:
         return self.unseen_code + 1
 
+    def seen_code(self, value: Any) -> int | None:
+        """The code of a value the vocabulary holds; None for one it does not."""
+        if self.kind != "version":
+            return self.code.get(value)
+        if value is None:
+            return 0
+        key, keys = value.key, self.keys
+        at = bisect.bisect_left(keys, key)
+        return 2 * (at + 1) if at < len(keys) and keys[at] == key else None
+
     def code_of(self, value: Any) -> int:
-        code = self.code.get(self.key(value))
+        code = self.seen_code(value)
         if code is not None:
             return code
         if self.kind == "version":
@@ -115,12 +142,17 @@ class _Vocabulary:
             return 2 * bisect.bisect_left(self.values, value) + 1
         return self.unseen_code
 
-    def codes_of(self, column: _Column) -> list[int]:
-        """The code of each of a column's values."""
-        codes = list(map(self.code.get, column.canonical if self.kind == "version" else column.values))
-        if None in codes:  # values the vocabulary has not seen (frozen sources)
-            return [self.code_of(v) if c is None else c for v, c in zip(column.values, codes)]
-        return codes  # type: ignore[return-value]  # no None left
+    def codes_of(self, column: _Column) -> np.ndarray:
+        """int64: the code of each of a column's values."""
+        if self.kind == "version":
+            for built, codes in self.column_codes:
+                if built is column:
+                    return codes
+            return np.array([self.code_of(v) for v in column.values], dtype=np.int64)
+        found = list(map(self.code.get, column.values))
+        if None in found:  # values the vocabulary has not seen (frozen sources)
+            found = [self.code_of(v) if c is None else c for v, c in zip(column.values, found)]
+        return np.array(found, dtype=np.int64)
 
     def use_lane(self, lane: type) -> None:
         """Set masks are made of lane-wide words, so the superset loop reads one width."""
@@ -561,11 +593,12 @@ class _Context:
         once, into one table of every attribute's codes (the opaque strings' last), which the
         descriptors index."""
         opaque = self.opaque_codes
-        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), [opaque.get(v, len(opaque)) for v in values.opaque]]
+        opaque_codes = np.array([opaque.get(v, len(opaque)) for v in values.opaque], dtype=np.int64)
+        tables = [*(v.codes_of(c) for v, c in zip(self.vocabularies, columns)), opaque_codes]
         offsets = np.array([0, *accumulate(map(len, tables[:-1]))], dtype=np.int64)[:, None]
         ids = np.array([*(c.ids for c in columns), values.opaque_ids], dtype=np.int64).reshape(len(tables), -1)[:, at]
         codes = np.empty((len(tables) + 1, ids.shape[1]), dtype=np.int64)
-        codes[:-1] = np.array([code for table in tables for code in table], dtype=np.int64)[ids + offsets]
+        codes[:-1] = np.concatenate(tables)[ids + offsets]
         codes[-1] = values.migratable[at]
         return codes
 
@@ -705,7 +738,7 @@ class _Context:
             else:
                 assert isinstance(accept, AnyOf)
                 # Values no descriptor has can never be the other side's value: leave them out.
-                seen = (vocabulary.code.get(vocabulary.key(v)) for v in accept.values)
+                seen = map(vocabulary.seen_code, accept.values)
                 codes = sorted({code for code in seen if code is not None})
                 tests.append((i, TEST_IN_CODES, len(code_pool), len(codes)))
                 code_pool.extend(codes)
@@ -752,48 +785,33 @@ def _number(keys: Iterable[Hashable]) -> tuple[list[Any], list[int]]:
     return list(index), positions
 
 
-def _numbered(items: Iterable[Any]) -> tuple[list[Any], np.ndarray]:
-    """The distinct items in order of first appearance, and each item's number among them
-    (int64): one pass, one hash lookup an item."""
-    index: dict[Any, int] = {}
-    number = index.setdefault
-    numbers = [number(item, len(index)) for item in items]
-    return list(index), np.array(numbers, dtype=np.int64)
-
-
 class _Column:
     """One attribute's values on one side: ``values``, the distinct ones in order of first
     appearance (``None`` for absent; of equal versions the first), and ``ids``, each
-    descriptor's among them. Versions also keep their ``canonical`` texts, one per key."""
+    descriptor's among them."""
 
-    def __init__(
-        self, values: list[Any], kind: str, ids: np.ndarray | None = None, canonical: list[str | None] | None = None
-    ) -> None:
+    def __init__(self, values: list[Any], kind: str, ids: np.ndarray | None = None) -> None:
         self.values = values
         self.kind = kind
         self.ids = ids if ids is not None else np.zeros(0, dtype=np.int64)
-        if kind == "version":
-            self.canonical = canonical if canonical is not None else [None if v is None else v.canonical for v in values]
 
     @classmethod
-    def of(cls, held: list[Mapping[str, Any]], written: list[Mapping[str, Any]], name: str, kind: str) -> "_Column":
-        """The column of attribute ``name`` in the descriptors' values ``held``, ``written``
-        being what each descriptor's SELF says (``Descriptor.raw_self``)."""
-        index: dict[Any, int] = {}
-        number = index.setdefault
-        if kind != "version":
-            ids = [number(values.get(name), len(index)) for values in held]
-            return cls(list(index), kind, np.array(ids, dtype=np.int64))
-        # A version's hash is Python code; what was written (a string, which is one version)
-        # hashes at C speed. Number the written texts, then the few distinct ones by version:
-        # equal versions (1.0, 1.0.0) share their canonical text.
-        numbers = [number(raw.get(name), len(index)) for raw in written]
-        texts, text_ids = list(index), np.array(numbers, dtype=np.int64)
-        holder = dict(zip(numbers, range(len(held))))  # a descriptor that wrote each text
-        versions = [held[holder[k]].get(name) for k in range(len(texts))]
-        distinct, canonical_ids = _numbered(None if v is None else v.canonical for v in versions)
-        first = dict(zip(reversed(canonical_ids.tolist()), reversed(versions)))  # the first of equal versions
-        return cls([first[k] for k in range(len(distinct))], kind, canonical_ids[text_ids], distinct)
+    def versions(cls, held: list[Any], text_ids: np.ndarray) -> "_Column":
+        """The column of a version attribute whose written texts are numbered over the
+        descriptors (``text_ids``), ``held`` being the version each text was read as.
+
+        A version's hash is Python code; what was written (a string, which is one version)
+        hashes in C. So the texts are numbered over the descriptors, and the few distinct
+        ones by version here, with NumPy: equal versions (1.0, 1.0.0) share a value."""
+        texts_column = cls(held, "version")
+        components, present = texts_column.components, texts_column.present
+        prerelease, _, prerelease_ids = number_values(texts_column.prerelease)
+        _, _, prerelease_numbers = number_values([prerelease_key(p) for p in prerelease])  # equal keys, one number
+        rows = np.vstack([present, components, prerelease_numbers[prerelease_ids]])
+        _, first_text, version_ids = number_values(_lexicographic_ranks(rows)[0].tolist())
+        column = cls([texts_column.values[at] for at in first_text], "version", version_ids[text_ids])
+        column.components = components[:, first_text]  # what the cached property would find again
+        return column
 
     @classmethod
     def absent(cls, n: int, kind: str) -> "_Column":
@@ -801,21 +819,58 @@ class _Column:
         return cls([None], kind, np.zeros(n, dtype=np.int64))
 
     @cached_property
-    def by_key(self) -> dict[str | None, Any]:
-        """Versions: canonical text -> key, the present ones in order of key."""
-        pairs = sorted((v.key, text) for v, text in zip(self.values, self.canonical) if v is not None)
-        return {text: key for key, text in pairs}
-
-    @cached_property
     def present(self) -> np.ndarray:
         """bool per value: not the absent one."""
         return np.array([v is not None for v in self.values], dtype=bool)
 
     @cached_property
+    def prerelease(self) -> list[tuple[str, ...]]:
+        """Versions: each one's prerelease identifiers (``()`` where absent)."""
+        return [() if v is None else v.prerelease for v in self.values]
+
+    @cached_property
+    def components(self) -> np.ndarray:
+        """Versions: int64 [at least 3, values]: each version's numeric components, padded
+        with zeros (all zero where absent)."""
+        parts = [() if v is None else v.parts for v in self.values]
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        width = max(3, int(lengths.max(initial=0)))
+        components = np.zeros((width, len(parts)), dtype=np.int64)
+        value_of_part = np.repeat(np.arange(len(parts)), lengths)
+        place_of_part = np.arange(len(value_of_part)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        components[place_of_part, value_of_part] = np.fromiter(chain.from_iterable(parts), dtype=np.int64, count=len(value_of_part))
+        return components
+
+    @property
     def parts(self) -> np.ndarray:
         """int64 [3, values]: each version's major, minor and patch (0 where absent)."""
-        parts = [(*v.parts, 0, 0, 0)[:3] if v is not None else (0, 0, 0) for v in self.values]
-        return np.array(parts, dtype=np.int64).reshape(len(self.values), 3).T
+        return self.components[:3]
+
+
+def _padded(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` with rows of zeros added below, to ``width`` rows."""
+    return np.vstack([rows, np.zeros((width - rows.shape[0], rows.shape[1]), dtype=rows.dtype)]) if rows.shape[0] < width else rows
+
+
+def _prerelease_ranks(prerelease: list[tuple[str, ...]]) -> np.ndarray:
+    """int64 per distinct prerelease: its rank by SemVer precedence (equal ones share it)."""
+    keys = [prerelease_key(p) for p in prerelease]
+    distinct = sorted(set(keys))
+    rank_of = dict(zip(distinct, range(len(distinct))))
+    return np.array([rank_of[k] for k in keys], dtype=np.int64)
+
+
+def _lexicographic_ranks(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``rows`` (int64 [k, n]) ranked in lexicographic order (``rows[0]``
+    first), equal columns sharing a rank: each column's rank, and a column of each rank."""
+    n = rows.shape[1]
+    order = np.lexsort(rows[::-1])
+    ordered = rows[:, order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (ordered[:, 1:] != ordered[:, :-1]).any(axis=0)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.cumsum(starts) - 1
+    return rank, order[starts]
 
 
 @dataclass
@@ -868,33 +923,37 @@ def _records_numbered(descriptors: Sequence[Descriptor], by_records: dict[tuple[
     that the text tells them apart) are the same records, and only the first descriptor of
     each text has its records compared.
     """
+    records, written = attributes_of(descriptors, ("records", "raw_compatible"))
+    try:
+        keys: list[Any] = list(map(_json_text, compress(written, records)))
+    except (TypeError, ValueError, OverflowError):  # some not JSON-shaped: those compare their records
+        keys = [_json_text_or(w, r) for w, r in zip(written, records) if r]
+    _, first, key_ids = number_values(keys)
+    holders = list(compress(records, records))  # the records of each descriptor that has some
     number = by_records.setdefault
-    of_text: dict[bytes, int] = {}
-    numbers = []
-    for d in descriptors:
-        if not d.records:
-            numbers.append(0)
-            continue
-        try:
-            text = _json_text(d.raw_compatible)
-        except (TypeError, ValueError, OverflowError):  # not JSON-shaped: compare the records
-            numbers.append(number(d.records, len(by_records)))
-            continue
-        found = of_text.get(text)
-        if found is None:
-            found = of_text[text] = number(d.records, len(by_records))
-        numbers.append(found)
-    return np.array(numbers, dtype=np.int64)
+    tuple_ids = np.array([number(holders[at], len(by_records)) for at in first], dtype=np.int64)
+    numbers = np.zeros(len(records), dtype=np.int64)
+    numbers[np.fromiter(map(bool, records), dtype=bool, count=len(records))] = tuple_ids[key_ids]
+    return numbers
+
+
+def _json_text_or(written: Any, records: tuple[GroundedRecord, ...]) -> Any:
+    """The JSON text of what was written, or, when it is not JSON-shaped, the records."""
+    try:
+        return _json_text(written)
+    except (TypeError, ValueError, OverflowError):
+        return records
 
 
 class SideValues:
     """What interning finds in one device set on its own, whatever it is matched against.
 
-    Per attribute a :class:`_Column` (made when first asked for); the same for
-    ``migration_version`` (``opaque``, ``opaque_ids``); migratability per descriptor; and
-    the classes: the descriptors grouped where all of these (and, when they count, the
-    records) are alike, which is exactly where their codes against any vocabulary are
-    alike (a vocabulary codes equal values alike, different ones differently).
+    Per attribute a :class:`_Column` (every attribute the set holds made at the first that
+    is asked for, in two passes over the descriptors); the same for ``migration_version``
+    (``opaque``, ``opaque_ids``); migratability per descriptor; and the classes: the
+    descriptors grouped where all of these (and, when they count, the records) are alike,
+    which is exactly where their codes against any vocabulary are alike (a vocabulary codes
+    equal values alike, different ones differently).
     """
 
     def __init__(self, devices: DeviceSet, types: Mapping[str, str], records_count: bool) -> None:
@@ -902,23 +961,36 @@ class SideValues:
         self.descriptors = descriptors
         self.descriptor_of = devices.descriptor_of
         self.names = devices.attribute_names()  # every attribute a descriptor may hold a value of
-        self.named = set(self.names)
         self.types = types
         self.records_count = records_count
-        self.columns: dict[str, _Column] = {}
-        self.held = [d.values for d in descriptors]
-        self.written = [d.raw_self for d in descriptors]
-        self.opaque, self.opaque_ids = _numbered(d.migration_version for d in descriptors)
-        self.migratable = np.fromiter((d.migratable for d in descriptors), dtype=bool, count=len(descriptors))
+        opaque, migratable = attributes_of(descriptors, ("migration_version", "migratable"))
+        self.opaque, _, self.opaque_ids = number_values(opaque)
+        self.migratable = np.array(migratable, dtype=bool)
 
     def column(self, name: str) -> _Column:
-        column = self.columns.get(name)
-        if column is None:
-            kind = self.types.get(name, "string")
-            held = name in self.named
-            column = _Column.of(self.held, self.written, name, kind) if held else _Column.absent(len(self.held), kind)
-            self.columns[name] = column
+        column = self._columns.get(name)
+        if column is None:  # an attribute no descriptor holds: kept too, as a vocabulary knows its columns
+            column = self._columns[name] = _Column.absent(len(self.descriptors), self.types.get(name, "string"))
         return column
+
+    @cached_property
+    def _columns(self) -> dict[str, _Column]:
+        """The column of each attribute the set holds, and of those asked for that it does
+        not. Versions are numbered by what each descriptor's SELF wrote
+        (:meth:`_Column.versions`), the others by their values."""
+        descriptors = self.descriptors
+        versions = [name for name in self.names if self.types.get(name) == "version"]
+        others = [name for name in self.names if self.types.get(name) != "version"]
+        columns: dict[str, _Column] = {}
+        distinct, _, ids = number_columns(descriptors, others, "values")
+        for k, name in enumerate(others):
+            columns[name] = _Column(distinct[k], self.types.get(name, "string"), ids[k])
+        if versions:
+            texts, first, text_ids = number_columns(descriptors, versions, "raw_self")
+            for k, name in enumerate(versions):
+                held = [descriptors[at].values.get(name) for at in first[k]]
+                columns[name] = _Column.versions(held, text_ids[k])
+        return columns
 
     @cached_property
     def classes(self) -> _Classes:

@@ -43,14 +43,7 @@ class Version:
 
     @property
     def key(self) -> tuple[Any, ...]:
-        if not self.prerelease:
-            return (self.parts, (1,))
-        # Numeric identifiers compare by value: by length without leading zeros, then digit by
-        # digit (int() would refuse one of thousands of digits, and hostile input has them).
-        ids = tuple(
-            (0, len(p.lstrip("0")), p.lstrip("0")) if p.isdigit() else (1, 0, p) for p in self.prerelease
-        )
-        return (self.parts, (0, ids))
+        return (self.parts, prerelease_key(self.prerelease) if self.prerelease else _RELEASE)
 
     def component(self, index: int) -> int:
         return self.parts[index] if index < len(self.parts) else 0
@@ -97,6 +90,20 @@ class Version:
         if not self.prerelease:
             return numbers
         return numbers + "-" + ".".join(p.lstrip("0") or "0" if p.isdigit() else p for p in self.prerelease)
+
+
+_RELEASE = (1,)  # the prerelease key of a version without one
+
+
+def prerelease_key(prerelease: tuple[str, ...]) -> tuple[Any, ...]:
+    """What orders versions with equal numeric components by their prerelease (SemVer 2.0
+    precedence): none sorts after any; equal keys are equal prereleases."""
+    if not prerelease:
+        return _RELEASE
+    # Numeric identifiers compare by value: by length without leading zeros, then digit by
+    # digit (int() would refuse one of thousands of digits, and hostile input has them).
+    ids = tuple((0, len(p.lstrip("0")), p.lstrip("0")) if p.isdigit() else (1, 0, p) for p in prerelease)
+    return (0, ids)
 
 
 def describe(raw: Any) -> str:
