@@ -1,6 +1,6 @@
 """Type stub of interning's native numbering of values (native/_numbering.pyx)."""
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import numpy.typing as npt

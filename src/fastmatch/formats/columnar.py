@@ -46,7 +46,7 @@ from .._lines import arrow_strings
 from .._output import gathered_texts, repeated_texts, spread_rankings
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
-from ..packed import Packed, utf8
+from ..packed import utf8
 from ..gcpause import gc_paused
 from .grouping import group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
