@@ -1055,8 +1055,9 @@ cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data star
 # -- the strings of an Arrow column --------------------------------------------------------------
 def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint unique):
     """A str for each string of an Arrow string column (its ``offsets``, one more than strings,
-    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError). With ``unique``,
-    ``None`` when a string is empty or repeats, found (GIL released) before any str is made."""
+    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError); a string equal to
+    the one before it is that str again (hosts and vms come in runs). With ``unique``, ``None``
+    when a string is empty or repeats, found (GIL released) before any str is made."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, i
     cdef const char* base = NO_BYTES
     if data.shape[0]:
@@ -1068,8 +1069,13 @@ def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint uniq
         if refused:
             return None
     strings = PyList_New(n)
+    cdef Span before = Span(NULL, -1), this
+    text = None
     for i in range(n):
-        text = PyUnicode_DecodeUTF8(base + offsets[i], offsets[i + 1] - offsets[i], NULL)
+        this = Span(base + offsets[i], offsets[i + 1] - offsets[i])
+        if not _same_span(this, before):
+            text = PyUnicode_DecodeUTF8(this.data, this.size, NULL)
+            before = this
         Py_INCREF(text)
         PyList_SET_ITEM(strings, i, text)
     return strings

@@ -96,8 +96,10 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
     buffer = pa.py_buffer(data)
     try:
         if input_format == "parquet":
+            # The file itself, not a dataset: one chunk per row group (a dataset's scanner cuts
+            # them into batches that must then be joined again), and no dataset module to import.
             repeated = _repeated_strings(pa.parquet.ParquetFile(buffer).schema_arrow, pa) if coded else None
-            return pa.parquet.read_table(buffer, read_dictionary=repeated)
+            return pa.parquet.ParquetFile(buffer, read_dictionary=repeated).read()
         if data.startswith(ARROW_STREAM_START):
             return pa.ipc.open_stream(buffer).read_all()
         import pyarrow.feather
