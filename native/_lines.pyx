@@ -18,10 +18,10 @@ It knows nothing of policies or records: ``fastmatch.files`` and
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
-from cpython.list cimport PyList_New, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -594,19 +594,15 @@ cdef class LineCoder:
         paths that tell such keys apart."""
         if not 0 <= tag_bits <= 32:
             raise ValueError(f"tag_bits must be in [0, 32], got {tag_bits}")
-        cdef Py_ssize_t i
-        cdef list column
         self.data = data
         self.decode_line = decode_line
         self.n = n
         self.empty = empty
+        # Empty slots (NULL) until the lines fill them: a list frees and the GC walks such slots
+        # safely, and the lists are handed out only once every line has filled its own.
         self.ids = PyList_New(n)
         self.hosts = PyList_New(n)
         self.vms = PyList_New(n)
-        for column in (self.ids, self.hosts, self.vms):  # until the lines fill them
-            for i in range(n):
-                Py_INCREF(empty)
-                PyList_SET_ITEM(column, i, empty)
         self.decoded = []
         self.last_text = [empty, empty]
         self.last_span[0] = self.last_span[1] = Span(NULL, 0)
@@ -678,21 +674,21 @@ cdef class LineCoder:
             row = self.rows + j
             if line.plain:
                 device_id = PyUnicode_DecodeUTF8(line.id.data, line.id.size, NULL)
-                self.hosts[row] = self._repeated(line.host, 0)
-                self.vms[row] = self._repeated(line.vm, 1)
+                _fill(self.hosts, row, self._repeated(line.host, 0))
+                _fill(self.vms, row, self._repeated(line.vm, 1))
                 capacity[row] = line.capacity
             else:
                 decoded = self.decode_line(PyBytes_FromStringAndSize(line.line.data, line.line.size))
                 self.decoded.append(decoded)  # its Raw values, which the keys point into, live as long as the coder
                 device_id = decoded.id
-                self.hosts[row] = decoded.host or self.empty
-                self.vms[row] = decoded.vm or self.empty
+                _fill(self.hosts, row, decoded.host or self.empty)
+                _fill(self.vms, row, decoded.vm or self.empty)
                 capacity[row] = PyLong_AsLongLong(decoded.capacity)
                 key.self_ = _span(decoded.self_)
                 key.compatible = _span(decoded.compatible)
                 key.version = Span(NULL, 0) if decoded.migration_version is None else _utf8(decoded.migration_version)
                 key.migratable = decoded.migratable is True
-            self.ids[row] = device_id
+            _fill(self.ids, row, device_id)
             self.id_of_row[row] = <PyObject*>device_id
         return 0
 
@@ -727,6 +723,15 @@ cdef class LineCoder:
             number[order] = np.arange(self.n_found)
             return self.ids, self.hosts, self.vms, self.capacities, number[self.descriptor_of], descriptors
         return self.ids, self.hosts, self.vms, self.capacities, self.descriptor_of, descriptors
+
+
+cdef inline void _fill(list column, Py_ssize_t row, object value):
+    """Put ``value`` in a column's slot, in place of what it held, if anything (a block that
+    stepped aside may have filled some of its rows)."""
+    cdef PyObject* held = PyList_GET_ITEM(column, row)
+    Py_INCREF(value)
+    PyList_SET_ITEM(column, row, value)
+    Py_XDECREF(held)
 
 
 cdef Span _utf8(str text) except *:
