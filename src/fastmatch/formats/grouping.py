@@ -1,6 +1,6 @@
-"""What the fast readers (fleet JSON Lines, columnar fleets) share: grouping the rows of a
-fleet by their descriptors, column by column, at C speed (each descriptor column coded,
-then the distinct rows of codes numbered in order of their first row)."""
+"""Grouping the rows of a columnar fleet by their descriptors, column by column, at C speed
+(each descriptor column coded, then the distinct rows of codes numbered in order of their
+first row)."""
 
 from __future__ import annotations
 
