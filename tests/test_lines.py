@@ -15,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmatch._lines import LineCoder, arrow_strings, code_strings, count_lines, positions_in, read_file
+from fastmatch._lines import (
+    LineCoder,
+    arrow_strings,
+    code_strings,
+    count_lines,
+    positions_in,
+    read_file,
+)
 from fastmatch.devices import DeviceSet
 from fastmatch.files import read_input
 from fastmatch.formats.columnar import _string_buffers
@@ -287,7 +294,7 @@ def test_line_coder_groups_thousands_of_descriptors_past_its_first_tables():
 
 def test_line_coder_shares_the_str_of_a_host_or_vm_repeated_from_the_line_before():
     data = b'{"id":"a","host":"h","vm":"v","self":{}}\n{"id":"b","host":"h","vm":"v","self":{}}\n{"id":"c","host":"h2","self":{}}'
-    ids, hosts, vms, *_ = _coded(data)
+    _, hosts, vms, *_ = _coded(data)
     assert (hosts, vms) == (["h", "h", "h2"], ["v", "v", ""])
     assert hosts[0] is hosts[1] and vms[0] is vms[1]
 
