@@ -9,7 +9,9 @@
   its ``self`` and ``compatible`` bytes in a C hash table: no Python object is made per line
   beyond its id, host and vm;
 - :func:`code_strings` and :func:`positions_in`: a device column of str (hosts, ids) coded,
-  or looked up in another, in the same C hash tables: no dict or set of a million str.
+  or looked up in another, in the same C hash tables: no dict or set of a million str;
+- :func:`group_rows` and :func:`arrow_strings`: a columnar fleet's rows grouped by their
+  descriptor codes, and its string columns made str.
 
 It knows nothing of policies or records: ``fastmatch.files`` and
 ``fastmatch.formats.fleet_lines`` say what the answers mean.
@@ -1052,6 +1054,109 @@ cdef void _positions_in(PyObject** items, Py_ssize_t n, PyObject** among, Py_ssi
     for i in range(n):
         h = _hash_next(&hashes, table, items, n, i)
         position[i] = _held(table.slots[_str_slot(table, among, h, items[i])])  # an empty slot: -1
+
+
+# -- grouping rows of codes ---------------------------------------------------------------------
+def group_rows(codes, Py_ssize_t n, int tag_bits=32):
+    """``(group, first)``: each row's group among the distinct rows of ``codes`` (int64 code
+    columns of ``n`` rows), numbered in order of their first row, and each group's first row
+    (both int64). The rows are hashed into a C table that starts small and doubles (a fleet's
+    rows fall in a few thousand groups: the table stays in cache); GIL released.
+
+    ``tag_bits`` below 32 make rows share hash tags (0: all of them), so that tests reach the
+    paths that tell such rows apart."""
+    columns = [np.ascontiguousarray(column, dtype=np.int64) for column in codes]
+    for column in columns:
+        if column.ndim != 1 or column.shape[0] != n:
+            raise ValueError(f"a code column has shape {column.shape}, not ({n},)")
+    cdef Py_ssize_t k = len(columns), c, n_groups = 0
+    cdef int64_t[::1] view
+    groups = np.empty(n, dtype=np.int64)
+    firsts = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] group = groups
+    cdef int64_t[::1] first = firsts
+    cdef const int64_t** column_of = <const int64_t**>malloc(max(k, 1) * sizeof(int64_t*))
+    cdef uint64_t* hash_of_group = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
+    cdef Table table
+    table.slots = NULL
+    try:
+        if column_of == NULL or hash_of_group == NULL:
+            raise MemoryError()
+        for c in range(k):
+            view = columns[c]
+            column_of[c] = &view[0] if n else NULL
+        _table_init(&table, min(n + 1, FIRST_CODES), tag_bits)
+        if n:
+            with nogil:
+                n_groups = _group_rows(column_of, k, n, &table, hash_of_group, &group[0], &first[0])
+    finally:
+        free(column_of)
+        free(hash_of_group)
+        free(table.slots)
+    return groups, firsts[:n_groups].copy()
+
+
+cdef inline uint64_t _row_hash(const int64_t** column_of, Py_ssize_t k, Py_ssize_t row) noexcept nogil:
+    cdef uint64_t h = 0x9e3779b97f4a7c15ULL
+    cdef Py_ssize_t c
+    for c in range(k):
+        h = (h ^ <uint64_t>column_of[c][row]) * 0xff51afd7ed558ccdULL
+        h ^= h >> 29
+    return fm_mix(h)
+
+
+cdef inline bint _same_row(const int64_t** column_of, Py_ssize_t k, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(k):
+        if column_of[c][a] != column_of[c][b]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _group_rows(
+    const int64_t** column_of, Py_ssize_t k, Py_ssize_t n, Table* table, uint64_t* hash_of_group, int64_t* group, int64_t* first
+) except -1 nogil:
+    """Number the rows' groups (see ``group_rows``); the number of groups."""
+    cdef Py_ssize_t i, n_groups = 0, g
+    cdef uint64_t h, slot, held
+    for i in range(n):
+        h = _row_hash(column_of, k, i)
+        slot = h & table.mask
+        while True:
+            held = table.slots[slot]
+            if held == EMPTY:
+                if <uint64_t>(2 * (n_groups + 1)) > table.mask + 1:  # at most half full
+                    _double_row_table(table, hash_of_group, n_groups)
+                    slot = h & table.mask
+                    continue
+                table.slots[slot] = _tag(table, h) | <uint64_t>(n_groups + 1)
+                hash_of_group[n_groups] = h
+                first[n_groups] = i
+                group[i] = n_groups
+                n_groups += 1
+                break
+            g = _held(held)
+            if _tag(table, held) == _tag(table, h) and hash_of_group[g] == h and _same_row(column_of, k, first[g], i):
+                group[i] = g
+                break
+            slot = (slot + 1) & table.mask
+    return n_groups
+
+
+cdef int _double_row_table(Table* table, const uint64_t* hash_of_group, Py_ssize_t groups) except -1 nogil:
+    """The table at twice its size, its groups placed again by their hashes (tags kept)."""
+    cdef uint64_t tags = table.tags, size = table.mask + 1, slot
+    cdef Py_ssize_t g
+    free(table.slots)
+    table.slots = NULL
+    _table_init(table, size, 0)  # room for size entries: 2 * size slots
+    table.tags = tags
+    for g in range(groups):
+        slot = hash_of_group[g] & table.mask
+        while table.slots[slot] != EMPTY:
+            slot = (slot + 1) & table.mask
+        table.slots[slot] = _tag(table, hash_of_group[g]) | <uint64_t>(g + 1)
+    return 0
 
 
 cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts

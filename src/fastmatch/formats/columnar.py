@@ -41,13 +41,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .._lines import arrow_strings
+from .._lines import arrow_strings, group_rows
 from .._output import gathered_texts
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
 from ..packed import Packed, utf8
 from ..gcpause import gc_paused
-from .grouping import group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:
