@@ -100,8 +100,8 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
             # A row group at a time: read at once, a struct column of several row groups is
             # refused ("nested data conversions not implemented for chunked array outputs").
             schema = pa.parquet.ParquetFile(buffer).schema_arrow
-            file = pa.parquet.ParquetFile(buffer, read_dictionary=_repeated_strings(schema, pa) if coded else None)
-            groups = [file.read_row_group(group) for group in range(file.num_row_groups)]
+            parquet = pa.parquet.ParquetFile(buffer, read_dictionary=_repeated_strings(schema, pa) if coded else None)
+            groups = [parquet.read_row_group(group) for group in range(parquet.num_row_groups)]
             return pa.concat_tables(groups) if groups else schema.empty_table()
         if data.startswith(ARROW_STREAM_START):
             return pa.ipc.open_stream(buffer).read_all()
