@@ -2,16 +2,18 @@
 
 Products, at n x n on the dense fleet (``support.dense``: all descriptors distinct,
 default policy, a third of the targets with COMPATIBLE records), 2 workers, each
-round from prepared ``DeviceSet``s: what interning finds in each set on its own is kept
-on it from its first match (``fastmatch.intern.side_values``; ``support.dense`` interns
-them once), and every round pays the rest of interning, joining the two sides'
-vocabularies and coding the classes, as a user's every later match does:
+round from the same two prepared ``DeviceSet``s: what interning finds in each set on its
+own is kept on it from its first match (``fastmatch.intern.side_values``; ``support.dense``
+interns them once), and the two sets' join (vocabularies, class codes, the targets'
+blocking; ``fastmatch.intern.kept_for_partner``) from the first round that matches them
+together, as for a user's every later match of the same two sets; the pandas peer's
+``fastmatch, sets apart`` below measures a round that pays the join:
 
 - ``kernel``: the block kernel alone, blocks of ``PAIRS_PER_BLOCK`` pairs into one
   reused buffer, consumed and discarded (``support.native_kernel_blocks``, as
   ``bench_kernel``'s ``native-2-blocks``): the reference rate;
-- ``match``: ``fastmatch.match()`` alone (interning, the kernel's problem; no pair is
-  evaluated until an output is read);
+- ``match``: ``fastmatch.match()`` alone (the blocks of the sources, the kernel's problem;
+  no pair is evaluated until an output is read);
 - ``match+top_k(5)``, ``match+counts()``, ``match+to_sparse()``, ``match().compatible``.
 
 ``extra_info`` holds ``pairs_per_second`` (n*n over the median round: the nominal pairs,
@@ -29,16 +31,23 @@ devices, without records), in two shapes: ``default`` (the generator's) and
 ``selective`` (``pandas_peer.selective``: device ids and mdev types split into 32
 SKUs by host, so the exact attributes partition the fleet finely). Per shape:
 
-- ``fastmatch``: ``match()`` + ``top_k(5)`` of two prepared ``DeviceSet``s, sets that a
-  match has seen before (its warm-up round): what each set holds on its own (its values
-  numbered, its classes) was found then and is kept on it (``DeviceSet.interning``), as
-  for every match after a set's first; the round joins the two sides' vocabularies,
-  codes the classes, blocks the targets and runs the kernel and ``top_k``;
+- ``fastmatch``: ``match()`` + ``top_k(5)`` of two prepared ``DeviceSet``s that a match
+  has joined before (its warm-up round), as pandas' frames were coded together: what each
+  set holds on its own (its values numbered, its classes) and the two sets' joint coding
+  (vocabularies shared by both sides, each class's codes) are kept on the sets
+  (``DeviceSet.interning``; the joint coding for the sources' last partner); the round
+  blocks the targets, builds the kernel's problem, runs the kernel and ``top_k`` and
+  expands the classes to devices;
+- ``fastmatch, sets apart``: sets each prepared on its own (matched before, but not with
+  each other: new ``DeviceSet`` objects holding the prepared sets' own interning, made
+  outside the timed region), so the round also joins the two sides' vocabularies and
+  codes the classes, which pandas' preparation did outside its timed region;
 - ``fastmatch cold``: the same on sets no match has seen (new ``DeviceSet`` objects over
   the same loaded devices, made outside the timed region): a set's first match, which
   also finds what the set holds on its own;
-- ``pandas``: the join-filter-sort-head pipeline from prepared DataFrames (codes,
-  masks and version parts made by ``pandas_peer.prepare``, outside the timed region).
+- ``pandas``: the join-filter-sort-head pipeline from prepared DataFrames (codes shared by
+  both sides, masks and version parts, made by ``pandas_peer.prepare`` outside the timed
+  region).
 
 The pandas round asserts its answer equal to fastmatch's: the same targets in the same
 order for every source, and the same number of compatible available targets per source
@@ -67,6 +76,7 @@ import support
 
 import fastmatch
 from fastmatch.errors import ResultTooLargeError
+from fastmatch.intern import JOINED
 
 WORKERS = 2
 K = 5
@@ -242,6 +252,12 @@ class Peer:
         """pedantic's setup for a cold round: both sides as sets no match has seen."""
         return tuple(_unseen(d) for d in (self.sources, self.targets)), {}
 
+    def sets_apart(self):
+        """pedantic's setup: both sides as sets each prepared on its own, never matched together."""
+        if not (self.sources.interning and self.targets.interning):
+            fastmatch.match(self.sources, self.targets, workers=WORKERS)
+        return tuple(_prepared_apart(d) for d in (self.sources, self.targets)), {}
+
     def pandas_top_k(self):
         return pandas_peer.top_k(self.frames, K)
 
@@ -252,12 +268,19 @@ def _unseen(devices: fastmatch.DeviceSet) -> fastmatch.DeviceSet:
     return fastmatch.DeviceSet(d.policy, d.ids, d.hosts, d.vms, d.capacities, d.descriptor_of, d.descriptors)
 
 
+def _prepared_apart(devices: fastmatch.DeviceSet) -> fastmatch.DeviceSet:
+    """The same devices in a set holding what ``devices`` found on its own, but no join with a partner."""
+    apart = _unseen(devices)
+    apart.interning.update((key, kept) for key, kept in devices.interning.items() if key[0] != JOINED)
+    return apart
+
+
 @lru_cache(maxsize=1)
 def _peer(n: int, shape: str) -> Peer:
     return Peer(n, shape)
 
 
-PEER_SIDES = ("fastmatch", "fastmatch cold", "pandas")
+PEER_SIDES = ("fastmatch", "fastmatch, sets apart", "fastmatch cold", "pandas")
 
 
 @pytest.mark.parametrize("side", PEER_SIDES)
@@ -270,6 +293,8 @@ def test_pandas_peer(benchmark, n, shape, side):
     support.record(benchmark, side, str(n), pairs, shape=shape, join_rows=peer.join_rows, workers=WORKERS)
     if side == "fastmatch":
         benchmark.pedantic(peer.fastmatch_top_k, rounds=5, iterations=1, warmup_rounds=1)
+    elif side == "fastmatch, sets apart":
+        benchmark.pedantic(peer.fastmatch_top_k, setup=peer.sets_apart, rounds=5, iterations=1)
     elif side == "fastmatch cold":
         benchmark.pedantic(peer.fastmatch_top_k, setup=peer.unseen_sets, rounds=5, iterations=1)
     else:

@@ -10,7 +10,8 @@ answered (closed loop). Two requests:
 
 Each run is bounded: ``FASTMATCH_BENCH_SERVE_REQUESTS`` requests (default 400) or 60 seconds,
 whichever comes first; p50, p99, requests/s and the server process's CPU time per request (the
-steadier figure on a shared machine) go to ``extra_info``, and any request that is not
+steadier figure on a shared machine; its worker processes' too), and the load generator's own CPU
+time per request (it runs on the same cores) go to ``extra_info``, and any request that is not
 answered 200 fails the run. Then the GIL: ``test_kernel_call_does_not_hold_the_gil`` ticks a
 thread beside a long kernel call; ``test_filter_requests_side_by_side`` runs filter requests
 in one thread and in two at once, beside GIL-free work for scale; ``test_probe_beside_busy_requests``
@@ -45,6 +46,7 @@ N_TARGETS = 100_000
 DISTINCT = support.FLEET_DISTINCT
 NODES = 5_000
 REQUESTS = int(os.environ.get("FASTMATCH_BENCH_SERVE_REQUESTS", "400"))
+PROCESSES = os.environ.get("FASTMATCH_BENCH_SERVE_PROCESSES")  # the server's --processes; unset: its default
 TIME_LIMIT = 60.0  # seconds a run may take, whatever REQUESTS says
 
 
@@ -62,7 +64,8 @@ def fleet():
 @pytest.fixture(scope="module")
 def server(fleet):
     targets_path, _, _ = fleet
-    with Server(["--targets", str(targets_path), "--threads", "8"]) as running:
+    processes = ["--processes", PROCESSES] if PROCESSES else []
+    with Server(["--targets", str(targets_path), "--threads", "8", *processes]) as running:
         yield running
 
 
@@ -127,13 +130,19 @@ def load(port: int, path: str, bodies: list[bytes], clients: int, count: int, se
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    """User and system CPU seconds of process ``pid`` so far (Linux /proc), or None elsewhere."""
+    """User and system CPU seconds so far of process ``pid`` and the processes it started (the
+    server's workers), from Linux /proc; None elsewhere."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
+        children = []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as listed:
+                children += [int(child) for child in listed.read().split()]
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return seconds + sum(_cpu_seconds(child) or 0.0 for child in children)
 
 
 @pytest.mark.parametrize("clients", [1, 8])
@@ -146,7 +155,10 @@ def test_serve_load(benchmark, server, fleet, endpoint, clients):
 
     def run():
         before = _cpu_seconds(server.process.pid)
+        client_before = time.process_time()
         figures.update(load(server.port, endpoint, bodies, clients, REQUESTS, TIME_LIMIT))
+        # the load generator shares the machine's cores with the server: what it took of them
+        figures["client_cpu_ms_per_request"] = round((time.process_time() - client_before) / figures["requests"] * 1000, 2)
         if before is not None:
             # steadier than latency on a shared machine: what a request costs the server's cores
             figures["server_cpu_ms_per_request"] = round((_cpu_seconds(server.process.pid) - before) / figures["requests"] * 1000, 2)
@@ -284,3 +296,73 @@ def test_filter_requests_side_by_side(benchmark, fleet):
     benchmark.extra_info.update(figures)
     print(f"\ntwo threads side by side: {figures}")
     assert figures["filter"]["speed_up"] > 0
+
+
+def test_app_cpu_per_request(benchmark, fleet):
+    """The server's own CPU per request without the sockets: the ASGI app driven in one process
+    (request in, response out, as uvicorn hands them over), against the endpoint's computation
+    alone (decoding, the answer, encoding), for a one-source candidates request and a 5,000-node
+    filter. The difference is what routing, limits, metrics and any hand-off to a thread cost.
+    CPU time, best of 5 rounds of 200 requests: the steadier figure on a shared machine."""
+    import asyncio
+
+    from fastmatch.serve.app import create_app, json_response
+    from fastmatch.serve.config import ServeConfig
+
+    targets_path, sources, nodes = fleet
+    app = create_app(ServeConfig(targets=str(targets_path), policy=fastmatch.Policy.default()))
+    service = app.state.service
+    live = service.holder.fleet
+    count, rounds = 200, 5
+    figures: dict = {}
+
+    async def call(path: str, body: bytes) -> None:
+        sent: list[dict] = []
+        received = False
+
+        async def receive() -> dict:
+            nonlocal received
+            if received:  # the client has nothing more to send: wait as a connection would
+                await asyncio.sleep(3600)
+            received = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 2)}
+        await app(scope, receive, send)
+        assert sent[0]["status"] == 200, sent
+
+    def cpu_ms(work) -> float:
+        best = float("inf")
+        for _ in range(rounds):
+            started = time.process_time()  # every thread's: a hand-off to a worker thread counts
+            work()
+            best = min(best, (time.process_time() - started) / count * 1000)
+        return round(best, 3)
+
+    def run():
+        for path, compute in (("/v1/candidates", service.candidates), ("/k8s/filter", service.k8s_filter)):
+            bodies = _bodies(path, sources, nodes)
+
+            def alone() -> None:
+                for n in range(count):
+                    json_response(compute(live, bodies[n % len(bodies)]))
+
+            async def through_app() -> None:
+                for n in range(count):
+                    await call(path, bodies[n % len(bodies)])
+
+            alone()  # warm: the node list's pairs
+            figures[path] = {"computation_cpu_ms": cpu_ms(alone), "app_cpu_ms": cpu_ms(lambda: asyncio.run(through_app()))}
+
+    benchmark.group = "serve: the app's CPU per request, without sockets"
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    service.executor.shutdown()
+    benchmark.extra_info.update(figures)
+    print(f"\napp CPU per request: {figures}")
+    assert all(figure["app_cpu_ms"] > 0 for figure in figures.values())

@@ -141,6 +141,11 @@ cdef struct Kernel:
     const int32_t* opaque_rows  # per opaque code: its row (a source's string) of opaque_table
     const int32_t* opaque_columns  # per opaque code: its column (a target's string)
     bint score_table  # per source class, score the targets' version classes once (when they are few)
+    # With score_table: the version part of the score of each source version class against each
+    # target version class, a row of tgt.n_vclasses per source version class, and each source
+    # class's row; NULL: each row fills its own (a request's one class).
+    const int64_t* version_scores
+    const int32_t* source_vclass
     bint tile512  # tiles through fm_tile512 (tile512.h) rather than the loops of loops.h
     int64_t max_rules  # the most rules one source class can resolve to (fm_tile512)
     # Blocking (fastmatch/blocks.py): the target classes source class i can match lie in the
@@ -341,18 +346,20 @@ cdef inline int64_t pair_score(const Kernel* kernel, int64_t i, int64_t j, lane_
     return value
 
 
-cdef inline void fill_score_table(const Kernel* kernel, int64_t i, int64_t* table) noexcept nogil:
-    """The version part of the score of source class ``i`` against each of the targets' version classes."""
-    cdef const Side* s = &kernel.src
+cdef inline void fill_score_table(
+    const Kernel* kernel, bint has_version, int64_t major, int64_t minor, int64_t* table
+) noexcept nogil:
+    """The version part of the score of a source version (``has_version``, ``major``, ``minor``)
+    against each of the targets' version classes."""
     cdef const Side* t = &kernel.tgt
     cdef int64_t c
     for c in range(t.n_vclasses):
-        if not (s.has_version[i] and t.vclass_has[c]):
+        if not (has_version and t.vclass_has[c]):
             table[c] = 0
         elif kernel.prefer_newest:
             table[c] = SCORE_HAS_VERSION
         else:
-            table[c] = closest_versions(t, s.major[i], s.minor[i], t.vclass_major[c], t.vclass_minor[c])
+            table[c] = closest_versions(t, major, minor, t.vclass_major[c], t.vclass_minor[c])
 
 
 cdef inline int64_t table_score(
@@ -638,7 +645,7 @@ cdef void evaluate_row(
     lane_t* set_accept,
     int32_t* hits,
     int64_t* runs,
-    int64_t* score_table,
+    int64_t* score_scratch,  # a row of version scores, when the problem has no table of them
     FmRule16* rules,
     uint64_t* pending,
     uint8_t* to_finish,
@@ -677,14 +684,17 @@ cdef void evaluate_row(
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
+    cdef const int64_t* score_table = score_scratch
 
     for w in range(words):
         s_words[w] = (<const lane_t*>s.constrained)[w * s.stride + i]
     # The runs of targets whose record set has a record that matches this source's SELF, in
     # order (the others keep their base state, NO_RECORD): from the few records that match.
     n_runs = matching_runs(kernel, target_matches, set_count, set_accept, hits, runs)
-    if kernel.score_table:
-        fill_score_table(kernel, i, score_table)
+    if kernel.score_table and kernel.version_scores != NULL:  # the source's row of the problem's table
+        score_table = kernel.version_scores + kernel.source_vclass[i] * t.n_vclasses
+    elif kernel.score_table:
+        fill_score_table(kernel, s.has_version[i] != 0, s.major[i], s.minor[i], score_scratch)
     if lane_t is uint16_t:
         if kernel.tile512:
             row_always = rules_for(kernel, i, rules, rule_count)
@@ -967,6 +977,71 @@ include "reductions.pxi"
 
 
 ALIGNMENT = 64  # bytes: a cache line, and an AVX-512 vector
+# Entries of a problem's table of version scores (8 bytes each; Kernel.version_scores): past
+# this, each row fills its own.
+MAX_VERSION_SCORES = 1 << 20
+
+
+cdef inline uint64_t mixed(uint64_t x) noexcept nogil:
+    """splitmix64's finaliser: every bit of x moves every bit of the hash."""
+    x ^= x >> 30
+    x *= 0xBF58476D1CE4E5B9ULL
+    x ^= x >> 27
+    x *= 0x94D049BB133111EBULL
+    return x ^ (x >> 31)
+
+
+cdef int64_t group_versions(
+    const uint8_t* has, const int64_t* major, const int64_t* minor, int64_t n, int64_t* group, int64_t* member,
+    int64_t* slots, int64_t mask,
+) noexcept nogil:
+    """Classes grouped by (has, major, minor) in a hash table of ``mask + 1`` slots (-1: empty),
+    groups numbered in order of first appearance: each class's ``group``, a ``member`` of each
+    group; returns the number of groups."""
+    cdef int64_t c, g, at, n_groups = 0
+    for c in range(n):
+        at = <int64_t>(mixed(mixed(<uint64_t>major[c] ^ (<uint64_t>has[c] << 63)) ^ <uint64_t>minor[c]) & <uint64_t>mask)
+        while True:
+            g = slots[at]
+            if g < 0:
+                slots[at] = n_groups
+                member[n_groups] = c
+                group[c] = n_groups
+                n_groups += 1
+                break
+            if has[member[g]] == has[c] and major[member[g]] == major[c] and minor[member[g]] == minor[c]:
+                group[c] = g
+                break
+            at = (at + 1) & mask
+    return n_groups
+
+
+def _version_classes_of(data):
+    """A side's classes grouped by the version a score reads (has it, major, minor): per class
+    those three (0 where it has none), a class of each group, and each class's group. Hashed
+    natively: NumPy's unique hashed or sorted every class, for a few distinct versions."""
+    has = np.ascontiguousarray(data.has_version, dtype=np.uint8)
+    major = np.where(has, data.major, 0).astype(np.int64)
+    minor = np.where(has, data.minor, 0).astype(np.int64)
+    cdef int64_t n = len(has), size = 1
+    while size < 2 * n:
+        size <<= 1
+    group = np.empty(n, dtype=np.int64)
+    member = np.empty(max(n, 1), dtype=np.int64)
+    slots = np.full(size, -1, dtype=np.int64)
+    cdef const uint8_t[::1] has_view = has
+    cdef const int64_t[::1] major_view = major
+    cdef const int64_t[::1] minor_view = minor
+    cdef int64_t[::1] group_view = group
+    cdef int64_t[::1] member_view = member
+    cdef int64_t[::1] slot_view = slots
+    cdef int64_t n_groups = 0
+    if n:
+        with nogil:
+            n_groups = group_versions(
+                &has_view[0], &major_view[0], &minor_view[0], n, &group_view[0], &member_view[0], &slot_view[0], size - 1
+            )
+    return has.view(bool), major, minor, member[:n_groups], group
 
 
 def aligned_empty(shape, dtype):
@@ -1022,10 +1097,13 @@ cdef class Problem:
                 cache["kernel"] = template
         self.kernel = template.kernel
         self._keep.append(template)
+        self.kernel.version_scores = NULL
+        self.kernel.source_vclass = NULL
         if interned.sources.n_classes == 1 and len(interned.sources.records.cmask) == 0:
             self._one_class_side(template, interned.sources, lane)  # a request's one descriptor
         else:
             self._side(&self.kernel.src, interned.sources, lane)
+            self._version_scores(interned.sources)
         # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
         if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
             raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
@@ -1201,24 +1279,35 @@ cdef class Problem:
         rec.code_pool = self._ptr(tables.code_pool, lane)
         rec.mask_pool = self._ptr(tables.mask_pool, lane)
 
+    cdef _version_scores(self, data):
+        """``kernel.version_scores``: each distinct source version scored once against the
+        targets' version classes, rather than once per source class and row (a blocked row
+        visits a few targets, and filling its row of scores cost more than the visit)."""
+        if not self.kernel.score_table or self.kernel.src.n == 0:
+            return
+        has, major, minor, member, vclass = _version_classes_of(data)
+        cdef int64_t n_versions = len(member), n_targets = self.kernel.tgt.n_vclasses, v
+        if n_versions * n_targets > MAX_VERSION_SCORES:
+            return  # rows fill their own
+        table = aligned_empty((n_versions, max(n_targets, 1)), np.int64)
+        cdef int64_t[:, ::1] scores = table
+        cdef const uint8_t[::1] source_has = has[member].astype(np.uint8)
+        cdef const int64_t[::1] source_major = major[member]
+        cdef const int64_t[::1] source_minor = minor[member]
+        with nogil:
+            for v in range(n_versions):
+                fill_score_table(&self.kernel, source_has[v] != 0, source_major[v], source_minor[v], &scores[v, 0])
+        self.kernel.version_scores = <const int64_t*>self._ptr(table, np.int64)
+        self.kernel.source_vclass = <const int32_t*>self._ptr(vclass, np.int32)
+
     cdef _version_classes(self, Side* side, data):
-        has = data.has_version.astype(bool)
-        major = np.where(has, data.major, 0)
-        minor = np.where(has, data.minor, 0)
-        # (has, major, minor) as one integer key: packed when the numbers fit in 31 bits each (as
-        # versions do), else from codes of each (np.unique along an axis sorts rows of bytes: slow).
-        if len(has) == 0 or (major.min() >= 0 and minor.min() >= 0 and max(major.max(), minor.max()) < 1 << 31):
-            key = (has.astype(np.int64) << 62) | (major.astype(np.int64) << 31) | minor
-        else:
-            majors, major_code = np.unique(major, return_inverse=True)
-            minors, minor_code = np.unique(minor, return_inverse=True)
-            key = (has.astype(np.int64) * len(majors) + major_code) * len(minors) + minor_code
-        keys, first, vclass = np.unique(key, return_index=True, return_inverse=True)
-        side.n_vclasses = len(keys)
-        side.vclass_has = <const uint8_t*>self._ptr(has[first], np.uint8)
-        side.vclass_major = <const int64_t*>self._ptr(major[first], np.int64)
-        side.vclass_minor = <const int64_t*>self._ptr(minor[first], np.int64)
-        scale = VersionScale(major[has], minor[has], np.asarray(data.patch)[has])
+        has, major, minor, member, vclass = _version_classes_of(data)
+        side.n_vclasses = len(member)
+        side.vclass_has = <const uint8_t*>self._ptr(has[member], np.uint8)
+        side.vclass_major = <const int64_t*>self._ptr(major[member], np.int64)
+        side.vclass_minor = <const int64_t*>self._ptr(minor[member], np.int64)
+        versioned = member[has[member]]  # a class of each version: the same majors and minors as all
+        scale = VersionScale(major[versioned], minor[versioned], np.asarray(data.patch)[has])
         side.scale_majors = <const int64_t*>self._ptr(scale.majors, np.int64)
         side.n_scale_majors = len(scale.majors)
         side.scale_minors = <const int64_t*>self._ptr(scale.minors, np.int64)
@@ -1232,7 +1321,7 @@ cdef class Problem:
         facts = np.empty((len(has), 4), dtype=np.int32)
         facts[:, 0] = data.exact_key
         facts[:, 1] = np.where(has, low, 0)
-        facts[:, 2] = vclass.reshape(-1)
+        facts[:, 2] = vclass
         facts[:, 3] = data.codes[self.kernel.type_row] if self.kernel.type_row >= 0 else 0
         side.score_facts = <const ScoreFacts*>self._ptr(facts, np.int32)
 

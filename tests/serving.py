@@ -10,12 +10,15 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import fastmatch
 
@@ -35,9 +38,10 @@ def subprocess_env() -> dict[str, str]:
 class Server:
     """``with Server(["--targets", path]) as server: server.post("/v1/candidates", {...})``"""
 
-    def __init__(self, arguments: list[str], token: str | None = None) -> None:
+    def __init__(self, arguments: list[str], token: str | None = None, environment: dict[str, str] | None = None) -> None:
         self.arguments = arguments
         self.token = token
+        self.environment = {**subprocess_env(), **(environment or {})}
         self.log: list[str] = []
         self.process: subprocess.Popen | None = None
         self.port = 0
@@ -46,7 +50,7 @@ class Server:
     def __enter__(self) -> "Server":
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fastmatch", "serve", "--port", "0", *self.arguments],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=subprocess_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.environment,
         )
         threading.Thread(target=self._read_stderr, daemon=True).start()
         deadline = time.monotonic() + START_TIMEOUT
@@ -137,3 +141,38 @@ class Server:
     def get(self, path: str, **options) -> tuple[int, Any]:
         status, answer, _ = self.request("GET", path, **options)
         return status, answer
+
+
+def expected_candidates(targets: fastmatch.DeviceSet, records: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """``/v1/candidates``'s results for ``records``, from the library on the same fleet."""
+    result = fastmatch.match(records, targets)
+    indices, scores = result.top_k(k)
+    parts = result.score_parts(np.arange(len(records))[:, None], indices, scores)
+    return [
+        {
+            "source": record["id"],
+            "candidates": [
+                {"target": targets.ids[j], "rank": rank, "score": parts.json((i, rank - 1))}
+                for rank, j in enumerate(indices[i][indices[i] >= 0].tolist(), start=1)
+            ],
+        }
+        for i, record in enumerate(records)
+    ]
+
+
+def read_response(connection: socket.socket) -> bytes:
+    """One HTTP response read off a raw socket: the head, then Content-Length bytes."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -1,10 +1,17 @@
-"""Blocks taken in another source order: every source class keeps its own ranges."""
+"""Blocks taken in another source order: every source class keeps its own ranges; blocked
+rows answer as the reference does whether or not they are reordered; device groups."""
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import fastmatch
+from fastmatch import DeviceSet, blocks as blocking
 from fastmatch.blocks import Blocks
+from fastmatch.engine import match_reference
+from fastmatch.result import grouped
+from strategies import Scenario, scenarios
 
 
 @st.composite
@@ -34,3 +41,42 @@ def test_each_source_class_keeps_its_ranges_in_the_new_order(drawn):
     # Rows that read the same target ranges come together: sorted by their first range's start.
     firsts = [ranges_of(moved, i)[0] if ranges_of(moved, i) else -1 for i in range(len(rows))]
     assert firsts == sorted(firsts)
+
+
+def _answers(result) -> dict[str, object]:
+    m = result.shape[1]
+    indices, scores = result.top_k(max(m, 1))
+    return {
+        "top_k": indices.tolist(),
+        "top_k_scores": scores.tolist(),
+        "counts": result.counts().tolist(),
+        "sparse": result.to_sparse().toarray().tolist(),
+        "compatible": np.asarray(result.compatible).tolist(),
+        "scores": np.asarray(result.scores).tolist(),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(scenario=scenarios(), reorder=st.booleans())
+def test_blocked_rows_answer_alike_in_either_order(scenario: Scenario, reorder: bool) -> None:
+    """Rows are reordered only where it pays (Blocks.reorder_pays); both ways every output is
+    the reference's."""
+    policy = scenario.policy
+    sources = DeviceSet.from_records(scenario.sources, policy)
+    targets = DeviceSet.from_records(scenario.targets, policy)
+    want = _answers(match_reference(sources, targets, policy, scenario.confirm))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FASTMATCH_BLOCKING", "always")
+        patch.setattr(blocking, "REORDER_PAIRS_PER_ROW", 0 if reorder else 1 << 40)
+        got = _answers(fastmatch.match(sources, targets, policy, workers=2, confirm=scenario.confirm))
+    assert got == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2, 12), max_size=60), st.integers(0, 10))
+def test_device_groups_hold_each_key_s_positions_in_order(keys, n_groups):
+    order, start = grouped(np.array(keys, dtype=np.int64), n_groups)
+    assert sorted(order.tolist()) == list(range(len(keys)))  # every position once
+    assert len(start) == n_groups + 1 and start[0] == 0
+    for g in range(n_groups):
+        assert order[start[g] : start[g + 1]].tolist() == [p for p, key in enumerate(keys) if key == g]

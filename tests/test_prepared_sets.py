@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 import fastmatch
 from fastmatch import DeviceSet, Policy
 from fastmatch.engine import match_reference
-from fastmatch.intern import side_values
+from fastmatch.intern import JOINED, intern, side_values
 from strategies import Scenario, scenarios
 
 SETTINGS = settings(
@@ -136,3 +136,56 @@ def test_a_pickled_set_leaves_what_matches_kept_behind() -> None:
     assert answers(fastmatch.match(copy, targets)) == want
     with pytest.raises(ValueError, match="read-only"):
         copy.descriptor_of[0] = 1
+
+
+@SETTINGS
+@given(scenario=scenarios())
+def test_a_set_matched_with_partners_in_turn_answers_as_a_fresh_one(scenario: Scenario) -> None:
+    """What the sources' set keeps of its last partner (the two sets coded together, the
+    devices' twins and hosts) serves only that partner: partners and policies in turn, each
+    match answers as fresh sets do."""
+    policy = scenario.policy
+    sources = DeviceSet.from_records(scenario.sources, policy)
+    targets = DeviceSet.from_records(scenario.targets, policy)
+    others = DeviceSet.from_records(scenario.sources, policy)  # the sources' devices, as targets
+    flipped = Policy.from_dict({**scenario.policy_dict, "exclude_same_host": not policy.exclude_same_host})
+    for partner, under in ((targets, policy), (others, policy), (targets, policy), (targets, flipped), (targets, policy)):
+        want = answers(match_reference(fresh(sources), fresh(partner), under, scenario.confirm))
+        assert answers(fastmatch.match(sources, partner, under, confirm=scenario.confirm)) == want
+
+
+def test_the_join_is_kept_for_the_last_partner_and_policy_only() -> None:
+    import gc
+
+    default = Policy.default()
+    sources, targets = _fleet(default)
+    others = fresh(targets)
+    joined = intern(sources, targets, default)
+    assert intern(sources, targets, default) is joined
+    assert intern(sources, others, default) is not joined  # another partner: joined anew, and kept instead
+    assert intern(sources, targets, default) is not joined
+    again = intern(sources, targets, default)
+    assert intern(sources, targets, Policy.from_dict({"prefer": "newest"})) is not again
+    assert intern(sources, targets, default, confirm=lambda s, t: s == t) is not again  # a confirmer is asked afresh
+    del targets, again, joined
+    gc.collect()
+    assert all(kept[0]() is None for key, kept in sources.interning.items() if key[0] == JOINED)  # held weakly
+
+
+@SETTINGS
+@given(scenario=scenarios())
+def test_two_sets_matched_again_answer_as_fresh_ones_in_every_blocking_mode(scenario: Scenario) -> None:
+    """What the kernel keeps of two sets' targets (their blocking keys, their blocked order, the
+    kernel's template of them) serves the blocked and the dense pass alike, and capacities,
+    which a match reads afresh, may change between matches."""
+    policy = scenario.policy
+    sources = DeviceSet.from_records(scenario.sources, policy)
+    targets = DeviceSet.from_records(scenario.targets, policy)
+    for mode in ("always", "never", "always", "auto"):
+        want = answers(match_reference(fresh(sources), fresh(targets), policy, scenario.confirm))  # capacities as they are
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FASTMATCH_BLOCKING", mode)
+            assert answers(fastmatch.match(sources, targets, policy, confirm=scenario.confirm)) == want
+        if len(targets):  # a scheduler takes up a target, and frees another
+            targets.capacities[0] = 0
+            targets.capacities[-1] += 1

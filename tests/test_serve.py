@@ -23,7 +23,7 @@ pytest.importorskip("uvicorn")  # the serve extra, which the test extra pulls in
 
 import fastmatch
 from fastmatch.generate import write_fleet
-from serving import Server, subprocess_env
+from serving import Server, expected_candidates, read_response, subprocess_env
 
 K8S = Path(__file__).parent / "data" / "k8s"
 
@@ -54,29 +54,13 @@ def k8s_server():
         yield running
 
 
-def _expected_candidates(sources, targets, records, k):
-    result = fastmatch.match(records, targets)
-    indices, scores = result.top_k(k)
-    parts = result.score_parts(np.arange(len(records))[:, None], indices, scores)
-    return [
-        {
-            "source": record["id"],
-            "candidates": [
-                {"target": targets.ids[j], "rank": rank, "score": parts.json((i, rank - 1))}
-                for rank, j in enumerate(indices[i][indices[i] >= 0].tolist(), start=1)
-            ],
-        }
-        for i, record in enumerate(records)
-    ]
-
-
 # -- the JSON API ----------------------------------------------------------------------------
 def test_candidates_equal_match(server, generated):
     _, sources, targets = generated
     records = sources.to_records()[:120]
     status, answer = server.post("/v1/candidates", {"sources": records, "k": 5})
     assert status == 200
-    assert answer["results"] == _expected_candidates(sources, targets, records, 5)
+    assert answer["results"] == expected_candidates(targets, records, 5)
     assert sum(len(r["candidates"]) for r in answer["results"]) > 100  # most sources have somewhere to go
     for result in answer["results"]:
         assert [c["rank"] for c in result["candidates"]] == list(range(1, len(result["candidates"]) + 1))
@@ -87,7 +71,7 @@ def test_candidates_one_source_at_a_time_and_k_defaults(server, generated):
     for record in sources.to_records()[200:220]:
         status, answer = server.post("/v1/candidates", {"sources": [record]})
         assert status == 200
-        assert answer["results"] == _expected_candidates(sources, targets, [record], 5)
+        assert answer["results"] == expected_candidates(targets, [record], 5)
 
 
 def test_explain_equals_the_library(server, generated):
@@ -125,7 +109,9 @@ def test_summary_health_readiness(server, generated):
     assert summary["available"] == int((targets.capacities > 0).sum())
     assert summary["generation"] == 1
     assert server.get("/healthz") == (200, {"status": "ok"})
-    assert server.get("/readyz") == (200, {"ready": True, "targets": 3000, "generation": 1})
+    status, ready = server.get("/readyz")
+    assert (status, ready) == (200, {"ready": True, "targets": 3000, "generation": 1, "process": ready["process"]})
+    assert isinstance(ready["process"], int)  # which process answered (see test_serve_processes.py)
 
 
 def test_openapi_describes_every_endpoint(server):
@@ -220,31 +206,13 @@ def test_body_over_the_limit(server):
     assert server.get("/healthz")[0] == 200
 
 
-def _read_response(connection: socket.socket) -> bytes:
-    """One HTTP response read off a raw socket: the head, then Content-Length bytes."""
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        chunk = connection.recv(65536)
-        if not chunk:
-            return answer
-        answer += chunk
-    head, _, body = answer.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return head + b"\r\n\r\n" + body
-
-
 def test_slow_client_gets_408_and_others_are_served_meanwhile(server, generated):
     _, sources, _ = generated
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         slow.sendall(b"POST /v1/candidates HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"sour")
         assert server.post("/v1/candidates", {"sources": sources.to_records()[:1]})[0] == 200
-        answer = _read_response(slow).decode()
+        answer = read_response(slow).decode()
     finally:
         slow.close()
     assert answer.startswith("HTTP/1.1 408")
@@ -484,25 +452,26 @@ def test_token_file(tmp_path):
 
 
 # -- the live fleet ----------------------------------------------------------------------------------
-def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generated):
+@pytest.mark.parametrize("processes", ["1", "2"])  # in the process started, or through its workers
+def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generated, processes):
     directory, sources, targets = generated
     path = tmp_path / "targets.jsonl"
     path.write_text((K8S / "targets.jsonl").read_text())
     small = fastmatch.load(path)
     record = sources.to_records()[5]
-    with Server(["--targets", str(path)]) as running:
-        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == _expected_candidates(sources, small, [record], 5)
+    with Server(["--targets", str(path), "--processes", processes]) as running:
+        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == expected_candidates(small, [record], 5)
 
         status, summary = running.post("/v1/targets", (directory / "targets.jsonl").read_bytes())
         assert (status, summary["targets"], summary["generation"], summary["origin"]) == (200, 3000, 2, "POST /v1/targets")
-        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == _expected_candidates(sources, targets, [record], 5)
+        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == expected_candidates(targets, [record], 5)
 
         bad = b'{"id": "t1", "self": {}}\n{"id": "t2", "self": {"software_version": "abc"}}\n'
         status, answer = running.post("/v1/targets", bad)
         assert status == 422
         assert answer["error"].startswith("fleet refused, the old one keeps serving: request body:2: record 't2': field 'self.software_version': invalid version 'abc'")
         assert running.get("/v1/targets/summary")[1]["generation"] == 2
-        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == _expected_candidates(sources, targets, [record], 5)
+        assert running.post("/v1/candidates", {"sources": [record]})[1]["results"] == expected_candidates(targets, [record], 5)
 
         running.process.send_signal(signal.SIGHUP)  # --targets again: the small fleet
         running.wait_for_log(r"SIGHUP: fleet 3 in service")
@@ -521,7 +490,8 @@ def test_reload_by_post_and_sighup_and_a_bad_fleet_is_refused(tmp_path, generate
     assert running.process.returncode == 0
 
 
-def test_reload_under_load_fails_no_request(tmp_path, generated):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_reload_under_load_fails_no_request(tmp_path, generated, processes):
     """Clients ask all along while the fleet is swapped back and forth: every answer is 200 and
     is the whole answer of one fleet or the other, never a mixture."""
     directory, sources, targets = generated
@@ -529,7 +499,7 @@ def test_reload_under_load_fails_no_request(tmp_path, generated):
     small = fastmatch.load(small_path)
     records = sources.to_records()[:4]
     answers = {
-        json.dumps(_expected_candidates(sources, fleet, records, 3)) for fleet in (targets, small)
+        json.dumps(expected_candidates(fleet, records, 3)) for fleet in (targets, small)
     }
     assert len(answers) == 2
     failures: list[str] = []
@@ -546,7 +516,7 @@ def test_reload_under_load_fails_no_request(tmp_path, generated):
                 failures.append(f"{status} {answer}"[:300])
         connection.close()
 
-    with Server(["--targets", str(directory / "targets.jsonl")]) as running:
+    with Server(["--targets", str(directory / "targets.jsonl"), "--processes", processes]) as running:
         clients = [threading.Thread(target=client, args=(n, running)) for n in range(4)]
         for thread in clients:
             thread.start()
@@ -565,11 +535,12 @@ def test_reload_under_load_fails_no_request(tmp_path, generated):
     assert running.process.returncode == 0
 
 
-def test_sigterm_finishes_requests_in_flight_then_exits_0(generated):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_finishes_requests_in_flight_then_exits_0(generated, processes):
     directory, sources, targets = generated
     record = sources.to_records()[0]
     body = json.dumps({"sources": [record]}).encode()
-    with Server(["--targets", str(directory / "targets.jsonl")]) as running:
+    with Server(["--targets", str(directory / "targets.jsonl"), "--processes", processes]) as running:
         in_flight = socket.create_connection(("127.0.0.1", running.port), timeout=20)
         head = b"POST /v1/candidates HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
         in_flight.sendall(head + body[:10])
@@ -577,13 +548,13 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0(generated):
         running.process.send_signal(signal.SIGTERM)
         running.wait_for_log(r"Shutting down|Waiting for")
         in_flight.sendall(body[10:])
-        answer = _read_response(in_flight)
+        answer = read_response(in_flight)
         in_flight.close()
         assert answer.startswith(b"HTTP/1.1 200")
         status = running.stop()
     assert status == 0
     head, _, payload = answer.partition(b"\r\n\r\n")
-    assert json.loads(payload)["results"] == _expected_candidates(sources, targets, [record], 5)
+    assert json.loads(payload)["results"] == expected_candidates(targets, [record], 5)
 
 
 # -- settings ------------------------------------------------------------------------------------------

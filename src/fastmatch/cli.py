@@ -407,7 +407,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body", type=_positive, default=10 << 20, metavar="BYTES", help="largest request body (default: 10 MiB)")
     p.add_argument("--max-fleet-body", type=_positive, default=1 << 30, metavar="BYTES", help="largest POST /v1/targets body (default: 1 GiB)")
     p.add_argument("--max-sources", type=_positive, default=1000, metavar="N", help="sources in one request (default: 1000)")
-    p.add_argument("--threads", type=_positive, default=8, metavar="N", help="requests computed at once (default: 8)")
+    p.add_argument(
+        "--processes", type=_positive, default=None, metavar="N",
+        help="worker processes serving from one port, each with its own copy of the fleet after a reload (default: one per CPU, at most 4)",
+    )
+    p.add_argument("--threads", type=_positive, default=8, metavar="N", help="requests computed at once in each process (default: 8)")
     p.add_argument("--body-timeout", type=_positive, default=10, metavar="SECONDS", help="a client must send its body within this (default: 10)")
     p.set_defaults(run=_cmd_serve)
 
@@ -1140,7 +1144,7 @@ def _port(text: str) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
-        from .serve.config import K8sConfig, ServeConfig
+        from .serve.config import K8sConfig, ServeConfig, default_processes
         from .serve.server import serve
     except ImportError as exc:
         raise FastmatchError(f"serve needs {exc.name}: pip install 'fastmatch[serve]'") from None
@@ -1155,7 +1159,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     config = ServeConfig(
         targets=args.targets, policy=_policy(args.policy), host=args.host, port=args.port, token=token, k8s=k8s,
         max_body=args.max_body, max_fleet_body=args.max_fleet_body, max_sources=args.max_sources, threads=args.threads,
-        body_timeout=args.body_timeout,
+        processes=args.processes or default_processes(), body_timeout=args.body_timeout,
     )
     serve(config)
     return EXIT_OK

@@ -20,10 +20,11 @@ maps the failure bits to docs/model.md section 8's reason bits.
 from __future__ import annotations
 
 import bisect
+import weakref
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import accumulate, chain
-from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence, TypeVar
 
 import msgspec
 import numpy as np
@@ -249,6 +250,11 @@ class Interned:
     # match (a TargetIndex's prepared targets); None: derive it again every time.
     kernel_cache: dict[str, Any] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (to a Dask worker) without ``kernel_cache``: native objects, which the
+        process that unpickles derives again."""
+        return {**self.__dict__, "kernel_cache": None}
+
     @cached_property
     def reason_table(self) -> np.ndarray:
         """uint64 [failure words * lane bytes, 256]: the reason bits of every byte value at every
@@ -257,6 +263,26 @@ class Interned:
         has_bit = (np.arange(256)[None, :] >> np.arange(8)[:, None]) & 1 == 1  # [bit, byte value]
         table: np.ndarray = np.bitwise_or.reduce(np.where(has_bit, reasons, np.uint64(0)), axis=1)
         return table
+
+
+# What DeviceSet.interning keeps of the sources' last partner starts its key: (JOINED, what).
+JOINED = "joined"
+Kept = TypeVar("Kept")
+
+
+def kept_for_partner(sources: DeviceSet, targets: DeviceSet, what: str, key: Any, make: Callable[[], Kept]) -> Kept:
+    """``make()`` for these two sets, kept on the sources' set for its last partner (with ``key``,
+    which must equal for it to serve again: the policy): a set matched again with the same
+    partner finds it, as a data engineer keeps two frames coded together. What is kept so reads
+    only what a set cannot change (its descriptors, ids and hosts, as :func:`side_values` and
+    ``DeviceSet.host_codes`` do); the partner is held weakly."""
+    kept = sources.interning.get((JOINED, what))
+    if kept is not None and kept[0]() is targets and kept[1] == key:
+        found: Kept = kept[2]
+        return found
+    made = make()
+    sources.interning[(JOINED, what)] = (weakref.ref(targets), key, made)
+    return made
 
 
 def intern(
@@ -269,8 +295,24 @@ def intern(
 
     What each side holds on its own (its values, their numbering, its classes) is found at
     its first match and kept on its device set (:func:`side_values`); a match then only
-    joins the two sides' vocabularies of distinct values and codes the classes.
+    joins the two sides' vocabularies of distinct values and codes the classes. That join is
+    kept for the sources' last partner (:func:`kept_for_partner`): the same two sets matched
+    again code nothing again. A caller's confirmer is asked afresh every time.
     """
+    if confirm is not None:
+        return _joined(sources, targets, policy, confirm)
+
+    def kept_join() -> Interned:
+        joined = _joined(sources, targets, policy, None)
+        joined.kernel_cache = {}  # the targets outlive this match: the kernel keeps what it derives of them
+        return joined
+
+    return kept_for_partner(sources, targets, "interned", policy, kept_join)
+
+
+def _joined(
+    sources: DeviceSet, targets: DeviceSet, policy: Policy, confirm: Callable[[str, str], bool] | None
+) -> Interned:
     with gc_paused():  # collections were half of interning's time at 30,000 a side
         attributes = fleet_attribute_order(policy, sources, targets)
         sides = [side_values(sources, policy, "source"), side_values(targets, policy, "target")]

@@ -146,14 +146,29 @@ def blocked(
 ) -> tuple[Interned, Blocks | None, DeviceRules]:
     """What every runner of the kernel starts from: ``(interned, blocks, rules)``, the targets
     in blocked order where blocking pays (``blocks`` is then not None) and the device rules
-    over that order."""
-    keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
+    over that order. What depends only on the targets' classes (their keys, their blocked
+    order, and in the problem the kernel's template of them) is kept in ``kernel_cache`` when
+    the interned targets outlive this match (two sets coded together, ``fastmatch.intern``);
+    each target side keeps its own."""
+    kept = interned.kernel_cache
+    keys = kept.get("target keys") if kept is not None else None
+    if keys is None:
+        keys = TargetKeys(policy, interned.op_kind, interned.op_row, interned.op_word, interned.op_bit, interned.targets)
+        if kept is not None:
+            kept["target keys"] = keys
     blocks = keys.blocks(interned.sources)
     if blocks is not None:
-        visit = blocks.source_order()
-        interned = replace(interned, sources=in_order(interned.sources, visit), targets=in_order(interned.targets, keys.order))
-        blocks = blocks.in_source_order(visit)
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)
+        in_blocks = kept.get("blocked targets") if kept is not None else None
+        if in_blocks is None:
+            in_blocks = (in_order(interned.targets, keys.order), None if kept is None else {})
+            if kept is not None:
+                kept["blocked targets"] = in_blocks
+        sources_side = interned.sources
+        if blocks.reorder_pays:
+            visit = blocks.source_order()
+            sources_side, blocks = in_order(sources_side, visit), blocks.in_source_order(visit)
+        interned = replace(interned, sources=sources_side, targets=in_blocks[0], kernel_cache=in_blocks[1])
+    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)  # capacities may change
     return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
 
 

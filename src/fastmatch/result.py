@@ -23,6 +23,7 @@ from ._lines import positions_in
 from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError, printable
 from .explain import explain_pair
+from .intern import kept_for_partner
 from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
@@ -561,13 +562,15 @@ class TargetDevices:
         names, codes = devices.host_codes
         if self._few(names, self.host_names):
             return np.fromiter(map(self._host_code.get, names, repeat(-1)), np.int64, len(names))[codes]
-        return positions_in(names, self.host_names)[codes]  # both empty hosts are code 0
+        # A whole fleet: natively, and kept for the same two sets' next match.
+        return kept_for_partner(devices, self.targets, "hosts", None, lambda: positions_in(names, self.host_names)[codes])
 
     def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
         if self._few(devices.ids, self.targets.ids):
             return np.fromiter(map(self.targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
-        return positions_in(devices.ids, self.targets.ids)  # native: no set or dict of a million ids
+        # Natively (no set or dict of a million ids), and kept for the same two sets' next match.
+        return kept_for_partner(devices, self.targets, "twins", None, lambda: positions_in(devices.ids, self.targets.ids))
 
     @staticmethod
     def _few(asked: Sequence[str], among: Sequence[str]) -> bool:
@@ -629,9 +632,12 @@ def target_view(
 
 def grouped(keys: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
     """``(order, start)``: the positions whose key is g are ``order[start[g]:start[g + 1]]``,
-    in position order (keys past ``n_groups - 1`` belong to no group)."""
-    order = np.argsort(keys, kind="stable").astype(np.int64, copy=False)
-    start = np.searchsorted(keys[order], np.arange(n_groups + 1)).astype(np.int64, copy=False)
+    in position order (keys outside 0..n_groups - 1 belong to no group)."""
+    from . import _kernel
+
+    order: np.ndarray
+    start: np.ndarray
+    order, start = _kernel.group_positions(np.ascontiguousarray(keys, dtype=np.int64), n_groups)
     return order, start
 
 

@@ -1,4 +1,4 @@
-"""The JSON API's answers, computed on one fleet (in a worker thread: the kernel releases the GIL).
+"""The JSON API's answers, computed on one fleet (on the event loop or in a worker thread: see app.py).
 
 Scores are never the kernel's int64 here: each candidate carries its ``rank`` (1 = best, per
 source) and the parts that decided its score (``fastmatch.scores``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,18 @@ class K8sConfig:
         )
 
 
+MAX_DEFAULT_PROCESSES = 4  # each holds its own fleet after a reload; a scheduler asks one pod at a time
+
+
+def default_processes() -> int:
+    """One worker process per CPU this process may run on (Python answers on one core per
+    process), at most MAX_DEFAULT_PROCESSES; one where processes cannot be forked."""
+    if not hasattr(os, "fork"):
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_PROCESSES)
+
+
 @dataclass(frozen=True)
 class ServeConfig:
     """Everything ``fastmatch serve`` was told on its command line."""
@@ -103,6 +116,7 @@ class ServeConfig:
     max_sources: int = 1000  # sources in one /v1/candidates request
     max_k: int = 1000
     body_timeout: float = 10.0  # a client that has not sent its whole body by then is answered 408
-    threads: int = 8  # requests computed at once (the kernel releases the GIL)
+    threads: int = 8  # requests computed at once in each process (the kernel releases the GIL)
+    processes: int = 1  # worker processes sharing the listening socket (the CLI defaults to the CPUs)
     max_connections: int = 256  # beyond it uvicorn answers 503
     drain_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish

@@ -235,27 +235,26 @@ class FleetHolder:
     def _build(self, targets: DeviceSet, origin: str, sources: DeviceSet | None, generation: int) -> Fleet:
         return Fleet(targets, self.config.policy, origin, sources, generation)
 
+    def build_from_file(self, generation: int) -> Fleet:
+        """``--targets`` (and the adapter's sources file) read again, not yet in service."""
+        return self._build(load(self.config.targets, self.config.policy, role="target"), self.config.targets, self._read_sources(), generation)
+
+    def build_from_body(self, data: bytes, generation: int) -> Fleet:
+        """Targets uploaded with ``POST /v1/targets``, not yet in service; the sources file stays as it is."""
+        return self._build(read_fleet_bytes(data, "request body", self.config.policy), "POST /v1/targets", self.fleet.sources, generation)
+
+    def swap(self, fleet: Fleet) -> None:
+        self.fleet = fleet  # one reference, read once by each request
+
     def reload_file(self) -> Fleet:
         """Read ``--targets`` (and the adapter's sources file) again (SIGHUP)."""
         with self._lock:
-            return self._replace(
-                lambda: self._build(
-                    load(self.config.targets, self.config.policy, role="target"),
-                    self.config.targets,
-                    self._read_sources(),
-                    self.fleet.generation + 1,
-                )
-            )
+            return self._replace(lambda: self.build_from_file(self.fleet.generation + 1))
 
     def replace_with(self, data: bytes) -> Fleet:
-        """Targets uploaded with ``POST /v1/targets``; the sources file stays as it is."""
+        """Targets uploaded with ``POST /v1/targets``."""
         with self._lock:
-            current = self.fleet
-            return self._replace(
-                lambda: self._build(
-                    read_fleet_bytes(data, "request body", self.config.policy), "POST /v1/targets", current.sources, current.generation + 1
-                )
-            )
+            return self._replace(lambda: self.build_from_body(data, self.fleet.generation + 1))
 
     def _replace(self, build: Callable[[], Fleet]) -> Fleet:
         try:
@@ -263,6 +262,6 @@ class FleetHolder:
         except FastmatchError:
             self.on_reload("refused", self.fleet)
             raise
-        self.fleet = fleet  # the swap: one reference, read once by each request
+        self.swap(fleet)
         self.on_reload("done", fleet)
         return fleet

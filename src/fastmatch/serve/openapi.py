@@ -120,7 +120,7 @@ def openapi_document() -> dict[str, Any]:
             "/k8s/filter": {"post": _operation("scheduler extender filter: ExtenderFilterResult", args, {"type": "object", "properties": {"NodeNames": {"type": ["array", "null"]}, "Nodes": {"type": "object"}, "FailedNodes": failed, "FailedAndUnresolvableNodes": failed, "Error": {"type": "string"}}})},
             "/k8s/prioritize": {"post": _operation("scheduler extender prioritize: HostPriorityList, scores 0-10", args, {"type": "array", "items": {"type": "object", "properties": {"Host": {"type": "string"}, "Score": {"type": "integer"}}}})},
             "/healthz": {"get": {**_operation("alive", None, {"type": "object"}, get=True), "security": []}},
-            "/readyz": {"get": {**_operation("a fleet is loaded", None, {"type": "object"}, get=True), "security": []}},
+            "/readyz": {"get": {**_operation("a fleet is loaded", None, {"type": "object", "description": "ready, targets, generation (of the fleet in service), process (the worker process that answered)"}, get=True), "security": []}},
             "/metrics": {"get": {"summary": "Prometheus metrics (text format)", "responses": {"200": {"description": "metrics", "content": {"text/plain": {}}}}}},
         },
     }
