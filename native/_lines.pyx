@@ -1,14 +1,17 @@
 # cython: language_level=3
-"""Native help for reading fleet JSON Lines at the speed of decoding them.
+"""Native help for reading fleet JSON Lines faster than msgspec decodes them.
 
 - :func:`read_file`: a regular file read into one bytes object, its lines' lengths checked
   as the bytes arrive (GIL released while reading and scanning);
-- :func:`lines_of_one_value`: whether every newline sits between ``}`` and ``{``;
-- :class:`LineCoder`: the per-device columns of the decoded line structs, and each line's
-  descriptor coded where msgspec left its ``self`` and ``compatible`` bytes (views into the
-  input), in a C hash table: no Python object is made per line beyond the list entries;
+- :func:`count_lines`: the lines that are not blank;
+- :class:`LineCoder`: the per-device columns of the file's lines, read where they lie when a
+  line is written plainly (msgspec decodes the others), and each line's descriptor coded by
+  its ``self`` and ``compatible`` bytes in a C hash table: no Python object is made per line
+  beyond its id, host and vm;
 - :func:`code_strings` and :func:`positions_in`: a device column of str (hosts, ids) coded,
-  or looked up in another, in the same C hash tables: no dict or set of a million str.
+  or looked up in another, in the same C hash tables: no dict or set of a million str;
+- :func:`group_rows` and :func:`arrow_strings`: a columnar fleet's rows grouped by their
+  descriptor codes, and its string columns made str.
 
 It knows nothing of policies or records: ``fastmatch.files`` and
 ``fastmatch.formats.fleet_lines`` say what the answers mean.
@@ -19,15 +22,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.exc cimport PyErr_CheckSignals, PyErr_SetFromErrno
 from cpython.list cimport PyList_GET_ITEM, PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLongLong
-from cpython.object cimport PyObject, PyTypeObject
-from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp  # and string.h's memcpy, for the hash below
-
-import types
 
 import numpy as np
 
@@ -36,18 +37,13 @@ cdef extern from "unistd.h" nogil:
 
 cdef extern from "Python.h":
     PyObject* Py_None
-    PyObject* Py_True
-    PyTypeObject* Py_TYPE(PyObject*)
-    ctypedef struct PyMemberDef:
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
     # Reading a str's characters needs no reference and no GIL: str is immutable.
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject*) nogil
     int PyUnicode_KIND(PyObject*) nogil
     void* PyUnicode_DATA(PyObject*) nogil
     bint PyUnicode_Check(PyObject*)
     object PyUnicode_DecodeUTF8(const char* data, Py_ssize_t size, const char* errors)
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 # Bytes read between two checks of the lines and two progress updates: a few milliseconds.
 cdef enum:
@@ -115,36 +111,37 @@ cdef bint _line_too_long(
     return end - line_start[0] > max_line
 
 
-# -- the shape of a fleet JSON Lines file -------------------------------------------------------
-def lines_of_one_value(const uint8_t[::1] data):
-    """The number of lines when the file starts with ``{``, ends with ``}`` (and perhaps one
-    newline) and each newline sits between a ``}`` and a ``{``; else -1.
+# -- the lines of a fleet JSON Lines file -------------------------------------------------------
+cdef inline bint _blank(const unsigned char* p, const unsigned char* end) noexcept nogil:
+    """Whether a line is empty or all white space as ``bytes.isspace`` has it (the lines the
+    readers pass over)."""
+    while p < end:
+        if not (p[0] == 32 or 9 <= p[0] <= 13):  # space, \t \n \v \f \r
+            return False
+        p += 1
+    return True
 
-    Such a file holds no JSON value over two lines (inside a value, ``}`` is followed by
-    ``,``, ``}`` or ``]``), nor a blank or indented line."""
-    cdef Py_ssize_t n = data.shape[0], end = n, lines = 1, at = 0
-    cdef const char* base
-    cdef const char* found
-    if n and data[n - 1] == NEWLINE:
-        end = n - 1
-    if end < 2 or data[0] != OPEN or data[end - 1] != CLOSE:
-        return -1
-    base = <const char*>&data[0]
+
+def count_lines(const uint8_t[::1] data):
+    """The lines of ``data`` (split at each newline) that are not blank (:func:`_blank`)."""
+    cdef Py_ssize_t n = data.shape[0], lines = 0
+    if n == 0:
+        return 0
+    cdef const unsigned char* p = &data[0]
+    cdef const unsigned char* end = p + n
+    cdef const unsigned char* stop
     with nogil:
-        while True:
-            found = <const char*>memchr(base + at, NEWLINE, end - at)
-            if found == NULL:
-                break
-            at = found - base
-            if base[at - 1] != CLOSE or base[at + 1] != OPEN:  # at is inside (0, end - 1)
-                lines = -1
-                break
-            lines += 1
-            at += 1
+        while p < end:
+            stop = <const unsigned char*>memchr(p, NEWLINE, end - p)
+            if stop == NULL:
+                stop = end
+            if not _blank(p, stop):
+                lines += 1
+            p = stop + 1
     return lines
 
 
-# -- the columns of decoded lines ----------------------------------------------------------------
+# -- the columns of a fleet file's lines ---------------------------------------------------------
 cdef extern from *:
     """
     static inline uint64_t fm_mix(uint64_t h) {
@@ -194,8 +191,8 @@ cdef struct Span:
 
 cdef struct LineKey:
     Span self_
-    Span compatible
-    PyObject* version  # None or a str
+    Span compatible  # size 0: the line has no "compatible"
+    Span version  # the migration version's UTF-8 bytes; data NULL: none (absent or null)
     bint migratable
 
 
@@ -268,108 +265,364 @@ cdef inline bint _same_span(Span a, Span b) noexcept nogil:
     return a.size == b.size and (a.data == b.data or memcmp(a.data, b.data, a.size) == 0)
 
 
+cdef inline bint _same_version(Span a, Span b) noexcept nogil:
+    if a.data == NULL or b.data == NULL:  # none: absent or null
+        return a.data == b.data
+    return _same_span(a, b)
+
+
 cdef inline bint _same_key(const LineKey* a, const LineKey* b) noexcept nogil:
     return (
         a.migratable == b.migratable
         and _same_span(a.self_, b.self_)
         and _same_span(a.compatible, b.compatible)
-        and _same_str(a.version, b.version)
+        and _same_version(a.version, b.version)
     )
 
 
 cdef inline uint64_t _key_hash(const LineKey* key) noexcept nogil:
     cdef uint64_t h = fm_hash(key.self_.data, key.self_.size, key.migratable)
     h = fm_hash(key.compatible.data, key.compatible.size, h)
-    return _str_hash(key.version, h)
+    if key.version.data == NULL:
+        return fm_mix(h)
+    return fm_hash(key.version.data, key.version.size, h ^ 1)
 
 
-cdef Py_ssize_t _slot_offset(line_type, str name) except -1:
-    """Where a field of the line struct sits in each instance: msgspec keeps its fields in
-    slots, and reads them by these offsets itself."""
-    descriptor = line_type.__dict__[name]
-    if not isinstance(descriptor, types.MemberDescriptorType):
-        raise TypeError(f"{line_type.__name__}.{name} is not a slot")
-    return (<PyMemberDescrObject*>descriptor).d_member.offset
-
-
-cdef inline PyObject* _slot(PyObject* line, Py_ssize_t offset) noexcept nogil:
-    return (<PyObject**>(<char*>line + offset))[0]
-
-
-cdef Span _span(PyObject* raw) except *:
+cdef Span _span(raw) except *:
     cdef Py_buffer view
-    PyObject_GetBuffer(<object>raw, &view, PyBUF_SIMPLE)
-    # The Raw keeps the bytes it views alive, and the lines keep the Raw: the span outlives the view.
+    PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE)
+    # The Raw keeps the bytes it views alive, and the coder keeps its line: the span outlives the view.
     cdef Span span = Span(<const char*>view.buf, view.len)
     PyBuffer_Release(&view)
     return span
 
 
-cdef class LineCoder:
-    """The columns of decoded fleet lines, given a slice of lines at a time (``add``), each
-    slice while its bytes are still in cache; ``columns`` at the end.
+# -- scanning a fleet line where it lies ---------------------------------------------------------
+cdef enum:
+    QUOTE = 34  # "
+    COMMA = 44  # ,
+    MINUS = 45  # -
+    DOT = 46  # .
+    COLON = 58  # :
+    OPEN_LIST = 91  # [
+    BACKSLASH = 92  # \
+    CLOSE_LIST = 93  # ]
+    MAX_DIGITS = 18  # a capacity of at most this many digits fits an int64
+    # The keys of a fleet line, one bit each.
+    HAS_ID = 1
+    HAS_HOST = 2
+    HAS_VM = 4
+    HAS_SELF = 8
+    HAS_COMPATIBLE = 16
+    HAS_CAPACITY = 32
+    HAS_VERSION = 64
+    HAS_MIGRATABLE = 128
 
-    Lines are ``line_type`` structs with the slots ``id``, ``self_``, ``host``, ``vm``,
-    ``compatible``, ``capacity``, ``migration_version`` and ``migratable``. Lines are alike
-    when their ``self`` and ``compatible`` bytes, migration version and migratable are: each
-    line's group is numbered in order of its first line.
+
+cdef struct Scanned:  # a line's per-device fields as spans into the file (``plain``), or its bytes for msgspec
+    Span line
+    Span id
+    Span host  # size 0: empty, absent or null; vm too
+    Span vm
+    int64_t capacity
+    bint plain
+
+
+cdef inline bint _is_space(unsigned char c) noexcept nogil:
+    return c == 32 or c == 9 or c == 13  # JSON's white space, newline aside (a line holds none)
+
+
+cdef inline const unsigned char* _skip_space(const unsigned char* p, const unsigned char* end) noexcept nogil:
+    while p < end and _is_space(p[0]):
+        p += 1
+    return p
+
+
+cdef extern from *:
+    """
+    /* Eight bytes at a time (SWAR): a bit set in the high bit of each byte of w equal to c, or
+       below c (c <= 128). Borrows run only upward from a byte that is one, so the lowest bit
+       set is always a true one: the first such byte, on a little-endian machine. */
+    #define FM_ONES 0x0101010101010101ULL
+    #define FM_HIGHS 0x8080808080808080ULL
+    static inline uint64_t fm_equal_bytes(uint64_t w, unsigned char c) {
+        uint64_t x = w ^ (FM_ONES * c);
+        return (x - FM_ONES) & ~x & FM_HIGHS;
+    }
+    static inline uint64_t fm_bytes_below(uint64_t w, unsigned char c) {
+        return (w - FM_ONES * c) & ~w & FM_HIGHS;
+    }
+    /* The first byte from p on that ends a run of a JSON string's plain characters: a quote, a
+       backslash or (with controls) a control character; end if none. */
+    static inline const unsigned char* fm_string_stop(const unsigned char* p, const unsigned char* end, int controls) {
+        uint64_t w, hit;
+        while (end - p >= 8) {
+            memcpy(&w, p, 8);
+            hit = fm_equal_bytes(w, 0x22) | fm_equal_bytes(w, 0x5c);  /* " and backslash */
+            if (controls)
+                hit |= fm_bytes_below(w, 0x20);
+            if (hit)
+                return p + (__builtin_ctzll(hit) >> 3);
+            p += 8;
+        }
+        while (p < end && *p != 0x22 && *p != 0x5c && !(controls && *p < 0x20))
+            p++;
+        return p;
+    }
+    """
+    const unsigned char* fm_string_stop(const unsigned char* p, const unsigned char* end, int controls) nogil
+
+
+cdef inline const unsigned char* _plain_string(const unsigned char* p, const unsigned char* end, Span* text) noexcept nogil:
+    """The string whose quote is at ``p``, when it holds no escape and no control character:
+    its bytes in ``text``, and where it ends; else NULL."""
+    cdef const unsigned char* start = p + 1
+    p = fm_string_stop(start, end, True)
+    if p == end or p[0] != QUOTE:
+        return NULL
+    text.data = <const char*>start
+    text.size = p - start
+    return p + 1
+
+
+cdef inline const unsigned char* _value_end(const unsigned char* p, const unsigned char* end) noexcept nogil:
+    """Where the JSON value at ``p`` ends, exactly when it is valid JSON (msgspec decodes every
+    distinct one, and refuses the others: an invalid value never passes); NULL when the line
+    ends first."""
+    cdef Py_ssize_t depth = 0
+    cdef unsigned char c = p[0]
+    if c != OPEN and c != OPEN_LIST and c != QUOTE:  # a number or a literal: up to what follows it
+        while p < end and p[0] != COMMA and p[0] != CLOSE and p[0] != CLOSE_LIST and not _is_space(p[0]):
+            p += 1
+        return p
+    while p < end:
+        c = p[0]
+        if c == QUOTE:
+            while True:
+                p = fm_string_stop(p + 1, end, False)
+                if p >= end:
+                    return NULL
+                if p[0] == QUOTE:
+                    break
+                p += 1  # a backslash: the character it escapes is passed over
+        elif c == OPEN or c == OPEN_LIST:
+            depth += 1
+        elif c == CLOSE or c == CLOSE_LIST:
+            depth -= 1
+        p += 1
+        if depth == 0:
+            return p
+    return NULL
+
+
+cdef inline const unsigned char* _integer(const unsigned char* p, const unsigned char* end, int64_t* value) noexcept nogil:
+    """The JSON integer at ``p`` when it has at most MAX_DIGITS digits, and where it ends; else
+    NULL (a fraction or an exponent too: msgspec reads those as floats, and refuses them)."""
+    cdef bint negative = p[0] == MINUS
+    cdef int64_t v = 0
+    if negative:
+        p += 1
+    cdef const unsigned char* start = p
+    while p < end and 48 <= p[0] <= 57:
+        if p - start == MAX_DIGITS:
+            return NULL
+        v = 10 * v + (p[0] - 48)
+        p += 1
+    if p == start or (start[0] == 48 and p - start > 1):  # no digit, or a leading zero
+        return NULL
+    if p < end and (p[0] == DOT or p[0] == 101 or p[0] == 69):  # . e E
+        return NULL
+    value[0] = -v if negative else v
+    return p
+
+
+cdef inline bint _literal(const unsigned char* p, const unsigned char* end, const char* word, Py_ssize_t size) noexcept nogil:
+    return end - p >= size and memcmp(p, word, size) == 0
+
+
+cdef inline unsigned int _key_bit(Span name) noexcept nogil:
+    """The bit of a fleet line's key written as is; 0 for any other."""
+    cdef const char* s = name.data
+    if name.size == 2:
+        return HAS_ID if memcmp(s, b"id", 2) == 0 else HAS_VM if memcmp(s, b"vm", 2) == 0 else 0
+    if name.size == 4:
+        return HAS_HOST if memcmp(s, b"host", 4) == 0 else HAS_SELF if memcmp(s, b"self", 4) == 0 else 0
+    if name.size == 8:
+        return HAS_CAPACITY if memcmp(s, b"capacity", 8) == 0 else 0
+    if name.size == 10:
+        return HAS_COMPATIBLE if memcmp(s, b"compatible", 10) == 0 else HAS_MIGRATABLE if memcmp(s, b"migratable", 10) == 0 else 0
+    if name.size == 17:
+        return HAS_VERSION if memcmp(s, b"migration_version", 17) == 0 else 0
+    return 0
+
+
+cdef bint _scan_line(const unsigned char* p, const unsigned char* end, Scanned* line, LineKey* key) noexcept nogil:
+    """The fields of a fleet line written plainly: every key of a fleet line at most once, written
+    without escapes, an id, and strings without escapes (nor control characters) for the id,
+    host, vm and migration version, a capacity of at most MAX_DIGITS digits. False for any
+    other line, valid or not: msgspec then decodes it. What a valid line gives is what msgspec
+    gives (``self`` and ``compatible``: the bytes its Raw holds); for the bytes of ``self``
+    and ``compatible``, and the UTF-8 of the strings, see ``LineCoder``."""
+    cdef unsigned int seen = 0, bit
+    cdef Span name, text
+    cdef const unsigned char* start
+    line.host.size = 0
+    line.vm.size = 0
+    line.capacity = 1
+    key.compatible = Span(NULL, 0)
+    key.version = Span(NULL, 0)
+    key.migratable = True
+    p = _skip_space(p, end)
+    if p == end or p[0] != OPEN:
+        return False
+    p = _skip_space(p + 1, end)
+    while True:
+        if p == end or p[0] != QUOTE:
+            return False
+        p = _plain_string(p, end, &name)
+        if p == NULL:
+            return False
+        bit = _key_bit(name)
+        if bit == 0 or seen & bit:  # msgspec keeps a repeated key's last value: it decides
+            return False
+        seen |= bit
+        p = _skip_space(p, end)
+        if p == end or p[0] != COLON:
+            return False
+        p = _skip_space(p + 1, end)
+        if p == end:
+            return False
+        if bit == HAS_SELF or bit == HAS_COMPATIBLE:
+            start = p
+            p = _value_end(p, end)
+            if p == NULL or p == start:
+                return False
+            text = Span(<const char*>start, p - start)
+            if bit == HAS_SELF:
+                key.self_ = text
+            else:
+                key.compatible = text
+        elif bit == HAS_CAPACITY:
+            p = _integer(p, end, &line.capacity)
+            if p == NULL:
+                return False
+        elif bit == HAS_MIGRATABLE:
+            if _literal(p, end, b"true", 4):
+                p += 4
+            elif _literal(p, end, b"false", 5):
+                key.migratable = False
+                p += 5
+            else:
+                return False
+        elif p[0] == QUOTE:
+            p = _plain_string(p, end, &text)
+            if p == NULL:
+                return False
+            if bit == HAS_ID:
+                line.id = text
+            elif bit == HAS_HOST:
+                line.host = text
+            elif bit == HAS_VM:
+                line.vm = text
+            else:
+                key.version = text
+        elif bit != HAS_ID and _literal(p, end, b"null", 4):  # the default stays
+            p += 4
+        else:
+            return False
+        p = _skip_space(p, end)
+        if p == end:
+            return False
+        if p[0] == CLOSE:
+            return _skip_space(p + 1, end) == end and (seen & (HAS_ID | HAS_SELF)) == (HAS_ID | HAS_SELF)
+        if p[0] != COMMA:
+            return False
+        p = _skip_space(p + 1, end)
+
+
+cdef const unsigned char* _scan_block(
+    const unsigned char* p, const unsigned char* end, Scanned* lines, LineKey* keys, Py_ssize_t* count
+) noexcept nogil:
+    """Scan the next BLOCK lines that are not blank from ``p`` (at a line's start) on; where
+    the next block starts."""
+    cdef const unsigned char* stop
+    cdef Py_ssize_t j = 0
+    while p < end and j < BLOCK:
+        stop = <const unsigned char*>memchr(p, NEWLINE, end - p)
+        if stop == NULL:
+            stop = end
+        if not _blank(p, stop):
+            lines[j].line = Span(<const char*>p, stop - p)
+            lines[j].plain = _scan_line(p, stop, &lines[j], &keys[j])
+            j += 1
+        p = stop + 1 if stop < end else end
+    count[0] = j
+    return p
+
+
+cdef class LineCoder:
+    """The columns of a fleet JSON Lines file (``data``, ``n`` lines that are not blank) and its
+    lines' descriptors coded, given a range of its lines at a time (``add``); ``columns`` at
+    the end.
+
+    A line written plainly (:func:`_scan_line`: nearly all lines) is read where it lies: its
+    id, host and vm made str (a host or vm the same as the line before's is that str again),
+    its ``self`` and ``compatible`` hashed in place; no other object is made for it. Any other
+    line is decoded by ``decode_line`` (msgspec, into a struct with the attributes ``id``,
+    ``self_`` and ``compatible`` (Raw), ``host``, ``vm``, ``capacity``, ``migration_version``
+    and ``migratable``), which raises where the line is not valid. Lines are alike when their
+    ``self`` and ``compatible`` bytes, migration version and migratable are: each line's group
+    is numbered in order of its first line. ``hosts`` and ``vms`` hold ``empty`` where a line
+    has none.
     """
 
+    cdef bytes data
+    cdef object decode_line
     cdef Py_ssize_t n, rows
-    cdef Py_ssize_t at_id, at_self, at_host, at_vm, at_compatible, at_capacity, at_version, at_migratable
-    cdef PyTypeObject* line_type
     cdef str empty
-    cdef list ids, hosts, vms, first_lines
+    cdef list ids, hosts, vms, decoded, last_text
     cdef object capacities, descriptor_of
+    cdef Scanned* lines
     cdef LineKey* keys
     cdef Scratch* scratch
     cdef PyObject** id_of_row  # borrowed: ``ids`` holds them
-    cdef Descriptor* found  # its spans point into ``first_lines``' Raw objects
+    cdef Descriptor* found  # its spans point into ``data`` or ``decoded``
     cdef Py_ssize_t n_found, found_room
     cdef Table by_id, by_key
-    cdef PyObject* last_compatible
-    cdef Span last_compatible_span
+    cdef Span last_span[2]  # the bytes of the last host and vm made str (``last_text``)
 
-    def __cinit__(self, line_type, Py_ssize_t n, str empty, int tag_bits=32):
-        """Room for ``n`` lines; ``hosts`` and ``vms`` hold ``empty`` where a line has none (null).
-        ``tag_bits`` below 32 make keys share tags (0: all of them), so that tests reach the
+    def __cinit__(self, bytes data, Py_ssize_t n, str empty, decode_line, int tag_bits=32):
+        """``tag_bits`` below 32 make keys share tags (0: all of them), so that tests reach the
         paths that tell such keys apart."""
         if not 0 <= tag_bits <= 32:
             raise ValueError(f"tag_bits must be in [0, 32], got {tag_bits}")
-        cdef Py_ssize_t i
-        cdef list column
+        self.data = data
+        self.decode_line = decode_line
         self.n = n
-        self.at_id = _slot_offset(line_type, "id")
-        self.at_self = _slot_offset(line_type, "self_")
-        self.at_host = _slot_offset(line_type, "host")
-        self.at_vm = _slot_offset(line_type, "vm")
-        self.at_compatible = _slot_offset(line_type, "compatible")
-        self.at_capacity = _slot_offset(line_type, "capacity")
-        self.at_version = _slot_offset(line_type, "migration_version")
-        self.at_migratable = _slot_offset(line_type, "migratable")
-        self.line_type = <PyTypeObject*>line_type
         self.empty = empty
+        # Empty slots (NULL) until the lines fill them: a list frees and the GC walks such slots
+        # safely, and the lists are handed out only once every line has filled its own.
         self.ids = PyList_New(n)
         self.hosts = PyList_New(n)
         self.vms = PyList_New(n)
-        for column in (self.ids, self.hosts, self.vms):  # until the lines fill them
-            for i in range(n):
-                Py_INCREF(empty)
-                PyList_SET_ITEM(column, i, empty)
-        self.first_lines = []
+        self.decoded = []
+        self.last_text = [empty, empty]
+        self.last_span[0] = self.last_span[1] = Span(NULL, 0)
         self.capacities = np.empty(n, dtype=np.int64)
         self.descriptor_of = np.empty(n, dtype=np.int64)
         self.found_room = 64
+        self.lines = <Scanned*>malloc(BLOCK * sizeof(Scanned))
         self.keys = <LineKey*>malloc(BLOCK * sizeof(LineKey))
         self.scratch = <Scratch*>malloc(sizeof(Scratch))
         self.id_of_row = <PyObject**>malloc(max(n, 1) * sizeof(PyObject*))
         self.found = <Descriptor*>malloc(self.found_room * sizeof(Descriptor))
-        if self.keys == NULL or self.scratch == NULL or self.id_of_row == NULL or self.found == NULL:
+        if self.lines == NULL or self.keys == NULL or self.scratch == NULL or self.id_of_row == NULL or self.found == NULL:
             raise MemoryError()
         _table_init(&self.by_id, n, tag_bits)
         _table_init(&self.by_key, self.found_room, tag_bits)
 
     def __dealloc__(self):
+        free(self.lines)
         free(self.keys)
         free(self.scratch)
         free(self.id_of_row)
@@ -377,65 +630,87 @@ cdef class LineCoder:
         free(self.by_id.slots)
         free(self.by_key.slots)
 
-    def add(self, list lines):
-        """Code the next lines; False when the fast path must step aside: more lines than
-        room, an empty or repeated id, a capacity below 0 or beyond int64."""
-        cdef Py_ssize_t start, stop
-        if self.rows + len(lines) > self.n:
-            return False
-        try:
-            for start in range(0, len(lines), BLOCK):
-                stop = min(start + BLOCK, len(lines))
-                if not self._add_block(lines, start, stop):
-                    return False
-        except OverflowError:  # a capacity beyond int64
-            return False
-        return True
-
-    cdef bint _add_block(self, list lines, Py_ssize_t start, Py_ssize_t stop) except -1:
-        cdef Py_ssize_t i, row, k, before = self.n_found
-        cdef PyObject* line
-        cdef PyObject* value
-        cdef LineKey* key
+    def add(self, Py_ssize_t start, Py_ssize_t stop):
+        """Code the lines of ``data[start:stop]`` (``start`` at a line's start, ``stop`` at a
+        line's end); the number of lines coded, or -1 when the fast path must step aside: more
+        lines than room, an empty or repeated id, a capacity below 0 or beyond int64. A line
+        that msgspec refuses raises its error (a ValueError), a string that is not UTF-8 its
+        UnicodeDecodeError."""
+        if not 0 <= start <= stop <= len(self.data):
+            raise ValueError(f"[{start}, {stop}) is not a range of the {len(self.data)} bytes")
+        cdef const unsigned char* base = <const unsigned char*>PyBytes_AS_STRING(self.data)
+        cdef const unsigned char* p = base + start
+        cdef const unsigned char* end = base + stop
+        cdef Py_ssize_t count, before = self.rows
         cdef int64_t[::1] capacity = self.capacities
         cdef int64_t[::1] group = self.descriptor_of
-        # With the GIL: the per-device columns, and each line's key as pointers into its objects.
-        for i in range(start, stop):
-            line = <PyObject*>PyList_GET_ITEM(lines, i)
-            if Py_TYPE(line) != self.line_type:
-                raise TypeError(f"a line is a {type(<object>line).__name__}, not a {(<object>self.line_type).__name__}")
-            row = self.rows + i - start
-            key = &self.keys[i - start]
-            self.id_of_row[row] = _slot(line, self.at_id)
-            _set_string(self.ids, row, self.id_of_row[row], self.empty)
-            _set_string(self.hosts, row, _slot(line, self.at_host), self.empty)
-            _set_string(self.vms, row, _slot(line, self.at_vm), self.empty)
-            capacity[row] = PyLong_AsLongLong(<object>_slot(line, self.at_capacity))
-            key.self_ = _span(_slot(line, self.at_self))
-            value = _slot(line, self.at_compatible)
-            if value != self.last_compatible:  # lines without records share the default's (empty) Raw
-                self.last_compatible_span = _span(value)
-                self.last_compatible = value
-            key.compatible = self.last_compatible_span
-            key.version = _slot(line, self.at_version)
-            key.migratable = _slot(line, self.at_migratable) == Py_True
         cdef bint refused
-        with nogil:
-            refused = _code_block(
-                self.keys, self.id_of_row, self.scratch, self.rows, self.rows + stop - start, &self.by_id, &self.by_key,
-                &self.found, &self.n_found, &self.found_room, &capacity[0], &group[0],
-            )
-        if refused:
-            return False
-        for k in range(before, self.n_found):  # keep the lines whose bytes the new descriptors point into
-            self.first_lines.append(lines[start + self.found[k].first_row - self.rows])
-        self.last_compatible = NULL  # its span is safe only while this block's lines are held
-        self.rows += stop - start
-        return True
+        while p < end:
+            with nogil:
+                p = _scan_block(p, end, self.lines, self.keys, &count)
+            if self.rows + count > self.n:
+                return -1
+            try:
+                self._fill_columns(count, &capacity[0])
+            except OverflowError:  # a capacity beyond int64
+                return -1
+            with nogil:
+                refused = _code_block(
+                    self.keys, self.id_of_row, self.scratch, self.rows, self.rows + count, &self.by_id, &self.by_key,
+                    &self.found, &self.n_found, &self.found_room, &capacity[0], &group[0],
+                )
+            if refused:
+                return -1
+            self.rows += count
+        return self.rows - before
+
+    cdef int _fill_columns(self, Py_ssize_t count, int64_t* capacity) except -1:
+        """A block's ids, hosts and vms made str and put in the columns, its capacities; the lines
+        that are not plain decoded by msgspec, their fields read from what it makes."""
+        cdef Py_ssize_t j, row
+        cdef Scanned* line
+        cdef LineKey* key
+        for j in range(count):
+            line = &self.lines[j]
+            key = &self.keys[j]
+            row = self.rows + j
+            if line.plain:
+                device_id = PyUnicode_DecodeUTF8(line.id.data, line.id.size, NULL)
+                _fill(self.hosts, row, self._repeated(line.host, 0))
+                _fill(self.vms, row, self._repeated(line.vm, 1))
+                capacity[row] = line.capacity
+            else:
+                decoded = self.decode_line(PyBytes_FromStringAndSize(line.line.data, line.line.size))
+                self.decoded.append(decoded)  # its Raw values, which the keys point into, live as long as the coder
+                device_id = decoded.id
+                _fill(self.hosts, row, decoded.host or self.empty)
+                _fill(self.vms, row, decoded.vm or self.empty)
+                capacity[row] = PyLong_AsLongLong(decoded.capacity)
+                key.self_ = _span(decoded.self_)
+                key.compatible = _span(decoded.compatible)
+                key.version = Span(NULL, 0) if decoded.migration_version is None else _utf8(decoded.migration_version)
+                key.migratable = decoded.migratable is True
+            _fill(self.ids, row, device_id)
+            self.id_of_row[row] = <PyObject*>device_id
+        return 0
+
+    cdef object _repeated(self, Span text, int column):
+        """The str of a host (``column`` 0) or vm (1): the line before's again when its bytes are the same."""
+        if text.size == 0:
+            return self.empty
+        if _same_span(text, self.last_span[column]):
+            return self.last_text[column]
+        value = PyUnicode_DecodeUTF8(text.data, text.size, NULL)
+        self.last_text[column] = value
+        self.last_span[column] = text
+        return value
 
     def columns(self):
-        """``(ids, hosts, vms, capacities, descriptor_of, first_lines)`` of the lines added
-        (``first_lines``: each group's first line); ``None`` if fewer lines came than room."""
+        """``(ids, hosts, vms, capacities, descriptor_of, descriptors)`` of the lines added;
+        ``descriptors`` holds each group's ``(self, compatible, migration_version,
+        migratable)`` as its first line has them (the bytes of ``self`` and ``compatible``,
+        ``b""`` without ``compatible``; the migration version's UTF-8 bytes, or None).
+        ``None`` if fewer lines came than room."""
         if self.rows != self.n:
             return None
         cdef Py_ssize_t k
@@ -443,20 +718,39 @@ cdef class LineCoder:
         cdef int64_t[::1] first = first_row
         for k in range(self.n_found):
             first[k] = self.found[k].first_row
+        order = np.argsort(first_row, kind="stable")
+        descriptors = [_parts(&self.found[k].key) for k in order.tolist()]
         if np.any(first_row[1:] < first_row[:-1]):  # keys that shared a tag were numbered late: renumber
-            order = np.argsort(first_row, kind="stable")
             number = np.empty(self.n_found, dtype=np.int64)
             number[order] = np.arange(self.n_found)
-            return self.ids, self.hosts, self.vms, self.capacities, number[self.descriptor_of], [self.first_lines[k] for k in order]
-        return self.ids, self.hosts, self.vms, self.capacities, self.descriptor_of, self.first_lines
+            return self.ids, self.hosts, self.vms, self.capacities, number[self.descriptor_of], descriptors
+        return self.ids, self.hosts, self.vms, self.capacities, self.descriptor_of, descriptors
 
 
-cdef inline void _set_string(list column, Py_ssize_t i, PyObject* value, str empty):
-    """Put a str (``empty`` for None) in place of the ``empty`` a new column holds."""
-    if value != Py_None:
-        Py_INCREF(<object>value)
-        Py_DECREF(empty)
-        PyList_SET_ITEM(column, i, <object>value)
+cdef inline void _fill(list column, Py_ssize_t row, object value):
+    """Put ``value`` in a column's slot, in place of what it held, if anything (a block that
+    stepped aside may have filled some of its rows)."""
+    cdef PyObject* held = PyList_GET_ITEM(column, row)
+    Py_INCREF(value)
+    PyList_SET_ITEM(column, row, value)
+    Py_XDECREF(held)
+
+
+cdef Span _utf8(str text) except *:
+    """A str's UTF-8 bytes (kept with it: the span lives as long as the str)."""
+    cdef Py_ssize_t size
+    cdef const char* data = PyUnicode_AsUTF8AndSize(text, &size)
+    return Span(data, size)
+
+
+cdef tuple _parts(const LineKey* key):
+    version = None if key.version.data == NULL else PyBytes_FromStringAndSize(key.version.data, key.version.size)
+    return (
+        PyBytes_FromStringAndSize(key.self_.data, key.self_.size),
+        PyBytes_FromStringAndSize(key.compatible.data, key.compatible.size),
+        version,
+        key.migratable,
+    )
 
 
 cdef bint _code_block(
@@ -762,14 +1056,118 @@ cdef void _positions_in(PyObject** items, Py_ssize_t n, PyObject** among, Py_ssi
         position[i] = _held(table.slots[_str_slot(table, among, h, items[i])])  # an empty slot: -1
 
 
+# -- grouping rows of codes ---------------------------------------------------------------------
+def group_rows(codes, Py_ssize_t n, int tag_bits=32):
+    """``(group, first)``: each row's group among the distinct rows of ``codes`` (int64 code
+    columns of ``n`` rows), numbered in order of their first row, and each group's first row
+    (both int64). The rows are hashed into a C table that starts small and doubles (a fleet's
+    rows fall in a few thousand groups: the table stays in cache); GIL released.
+
+    ``tag_bits`` below 32 make rows share hash tags (0: all of them), so that tests reach the
+    paths that tell such rows apart."""
+    columns = [np.ascontiguousarray(column, dtype=np.int64) for column in codes]
+    for column in columns:
+        if column.ndim != 1 or column.shape[0] != n:
+            raise ValueError(f"a code column has shape {column.shape}, not ({n},)")
+    cdef Py_ssize_t k = len(columns), c, n_groups = 0
+    cdef int64_t[::1] view
+    groups = np.empty(n, dtype=np.int64)
+    firsts = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] group = groups
+    cdef int64_t[::1] first = firsts
+    cdef const int64_t** column_of = <const int64_t**>malloc(max(k, 1) * sizeof(int64_t*))
+    cdef uint64_t* hash_of_group = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
+    cdef Table table
+    table.slots = NULL
+    try:
+        if column_of == NULL or hash_of_group == NULL:
+            raise MemoryError()
+        for c in range(k):
+            view = columns[c]
+            column_of[c] = &view[0] if n else NULL
+        _table_init(&table, min(n + 1, FIRST_CODES), tag_bits)
+        if n:
+            with nogil:
+                n_groups = _group_rows(column_of, k, n, &table, hash_of_group, &group[0], &first[0])
+    finally:
+        free(column_of)
+        free(hash_of_group)
+        free(table.slots)
+    return groups, firsts[:n_groups].copy()
+
+
+cdef inline uint64_t _row_hash(const int64_t** column_of, Py_ssize_t k, Py_ssize_t row) noexcept nogil:
+    cdef uint64_t h = 0x9e3779b97f4a7c15ULL
+    cdef Py_ssize_t c
+    for c in range(k):
+        h = (h ^ <uint64_t>column_of[c][row]) * 0xff51afd7ed558ccdULL
+        h ^= h >> 29
+    return fm_mix(h)
+
+
+cdef inline bint _same_row(const int64_t** column_of, Py_ssize_t k, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef Py_ssize_t c
+    for c in range(k):
+        if column_of[c][a] != column_of[c][b]:
+            return False
+    return True
+
+
+cdef Py_ssize_t _group_rows(
+    const int64_t** column_of, Py_ssize_t k, Py_ssize_t n, Table* table, uint64_t* hash_of_group, int64_t* group, int64_t* first
+) except -1 nogil:
+    """Number the rows' groups (see ``group_rows``); the number of groups."""
+    cdef Py_ssize_t i, n_groups = 0, g
+    cdef uint64_t h, slot, held
+    for i in range(n):
+        h = _row_hash(column_of, k, i)
+        slot = h & table.mask
+        while True:
+            held = table.slots[slot]
+            if held == EMPTY:
+                if <uint64_t>(2 * (n_groups + 1)) > table.mask + 1:  # at most half full
+                    _double_row_table(table, hash_of_group, n_groups)
+                    slot = h & table.mask
+                    continue
+                table.slots[slot] = _tag(table, h) | <uint64_t>(n_groups + 1)
+                hash_of_group[n_groups] = h
+                first[n_groups] = i
+                group[i] = n_groups
+                n_groups += 1
+                break
+            g = _held(held)
+            if _tag(table, held) == _tag(table, h) and hash_of_group[g] == h and _same_row(column_of, k, first[g], i):
+                group[i] = g
+                break
+            slot = (slot + 1) & table.mask
+    return n_groups
+
+
+cdef int _double_row_table(Table* table, const uint64_t* hash_of_group, Py_ssize_t groups) except -1 nogil:
+    """The table at twice its size, its groups placed again by their hashes (tags kept)."""
+    cdef uint64_t tags = table.tags, size = table.mask + 1, slot
+    cdef Py_ssize_t g
+    free(table.slots)
+    table.slots = NULL
+    _table_init(table, size, 0)  # room for size entries: 2 * size slots
+    table.tags = tags
+    for g in range(groups):
+        slot = hash_of_group[g] & table.mask
+        while table.slots[slot] != EMPTY:
+            slot = (slot + 1) & table.mask
+        table.slots[slot] = _tag(table, hash_of_group[g]) | <uint64_t>(g + 1)
+    return 0
+
+
 cdef const char* NO_BYTES = ""  # where an all-empty column's (absent) data starts
 
 
 # -- the strings of an Arrow column --------------------------------------------------------------
 def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint unique):
     """A str for each string of an Arrow string column (its ``offsets``, one more than strings,
-    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError). With ``unique``,
-    ``None`` when a string is empty or repeats, found (GIL released) before any str is made."""
+    and ``data``: UTF-8, checked here; an error raises UnicodeDecodeError); a string equal to
+    the one before it is that str again (hosts and vms come in runs). With ``unique``, ``None``
+    when a string is empty or repeats, found (GIL released) before any str is made."""
     cdef Py_ssize_t n = offsets.shape[0] - 1, i
     cdef const char* base = NO_BYTES
     if data.shape[0]:
@@ -781,8 +1179,13 @@ def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint uniq
         if refused:
             return None
     strings = PyList_New(n)
+    cdef Span before = Span(NULL, -1), this
+    text = None
     for i in range(n):
-        text = PyUnicode_DecodeUTF8(base + offsets[i], offsets[i + 1] - offsets[i], NULL)
+        this = Span(base + offsets[i], offsets[i + 1] - offsets[i])
+        if not _same_span(this, before):
+            text = PyUnicode_DecodeUTF8(this.data, this.size, NULL)
+            before = this
         Py_INCREF(text)
         PyList_SET_ITEM(strings, i, text)
     return strings

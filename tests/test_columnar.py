@@ -238,16 +238,17 @@ def test_match_format_parquet_holds_the_csv_rows(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("n", [0, 1, 10, 5000])
-@pytest.mark.parametrize("cardinalities", [(50, 3, 2), (2**40, 2**30)])
-def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities):
-    """The grouping both fast readers use (a table over small keys, a sort over large ones),
-    against a dict."""
-    from fastmatch.formats.grouping import group_rows
+@pytest.mark.parametrize("cardinalities", [(), (50, 3, 2), (2**40, 2**30)])
+@pytest.mark.parametrize("tag_bits", [32, 2, 0])
+def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities, tag_bits):
+    """The columnar reader's grouping (a C table over the rows of codes, grown as groups come;
+    hash tags narrowed so that rows share them), against a dict."""
+    from fastmatch._lines import group_rows
 
     rng = np.random.default_rng(n)
     columns = [rng.integers(0, min(c, max(n // 4, 1)) if c < 2**20 else c, n) for c in cardinalities]
-    groups, first = group_rows(columns, n)
-    rows = list(zip(*[c.tolist() for c in columns]))
+    groups, first = group_rows(columns, n, tag_bits)
+    rows = list(zip(*[c.tolist() for c in columns])) if columns else [()] * n
     numbered: dict = {}
     assert groups.tolist() == [numbered.setdefault(row, len(numbered)) for row in rows]
     assert first.tolist() == [rows.index(row) for row in numbered]

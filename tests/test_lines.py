@@ -1,8 +1,10 @@
 """The native fleet line reader (fastmatch._lines) against plain-Python twins: reading a
-file with its line check, the one-value-per-line shape, the columns and descriptor codes of
-decoded lines (with hash tags narrowed so that keys share them), Arrow string columns, and
-columns of str coded or looked up in another."""
+file with its line check, counting its lines, the columns and descriptor codes of its lines
+against msgspec decoding them (with hash tags narrowed so that keys share them, and lines of
+every shape, valid and not), Arrow string columns, and columns of str coded or looked up in
+another."""
 
+import json
 import os
 import sys
 
@@ -13,11 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastmatch._lines import LineCoder, arrow_strings, code_strings, lines_of_one_value, positions_in, read_file
+from fastmatch._lines import (
+    LineCoder,
+    arrow_strings,
+    code_strings,
+    count_lines,
+    positions_in,
+    read_file,
+)
 from fastmatch.devices import DeviceSet
 from fastmatch.files import read_input
 from fastmatch.formats.columnar import _string_buffers
-from fastmatch.formats.fleet_lines import _DECODER, _Line
+from fastmatch.formats.fleet_lines import _DECODER, read_fleet_lines
+from fastmatch.policy import Policy
 from fastmatch.result import TargetDevices
 
 
@@ -71,42 +81,56 @@ def test_read_input_reads_a_file_that_says_it_is_empty_as_a_stream():
     assert read_input("/proc/self/mountinfo") == expected
 
 
-# -- lines_of_one_value -------------------------------------------------------------------------
-def _lines_of_one_value(data: bytes) -> int:
-    body = data[:-1] if data.endswith(b"\n") else data
-    if len(body) < 2 or not body.startswith(b"{") or not body.endswith(b"}"):
-        return -1
-    lines = body.split(b"\n")
-    if any(not line.startswith(b"{") or not line.endswith(b"}") for line in lines):
-        return -1
-    return len(lines)
-
-
-@given(st.lists(st.sampled_from([b"{", b"}", b"\n", b"\r", b" ", b"a", b"{}", b"}\n{"]), max_size=12))
+# -- count_lines --------------------------------------------------------------------------------
+@given(st.lists(st.sampled_from([b"{", b"}", b"\n", b"\r", b" ", b"\t", b"\x0b", b"\x0c", b"a", b"{}", b"}\n{"]), max_size=12))
 @settings(max_examples=300, deadline=None)
-def test_lines_of_one_value_as_python_splits_them(pieces):
+def test_count_lines_counts_what_python_splits_and_keeps(pieces):
     data = b"".join(pieces)
-    assert lines_of_one_value(data) == _lines_of_one_value(data)
+    assert count_lines(data) == len([line for line in data.split(b"\n") if line and not line.isspace()])
 
 
 # -- LineCoder ----------------------------------------------------------------------------------
-def _line(record: dict) -> bytes:
-    return msgspec.json.encode(record)
-
-
-def _expected(records: list[dict]):
-    """The columns by plain Python: ``None`` where the coder steps aside."""
-    ids = [r["id"] for r in records]
-    if "" in ids or len(set(ids)) != len(ids) or any(r.get("capacity", 1) < 0 for r in records):
+def _coded(data: bytes, tag_bits: int = 32, slice_lines: int | None = None):
+    """LineCoder's columns of a file, given a few lines at a time; None where it steps aside
+    (or where a line does not decode, which is the same to the fast path)."""
+    coder = LineCoder(data, count_lines(data), "", _DECODER.decode, tag_bits)
+    ends = [i + 1 for i, byte in enumerate(data) if byte == 10][slice_lines - 1 :: slice_lines] if slice_lines else []
+    start = 0
+    try:
+        for end in [*ends, len(data)]:
+            if end > start and coder.add(start, end) < 0:
+                return None
+            start = max(start, end)
+    except ValueError:
         return None
-    keys = [
-        (_line(r["self"]), _line(r["compatible"]) if "compatible" in r else b"", r.get("migration_version"), r.get("migratable", True))
-        for r in records
-    ]
+    return coder.columns()
+
+
+def _by_msgspec(data: bytes):
+    """The columns by msgspec decoding every line into a struct (how the fast path read lines
+    before it scanned them), grouped by plain Python: None where a line does not decode or the
+    columns refuse a line."""
+    try:
+        lines = [_DECODER.decode(line) for line in data.split(b"\n") if line and not line.isspace()]
+    except ValueError:
+        return None
+    ids = [line.id for line in lines]
+    if "" in ids or len(set(ids)) != len(ids) or any(not 0 <= line.capacity < 2**63 for line in lines):
+        return None
+    keys = [(bytes(line.self_), bytes(line.compatible), line.migration_version, line.migratable) for line in lines]
     number: dict = {}
     groups = [number.setdefault(key, len(number)) for key in keys]
-    first = [groups.index(g) for g in range(len(number))]
-    return ids, [r.get("host") or "" for r in records], [r.get("vm") or "" for r in records], [r.get("capacity", 1) for r in records], groups, first
+    descriptors = [(s, c, None if v is None else v.encode(), m) for s, c, v, m in number]
+    return ids, [line.host or "" for line in lines], [line.vm or "" for line in lines], [line.capacity for line in lines], groups, descriptors
+
+
+def _same_columns(data: bytes, columns) -> None:
+    expected = _by_msgspec(data)
+    if columns is None or expected is None:
+        assert columns is None and expected is None
+        return
+    ids, hosts, vms, capacities, groups, descriptors = columns
+    assert (ids, hosts, vms, capacities.tolist(), groups.tolist(), descriptors) == expected
 
 
 records_strategy = st.lists(
@@ -124,52 +148,155 @@ records_strategy = st.lists(
     ).map(lambda r: {"self": {}, **r}),
     max_size=12,
 )
+# How a line is written: compact (scanned where it lies), with spaces, or with every non-ASCII
+# character escaped (such lines are decoded by msgspec).
+writers = st.sampled_from(
+    [msgspec.json.encode, lambda r: json.dumps(r, ensure_ascii=False).encode(), lambda r: json.dumps(r).encode()]
+)
 
 
-@given(records_strategy, st.sampled_from([32, 2, 0]), st.integers(1, 5))
+@given(records_strategy, st.lists(writers, min_size=1), st.sampled_from([32, 2, 0]), st.integers(1, 5))
 @settings(max_examples=300, deadline=None)
-def test_line_coder_codes_lines_as_python_groups_them(records, tag_bits, slice_lines):
+def test_line_coder_codes_lines_as_msgspec_decodes_them(records, write, tag_bits, slice_lines):
     # Ids made unique where the draw repeats them, half the time: both outcomes are checked.
     if len(records) % 2:
         records = [{**r, "id": f"{r['id']}{i}"} for i, r in enumerate(records)]
-    lines = [_DECODER.decode(_line(r)) for r in records]
-    coder = LineCoder(_Line, len(lines), "", tag_bits)
-    added = all(coder.add(lines[start : start + slice_lines]) for start in range(0, len(lines), slice_lines))
-    columns = coder.columns() if added else None
-    expected = _expected(records)
-    if expected is None:
-        assert columns is None
+    data = b"\n".join(write[i % len(write)](r) for i, r in enumerate(records))
+    _same_columns(data, _coded(data, tag_bits, slice_lines))
+
+
+# Pieces of fleet lines: each key's valid values (plain, and escaped: msgspec then decodes the
+# line), and, now and then, a pair that may be anything: keys escaped or unknown, strings with
+# control characters or bytes that are not UTF-8, what msgspec refuses as integers, literals,
+# invalid JSON inside an object or a list.
+valid_values = {
+    b'"host"': [b'"h"', b'"h2"', b'"\xc3\xa9"', b'""', b"null", b'"\\u00e9"'],
+    b'"vm"': [b'"v"', b'""', b"null", b'"a\\"b"'],
+    b'"self"': [b'{"mdev_type":"x"}', b'{ "mdev_type" : "x" }', b'{"mdev_type":"x\\"}"}', b'{"software_version":"1.0"}', b"{}"],
+    b'"compatible"': [b'[{"mdev_type":"x"}]', b'[{"mdev_type":["x","y"]}]', b"[]", b"null"],
+    b'"capacity"': [b"0", b"1", b"-0", b"123456789012345678"],
+    b'"migration_version"': [b'"1"', b'"\xc3\xbc"', b'"\\u00fc"', b'""', b"null"],
+    b'"migratable"': [b"true", b"false"],
+}
+# What may be anything, key by key: strings with control characters, bytes that are not UTF-8
+# or escapes; what msgspec refuses as an integer or takes beyond int64; invalid JSON inside an
+# object or a list; nothing at all; and keys escaped or unknown.
+strings = [b'"\x01"', b'"\x7f"', b'"\xff"', b'"\xed\xa0\x80"', b'"\\ud800"', b'"\\u0064"', b"1", b"tru", b""]
+hostile_values = {
+    b'"id"': [*strings, b"null", b'""'],
+    b'"host"': strings,
+    b'"vm"': strings,
+    b'"migration_version"': strings,
+    b'"capacity"': [b"-1", b"01", b"1.0", b"1e2", b"-", b"1234567890123456789", b"9223372036854775808", b'"1"', b"null", b"true", b""],
+    b'"migratable"': [b"tru", b"1", b"null", b"True", b""],
+    b'"self"': [b'{"a":01}', b'{"a":[1,]}', b'{"a":{"b":[{}]}}', b'{"a":"\xff"}', b'{"a":"\\ud800"}', b"{", b"[", b"]", b"1x", b"null", b""],
+    b'"compatible"': [b'[{"a":01}]', b"[", b'[{"a":"b"}', b"[]]", b"x", b""],
+    b'"i\\u0064"': [b'"z"'],
+    b'"x"': [b"1"],
+}
+spaces = st.sampled_from([b"", b"", b" ", b"\t", b"\r"])
+
+
+@st.composite
+def fleet_lines(draw) -> bytes:
+    """A few valid lines, written in every way; then, mostly, one of them changed into what may
+    be anything (the others valid, so that the file stands or falls by that line)."""
+    lines = []
+    for number in range(draw(st.integers(1, 5))):
+        keys = draw(st.lists(st.sampled_from(list(valid_values)), unique=True, max_size=4))
+        pairs = [(b'"id"', b'"d%d"' % number), (b'"self"', b'{"mdev_type":"t"}')]
+        pairs += [(key, draw(st.sampled_from(valid_values[key]))) for key in keys if key != b'"self"']
+        lines.append(draw(st.permutations(pairs)))
+    changed = draw(st.integers(0, len(lines) - 1))
+    change = draw(st.integers(0, 2))
+    if change == 1:  # a key (perhaps one the line holds already) with a value that may be anything
+        key = draw(st.sampled_from(list(hostile_values)))
+        value = draw(st.sampled_from(hostile_values[key]))
+        held = [at for at, (k, _) in enumerate(lines[changed]) if k == key]
+        if held and draw(st.booleans()):
+            lines[changed][held[0]] = (key, value)
+        else:
+            lines[changed].insert(draw(st.integers(0, len(lines[changed]))), (key, value))
+    written = []
+    for number, pairs in enumerate(lines):
+        space = draw(spaces)
+        body = b",".join(key + space + b":" + space + value for key, value in pairs)
+        ending = draw(st.sampled_from([b"}", b"} ", b"}\r", b"", b"}}", b"},", b"} x"])) if number == changed and change == 2 else b"}"
+        written.append(draw(spaces) + b"{" + space + body + ending)
+    return b"\n".join(written) + draw(st.sampled_from([b"", b"\n", b"\n \n"]))
+
+
+def _as_msgspec_or_aside(data: bytes, tag_bits: int = 32) -> None:
+    """Lines the scanner takes give what msgspec gives; the others go to msgspec itself. Where
+    msgspec refuses a line for what is inside its ``self`` or ``compatible`` (invalid JSON) or
+    its migration version (not UTF-8), the coder may take it: every distinct descriptor is then
+    decoded (read_fleet_lines), which refuses it, so the fast path steps aside all the same."""
+    columns = _coded(data, tag_bits, 1)
+    expected = _by_msgspec(data)
+    if expected is None and columns is not None:
+        assert not all(map(_decodes, columns[5]))
+        assert read_fleet_lines(data, Policy.default()) is None
         return
-    ids, hosts, vms, capacities, groups, first = expected
-    got_ids, got_hosts, got_vms, got_capacities, got_groups, first_lines = columns
-    assert (got_ids, got_hosts, got_vms, got_capacities.tolist(), got_groups.tolist()) == (ids, hosts, vms, capacities, groups)
-    assert [line.id for line in first_lines] == [ids[row] for row in first]
+    _same_columns(data, columns)
+
+
+@given(fleet_lines(), st.sampled_from([32, 0]))
+@settings(max_examples=500, deadline=None)
+def test_line_coder_reads_any_line_as_msgspec_does_or_steps_aside(data, tag_bits):
+    _as_msgspec_or_aside(data, tag_bits)
+
+
+@pytest.mark.parametrize("key, value", [(key, value) for key, values in hostile_values.items() for value in values])
+@pytest.mark.parametrize("place", ["in place", "again", "first"])
+def test_line_coder_reads_every_hostile_value_as_msgspec_does_or_steps_aside(key, value, place):
+    """Each value that may be anything, in a line that is otherwise valid (in place of the
+    key's value, or the key a second time, after or before the first)."""
+    pairs = {b'"id"': b'"a"', b'"host"': b'"h"', b'"vm"': b'"v"', b'"self"': b'{"mdev_type":"t"}', b'"compatible"': b"[]",
+             b'"capacity"': b"2", b'"migration_version"': b'"1"', b'"migratable"': b"false"}
+    items = [(k, value if k == key and place == "in place" else v) for k, v in pairs.items()]
+    if place != "in place" or key not in pairs:
+        items.insert(0 if place == "first" else len(items), (key, value))
+    line = b"{" + b",".join(k + b":" + v for k, v in items) + b"}"
+    _as_msgspec_or_aside(b'{"id":"z","self":{}}\n' + line + b"\n")
+
+
+def _decodes(descriptor) -> bool:
+    raw_self, raw_compatible, version, _ = descriptor
+    try:
+        msgspec.json.decode(raw_self)
+        msgspec.json.decode(raw_compatible or b"[]")
+        (version or b"").decode()
+    except ValueError:
+        return False
+    return True
 
 
 def test_line_coder_refuses_a_capacity_beyond_int64_and_more_lines_than_room():
-    big = _DECODER.decode(b'{"id": "a", "self": {}, "capacity": 9223372036854775808}')
-    assert LineCoder(_Line, 1, "").add([big]) is False
-    two = [_DECODER.decode(b'{"id": "a", "self": {}}'), _DECODER.decode(b'{"id": "b", "self": {}}')]
-    assert LineCoder(_Line, 1, "").add(two) is False
-    short = LineCoder(_Line, 3, "")
-    assert short.add(two) is True and short.columns() is None  # a line short of the room
+    for capacity in ("9223372036854775808", "99999999999999999999"):  # decoded by msgspec: past the digits scanned
+        data = b'{"id": "a", "self": {}, "capacity": %s}' % capacity.encode()
+        assert LineCoder(data, 1, "", _DECODER.decode).add(0, len(data)) == -1
+    two = b'{"id": "a", "self": {}}\n{"id": "b", "self": {}}'
+    assert LineCoder(two, 1, "", _DECODER.decode).add(0, len(two)) == -1
+    short = LineCoder(two, 3, "", _DECODER.decode)
+    assert short.add(0, len(two)) == 2 and short.columns() is None  # a line short of the room
+    with pytest.raises(ValueError, match="not a range"):
+        short.add(0, len(two) + 1)
 
 
 def test_line_coder_groups_thousands_of_descriptors_past_its_first_tables():
     """Its descriptor table starts at 64 entries and grows: codes survive every growth."""
-    records = [{"id": f"d{i}", "self": {"mdev_type": f"t{i % 3000}"}} for i in range(9000)]
-    lines = [_DECODER.decode(_line(r)) for r in records]
+    data = b"\n".join(b'{"id":"d%d","self":{"mdev_type":"t%d"}}' % (i, i % 3000) for i in range(9000))
     for tag_bits in (32, 0):
-        coder = LineCoder(_Line, len(lines), "", tag_bits)
-        assert coder.add(lines)
-        columns = coder.columns()
+        columns = _coded(data, tag_bits)
         assert columns[4].tolist() == [i % 3000 for i in range(9000)]
-        assert [line.id for line in columns[5]] == [f"d{i}" for i in range(3000)]
+        assert [parts[0] for parts in columns[5]] == [b'{"mdev_type":"t%d"}' % i for i in range(3000)]
 
 
-def test_line_coder_refuses_lines_of_another_type():
-    with pytest.raises(TypeError, match="not a _Line"):
-        LineCoder(_Line, 1, "").add([{"id": "a"}])
+def test_line_coder_shares_the_str_of_a_host_or_vm_repeated_from_the_line_before():
+    data = b'{"id":"a","host":"h","vm":"v","self":{}}\n{"id":"b","host":"h","vm":"v","self":{}}\n{"id":"c","host":"h2","self":{}}'
+    _, hosts, vms, *_ = _coded(data)
+    assert (hosts, vms) == (["h", "h", "h2"], ["v", "v", ""])
+    assert hosts[0] is hosts[1] and vms[0] is vms[1]
 
 
 # -- arrow_strings ------------------------------------------------------------------------------

@@ -42,13 +42,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .._lines import arrow_strings
+from .._lines import arrow_strings, group_rows
 from .._output import gathered_texts, repeated_texts, spread_rankings
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
 from ..packed import utf8
 from ..gcpause import gc_paused
-from .grouping import group_rows
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:
@@ -97,8 +96,14 @@ def read_table(data: bytes, name: str, input_format: str, *, coded: bool = False
     buffer = pa.py_buffer(data)
     try:
         if input_format == "parquet":
-            repeated = _repeated_strings(pa.parquet.ParquetFile(buffer).schema_arrow, pa) if coded else None
-            return pa.parquet.read_table(buffer, read_dictionary=repeated)
+            # The file itself, not a dataset: one chunk per row group (a dataset's scanner cuts
+            # them into batches that must then be joined again), and no dataset module to import.
+            # A row group at a time: read at once, a struct column of several row groups is
+            # refused ("nested data conversions not implemented for chunked array outputs").
+            schema = pa.parquet.ParquetFile(buffer).schema_arrow
+            parquet = pa.parquet.ParquetFile(buffer, read_dictionary=_repeated_strings(schema, pa) if coded else None)
+            groups = [parquet.read_row_group(group) for group in range(parquet.num_row_groups)]
+            return pa.concat_tables(groups) if groups else schema.empty_table()
         if data.startswith(ARROW_STREAM_START):
             return pa.ipc.open_stream(buffer).read_all()
         import pyarrow.feather
