@@ -160,6 +160,45 @@ def expected_candidates(targets: fastmatch.DeviceSet, records: list[dict[str, An
     ]
 
 
+class AskingAllAlong:
+    """Client threads asking ``/v1/candidates`` for ``records`` all along (each on its own
+    connection, at most ``limit`` requests and 60 s), while the body of the ``with`` changes
+    the fleet: every answer must be 200 and one of ``answers`` (whole answers' JSON texts)."""
+
+    def __init__(self, running: Server, records: list[dict[str, Any]], answers: Any, clients: int = 4, limit: int = 2000) -> None:
+        self.running, self.records, self.answers, self.limit = running, records, answers, limit
+        self.failures: list[str] = []
+        self.counts = [0] * clients
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._ask, args=(n,)) for n in range(clients)]
+
+    def _ask(self, n: int) -> None:
+        connection = self.running.connection()
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline and self.counts[n] < self.limit:
+            body = {"sources": self.records, "k": 3}
+            status, answer, _ = self.running.request("POST", "/v1/candidates", body, connection=connection)
+            self.counts[n] += 1
+            if status != 200 or json.dumps(answer["results"]) not in self.answers:
+                self.failures.append(f"{status} {answer}"[:300])
+        connection.close()
+
+    def __enter__(self) -> "AskingAllAlong":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(70)
+
+    def check(self) -> None:
+        """No request failed, and the clients asked often enough for that to mean something."""
+        assert not self.failures, self.failures[:3]
+        assert sum(self.counts) >= 20
+
+
 def read_response(connection: socket.socket) -> bytes:
     """One HTTP response read off a raw socket: the head, then Content-Length bytes."""
     answer = b""

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ pytest.importorskip("uvicorn")  # the serve extra, which the test extra pulls in
 
 import fastmatch
 from fastmatch.generate import write_fleet
-from serving import Server, expected_candidates, read_response, subprocess_env
+from serving import AskingAllAlong, Server, expected_candidates, read_response, subprocess_env
 
 K8S = Path(__file__).parent / "data" / "k8s"
 
@@ -502,36 +501,14 @@ def test_reload_under_load_fails_no_request(tmp_path, generated, processes):
         json.dumps(expected_candidates(fleet, records, 3)) for fleet in (targets, small)
     }
     assert len(answers) == 2
-    failures: list[str] = []
-    counts = [0] * 4
-    stop = threading.Event()
-
-    def client(n: int, running: Server) -> None:
-        connection = running.connection()
-        deadline = time.monotonic() + 60
-        while not stop.is_set() and time.monotonic() < deadline and counts[n] < 2000:
-            status, answer, _ = running.request("POST", "/v1/candidates", {"sources": records, "k": 3}, connection=connection)
-            counts[n] += 1
-            if status != 200 or json.dumps(answer["results"]) not in answers:
-                failures.append(f"{status} {answer}"[:300])
-        connection.close()
-
     with Server(["--targets", str(directory / "targets.jsonl"), "--processes", processes]) as running:
-        clients = [threading.Thread(target=client, args=(n, running)) for n in range(4)]
-        for thread in clients:
-            thread.start()
-        try:
+        with AskingAllAlong(running, records, answers) as clients:
             for k in range(6):
                 body = small_path.read_bytes() if k % 2 == 0 else (directory / "targets.jsonl").read_bytes()
                 status, summary = running.post("/v1/targets", body)
                 assert status == 200 and summary["generation"] == k + 2
                 time.sleep(0.2)
-        finally:
-            stop.set()
-            for thread in clients:
-                thread.join(70)
-    assert not failures, failures[:3]
-    assert sum(counts) >= 20
+    clients.check()
     assert running.process.returncode == 0
 
 

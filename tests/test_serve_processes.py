@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ pytest.importorskip("uvicorn")  # the serve extra, which the test extra pulls in
 
 import fastmatch
 from fastmatch.generate import write_fleet
-from serving import Server, expected_candidates, read_response
+from serving import AskingAllAlong, Server, expected_candidates, read_response
 
 K8S = Path(__file__).parent / "data" / "k8s"
 CONNECTION_TRIES = 200  # new connections made, at most, to find both workers
@@ -94,25 +93,8 @@ def test_a_reload_under_load_reaches_every_process_before_it_is_answered(generat
     records = sources.to_records()[:4]
     answers = {json.dumps(expected_candidates(fleet, records, 3)): fleet for fleet in (targets, small)}
     assert len(answers) == 2
-    failures: list[str] = []
-    counts = [0] * 4
-    stop = threading.Event()
-
-    def client(n: int, running: Server) -> None:
-        connection = running.connection()
-        deadline = time.monotonic() + 60
-        while not stop.is_set() and time.monotonic() < deadline and counts[n] < 3000:
-            status, answer, _ = running.request("POST", "/v1/candidates", {"sources": records, "k": 3}, connection=connection)
-            counts[n] += 1
-            if status != 200 or json.dumps(answer["results"]) not in answers:
-                failures.append(f"{status} {answer}"[:300])
-        connection.close()
-
     with Server(["--targets", str(directory / "targets.jsonl"), "--processes", "2"]) as running, per_process(running) as connections:
-        threads = [threading.Thread(target=client, args=(n, running)) for n in range(len(counts))]
-        for thread in threads:
-            thread.start()
-        try:
+        with AskingAllAlong(running, records, answers, limit=3000) as clients:
             for k in range(6):
                 fleet, path = (small, K8S / "targets.jsonl") if k % 2 == 0 else (targets, directory / "targets.jsonl")
                 via = list(connections.values())[k % 2]  # each worker takes uploads in turn
@@ -123,13 +105,8 @@ def test_a_reload_under_load_reaches_every_process_before_it_is_answered(generat
                     status, answer, _ = running.request("POST", "/v1/candidates", {"sources": records, "k": 3}, connection=connection)
                     assert answers[json.dumps(answer["results"])] is fleet
                 time.sleep(0.2)
-        finally:
-            stop.set()
-            for thread in threads:
-                thread.join(70)
         _, metrics = running.get("/metrics")
-    assert not failures, failures[:3]
-    assert sum(counts) >= 20
+    clients.check()
     assert 'fastmatch_reloads_total{outcome="done"} 6.0' in metrics  # counted once a reload, not once a worker
     assert running.process.returncode == 0
 
