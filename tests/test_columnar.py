@@ -13,10 +13,12 @@ import pyarrow as pa
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import fastmatch
 from fastmatch.cli import main
-from fastmatch.formats.columnar import read_columnar, read_columnar_devices
+from fastmatch.formats.columnar import _integers, read_columnar, read_columnar_devices
 from fastmatch.generate import write_fleet
 
 DATA = Path(fastmatch.__file__).parent / "data"
@@ -252,3 +254,34 @@ def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities, 
     numbered: dict = {}
     assert groups.tolist() == [numbered.setdefault(row, len(numbered)) for row in rows]
     assert first.tolist() == [rows.index(row) for row in numbered]
+
+
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(-(2**15), 2**15 - 1)), max_size=40),
+    kind=st.sampled_from(["int16", "int32", "int64"]),
+    start=st.integers(0, 5),
+    null=st.integers(-1, 300),
+)
+def test_integer_columns_are_read_from_their_buffers_as_arrow_reads_them(values, kind, start, null):
+    """``_integers`` (a column's buffers as NumPy, nulls as given) against Arrow's own values,
+    on slices too (a row group's column may start inside its buffers)."""
+    array = pa.array(values, type=getattr(pa, kind)()).slice(min(start, len(values)))
+    expected = [null if value is None else value for value in array.to_pylist()]
+    assert _integers(array, pa, null).tolist() == expected
+
+
+def test_nulls_in_capacity_and_dictionary_columns_read_as_the_row_wise_reader_reads_them(tmp_path):
+    """Null capacities (1), null hosts in a dictionary column (""): the column-wise path reads
+    the buffers itself, and answers as the row-wise reader does."""
+    table = _columns(RECORDS, "struct", "json")
+    n = table.num_rows
+    capacities = pa.array([None if i % 3 == 0 else 2 for i in range(n)], type=pa.int32())
+    hosts = pa.array([None if i % 2 else f"h{i % 5}" for i in range(n)], type=pa.string()).dictionary_encode()
+    table = table.set_column(table.column_names.index("capacity"), "capacity", capacities)
+    table = table.set_column(table.column_names.index("host"), "host", hosts)
+    path = _parquet(tmp_path, table)
+    columnwise = read_columnar_devices(path.read_bytes(), str(path), "parquet", POLICY)
+    assert columnwise is not None
+    rows, _ = read_columnar(path.read_bytes(), str(path), "parquet")
+    _same(columnwise, fastmatch.DeviceSet.from_records(rows, POLICY))
+    assert columnwise.capacities.tolist() == [1 if i % 3 == 0 else 2 for i in range(n)]
