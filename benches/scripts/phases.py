@@ -1,0 +1,36 @@
+"""The phases of ``fastmatch match S T --top 5 --format F -o OUT`` in one process, as the
+command runs them, each with its wall and CPU time.
+
+    PYTHONPATH=src python benches/scripts/phases.py S T json|csv|parquet OUT
+"""
+
+import sys
+import time
+
+from fastmatch import cli, load, match
+
+
+def timed(label, work):
+    cpu, wall = time.process_time(), time.perf_counter()
+    value = work()
+    print(f"{label:<34} {time.perf_counter() - wall:6.2f} s wall {time.process_time() - cpu:6.2f} s cpu", flush=True)
+    return value
+
+
+def main(sources_path: str, targets_path: str, output_format: str, out: str) -> None:
+    wall, cpu = time.perf_counter(), time.process_time()
+    sources = timed("load sources", lambda: load(sources_path))
+    targets = timed("load targets", lambda: load(targets_path))
+    result = timed("match", lambda: match(sources, targets))
+    ranking = timed("Ranking.of (top_k, shared, parts)", lambda: cli.Ranking.of(result, 5))
+    if output_format == "parquet":
+        data = timed("parquet table + bytes", lambda: cli._parquet_candidates(ranking))
+        timed("write + fsync", lambda: cli._write_parquet(out, data, None))
+    else:
+        lines = cli._FORMATTERS[output_format](ranking)
+        timed(f"format + write {output_format} + fsync", lambda: cli._write_results(out, lines, None, binary=True))
+    print(f"{'total':<34} {time.perf_counter() - wall:6.2f} s wall {time.process_time() - cpu:6.2f} s cpu")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:5])
