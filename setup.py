@@ -103,7 +103,7 @@ extensions = [
         "fastmatch._kernel",
         ["native/_kernel.pyx"],
         include_dirs=[numpy.get_include(), "native"],
-        depends=["native/loops.h", "native/loops.pxd", "native/tile512.h", "native/reductions.pxi", "native/codes.pxi"],
+        depends=["native/loops.h", "native/loops.pxd", "native/tile512.h", "native/hashing.h", "native/reductions.pxi", "native/codes.pxi"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
@@ -113,11 +113,13 @@ extensions = [
     Extension(
         "fastmatch._output",
         ["native/_output.pyx"],
+        depends=["native/hashing.h"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
     Extension(
         "fastmatch._lines",  # reading fleet JSON Lines: no OpenMP, one thread
         ["native/_lines.pyx"],
+        depends=["native/hashing.h"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
     Extension(

@@ -987,13 +987,8 @@ ALIGNMENT = CACHE_LINE
 MAX_VERSION_SCORES = 1 << 20
 
 
-cdef inline uint64_t mixed(uint64_t x) noexcept nogil:
-    """splitmix64's finaliser: every bit of x moves every bit of the hash."""
-    x ^= x >> 30
-    x *= 0xBF58476D1CE4E5B9ULL
-    x ^= x >> 27
-    x *= 0x94D049BB133111EBULL
-    return x ^ (x >> 31)
+cdef extern from "hashing.h" nogil:
+    uint64_t fm_mix(uint64_t h)
 
 
 cdef int64_t group_versions(
@@ -1005,7 +1000,7 @@ cdef int64_t group_versions(
     group; returns the number of groups."""
     cdef int64_t c, g, at, n_groups = 0
     for c in range(n):
-        at = <int64_t>(mixed(mixed(<uint64_t>major[c] ^ (<uint64_t>has[c] << 63)) ^ <uint64_t>minor[c]) & <uint64_t>mask)
+        at = <int64_t>(fm_mix(fm_mix(<uint64_t>major[c] ^ (<uint64_t>has[c] << 63)) ^ <uint64_t>minor[c]) & <uint64_t>mask)
         while True:
             g = slots[at]
             if g < 0:

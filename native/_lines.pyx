@@ -142,12 +142,12 @@ def count_lines(const uint8_t[::1] data):
 
 
 # -- the columns of a fleet file's lines ---------------------------------------------------------
+cdef extern from "hashing.h" nogil:
+    uint64_t fm_mix(uint64_t h)
+
+
 cdef extern from *:
     """
-    static inline uint64_t fm_mix(uint64_t h) {
-        h ^= h >> 32; h *= 0xd6e8feb86659fd93ULL; h ^= h >> 32; h *= 0xd6e8feb86659fd93ULL; h ^= h >> 32;
-        return h;
-    }
     static inline uint64_t fm_step(uint64_t h, const unsigned char* p) {
         uint64_t w;
         memcpy(&w, p, 8);
@@ -172,7 +172,6 @@ cdef extern from *:
         return fm_mix(h);
     }
     """
-    uint64_t fm_mix(uint64_t h) nogil
     uint64_t fm_hash(const void* data, Py_ssize_t n, uint64_t seed) nogil
 
 # Lines gathered (with the GIL) before they are coded (without it): a block's spans stay in L2.
@@ -236,6 +235,25 @@ cdef int _table_init(Table* table, Py_ssize_t entries, int tag_bits) except -1 n
     table.mask = size - 1
     table.tags = (0xFFFFFFFF00000000ULL << (32 - tag_bits)) if tag_bits else 0
     return 0
+
+
+cdef int _table_rebuilt(Table* table, Py_ssize_t entries) except -1 nogil:
+    """The table emptied and sized for ``entries`` keys, its tag bits kept: the caller then
+    places every key again (``_place``)."""
+    cdef uint64_t tags = table.tags
+    free(table.slots)
+    table.slots = NULL
+    _table_init(table, entries, 0)
+    table.tags = tags
+    return 0
+
+
+cdef inline void _place(Table* table, uint64_t h, Py_ssize_t k) noexcept nogil:
+    """Key number ``k``, whose hash is ``h``, in the first empty slot from its own."""
+    cdef uint64_t slot = h & table.mask
+    while table.slots[slot] != EMPTY:
+        slot = (slot + 1) & table.mask
+    table.slots[slot] = _tag(table, h) | <uint64_t>(k + 1)
 
 
 cdef struct Scratch:  # a block's hashes and first guesses, kept apart from the tables
@@ -880,17 +898,9 @@ cdef int _grow(Descriptor** found, Py_ssize_t* found_room, Table* by_key) except
             raise MemoryError()
     found[0] = grown
     found_room[0] = room
-    cdef uint64_t tags = by_key.tags
-    free(by_key.slots)
-    by_key.slots = NULL
-    _table_init(by_key, room, 0)
-    by_key.tags = tags
-    cdef uint64_t slot
+    _table_rebuilt(by_key, room)
     for k in range(room // 2):
-        slot = grown[k].hash & by_key.mask
-        while by_key.slots[slot] != EMPTY:
-            slot = (slot + 1) & by_key.mask
-        by_key.slots[slot] = _tag(by_key, grown[k].hash) | <uint64_t>(k + 1)
+        _place(by_key, grown[k].hash, k)
     return 0
 
 
@@ -1025,18 +1035,10 @@ cdef Py_ssize_t _code_strings(
 
 cdef int _double_str_table(Table* table, PyObject** str_of_entry, Py_ssize_t entries) except -1 nogil:
     """The table at twice its size, its ``entries`` str hashed again into it (tags kept)."""
-    cdef uint64_t tags = table.tags, size = table.mask + 1, h, slot
     cdef Py_ssize_t k
-    free(table.slots)
-    table.slots = NULL
-    _table_init(table, size, 0)  # room for size entries: 2 * size slots
-    table.tags = tags
+    _table_rebuilt(table, table.mask + 1)  # room for as many entries as it had slots
     for k in range(entries):
-        h = _str_hash(str_of_entry[k], 0)
-        slot = h & table.mask
-        while table.slots[slot] != EMPTY:
-            slot = (slot + 1) & table.mask
-        table.slots[slot] = _tag(table, h) | <uint64_t>(k + 1)
+        _place(table, _str_hash(str_of_entry[k], 0), k)
     return 0
 
 
@@ -1145,17 +1147,10 @@ cdef Py_ssize_t _group_rows(
 
 cdef int _double_row_table(Table* table, const uint64_t* hash_of_group, Py_ssize_t groups) except -1 nogil:
     """The table at twice its size, its groups placed again by their hashes (tags kept)."""
-    cdef uint64_t tags = table.tags, size = table.mask + 1, slot
     cdef Py_ssize_t g
-    free(table.slots)
-    table.slots = NULL
-    _table_init(table, size, 0)  # room for size entries: 2 * size slots
-    table.tags = tags
+    _table_rebuilt(table, table.mask + 1)  # room for as many entries as it had slots
     for g in range(groups):
-        slot = hash_of_group[g] & table.mask
-        while table.slots[slot] != EMPTY:
-            slot = (slot + 1) & table.mask
-        table.slots[slot] = _tag(table, hash_of_group[g]) | <uint64_t>(g + 1)
+        _place(table, hash_of_group[g], g)
     return 0
 
 

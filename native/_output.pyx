@@ -70,18 +70,13 @@ def ascii_texts(list texts, bytes forbidden):
 
 cdef inline uint64_t _mixed(uint64_t h, uint64_t value) noexcept nogil:
     """One more value into a row's hash: a multiply and a rotation a value (the table's slot
-    comes from :func:`_finished`), short enough that 11 values a row cost little."""
+    comes from ``fm_mix``), short enough that 11 values a row cost little."""
     h = (h ^ value) * <uint64_t>0x9E3779B97F4A7C15
     return (h << 31) | (h >> 33)
 
 
-cdef inline uint64_t _finished(uint64_t h) noexcept nogil:
-    """splitmix64's finaliser: every bit of the running hash moves the low bits the table uses."""
-    h ^= h >> 30
-    h *= <uint64_t>0xBF58476D1CE4E5B9
-    h ^= h >> 27
-    h *= <uint64_t>0x94D049BB133111EB
-    return h ^ (h >> 31)
+cdef extern from "hashing.h" nogil:
+    uint64_t fm_mix(uint64_t h)  # finishes a row's hash: every bit moves the low bits the table uses
 
 
 cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c,
@@ -100,7 +95,7 @@ cdef inline uint64_t _row_hash(const int64_t[:, ::1] a, const int64_t[:, ::1] b,
     cdef Py_ssize_t col
     for col in range(a.shape[1]):
         h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
-    return _finished(h)
+    return fm_mix(h)
 
 
 cdef int64_t* _grown(int64_t* slots, Py_ssize_t size, const int64_t[:, ::1] a, const int64_t[:, ::1] b,
