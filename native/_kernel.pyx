@@ -1073,6 +1073,21 @@ cdef class KernelTemplate:
     # The reductions' buffers (Problem._reduce), sized by the targets: the problems made from one
     # template take them from one pool, so a request does not allocate (and page-fault) its own.
     cdef list buffers
+    # The source side of the last problem that asked to keep it (``Problem(keep_sources=True)``:
+    # a match of two sets whose interning is kept), for the next problem of the same sources.
+    cdef SourceTemplate sources
+
+
+cdef class SourceTemplate:
+    """A kernel's source side and its table of version scores against the template's targets,
+    the arrays they point into, and the interned sources (``fastmatch.intern.Side``) they
+    were made of: they serve another problem of the very same object only."""
+
+    cdef object made_of
+    cdef Side side
+    cdef const int64_t* version_scores
+    cdef const int32_t* source_vclass
+    cdef list keep
 
 
 cdef class Problem:
@@ -1084,7 +1099,9 @@ cdef class Problem:
     cdef object _target_matches, _source_matches
     cdef list _buffers  # (workers, extra words, scratch, rows, extra) of earlier reductions, to reuse (the template's pool)
 
-    def __init__(self, interned, str vector="portable"):
+    def __init__(self, interned, str vector="portable", bint keep_sources=False):
+        """``keep_sources``: ``interned.sources`` serves later matches too (its interning is
+        kept), so its side of the kernel is kept with the template, for the next problem."""
         cdef KernelTemplate template
         self._keep = []
         self.lane_bytes = np.dtype(interned.lane).itemsize
@@ -1101,9 +1118,14 @@ cdef class Problem:
         self.kernel.source_vclass = NULL
         if interned.sources.n_classes == 1 and len(interned.sources.records.cmask) == 0:
             self._one_class_side(template, interned.sources, lane)  # a request's one descriptor
+        elif template.sources is not None and template.sources.made_of is interned.sources:
+            self._kept_sources(template.sources)
         else:
+            start = len(self._keep)
             self._side(&self.kernel.src, interned.sources, lane)
             self._version_scores(interned.sources)
+            if keep_sources:
+                template.sources = self._source_template(interned.sources, self._keep[start:])
         # fastmatch.dispatch decides (vector_path): one pass per tile on AVX-512, 16-bit lanes.
         if vector == "avx512" and not (self.lane_bytes == 2 and interned.identity_bits and fm_tile512_available()):
             raise ValueError("the AVX-512 tile pass cannot take this problem on this CPU")
@@ -1159,6 +1181,21 @@ cdef class Problem:
         template.keep = self._keep[start:]
         del self._keep[start:]
         return template
+
+    cdef SourceTemplate _source_template(self, sources, list arrays):
+        cdef SourceTemplate kept = SourceTemplate()
+        kept.made_of = sources
+        kept.side = self.kernel.src
+        kept.version_scores = self.kernel.version_scores
+        kept.source_vclass = self.kernel.source_vclass
+        kept.keep = arrays
+        return kept
+
+    cdef _kept_sources(self, SourceTemplate kept):
+        self.kernel.src = kept.side
+        self.kernel.version_scores = kept.version_scores
+        self.kernel.source_vclass = kept.source_vclass
+        self._keep.append(kept)
 
     def block(self, block_start, block_ranges):
         """Restrict top_k and counts to the target-class ranges that ``fastmatch.blocks`` leaves

@@ -189,3 +189,39 @@ def test_two_sets_matched_again_answer_as_fresh_ones_in_every_blocking_mode(scen
         if len(targets):  # a scheduler takes up a target, and frees another
             targets.capacities[0] = 0
             targets.capacities[-1] += 1
+
+
+def _generated(n: int) -> tuple[DeviceSet, DeviceSet]:
+    from fastmatch.generate import generate_records
+
+    policy = Policy.default()
+    return tuple(  # type: ignore[return-value]
+        DeviceSet.from_records(generate_records(side, n, n // 2, seed=7, record_fraction=0.0), policy)
+        for side in ("sources", "targets")
+    )
+
+
+@pytest.mark.parametrize("mode", ["always", "never"])
+def test_what_a_kept_match_keeps_of_the_devices_follows_their_capacities(mode: str, monkeypatch) -> None:
+    """Two sets matched again reuse the device rules kept with their interning (the targets'
+    availability per class and per host, the sources' view of them) only while the targets'
+    capacities are those they were made from: changed in place, or replaced, the next match
+    answers as fresh sets do."""
+    monkeypatch.setenv("FASTMATCH_BLOCKING", mode)
+    sources, targets = _generated(300)
+    first = fastmatch.match(sources, targets)
+    assert fastmatch.match(sources, targets).rules is first.rules  # kept: nothing changed
+    taken = np.flatnonzero(first.top_k(1)[0][:, 0] >= 0)[:40]
+    changes = [
+        lambda: targets.capacities.__setitem__(first.top_k(1)[0][taken, 0], 0),  # in place: the best candidates taken up
+        lambda: setattr(targets, "capacities", np.where(targets.capacities == 0, 3, targets.capacities)),  # replaced
+    ]
+    for change in changes:
+        before = fastmatch.match(sources, targets)
+        change()
+        after = fastmatch.match(sources, targets)
+        want = answers(match_reference(fresh(sources), fresh(targets), Policy.default()))
+        assert answers(after) == want
+        assert after.rules is not before.rules
+        assert answers(fastmatch.match(sources, targets)) == want  # and kept again, as changed
+    assert answers(first) != answers(fastmatch.match(sources, targets))  # the changes changed the answer

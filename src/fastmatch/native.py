@@ -38,10 +38,13 @@ PAIRS_PER_BLOCK = 1 << 18
 PAIRS_PER_CALL = 1 << 22
 
 
-def prepared_problem(interned: Interned, workers: int, vector: str | None = None) -> "_kernel.Problem":
+def prepared_problem(
+    interned: Interned, workers: int, vector: str | None = None, keep_sources: bool = False
+) -> "_kernel.Problem":
     """The kernel's view of interned arrays, its records already matched; ``vector`` as
-    ``fastmatch.dispatch.vector_path`` decides unless given."""
-    problem = _kernel.Problem(interned, vector or vector_path(interned))
+    ``fastmatch.dispatch.vector_path`` decides unless given. ``keep_sources``: the interned
+    sources serve later matches too, and so does the kernel's side of them (``_kernel.Problem``)."""
+    problem = _kernel.Problem(interned, vector or vector_path(interned), keep_sources)
     problem.prepare(workers)
     return problem
 
@@ -173,8 +176,24 @@ def blocked(
             visit = blocks.source_order()
             sources_side, blocks = in_order(sources_side, visit), blocks.in_source_order(visit)
         interned = replace(interned, sources=sources_side, targets=in_blocks[0], kernel_cache=in_blocks[1])
-    target_devices = TargetDevices(targets, interned.targets.class_of, interned.targets.n_classes)  # capacities may change
-    return interned, blocks, DeviceRules(sources, target_devices, policy.exclude_same_host)
+    return interned, blocks, device_rules(interned, sources, targets, policy)
+
+
+def device_rules(interned: Interned, sources: DeviceSet, targets: DeviceSet, policy: Policy) -> DeviceRules:
+    """The device rules of a match over ``interned``'s target classes, kept in its
+    ``kernel_cache`` (when it has one) while the targets' capacities stay as they were: a
+    set's capacities may change between two matches (``targets.capacities[j] = 0``), and
+    which targets are available, per class and per host, follows them."""
+    kept = interned.kernel_cache
+    found = kept.get("device rules") if kept is not None else None
+    if found is not None and np.array_equal(found[0], targets.capacities):
+        rules: DeviceRules = found[1]
+        return rules
+    side = interned.targets
+    rules = DeviceRules(sources, TargetDevices(targets, side.class_of, side.n_classes), policy.exclude_same_host)
+    if kept is not None:
+        kept["device rules"] = (np.array(targets.capacities, dtype=np.int64), rules)
+    return rules
 
 
 def run_native(
@@ -191,7 +210,7 @@ def run_native(
     interned = plan.interned
     assert interned is not None, "a plan that runs the kernel holds its interned arrays"
     interned, blocks, rules = blocked(interned, sources, targets, policy)
-    problem = prepared_problem(interned, workers, plan.vector)
+    problem = prepared_problem(interned, workers, plan.vector, keep_sources=interned.kernel_cache is not None)
     if blocks is not None:
         problem.block(blocks.start, blocks.ranges)
     visited = blocks.pairs / max(1, problem.shape[0]) if blocks is not None else None

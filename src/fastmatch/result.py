@@ -654,6 +654,10 @@ class DeviceRules:
         self.exclude_same_host = exclude_same_host
         self.source_host = targets.host_codes(sources)
         self.source_twin = targets.twins(sources)
+        # For every source asked (no ``asked``): the last source classes' view and the most
+        # targets each class's devices exclude, kept with those classes (a kept match reads them again).
+        self._whole_view: tuple[Int64s, int, _kernel.DeviceView] | None = None
+        self._class_taken: tuple[Int64s, int, Int64s] | None = None
 
     @property
     def available(self) -> Bools:
@@ -680,6 +684,17 @@ class DeviceRules:
     def top_k_depth(self, k: int, source_class: Int64s, n_classes: int, members: Bools | None = None) -> Int64s:
         """Per source class, the candidates to rank so that each of its devices still has k after
         its own exclusions take theirs away (its host's available targets, and itself)."""
+        kept = self._class_taken
+        if members is None and kept is not None and kept[0] is source_class and kept[1] == n_classes:
+            class_taken = kept[2]
+        else:
+            class_taken = self._class_taken_of(source_class, n_classes, members)
+            if members is None:
+                self._class_taken = (source_class, n_classes, class_taken)
+        return np.minimum(class_taken + k, self.targets.available_count)
+
+    def _class_taken_of(self, source_class: Int64s, n_classes: int, members: Bools | None) -> Int64s:
+        """Per source class, the most available targets one of its devices (``members``) excludes."""
         taken = np.zeros(len(self.source_host), dtype=np.int64)
         if self.exclude_same_host:
             hosts = self.source_host
@@ -687,17 +702,23 @@ class DeviceRules:
             taken += np.where(hosts > 0, on_host[np.clip(hosts, 0, len(on_host) - 1)], 0)
         twins = self.source_twin
         taken += (twins >= 0) & self.available[np.maximum(twins, 0)]
-        depth = np.zeros(n_classes, dtype=np.int64)
+        class_taken = np.zeros(n_classes, dtype=np.int64)
         asked = np.ones(len(taken), dtype=bool) if members is None else members
-        np.maximum.at(depth, source_class[asked], taken[asked] + k)
-        return np.minimum(depth, self.targets.available_count)
+        np.maximum.at(class_taken, source_class[asked], taken[asked])
+        return class_taken
 
     def view(self, source_class: Int64s, n_classes: int, asked: Bools | None = None) -> _kernel.DeviceView:
         """The native view of these rules for sources in classes ``source_class`` (only the
         ``asked`` ones, when given: the others' rows are left as they are)."""
+        kept = self._whole_view
+        if asked is None and kept is not None and kept[0] is source_class and kept[1] == n_classes:
+            return kept[2]
         keys = source_class if asked is None else np.where(asked, source_class, n_classes)
         order, start = grouped(keys, n_classes)
-        return self.targets.view(self.exclude_same_host).with_sources(order, start, self.source_host, self.source_twin)
+        view = self.targets.view(self.exclude_same_host).with_sources(order, start, self.source_host, self.source_twin)
+        if asked is None:
+            self._whole_view = (source_class, n_classes, view)
+        return view
 
 
 class ReferenceOutputs:
