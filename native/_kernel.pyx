@@ -1044,6 +1044,125 @@ def _version_classes_of(data):
     return has.view(bool), major, minor, member[:n_groups], group
 
 
+# -- blocking (fastmatch/blocks.py): each source class's ranges of target classes ---------------
+def key_slots(const int64_t[::1] keys):
+    """An open-addressing table of the distinct ``keys``: a slot holds a key's position, or -1."""
+    cdef int64_t n = keys.shape[0], size = 2, p
+    while size < 2 * n:
+        size *= 2
+    slots = np.full(size, -1, dtype=np.int64)
+    cdef int64_t[::1] table = slots
+    cdef uint64_t mask = <uint64_t>(size - 1), h
+    with nogil:
+        for p in range(n):
+            h = fm_mix(<uint64_t>keys[p]) & mask
+            while table[h] >= 0:
+                h = (h + 1) & mask
+            table[h] = p
+    return slots
+
+
+cdef inline int64_t key_position(const int64_t* keys, const int64_t* slots, uint64_t mask, int64_t key) noexcept nogil:
+    """Where ``key`` is among the keys of ``slots`` (key_slots), or -1."""
+    cdef uint64_t h = fm_mix(<uint64_t>key) & mask
+    while slots[h] >= 0:
+        if keys[slots[h]] == key:
+            return slots[h]
+        h = (h + 1) & mask
+    return -1
+
+
+cdef void pattern_keys(
+    const lane_t* codes, int64_t stride, int64_t n, const int64_t* rows, const int64_t* radix, const int64_t* weight,
+    int64_t n_rules, const uint8_t* wildcard, int64_t* key,
+) noexcept nogil:
+    """Each source class's key for one pattern of wildcards: its codes on ``rows`` in mixed
+    ``radix`` (code + 1 times the rule's ``weight``, the product of the radixes after it), a
+    wildcard 0; a code past every target's (radix - 2: no target has it) matches none of them.
+    A rule at a time over every class: one vector loop each."""
+    cdef int64_t i, r, last
+    cdef const lane_t* row
+    for i in range(n):
+        key[i] = 0
+    for r in range(n_rules):
+        if wildcard[r]:
+            continue
+        row = codes + rows[r] * stride
+        last = radix[r] - 2
+        for i in range(n):
+            key[i] += (min(<int64_t>row[i], last) + 1) * weight[r]
+
+
+def block_ranges(
+    const lane_t[:, ::1] codes,
+    const int64_t[::1] rows,
+    const int64_t[::1] radix,
+    const uint8_t[:, ::1] patterns,
+    const int64_t[::1] keys,
+    const int64_t[::1] slots,
+    const int64_t[::1] first,
+    const int64_t[::1] end,
+):
+    """``(start, ranges, pairs)`` of ``fastmatch.blocks.Blocks`` for the source classes whose
+    codes are ``codes`` (field-major), against the targets' distinct ``keys`` (the targets of
+    key k are the classes first[k]..end[k], ``slots`` their key_slots): for each pattern of
+    wildcards, the key of a source's codes on ``rows`` (in mixed ``radix``, a wildcard -1)
+    finds one range. Each class's non-empty ranges are sorted by where they start (the ranges
+    of distinct keys are disjoint)."""
+    cdef int64_t n = codes.shape[1], n_rules = rows.shape[0], n_patterns = patterns.shape[0]
+    cdef int64_t i, p, q, r, at, w, pairs = 0
+    cdef uint64_t mask = <uint64_t>(slots.shape[0] - 1)
+    start = np.zeros(n + 1, dtype=np.int64)
+    if n == 0 or keys.shape[0] == 0:
+        return start, np.empty(0, dtype=np.int64), 0
+    weights = np.ones(max(n_rules, 1), dtype=np.int64)
+    for r in range(n_rules - 2, -1, -1):
+        weights[r] = weights[r + 1] * radix[r + 1]
+    key_of = np.empty(n, dtype=np.int64)
+    found_of = np.empty((n_patterns, n), dtype=np.int64)  # per pattern and class: its key's position, or -1
+    cdef int64_t[::1] starts = start
+    cdef int64_t* key = <int64_t*>address(key_of)
+    cdef int64_t* found = <int64_t*>address(found_of)
+    cdef const int64_t* weight = <const int64_t*>address(weights)
+    cdef const lane_t* codes_at = &codes[0, 0]
+    cdef const uint8_t* patterns_at = &patterns[0, 0] if n_rules else NULL
+    cdef const int64_t* rows_at = &rows[0] if n_rules else NULL  # no rule: every key is 0
+    cdef const int64_t* radix_at = &radix[0] if n_rules else NULL
+    cdef int64_t order[64]  # a class's found ranges (patterns are at most blocks.MAX_PATTERNS)
+    if n_patterns > 64:
+        raise ValueError(f"{n_patterns} patterns of wildcards: at most 64")
+    with nogil:
+        for p in range(n_patterns):
+            pattern_keys(codes_at, codes.shape[1], n, rows_at, radix_at, weight, n_rules, patterns_at + p * n_rules, key)
+            for i in range(n):
+                at = key_position(&keys[0], &slots[0], mask, key[i])
+                found[p * n + i] = at if at >= 0 and end[at] > first[at] else -1
+                if found[p * n + i] >= 0:
+                    starts[i + 1] += 1
+                    pairs += end[at] - first[at]
+        for i in range(n):
+            starts[i + 1] += starts[i]
+    ranges = np.empty(2 * starts[n], dtype=np.int64)
+    cdef int64_t[::1] into = ranges
+    with nogil:
+        for i in range(n):
+            w = 0
+            for p in range(n_patterns):
+                at = found[p * n + i]
+                if at < 0:
+                    continue
+                q = w
+                while q > 0 and first[order[q - 1]] > first[at]:
+                    order[q] = order[q - 1]
+                    q -= 1
+                order[q] = at
+                w += 1
+            for q in range(w):
+                into[2 * (starts[i] + q)] = first[order[q]]
+                into[2 * (starts[i] + q) + 1] = end[order[q]]
+    return start, ranges, pairs
+
+
 def aligned_empty(shape, dtype):
     """``np.empty`` whose data starts on a cache line (NumPy promises 16 bytes)."""
     dtype = np.dtype(dtype)

@@ -103,15 +103,18 @@ cdef enum:
 
 cdef inline void offer_class(
     const Devices* devices, int64_t j, int64_t s, int64_t depth, int64_t* scores, int64_t* devs, int64_t* size,
-    int64_t* floor,
+    int64_t* floor, int64_t source,
 ) noexcept nogil:
-    """Target class j's available devices, whose score is s (>= floor), into the bounded heap."""
+    """Target class j's available devices, whose score is s (>= floor), into the bounded heap;
+    with a ``source`` device (>= 0), only those it may go to."""
     cdef int64_t p, d
     cdef int64_t p0 = devices.available_start[j], p1 = devices.available_start[j + 1]
     if p0 == p1 or (size[0] == depth and s == floor[0] and devices.available_order[p0] > devs[0]):
         return  # no device, or a tie with the worst kept whose devices all come later
     for p in range(p0, p1):
         d = devices.available_order[p]
+        if source >= 0 and excluded(devices, source, d):
+            continue
         if size[0] < depth:
             scores[size[0]] = s
             devs[size[0]] = d
@@ -130,11 +133,11 @@ cdef inline void offer_class(
 
 cdef int64_t best_candidates(
     const Devices* devices, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
-    int64_t* devs,
+    int64_t* devs, int64_t source,
 ) noexcept nogil:
     """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
     target classes, best first (score, then device order) in ``scores``/``devs``; returns how
-    many there are.
+    many there are. With a ``source`` device (>= 0): the best it may go to (``excluded``).
 
     The heap orders candidates completely (score, then device), so the order classes are
     offered in changes no answer, only how often the heap changes. Classes come in blocked
@@ -155,7 +158,7 @@ cdef int64_t best_candidates(
             j = ranges[2 * r + 1] - 1
             while j >= ranges[2 * r]:
                 if row[j] >= floor:
-                    offer_class(devices, j, row[j], depth, scores, devs, &size, &floor)
+                    offer_class(devices, j, row[j], depth, scores, devs, &size, &floor, source)
                 j -= SAMPLE_STRIDE
         if size < depth:
             floor = 0
@@ -169,7 +172,7 @@ cdef int64_t best_candidates(
                 j = max(lo, hi - SCAN) + at[q]
                 s = row[j]
                 if s >= floor:  # the floor may have risen since the screen
-                    offer_class(devices, j, s, depth, scores, devs, &size, &floor)
+                    offer_class(devices, j, s, depth, scores, devs, &size, &floor, source)
             hi -= SCAN
     # Heap sort: the worst goes to the end, one at a time, leaving the best first.
     cdef int64_t end = size - 1
@@ -189,10 +192,24 @@ cdef void top_k_row(
     cdef int64_t depth = reduction.depth[c], k = reduction.k
     cdef int64_t* scores = scratch
     cdef int64_t* devs = scratch + depth
-    cdef int64_t size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs)
-    cdef int64_t m, d, p, w
+    cdef int64_t m, d, p, w, size
     cdef int64_t* indices
     cdef int64_t* values
+    if devices.source_start[c + 1] - devices.source_start[c] == 1:
+        # One device (every device, where descriptors are distinct): its own k best, its
+        # exclusions applied as the candidates come, rather than a deeper list filtered after.
+        d = devices.source_order[devices.source_start[c]]
+        size = best_candidates(devices, row, ranges, n_ranges, min(k, depth), scores, devs, d)
+        indices = reduction.indices + d * k
+        values = reduction.values + d * k
+        for w in range(size):
+            indices[w] = devs[w]
+            values[w] = scores[w]
+        for w in range(size, k):
+            indices[w] = -1
+            values[w] = -1
+        return
+    size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs, -1)
     for m in range(devices.source_start[c], devices.source_start[c + 1]):
         d = devices.source_order[m]
         indices = reduction.indices + d * k

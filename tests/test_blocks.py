@@ -80,3 +80,53 @@ def test_device_groups_hold_each_key_s_positions_in_order(keys, n_groups):
     assert len(start) == n_groups + 1 and start[0] == 0
     for g in range(n_groups):
         assert order[start[g] : start[g + 1]].tolist() == [p for p, key in enumerate(keys) if key == g]
+
+
+@st.composite
+def target_keys(draw):
+    """Sources' codes on a few rules, and the targets' distinct keys with their ranges."""
+    n_rules = draw(st.integers(0, 4))
+    radix = np.array([draw(st.integers(3, 9)) for _ in range(n_rules)], dtype=np.int64)
+    n_sources = draw(st.integers(0, 40))
+    codes = np.array(
+        [[draw(st.integers(0, int(r) + 2)) for _ in range(n_sources)] for r in radix], dtype=np.uint16
+    ).reshape(n_rules, n_sources)
+    wildcards = draw(st.lists(st.tuples(*[st.booleans()] * n_rules), min_size=1, max_size=4, unique=True))
+    patterns = np.array(wildcards, dtype=np.uint8).reshape(len(wildcards), n_rules)
+    span = int(np.prod(radix)) if n_rules else 1
+    keys = np.array(sorted(draw(st.sets(st.integers(0, span - 1), max_size=30))), dtype=np.int64)
+    widths = np.array([draw(st.integers(0, 3)) for _ in keys], dtype=np.int64)
+    end = np.cumsum(widths)
+    return codes, radix, patterns, keys, end - widths, end
+
+
+def _naive_ranges(codes, radix, patterns, keys, first, end) -> list[list[int]]:
+    """Each source's ranges, as the blocks module's docstring defines them, one source at a time."""
+    position = {int(key): k for k, key in enumerate(keys)}
+    rows = []
+    for i in range(codes.shape[1]):
+        found = []
+        for pattern in patterns:
+            key = 0
+            for r, wild in enumerate(pattern):
+                code = -1 if wild else min(int(codes[r, i]), int(radix[r]) - 2)
+                key = key * int(radix[r]) + code + 1
+            k = position.get(key)
+            if k is not None and end[k] > first[k]:
+                found.append((int(first[k]), int(end[k])))
+        rows.append([x for pair in sorted(found) for x in pair])
+    return rows
+
+
+@settings(max_examples=300, deadline=None)
+@given(target_keys())
+def test_each_source_class_visits_the_targets_of_its_keys(drawn):
+    from fastmatch import _kernel
+
+    codes, radix, patterns, keys, first, end = drawn
+    rows = np.arange(len(radix), dtype=np.int64)
+    start, ranges, pairs = _kernel.block_ranges(codes, rows, radix, patterns, keys, _kernel.key_slots(keys), first, end)
+    got = Blocks(start, ranges, pairs)
+    want = _naive_ranges(codes, radix, patterns, keys, first, end)
+    assert [ranges_of(got, i) for i in range(codes.shape[1])] == want
+    assert pairs == sum(b - a for row in want for a, b in zip(row[0::2], row[1::2]))

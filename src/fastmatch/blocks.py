@@ -194,7 +194,7 @@ class TargetKeys:
                 continue
             chosen.append(int(k))
             bits_used += np.log2(float(radix[k]))
-        self.rows, self.radix = rows[chosen], radix[chosen]
+        self.rows, self.radix = rows[chosen].astype(np.int64), radix[chosen].astype(np.int64)
         codes, wildcard = codes[chosen], wildcard[chosen]
 
         patterns, pattern_of = _patterns(wildcard)
@@ -202,7 +202,7 @@ class TargetKeys:
             kept = np.argsort(-np.bincount(pattern_of), kind="stable")[: MAX_PATTERNS - 1]
             wildcard[:, ~np.isin(pattern_of, kept)] = True
             patterns, pattern_of = _patterns(wildcard)
-        self.patterns = patterns  # bool (patterns, rules)
+        self.patterns = np.ascontiguousarray(patterns, dtype=np.uint8)  # (patterns, rules): 1 where a wildcard
         keys = self._pack(np.where(wildcard, -1, codes) if wildcard.any() else codes)
         if targets.record_set.any():  # a key's targets together, runs of records kept
             self.order = np.lexsort((targets.record_set, keys)).astype(np.int64)
@@ -213,6 +213,9 @@ class TargetKeys:
         self.keys = sorted_keys[self.first]
         self.end = np.append(self.first[1:], len(sorted_keys))
         self.n_targets = targets.n_classes
+        from .native import _kernel  # loaded there, after the OpenMP settings it needs
+
+        self.slots = _kernel.key_slots(self.keys)  # a hash table of the keys: a source's key found in O(1)
 
     def _pack(self, codes: np.ndarray) -> np.ndarray:
         """One int64 per class from its codes on the chosen rules (-1, a wildcard, included)."""
@@ -229,27 +232,11 @@ class TargetKeys:
             return None
         if mode == "auto" and n_sources * self.n_targets < MIN_BLOCKED_PAIRS:
             return None
-        # A code past every target's on a rule matches no target there (but a wildcard's).
-        codes = np.minimum(sources.codes[self.rows].astype(np.int64), (self.radix - 2)[:, None])
-        first = np.empty((len(self.patterns), n_sources), dtype=np.int64)
-        end = np.empty_like(first)
-        for p, pattern in enumerate(self.patterns):
-            keys = self._pack(np.where(pattern[:, None], -1, codes))
-            at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            found = self.keys[at] == keys
-            first[p] = np.where(found, self.first[at], 0)
-            end[p] = np.where(found, self.end[at], 0)
-        pairs = int((end - first).sum())
+        from .native import _kernel
+
+        start, ranges, pairs = _kernel.block_ranges(
+            np.ascontiguousarray(sources.codes), self.rows, self.radix, self.patterns, self.keys, self.slots, self.first, self.end
+        )
         if mode == "auto" and pairs > BLOCKED_SHARE * n_sources * self.n_targets:
             return None
-        # Per source class, its non-empty ranges in target order.
-        if len(self.patterns) > 1:
-            by_first = np.argsort(first, axis=0, kind="stable")
-            first = np.take_along_axis(first, by_first, axis=0)
-            end = np.take_along_axis(end, by_first, axis=0)
-        first, end = first.T, end.T
-        kept = end > first
-        start = np.zeros(n_sources + 1, dtype=np.int64)
-        np.cumsum(kept.sum(axis=1), out=start[1:])
-        ranges = np.stack([first[kept], end[kept]], axis=1).reshape(-1)
-        return Blocks(start, np.ascontiguousarray(ranges, dtype=np.int64), pairs)
+        return Blocks(start, ranges, int(pairs))
