@@ -158,6 +158,7 @@ cdef struct Kernel:
     # NULL: every target class.
     const int64_t* block_start
     const int64_t* block_ranges
+    const uint8_t* block_settled  # per range: every exact-match op passes in it (NULL: not known)
 
 
 # -- record matching ---------------------------------------------------------------------
@@ -514,10 +515,13 @@ cdef inline void finish_pair(
         outcome[j] = score(kernel, i, j, score_table, low_mask, s_type)
 
 
-cdef void tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_t* fails, lane_t* always) noexcept nogil:
+cdef void tile_ops(
+    const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_t* fails, lane_t* always, bint exact_settled
+) noexcept nogil:
     """Every op of source class ``i`` over targets j0 .. j0 + n, one loop of loops.h at a time, into
     ``fails`` (word-major); ``always`` (a lane per failure word) gets the bits that fail whatever
-    the target, decided by the source alone."""
+    the target, decided by the source alone. ``exact_settled``: the exact-match ops pass for
+    every one of these targets (a block whose key holds their codes), and are not run."""
     cdef const Side* s = &kernel.src
     cdef const Side* t = &kernel.tgt
     cdef const lane_t* s_codes = <const lane_t*>s.codes
@@ -533,12 +537,12 @@ cdef void tile_ops(const Kernel* kernel, int64_t i, int64_t j0, int64_t n, lane_
         always[w] = 0
     # With one failure word the first pass of exact-match ops sets the masks; with several, or
     # none of those ops, the masks start clear.
-    if words > 1 or kernel.n_ne == 0:
+    if words > 1 or kernel.n_ne == 0 or exact_settled:
         for w in range(words):
             fill(fails + w * TILE, n, <lane_t>0)
     # The exact-match ops come first, up to four of one failure word to a pass (a pass of three
     # has a fourth row that adds nothing).
-    k = 0
+    k = kernel.n_ne if exact_settled else 0
     while k < kernel.n_ne:
         word = kernel.op_word[k]
         group = 1
@@ -684,12 +688,17 @@ cdef void evaluate_row(
     # Without the fused pass, and where the outcome of a pair is its reasons, a tile's compatible
     # pairs may be scored by one vector loop rather than one at a time (below).
     cdef bint vector_scores = kernel.identity_bits and kernel.score_table
-    cdef bint vector_tile
+    cdef bint vector_tile, records_in_tile, exact_settled
     cdef int64_t left
     cdef uint8_t any_to_finish
     cdef uint64_t word
     cdef int32_t rule_count[FM_RULE_KINDS]
     cdef const int64_t* score_table = score_scratch
+    # Per range, whether its exact-match ops all pass: known where the ranges are this row's
+    # blocks (Problem.block), not every target class.
+    cdef const uint8_t* settled = NULL
+    if kernel.block_settled != NULL and ranges == kernel.block_ranges + 2 * kernel.block_start[i]:
+        settled = kernel.block_settled + kernel.block_start[i]
 
     for w in range(words):
         s_words[w] = (<const lane_t*>s.constrained)[w * s.stride + i]
@@ -707,6 +716,7 @@ cdef void evaluate_row(
 
     for r in range(n_ranges):
         j0 = ranges[2 * r]
+        exact_settled = settled != NULL and settled[r] != 0
         while j0 < ranges[2 * r + 1]:
             j1 = min(j0 + TILE, ranges[2 * r + 1])
             n = j1 - j0
@@ -734,7 +744,7 @@ cdef void evaluate_row(
                         pending,
                     )
             else:
-                tile_ops(kernel, i, j0, n, fails, always_words)
+                tile_ops(kernel, i, j0, n, fails, always_words, exact_settled)
                 always = always_words[0]
                 if kernel.identity_bits:
                     any_to_finish = outcomes(
@@ -747,6 +757,7 @@ cdef void evaluate_row(
                     )
             # Then again for the runs of targets whose record set has a record that matches.
             w = run
+            records_in_tile = w < n_runs and t.run_start[runs[w]] < j1
             while w < n_runs and t.run_start[runs[w]] < j1:
                 k = runs[w]
                 w += 1
@@ -801,12 +812,14 @@ cdef void evaluate_row(
                         memcpy(&word, to_finish + q, 8)
                         left += __builtin_popcountll(word)  # flags are 0 or 1: one bit a pair
                     vector_tile = 4 * left >= n
-                for q in range(0, n, 8):
+                # With the scores to come for the whole tile, only records are checked here: none
+                # unless a run of targets whose records match lies in the tile.
+                for q in range(0, n if records_in_tile or not vector_tile else 0, 8):
                     memcpy(&word, to_finish + q, 8)
                     while word:
                         b = q + (__builtin_ctzll(word) >> 3)
                         word &= word - 1
-                        if vector_tile:  # records only: the scores come after, for the whole tile
+                        if vector_tile:
                             if outcome[j0 + b] != 0:
                                 pair_failed(kernel, fails, b, always_words, failed)
                                 check_records(kernel, j0 + b, failed, outcome, target_matches)
@@ -1102,19 +1115,20 @@ def block_ranges(
     const int64_t[::1] slots,
     const int64_t[::1] first,
     const int64_t[::1] end,
+    const uint8_t[::1] settled,
 ):
-    """``(start, ranges, pairs)`` of ``fastmatch.blocks.Blocks`` for the source classes whose
-    codes are ``codes`` (field-major), against the targets' distinct ``keys`` (the targets of
-    key k are the classes first[k]..end[k], ``slots`` their key_slots): for each pattern of
-    wildcards, the key of a source's codes on ``rows`` (in mixed ``radix``, a wildcard -1)
-    finds one range. Each class's non-empty ranges are sorted by where they start (the ranges
-    of distinct keys are disjoint)."""
+    """``(start, ranges, settled, pairs)`` of ``fastmatch.blocks.Blocks`` for the source classes
+    whose codes are ``codes`` (field-major), against the targets' distinct ``keys`` (the targets
+    of key k are the classes first[k]..end[k], ``settled[k]`` whether every exact rule passes
+    for them, ``slots`` their key_slots): for each pattern of wildcards, the key of a source's
+    codes on ``rows`` (in mixed ``radix``, a wildcard -1) finds one range. Each class's
+    non-empty ranges are sorted by where they start (the ranges of distinct keys are disjoint)."""
     cdef int64_t n = codes.shape[1], n_rules = rows.shape[0], n_patterns = patterns.shape[0]
     cdef int64_t i, p, q, r, at, w, pairs = 0
     cdef uint64_t mask = <uint64_t>(slots.shape[0] - 1)
     start = np.zeros(n + 1, dtype=np.int64)
     if n == 0 or keys.shape[0] == 0:
-        return start, np.empty(0, dtype=np.int64), 0
+        return start, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint8), 0
     weights = np.ones(max(n_rules, 1), dtype=np.int64)
     for r in range(n_rules - 2, -1, -1):
         weights[r] = weights[r + 1] * radix[r + 1]
@@ -1143,7 +1157,9 @@ def block_ranges(
         for i in range(n):
             starts[i + 1] += starts[i]
     ranges = np.empty(2 * starts[n], dtype=np.int64)
+    ranges_settled = np.empty(starts[n], dtype=np.uint8)
     cdef int64_t[::1] into = ranges
+    cdef uint8_t[::1] settled_into = ranges_settled
     with nogil:
         for i in range(n):
             w = 0
@@ -1160,7 +1176,8 @@ def block_ranges(
             for q in range(w):
                 into[2 * (starts[i] + q)] = first[order[q]]
                 into[2 * (starts[i] + q) + 1] = end[order[q]]
-    return start, ranges, pairs
+                settled_into[starts[i] + q] = settled[order[q]]
+    return start, ranges, ranges_settled, pairs
 
 
 def aligned_empty(shape, dtype):
@@ -1254,6 +1271,7 @@ cdef class Problem:
         self._buffers = template.buffers
         self.kernel.block_start = NULL
         self.kernel.block_ranges = NULL
+        self.kernel.block_settled = NULL
 
     cdef KernelTemplate _template(self, interned):
         """Everything but the source side, the arrays kept by the template."""
@@ -1316,12 +1334,16 @@ cdef class Problem:
         self.kernel.source_vclass = kept.source_vclass
         self._keep.append(kept)
 
-    def block(self, block_start, block_ranges):
+    def block(self, block_start, block_ranges, block_settled=None):
         """Restrict top_k and counts to the target-class ranges that ``fastmatch.blocks`` leaves
         each source class: ``block_ranges[2r], block_ranges[2r + 1]`` for r in
-        ``block_start[i]..block_start[i + 1]``, sorted and disjoint per class."""
+        ``block_start[i]..block_start[i + 1]``, sorted and disjoint per class; ``block_settled[r]``
+        (uint8, optional): every exact rule passes for every pair of range r, so its rows skip them."""
         self.kernel.block_start = <const int64_t*>self._ptr(block_start, np.int64)
         self.kernel.block_ranges = <const int64_t*>self._ptr(block_ranges, np.int64)
+        self.kernel.block_settled = NULL
+        if block_settled is not None and len(block_settled):
+            self.kernel.block_settled = <const uint8_t*>self._ptr(block_settled, np.uint8)
 
     cdef const void* _ptr(self, array, dtype) except NULL:
         """The address of ``array`` as ``dtype`` on a cache line (a vector load that straddles

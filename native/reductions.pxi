@@ -33,6 +33,7 @@ cdef struct Devices:
     const int64_t* target_host
     const int64_t* available_order  # per target class, its devices with capacity, in device order
     const int64_t* available_start
+    const int64_t* available_host  # the host of each device of available_order, beside it (read in order)
     const int64_t* class_order  # per target class, all its devices, in device order
     const int64_t* class_start
     const int64_t* host_order  # per host code (> 0), its target devices
@@ -96,26 +97,46 @@ cdef inline void sift_up(int64_t* scores, int64_t* devs, int64_t at) noexcept no
 
 
 cdef enum:
-    SCAN = 64  # target classes whose outcomes are screened against the heap's floor at once
+    SCAN = 64  # target classes whose outcomes are screened against the list's floor at once
+    SORTED_DEPTH = 16  # candidate lists up to this long (top_k's usual k) are kept sorted, not in a heap
     SAMPLE_STRIDE = 16  # a long row's classes first looked at one in this many, for a starting floor
     SAMPLE_MIN = 1024  # rows over fewer classes than this start from no floor
 
 
 cdef inline void offer_class(
     const Devices* devices, int64_t j, int64_t s, int64_t depth, int64_t* scores, int64_t* devs, int64_t* size,
-    int64_t* floor, int64_t source,
+    int64_t* floor, int64_t twin, int64_t host, bint in_order,
 ) noexcept nogil:
-    """Target class j's available devices, whose score is s (>= floor), into the bounded heap;
-    with a ``source`` device (>= 0), only those it may go to."""
-    cdef int64_t p, d
+    """Target class j's available devices, whose score is s (>= floor), into the bounded list,
+    but the device ``twin`` and the devices on ``host`` (when > 0). The list is a heap whose
+    root is the worst kept, or, ``in_order``, sorted best first: a short list takes a new
+    candidate in a few moves, and needs no sorting at the end."""
+    cdef int64_t p, d, q
     cdef int64_t p0 = devices.available_start[j], p1 = devices.available_start[j + 1]
-    if p0 == p1 or (size[0] == depth and s == floor[0] and devices.available_order[p0] > devs[0]):
+    cdef int64_t worst = depth - 1 if in_order else 0  # where the worst kept is, once the list is full
+    if p0 == p1 or (size[0] == depth and s == floor[0] and devices.available_order[p0] > devs[worst]):
         return  # no device, or a tie with the worst kept whose devices all come later
     for p in range(p0, p1):
         d = devices.available_order[p]
-        if source >= 0 and excluded(devices, source, d):
+        if d == twin or (host > 0 and devices.available_host[p] == host):
             continue
-        if size[0] < depth:
+        if in_order:
+            if size[0] < depth:
+                q = size[0]
+                size[0] += 1
+            elif worse(scores[worst], devs[worst], s, d):
+                q = worst
+            else:
+                return  # this class's later devices rank lower still
+            while q > 0 and worse(scores[q - 1], devs[q - 1], s, d):
+                scores[q] = scores[q - 1]
+                devs[q] = devs[q - 1]
+                q -= 1
+            scores[q] = s
+            devs[q] = d
+            if size[0] == depth:
+                floor[0] = scores[worst]
+        elif size[0] < depth:
             scores[size[0]] = s
             devs[size[0]] = d
             sift_up(scores, devs, size[0])
@@ -133,22 +154,24 @@ cdef inline void offer_class(
 
 cdef int64_t best_candidates(
     const Devices* devices, const int64_t* row, const int64_t* ranges, int64_t n_ranges, int64_t depth, int64_t* scores,
-    int64_t* devs, int64_t source,
+    int64_t* devs, int64_t twin, int64_t host,
 ) noexcept nogil:
     """The ``depth`` best available target devices for a row of outcomes over ``ranges`` of
-    target classes, best first (score, then device order) in ``scores``/``devs``; returns how
-    many there are. With a ``source`` device (>= 0): the best it may go to (``excluded``).
+    target classes, best first (score, then device order) in ``scores``/``devs``, but the
+    device ``twin`` and the devices on ``host`` (when > 0); returns how many there are.
 
-    The heap orders candidates completely (score, then device), so the order classes are
-    offered in changes no answer, only how often the heap changes. Classes come in blocked
+    The list (a heap, or sorted where short: offer_class) orders candidates completely (score,
+    then device), so the order classes are offered in changes no answer, only how often the
+    list changes. Classes come in blocked
     order, where scores often rise along a row: a heap filled in that order would take almost
     every compatible class in turn. So rows are read from their end, and a long row is first
     sampled (one class in SAMPLE_STRIDE): when the sample holds ``depth`` devices, the worst of
     its best ``depth`` is a floor that no candidate below it can pass (``depth`` devices rank
-    above it). The heap then starts again from that floor, and the row is screened SCAN classes
+    above it). The list then starts again from that floor, and the row is screened SCAN classes
     at a time for outcomes at or above the floor (a vector loop, fm_at_least)."""
     cdef int64_t j, q, s, d, r, lo, hi, found, size = 0, floor = 0, length = 0
     cdef int32_t at[SCAN]
+    cdef bint in_order = depth <= SORTED_DEPTH
     if depth <= 0:
         return 0
     for r in range(n_ranges):
@@ -158,7 +181,7 @@ cdef int64_t best_candidates(
             j = ranges[2 * r + 1] - 1
             while j >= ranges[2 * r]:
                 if row[j] >= floor:
-                    offer_class(devices, j, row[j], depth, scores, devs, &size, &floor, source)
+                    offer_class(devices, j, row[j], depth, scores, devs, &size, &floor, twin, host, in_order)
                 j -= SAMPLE_STRIDE
         if size < depth:
             floor = 0
@@ -172,10 +195,10 @@ cdef int64_t best_candidates(
                 j = max(lo, hi - SCAN) + at[q]
                 s = row[j]
                 if s >= floor:  # the floor may have risen since the screen
-                    offer_class(devices, j, s, depth, scores, devs, &size, &floor, source)
+                    offer_class(devices, j, s, depth, scores, devs, &size, &floor, twin, host, in_order)
             hi -= SCAN
     # Heap sort: the worst goes to the end, one at a time, leaving the best first.
-    cdef int64_t end = size - 1
+    cdef int64_t end = size - 1 if not in_order else 0
     while end > 0:
         s, d = scores[0], devs[0]
         scores[0], devs[0] = scores[end], devs[end]
@@ -199,7 +222,10 @@ cdef void top_k_row(
         # One device (every device, where descriptors are distinct): its own k best, its
         # exclusions applied as the candidates come, rather than a deeper list filtered after.
         d = devices.source_order[devices.source_start[c]]
-        size = best_candidates(devices, row, ranges, n_ranges, min(k, depth), scores, devs, d)
+        size = best_candidates(
+            devices, row, ranges, n_ranges, min(k, depth), scores, devs, devices.source_twin[d],
+            devices.source_host[d] if devices.exclude_same_host else 0,
+        )
         indices = reduction.indices + d * k
         values = reduction.values + d * k
         for w in range(size):
@@ -209,7 +235,7 @@ cdef void top_k_row(
             indices[w] = -1
             values[w] = -1
         return
-    size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs, -1)
+    size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs, -1, 0)
     for m in range(devices.source_start[c], devices.source_start[c + 1]):
         d = devices.source_order[m]
         indices = reduction.indices + d * k
@@ -451,8 +477,16 @@ cdef class DeviceView:
         view.arrays.host_order = _at64(host_order)
         view.arrays.host_start = _at64(host_start)
         view.arrays.exclude_same_host = exclude_same_host
+        available_host = np.empty(available_order.shape[0], dtype=np.int64)
+        cdef int64_t[::1] hosts = available_host
+        cdef int64_t p
+        with nogil:
+            for p in range(available_order.shape[0]):
+                hosts[p] = target_host[available_order[p]]
+        view.arrays.available_host = _at64(hosts)
         view.keep = (
-            target_class, target_host, available_order, available_start, class_order, class_start, host_order, host_start
+            target_class, target_host, available_order, available_start, class_order, class_start, host_order, host_start,
+            available_host,
         )
         return view
 

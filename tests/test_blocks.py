@@ -97,11 +97,13 @@ def target_keys(draw):
     keys = np.array(sorted(draw(st.sets(st.integers(0, span - 1), max_size=30))), dtype=np.int64)
     widths = np.array([draw(st.integers(0, 3)) for _ in keys], dtype=np.int64)
     end = np.cumsum(widths)
-    return codes, radix, patterns, keys, end - widths, end
+    settled = np.array([draw(st.booleans()) for _ in keys], dtype=np.uint8)
+    return codes, radix, patterns, keys, end - widths, end, settled
 
 
-def _naive_ranges(codes, radix, patterns, keys, first, end) -> list[list[int]]:
-    """Each source's ranges, as the blocks module's docstring defines them, one source at a time."""
+def _naive_ranges(codes, radix, patterns, keys, first, end, settled) -> list[list[tuple[int, int, int]]]:
+    """Each source's ranges (first, end, settled), as the blocks module's docstring defines
+    them, one source at a time."""
     position = {int(key): k for k, key in enumerate(keys)}
     rows = []
     for i in range(codes.shape[1]):
@@ -113,8 +115,8 @@ def _naive_ranges(codes, radix, patterns, keys, first, end) -> list[list[int]]:
                 key = key * int(radix[r]) + code + 1
             k = position.get(key)
             if k is not None and end[k] > first[k]:
-                found.append((int(first[k]), int(end[k])))
-        rows.append([x for pair in sorted(found) for x in pair])
+                found.append((int(first[k]), int(end[k]), int(settled[k])))
+        rows.append(sorted(found))
     return rows
 
 
@@ -123,10 +125,15 @@ def _naive_ranges(codes, radix, patterns, keys, first, end) -> list[list[int]]:
 def test_each_source_class_visits_the_targets_of_its_keys(drawn):
     from fastmatch import _kernel
 
-    codes, radix, patterns, keys, first, end = drawn
+    codes, radix, patterns, keys, first, end, settled = drawn
     rows = np.arange(len(radix), dtype=np.int64)
-    start, ranges, pairs = _kernel.block_ranges(codes, rows, radix, patterns, keys, _kernel.key_slots(keys), first, end)
-    got = Blocks(start, ranges, pairs)
-    want = _naive_ranges(codes, radix, patterns, keys, first, end)
-    assert [ranges_of(got, i) for i in range(codes.shape[1])] == want
-    assert pairs == sum(b - a for row in want for a, b in zip(row[0::2], row[1::2]))
+    slots = _kernel.key_slots(keys)
+    start, ranges, ranges_settled, pairs = _kernel.block_ranges(codes, rows, radix, patterns, keys, slots, first, end, settled)
+    want = _naive_ranges(codes, radix, patterns, keys, first, end, settled)
+    got = [
+        list(zip(ranges[2 * start[i] : 2 * start[i + 1] : 2].tolist(), ranges[2 * start[i] + 1 : 2 * start[i + 1] : 2].tolist(),
+                 ranges_settled[start[i] : start[i + 1]].tolist()))
+        for i in range(codes.shape[1])
+    ]
+    assert got == want
+    assert pairs == sum(b - a for row in want for a, b, _ in row)

@@ -61,6 +61,9 @@ class Blocks:
     start: np.ndarray  # int64 [n_source_classes + 1]: source class i has ranges start[i]..start[i + 1]
     ranges: np.ndarray  # int64 [2 * n_ranges]: (first, end) target classes in blocked order
     pairs: int  # class pairs the ranges hold
+    # uint8 [n_ranges]: 1 where every exact rule passes for every pair of the range (its targets'
+    # own codes make the key the source matched; TargetKeys.settled); None: not known
+    settled: np.ndarray | None = None
 
     @property
     def reorder_pays(self) -> bool:
@@ -94,7 +97,8 @@ class Blocks:
         np.cumsum(n_ranges, out=start[1:])
         moved = np.repeat(self.start[order] - start[:-1], n_ranges) + np.arange(start[-1])
         ranges = self.ranges.reshape(-1, 2)[moved].reshape(-1)
-        return Blocks(start, np.ascontiguousarray(ranges, dtype=np.int64), self.pairs)
+        settled = None if self.settled is None else self.settled[moved]
+        return Blocks(start, np.ascontiguousarray(ranges, dtype=np.int64), self.pairs, settled)
 
 
 def in_order(side: Side, order: np.ndarray) -> Side:
@@ -195,6 +199,9 @@ class TargetKeys:
             chosen.append(int(k))
             bits_used += np.log2(float(radix[k]))
         self.rows, self.radix = rows[chosen].astype(np.int64), radix[chosen].astype(np.int64)
+        # A target whose key holds its own codes on every exact rule: a source that finds its key
+        # (no wildcard) has those codes, and every exact rule passes for the pair.
+        own_codes = (len(chosen) == len(exact)) & (codes[chosen] == targets.codes[self.rows]).all(axis=0)
         codes, wildcard = codes[chosen], wildcard[chosen]
 
         patterns, pattern_of = _patterns(wildcard)
@@ -213,6 +220,8 @@ class TargetKeys:
         self.keys = sorted_keys[self.first]
         self.end = np.append(self.first[1:], len(sorted_keys))
         self.n_targets = targets.n_classes
+        settled = (own_codes & ~wildcard.any(axis=0))[self.order]
+        self.settled = np.logical_and.reduceat(settled, self.first).astype(np.uint8)  # per key: all its targets are
         from .native import _kernel  # loaded there, after the OpenMP settings it needs
 
         self.slots = _kernel.key_slots(self.keys)  # a hash table of the keys: a source's key found in O(1)
@@ -234,9 +243,10 @@ class TargetKeys:
             return None
         from .native import _kernel
 
-        start, ranges, pairs = _kernel.block_ranges(
-            np.ascontiguousarray(sources.codes), self.rows, self.radix, self.patterns, self.keys, self.slots, self.first, self.end
+        start, ranges, settled, pairs = _kernel.block_ranges(
+            np.ascontiguousarray(sources.codes), self.rows, self.radix, self.patterns, self.keys, self.slots, self.first,
+            self.end, self.settled,
         )
         if mode == "auto" and pairs > BLOCKED_SHARE * n_sources * self.n_targets:
             return None
-        return Blocks(start, ranges, int(pairs))
+        return Blocks(start, ranges, int(pairs), settled)

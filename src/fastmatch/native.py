@@ -212,7 +212,7 @@ def run_native(
     interned, blocks, rules = blocked(interned, sources, targets, policy)
     problem = prepared_problem(interned, workers, plan.vector, keep_sources=interned.kernel_cache is not None)
     if blocks is not None:
-        problem.block(blocks.start, blocks.ranges)
+        problem.block(blocks.start, blocks.ranges, blocks.settled)
     visited = blocks.pairs / max(1, problem.shape[0]) if blocks is not None else None
     outputs = NativeOutputs(problem, rules, interned.sources.class_of, workers, block, progress, visited_per_row=visited)
     return MatchResult(
