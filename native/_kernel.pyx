@@ -44,6 +44,7 @@ cdef extern from "<stdlib.h>" nogil:
 cdef enum:
     CACHE_LINE = 64  # bytes, and an AVX-512 vector
     TILE = 2048  # targets per tile: the failure masks of a tile stay in L1
+    SHORT_RANGE = 64  # targets, fewer than which a tile's compatible pairs are scored by one vector loop whatever their number
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
@@ -803,10 +804,10 @@ cdef void evaluate_row(
                 for j in range(n, n + 8):
                     to_finish[j] = 0
                 # One vector loop scores the whole tile (every pair left at 0 is compatible): it
-                # pays where many pairs are left, as within blocks; where few are (a dense pass,
-                # mostly incompatible), each is scored alone.
-                vector_tile = False
-                if vector_scores:
+                # pays where many pairs are left, as within blocks, and in any short range; where
+                # few are (a dense pass, mostly incompatible), each is scored alone.
+                vector_tile = vector_scores and n <= SHORT_RANGE
+                if vector_scores and not vector_tile:
                     left = 0
                     for q in range(0, n, 8):
                         memcpy(&word, to_finish + q, 8)

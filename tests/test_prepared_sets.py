@@ -225,3 +225,19 @@ def test_what_a_kept_match_keeps_of_the_devices_follows_their_capacities(mode: s
         assert after.rules is not before.rules
         assert answers(fastmatch.match(sources, targets)) == want  # and kept again, as changed
     assert answers(first) != answers(fastmatch.match(sources, targets))  # the changes changed the answer
+
+
+def test_what_a_kept_match_keeps_does_not_keep_the_partner_alive() -> None:
+    """The kernel's and the device rules' kept facts hold the targets' set weakly, as the join does."""
+    import gc
+    import weakref
+
+    sources, targets = _generated(300)
+    for mode in ("always", "never"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FASTMATCH_BLOCKING", mode)
+            fastmatch.match(sources, targets).top_k(5)
+    partner = weakref.ref(targets)
+    del targets
+    gc.collect()
+    assert partner() is None

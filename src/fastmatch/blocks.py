@@ -221,7 +221,7 @@ class TargetKeys:
         self.end = np.append(self.first[1:], len(sorted_keys))
         self.n_targets = targets.n_classes
         settled = (own_codes & ~wildcard.any(axis=0))[self.order]
-        self.settled = np.logical_and.reduceat(settled, self.first).astype(np.uint8)  # per key: all its targets are
+        self.settled = np.logical_and.reduceat(settled, self.first).astype(np.uint8)  # per key: all of its targets are
         from .native import _kernel  # loaded there, after the OpenMP settings it needs
 
         self.slots = _kernel.key_slots(self.keys)  # a hash table of the keys: a source's key found in O(1)

@@ -12,6 +12,7 @@ reference's dense arrays with plain NumPy, the oracle the native one is held to.
 from __future__ import annotations
 
 import os
+import weakref
 from functools import cached_property
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol, Sequence
@@ -547,16 +548,26 @@ def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = No
 
 
 class TargetDevices:
-    """The device-level facts of a target fleet that every output reads, built once per fleet."""
+    """The device-level facts of a target fleet that every output reads, built once per fleet.
+
+    The fleet itself is held weakly: these facts are kept with two sets' interning
+    (``fastmatch.native.device_rules``), which must not keep the sources' partner alive."""
 
     def __init__(self, targets: DeviceSet, target_class: Int64s, n_classes: int) -> None:
-        self.targets = targets
+        self._targets = weakref.ref(targets)
         self.target_class = np.ascontiguousarray(target_class, dtype=np.int64)
         self.n_classes = n_classes
         self.capacities = targets.capacities
         self.available = self.capacities > 0
         self.host_names, self.host = targets.host_codes
         self._views: dict[bool, _kernel.DeviceView] = {}  # exclude_same_host -> its view
+
+    @property
+    def targets(self) -> DeviceSet:
+        """The fleet (alive while a result or an index of it is)."""
+        targets = self._targets()
+        assert targets is not None, "the target fleet of these facts is gone"
+        return targets
 
     def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
