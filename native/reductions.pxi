@@ -431,7 +431,10 @@ cdef void evaluate_and_reduce(
     cdef const int64_t* ranges
     whole[0] = 0
     whole[1] = kernel.tgt.n
-    for i in prange(i0, i1, num_threads=workers, schedule="guided"):
+    # dynamic, in chunks of 64 rows: a thread descheduled by another process (a shared 2-core
+    # machine) holds up only its chunk, which guided's first chunks (half the rows) did not allow;
+    # each row's reduction writes its own devices' places, so nothing is gained by long runs.
+    for i in prange(i0, i1, num_threads=workers, schedule="dynamic", chunksize=64):
         tid = threadid()
         if devices.source_start[i] == devices.source_start[i + 1]:
             continue  # no device of this class is asked about
