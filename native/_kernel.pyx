@@ -1094,7 +1094,7 @@ cdef void pattern_keys(
     ``radix`` (code + 1 times the rule's ``weight``, the product of the radixes after it), a
     wildcard 0; a code past every target's (radix - 2: no target has it) matches none of them.
     A rule at a time over every class: one vector loop each."""
-    cdef int64_t i, r, last
+    cdef int64_t i, r, last, rule_weight
     cdef const lane_t* row
     for i in range(n):
         key[i] = 0
@@ -1103,8 +1103,9 @@ cdef void pattern_keys(
             continue
         row = codes + rows[r] * stride
         last = radix[r] - 2
+        rule_weight = weight[r]  # a local: the keys written cannot be taken to change it, and the loop vectorises
         for i in range(n):
-            key[i] += (min(<int64_t>row[i], last) + 1) * weight[r]
+            key[i] += (min(<int64_t>row[i], last) + 1) * rule_weight
 
 
 def block_ranges(
