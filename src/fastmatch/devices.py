@@ -306,6 +306,9 @@ class DeviceSetBuilder:
         self.descriptors: list[Descriptor] = []
         self.descriptor_index: dict[str, int] = {}
         self.seen_ids: dict[str, int] = {}
+        # (attribute, type, value) -> its parsed value: descriptors share most SELF values, and
+        # parsed values are immutable (str, int, frozenset, Version).
+        self.self_values: dict[tuple[str, type, Any], Any] = {}
         self.grounding = GroundingBudget(MAX_INPUT_COMBINATIONS, "input")
 
     def add(self, raw: Any) -> None:
@@ -353,10 +356,16 @@ class DeviceSetBuilder:
             raise InputError(f"expected an object of attributes, got {type(raw_self).__name__}", field="self")
         canonical_self = _located(lambda: canonical_fields(raw_self, policy, "self"), "self")
         values: dict[str, Any] = {}
+        known = self.self_values
         for name, value in canonical_self.items():
-            if isinstance(value, str) and ("{" in value or "}" in value):
-                raise InputError("templates appear only in COMPATIBLE records, never in SELF", field=f"self.{name}")
-            parsed = _located(lambda: parse_value(policy.attribute(name).type, value), f"self.{name}")
+            key = (name, type(value), value) if type(value) in _KEYED_VALUES else None
+            parsed = known.get(key, _UNPARSED) if key is not None else _UNPARSED
+            if parsed is _UNPARSED:
+                if isinstance(value, str) and ("{" in value or "}" in value):
+                    raise InputError("templates appear only in COMPATIBLE records, never in SELF", field=f"self.{name}")
+                parsed = _located(lambda: parse_value(policy.attribute(name).type, value), f"self.{name}")
+                if key is not None:
+                    known[key] = parsed
             if parsed is not None and parsed != frozenset():
                 values[name] = parsed
 
@@ -422,6 +431,10 @@ def device_fields(raw: Any, seen_ids: Mapping[str, int]) -> tuple[str, str, str,
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= INT64_MAX:
         raise InputError(f"expected an integer >= 0, got {capacity!r}", field="capacity")
     return device_id, host, vm, capacity
+
+
+_KEYED_VALUES = frozenset({str, int})  # SELF values whose parsing is kept (bools and lists are rare, and refused or parsed anew)
+_UNPARSED = object()
 
 
 class _NotKeyed(Exception):

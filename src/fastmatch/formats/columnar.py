@@ -400,7 +400,7 @@ def fleet_table(devices: DeviceSet) -> "pa.Table":
     )
     columns = {
         "id": _text_array(devices.ids, pa),
-        "host": pa.array(devices.hosts, type=pa.string()),
+        "host": _text_array(devices.hosts, pa),
         "vm": _text_array(devices.vms, pa),
         "self": selves.take(take),
         "compatible": compatible.take(take),
