@@ -1,7 +1,7 @@
 """Texts packed into one buffer, as the native writers (fastmatch._output) take them:
 ``(data, ends)``, text ``i`` being ``data[ends[i - 1]:ends[i]]`` (from 0 for the first),
 ``ends`` int64. A million ids become one ``bytes`` and one array instead of a million
-``bytes`` objects."""
+``bytes`` objects. :class:`Texts` holds a column of them as a sequence of str."""
 
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ def utf8(texts: list[str]) -> Packed:
 
 class Texts(Sequence[str]):
     """A column of texts kept as its UTF-8 bytes and their Arrow offsets (``offsets[i]`` to
-    ``offsets[i + 1]`` of ``data``, ``offsets[0] == 0``): a columnar fleet's ids, a million of
-    them, without a million str. Reading one makes its str; iterating makes them all once
-    (natively) and keeps them. Native code reads the bytes themselves (:attr:`packed`)."""
+    ``offsets[i + 1]`` of ``data``, ``offsets[0] == 0``): a columnar fleet's ids, hosts and VMs,
+    a million of each, without a million str. Reading one makes its str; iterating makes them
+    all once (natively) and keeps them. Native code reads the bytes themselves (:attr:`packed`,
+    ``offsets``, ``data``)."""
 
     def __init__(self, offsets: np.ndarray, data: np.ndarray) -> None:
         self.offsets = np.ascontiguousarray(offsets, dtype=np.int64)
