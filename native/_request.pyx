@@ -9,20 +9,23 @@ subclass, a float, an unknown key, a bad id, COMPATIBLE records) is left to
 descriptor is valid is not decided here: the index keeps only the descriptors that validation
 accepted.
 
-The kept problems are found by a 64-bit hash of the descriptor, mixed from the hashes its str
-objects cache and its values' types, in an open-addressing table; a slot whose hash is equal is
-then compared field by field with the record (names, values, types), so that two descriptors
-whose hashes collide never share an answer.
+A plain record's descriptor is read once into its key, a byte string that spells every part
+with its type (``2`` and ``"2"``, ``True`` and ``1`` differ), and a 64-bit hash mixed from the
+hashes its str objects cache. The kept problems are found by that hash in an open-addressing
+table whose slots hold the kept keys' bytes: a slot whose hash is equal is then compared byte
+for byte, so two descriptors whose hashes collide never share an answer, and a lookup reads a
+slot and one key, not the Python objects of a kept descriptor (scattered in memory: a cache miss
+each).
 """
 
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_Next
-from cpython.list cimport PyList_GET_ITEM, PyList_SET_ITEM
+from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
 from cpython.object cimport Py_EQ, PyObject, PyObject_Hash, PyObject_RichCompareBool
-from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE, PyTuple_New, PyTuple_SET_ITEM
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy
 
 from fastmatch._kernel cimport request_top_k
 
@@ -30,6 +33,11 @@ from fastmatch.values import INT64_MAX
 
 cdef extern from "hashing.h":
     uint64_t fm_mix(uint64_t h) noexcept nogil
+
+cdef extern from "Python.h":
+    int PyUnicode_KIND(object text)
+    void* PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 # A record's fields, told apart by their str hashes first (a str caches its hash).
 cdef enum Field:
@@ -40,33 +48,88 @@ cdef Py_hash_t FIELD_HASHES[8]
 for _at, _name in enumerate(FIELD_NAMES):
     FIELD_HASHES[_at] = hash(_name)
 
-# Mixed into a descriptor's hash for each kind of value, so that 2 and "2" (whose str and int
-# hashes may be equal) hash apart as well as compare apart.
+# The key's tags: each part of a descriptor, and each value's type. Mixed into the hash as well,
+# so that 2 and "2" (whose int and str hashes may be equal) hash apart.
 cdef enum:
-    STR_VALUE = 0x5354
-    INT_VALUE = 0x494E
-    NO_VALUE = 0x4E4F
+    PAIR = 0x50  # then the name as a STR, then the value
+    STR = 0x53  # then the str's kind (bytes a character), length (8 bytes) and characters
+    INT = 0x49  # then 8 bytes
+    VERSION = 0x56  # migration_version: then a STR, or NONE
+    NONE = 0x4E
+    MIGRATABLE_TRUE = 0x54
+    MIGRATABLE_FALSE = 0x46
+    KEY_ON_STACK = 512  # bytes: longer keys are written to the heap
+
+
+cdef struct Key:  # a key being written: ``size`` bytes at ``data`` (``room`` there), on the heap if ``heap``
+    char* data
+    Py_ssize_t size
+    Py_ssize_t room
+    bint heap
+
+
+cdef inline int put(Key* key, const void* part, Py_ssize_t size) except -1:
+    if key.size + size > key.room:
+        grow(key, size)
+    memcpy(key.data + key.size, part, size)
+    key.size += size
+    return 0
+
+
+cdef int grow(Key* key, Py_ssize_t size) except -1:
+    """Room for ``size`` more bytes."""
+    cdef char* grown = <char*>malloc(2 * key.room + size)
+    if grown == NULL:
+        raise MemoryError()
+    memcpy(grown, key.data, key.size)
+    if key.heap:
+        free(key.data)
+    key.data, key.room, key.heap = grown, 2 * key.room + size, True
+    return 0
+
+
+cdef inline int put_tag(Key* key, uint8_t tag) except -1:
+    return put(key, &tag, 1)
+
+
+cdef inline int put_str(Key* key, object text) except -1:
+    """``text``, a str: PEP 393 keeps every str in its narrowest kind, so equal strings have equal
+    kinds, lengths and characters."""
+    cdef uint8_t kind = <uint8_t>PyUnicode_KIND(text)
+    cdef int64_t length = PyUnicode_GET_LENGTH(text)
+    put_tag(key, STR)
+    put(key, &kind, 1)
+    put(key, &length, 8)
+    return put(key, PyUnicode_DATA(text), length * kind)
 
 
 cdef class Unseen:
-    """A plain record whose descriptor the index does not keep (yet): its key, ``(SELF's (name,
-    value) pairs, migration_version, migratable)``, and the hash it is kept under."""
+    """A plain record whose descriptor the index does not keep (yet): its key (bytes: equal keys
+    mean equal descriptors) and the hash it is kept under."""
 
-    cdef readonly tuple key
+    cdef readonly bytes key
     cdef readonly uint64_t hash
 
-    def __cinit__(self, tuple key, uint64_t hash):
+    def __cinit__(self, bytes key, uint64_t hash):
         self.key = key
         self.hash = hash
 
 
 cdef class Kept:
-    """A kept descriptor's problem: under ``Unseen.key`` (``plain``) or ``descriptor_key``'s key."""
+    """A kept descriptor's problem, under ``Unseen.key`` (``plain``) or ``descriptor_key``'s."""
 
     cdef uint64_t hash
     cdef bint plain
     cdef object key
     cdef object problem
+
+
+cdef struct Slot:  # one slot of the table: what a lookup reads of a kept descriptor
+    uint64_t hash
+    Py_ssize_t place  # in ``PlainRequests.kept``; -1: empty
+    const char* key  # the Kept's key bytes (NULL: a descriptor_key's, compared as a Python object)
+    Py_ssize_t key_size
+    PyObject* problem  # the Kept's
 
 
 cdef inline bint is_str(object value):
@@ -91,8 +154,8 @@ cdef class PlainRequests:
     ``hash_bits``: how many bits of a descriptor's hash the table tells apart (fewer only to test
     descriptors whose hashes collide).
 
-    Every method runs holding the GIL and calls no Python code while it changes the table, so a
-    reader on another thread sees it before or after a change, never half way."""
+    Every method runs holding the GIL and calls no Python code while it reads or changes the
+    table, so a reader on another thread sees it before or after a change, never half way."""
 
     cdef dict host_codes, target_ids
     cdef object targets
@@ -100,9 +163,7 @@ cdef class PlainRequests:
     cdef uint64_t hash_mask
     cdef list kept  # the Kept, oldest first from ``oldest`` on, round the list once it is full
     cdef Py_ssize_t oldest
-    # the table: a power-of-two number of slots, each a place in ``kept`` (-1: empty) and its hash
-    cdef Py_ssize_t* slot_place
-    cdef uint64_t* slot_hash
+    cdef Slot* slots  # a power-of-two number of them, at most half of them used
     cdef Py_ssize_t slot_mask
 
     def __init__(
@@ -120,8 +181,7 @@ cdef class PlainRequests:
         self._resize(16)
 
     def __dealloc__(self):
-        free(self.slot_place)
-        free(self.slot_hash)
+        free(self.slots)
 
     def __len__(self):
         return len(self.kept)
@@ -130,8 +190,8 @@ cdef class PlainRequests:
         """``targets.top_k`` of a plain record whose descriptor is kept; :class:`Unseen` for a
         plain record whose descriptor is not; None for any other request (or k out of range).
 
-        A record is plain when its ``self`` is a dict of str to str or int and it has no
-        COMPATIBLE record; equal keys mean equal descriptors, value for value and type for type."""
+        A record is plain when its ``self`` is a dict of str to str or int (int64) and it has
+        no COMPATIBLE record."""
         cdef int overflow = 0
         cdef long long wanted
         if type(record) is not dict or type(k) is not int:
@@ -179,30 +239,30 @@ cdef class PlainRequests:
                 return None
         if type(own) is not dict:
             return None
-        cdef uint64_t h = fm_mix(<uint64_t>len(<dict>own))
-        at = 0
-        while PyDict_Next(<dict>own, &at, &name, &item):
-            # str and int (never bool or float) values: ``2`` and ``"2"`` never compare equal
-            if not is_str(<object>name):
+        cdef char on_stack[KEY_ON_STACK]
+        cdef Key key
+        key.data, key.size, key.room, key.heap = on_stack, 0, KEY_ON_STACK, False
+        cdef uint64_t h
+        cdef PyObject* problem = NULL
+        try:
+            if not descriptor_of(<dict>own, migration_version, migratable, &key, &h):
                 return None
-            h = fm_mix(h ^ <uint64_t>PyObject_Hash(<object>name))
-            if is_str(<object>item):
-                h = fm_mix(h ^ <uint64_t>PyObject_Hash(<object>item) ^ STR_VALUE)
-            elif type(<object>item) is int:
-                h = fm_mix(h ^ <uint64_t>PyObject_Hash(<object>item) ^ INT_VALUE)
-            else:
-                return None
-        h = fm_mix(h ^ (<uint64_t>PyObject_Hash(migration_version) ^ STR_VALUE if migration_version is not None else NO_VALUE))
-        h = fm_mix(h ^ (migratable is True)) & self.hash_mask
-        cdef Kept found = self._plain(h, <dict>own, migration_version, migratable)
-        if found is None:
-            return Unseen(plain_key(<dict>own, migration_version, migratable), h)
+            h &= self.hash_mask
+            problem = self._plain(h, &key)
+            if problem == NULL:
+                return Unseen(PyBytes_FromStringAndSize(key.data, key.size), h)
+        finally:
+            if key.heap:
+                free(key.data)
+        # Held here: a thread that drops it from the table while this one ranks without the GIL
+        # does not free it.
+        cdef object held = <object>problem
         code = PyDict_GetItem(self.host_codes, host if host is not None else "")
         twin = PyDict_GetItem(self.target_ids, device_id)
         # A host no target is on is -1 (none is 0); a device that is no target has no twin.
         return request_top_k(
             self.targets,
-            found.problem,
+            held,
             PyLong_AsLongLong(<object>code) if code != NULL else -1,
             PyLong_AsLongLong(<object>twin) if twin != NULL else -1,
             wanted,
@@ -217,19 +277,20 @@ cdef class PlainRequests:
         """Keeps ``problem`` under ``key``: an :class:`Unseen`, or ``descriptor_key``'s key (the
         oldest kept goes first when there are ``capacity``)."""
         cdef Kept entry = Kept()
-        cdef Py_ssize_t place
+        cdef Key bytes_key
         if self.capacity == 0:
             return
         if type(key) is Unseen:
             entry.hash, entry.plain, entry.key = (<Unseen>key).hash, True, (<Unseen>key).key
-            if self._plain_key(entry.hash, entry.key) is not None:
+            bytes_key.data, bytes_key.size = PyBytes_AS_STRING(entry.key), PyBytes_GET_SIZE(entry.key)
+            if self._plain(entry.hash, &bytes_key) != NULL:
                 return  # another thread kept it first
         else:
             entry.hash, entry.plain, entry.key = self._hash_of(key), False, key
             if self._general(entry.hash, key) is not None:
                 return
         entry.problem = problem
-        cdef Py_ssize_t count = len(self.kept)
+        cdef Py_ssize_t count = len(self.kept), place
         cdef object evicted = None
         if count < self.capacity:
             if 2 * (count + 1) > self.slot_mask + 1:
@@ -242,136 +303,113 @@ cdef class PlainRequests:
             self._unslot(place, (<Kept>evicted).hash)
             self.kept[place] = entry  # ``evicted`` still holds the old one: nothing is freed here
             self.oldest = (place + 1) % self.capacity
-        self._slot(place, entry.hash)
+        self._slot(place, entry)
 
     cdef uint64_t _hash_of(self, key) except? 0:
         return fm_mix(<uint64_t>PyObject_Hash(key)) & self.hash_mask
 
-    cdef Kept _plain(self, uint64_t h, dict own, object migration_version, object migratable):
-        """The plain entry whose descriptor the record's is, or None."""
-        cdef Py_ssize_t slot = h & self.slot_mask
-        cdef Kept entry
-        while self.slot_place[slot] >= 0:
-            if self.slot_hash[slot] == h:
-                entry = <Kept>PyList_GET_ITEM(self.kept, self.slot_place[slot])
-                if entry.plain and same_descriptor(entry.key, own, migration_version, migratable):
-                    return entry
-            slot = (slot + 1) & self.slot_mask
-        return None
-
-    cdef Kept _plain_key(self, uint64_t h, tuple key):
-        """The plain entry kept under ``key`` (``Unseen.key``: of str, int, bool and None, which
-        tuples compare value for value and type for type), or None."""
-        cdef Py_ssize_t slot = h & self.slot_mask
-        cdef Kept entry
-        while self.slot_place[slot] >= 0:
-            if self.slot_hash[slot] == h:
-                entry = <Kept>PyList_GET_ITEM(self.kept, self.slot_place[slot])
-                if entry.plain and entry.key == key:
-                    return entry
-            slot = (slot + 1) & self.slot_mask
-        return None
+    cdef PyObject* _plain(self, uint64_t h, const Key* key) noexcept:
+        """The problem kept under a plain key (borrowed), or NULL."""
+        cdef Py_ssize_t at = h & self.slot_mask
+        cdef Slot* slot = &self.slots[at]
+        while slot.place >= 0:
+            if slot.hash == h and slot.key_size == key.size and slot.key != NULL and memcmp(slot.key, key.data, key.size) == 0:
+                return slot.problem
+            at = (at + 1) & self.slot_mask
+            slot = &self.slots[at]
+        return NULL
 
     cdef Kept _general(self, uint64_t h, object key):
-        cdef Py_ssize_t slot = h & self.slot_mask
+        cdef Py_ssize_t at = h & self.slot_mask
         cdef Kept entry
-        while self.slot_place[slot] >= 0:
-            if self.slot_hash[slot] == h:
-                entry = <Kept>PyList_GET_ITEM(self.kept, self.slot_place[slot])
-                if not entry.plain and PyObject_RichCompareBool(entry.key, key, Py_EQ):
+        while self.slots[at].place >= 0:
+            if self.slots[at].hash == h and self.slots[at].key == NULL:
+                entry = <Kept>PyList_GET_ITEM(self.kept, self.slots[at].place)
+                if PyObject_RichCompareBool(entry.key, key, Py_EQ):  # of str, int, bool, None, types
                     return entry
-            slot = (slot + 1) & self.slot_mask
+            at = (at + 1) & self.slot_mask
         return None
 
-    cdef void _slot(self, Py_ssize_t place, uint64_t h) noexcept:
-        cdef Py_ssize_t slot = h & self.slot_mask
-        while self.slot_place[slot] >= 0:
-            slot = (slot + 1) & self.slot_mask
-        self.slot_hash[slot] = h
-        self.slot_place[slot] = place
+    cdef void _slot(self, Py_ssize_t place, Kept entry) noexcept:
+        cdef Py_ssize_t at = entry.hash & self.slot_mask
+        while self.slots[at].place >= 0:
+            at = (at + 1) & self.slot_mask
+        cdef Slot* slot = &self.slots[at]
+        slot.hash = entry.hash
+        slot.key = PyBytes_AS_STRING(entry.key) if entry.plain else NULL
+        slot.key_size = PyBytes_GET_SIZE(entry.key) if entry.plain else 0
+        slot.problem = <PyObject*>entry.problem
+        slot.place = place
 
     cdef void _unslot(self, Py_ssize_t place, uint64_t h) noexcept:
-        """Empties the slot of ``place``, moving back the entries after it that would otherwise
-        no longer be found from their own slot (linear probing's deletion)."""
+        """Empties the slot of ``place``, moving back the slots after it that would otherwise no
+        longer be found from their own (linear probing's deletion)."""
         cdef Py_ssize_t mask = self.slot_mask
-        cdef Py_ssize_t hole = h & mask, slot, home
-        while self.slot_place[hole] != place:
+        cdef Py_ssize_t hole = h & mask, at, home
+        while self.slots[hole].place != place:
             hole = (hole + 1) & mask
-        slot = hole
+        at = hole
         while True:
-            slot = (slot + 1) & mask
-            if self.slot_place[slot] < 0:
+            at = (at + 1) & mask
+            if self.slots[at].place < 0:
                 break
-            home = self.slot_hash[slot] & mask
+            home = self.slots[at].hash & mask
             # it stays unless the hole lies cyclically between its home slot and where it is
-            if (slot - home) & mask >= (slot - hole) & mask:
-                self.slot_place[hole] = self.slot_place[slot]
-                self.slot_hash[hole] = self.slot_hash[slot]
-                hole = slot
-        self.slot_place[hole] = -1
+            if (at - home) & mask >= (at - hole) & mask:
+                self.slots[hole] = self.slots[at]
+                hole = at
+        self.slots[hole].place = -1
 
-    cdef int _resize(self, Py_ssize_t slots) except -1:
-        """A table of ``slots`` slots (a power of two) holding the kept entries."""
-        cdef Py_ssize_t* places = <Py_ssize_t*>malloc(slots * sizeof(Py_ssize_t))
-        cdef uint64_t* hashes = <uint64_t*>malloc(slots * sizeof(uint64_t))
-        if places == NULL or hashes == NULL:
-            free(places)
-            free(hashes)
+    cdef int _resize(self, Py_ssize_t count) except -1:
+        """A table of ``count`` slots (a power of two) holding the kept entries."""
+        cdef Slot* slots = <Slot*>malloc(count * sizeof(Slot))
+        if slots == NULL:
             raise MemoryError()
-        cdef Py_ssize_t slot, place
-        for slot in range(slots):
-            places[slot] = -1
-        free(self.slot_place)
-        free(self.slot_hash)
-        self.slot_place, self.slot_hash, self.slot_mask = places, hashes, slots - 1
+        cdef Py_ssize_t at, place
+        for at in range(count):
+            slots[at].place = -1
+        free(self.slots)
+        self.slots, self.slot_mask = slots, count - 1
         for place in range(len(self.kept)):
-            self._slot(place, (<Kept>self.kept[place]).hash)
+            self._slot(place, <Kept>self.kept[place])
         return 0
 
 
-cdef bint same_descriptor(tuple key, dict own, object migration_version, object migratable) except -1:
-    """Whether a plain record's parts are those of ``key`` (``Unseen.key``): the same names in
-    the same order, each value of the same type and equal."""
-    if PyTuple_GET_ITEM(key, 2) != <PyObject*>migratable:
-        return False
-    kept_version = <object>PyTuple_GET_ITEM(key, 1)
-    if kept_version is not migration_version:
-        if kept_version is None or migration_version is None or <str>kept_version != <str>migration_version:
-            return False
-    pairs = <tuple>PyTuple_GET_ITEM(key, 0)
-    if PyTuple_GET_SIZE(pairs) != len(own):
-        return False
-    cdef Py_ssize_t at = 0, n = 0
+cdef bint descriptor_of(dict own, object migration_version, object migratable, Key* key, uint64_t* h) except -1:
+    """Writes a plain record's key (the module's docstring) and its hash; False when ``self``
+    holds anything but str names and str or int64 values."""
     cdef PyObject* name
     cdef PyObject* item
+    cdef Py_ssize_t at = 0
+    cdef int overflow = 0
+    cdef int64_t number
+    cdef uint64_t mixed = fm_mix(<uint64_t>len(own))
     while PyDict_Next(own, &at, &name, &item):
-        pair = <tuple>PyTuple_GET_ITEM(pairs, n)
-        kept_name = <object>PyTuple_GET_ITEM(pair, 0)
-        kept_item = <object>PyTuple_GET_ITEM(pair, 1)
-        n += 1
-        if kept_name is not <object>name and <str>kept_name != <str><object>name:
+        # str and int (never bool or float) values
+        if not is_str(<object>name):
             return False
-        if kept_item is <object>item:
-            continue
-        if type(kept_item) is not type(<object>item):
-            return False
-        if is_str(kept_item):
-            if <str>kept_item != <str><object>item:
+        put_tag(key, PAIR)
+        put_str(key, <object>name)
+        mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(<object>name))
+        if is_str(<object>item):
+            put_str(key, <object>item)
+            mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(<object>item) ^ STR)
+        elif type(<object>item) is int:
+            number = PyLong_AsLongLongAndOverflow(<object>item, &overflow)
+            if overflow:
                 return False
-        elif not PyObject_RichCompareBool(kept_item, <object>item, Py_EQ):  # ints: no Python code runs
+            put_tag(key, INT)
+            put(key, &number, 8)
+            mixed = fm_mix(mixed ^ <uint64_t>number ^ INT)
+        else:
             return False
+    put_tag(key, VERSION)
+    if migration_version is None:
+        put_tag(key, NONE)
+        mixed = fm_mix(mixed ^ NONE)
+    else:
+        put_str(key, migration_version)
+        mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(migration_version) ^ STR)
+    put_tag(key, MIGRATABLE_TRUE if migratable is True else MIGRATABLE_FALSE)
+    h[0] = fm_mix(mixed ^ (MIGRATABLE_TRUE if migratable is True else MIGRATABLE_FALSE))
     return True
-
-
-cdef tuple plain_key(dict own, object migration_version, object migratable):
-    """``Unseen.key`` of a plain record's parts."""
-    cdef Py_ssize_t at = 0, n = 0
-    cdef PyObject* name
-    cdef PyObject* item
-    pairs = PyTuple_New(len(own))
-    while PyDict_Next(own, &at, &name, &item):
-        pair = (<object>name, <object>item)
-        Py_INCREF(pair)
-        PyTuple_SET_ITEM(pairs, n, pair)
-        n += 1
-    return (pairs, migration_version, migratable)
