@@ -1518,6 +1518,14 @@ cdef inline int64_t whole_lines(int64_t words) noexcept nogil:
     return (words + WORDS_PER_LINE - 1) // WORDS_PER_LINE * WORDS_PER_LINE
 
 
+cdef struct RequestSide:  # what RequestTargets holds for its rankings: read without the GIL
+    Devices arrays
+    const int64_t* available_on_host
+    int64_t n_host_codes
+    const uint8_t* available
+    int64_t available_count
+
+
 cdef class RequestTargets:
     """What a one-device request reads of a TargetIndex's targets besides the problem of the
     device's descriptor: the targets' device arrays (``DeviceView``), the available targets on
@@ -1527,13 +1535,10 @@ cdef class RequestTargets:
     outcomes, its bounded heap of candidates, its exclusions and its k best targets. Its buffers
     are the calling thread's own, taken from and given back to the C allocator without the GIL
     (a thread's arena hands the same memory back from call to call: no page faults, no lock
-    shared with the other callers)."""
+    shared with the other callers). ``fastmatch._request`` calls the same two steps in C
+    (``ranking_of`` with the GIL, ``rank`` without)."""
 
-    cdef Devices arrays
-    cdef const int64_t* available_on_host
-    cdef int64_t n_host_codes
-    cdef const uint8_t* available
-    cdef int64_t available_count
+    cdef RequestSide side
     cdef tuple keep
 
     def __init__(self, DeviceView targets, available_on_host, available):
@@ -1541,11 +1546,11 @@ cdef class RequestTargets:
         flags = np.ascontiguousarray(available, dtype=np.uint8)
         if len(flags) != targets.arrays.n_targets:
             raise ValueError("one availability flag a target device")
-        self.arrays = targets.arrays
-        self.available_on_host = <const int64_t*>address(on_host)
-        self.n_host_codes = len(on_host)
-        self.available = <const uint8_t*>address(flags)
-        self.available_count = int(np.count_nonzero(flags))
+        self.side.arrays = targets.arrays
+        self.side.available_on_host = <const int64_t*>address(on_host)
+        self.side.n_host_codes = len(on_host)
+        self.side.available = <const uint8_t*>address(flags)
+        self.side.available_count = int(np.count_nonzero(flags))
         self.keep = (targets, on_host, flags)
 
     def top_k(self, Problem problem, int64_t host, int64_t twin, int64_t k):
@@ -1554,85 +1559,99 @@ cdef class RequestTargets:
         them. ``problem``: of the device's descriptor, one source class (None: no target can
         take it); ``host``: the code of its host among the targets' (0: none, -1: no target's);
         ``twin``: the target with its id, or -1."""
-        return self.ranked(problem, host, twin, max(k, 0))
+        cdef Ranking ranking
+        answer = ranking_of(self, problem, max(k, 0), &ranking)
+        ranking.host = host
+        ranking.twin = twin
+        cdef int ranked
+        if ranking.kernel != NULL:
+            with nogil:
+                ranked = rank(&ranking)
+            if ranked != 0:
+                raise MemoryError()
+        return answer
 
-    cdef tuple ranked(self, Problem problem, int64_t host, int64_t twin, int64_t k):
-        """``top_k``, for k >= 0."""
-        cdef cnp.npy_intp shape[2]
-        shape[0] = 1
-        shape[1] = k
-        cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
-        cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
-        cdef int64_t* indices_at = <int64_t*>address(indices)
-        cdef int64_t* scores_at = <int64_t*>address(scores)
-        cdef int64_t c
-        if problem is None:
-            for c in range(k):
-                indices_at[c] = -1
-                scores_at[c] = -1
-            return indices, scores
-        if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
-            raise ValueError("a problem of one source class against these targets")
-        if problem._target_matches is None:
-            raise ValueError("a problem whose records are matched (Problem.prepare)")
-        cdef const Kernel* kernel = &problem.kernel
-        cdef const uint8_t* target_matches = <const uint8_t*>address(problem._target_matches)
-        cdef const uint8_t* source_matches = <const uint8_t*>address(problem._source_matches)
-        cdef int lane_bytes = problem.lane_bytes
-        cdef Devices arrays = self.arrays
-        cdef int64_t depth = k
-        cdef Reduction reduction
-        cdef int64_t source_order[1]
-        cdef int64_t source_start[2]
-        cdef int64_t whole[2]
-        cdef int64_t scratch_size, row_size
-        cdef const int64_t* ranges
-        cdef int64_t n_ranges
-        cdef void* buffers = NULL
-        cdef uint64_t* scratch
-        cdef int64_t* row
-        with nogil:
-            # The candidates to rank so that k are left after the device's own exclusions (the
-            # available targets on its host, and itself): as DeviceRules.top_k_depth.
-            if arrays.exclude_same_host and 0 < host < self.n_host_codes:
-                depth += self.available_on_host[host]
-            if 0 <= twin < arrays.n_targets and self.available[twin]:
-                depth += 1
-            depth = min(depth, self.available_count)
-            scratch_size = whole_lines(scratch_words(kernel))
-            row_size = whole_lines(arrays.n_classes)
-            if posix_memalign(&buffers, CACHE_LINE, (scratch_size + row_size + 2 * depth + 1) * 8) == 0:
-                scratch = <uint64_t*>buffers
-                row = <int64_t*>buffers + scratch_size
-                whole[0] = 0
-                whole[1] = arrays.n_classes
-                ranges = row_ranges(kernel, 0, True, whole)
-                n_ranges = row_range_count(kernel, 0, True)
-                source_order[0] = 0
-                source_start[0] = 0
-                source_start[1] = 1
-                arrays.source_order = source_order
-                arrays.source_start = source_start
-                arrays.source_host = &host
-                arrays.source_twin = &twin
-                reduction.kind = REDUCE_TOP_K
-                reduction.k = k
-                reduction.depth = &depth
-                reduction.indices = indices_at
-                reduction.values = scores_at
-                if lane_bytes == 2:
-                    evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint16_t*>NULL)
-                elif lane_bytes == 4:
-                    evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint32_t*>NULL)
-                else:
-                    evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint64_t*>NULL)
-                top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, row + row_size)
-                free(buffers)
-        if buffers == NULL:
-            raise MemoryError()
+
+cdef tuple ranking_of(object targets, object problem, int64_t k, Ranking* ranking):
+    """``(indices, scores)``, (1, k) each, and the ``ranking`` that ``rank`` fills them from once
+    its ``host`` and ``twin`` are set (``RequestTargets.top_k``); its ``kernel`` is NULL, and the
+    answer filled already, when ``problem`` is None."""
+    cdef RequestTargets side = <RequestTargets?>targets
+    cdef cnp.npy_intp shape[2]
+    shape[0] = 1
+    shape[1] = k
+    cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    ranking.side = &side.side
+    ranking.k = k
+    ranking.indices = <int64_t*>address(indices)
+    ranking.scores = <int64_t*>address(scores)
+    ranking.kernel = NULL
+    cdef int64_t c
+    if problem is None:
+        for c in range(k):
+            ranking.indices[c] = -1
+            ranking.scores[c] = -1
         return indices, scores
+    cdef Problem kept = <Problem?>problem
+    if kept.kernel.src.n != 1 or kept.kernel.tgt.n != side.side.arrays.n_classes:
+        raise ValueError("a problem of one source class against these targets")
+    if kept._target_matches is None:
+        raise ValueError("a problem whose records are matched (Problem.prepare)")
+    ranking.kernel = &kept.kernel
+    ranking.target_matches = <const uint8_t*>address(kept._target_matches)
+    ranking.source_matches = <const uint8_t*>address(kept._source_matches)
+    ranking.lane_bytes = kept.lane_bytes
+    return indices, scores
 
 
-cdef tuple request_top_k(object targets, object problem, int64_t host, int64_t twin, int64_t k):
-    """``RequestTargets.top_k`` called from C (``fastmatch._request``): no arguments to parse."""
-    return (<RequestTargets?>targets).ranked(<Problem?>problem if problem is not None else None, host, twin, k)
+cdef int rank(Ranking* ranking) noexcept nogil:
+    """Fills a ranking's answer (``ranking_of``): -1 when its buffers cannot be had, else 0.
+    The caller holds the problem and the targets."""
+    cdef const RequestSide* side = <const RequestSide*>ranking.side
+    cdef const Kernel* kernel = <const Kernel*>ranking.kernel
+    cdef Devices arrays = side.arrays
+    # The candidates to rank so that k are left after the device's own exclusions (the available
+    # targets on its host, and itself): as DeviceRules.top_k_depth.
+    cdef int64_t depth = ranking.k
+    if arrays.exclude_same_host and 0 < ranking.host < side.n_host_codes:
+        depth += side.available_on_host[ranking.host]
+    if 0 <= ranking.twin < arrays.n_targets and side.available[ranking.twin]:
+        depth += 1
+    depth = min(depth, side.available_count)
+    cdef int64_t scratch_size = whole_lines(scratch_words(kernel))
+    cdef int64_t row_size = whole_lines(arrays.n_classes)
+    cdef void* buffers = NULL
+    if posix_memalign(&buffers, CACHE_LINE, (scratch_size + row_size + 2 * depth + 1) * 8) != 0:
+        return -1
+    cdef uint64_t* scratch = <uint64_t*>buffers
+    cdef int64_t* row = <int64_t*>buffers + scratch_size
+    cdef int64_t whole[2]
+    whole[0] = 0
+    whole[1] = arrays.n_classes
+    cdef const int64_t* ranges = row_ranges(kernel, 0, True, whole)
+    cdef int64_t n_ranges = row_range_count(kernel, 0, True)
+    cdef int64_t source_order[1]
+    cdef int64_t source_start[2]
+    source_order[0] = 0
+    source_start[0] = 0
+    source_start[1] = 1
+    arrays.source_order = source_order
+    arrays.source_start = source_start
+    arrays.source_host = &ranking.host
+    arrays.source_twin = &ranking.twin
+    cdef Reduction reduction
+    reduction.kind = REDUCE_TOP_K
+    reduction.k = ranking.k
+    reduction.depth = &depth
+    reduction.indices = ranking.indices
+    reduction.values = ranking.scores
+    if ranking.lane_bytes == 2:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint16_t*>NULL)
+    elif ranking.lane_bytes == 4:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint32_t*>NULL)
+    else:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint64_t*>NULL)
+    top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, row + row_size)
+    free(buffers)
+    return 0

@@ -19,15 +19,15 @@ each).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_Next
+from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM
-from cpython.long cimport PyLong_AsLongLong, PyLong_AsLongLongAndOverflow
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport Py_EQ, PyObject, PyObject_Hash, PyObject_RichCompareBool
 from libc.stdint cimport int64_t, uint8_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
-from fastmatch._kernel cimport request_top_k
+from fastmatch._kernel cimport Ranking, rank, ranking_of
 
 from fastmatch.values import INT64_MAX
 
@@ -35,9 +35,10 @@ cdef extern from "hashing.h":
     uint64_t fm_mix(uint64_t h) noexcept nogil
 
 cdef extern from "Python.h":
-    int PyUnicode_KIND(object text)
-    void* PyUnicode_DATA(object text)
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    # of a str: plain reads of an object that does not change, so also without the GIL
+    int PyUnicode_KIND(PyObject* text) nogil
+    void* PyUnicode_DATA(PyObject* text) nogil
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* text) nogil
 
 # A record's fields, told apart by their str hashes first (a str caches its hash).
 cdef enum Field:
@@ -95,12 +96,12 @@ cdef inline int put_tag(Key* key, uint8_t tag) except -1:
 cdef inline int put_str(Key* key, object text) except -1:
     """``text``, a str: PEP 393 keeps every str in its narrowest kind, so equal strings have equal
     kinds, lengths and characters."""
-    cdef uint8_t kind = <uint8_t>PyUnicode_KIND(text)
-    cdef int64_t length = PyUnicode_GET_LENGTH(text)
+    cdef uint8_t kind = <uint8_t>PyUnicode_KIND(<PyObject*>text)
+    cdef int64_t length = PyUnicode_GET_LENGTH(<PyObject*>text)
     put_tag(key, STR)
     put(key, &kind, 1)
     put(key, &length, 8)
-    return put(key, PyUnicode_DATA(text), length * kind)
+    return put(key, PyUnicode_DATA(<PyObject*>text), length * kind)
 
 
 cdef class Unseen:
@@ -146,6 +147,65 @@ cdef inline Field field_of(object name):
     return UNKNOWN
 
 
+cdef struct Name:  # one slot of a Names table
+    uint64_t hash  # the str's own
+    PyObject* text  # NULL: an empty slot
+    int64_t value
+
+
+cdef inline bint same_text(PyObject* one, PyObject* other) noexcept nogil:
+    cdef Py_ssize_t length = PyUnicode_GET_LENGTH(one)
+    cdef int kind = PyUnicode_KIND(one)
+    return (
+        one == other
+        or length == PyUnicode_GET_LENGTH(other) and kind == PyUnicode_KIND(other)
+        and memcmp(PyUnicode_DATA(one), PyUnicode_DATA(other), length * kind) == 0
+    )
+
+
+cdef class Names:
+    """A dict of str to int (the targets' hosts or ids) that is read without the GIL: a big one
+    misses the cache on each lookup, which would otherwise hold the GIL meanwhile. Its strs are
+    the dict's, held by it."""
+
+    cdef dict names
+    cdef Name* slots
+    cdef Py_ssize_t mask
+
+    def __init__(self, dict names):
+        cdef Py_ssize_t count = 16
+        while count < 2 * len(names):
+            count *= 2
+        self.slots = <Name*>calloc(count, sizeof(Name))
+        if self.slots == NULL:
+            raise MemoryError()
+        self.mask = count - 1
+        self.names = names
+        cdef Py_ssize_t at
+        for text, value in names.items():
+            if type(text) is not str:
+                raise TypeError(f"names are str, got {text!r}")
+            at = PyObject_Hash(text) & self.mask
+            while self.slots[at].text != NULL:
+                at = (at + 1) & self.mask
+            self.slots[at].hash = <uint64_t>PyObject_Hash(text)
+            self.slots[at].text = <PyObject*>text
+            self.slots[at].value = value
+
+    def __dealloc__(self):
+        free(self.slots)
+
+    cdef int64_t find(self, uint64_t hash, PyObject* text, int64_t missing) noexcept nogil:
+        """The value of the str ``text`` (whose hash is ``hash``; the caller holds it), else
+        ``missing``."""
+        cdef Py_ssize_t at = hash & self.mask
+        while self.slots[at].text != NULL:
+            if self.slots[at].hash == hash and same_text(self.slots[at].text, text):
+                return self.slots[at].value
+            at = (at + 1) & self.mask
+        return missing
+
+
 cdef class PlainRequests:
     """A TargetIndex's one-record requests: up to ``capacity`` kept problems of descriptors
     (None: no target can take it), the oldest going first; ``host_codes`` and ``target_ids`` are
@@ -157,7 +217,7 @@ cdef class PlainRequests:
     Every method runs holding the GIL and calls no Python code while it reads or changes the
     table, so a reader on another thread sees it before or after a change, never half way."""
 
-    cdef dict host_codes, target_ids
+    cdef Names host_codes, target_ids
     cdef object targets
     cdef Py_ssize_t largest_k, capacity
     cdef uint64_t hash_mask
@@ -172,8 +232,8 @@ cdef class PlainRequests:
         if capacity < 0 or not 0 <= hash_bits <= 64:
             raise ValueError(f"capacity >= 0 and 0 <= hash_bits <= 64, got {capacity} and {hash_bits}")
         self.capacity = capacity
-        self.host_codes = host_codes
-        self.target_ids = target_ids
+        self.host_codes = Names(host_codes)
+        self.target_ids = Names(target_ids)
         self.targets = targets
         self.largest_k = largest_k
         self.hash_mask = ~<uint64_t>0 if hash_bits == 64 else (<uint64_t>1 << hash_bits) - 1
@@ -254,19 +314,26 @@ cdef class PlainRequests:
         finally:
             if key.heap:
                 free(key.data)
-        # Held here: a thread that drops it from the table while this one ranks without the GIL
-        # does not free it.
+        # Held here, as are the device's id and host: a thread that drops them (from the table,
+        # from the record) while this one ranks without the GIL does not free them.
         cdef object held = <object>problem
-        code = PyDict_GetItem(self.host_codes, host if host is not None else "")
-        twin = PyDict_GetItem(self.target_ids, device_id)
-        # A host no target is on is -1 (none is 0); a device that is no target has no twin.
-        return request_top_k(
-            self.targets,
-            held,
-            PyLong_AsLongLong(<object>code) if code != NULL else -1,
-            PyLong_AsLongLong(<object>twin) if twin != NULL else -1,
-            wanted,
-        )
+        cdef object host_text = host if host is not None else ""
+        cdef uint64_t host_hash = <uint64_t>PyObject_Hash(host_text)
+        cdef uint64_t id_hash = <uint64_t>PyObject_Hash(device_id)
+        cdef Ranking ranking
+        answer = ranking_of(self.targets, held, wanted, &ranking)
+        if ranking.kernel == NULL:
+            return answer
+        cdef Names host_codes = self.host_codes, target_ids = self.target_ids
+        cdef int ranked
+        with nogil:
+            # A host no target is on is -1 (none is 0); a device that is no target has no twin.
+            ranking.host = host_codes.find(host_hash, <PyObject*>host_text, -1)
+            ranking.twin = target_ids.find(id_hash, <PyObject*>device_id, -1)
+            ranked = rank(&ranking)
+        if ranked != 0:
+            raise MemoryError()
+        return answer
 
     def problem_of(self, key, default):
         """The problem kept under ``descriptor_key``'s ``key``, else ``default``."""
