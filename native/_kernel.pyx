@@ -1535,8 +1535,8 @@ cdef class RequestTargets:
     outcomes, its bounded heap of candidates, its exclusions and its k best targets. Its buffers
     are the calling thread's own, taken from and given back to the C allocator without the GIL
     (a thread's arena hands the same memory back from call to call: no page faults, no lock
-    shared with the other callers). ``fastmatch._request`` calls the same two steps in C
-    (``ranking_of`` with the GIL, ``rank`` without)."""
+    shared with the other callers). ``fastmatch._request`` calls the same steps in C
+    (``prepare_ranking`` once a descriptor, ``answer_of`` with the GIL, ``rank`` without)."""
 
     cdef RequestSide side
     cdef tuple keep
@@ -1560,7 +1560,8 @@ cdef class RequestTargets:
         take it); ``host``: the code of its host among the targets' (0: none, -1: no target's);
         ``twin``: the target with its id, or -1."""
         cdef Ranking ranking
-        answer = ranking_of(self, problem, max(k, 0), &ranking)
+        prepare_ranking(self, problem, &ranking)
+        answer = answer_of(&ranking, max(k, 0))
         ranking.host = host
         ranking.twin = twin
         cdef int ranked
@@ -1572,27 +1573,15 @@ cdef class RequestTargets:
         return answer
 
 
-cdef tuple ranking_of(object targets, object problem, int64_t k, Ranking* ranking):
-    """``(indices, scores)``, (1, k) each, and the ``ranking`` that ``rank`` fills them from once
-    its ``host`` and ``twin`` are set (``RequestTargets.top_k``); its ``kernel`` is NULL, and the
-    answer filled already, when ``problem`` is None."""
+cdef int prepare_ranking(object targets, object problem, Ranking* ranking) except -1:
+    """What a ranking reads of ``targets`` (a RequestTargets) and ``problem`` (None: no target
+    can take the device's descriptor), the same for every device of that descriptor; the caller
+    holds both while it ranks."""
     cdef RequestTargets side = <RequestTargets?>targets
-    cdef cnp.npy_intp shape[2]
-    shape[0] = 1
-    shape[1] = k
-    cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
-    cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
     ranking.side = &side.side
-    ranking.k = k
-    ranking.indices = <int64_t*>address(indices)
-    ranking.scores = <int64_t*>address(scores)
     ranking.kernel = NULL
-    cdef int64_t c
     if problem is None:
-        for c in range(k):
-            ranking.indices[c] = -1
-            ranking.scores[c] = -1
-        return indices, scores
+        return 0
     cdef Problem kept = <Problem?>problem
     if kept.kernel.src.n != 1 or kept.kernel.tgt.n != side.side.arrays.n_classes:
         raise ValueError("a problem of one source class against these targets")
@@ -1602,6 +1591,25 @@ cdef tuple ranking_of(object targets, object problem, int64_t k, Ranking* rankin
     ranking.target_matches = <const uint8_t*>address(kept._target_matches)
     ranking.source_matches = <const uint8_t*>address(kept._source_matches)
     ranking.lane_bytes = kept.lane_bytes
+    return 0
+
+
+cdef tuple answer_of(Ranking* ranking, int64_t k):
+    """``(indices, scores)``, (1, k) each, that ``rank`` fills once the ranking's ``host`` and
+    ``twin`` are set; filled now when no target can take the descriptor (``kernel`` NULL)."""
+    cdef cnp.npy_intp shape[2]
+    shape[0] = 1
+    shape[1] = k
+    cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    ranking.k = k
+    ranking.indices = <int64_t*>address(indices)
+    ranking.scores = <int64_t*>address(scores)
+    cdef int64_t c
+    if ranking.kernel == NULL:
+        for c in range(k):
+            ranking.indices[c] = -1
+            ranking.scores[c] = -1
     return indices, scores
 
 

@@ -27,7 +27,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
-from fastmatch._kernel cimport Ranking, rank, ranking_of
+from fastmatch._kernel cimport Ranking, answer_of, prepare_ranking, rank
 
 from fastmatch.values import INT64_MAX
 
@@ -117,12 +117,14 @@ cdef class Unseen:
 
 
 cdef class Kept:
-    """A kept descriptor's problem, under ``Unseen.key`` (``plain``) or ``descriptor_key``'s."""
+    """A kept descriptor's problem, under ``Unseen.key`` (``plain``) or ``descriptor_key``'s, and
+    what its devices' rankings read of it."""
 
     cdef uint64_t hash
     cdef bint plain
     cdef object key
     cdef object problem
+    cdef Ranking ranking
 
 
 cdef struct Slot:  # one slot of the table: what a lookup reads of a kept descriptor
@@ -131,6 +133,7 @@ cdef struct Slot:  # one slot of the table: what a lookup reads of a kept descri
     const char* key  # the Kept's key bytes (NULL: a descriptor_key's, compared as a Python object)
     Py_ssize_t key_size
     PyObject* problem  # the Kept's
+    Ranking ranking  # the Kept's: a lookup reads no more than the slot and the key
 
 
 cdef inline bint is_str(object value):
@@ -303,27 +306,30 @@ cdef class PlainRequests:
         cdef Key key
         key.data, key.size, key.room, key.heap = on_stack, 0, KEY_ON_STACK, False
         cdef uint64_t h
-        cdef PyObject* problem = NULL
+        cdef Slot* slot = NULL
+        cdef object held
+        cdef Ranking ranking
         try:
             if not descriptor_of(<dict>own, migration_version, migratable, &key, &h):
                 return None
             h &= self.hash_mask
-            problem = self._plain(h, &key)
-            if problem == NULL:
+            slot = self._plain(h, &key)
+            if slot == NULL:
                 return Unseen(PyBytes_FromStringAndSize(key.data, key.size), h)
+            # Held here, before any Python code may run (and change the table): a thread that
+            # drops it while this one ranks without the GIL does not free it.
+            held = <object>slot.problem
+            ranking = slot.ranking
         finally:
             if key.heap:
                 free(key.data)
-        # Held here, as are the device's id and host: a thread that drops them (from the table,
-        # from the record) while this one ranks without the GIL does not free them.
-        cdef object held = <object>problem
+        answer = answer_of(&ranking, wanted)
+        if ranking.kernel == NULL:
+            return answer
+        # The device's id and host, held by the record, are held here too.
         cdef object host_text = host if host is not None else ""
         cdef uint64_t host_hash = <uint64_t>PyObject_Hash(host_text)
         cdef uint64_t id_hash = <uint64_t>PyObject_Hash(device_id)
-        cdef Ranking ranking
-        answer = ranking_of(self.targets, held, wanted, &ranking)
-        if ranking.kernel == NULL:
-            return answer
         cdef Names host_codes = self.host_codes, target_ids = self.target_ids
         cdef int ranked
         with nogil:
@@ -357,6 +363,7 @@ cdef class PlainRequests:
             if self._general(entry.hash, key) is not None:
                 return
         entry.problem = problem
+        prepare_ranking(self.targets, problem, &entry.ranking)
         cdef Py_ssize_t count = len(self.kept), place
         cdef object evicted = None
         if count < self.capacity:
@@ -375,13 +382,13 @@ cdef class PlainRequests:
     cdef uint64_t _hash_of(self, key) except? 0:
         return fm_mix(<uint64_t>PyObject_Hash(key)) & self.hash_mask
 
-    cdef PyObject* _plain(self, uint64_t h, const Key* key) noexcept:
-        """The problem kept under a plain key (borrowed), or NULL."""
+    cdef Slot* _plain(self, uint64_t h, const Key* key) noexcept:
+        """The slot of the problem kept under a plain key, or NULL."""
         cdef Py_ssize_t at = h & self.slot_mask
         cdef Slot* slot = &self.slots[at]
         while slot.place >= 0:
             if slot.hash == h and slot.key_size == key.size and slot.key != NULL and memcmp(slot.key, key.data, key.size) == 0:
-                return slot.problem
+                return slot
             at = (at + 1) & self.slot_mask
             slot = &self.slots[at]
         return NULL
@@ -406,6 +413,7 @@ cdef class PlainRequests:
         slot.key = PyBytes_AS_STRING(entry.key) if entry.plain else NULL
         slot.key_size = PyBytes_GET_SIZE(entry.key) if entry.plain else 0
         slot.problem = <PyObject*>entry.problem
+        slot.ranking = entry.ranking
         slot.place = place
 
     cdef void _unslot(self, Py_ssize_t place, uint64_t h) noexcept:

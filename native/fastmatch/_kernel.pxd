@@ -5,7 +5,8 @@ from libc.stdint cimport int64_t, uint8_t
 
 cdef struct Ranking:
     # One source device ranked against a RequestTargets' targets: what ``rank`` reads and writes
-    # without the GIL. ``ranking_of`` sets all but ``host`` and ``twin``.
+    # without the GIL. ``prepare_ranking`` sets what a descriptor's devices share (``side`` to
+    # ``lane_bytes``), ``answer_of`` the answer (``k`` and after), the caller ``host`` and ``twin``.
     const void* side  # the RequestTargets'
     const void* kernel  # the problem's (NULL: no target can take it, the answer is filled)
     const uint8_t* target_matches
@@ -17,5 +18,6 @@ cdef struct Ranking:
     int64_t* indices  # (1, k)
     int64_t* scores
 
-cdef tuple ranking_of(object targets, object problem, int64_t k, Ranking* ranking)
+cdef int prepare_ranking(object targets, object problem, Ranking* ranking) except -1
+cdef tuple answer_of(Ranking* ranking, int64_t k)
 cdef int rank(Ranking* ranking) noexcept nogil
