@@ -44,8 +44,10 @@ class TargetIndex:
     ``migratable``, as written) is prepared once: the kernel's problem for it is kept for the
     next request with the same descriptor, whatever its id and host, up to
     ``prepared_descriptors`` of them (the oldest go first; 0 keeps none). Such a request is
-    then read and looked up in C and ranked by one native call that runs without the GIL, so
-    threads that share an index answer in parallel. A kept problem answers as the settings
+    then answered by one native call (``native/_request.pyx``) that reads the record and finds
+    its descriptor's problem holding the GIL (about a microsecond), then looks its host and id
+    up among the targets' and ranks without it, so threads that share an index answer in
+    parallel. A kept problem answers as the settings
     were when it was prepared (``FASTMATCH_IMPLEMENTATION``, ``FASTMATCH_BLOCKING``), and a
     single record's answer is held to ``FASTMATCH_MEMORY_LIMIT`` as it was when the index was
     made.
@@ -102,7 +104,7 @@ class TargetIndex:
         """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
         :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
         plain = self._plain.top_k(sources, k)
-        if type(plain) is tuple:
+        if isinstance(plain, tuple):
             return plain
         if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
             answer = self._top_k_of_record(sources, k, plain)
