@@ -40,6 +40,54 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(PyObject* text) nogil
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* text) nogil
 
+# A thread that ends its work without the GIL and finds the GIL taken sleeps on a condition
+# variable until the holder lets it go; waking it costs 17-29 us on these VMs, several warm
+# requests, so two threads that meet now and then serve no more than one (BENCHMARKS.md, "Kept
+# descriptors"). A warm request's thread therefore waits for the GIL to look free, up to about
+# a wake-up's cost, before it takes it. Whether the GIL is taken is CPython 3.11's own state,
+# read as ceval.c reads it; on other versions the thread takes the GIL at once, as CPython does.
+cdef extern from *:
+    """
+    #include <time.h>
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    #define Py_BUILD_CORE 1
+    #undef _PyGC_FINALIZED  /* the public headers define it too, as the internal ones do */
+    #include "internal/pycore_runtime.h"
+    #undef Py_BUILD_CORE
+    static inline int fm_gil_taken(void) { return _Py_atomic_load_relaxed(&_PyRuntime.ceval.gil.locked) > 0; }
+    #else
+    static inline int fm_gil_taken(void) { return 0; }
+    #endif
+    #if defined(__x86_64__) || defined(__i386__)
+    static inline void fm_cpu_relax(void) { __builtin_ia32_pause(); }
+    #elif defined(__aarch64__)
+    static inline void fm_cpu_relax(void) { __asm__ __volatile__("yield"); }
+    #else
+    static inline void fm_cpu_relax(void) {}
+    #endif
+    static inline int64_t fm_now_ns(void) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    }
+    """
+    bint fm_gil_taken() noexcept nogil
+    void fm_cpu_relax() noexcept nogil
+    int64_t fm_now_ns() noexcept nogil
+
+cdef enum:
+    GIL_WAIT_NS = 20000  # a wake-up's cost, measured
+
+
+cdef inline void wait_for_the_gil() noexcept nogil:
+    """Returns once the GIL looks free, or after GIL_WAIT_NS (then the caller sleeps for it)."""
+    if not fm_gil_taken():
+        return
+    cdef int64_t give_up = fm_now_ns() + GIL_WAIT_NS
+    while fm_gil_taken() and fm_now_ns() < give_up:
+        fm_cpu_relax()
+
+
 # A record's fields, told apart by their str hashes first (a str caches its hash).
 cdef enum Field:
     ID, HOST, VM, SELF, COMPATIBLE, CAPACITY, MIGRATION_VERSION, MIGRATABLE, UNKNOWN
@@ -337,6 +385,7 @@ cdef class PlainRequests:
             ranking.host = host_codes.find(host_hash, <PyObject*>host_text, -1)
             ranking.twin = target_ids.find(id_hash, <PyObject*>device_id, -1)
             ranked = rank(&ranking)
+            wait_for_the_gil()
         if ranked != 0:
             raise MemoryError()
         return answer
