@@ -19,22 +19,47 @@ each).
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Next
 from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.object cimport Py_EQ, PyObject, PyObject_Hash, PyObject_RichCompareBool
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcmp, memcpy
 
 from fastmatch._kernel cimport Ranking, answer_of, prepare_ranking, rank
 
-from fastmatch.values import INT64_MAX
 
 cdef extern from "hashing.h":
     uint64_t fm_mix(uint64_t h) noexcept nogil
 
+cdef extern from *:
+    # Type tests and reads of borrowed objects: a request reads its record through these, and
+    # never takes a reference to an object that other threads' requests share (None, True, a
+    # field's name): a reference count written from two cores moves its cache line between them.
+    """
+    static inline int fm_is_str(PyObject* o) { return PyUnicode_CheckExact(o); }
+    static inline int fm_is_int(PyObject* o) { return PyLong_CheckExact(o); }
+    static inline int fm_is_dict(PyObject* o) { return PyDict_CheckExact(o); }
+    static inline int fm_is_empty_list(PyObject* o) { return PyList_CheckExact(o) && PyList_GET_SIZE(o) == 0; }
+    static inline int fm_is_bool(PyObject* o) { return o == Py_True || o == Py_False; }
+    static inline int fm_is_true(PyObject* o) { return o == Py_True; }
+    static inline int fm_is_none(PyObject* o) { return o == Py_None; }
+    """
+    bint fm_is_str(PyObject* o) noexcept
+    bint fm_is_int(PyObject* o) noexcept
+    bint fm_is_dict(PyObject* o) noexcept
+    bint fm_is_empty_list(PyObject* o) noexcept
+    bint fm_is_bool(PyObject* o) noexcept
+    bint fm_is_true(PyObject* o) noexcept
+    bint fm_is_none(PyObject* o) noexcept
+
 cdef extern from "Python.h":
+    int fm_dict_next "PyDict_Next"(PyObject* mapping, Py_ssize_t* at, PyObject** name, PyObject** item) noexcept
+    Py_hash_t fm_hash "PyObject_Hash"(PyObject* value) except? -1
+    long long fm_as_int64 "PyLong_AsLongLongAndOverflow"(PyObject* value, int* overflow) except? -1
+    Py_ssize_t fm_dict_size "PyDict_GET_SIZE"(PyObject* mapping) noexcept
     # of a str: plain reads of an object that does not change, so also without the GIL
     int PyUnicode_KIND(PyObject* text) nogil
     void* PyUnicode_DATA(PyObject* text) nogil
@@ -92,6 +117,8 @@ cdef inline void wait_for_the_gil() noexcept nogil:
 cdef enum Field:
     ID, HOST, VM, SELF, COMPATIBLE, CAPACITY, MIGRATION_VERSION, MIGRATABLE, UNKNOWN
 
+cdef str DEFAULT_ID = "request"  # a record's id when it has none
+cdef str NO_HOST = ""  # a record's host when it has none (or None)
 cdef tuple FIELD_NAMES = ("id", "host", "vm", "self", "compatible", "capacity", "migration_version", "migratable")
 cdef Py_hash_t FIELD_HASHES[8]
 for _at, _name in enumerate(FIELD_NAMES):
@@ -141,15 +168,15 @@ cdef inline int put_tag(Key* key, uint8_t tag) except -1:
     return put(key, &tag, 1)
 
 
-cdef inline int put_str(Key* key, object text) except -1:
+cdef inline int put_str(Key* key, PyObject* text) except -1:
     """``text``, a str: PEP 393 keeps every str in its narrowest kind, so equal strings have equal
     kinds, lengths and characters."""
-    cdef uint8_t kind = <uint8_t>PyUnicode_KIND(<PyObject*>text)
-    cdef int64_t length = PyUnicode_GET_LENGTH(<PyObject*>text)
+    cdef uint8_t kind = <uint8_t>PyUnicode_KIND(text)
+    cdef int64_t length = PyUnicode_GET_LENGTH(text)
     put_tag(key, STR)
     put(key, &kind, 1)
     put(key, &length, 8)
-    return put(key, PyUnicode_DATA(<PyObject*>text), length * kind)
+    return put(key, PyUnicode_DATA(text), length * kind)
 
 
 cdef class Unseen:
@@ -184,26 +211,6 @@ cdef struct Slot:  # one slot of the table: what a lookup reads of a kept descri
     Ranking ranking  # the Kept's: a lookup reads no more than the slot and the key
 
 
-cdef inline bint is_str(object value):
-    return type(value) is str
-
-
-cdef inline Field field_of(object name):
-    """Which record field ``name`` (a str) is."""
-    cdef Py_hash_t h = PyObject_Hash(name)
-    cdef int at
-    for at in range(8):
-        if FIELD_HASHES[at] == h and <str>name == <str>FIELD_NAMES[at]:
-            return <Field>at
-    return UNKNOWN
-
-
-cdef struct Name:  # one slot of a Names table
-    uint64_t hash  # the str's own
-    PyObject* text  # NULL: an empty slot
-    int64_t value
-
-
 cdef inline bint same_text(PyObject* one, PyObject* other) noexcept nogil:
     cdef Py_ssize_t length = PyUnicode_GET_LENGTH(one)
     cdef int kind = PyUnicode_KIND(one)
@@ -214,47 +221,58 @@ cdef inline bint same_text(PyObject* one, PyObject* other) noexcept nogil:
     )
 
 
-cdef class Names:
-    """A dict of str to int (the targets' hosts or ids) that is read without the GIL: a big one
-    misses the cache on each lookup, which would otherwise hold the GIL meanwhile. Its strs are
-    the dict's, held by it."""
+cdef inline Field field_of(PyObject* name) except? UNKNOWN:
+    """Which record field ``name`` (a str) is."""
+    cdef Py_hash_t h = fm_hash(name)
+    cdef int at
+    for at in range(8):
+        if FIELD_HASHES[at] == h and same_text(name, PyTuple_GET_ITEM(FIELD_NAMES, at)):
+            return <Field>at
+    return UNKNOWN
 
-    cdef dict names
-    cdef Name* slots
-    cdef Py_ssize_t mask
 
-    def __init__(self, dict names):
-        cdef Py_ssize_t count = 16
-        while count < 2 * len(names):
-            count *= 2
-        self.slots = <Name*>calloc(count, sizeof(Name))
-        if self.slots == NULL:
-            raise MemoryError()
-        self.mask = count - 1
-        self.names = names
-        cdef Py_ssize_t at
-        for text, value in names.items():
-            if type(text) is not str:
-                raise TypeError(f"names are str, got {text!r}")
-            at = PyObject_Hash(text) & self.mask
-            while self.slots[at].text != NULL:
-                at = (at + 1) & self.mask
-            self.slots[at].hash = <uint64_t>PyObject_Hash(text)
-            self.slots[at].text = <PyObject*>text
-            self.slots[at].value = value
+cdef struct Name:  # one slot of a Names table
+    uint64_t hash  # the str's own
+    PyObject* text  # NULL: an empty slot
+    int64_t value
 
-    def __dealloc__(self):
-        free(self.slots)
 
-    cdef int64_t find(self, uint64_t hash, PyObject* text, int64_t missing) noexcept nogil:
-        """The value of the str ``text`` (whose hash is ``hash``; the caller holds it), else
-        ``missing``."""
-        cdef Py_ssize_t at = hash & self.mask
-        while self.slots[at].text != NULL:
-            if self.slots[at].hash == hash and same_text(self.slots[at].text, text):
-                return self.slots[at].value
-            at = (at + 1) & self.mask
-        return missing
+cdef struct Names:
+    # A dict of str to int (the targets' hosts or ids) that is read without the GIL: a big one
+    # misses the cache on each lookup, which would otherwise hold the GIL meanwhile. Its strs are
+    # the dict's, held by the owner of the table.
+    Name* slots
+    Py_ssize_t mask
+
+
+cdef int fill_names(Names* table, dict names) except -1:
+    cdef Py_ssize_t count = 16, at
+    while count < 2 * len(names):
+        count *= 2
+    table.slots = <Name*>calloc(count, sizeof(Name))
+    if table.slots == NULL:
+        raise MemoryError()
+    table.mask = count - 1
+    for text, value in names.items():
+        if type(text) is not str:
+            raise TypeError(f"names are str, got {text!r}")
+        at = PyObject_Hash(text) & table.mask
+        while table.slots[at].text != NULL:
+            at = (at + 1) & table.mask
+        table.slots[at].hash = <uint64_t>PyObject_Hash(text)
+        table.slots[at].text = <PyObject*>text
+        table.slots[at].value = value
+    return 0
+
+
+cdef int64_t find_name(const Names* table, uint64_t hash, PyObject* text, int64_t missing) noexcept nogil:
+    """The value of the str ``text`` (whose hash is ``hash``; the caller holds it), else ``missing``."""
+    cdef Py_ssize_t at = hash & table.mask
+    while table.slots[at].text != NULL:
+        if table.slots[at].hash == hash and same_text(table.slots[at].text, text):
+            return table.slots[at].value
+        at = (at + 1) & table.mask
+    return missing
 
 
 cdef class PlainRequests:
@@ -268,6 +286,7 @@ cdef class PlainRequests:
     Every method runs holding the GIL and calls no Python code while it reads or changes the
     table, so a reader on another thread sees it before or after a change, never half way."""
 
+    cdef dict host_names, target_names  # what the tables' strs are held by
     cdef Names host_codes, target_ids
     cdef object targets
     cdef Py_ssize_t largest_k, capacity
@@ -283,8 +302,9 @@ cdef class PlainRequests:
         if capacity < 0 or not 0 <= hash_bits <= 64:
             raise ValueError(f"capacity >= 0 and 0 <= hash_bits <= 64, got {capacity} and {hash_bits}")
         self.capacity = capacity
-        self.host_codes = Names(host_codes)
-        self.target_ids = Names(target_ids)
+        self.host_names, self.target_names = host_codes, target_ids
+        fill_names(&self.host_codes, host_codes)
+        fill_names(&self.target_ids, target_ids)
         self.targets = targets
         self.largest_k = largest_k
         self.hash_mask = ~<uint64_t>0 if hash_bits == 64 else (<uint64_t>1 << hash_bits) - 1
@@ -293,6 +313,8 @@ cdef class PlainRequests:
 
     def __dealloc__(self):
         free(self.slots)
+        free(self.host_codes.slots)
+        free(self.target_ids.slots)
 
     def __len__(self):
         return len(self.kept)
@@ -310,82 +332,94 @@ cdef class PlainRequests:
         wanted = PyLong_AsLongLongAndOverflow(k, &overflow)
         if overflow or not 0 < wanted <= self.largest_k:
             return None
+        # The record's fields, borrowed from it (no Python code runs while they are read).
+        cdef PyObject* device_id = <PyObject*>DEFAULT_ID
+        cdef PyObject* host = <PyObject*>NO_HOST
+        cdef PyObject* own = NULL
+        cdef PyObject* migration_version = NULL
+        cdef bint migratable = True
         cdef PyObject* name
         cdef PyObject* item
         cdef Py_ssize_t at = 0
-        cdef object device_id = "request", host = None, own = None, migration_version = None, migratable = True
         cdef Field field
-        while PyDict_Next(<dict>record, &at, &name, &item):
-            if not is_str(<object>name):
+        while fm_dict_next(<PyObject*>record, &at, &name, &item):
+            if not fm_is_str(name):
                 return None
-            field = field_of(<object>name)
+            field = field_of(name)
             if field == SELF:
-                own = <object>item
+                own = item
             elif field == ID:
-                device_id = <object>item
-                if not is_str(device_id) or not device_id:
+                if not fm_is_str(item) or PyUnicode_GET_LENGTH(item) == 0:
                     return None
+                device_id = item
             elif field == HOST:
-                host = <object>item
-                if host is not None and not is_str(host):
+                if fm_is_str(item):
+                    host = item
+                elif not fm_is_none(item):
                     return None
             elif field == VM:
-                if <object>item is not None and not is_str(<object>item):
+                if not fm_is_none(item) and not fm_is_str(item):
                     return None
             elif field == MIGRATION_VERSION:
-                migration_version = <object>item
-                if migration_version is not None and not is_str(migration_version):
+                if fm_is_str(item):
+                    migration_version = item
+                elif not fm_is_none(item):
                     return None
             elif field == MIGRATABLE:
-                migratable = <object>item
-                if type(migratable) is not bool:
+                if not fm_is_bool(item):
                     return None
+                migratable = fm_is_true(item)
             elif field == CAPACITY:
-                if type(<object>item) is not int or not 0 <= <object>item <= INT64_MAX:
+                if not fm_is_int(item) or fm_as_int64(item, &overflow) < 0 or overflow:
                     return None
             elif field == COMPATIBLE:
-                if <object>item is not None and not (type(<object>item) is list and not <list>item):
+                if not fm_is_none(item) and not fm_is_empty_list(item):
                     return None
             else:
                 return None
-        if type(own) is not dict:
+        if own == NULL or not fm_is_dict(own):
             return None
         cdef char on_stack[KEY_ON_STACK]
         cdef Key key
         key.data, key.size, key.room, key.heap = on_stack, 0, KEY_ON_STACK, False
         cdef uint64_t h
         cdef Slot* slot = NULL
-        cdef object held
+        cdef PyObject* problem
         cdef Ranking ranking
         try:
-            if not descriptor_of(<dict>own, migration_version, migratable, &key, &h):
+            if not descriptor_of(own, migration_version, migratable, &key, &h):
                 return None
             h &= self.hash_mask
             slot = self._plain(h, &key)
             if slot == NULL:
                 return Unseen(PyBytes_FromStringAndSize(key.data, key.size), h)
-            # Held here, before any Python code may run (and change the table): a thread that
-            # drops it while this one ranks without the GIL does not free it.
-            held = <object>slot.problem
+            problem = slot.problem
             ranking = slot.ranking
         finally:
             if key.heap:
                 free(key.data)
-        answer = answer_of(&ranking, wanted)
-        if ranking.kernel == NULL:
-            return answer
-        # The device's id and host, held by the record, are held here too.
-        cdef object host_text = host if host is not None else ""
-        cdef uint64_t host_hash = <uint64_t>PyObject_Hash(host_text)
-        cdef uint64_t id_hash = <uint64_t>PyObject_Hash(device_id)
-        cdef Names host_codes = self.host_codes, target_ids = self.target_ids
-        cdef int ranked
-        with nogil:
-            # A host no target is on is -1 (none is 0); a device that is no target has no twin.
-            ranking.host = host_codes.find(host_hash, <PyObject*>host_text, -1)
-            ranking.twin = target_ids.find(id_hash, <PyObject*>device_id, -1)
-            ranked = rank(&ranking)
-            wait_for_the_gil()
+        # Held while the ranking runs without the GIL, by this call (``Py_INCREF``, before any
+        # Python code runs and may change the table or the record): the problem, which a thread
+        # may drop from the table meanwhile, and the device's id and host, which the record holds.
+        cdef uint64_t host_hash = <uint64_t>fm_hash(host)
+        cdef uint64_t id_hash = <uint64_t>fm_hash(device_id)
+        Py_INCREF(<object>problem)
+        Py_INCREF(<object>host)
+        Py_INCREF(<object>device_id)
+        cdef int ranked = 0
+        try:
+            answer = answer_of(&ranking, wanted)
+            if ranking.kernel != NULL:
+                with nogil:
+                    # A host no target is on is -1 (none is 0); a device that is no target has no twin.
+                    ranking.host = find_name(&self.host_codes, host_hash, host, -1)
+                    ranking.twin = find_name(&self.target_ids, id_hash, device_id, -1)
+                    ranked = rank(&ranking)
+                    wait_for_the_gil()
+        finally:
+            Py_DECREF(<object>problem)
+            Py_DECREF(<object>host)
+            Py_DECREF(<object>device_id)
         if ranked != 0:
             raise MemoryError()
         return answer
@@ -499,27 +533,27 @@ cdef class PlainRequests:
         return 0
 
 
-cdef bint descriptor_of(dict own, object migration_version, object migratable, Key* key, uint64_t* h) except -1:
+cdef bint descriptor_of(PyObject* own, PyObject* migration_version, bint migratable, Key* key, uint64_t* h) except -1:
     """Writes a plain record's key (the module's docstring) and its hash; False when ``self``
-    holds anything but str names and str or int64 values."""
+    holds anything but str names and str or int64 values. ``migration_version``: NULL if None."""
     cdef PyObject* name
     cdef PyObject* item
     cdef Py_ssize_t at = 0
     cdef int overflow = 0
     cdef int64_t number
-    cdef uint64_t mixed = fm_mix(<uint64_t>len(own))
-    while PyDict_Next(own, &at, &name, &item):
+    cdef uint64_t mixed = fm_mix(<uint64_t>fm_dict_size(own))
+    while fm_dict_next(own, &at, &name, &item):
         # str and int (never bool or float) values
-        if not is_str(<object>name):
+        if not fm_is_str(name):
             return False
         put_tag(key, PAIR)
-        put_str(key, <object>name)
-        mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(<object>name))
-        if is_str(<object>item):
-            put_str(key, <object>item)
-            mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(<object>item) ^ STR)
-        elif type(<object>item) is int:
-            number = PyLong_AsLongLongAndOverflow(<object>item, &overflow)
+        put_str(key, name)
+        mixed = fm_mix(mixed ^ <uint64_t>fm_hash(name))
+        if fm_is_str(item):
+            put_str(key, item)
+            mixed = fm_mix(mixed ^ <uint64_t>fm_hash(item) ^ STR)
+        elif fm_is_int(item):
+            number = fm_as_int64(item, &overflow)
             if overflow:
                 return False
             put_tag(key, INT)
@@ -528,12 +562,12 @@ cdef bint descriptor_of(dict own, object migration_version, object migratable, K
         else:
             return False
     put_tag(key, VERSION)
-    if migration_version is None:
+    if migration_version == NULL:
         put_tag(key, NONE)
         mixed = fm_mix(mixed ^ NONE)
     else:
         put_str(key, migration_version)
-        mixed = fm_mix(mixed ^ <uint64_t>PyObject_Hash(migration_version) ^ STR)
-    put_tag(key, MIGRATABLE_TRUE if migratable is True else MIGRATABLE_FALSE)
-    h[0] = fm_mix(mixed ^ (MIGRATABLE_TRUE if migratable is True else MIGRATABLE_FALSE))
+        mixed = fm_mix(mixed ^ <uint64_t>fm_hash(migration_version) ^ STR)
+    put_tag(key, MIGRATABLE_TRUE if migratable else MIGRATABLE_FALSE)
+    h[0] = fm_mix(mixed ^ (MIGRATABLE_TRUE if migratable else MIGRATABLE_FALSE))
     return True
