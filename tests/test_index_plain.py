@@ -160,3 +160,31 @@ def test_a_table_refuses_a_bad_size():
         PlainRequests(-1, {}, {}, None, 10)
     with pytest.raises(ValueError, match="hash_bits"):
         PlainRequests(1, {}, {}, None, 10, 65)
+
+
+def test_a_request_beside_a_thread_that_keeps_the_gil_still_answers():
+    """A warm request waits a bounded time for the GIL to look free, then sleeps for it as any
+    thread does: beside a thread that holds the GIL for its whole time slices it still answers."""
+    rng = random.Random(23)
+    targets = [_target(rng, f"t{k}") for k in range(40)]
+    descriptors = [_device(rng, f"d{k}", unseen=True) for k in range(5)]
+    requests = _requests_of(descriptors, targets, rng, 100)
+    index = fastmatch.TargetIndex(targets)
+    for record in requests:  # every descriptor kept: the requests below are warm
+        index.top_k(record, 2)
+    busy = threading.Event()
+
+    def hold_the_gil() -> None:
+        while not busy.is_set():
+            sum(range(1000))
+
+    holder = threading.Thread(target=hold_the_gil)
+    holder.start()
+    try:
+        answers = [index.top_k(record, 2) for record in requests]
+    finally:
+        busy.set()
+        holder.join(timeout=10)
+    for record, got in zip(requests, answers):
+        expected = fastmatch.match([{"id": "request", **record}], targets).top_k(2)
+        assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
