@@ -28,7 +28,7 @@ from cpython.sequence cimport PySequence_Fast_ITEMS
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memchr, memcmp  # and string.h's memcpy, for the hash below
+from libc.string cimport memchr, memcmp, memcpy
 
 import numpy as np
 
@@ -1184,6 +1184,187 @@ def arrow_strings(const int64_t[::1] offsets, const uint8_t[::1] data, bint uniq
         Py_INCREF(text)
         PyList_SET_ITEM(strings, i, text)
     return strings
+
+
+def check_texts(const int64_t[::1] offsets, const uint8_t[::1] data, bint unique):
+    """For texts kept packed (``fastmatch.packed.Texts``), the checks :func:`arrow_strings`
+    makes, without a str: the bytes of an Arrow string column (as that takes it) must be UTF-8
+    (an error raises UnicodeDecodeError; all ASCII is seen at once, else each string is
+    decoded); returns False, with ``unique``, when a string is empty or repeats."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i
+    cdef const char* base = NO_BYTES
+    if data.shape[0]:
+        base = <const char*>&data[0]
+    cdef bint refused = False, ascii = True
+    with nogil:
+        if n > 0:
+            ascii = _ascii(base + offsets[0], offsets[n] - offsets[0])
+        if unique:
+            refused = _empty_or_repeated(offsets, base)
+    if not ascii:
+        for i in range(n):
+            PyUnicode_DecodeUTF8(base + offsets[i], offsets[i + 1] - offsets[i], NULL)
+    return not refused
+
+
+def code_texts(const int64_t[::1] offsets, const uint8_t[::1] data):
+    """:func:`code_strings` of packed texts (Arrow's ``offsets`` from 0, and ``data``, as
+    ``fastmatch.packed.Texts`` holds them): a str is made for each distinct text only. GIL
+    released while hashing."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, n_codes = 1, i, first
+    cdef const char* base = NO_BYTES
+    if data.shape[0]:
+        base = <const char*>&data[0]
+    codes = np.empty(max(n, 0), dtype=np.int64)
+    firsts = np.empty(max(n, 0) + 1, dtype=np.int64)  # each code's first text (code 0, the empty one: none)
+    hashes = np.empty(max(n, 0) + 1, dtype=np.uint64)
+    cdef int64_t[::1] code = codes
+    cdef int64_t[::1] first_of = firsts
+    cdef uint64_t[::1] hash_of = hashes
+    cdef Table table
+    table.slots = NULL
+    try:
+        _table_init(&table, min(n + 1, FIRST_CODES), 32)
+        with nogil:
+            n_codes = _code_texts(offsets, base, &table, &code[0] if n > 0 else NULL, &first_of[0], &hash_of[0])
+    finally:
+        free(table.slots)
+    distinct = PyList_New(n_codes)
+    Py_INCREF(EMPTY_STR)
+    PyList_SET_ITEM(distinct, 0, EMPTY_STR)
+    for i in range(1, n_codes):
+        first = first_of[i]
+        text = PyUnicode_DecodeUTF8(base + offsets[first], offsets[first + 1] - offsets[first], NULL)
+        Py_INCREF(text)
+        PyList_SET_ITEM(distinct, i, text)
+    return distinct, codes
+
+
+cdef Py_ssize_t _code_texts(
+    const int64_t[::1] offsets, const char* base, Table* table, int64_t* code, int64_t* first_of, uint64_t* hash_of
+) except -1 nogil:
+    """Code the texts (the empty one is code 0, held by no slot); the number of codes."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, i, n_codes = 1, k, size
+    cdef uint64_t h, slot, held
+    cdef int64_t j
+    cdef const char* text
+    for i in range(n):
+        size = offsets[i + 1] - offsets[i]
+        if size == 0:
+            code[i] = 0
+            continue
+        text = base + offsets[i]
+        h = fm_hash(text, size, 0)
+        slot = h & table.mask
+        while True:
+            held = table.slots[slot]
+            if held == EMPTY:
+                break
+            j = first_of[_held(held)]
+            if _tag(table, held) == _tag(table, h) and offsets[j + 1] - offsets[j] == size and memcmp(base + offsets[j], text, size) == 0:
+                break
+            slot = (slot + 1) & table.mask
+        if held == EMPTY:
+            if <uint64_t>(2 * (n_codes + 1)) > table.mask + 1:  # at most half full
+                _table_rebuilt(table, table.mask + 1)
+                for k in range(1, n_codes):
+                    _place(table, hash_of[k], k)
+                slot = h & table.mask
+                while table.slots[slot] != EMPTY:
+                    slot = (slot + 1) & table.mask
+            table.slots[slot] = _tag(table, h) | <uint64_t>(n_codes + 1)
+            first_of[n_codes] = i
+            hash_of[n_codes] = h
+            code[i] = n_codes
+            n_codes += 1
+        else:
+            code[i] = _held(held)
+    return n_codes
+
+
+cdef bint _ascii(const char* at, Py_ssize_t size) noexcept nogil:
+    cdef uint64_t word, high = 0
+    cdef Py_ssize_t i = 0
+    while i + 8 <= size:
+        memcpy(&word, at + i, 8)
+        high |= word
+        i += 8
+    while i < size:
+        high |= <uint8_t>at[i]
+        i += 1
+    return (high & 0x8080808080808080ULL) == 0
+
+
+def positions_in_texts(const int64_t[::1] offsets, const uint8_t[::1] data, const int64_t[::1] among_offsets, const uint8_t[::1] among_data):
+    """:func:`positions_in` for packed texts (Arrow's ``offsets`` and ``data``, on both sides):
+    for each text, the position of the equal text among the others (the last one, if it
+    repeats there), or -1. GIL released."""
+    cdef Py_ssize_t n = offsets.shape[0] - 1, m = among_offsets.shape[0] - 1
+    cdef const char* base = NO_BYTES
+    cdef const char* among_base = NO_BYTES
+    if data.shape[0]:
+        base = <const char*>&data[0]
+    if among_data.shape[0]:
+        among_base = <const char*>&among_data[0]
+    positions = np.empty(max(n, 0), dtype=np.int64)
+    cdef int64_t[::1] position = positions
+    cdef Table table
+    table.slots = NULL
+    try:
+        _table_init(&table, max(m, 0), 32)
+        with nogil:
+            _text_positions(offsets, base, among_offsets, among_base, &table, &position[0] if n > 0 else NULL)
+    finally:
+        free(table.slots)
+    return positions
+
+
+cdef inline uint64_t _text_hash(const int64_t[::1] offsets, const char* base, Py_ssize_t i) noexcept nogil:
+    return fm_hash(base + offsets[i], offsets[i + 1] - offsets[i], 0)
+
+
+cdef inline uint64_t _text_slot(
+    const Table* table, const int64_t[::1] among_offsets, const char* among_base, uint64_t h, const char* text, Py_ssize_t size
+) noexcept nogil:
+    """The slot of the entry whose text equals ``text`` (its hash ``h``), or the empty slot where it would go."""
+    cdef uint64_t slot = h & table.mask, held
+    cdef int64_t j
+    while True:
+        held = table.slots[slot]
+        if held == EMPTY:
+            return slot
+        j = _held(held)
+        if (_tag(table, held) == _tag(table, h) and among_offsets[j + 1] - among_offsets[j] == size
+                and memcmp(among_base + among_offsets[j], text, size) == 0):
+            return slot
+        slot = (slot + 1) & table.mask
+
+
+cdef void _text_positions(
+    const int64_t[::1] offsets, const char* base, const int64_t[::1] among_offsets, const char* among_base, Table* table,
+    int64_t* position,
+) noexcept nogil:
+    cdef Py_ssize_t n = offsets.shape[0] - 1, m = among_offsets.shape[0] - 1, i
+    cdef uint64_t h, slot
+    cdef uint64_t ahead[PREFETCH]
+    for i in range(min(<Py_ssize_t>PREFETCH, m)):
+        ahead[i] = _text_hash(among_offsets, among_base, i)
+    for i in range(m):
+        h = ahead[i % PREFETCH]
+        if i + PREFETCH < m:  # its slot fetched well before it is probed (the table outgrows the caches)
+            ahead[i % PREFETCH] = _text_hash(among_offsets, among_base, i + PREFETCH)
+            __builtin_prefetch(&table.slots[ahead[i % PREFETCH] & table.mask])
+        slot = _text_slot(table, among_offsets, among_base, h, among_base + among_offsets[i], among_offsets[i + 1] - among_offsets[i])
+        table.slots[slot] = _tag(table, h) | <uint64_t>(i + 1)  # a repeat takes its earlier one's place
+    for i in range(min(<Py_ssize_t>PREFETCH, n)):
+        ahead[i] = _text_hash(offsets, base, i)
+    for i in range(n):
+        h = ahead[i % PREFETCH]
+        if i + PREFETCH < n:
+            ahead[i % PREFETCH] = _text_hash(offsets, base, i + PREFETCH)
+            __builtin_prefetch(&table.slots[ahead[i % PREFETCH] & table.mask])
+        slot = _text_slot(table, among_offsets, among_base, h, base + offsets[i], offsets[i + 1] - offsets[i])
+        position[i] = _held(table.slots[slot])  # an empty slot: -1
 
 
 cdef bint _empty_or_repeated(const int64_t[::1] offsets, const char* base) except -1 nogil:

@@ -88,18 +88,33 @@ def test_convert_then_load_gives_the_devices_of_every_demo_and_generated_fleet(t
         rows, places = read_columnar(out.read_bytes(), str(out), "parquet")
         assert places == list(range(1, len(expected) + 1))
         _same(fastmatch.DeviceSet.from_records(rows, POLICY), expected)
+        again = tmp_path / f"{path.stem}.again.parquet"  # from a Parquet fleet, whose ids stay packed
+        assert main(["convert", str(out), "-o", str(again)]) == 0
+        assert pq.read_table(again).equals(pq.read_table(out))
     assert pq.read_schema(tmp_path / "demo_sources.parquet").field("self").type.num_fields > 0  # a struct, as tools query it
 
 
 def test_match_from_parquet_fleets_equals_the_json_lines_match(tmp_path):
     write_fleet(tmp_path, 2000, 2000, 200, seed=3)
+    # Every third target named as a source is: the same-device rule is at stake.
+    sources = [json.loads(line) for line in (tmp_path / "sources.jsonl").read_text().splitlines()]
+    targets = [json.loads(line) for line in (tmp_path / "targets.jsonl").read_text().splitlines()]
+    for target, source in list(zip(targets, sources))[::3]:
+        target["id"] = source["id"]
+    (tmp_path / "targets.jsonl").write_text("".join(json.dumps(target) + "\n" for target in targets))
     for side in ("sources", "targets"):
         assert main(["convert", str(tmp_path / f"{side}.jsonl"), "-o", str(tmp_path / f"{side}.parquet")]) == 0
-    from_json = fastmatch.match(fastmatch.load(tmp_path / "sources.jsonl"), fastmatch.load(tmp_path / "targets.jsonl"))
-    from_parquet = fastmatch.match(fastmatch.load(tmp_path / "sources.parquet"), fastmatch.load(tmp_path / "targets.parquet"))
-    for a, b in zip(from_json.top_k(5), from_parquet.top_k(5)):
-        assert np.array_equal(a, b)
-    assert np.array_equal(from_json.counts(), from_parquet.counts())
+    json_sets = [fastmatch.load(tmp_path / f"{side}.jsonl") for side in ("sources", "targets")]
+    parquet_sets = [fastmatch.load(tmp_path / f"{side}.parquet") for side in ("sources", "targets")]
+    twins = np.isin(json_sets[0].ids, json_sets[1].ids)
+    assert 0 < twins.sum() < len(twins)  # the same-device rule is at stake
+    from_json = fastmatch.match(*json_sets)
+    # Ids of a Parquet fleet stay packed (fastmatch.packed.Texts): alone, or beside a JSON fleet's str.
+    for sources, targets in [parquet_sets, (parquet_sets[0], json_sets[1]), (json_sets[0], parquet_sets[1])]:
+        from_parquet = fastmatch.match(sources, targets)
+        for a, b in zip(from_json.top_k(5), from_parquet.top_k(5)):
+            assert np.array_equal(a, b)
+        assert np.array_equal(from_json.counts(), from_parquet.counts())
 
 
 @pytest.mark.parametrize("self_shape", ["json", "struct", "map"])

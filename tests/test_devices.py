@@ -145,6 +145,28 @@ def test_devices_sharing_a_descriptor_keep_their_own_placement():
     assert ds.descriptor(0).values == ds.descriptor(1).values == {"mdev_type": "x"}
 
 
+def test_a_self_value_is_parsed_once_for_every_descriptor_that_holds_it_and_only_as_its_type_says():
+    ds = fm.DeviceSet.from_records(
+        [
+            {"id": "a", "self": {"software_version": "1.2.3", "aggregator": 2, "mdev_type": "x"}},
+            {"id": "b", "self": {"software_version": "1.2.3", "aggregator": "2", "mdev_type": "y"}},
+        ]
+    )
+    first, second = ds.descriptor(0).values, ds.descriptor(1).values
+    assert first["software_version"] is second["software_version"]  # the same Version
+    assert first["aggregator"] == second["aggregator"] == 2
+    # A value seen before under another type, or a bad one after good ones, is parsed (and refused) anew.
+    message = records_error(
+        [
+            {"id": "a", "self": {"aggregator": 1, "mdev_type": "x"}},
+            {"id": "b", "self": {"aggregator": True, "mdev_type": "x"}},
+        ]
+    )
+    assert "record #1" in message and "self.aggregator" in message and "expected an integer, got True" in message
+    message = records_error([{"id": "a", "self": {"mdev_type": "x"}}, {"id": "b", "self": {"mdev_type": "x{y}"}}])
+    assert "self.mdev_type" in message and "templates appear only in COMPATIBLE records" in message
+
+
 def test_absent_self_values_are_not_values():
     ds = fm.DeviceSet.from_records([{"id": "d", "self": {"mdev_type": "", "aggregator": None, "pv_mode": [], "device_id": "x"}}])
     assert ds.descriptor(0).values == {"device_id": "x"}

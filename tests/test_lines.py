@@ -19,16 +19,20 @@ from fastmatch._lines import (
     LineCoder,
     arrow_strings,
     code_strings,
+    code_texts,
     count_lines,
     positions_in,
+    positions_in_texts,
     read_file,
+    check_texts,
 )
 from fastmatch.devices import DeviceSet
 from fastmatch.files import read_input
 from fastmatch.formats.columnar import _string_buffers
 from fastmatch.formats.fleet_lines import _DECODER, read_fleet_lines
 from fastmatch.policy import Policy
-from fastmatch.result import TargetDevices
+from fastmatch.packed import arrow_offsets
+from fastmatch.result import TargetDevices, id_positions
 
 
 # -- read_file --------------------------------------------------------------------------------
@@ -319,6 +323,23 @@ def test_arrow_strings_refuse_bytes_that_are_not_utf8():
     assert np.array_equal(offsets, [0, 2, 3])
 
 
+@given(st.lists(st.sampled_from(["", "a", "b", "é", "\u4e00x", "long" * 9, "long" * 9 + "é"]), max_size=10), st.integers(0, 3))
+@settings(max_examples=200, deadline=None)
+def test_check_texts_tells_what_arrow_strings_finds_without_a_str(strings, skip):
+    for kind in (pa.string(), pa.large_string()):
+        array = pa.array(strings, type=kind).slice(min(skip, len(strings)))
+        assert check_texts(*_string_buffers(array, pa), True) == (arrow_strings(*_string_buffers(array, pa), True) is not None)
+        assert check_texts(*_string_buffers(array, pa), False)
+
+
+def test_check_texts_refuse_bytes_that_are_not_utf8_even_where_the_whole_column_is():
+    for texts in ([b"ok", b"\xff"], [b"\xc3", b"\xa9"]):  # the second: "é" cut in two
+        offsets, data = _string_buffers(pa.array(texts, type=pa.binary()).cast(pa.string(), safe=False), pa)
+        for unique in (True, False):
+            with pytest.raises(UnicodeDecodeError):
+                check_texts(offsets, data, unique)
+
+
 # -- code_strings and positions_in --------------------------------------------------------------
 # Few distinct strings (so that they repeat), of every width CPython stores: ASCII, Latin-1,
 # two-byte and four-byte characters, lone surrogates (not UTF-8, still a str), and the empty one.
@@ -353,6 +374,38 @@ def test_positions_in_finds_each_string_as_a_python_dict_does(strings, among, ta
     assert positions.tolist() == _positions_in(strings, among)
 
 
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=6) | few_strings.filter(lambda s: s != "\ud800"), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_code_texts_codes_packed_texts_as_code_strings_codes_str(strings):
+    names, codes = code_texts(*arrow_offsets(strings))
+    assert codes.dtype == np.int64
+    assert (names, codes.tolist()) == _code_strings(strings)
+
+
+def test_code_texts_past_its_first_table():
+    hosts = [f"host-{i % 3000}-\u00e9" if i % 7 else "" for i in range(9000)]
+    names, codes = code_texts(*arrow_offsets(hosts))
+    assert (names, codes.tolist()) == _code_strings(hosts)
+
+
+@given(st.lists(any_strings, max_size=30), st.lists(any_strings, max_size=30))
+@settings(max_examples=300, deadline=None)
+def test_positions_in_texts_finds_each_packed_text_as_a_python_dict_does(strings, among):
+    """Packed on both sides (lone surrogates, which no Arrow column holds, packed as their own
+    bytes), and through id_positions with either side a list of str."""
+    expected = _positions_in(strings, among)
+    assert positions_in_texts(*arrow_offsets(strings), *arrow_offsets(among)).tolist() == expected
+    from fastmatch.packed import Texts
+
+    def texts(listed):
+        return Texts(*arrow_offsets(listed))
+
+    valid = all(not any("\ud800" <= c <= "\udfff" for c in s) for s in strings + among)
+    if valid:
+        for ids, others in [(texts(strings), among), (strings, texts(among)), (texts(strings), texts(among))]:
+            assert id_positions(ids, others).tolist() == expected
+
+
 def test_code_strings_and_positions_in_past_the_caches_and_with_equal_tags():
     """Thousands of strings: tables far past their first size, probes that run long when every
     tag is equal, and equal strings that are distinct objects (built apart, not shared)."""
@@ -363,6 +416,7 @@ def test_code_strings_and_positions_in_past_the_caches_and_with_equal_tags():
         names, codes = code_strings(hosts, tag_bits)
         assert (names, codes.tolist()) == _code_strings(hosts)
         assert positions_in(looked, ids, tag_bits).tolist() == _positions_in(looked, ids)
+    assert positions_in_texts(*arrow_offsets(looked), *arrow_offsets(ids)).tolist() == _positions_in(looked, ids)
 
 
 def test_code_strings_and_positions_in_take_any_iterable_and_name_what_is_not_a_str():

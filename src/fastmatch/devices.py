@@ -18,8 +18,9 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from ._lines import code_strings
+from ._lines import code_strings, code_texts
 from ._numbering import keys_in_order
+from .packed import Texts
 from .errors import FastmatchError, InputError, UnknownIdError, fields_of
 from .policy import Policy
 from .records import (
@@ -65,7 +66,9 @@ class DeviceSet:
     """Validated device records under one policy (docs/model.md section 2).
 
     Made by :func:`fastmatch.load` or :meth:`from_records`. Per device, in input order:
-    ``ids``, ``hosts``, ``vms`` (``""`` when absent), ``capacities`` (int64) and
+    ``ids``, ``hosts``, ``vms`` (``""`` when absent; sequences of str: lists, or for a columnar
+    fleet's columns, their bytes read a str at a time, :class:`fastmatch.packed.Texts`),
+    ``capacities`` (int64) and
     ``descriptor_of`` (int64, its position in ``descriptors``, the distinct
     :class:`Descriptor` values: devices that are alike share one). ``policy`` is the
     policy the records were read under. A device's position is its row (as a source)
@@ -80,9 +83,9 @@ class DeviceSet:
     def __init__(
         self,
         policy: Policy,
-        ids: list[str],
-        hosts: list[str],
-        vms: list[str],
+        ids: Sequence[str],
+        hosts: Sequence[str],
+        vms: Sequence[str],
         capacities: np.ndarray,
         descriptor_of: np.ndarray,
         descriptors: list[Descriptor],
@@ -240,6 +243,8 @@ class DeviceSet:
     @cached_property
     def host_codes(self) -> tuple[list[str], npt.NDArray[np.int64]]:
         """The distinct hosts (the empty host first) and each device's position among them."""
+        if isinstance(self.hosts, Texts):  # a str made for each distinct host only
+            return code_texts(self.hosts.offsets, self.hosts.data)
         return code_strings(self.hosts)  # native: no dict of a million hosts
 
 
@@ -301,6 +306,9 @@ class DeviceSetBuilder:
         self.descriptors: list[Descriptor] = []
         self.descriptor_index: dict[str, int] = {}
         self.seen_ids: dict[str, int] = {}
+        # (attribute, type, value) -> its parsed value: descriptors share most SELF values, and
+        # parsed values are immutable (str, int, frozenset, Version).
+        self.self_values: dict[tuple[str, type, Any], Any] = {}
         self.grounding = GroundingBudget(MAX_INPUT_COMBINATIONS, "input")
 
     def add(self, raw: Any) -> None:
@@ -320,7 +328,7 @@ class DeviceSetBuilder:
         return len(self.descriptors) - 1
 
     def build_columns(
-        self, ids: list[str], hosts: list[str], vms: list[str], capacities: np.ndarray, descriptor_of: np.ndarray
+        self, ids: Sequence[str], hosts: Sequence[str], vms: Sequence[str], capacities: np.ndarray, descriptor_of: np.ndarray
     ) -> DeviceSet:
         """The devices given as columns, whose descriptors were added with ``add_descriptor``."""
         return DeviceSet(self.policy, ids, hosts, vms, capacities, descriptor_of, self.descriptors)
@@ -348,10 +356,16 @@ class DeviceSetBuilder:
             raise InputError(f"expected an object of attributes, got {type(raw_self).__name__}", field="self")
         canonical_self = _located(lambda: canonical_fields(raw_self, policy, "self"), "self")
         values: dict[str, Any] = {}
+        known = self.self_values
         for name, value in canonical_self.items():
-            if isinstance(value, str) and ("{" in value or "}" in value):
-                raise InputError("templates appear only in COMPATIBLE records, never in SELF", field=f"self.{name}")
-            parsed = _located(lambda: parse_value(policy.attribute(name).type, value), f"self.{name}")
+            key = (name, type(value), value) if type(value) in _KEYED_VALUES else None
+            parsed = known.get(key, _UNPARSED) if key is not None else _UNPARSED
+            if parsed is _UNPARSED:
+                if isinstance(value, str) and ("{" in value or "}" in value):
+                    raise InputError("templates appear only in COMPATIBLE records, never in SELF", field=f"self.{name}")
+                parsed = _located(lambda: parse_value(policy.attribute(name).type, value), f"self.{name}")
+                if key is not None:
+                    known[key] = parsed
             if parsed is not None and parsed != frozenset():
                 values[name] = parsed
 
@@ -417,6 +431,10 @@ def device_fields(raw: Any, seen_ids: Mapping[str, int]) -> tuple[str, str, str,
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= INT64_MAX:
         raise InputError(f"expected an integer >= 0, got {capacity!r}", field="capacity")
     return device_id, host, vm, capacity
+
+
+_KEYED_VALUES = frozenset({str, int})  # SELF values whose parsing is kept (bools and lists are rare, and refused or parsed anew)
+_UNPARSED = object()
 
 
 class _NotKeyed(Exception):

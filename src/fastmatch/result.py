@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Protocol, Se
 import numpy as np
 import numpy.typing as npt
 
-from ._lines import positions_in
+from ._lines import positions_in, positions_in_texts
 from .devices import DeviceSet
 from .errors import FastmatchError, ResultTooLargeError, printable
 from .explain import explain_pair
 from .intern import kept_for_partner
+from .packed import Texts, arrow_offsets
 from .policy import Policy
 from .reasons import SAME_DEVICE, SAME_HOST, SCORE_HAS_VERSION, outcome_reasons, outcome_scores, reason_names
 from .reference import PairEvaluator, target_versions
@@ -571,7 +572,7 @@ class TargetDevices:
         if self._few(devices.ids, self.targets.ids):
             return np.fromiter(map(self.targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
         # Natively (no set or dict of a million ids), and kept for the same two sets' next match.
-        return kept_for_partner(devices, self.targets, "twins", None, lambda: positions_in(devices.ids, self.targets.ids))
+        return kept_for_partner(devices, self.targets, "twins", None, lambda: id_positions(devices.ids, self.targets.ids))
 
     @staticmethod
     def _few(asked: Sequence[str], among: Sequence[str]) -> bool:
@@ -607,6 +608,16 @@ class TargetDevices:
                 self.target_class, self.host, self.available, self.n_classes, exclude_same_host
             )
         return cached[exclude_same_host]
+
+
+def id_positions(ids: Sequence[str], among: Sequence[str]) -> Int64s:
+    """Each id's position among ``among`` (the last equal one), or -1, natively: ids kept packed
+    (``fastmatch.packed.Texts``, a columnar fleet's) are compared as bytes, without a str each."""
+    if isinstance(ids, Texts) or isinstance(among, Texts):
+        found: Int64s = positions_in_texts(*arrow_offsets(ids), *arrow_offsets(among))
+    else:
+        found = positions_in(ids, among)
+    return found
 
 
 def target_view(

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .._lines import arrow_strings, group_rows
+from .._lines import arrow_strings, check_texts, group_rows
 from .._output import gathered_texts, repeated_texts, spread_rankings
 from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
-from ..packed import utf8
+from ..packed import Packed, Texts, packed_texts, utf8
 from ..gcpause import gc_paused
 from .guards import TOO_DEEP, OnError, check_decoded
 
@@ -218,8 +218,8 @@ def _columnar_devices(data: bytes, name: str, input_format: str, policy: "Policy
         ids = _ids(columns["id"], pa)
         if ids is None:
             return None
-        hosts = _strings(columns.get("host"), pa) if "host" in columns else [""] * len(ids)
-        vms = _strings(columns.get("vm"), pa) if "vm" in columns else [""] * len(ids)
+        hosts = _packed_strings(columns["host"], pa) if "host" in columns else [""] * len(ids)
+        vms = _packed_strings(columns["vm"], pa) if "vm" in columns else [""] * len(ids)
         capacities = _capacities(columns.get("capacity"), len(ids), pa)
         if hosts is None or vms is None or capacities is None:
             return None
@@ -254,14 +254,36 @@ def _one_chunk(column: "pa.ChunkedArray", pa: ModuleType) -> "pa.Array":
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def _ids(array: "pa.Array", pa: ModuleType) -> list[str] | None:
-    """The ids, or ``None`` when one is null, empty or repeated, or the column is not strings."""
+def _ids(array: "pa.Array", pa: ModuleType) -> Sequence[str] | None:
+    """The ids, or ``None`` when one is null, empty or repeated, or the column is not strings.
+    A string column's stay packed (``Texts``): a million str cost a tenth of a second and
+    150 MB, for ids that a match reads only to find the targets named like its sources, and
+    a writer only to copy their bytes."""
     if _is_plain_text(array.type, pa) and not array.null_count:
-        return arrow_strings(*_string_buffers(array, pa), True)  # repeats found in C, before any str is made
+        return _texts(*_string_buffers(array, pa), unique=True)
     ids = _strings(array, pa, nullable=False)  # a dictionary column, or no strings (None)
     if ids is None or "" in ids or len(set(ids)) != len(ids):
         return None
     return ids
+
+
+def _packed_strings(array: "pa.Array", pa: ModuleType) -> Sequence[str] | None:
+    """:func:`_strings`, kept packed (``Texts``) when it is a string column without nulls: a
+    host holds a few devices and a VM one or two, so such a column is nearly as many str as
+    devices, where a match reads only the distinct hosts (``DeviceSet.host_codes``) and only
+    ``plan`` reads VMs."""
+    if _is_plain_text(array.type, pa) and not array.null_count:
+        return _texts(*_string_buffers(array, pa), unique=False)
+    return _strings(array, pa)
+
+
+def _texts(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], unique: bool) -> Texts | None:
+    """An Arrow string column's buffers (:func:`_string_buffers`) as ``Texts``, checked as
+    ``arrow_strings`` checks them; None when ``unique`` and a string is empty or repeats."""
+    if not check_texts(offsets, data, unique):  # in C, without a str
+        return None
+    first = int(offsets[0])
+    return Texts(offsets - first, data[first : int(offsets[-1])])
 
 
 def _is_plain_text(kind: "pa.DataType", pa: ModuleType) -> bool:
@@ -377,9 +399,9 @@ def fleet_table(devices: DeviceSet) -> "pa.Table":
         type=pa.string(),
     )
     columns = {
-        "id": pa.array(devices.ids, type=pa.string()),
-        "host": pa.array(devices.hosts, type=pa.string()),
-        "vm": pa.array(devices.vms, type=pa.string()),
+        "id": _text_array(devices.ids, pa),
+        "host": _text_array(devices.hosts, pa),
+        "vm": _text_array(devices.vms, pa),
         "self": selves.take(take),
         "compatible": compatible.take(take),
         "capacity": pa.array(devices.capacities, type=pa.int64()),
@@ -387,6 +409,14 @@ def fleet_table(devices: DeviceSet) -> "pa.Table":
         "migratable": pa.array([d.migratable for d in descriptors], type=pa.bool_()).take(take),
     }
     return pa.table(columns)
+
+
+def _text_array(texts: Sequence[str], pa: ModuleType) -> "pa.Array":
+    """A column of str; of ``Texts``, made from their bytes."""
+    if isinstance(texts, Texts):
+        narrow = int(texts.offsets[-1]) < 1 << 31
+        return _string_array(texts.data, texts.offsets.astype(np.int32) if narrow else texts.offsets, pa)
+    return pa.array(texts, type=pa.string())
 
 
 def _self_column(selves: list[dict[str, Any]], declared: set[str], pa: ModuleType) -> "pa.Array":
@@ -514,7 +544,7 @@ class _Candidates:
         targets = np.ascontiguousarray(indices[holder], dtype=np.int64).reshape(self.n_rankings, self.k)
         self.counts = (targets >= 0).sum(axis=1).astype(np.int64)
         self.source_rows = self.counts[self.which]
-        self.source_ids = utf8(list(source_ids))
+        self.source_ids = packed_texts(source_ids)
         self.ranks = np.ascontiguousarray(np.broadcast_to(np.arange(1, self.k + 1, dtype=np.int32), (self.n_rankings, self.k)))
         self.exact, self.same_type = (np.ascontiguousarray(part).view(np.uint8) for part in (parts.exact, parts.same_type))
         self.major_distance, self.minor_distance = (np.ascontiguousarray(part) for part in (parts.major_distance, parts.minor_distance))
@@ -531,10 +561,14 @@ class _Candidates:
         named[targets[targets >= 0]] = True
         kept = np.flatnonzero(named)
         self.target_codes = np.where(targets >= 0, (np.cumsum(named) - 1)[targets], -1).astype(np.int32)
-        named_ids = [target_ids[j] for j in kept.tolist()]
-        self.named_targets = utf8(named_ids)
+        self.named_targets: Packed
+        if isinstance(target_ids, Texts):
+            data, offsets = gathered_texts(*target_ids.packed, kept)
+            self.named_targets = data, offsets[1:].astype(np.int64)
+        else:
+            self.named_targets = utf8([target_ids[j] for j in kept.tolist()])
         fits_a_page = int(self.named_targets[1][-1] if len(kept) else 0) <= _DICTIONARY_PAGE_BYTES
-        self.target_dictionary = _text_column(named_ids, pa) if fits_a_page else None
+        self.target_dictionary = _packed_column(self.named_targets, pa) if fits_a_page else None
 
     def row_groups(self, rows: int) -> Iterator[tuple[int, int]]:
         """Runs of whole sources, ``(start, stop)``, each ending at the first source that
@@ -579,7 +613,12 @@ class _Candidates:
 
 def _text_column(texts: list[str], pa: ModuleType) -> "pa.Array":
     """A few texts as an Arrow string column."""
-    return _string_array(*repeated_texts(*utf8(texts), np.ones(len(texts), dtype=np.int64)), pa)
+    return _packed_column(utf8(texts), pa)
+
+
+def _packed_column(texts: "Packed", pa: ModuleType) -> "pa.Array":
+    """Packed texts (fastmatch.packed) as an Arrow string column."""
+    return _string_array(*repeated_texts(*texts, np.ones(len(texts[1]), dtype=np.int64)), pa)
 
 
 def _numbers(values: np.ndarray, kind: "pa.DataType", pa: ModuleType, valid: np.ndarray | None = None) -> "pa.Array":
@@ -595,7 +634,7 @@ def _bool_column(values: np.ndarray, pa: ModuleType) -> "pa.Array":
     return pa.BooleanArray.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(bits)])
 
 
-def _string_array(data: bytes, offsets: np.ndarray, pa: ModuleType) -> "pa.Array":
+def _string_array(data: "bytes | npt.NDArray[np.uint8]", offsets: np.ndarray, pa: ModuleType) -> "pa.Array":
     """Packed texts (``offsets`` from 0: int32 for a ``string`` column, int64 past Arrow's 2 GiB
     of one, a ``large_string``) as an Arrow column, built from its buffers."""
     kind = pa.string() if offsets.dtype == np.int32 else pa.large_string()
