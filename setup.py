@@ -125,6 +125,7 @@ extensions = [
     Extension(
         "fastmatch._request",  # a TargetIndex's one-record requests: no OpenMP
         ["native/_request.pyx"],
+        depends=["native/hashing.h"],
         extra_compile_args=[flag for flag in compile_args if flag != "-fopenmp"],
     ),
     Extension(

@@ -1689,58 +1689,36 @@ cdef inline int64_t* _mut64(int64_t[::1] values) noexcept:
 
 
 # -- one-device requests against prepared targets (fastmatch.index) ---------------------------
-cdef void* _cache_lines(void* old, int64_t words) except NULL:
-    """``words`` 64-bit words on a cache line, in place of ``old`` (freed once they are there; its
-    content is not kept)."""
-    cdef void* fresh = NULL
-    if posix_memalign(&fresh, CACHE_LINE, max(words, 1) * 8) != 0:
-        raise MemoryError()
-    free(old)
-    return fresh
+cdef enum:
+    WORDS_PER_LINE = CACHE_LINE // 8
 
 
-cdef class RowBuffers:
-    """One caller's buffers to evaluate a source class and rank its candidates: the kernel's
-    scratch, a row of outcomes and the candidates' heap, kept from request to request (fresh ones
-    cost a page fault per page on their first write), grown when a problem needs more."""
+cdef inline int64_t whole_lines(int64_t words) noexcept nogil:
+    """``words`` rounded up to whole cache lines, in words."""
+    return (words + WORDS_PER_LINE - 1) // WORDS_PER_LINE * WORDS_PER_LINE
 
-    cdef uint64_t* scratch
-    cdef int64_t* row
-    cdef int64_t* heap
-    cdef int64_t scratch_words, row_words, heap_words
 
-    cdef int fit(self, int64_t scratch_words, int64_t row_words, int64_t heap_words) except -1:
-        if scratch_words > self.scratch_words:
-            self.scratch = <uint64_t*>_cache_lines(self.scratch, scratch_words)
-            self.scratch_words = scratch_words
-        if row_words > self.row_words:
-            self.row = <int64_t*>_cache_lines(self.row, row_words)
-            self.row_words = row_words
-        if heap_words > self.heap_words:
-            self.heap = <int64_t*>_cache_lines(self.heap, heap_words)
-            self.heap_words = heap_words
-        return 0
-
-    def __dealloc__(self):
-        free(self.scratch)
-        free(self.row)
-        free(self.heap)
+cdef struct RequestSide:  # what RequestTargets holds for its rankings: read without the GIL
+    Devices arrays
+    const int64_t* available_on_host
+    int64_t n_host_codes
+    const uint8_t* available
+    int64_t available_count
 
 
 cdef class RequestTargets:
     """What a one-device request reads of a TargetIndex's targets besides the problem of the
     device's descriptor: the targets' device arrays (``DeviceView``), the available targets on
-    each host, each target's availability, and a pool of row buffers.
+    each host and each target's availability.
 
     ``top_k`` answers a request in one call whose work runs without the GIL: the device's row of
-    outcomes, its bounded heap of candidates, its exclusions and its k best targets."""
+    outcomes, its bounded heap of candidates, its exclusions and its k best targets. Its buffers
+    are the calling thread's own, taken from and given back to the C allocator without the GIL
+    (a thread's arena hands the same memory back from call to call: no page faults, no lock
+    shared with the other callers). ``fastmatch._request`` calls the same steps in C
+    (``prepare_ranking`` once a descriptor, ``answer_of`` with the GIL, ``rank`` without)."""
 
-    cdef Devices arrays
-    cdef const int64_t* available_on_host
-    cdef int64_t n_host_codes
-    cdef const uint8_t* available
-    cdef int64_t available_count
-    cdef list pool  # RowBuffers given back after each call: callers on other threads never share one
+    cdef RequestSide side
     cdef tuple keep
 
     def __init__(self, DeviceView targets, available_on_host, available):
@@ -1748,12 +1726,11 @@ cdef class RequestTargets:
         flags = np.ascontiguousarray(available, dtype=np.uint8)
         if len(flags) != targets.arrays.n_targets:
             raise ValueError("one availability flag a target device")
-        self.arrays = targets.arrays
-        self.available_on_host = <const int64_t*>address(on_host)
-        self.n_host_codes = len(on_host)
-        self.available = <const uint8_t*>address(flags)
-        self.available_count = int(np.count_nonzero(flags))
-        self.pool = []
+        self.side.arrays = targets.arrays
+        self.side.available_on_host = <const int64_t*>address(on_host)
+        self.side.n_host_codes = len(on_host)
+        self.side.available = <const uint8_t*>address(flags)
+        self.side.available_count = int(np.count_nonzero(flags))
         self.keep = (targets, on_host, flags)
 
     def top_k(self, Problem problem, int64_t host, int64_t twin, int64_t k):
@@ -1762,72 +1739,107 @@ cdef class RequestTargets:
         them. ``problem``: of the device's descriptor, one source class (None: no target can
         take it); ``host``: the code of its host among the targets' (0: none, -1: no target's);
         ``twin``: the target with its id, or -1."""
-        cdef cnp.npy_intp shape[2]
-        shape[0] = 1
-        shape[1] = max(k, 0)
-        cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
-        cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
-        cdef int64_t* indices_at = <int64_t*>address(indices)
-        cdef int64_t* scores_at = <int64_t*>address(scores)
-        cdef int64_t c
-        if problem is None:
-            for c in range(k):
-                indices_at[c] = -1
-                scores_at[c] = -1
-            return indices, scores
-        if problem.kernel.src.n != 1 or problem.kernel.tgt.n != self.arrays.n_classes:
-            raise ValueError("a problem of one source class against these targets")
-        if problem._target_matches is None:
-            raise ValueError("a problem whose records are matched (Problem.prepare)")
-        cdef const Kernel* kernel = &problem.kernel
-        cdef const uint8_t* target_matches = <const uint8_t*>address(problem._target_matches)
-        cdef const uint8_t* source_matches = <const uint8_t*>address(problem._source_matches)
-        cdef int lane_bytes = problem.lane_bytes
-        # The candidates to rank so that k are left after the device's own exclusions (the
-        # available targets on its host, and itself): as DeviceRules.top_k_depth.
-        cdef int64_t depth = k
-        if self.arrays.exclude_same_host and 0 < host < self.n_host_codes:
-            depth += self.available_on_host[host]
-        if 0 <= twin < self.arrays.n_targets and self.available[twin]:
-            depth += 1
-        depth = min(depth, self.available_count)
-        cdef RowBuffers buffers
-        try:
-            buffers = self.pool.pop()
-        except IndexError:
-            buffers = RowBuffers()
-        buffers.fit(scratch_words(kernel), self.arrays.n_classes, 2 * depth)
-        cdef uint64_t* scratch = buffers.scratch
-        cdef int64_t* row = buffers.row
-        cdef int64_t* heap = buffers.heap
-        cdef Devices arrays = self.arrays
-        cdef Reduction reduction
-        cdef int64_t source_order[1]
-        cdef int64_t source_start[2]
-        cdef int64_t whole[2]
-        whole[0] = 0
-        whole[1] = self.arrays.n_classes
-        cdef const int64_t* ranges = row_ranges(kernel, 0, True, whole)
-        cdef int64_t n_ranges = row_range_count(kernel, 0, True)
-        with nogil:
-            source_order[0] = 0
-            source_start[0] = 0
-            source_start[1] = 1
-            arrays.source_order = source_order
-            arrays.source_start = source_start
-            arrays.source_host = &host
-            arrays.source_twin = &twin
-            reduction.kind = REDUCE_TOP_K
-            reduction.k = k
-            reduction.depth = &depth
-            reduction.indices = indices_at
-            reduction.values = scores_at
-            if lane_bytes == 2:
-                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint16_t*>NULL)
-            elif lane_bytes == 4:
-                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint32_t*>NULL)
-            else:
-                evaluate_one(kernel, 0, scratch, row, target_matches, source_matches, ranges, n_ranges, <uint64_t*>NULL)
-            top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, heap)
-        self.pool.append(buffers)
-        return indices, scores
+        cdef Ranking ranking
+        prepare_ranking(self, problem, &ranking)
+        answer = answer_of(&ranking, max(k, 0))
+        ranking.host = host
+        ranking.twin = twin
+        cdef int ranked
+        if ranking.kernel != NULL:
+            with nogil:
+                ranked = rank(&ranking)
+            if ranked != 0:
+                raise MemoryError()
+        return answer
+
+
+cdef int prepare_ranking(object targets, object problem, Ranking* ranking) except -1:
+    """What a ranking reads of ``targets`` (a RequestTargets) and ``problem`` (None: no target
+    can take the device's descriptor), the same for every device of that descriptor; the caller
+    holds both while it ranks."""
+    cdef RequestTargets side = <RequestTargets?>targets
+    ranking.side = &side.side
+    ranking.kernel = NULL
+    if problem is None:
+        return 0
+    cdef Problem kept = <Problem?>problem
+    if kept.kernel.src.n != 1 or kept.kernel.tgt.n != side.side.arrays.n_classes:
+        raise ValueError("a problem of one source class against these targets")
+    if kept._target_matches is None:
+        raise ValueError("a problem whose records are matched (Problem.prepare)")
+    ranking.kernel = &kept.kernel
+    ranking.target_matches = <const uint8_t*>address(kept._target_matches)
+    ranking.source_matches = <const uint8_t*>address(kept._source_matches)
+    ranking.lane_bytes = kept.lane_bytes
+    return 0
+
+
+cdef tuple answer_of(Ranking* ranking, int64_t k):
+    """``(indices, scores)``, (1, k) each, that ``rank`` fills once the ranking's ``host`` and
+    ``twin`` are set; filled now when no target can take the descriptor (``kernel`` NULL)."""
+    cdef cnp.npy_intp shape[2]
+    shape[0] = 1
+    shape[1] = k
+    cdef cnp.ndarray indices = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    cdef cnp.ndarray scores = cnp.PyArray_EMPTY(2, shape, cnp.NPY_INT64, 0)
+    ranking.k = k
+    ranking.indices = <int64_t*>address(indices)
+    ranking.scores = <int64_t*>address(scores)
+    cdef int64_t c
+    if ranking.kernel == NULL:
+        for c in range(k):
+            ranking.indices[c] = -1
+            ranking.scores[c] = -1
+    return indices, scores
+
+
+cdef int rank(Ranking* ranking) noexcept nogil:
+    """Fills a ranking's answer (``ranking_of``): -1 when its buffers cannot be had, else 0.
+    The caller holds the problem and the targets."""
+    cdef const RequestSide* side = <const RequestSide*>ranking.side
+    cdef const Kernel* kernel = <const Kernel*>ranking.kernel
+    cdef Devices arrays = side.arrays
+    # The candidates to rank so that k are left after the device's own exclusions (the available
+    # targets on its host, and itself): as DeviceRules.top_k_depth.
+    cdef int64_t depth = ranking.k
+    if arrays.exclude_same_host and 0 < ranking.host < side.n_host_codes:
+        depth += side.available_on_host[ranking.host]
+    if 0 <= ranking.twin < arrays.n_targets and side.available[ranking.twin]:
+        depth += 1
+    depth = min(depth, side.available_count)
+    cdef int64_t scratch_size = whole_lines(scratch_words(kernel))
+    cdef int64_t row_size = whole_lines(arrays.n_classes)
+    cdef void* buffers = NULL
+    if posix_memalign(&buffers, CACHE_LINE, (scratch_size + row_size + 2 * depth + 1) * 8) != 0:
+        return -1
+    cdef uint64_t* scratch = <uint64_t*>buffers
+    cdef int64_t* row = <int64_t*>buffers + scratch_size
+    cdef int64_t whole[2]
+    whole[0] = 0
+    whole[1] = arrays.n_classes
+    cdef const int64_t* ranges = row_ranges(kernel, 0, True, whole)
+    cdef int64_t n_ranges = row_range_count(kernel, 0, True)
+    cdef int64_t source_order[1]
+    cdef int64_t source_start[2]
+    source_order[0] = 0
+    source_start[0] = 0
+    source_start[1] = 1
+    arrays.source_order = source_order
+    arrays.source_start = source_start
+    arrays.source_host = &ranking.host
+    arrays.source_twin = &ranking.twin
+    cdef Reduction reduction
+    reduction.kind = REDUCE_TOP_K
+    reduction.k = ranking.k
+    reduction.depth = &depth
+    reduction.indices = ranking.indices
+    reduction.values = ranking.scores
+    if ranking.lane_bytes == 2:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint16_t*>NULL)
+    elif ranking.lane_bytes == 4:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint32_t*>NULL)
+    else:
+        evaluate_one(kernel, 0, scratch, row, ranking.target_matches, ranking.source_matches, ranges, n_ranges, <uint64_t*>NULL)
+    top_k_row(&arrays, &reduction, 0, row, ranges, n_ranges, row + row_size)
+    free(buffers)
+    return 0

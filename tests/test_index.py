@@ -183,7 +183,7 @@ def test_requests_of_kept_descriptors_equal_match(options):
         for k in (1, 3):
             got, expected = index.top_k(record, k), _answer(policy, record, targets, k)
             assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1]), (record, options)
-    assert 0 < len(index._problems) <= len(descriptors)
+    assert 0 < len(index._plain) <= len(descriptors)
 
 
 def test_prepared_descriptors_are_bounded():
@@ -197,7 +197,7 @@ def test_prepared_descriptors_are_bounded():
         answers = [index.top_k(record, 4) for index in indexes]
         for got in answers[1:]:
             assert np.array_equal(got[0], answers[0][0]) and np.array_equal(got[1], answers[0][1])
-        assert [len(index._problems) for index in indexes[:2]] == [0, min(3, len(indexes[2]._problems))]
+        assert [len(index._plain) for index in indexes[:2]] == [0, min(3, len(indexes[2]._plain))]
     with pytest.raises(ValueError, match="prepared_descriptors"):
         fastmatch.TargetIndex(targets, prepared_descriptors=-1)
 
@@ -217,7 +217,7 @@ def test_requests_of_a_few_records_equal_match():
         expected = fastmatch.match(request, targets, policy).top_k(3)
         got = index.top_k(request, 3)
         assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
-    assert 0 < len(index._problems) <= len(descriptors)
+    assert 0 < len(index._plain) <= len(descriptors)
     for bad in ([{**records[0], "id": "q"}, {**records[1], "id": "q"}], [{**records[0], "id": "q"}, BAD_RECORDS[-1]]):
         with pytest.raises(fastmatch.FastmatchError) as expected_error:
             fastmatch.DeviceSet.from_records(bad)
@@ -342,7 +342,7 @@ def test_plain_requests_key_only_what_validation_tells_apart(records):
     fail alike): so a kept problem serves only records that validation would have given it."""
     from fastmatch._request import PlainRequests, Unseen
 
-    plain = PlainRequests({}, {}, {}, None, 10)  # no problem kept: every plain record is Unseen
+    plain = PlainRequests(0, {}, {}, None, 10)  # no problem kept: every plain record is Unseen
     by_key: dict = {}
     for record in records:
         outcome = _descriptor_or_error(record)

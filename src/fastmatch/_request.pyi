@@ -8,16 +8,24 @@ import numpy.typing as npt
 from ._kernel import RequestTargets
 
 class Unseen:
-    key: tuple[Any, ...]
-    def __init__(self, key: tuple[Any, ...]) -> None: ...
+    key: bytes
+    hash: int
+    def __init__(self, key: bytes, hash: int) -> None: ...
+
+class Names:
+    def __init__(self, names: dict[str, int]) -> None: ...
 
 class PlainRequests:
     def __init__(
         self,
-        problems: dict[Hashable, Any],
+        capacity: int,
         host_codes: dict[str, int],
         target_ids: dict[str, int],
-        targets: RequestTargets,
+        targets: RequestTargets | None,
         largest_k: int,
+        hash_bits: int = 64,
     ) -> None: ...
+    def __len__(self) -> int: ...
     def top_k(self, record: object, k: object) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | Unseen | None: ...
+    def problem_of(self, key: Hashable, default: Any) -> Any: ...
+    def keep(self, key: Unseen | Hashable, problem: Any) -> None: ...

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Hashable, Iterable, Mapping, cast
 
@@ -14,7 +13,7 @@ from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .errors import FastmatchError
 from .policy import Policy
-from ._request import PlainRequests
+from ._request import PlainRequests, Unseen
 from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, memory_limit_of, ranked
 from .scores import ClassVersions
 
@@ -45,8 +44,10 @@ class TargetIndex:
     ``migratable``, as written) is prepared once: the kernel's problem for it is kept for the
     next request with the same descriptor, whatever its id and host, up to
     ``prepared_descriptors`` of them (the oldest go first; 0 keeps none). Such a request is
-    then read and looked up in C and ranked by one native call that runs without the GIL, so
-    threads that share an index answer in parallel. A kept problem answers as the settings
+    then answered by one native call (``native/_request.pyx``) that reads the record and finds
+    its descriptor's problem holding the GIL (about a microsecond), then looks its host and id
+    up among the targets' and ranks without it, so threads that share an index answer in
+    parallel. A kept problem answers as the settings
     were when it was prepared (``FASTMATCH_IMPLEMENTATION``, ``FASTMATCH_BLOCKING``), and a
     single record's answer is held to ``FASTMATCH_MEMORY_LIMIT`` as it was when the index was
     made.
@@ -82,11 +83,9 @@ class TargetIndex:
             self._prepared_k = min(len(self.targets), memory_limit_of(None) // 16)
         except FastmatchError:  # a bad FASTMATCH_MEMORY_LIMIT: each request reports it
             self._prepared_k = 0
-        # descriptor key (PlainRequests' or descriptor_key) -> what it needs (_GENERAL aside)
-        self._problems: dict[Hashable, Any] = {}
-        self._problems_written = threading.Lock()  # readers need no lock: a dict lookup is atomic
+        # The descriptors' problems (_GENERAL aside), kept under PlainRequests' keys or descriptor_key's.
         self._plain = PlainRequests(
-            self._problems, self._devices.host_code_of, self.targets.id_index, self._requests, self._prepared_k
+            prepared_descriptors, self._devices.host_code_of, self.targets.id_index, self._requests, self._prepared_k
         )
 
     def __len__(self) -> int:
@@ -108,7 +107,7 @@ class TargetIndex:
         if isinstance(plain, tuple):
             return plain
         if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
-            answer = self._top_k_of_record(sources, k, plain.key if plain is not None else None)
+            answer = self._top_k_of_record(sources, k, plain)
             if answer is not None:
                 return answer
         if type(sources) is list and 1 < len(sources) <= FEW_RECORDS and type(k) is int and 0 < k <= self._prepared_k:
@@ -149,20 +148,23 @@ class TargetIndex:
         result.target_class_versions = self._target_class_versions
         return result
 
-    def _top_k_of_record(self, record: dict[str, Any], k: int, key: Hashable | None) -> tuple[Int64s, Int64s] | None:
+    def _top_k_of_record(self, record: dict[str, Any], k: int, unseen: Unseen | None) -> tuple[Int64s, Int64s] | None:
         """top_k of one record through the problem of its descriptor (prepared now if it is new),
         or None when it takes the general path: its own records count, or it is bad input, which
-        the general path then reports as it always does. ``key``: its descriptor's, when
-        ``PlainRequests`` made one."""
+        the general path then reports as it always does. ``unseen``: what ``PlainRequests`` said
+        of a plain record whose descriptor is not kept."""
         if "id" not in record:
             record = {"id": "request", **record}
         try:
             device_id, host, _, _ = device_fields(record, _NO_IDS)
         except FastmatchError:
             return None
+        key: Hashable | None = unseen
+        problem = _UNSEEN
         if key is None:
             key = descriptor_key(record)
-        problem = self._problems.get(key, _UNSEEN) if key is not None else _UNSEEN
+            if key is not None:
+                problem = self._plain.problem_of(key, _UNSEEN)
         if problem is _UNSEEN:
             problem = self._prepare_descriptor(record, key)
             if problem is _GENERAL:
@@ -188,7 +190,7 @@ class TargetIndex:
                 if new > 1:
                     return None
                 try:
-                    row = self._top_k_of_record(record, k, row.key if row is not None else None)
+                    row = self._top_k_of_record(record, k, row)
                 except FastmatchError:
                     return None
                 if row is None:
@@ -204,12 +206,8 @@ class TargetIndex:
         if chosen.interned is None:
             return _GENERAL  # not kept: the general path validates the record again anyway
         problem = None if self._prepared.hopeless(devices)[0] else self._problem(chosen)[0]
-        if key is not None and self.prepared_descriptors:
-            with self._problems_written:
-                kept = self._problems
-                while len(kept) >= self.prepared_descriptors:
-                    del kept[next(iter(kept))]  # the oldest
-                kept[key] = problem
+        if key is not None:
+            self._plain.keep(key, problem)
         return problem
 
     def _problem(self, chosen: Plan) -> tuple["_kernel.Problem", float | None]:
