@@ -131,6 +131,7 @@ def match(
         interned=interned,
         block_start=None if blocks is None else blocks.start,
         block_ranges=None if blocks is None else blocks.ranges,
+        block_settled=None if blocks is None else blocks.settled,
         target_class=target_devices.target_class,
         target_host=np.ascontiguousarray(target_devices.host, dtype=np.int64),
         available=target_devices.available,
@@ -154,6 +155,7 @@ class ScatteredProblem:
     interned: Interned
     block_start: Int64s | None
     block_ranges: Int64s | None
+    block_settled: npt.NDArray[np.uint8] | None  # per range: its exact rules all pass (fastmatch.blocks)
     target_class: Int64s
     target_host: Int64s
     available: Bools
@@ -322,7 +324,7 @@ class _Prepared:
 
         self.kernel = prepared_problem(problem.interned, problem.threads)  # vector path chosen for this CPU
         if problem.block_start is not None and problem.block_ranges is not None:  # both or neither
-            self.kernel.block(problem.block_start, problem.block_ranges)
+            self.kernel.block(problem.block_start, problem.block_ranges, problem.block_settled)
         self.targets = target_view(
             problem.target_class, problem.target_host, problem.available, problem.interned.targets.n_classes, problem.exclude_same_host
         )

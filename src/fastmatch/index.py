@@ -222,7 +222,7 @@ class TargetIndex:
         blocks = self._keys.blocks(interned.sources)
         if blocks is None:
             return problem, None
-        problem.block(blocks.start, blocks.ranges)
+        problem.block(blocks.start, blocks.ranges, blocks.settled)
         return problem, blocks.pairs / max(1, problem.shape[0])
 
     def _native(self, devices: DeviceSet, chosen: Plan, asked: Bools | None = None) -> "NativeOutputs":
