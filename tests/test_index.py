@@ -271,17 +271,21 @@ def test_threads_sharing_an_index_answer_what_match_does():
     requests = _requests_of(descriptors, targets, rng, 200)
     policy = fastmatch.Policy.default()
     expected = [_answer(policy, record, targets, 3) for record in requests]
-    index = fastmatch.TargetIndex(targets)
+    _two_threads_answer(fastmatch.TargetIndex(targets), requests, 3, expected)
+
+
+def _two_threads_answer(index: fastmatch.TargetIndex, requests: list, k: int, expected: list) -> None:
+    """Two threads share ``index``, each asking every other request's top_k(k): every answer is ``expected``'s."""
     answers: dict[int, list] = {}
 
     def serve(share: int) -> None:
-        answers[share] = [index.top_k(record, 3) for record in requests[share::2]]
+        answers[share] = [index.top_k(record, k) for record in requests[share::2]]
 
     workers = [threading.Thread(target=serve, args=(share,)) for share in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=60)
+        worker.join(timeout=120)
     for share in range(2):
         assert len(answers[share]) == len(requests[share::2])
         for got, wanted in zip(answers[share], expected[share::2]):

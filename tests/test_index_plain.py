@@ -11,7 +11,7 @@ import pytest
 import fastmatch
 from fastmatch._request import PlainRequests, Unseen
 
-from test_index import _device, _requests_of, _target
+from test_index import _device, _requests_of, _target, _two_threads_answer
 
 COLLIDING = 0  # hash_bits: every descriptor hashes alike, so the table compares every key
 
@@ -138,20 +138,7 @@ def test_threads_that_evict_while_others_read_answer_what_match_does():
     requests = _requests_of(descriptors, targets, rng, 300)
     expected = [fastmatch.match([{"id": "request", **record}], targets).top_k(3) for record in requests]
     index = fastmatch.TargetIndex(targets, prepared_descriptors=2)
-    answers: dict[int, list] = {}
-
-    def serve(share: int) -> None:
-        answers[share] = [index.top_k(record, 3) for record in requests[share::2]]
-
-    workers = [threading.Thread(target=serve, args=(share,)) for share in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    for share in range(2):
-        assert len(answers[share]) == len(requests[share::2])
-        for got, wanted in zip(answers[share], expected[share::2]):
-            assert np.array_equal(got[0], wanted[0]) and np.array_equal(got[1], wanted[1])
+    _two_threads_answer(index, requests, 3, expected)
     assert len(index._plain) <= 2
 
 
