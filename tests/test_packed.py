@@ -34,7 +34,8 @@ def test_texts_read_as_the_list_they_hold(listed, index):
         assert text in texts and texts.index(text) == listed.index(text)
     assert "\0not there" not in texts
     data, ends = packed_texts(texts)
-    assert (bytes(data), ends.tolist()) == (lambda p: (bytes(p[0]), p[1].tolist()))(utf8(listed))
+    encoded, encoded_ends = utf8(listed)
+    assert bytes(data) == bytes(encoded) and ends.tolist() == encoded_ends.tolist()
 
 
 def test_texts_compare_pickle_and_refuse_offsets_not_from_zero():
