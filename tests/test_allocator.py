@@ -42,3 +42,30 @@ def test_memory_freed_under_the_policy_is_reused_without_faulting_it_in_again():
     pages = (3 << 20) // os.sysconf("SC_PAGE_SIZE")
     assert _second_array_faults("default") > pages // 2  # glibc gave the first back to the kernel
     assert _second_array_faults("kept") < pages // 20
+
+
+ARROW_POOL = """
+import sys
+from fastmatch.allocator import keep_freed_memory
+if sys.argv[1] == "kept":
+    assert keep_freed_memory()
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+def _arrow_pool(policy: str, chosen: str | None = None) -> str:
+    pytest.importorskip("pyarrow")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    if chosen is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    done = subprocess.run([sys.executable, "-c", ARROW_POOL, policy], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_arrow_allocates_through_the_kept_malloc_under_the_policy_unless_the_user_chose_a_pool():
+    assert _arrow_pool("default") != "system"  # pyarrow's own default (mimalloc or jemalloc)
+    assert _arrow_pool("kept") == "system"
+    assert _arrow_pool("kept", chosen="mimalloc") == "mimalloc"

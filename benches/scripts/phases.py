@@ -4,20 +4,35 @@ command runs them, each with its wall and CPU time.
     PYTHONPATH=src python benches/scripts/phases.py S T json|csv|parquet OUT
 """
 
+import resource
 import sys
 import time
 
 from fastmatch import cli, load, match
+from fastmatch.allocator import keep_freed_memory
+
+
+def faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def resident_mb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() >> 20
 
 
 def timed(label, work):
-    cpu, wall = time.process_time(), time.perf_counter()
+    cpu, wall, faulted = time.process_time(), time.perf_counter(), faults()
     value = work()
-    print(f"{label:<34} {time.perf_counter() - wall:6.2f} s wall {time.process_time() - cpu:6.2f} s cpu", flush=True)
+    print(
+        f"{label:<34} {time.perf_counter() - wall:6.2f} s wall {time.process_time() - cpu:6.2f} s cpu {faults() - faulted:8d} faults {resident_mb():6d} MB resident",
+        flush=True,
+    )
     return value
 
 
 def main(sources_path: str, targets_path: str, output_format: str, out: str) -> None:
+    keep_freed_memory()  # as the command does
     wall, cpu = time.perf_counter(), time.process_time()
     sources = timed("load sources", lambda: load(sources_path))
     targets = timed("load targets", lambda: load(targets_path))

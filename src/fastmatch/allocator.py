@@ -7,6 +7,12 @@ match took 155,000 minor faults, 1.0-1.3 s of system time in a VM, for 2.5 s of 
 the process, freed memory is reused without faults (about 30,000 fewer there, measured in
 BENCHMARKS.md); it goes back to the system when the command exits, a few seconds later.
 
+Arrow's buffers (reading and writing Parquet) follow the same policy: its default pool,
+mimalloc, gives freed memory back on its own schedule, and the Parquet match spent 1.0-1.5 s
+of system time in it against 0.5-0.65 s with Arrow's system pool, which is glibc's malloc
+under the settings here (BENCHMARKS.md, session 8). A user's own ``ARROW_DEFAULT_MEMORY_POOL``
+is kept.
+
 Only a command does this: a library must not change its caller's allocator, and a server
 (``fastmatch serve``) lives long enough for the memory it once needed to matter.
 """
@@ -14,6 +20,7 @@ Only a command does this: a library must not change its caller's allocator, and 
 from __future__ import annotations
 
 import ctypes
+import os
 
 # mallopt(3) parameters (malloc.h), and the values used.
 M_TRIM_THRESHOLD = -1
@@ -23,17 +30,24 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks below it come from the heap
 TRIM_THRESHOLD = 256 << 20  # free memory at the heap's top kept before it is given back
 TOP_PAD = 64 << 20  # the heap grows by this much at a time: fewer brk calls
 
+# Read by Arrow when it first allocates, so set before pyarrow is used (it is imported only
+# by the commands that read or write columnar files).
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+
 
 def keep_freed_memory() -> bool:
-    """Have glibc's malloc keep freed memory for reuse; False where the C library is not glibc
-    (or refuses a value), and nothing changes there."""
+    """Have glibc's malloc keep freed memory for reuse, and Arrow allocate through it; False
+    where the C library is not glibc (or refuses a value), and nothing changes there."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (musl has no mallopt), or no C library to load
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return all(
+    kept = all(
         mallopt(parameter, value) == 1
         for parameter, value in ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD))
     )
+    if kept:
+        os.environ.setdefault(ARROW_POOL_VARIABLE, "system")
+    return kept
