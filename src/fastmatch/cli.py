@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from functools import cached_property, partial
 from itertools import chain
@@ -506,6 +507,25 @@ def _read_devices(
     return load(path, policy, input_format=input_format, role=role, on_error=rejects, progress=progress)
 
 
+def _read_fleets(
+    args: argparse.Namespace, policy: Policy, rejects: _Rejects | None = None, progress: Callable[..., Any] | None = None
+) -> tuple[DeviceSet, DeviceSet]:
+    """``args.sources`` and ``args.targets``, read side by side: the targets in a thread of
+    their own, the sources here. Reading releases the GIL for much of its work (pyarrow's
+    decoding, the native line and text passes), so two fleets take less than one after the
+    other (BENCHMARKS.md, session 8). An error in the sources is the one reported, as when
+    they are read first, once the targets' reading has ended too.
+
+    In turn, as before, when what reading reports must keep its order: rejected records
+    (the sources' first), progress bars, or standard input."""
+    read = partial(_read_devices, policy=policy, input_format=args.input_format, rejects=rejects, progress=progress)
+    if rejects is not None or progress is not None or STDIN in (args.sources, args.targets):
+        return read(args.sources, role="source"), read(args.targets, role="target")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-targets") as reader:
+        targets = reader.submit(read, args.targets, role="target")
+        return read(args.sources, role="source"), targets.result()
+
+
 def _check_inputs(*paths: str) -> None:
     """Standard input can be read once: it may be one of the inputs, not two."""
     if sum(path == STDIN for path in paths) > 1:
@@ -560,8 +580,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
-    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
-    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
+    sources, targets = _read_fleets(args, policy, rejects, progress)
     # More candidates than targets cannot be found; asking for them must not cost n x k.
     top = min(args.top, len(targets))
     wants_summary = args.summary or args.summary_json is not None
@@ -878,8 +897,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     _check_inputs(args.sources, args.targets, args.policy)
     policy = _policy(args.policy)
-    sources = _read_devices(args.sources, policy, args.input_format, "source")
-    targets = _read_devices(args.targets, policy, args.input_format, "target")
+    sources, targets = _read_fleets(args, policy)
     i = _index_of(sources, args.source_id, args.sources)
     j = _index_of(targets, args.target_id, args.targets)
     # The one source against all targets: cheap, and the score is the one `match`
@@ -1122,8 +1140,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if args.assume is not None:
         names["assume"], assume = read_assumptions(args.assume)
     policy = _policy(args.policy)
-    sources = _read_devices(args.sources, policy, args.input_format, "source")
-    targets = _read_devices(args.targets, policy, args.input_format, "target")
+    sources, targets = _read_fleets(args, policy)
     result = plan(
         sources, targets, drain, policy, strategy=args.strategy, host_limits=limits, assume=assume,
         max_parallel=args.max_parallel, max_per_host=args.max_per_host, time_limit=args.time_limit,
@@ -1188,8 +1205,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     policy = _policy(args.policy)
     rejects = _rejects(args)
     progress = _progress(args)
-    sources = _read_devices(args.sources, policy, args.input_format, "source", rejects, progress)
-    targets = _read_devices(args.targets, policy, args.input_format, "target", rejects, progress)
+    sources, targets = _read_fleets(args, policy, rejects, progress)
     result = match(sources, targets, policy, workers=args.workers, progress=progress)
     inputs = {
         "sources": input_facts(args.sources),
