@@ -264,3 +264,20 @@ def test_a_bad_pci_address_is_an_error_naming_the_element(capsys, tmp_path):
         f"fastmatch: error: {xml}:1: record 'pci_0000_3b_00_0': expected a PCI bus number from 0 to 0xff, got '256' "
         "(at /device/capability[@type='pci']/bus)"
     )
+
+
+@pytest.mark.parametrize("bad", [("sources",), ("targets",), ("sources", "targets")])
+def test_fleets_read_side_by_side_report_the_error_they_would_in_turn(capsys, tmp_path, bad):
+    """The sources and the targets are read at once (fastmatch.cli._read_fleets); the error
+    reported is still the sources' when both are bad, and names the file it is in."""
+    paths = {}
+    for role, records in (("sources", SOURCES), ("targets", TARGETS)):
+        path = write_jsonl(tmp_path / f"{role}.jsonl", records)
+        if role in bad:
+            path.write_text(path.read_text(encoding="utf-8") + '{"id": "x", "self": 5}\n', encoding="utf-8")
+        paths[role] = path
+    status, out, err = run(capsys, "match", paths["sources"], paths["targets"], "--quiet")
+    assert status == 2 and out == ""
+    line = assert_one_error_line(err)
+    bad_line = len(SOURCES if bad[0] == "sources" else TARGETS) + 1
+    assert f"{bad[0]}.jsonl:{bad_line}: record 'x': field 'self'" in line, line

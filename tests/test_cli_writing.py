@@ -355,8 +355,8 @@ def test_a_write_failing_in_the_writing_thread_fails_the_output(tmp_path, monkey
 def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, monkeypatch, dictionary_page, row_group_rows):
     """The Parquet file holds the rows a table of plain columns would (its target and version
     columns are written from dictionaries when their ids fit a page, gathered otherwise; in
-    row groups of whole sources), and reads back with the documented types, not as
-    dictionaries."""
+    row groups of whole sources), and reads back with the documented types (required where a
+    candidate always has a value), not as dictionaries."""
     monkeypatch.setattr(columnar, "_DICTIONARY_PAGE_BYTES", dictionary_page)
     monkeypatch.setattr(columnar, "_ROW_GROUP_ROWS", row_group_rows)
     fastmatch.generate.write_fleet(tmp_path, 300, 200, 30, seed=5)
@@ -368,10 +368,9 @@ def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, 
     groups = [file.read_row_group(g).column("source").to_pylist() for g in range(file.num_row_groups)]
     assert all(len(rows) < row_group_rows + 4 for rows in groups) and len(groups) >= written.num_rows // (row_group_rows + 4)  # (k = 4)
     assert all(a[-1] != b[0] for a, b in zip(groups, groups[1:]))  # a source's candidates in one row group
-    assert written.schema == pa.schema(
-        [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_()),
-         ("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]
-    )
+    required = [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_())]
+    nullable = [("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]
+    assert written.schema == pa.schema([pa.field(*c, nullable=False) for c in required] + [pa.field(*c) for c in nullable])
     rows = list(csv.reader(io.StringIO(csv_one_by_one(result, 4, False).decode(), newline="")))[1:]
     assert len(rows) > 300
     assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in written.to_pylist()] == rows
