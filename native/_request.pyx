@@ -325,6 +325,10 @@ cdef class PlainRequests:
 
         A record is plain when its ``self`` is a dict of str to str or int (int64) and it has
         no COMPATIBLE record."""
+        return self.answer(record, k)
+
+    cdef object answer(self, record, k):
+        """:meth:`top_k`, called from C (``IndexRequests.top_k``)."""
         cdef int overflow = 0
         cdef long long wanted
         if type(record) is not dict or type(k) is not int:
@@ -571,3 +575,26 @@ cdef bint descriptor_of(PyObject* own, PyObject* migration_version, bint migrata
     put_tag(key, MIGRATABLE_TRUE if migratable else MIGRATABLE_FALSE)
     h[0] = fm_mix(mixed ^ (MIGRATABLE_TRUE if migratable else MIGRATABLE_FALSE))
     return True
+
+
+cdef class IndexRequests:
+    """The base of ``fastmatch.TargetIndex``: its ``top_k``, a C method, so that a request whose
+    record is plain and whose descriptor is kept (``_plain``, a :class:`PlainRequests`) is
+    answered with no Python frame on the way. Every other request goes to the subclass's
+    ``_top_k(sources, k, plain)``, with what ``_plain`` said of it.
+
+    No Python frame also means no reference taken to the objects every thread's requests share
+    (the index's table, ``isinstance``, ``tuple``): two threads that each write such a
+    reference count move its cache line from core to core on every request (two threads on
+    one index served 1.53 times one thread's requests through a Python ``top_k``, 1.68 times
+    without; BENCHMARKS.md, session 8)."""
+
+    cdef public PlainRequests _plain
+
+    def top_k(self, sources, k):
+        """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
+        :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
+        plain = self._plain.answer(sources, k) if self._plain is not None else None
+        if type(plain) is tuple:
+            return plain
+        return self._top_k(sources, k, plain)

@@ -4,11 +4,12 @@ command runs them, each with its wall and CPU time.
     PYTHONPATH=src python benches/scripts/phases.py S T json|csv|parquet OUT
 """
 
+import argparse
 import resource
 import sys
 import time
 
-from fastmatch import cli, load, match
+from fastmatch import Policy, cli, match
 from fastmatch.allocator import keep_freed_memory
 
 
@@ -34,8 +35,8 @@ def timed(label, work):
 def main(sources_path: str, targets_path: str, output_format: str, out: str) -> None:
     keep_freed_memory()  # as the command does
     wall, cpu = time.perf_counter(), time.process_time()
-    sources = timed("load sources", lambda: load(sources_path))
-    targets = timed("load targets", lambda: load(targets_path))
+    inputs = argparse.Namespace(sources=sources_path, targets=targets_path, input_format=None)
+    sources, targets = timed("load both, side by side", lambda: cli._read_fleets(inputs, Policy.default()))
     result = timed("match", lambda: match(sources, targets))
     ranking = timed("Ranking.of (top_k, shared, parts)", lambda: cli.Ranking.of(result, 5))
     if output_format == "parquet":

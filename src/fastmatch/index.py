@@ -13,7 +13,7 @@ from .dispatch import Plan, plan_prepared, prepare
 from .engine import as_device_set, match, worker_count
 from .errors import FastmatchError
 from .policy import Policy
-from ._request import PlainRequests, Unseen
+from ._request import IndexRequests, PlainRequests, Unseen
 from .result import Bools, DeviceRules, Int64s, MatchResult, TargetDevices, memory_limit_of, ranked
 from .scores import ClassVersions
 
@@ -32,7 +32,7 @@ _NO_IDS: dict[str, int] = {}
 FEW_RECORDS = 64
 
 
-class TargetIndex:
+class TargetIndex(IndexRequests):
     """Targets interned once; each request interns only its sources against them.
 
     ``index.top_k(sources, k)`` returns what ``match(sources, targets).top_k(k)``
@@ -98,14 +98,11 @@ class TargetIndex:
         """An index pickles as its targets and policy: unpickled, they are prepared again."""
         return TargetIndex, (self.targets, self.policy, self.workers, self.prepared_descriptors)
 
-    def top_k(
-        self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int
+    def _top_k(
+        self, sources: DeviceSet | Iterable[Mapping[str, Any]] | Mapping[str, Any], k: int, plain: Unseen | None
     ) -> tuple[Int64s, Int64s]:
-        """``(indices, scores)``, int64 (n, k): the k best available targets per source, as
-        :meth:`fastmatch.MatchResult.top_k` gives them (a single record is one row)."""
-        plain = self._plain.top_k(sources, k)
-        if isinstance(plain, tuple):
-            return plain
+        """``top_k`` (``IndexRequests.top_k``) of any request but a plain record whose descriptor
+        is kept; ``plain``: what ``PlainRequests`` said of it."""
         if type(sources) is dict and type(k) is int and 0 < k <= self._prepared_k:
             answer = self._top_k_of_record(sources, k, plain)
             if answer is not None:
