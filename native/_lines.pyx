@@ -26,7 +26,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.sequence cimport PySequence_Fast_ITEMS
 from libc.errno cimport EINTR, errno
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy
 
@@ -1059,25 +1059,32 @@ cdef void _positions_in(PyObject** items, Py_ssize_t n, PyObject** among, Py_ssi
 
 
 # -- grouping rows of codes ---------------------------------------------------------------------
+cdef struct CodeColumn:  # one of these is set: a column of int32 codes (Arrow's indices) or of int64
+    const int32_t* narrow
+    const int64_t* wide
+
+
 def group_rows(codes, Py_ssize_t n, int tag_bits=32):
-    """``(group, first)``: each row's group among the distinct rows of ``codes`` (int64 code
-    columns of ``n`` rows), numbered in order of their first row, and each group's first row
-    (both int64). The rows are hashed into a C table that starts small and doubles (a fleet's
-    rows fall in a few thousand groups: the table stays in cache); GIL released.
+    """``(group, first)``: each row's group among the distinct rows of ``codes`` (code columns
+    of ``n`` rows: int32 columns, as Arrow's dictionary indices are, are read as they are, any
+    other as int64), numbered in order of their first row, and each group's first row (both
+    int64). The rows are hashed into a C table that starts small and doubles (a fleet's rows
+    fall in a few thousand groups: the table stays in cache); GIL released.
 
     ``tag_bits`` below 32 make rows share hash tags (0: all of them), so that tests reach the
     paths that tell such rows apart."""
-    columns = [np.ascontiguousarray(column, dtype=np.int64) for column in codes]
+    columns = [column if _is_int32(column) else np.ascontiguousarray(column, dtype=np.int64) for column in codes]
     for column in columns:
         if column.ndim != 1 or column.shape[0] != n:
             raise ValueError(f"a code column has shape {column.shape}, not ({n},)")
     cdef Py_ssize_t k = len(columns), c, n_groups = 0
-    cdef int64_t[::1] view
+    cdef int64_t[::1] wide
+    cdef int32_t[::1] narrow
     groups = np.empty(n, dtype=np.int64)
     firsts = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] group = groups
     cdef int64_t[::1] first = firsts
-    cdef const int64_t** column_of = <const int64_t**>malloc(max(k, 1) * sizeof(int64_t*))
+    cdef CodeColumn* column_of = <CodeColumn*>malloc(max(k, 1) * sizeof(CodeColumn))
     cdef uint64_t* hash_of_group = <uint64_t*>malloc(max(n, 1) * sizeof(uint64_t))
     cdef Table table
     table.slots = NULL
@@ -1085,8 +1092,14 @@ def group_rows(codes, Py_ssize_t n, int tag_bits=32):
         if column_of == NULL or hash_of_group == NULL:
             raise MemoryError()
         for c in range(k):
-            view = columns[c]
-            column_of[c] = &view[0] if n else NULL
+            column_of[c].wide = NULL
+            column_of[c].narrow = NULL
+            if columns[c].dtype == np.int32:
+                narrow = columns[c]
+                column_of[c].narrow = &narrow[0] if n else NULL
+            else:
+                wide = columns[c]
+                column_of[c].wide = &wide[0] if n else NULL
         _table_init(&table, min(n + 1, FIRST_CODES), tag_bits)
         if n:
             with nogil:
@@ -1098,25 +1111,33 @@ def group_rows(codes, Py_ssize_t n, int tag_bits=32):
     return groups, firsts[:n_groups].copy()
 
 
-cdef inline uint64_t _row_hash(const int64_t** column_of, Py_ssize_t k, Py_ssize_t row) noexcept nogil:
+cdef bint _is_int32(object column):
+    return isinstance(column, np.ndarray) and column.dtype == np.int32 and column.flags.c_contiguous
+
+
+cdef inline int64_t _code(const CodeColumn* column, Py_ssize_t row) noexcept nogil:
+    return column.narrow[row] if column.narrow != NULL else column.wide[row]
+
+
+cdef inline uint64_t _row_hash(const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t row) noexcept nogil:
     cdef uint64_t h = 0x9e3779b97f4a7c15ULL
     cdef Py_ssize_t c
     for c in range(k):
-        h = (h ^ <uint64_t>column_of[c][row]) * 0xff51afd7ed558ccdULL
+        h = (h ^ <uint64_t>_code(&column_of[c], row)) * 0xff51afd7ed558ccdULL
         h ^= h >> 29
     return fm_mix(h)
 
 
-cdef inline bint _same_row(const int64_t** column_of, Py_ssize_t k, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef inline bint _same_row(const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     cdef Py_ssize_t c
     for c in range(k):
-        if column_of[c][a] != column_of[c][b]:
+        if _code(&column_of[c], a) != _code(&column_of[c], b):
             return False
     return True
 
 
 cdef Py_ssize_t _group_rows(
-    const int64_t** column_of, Py_ssize_t k, Py_ssize_t n, Table* table, uint64_t* hash_of_group, int64_t* group, int64_t* first
+    const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t n, Table* table, uint64_t* hash_of_group, int64_t* group, int64_t* first
 ) except -1 nogil:
     """Number the rows' groups (see ``group_rows``); the number of groups."""
     cdef Py_ssize_t i, n_groups = 0, g

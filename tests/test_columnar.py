@@ -257,13 +257,18 @@ def test_match_format_parquet_holds_the_csv_rows(tmp_path, capsys):
 @pytest.mark.parametrize("n", [0, 1, 10, 5000])
 @pytest.mark.parametrize("cardinalities", [(), (50, 3, 2), (2**40, 2**30)])
 @pytest.mark.parametrize("tag_bits", [32, 2, 0])
-def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities, tag_bits):
+@pytest.mark.parametrize("narrow", [False, True])
+def test_group_rows_numbers_distinct_rows_by_first_appearance(n, cardinalities, tag_bits, narrow):
     """The columnar reader's grouping (a C table over the rows of codes, grown as groups come;
-    hash tags narrowed so that rows share them), against a dict."""
+    hash tags narrowed so that rows share them), against a dict; ``narrow``: the columns whose
+    codes fit are int32, as Arrow's dictionary indices are (read as they are, beside int64 ones)."""
     from fastmatch._lines import group_rows
 
     rng = np.random.default_rng(n)
     columns = [rng.integers(0, min(c, max(n // 4, 1)) if c < 2**20 else c, n) for c in cardinalities]
+    if narrow:
+        columns = [c.astype(np.int32) if c.size == 0 or c.max() < 2**31 else c for c in columns]
+        assert n == 0 or not cardinalities or any(c.dtype == np.int32 for c in columns)
     groups, first = group_rows(columns, n, tag_bits)
     rows = list(zip(*[c.tolist() for c in columns])) if columns else [()] * n
     numbered: dict = {}

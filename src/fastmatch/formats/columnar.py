@@ -345,9 +345,9 @@ def _integers(array: "pa.Array", pa: ModuleType, null: int = 0) -> npt.NDArray[n
     return values
 
 
-def _codes(array: "pa.Array", pa: ModuleType, column: str) -> npt.NDArray[np.int64] | None:
-    """int64 codes, equal for equal cells (null included), or ``None`` for a column this path
-    does not code (it is then read row by row)."""
+def _codes(array: "pa.Array", pa: ModuleType, column: str) -> npt.NDArray[np.integer[Any]] | None:
+    """Codes (int32 or int64), equal for equal cells (null included), or ``None`` for a column
+    this path does not code (it is then read row by row)."""
     kind = array.type
     if pa.types.is_null(kind):
         return np.zeros(len(array), dtype=np.int64)
@@ -370,8 +370,10 @@ def _codes(array: "pa.Array", pa: ModuleType, column: str) -> npt.NDArray[np.int
         return None
     if not pa.types.is_dictionary(array.type):
         array = pa.compute.dictionary_encode(array, null_encoding="encode")
-    # A dictionary-typed column's nulls are null indices: one code of their own.
-    return _integers(array.indices, pa, len(array.dictionary)).astype(np.int64)
+    # A dictionary-typed column's nulls are null indices: one code of their own. Arrow's int32
+    # indices are grouped as they are (``group_rows``): no int64 copy of every column.
+    codes = _integers(array.indices, pa, len(array.dictionary))
+    return codes if codes.dtype == np.int32 else codes.astype(np.int64)
 
 
 def _is_text(kind: "pa.DataType", pa: ModuleType) -> bool:
