@@ -281,3 +281,36 @@ def test_fleets_read_side_by_side_report_the_error_they_would_in_turn(capsys, tm
     line = assert_one_error_line(err)
     bad_line = len(SOURCES if bad[0] == "sources" else TARGETS) + 1
     assert f"{bad[0]}.jsonl:{bad_line}: record 'x': field 'self'" in line, line
+
+
+def test_an_error_in_the_sources_is_reported_without_waiting_for_the_targets(capsys, tmp_path):
+    """The targets are read in a thread of their own; a bad source ends the command at once,
+    even while that thread is still waiting for its input (a named pipe nobody writes yet)."""
+    import os
+    import threading
+    import time
+
+    sources = write_jsonl(tmp_path / "sources.jsonl", SOURCES + [{"id": "x", "self": 5}])
+    targets = tmp_path / "targets.fifo"
+    os.mkfifo(targets)
+
+    def release_the_reader() -> None:  # the pipe's writer: lets the targets' reading end
+        with open(targets, "w", encoding="utf-8") as pipe:
+            pipe.write("".join(json.dumps(r) + "\n" for r in TARGETS))
+
+    # Only if the command waited for the targets: after 20 s, unblock it (the test then fails).
+    rescue = threading.Timer(20, release_the_reader)
+    rescue.start()
+    started = time.monotonic()
+    status, out, err = run(capsys, "match", sources, targets, "--quiet")
+    waited = time.monotonic() - started
+    rescue.cancel()
+    readers = [t for t in threading.enumerate() if t.name.startswith("fastmatch-targets")]
+    if readers:  # still waiting for the pipe, as expected: let it finish
+        release_the_reader()
+        for reader in readers:
+            reader.join(20)
+    assert status == 2 and out == ""
+    assert "sources.jsonl:4: record 'x'" in assert_one_error_line(err)
+    assert waited < 10, f"the command waited {waited:.1f} s for the targets"
+    assert readers, "the targets' reader had ended before the error was reported"

@@ -514,16 +514,20 @@ def _read_fleets(
     their own, the sources here. Reading releases the GIL for much of its work (pyarrow's
     decoding, the native line and text passes), so two fleets take less than one after the
     other (BENCHMARKS.md, session 8). An error in the sources is the one reported, as when
-    they are read first, once the targets' reading has ended too.
+    they are read first, and at once: an error, Ctrl-C or SIGTERM there does not wait for the
+    targets' reading (the command then ends its process, thread and all).
 
     In turn, as before, when what reading reports must keep its order: rejected records
     (the sources' first), progress bars, or standard input."""
     read = partial(_read_devices, policy=policy, input_format=args.input_format, rejects=rejects, progress=progress)
     if rejects is not None or progress is not None or STDIN in (args.sources, args.targets):
         return read(args.sources, role="source"), read(args.targets, role="target")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-targets") as reader:
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-targets")
+    try:
         targets = reader.submit(read, args.targets, role="target")
         return read(args.sources, role="source"), targets.result()
+    finally:
+        reader.shutdown(wait=False)
 
 
 def _check_inputs(*paths: str) -> None:
