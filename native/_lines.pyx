@@ -1128,10 +1128,10 @@ cdef inline uint64_t _row_hash(const CodeColumn* column_of, Py_ssize_t k, Py_ssi
     return fm_mix(h)
 
 
-cdef inline bint _same_row(const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+cdef inline bint _same_codes(const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t row, const int64_t* codes) noexcept nogil:
     cdef Py_ssize_t c
     for c in range(k):
-        if _code(&column_of[c], a) != _code(&column_of[c], b):
+        if _code(&column_of[c], row) != codes[c]:
             return False
     return True
 
@@ -1139,30 +1139,47 @@ cdef inline bint _same_row(const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t
 cdef Py_ssize_t _group_rows(
     const CodeColumn* column_of, Py_ssize_t k, Py_ssize_t n, Table* table, uint64_t* hash_of_group, int64_t* group, int64_t* first
 ) except -1 nogil:
-    """Number the rows' groups (see ``group_rows``); the number of groups."""
-    cdef Py_ssize_t i, n_groups = 0, g
+    """Number the rows' groups (see ``group_rows``); the number of groups. A row is compared
+    with a copy of its group's codes, side by side (a cache line or two), not with the group's
+    first row in each of the k columns (a cache miss a column: 1,000,000 rows of 7 columns took
+    0.06 s in 2,000 groups)."""
+    cdef Py_ssize_t i, n_groups = 0, g, c, room = 0
     cdef uint64_t h, slot, held
-    for i in range(n):
-        h = _row_hash(column_of, k, i)
-        slot = h & table.mask
-        while True:
-            held = table.slots[slot]
-            if held == EMPTY:
-                if <uint64_t>(2 * (n_groups + 1)) > table.mask + 1:  # at most half full
-                    _double_row_table(table, hash_of_group, n_groups)
-                    slot = h & table.mask
-                    continue
-                table.slots[slot] = _tag(table, h) | <uint64_t>(n_groups + 1)
-                hash_of_group[n_groups] = h
-                first[n_groups] = i
-                group[i] = n_groups
-                n_groups += 1
-                break
-            g = _held(held)
-            if _tag(table, held) == _tag(table, h) and hash_of_group[g] == h and _same_row(column_of, k, first[g], i):
-                group[i] = g
-                break
-            slot = (slot + 1) & table.mask
+    cdef int64_t* codes = NULL  # the groups' codes, k a group
+    cdef int64_t* grown
+    try:
+        for i in range(n):
+            h = _row_hash(column_of, k, i)
+            slot = h & table.mask
+            while True:
+                held = table.slots[slot]
+                if held == EMPTY:
+                    if <uint64_t>(2 * (n_groups + 1)) > table.mask + 1:  # at most half full
+                        _double_row_table(table, hash_of_group, n_groups)
+                        slot = h & table.mask
+                        continue
+                    if n_groups == room:
+                        room = max(2 * room, 1024)
+                        grown = <int64_t*>realloc(codes, room * max(k, 1) * sizeof(int64_t))
+                        if grown == NULL:
+                            with gil:
+                                raise MemoryError()
+                        codes = grown
+                    for c in range(k):
+                        codes[n_groups * k + c] = _code(&column_of[c], i)
+                    table.slots[slot] = _tag(table, h) | <uint64_t>(n_groups + 1)
+                    hash_of_group[n_groups] = h
+                    first[n_groups] = i
+                    group[i] = n_groups
+                    n_groups += 1
+                    break
+                g = _held(held)
+                if _tag(table, held) == _tag(table, h) and hash_of_group[g] == h and _same_codes(column_of, k, i, &codes[g * k]):
+                    group[i] = g
+                    break
+                slot = (slot + 1) & table.mask
+    finally:
+        free(codes)
     return n_groups
 
 
