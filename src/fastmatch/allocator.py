@@ -8,8 +8,8 @@ the process, freed memory is reused without faults (about 30,000 fewer there, me
 BENCHMARKS.md); it goes back to the system when the command exits, a few seconds later.
 
 Arrow's buffers (reading and writing Parquet) follow the same policy: its default pool,
-mimalloc, gives freed memory back on its own schedule, and the Parquet match spent 1.0-1.5 s
-of system time in it against 0.5-0.65 s with Arrow's system pool, which is glibc's malloc
+mimalloc, gives freed memory back on its own schedule, and the Parquet match spent 0.96-1.87 s
+of system time in it against 0.50-0.70 s with Arrow's system pool, which is glibc's malloc
 under the settings here (BENCHMARKS.md, session 8). A user's own ``ARROW_DEFAULT_MEMORY_POOL``
 is kept.
 
