@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -286,10 +289,6 @@ def test_fleets_read_side_by_side_report_the_error_they_would_in_turn(capsys, tm
 def test_an_error_in_the_sources_is_reported_without_waiting_for_the_targets(capsys, tmp_path):
     """The targets are read in a thread of their own; a bad source ends the command at once,
     even while that thread is still waiting for its input (a named pipe nobody writes yet)."""
-    import os
-    import threading
-    import time
-
     sources = write_jsonl(tmp_path / "sources.jsonl", SOURCES + [{"id": "x", "self": 5}])
     targets = tmp_path / "targets.fifo"
     os.mkfifo(targets)
