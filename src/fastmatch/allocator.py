@@ -8,10 +8,12 @@ the process, freed memory is reused without faults (about 30,000 fewer there, me
 BENCHMARKS.md); it goes back to the system when the command exits, a few seconds later.
 
 Arrow's buffers (reading and writing Parquet) follow the same policy: its default pool,
-mimalloc, gives freed memory back on its own schedule, and the Parquet match spent 0.96-1.87 s
-of system time in it against 0.50-0.70 s with Arrow's system pool, which is glibc's malloc
+mimalloc, gives freed memory back on its own schedule, and the Parquet match spent a median
+of 1.35 s of system time in it against 0.63 s with Arrow's system pool, which is glibc's malloc
 under the settings here (BENCHMARKS.md, session 8). A user's own ``ARROW_DEFAULT_MEMORY_POOL``
-is kept.
+is kept. The choice is an environment variable (Arrow reads it when it first allocates, and
+pyarrow is imported only by the commands that need it), so the processes a command starts
+(``--dask local``'s workers) allocate through their own glibc malloc too, with its defaults.
 
 Only a command does this: a library must not change its caller's allocator, and a server
 (``fastmatch serve``) lives long enough for the memory it once needed to matter.
@@ -30,8 +32,6 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks below it come from the heap
 TRIM_THRESHOLD = 256 << 20  # free memory at the heap's top kept before it is given back
 TOP_PAD = 64 << 20  # the heap grows by this much at a time: fewer brk calls
 
-# Read by Arrow when it first allocates, so set before pyarrow is used (it is imported only
-# by the commands that read or write columnar files).
 ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 
 
