@@ -9,6 +9,7 @@ import sys
 
 
 def entry() -> None:
+    numpy_settings()
     try:
         from . import cli
     except KeyboardInterrupt:
@@ -25,6 +26,23 @@ def entry() -> None:
         except (OSError, ValueError):
             status = status or 1
     os._exit(status)
+
+
+def numpy_settings() -> None:
+    """What the command asks of NumPy, before it is imported (a user's own setting of each is
+    kept, and the processes the command starts inherit them):
+
+    - one BLAS thread: OpenBLAS starts a thread per core when NumPy is imported, and each
+      spins for about a tenth of a second of its core before it sleeps, on every run, beside
+      the command's own threads reading the fleets; the command calls BLAS for nothing larger
+      than a small product.
+    - no transparent huge pages for NumPy's arrays (it asks for them from 4 MiB): the kernel
+      then zeroes 2 MiB at a time where an array is first written, and in a VM whose host
+      provides memory as it is first touched, that made the system time of a whole-fleet
+      match swing from 0.5 to 1.1 s, against 0.7-0.8 s in 4 KiB pages (BENCHMARKS.md).
+    """
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 
 if __name__ == "__main__":

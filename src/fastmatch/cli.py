@@ -518,8 +518,18 @@ def _read_fleets(
     targets' reading (the command then ends its process, thread and all).
 
     In turn, as before, when what reading reports must keep its order: rejected records
-    (the sources' first), progress bars, or standard input."""
-    read = partial(_read_devices, policy=policy, input_format=args.input_format, rejects=rejects, progress=progress)
+    (the sources' first), progress bars, or standard input.
+
+    Each fleet's hosts are coded where it is read (``DeviceSet.host_codes``, native and
+    without the GIL): every match reads them, and each fleet's then costs nothing beside the
+    other's reading."""
+    reading = partial(_read_devices, policy=policy, input_format=args.input_format, rejects=rejects, progress=progress)
+
+    def read(path: str, role: str) -> DeviceSet:
+        devices = reading(path, role=role)
+        devices.host_codes  # noqa: B018  (a cached property, made here)
+        return devices
+
     if rejects is not None or progress is not None or STDIN in (args.sources, args.targets):
         return read(args.sources, role="source"), read(args.targets, role="target")
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-targets")

@@ -283,7 +283,7 @@ def _texts(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8], unique: 
     if not check_texts(offsets, data, unique):  # in C, without a str
         return None
     first = int(offsets[0])
-    return Texts(offsets - first, data[first : int(offsets[-1])])
+    return Texts(offsets - first if first else offsets, data[first : int(offsets[-1])])  # (a copy only when sliced)
 
 
 def _is_plain_text(kind: "pa.DataType", pa: ModuleType) -> bool:
@@ -457,9 +457,11 @@ _NULLABLE_CANDIDATE_COLUMNS = ("version", "major_distance", "minor_distance")  #
 _DICTIONARY_PAGE_BYTES = 1 << 20
 
 
-# Rows of one Parquet row group of candidates (pyarrow's default size): the file is made a
-# row group at a time, the next one built while the last is encoded.
-_ROW_GROUP_ROWS = 1 << 20
+# Rows of one Parquet row group of candidates: the file is made a row group at a time, the
+# next one built while the last is encoded, in buffers the next but one reuses. A quarter of
+# pyarrow's default size: at 4,900,000 rows the command's peak memory fell from 790 to 700 MB,
+# for a file 3% larger (BENCHMARKS.md, session 9).
+_ROW_GROUP_ROWS = 1 << 18
 
 
 def candidates_parquet(
