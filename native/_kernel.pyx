@@ -1568,13 +1568,22 @@ cdef class Problem:
     # -- reductions fused into the row loop (reductions.pxi) --------------------------------
     def top_k(
         self, int64_t i0, int64_t i1, DeviceView devices, int64_t k, const int64_t[::1] depth,
-        int64_t[:, ::1] indices, int64_t[:, ::1] scores, int workers,
+        int64_t[:, ::1] indices, int64_t[:, ::1] scores, int workers, bint in_runs=False,
     ):
         """Rows of ``indices``/``scores`` for the devices of source classes i0..i1: their k best
-        available targets, best first (score, then target order), -1 past the last."""
+        available targets, best first (score, then target order), -1 past the last. Each
+        device's row is its index; ``in_runs``: the first rows, one per device of the classes,
+        in the view's source order (a run of sources in arrays sized for it)."""
         cdef Reduction reduction
+        cdef int64_t rows
         reduction.kind = REDUCE_TOP_K
         reduction.k = k
+        reduction.row_base = -1
+        if in_runs and i1 > i0:
+            reduction.row_base = devices.arrays.source_start[i0]
+            rows = devices.arrays.source_start[i1] - reduction.row_base
+            if indices.shape[0] < rows or scores.shape[0] < rows:
+                raise ValueError(f"top_k: {rows} devices in classes {i0} to {i1}, for {indices.shape[0]} rows")
         reduction.depth = _at64(depth)
         reduction.indices = &indices[0, 0] if indices.shape[0] * k else NULL
         reduction.values = &scores[0, 0] if scores.shape[0] * k else NULL
@@ -1831,6 +1840,7 @@ cdef int rank(Ranking* ranking) noexcept nogil:
     cdef Reduction reduction
     reduction.kind = REDUCE_TOP_K
     reduction.k = ranking.k
+    reduction.row_base = -1
     reduction.depth = &depth
     reduction.indices = ranking.indices
     reduction.values = ranking.scores

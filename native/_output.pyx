@@ -79,89 +79,146 @@ cdef extern from "hashing.h" nogil:
     uint64_t fm_mix(uint64_t h)  # finishes a row's hash: every bit moves the low bits the table uses
 
 
-cdef inline bint _same_row(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c,
-                           Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+cdef inline uint64_t _row_hash(const int64_t* a, const int64_t* b, int64_t c, Py_ssize_t k) noexcept nogil:
+    cdef uint64_t h = _mixed(0, <uint64_t>c)
     cdef Py_ssize_t col
-    if c[i] != c[j]:
+    for col in range(k):
+        h = _mixed(_mixed(h, <uint64_t>a[col]), <uint64_t>b[col])
+    return fm_mix(h)
+
+
+cdef inline bint _same_row(const int64_t* a, const int64_t* b, int64_t c, const int64_t* kept, Py_ssize_t k) noexcept nogil:
+    """Whether the row ``(a, b, c)`` is the kept row ``kept`` (its a, then its b, then its c)."""
+    cdef Py_ssize_t col
+    if kept[2 * k] != c:
         return False
-    for col in range(a.shape[1]):
-        if a[i, col] != a[j, col] or b[i, col] != b[j, col]:
+    for col in range(k):
+        if kept[col] != a[col] or kept[k + col] != b[col]:
             return False
     return True
 
 
-cdef inline uint64_t _row_hash(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c, Py_ssize_t i) noexcept nogil:
-    cdef uint64_t h = _mixed(0, <uint64_t>c[i])
-    cdef Py_ssize_t col
-    for col in range(a.shape[1]):
-        h = _mixed(_mixed(h, <uint64_t>a[i, col]), <uint64_t>b[i, col])
-    return fm_mix(h)
+cdef class DistinctRows:
+    """The distinct rows of a table (n, 2k + 1) ``[a, b, c]`` given a run of rows at a time
+    (:meth:`add`): a whole fleet's top-k rankings found without an (n, k) array, the caller
+    reusing its run's buffers. Each distinct row is kept (copied), and the rows are found with
+    a hash table whose entries are compared whole, so no two rows are taken for one on a hash
+    collision. The table grows with the distinct rows found (kept at most half full), not with
+    n: a million sources share a few thousand rankings, whose table stays in cache."""
 
+    cdef Py_ssize_t k, width, found, capacity, size
+    cdef int64_t* kept  # ``capacity`` rows of ``width`` (a, b, c), the first ``found`` in use
+    cdef int64_t* holders  # each kept row's holder, as :meth:`add` was told
+    cdef int64_t* slots  # ``size`` (a power of two) entries: a kept row's number, or -1
 
-cdef int64_t* _grown(int64_t* slots, Py_ssize_t size, const int64_t[:, ::1] a, const int64_t[:, ::1] b,
-                     const int64_t[::1] c, const int64_t[::1] first, Py_ssize_t found) noexcept nogil:
-    """A table of ``size`` slots holding the ``found`` distinct rows so far (``slots`` freed),
-    or NULL when there is no memory for it."""
-    cdef int64_t* grown = <int64_t*>malloc(size * sizeof(int64_t))
-    cdef Py_ssize_t d, slot, mask = size - 1
-    free(slots)
-    if grown == NULL:
-        return NULL
-    for slot in range(size):
-        grown[slot] = -1
-    for d in range(found):
-        slot = <Py_ssize_t>(_row_hash(a, b, c, first[d]) & <uint64_t>mask)
-        while grown[slot] >= 0:
-            slot = (slot + 1) & mask
-        grown[slot] = d
-    return grown
+    def __cinit__(self, Py_ssize_t k):
+        if k < 0:
+            raise ValueError(f"DistinctRows: k must be >= 0, got {k}")
+        self.k, self.width = k, 2 * k + 1
+        self.capacity, self.size = 1024, 2048
+        self.kept = <int64_t*>malloc(self.capacity * self.width * sizeof(int64_t))
+        self.holders = <int64_t*>malloc(self.capacity * sizeof(int64_t))
+        self.slots = <int64_t*>malloc(self.size * sizeof(int64_t))
+        if self.kept == NULL or self.holders == NULL or self.slots == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t slot
+        for slot in range(self.size):
+            self.slots[slot] = -1
 
+    def __dealloc__(self):
+        free(self.kept)
+        free(self.holders)
+        free(self.slots)
 
-def distinct_rows(const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c):
-    """The distinct rows of the (n, 2k + 1) table ``[a, b, c]``, found with a hash table
-    whose entries are compared whole (no two rows are taken for one on a hash collision).
-    The table grows with the distinct rows found (kept at most half full), not with n:
-    a million sources share a few thousand rankings, whose table stays in cache.
+    def __len__(self):
+        return self.found
 
-    Returns ``(first, which)``, int64: the first row holding each distinct row, in the
-    order they first appear, and each row's index into ``first``.
-    """
-    cdef Py_ssize_t n = a.shape[0], k = a.shape[1]
-    if b.shape[0] != n or b.shape[1] != k or c.shape[0] != n:
-        raise ValueError(f"distinct_rows: shapes {(a.shape[0], a.shape[1])}, {(b.shape[0], b.shape[1])} and {c.shape[0]} differ")
-    first_array = np.empty(n, dtype=np.int64)
-    which_array = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] first = first_array, which = which_array
-    cdef Py_ssize_t i, slot, size = 1024, mask = size - 1, found = 0
-    cdef uint64_t h
-    cdef int64_t* slots = _grown(NULL, size, a, b, c, first, 0)
-    if slots == NULL:
-        raise MemoryError()
-    try:
+    def add(self, const int64_t[:, ::1] a, const int64_t[:, ::1] b, const int64_t[::1] c, const int64_t[::1] holders, int64_t[::1] which):
+        """Numbers the run's rows: ``which[holders[i]]`` is row i's number among the distinct
+        rows, in the order they were first given; a row not seen before is kept, with
+        ``holders[i]`` as its holder."""
+        cdef Py_ssize_t n = a.shape[0], k = self.k, i, slot
+        if a.shape[1] != k or b.shape[0] != n or b.shape[1] != k or c.shape[0] != n or holders.shape[0] != n:
+            raise ValueError(
+                f"DistinctRows.add: shapes {(a.shape[0], a.shape[1])}, {(b.shape[0], b.shape[1])}, {c.shape[0]} and "
+                f"{holders.shape[0]} for rows of k = {k}"
+            )
+        for i in range(n):
+            if not 0 <= holders[i] < which.shape[0]:
+                raise ValueError(f"DistinctRows.add: holder {holders[i]} outside the {which.shape[0]} places of which")
+        cdef uint64_t h
+        cdef bint grown = True
+        cdef const int64_t* a_row
+        cdef const int64_t* b_row
         with nogil:
             for i in range(n):
-                h = _row_hash(a, b, c, i)
-                slot = <Py_ssize_t>(h & <uint64_t>mask)
-                while slots[slot] >= 0 and not _same_row(a, b, c, i, first[slots[slot]]):
-                    slot = (slot + 1) & mask
-                if slots[slot] < 0:
-                    if 2 * (found + 1) > size:
-                        size *= 2
-                        mask = size - 1
-                        slots = _grown(slots, size, a, b, c, first, found)
-                        if slots == NULL:
-                            with gil:
-                                raise MemoryError()
-                        slot = <Py_ssize_t>(h & <uint64_t>mask)
-                        while slots[slot] >= 0:  # (a new row: any empty slot on its run)
-                            slot = (slot + 1) & mask
-                    slots[slot] = found
-                    first[found] = i
-                    found += 1
-                which[i] = slots[slot]
-    finally:
-        free(slots)
-    return first_array[:found].copy(), which_array
+                a_row = &a[i, 0] if k else NULL
+                b_row = &b[i, 0] if k else NULL
+                h = _row_hash(a_row, b_row, c[i], k)
+                slot = <Py_ssize_t>(h & <uint64_t>(self.size - 1))
+                while self.slots[slot] >= 0 and not _same_row(a_row, b_row, c[i], self.kept + self.slots[slot] * self.width, k):
+                    slot = (slot + 1) & (self.size - 1)
+                if self.slots[slot] < 0:
+                    if not self._room():
+                        grown = False
+                        break
+                    slot = <Py_ssize_t>(h & <uint64_t>(self.size - 1))
+                    while self.slots[slot] >= 0:  # (a new row: any empty slot on its run)
+                        slot = (slot + 1) & (self.size - 1)
+                    if k:
+                        memcpy(self.kept + self.found * self.width, a_row, k * sizeof(int64_t))
+                        memcpy(self.kept + self.found * self.width + k, b_row, k * sizeof(int64_t))
+                    self.kept[self.found * self.width + 2 * k] = c[i]
+                    self.holders[self.found] = holders[i]
+                    self.slots[slot] = self.found
+                    self.found += 1
+                which[holders[i]] = self.slots[slot]
+        if not grown:
+            raise MemoryError()
+
+    cdef bint _room(self) noexcept nogil:
+        """Room for one more kept row, the table at most half full; False without the memory."""
+        cdef int64_t* grown
+        cdef Py_ssize_t slot, d, mask
+        if self.found == self.capacity:
+            grown = <int64_t*>realloc(self.kept, 2 * self.capacity * self.width * sizeof(int64_t))
+            if grown == NULL:
+                return False
+            self.kept = grown
+            grown = <int64_t*>realloc(self.holders, 2 * self.capacity * sizeof(int64_t))
+            if grown == NULL:
+                return False
+            self.holders = grown
+            self.capacity *= 2
+        if 2 * (self.found + 1) <= self.size:
+            return True
+        grown = <int64_t*>malloc(2 * self.size * sizeof(int64_t))
+        if grown == NULL:
+            return False
+        free(self.slots)
+        self.slots, self.size = grown, 2 * self.size
+        mask = self.size - 1
+        for slot in range(self.size):
+            self.slots[slot] = -1
+        for d in range(self.found):
+            slot = <Py_ssize_t>(_row_hash(self.kept + d * self.width, self.kept + d * self.width + self.k, self.kept[d * self.width + 2 * self.k], self.k) & <uint64_t>mask)
+            while self.slots[slot] >= 0:
+                slot = (slot + 1) & mask
+            self.slots[slot] = d
+        return True
+
+    def rows(self):
+        """``(holders, a, b, c)`` of the distinct rows, in the order they were first given:
+        int64 (rows,), (rows, k), (rows, k) and (rows,), copies."""
+        table = np.empty((self.found, self.width), dtype=np.int64)
+        holders = np.empty(self.found, dtype=np.int64)
+        cdef int64_t[:, ::1] out = table
+        cdef int64_t[::1] out_holders = holders
+        if self.found:
+            memcpy(&out[0, 0], self.kept, self.found * self.width * sizeof(int64_t))
+            memcpy(&out_holders[0], self.holders, self.found * sizeof(int64_t))
+        k = self.k
+        return holders, table[:, :k].copy(), table[:, k : 2 * k].copy(), table[:, 2 * k].copy()
 
 
 def joined_lines(

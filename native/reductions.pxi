@@ -46,6 +46,7 @@ cdef struct Reduction:
     int64_t k  # top_k
     const int64_t* depth  # top_k: per source class, how many candidates to keep for its devices
     int64_t* indices  # top_k: (n, k); sparse: columns
+    int64_t row_base  # top_k: -1, a device's row is its index; else the rows of a run (``Problem.top_k``'s ``in_runs``)
     int64_t* values  # top_k: scores (n, k); counts: (n,); sparse: data; dense scores and reasons: (n, m)
     uint8_t* flags  # dense compatible: (n, m)
     const int64_t* indptr  # sparse
@@ -208,6 +209,12 @@ cdef int64_t best_candidates(
     return size
 
 
+cdef inline int64_t top_k_place(const Reduction* reduction, int64_t m, int64_t d) noexcept nogil:
+    """The row of device d, the m-th in source order: its own index, or its place in a run
+    (the devices of a run of classes, in source order)."""
+    return d if reduction.row_base < 0 else m - reduction.row_base
+
+
 cdef void top_k_row(
     const Devices* devices, const Reduction* reduction, int64_t c, const int64_t* row, const int64_t* ranges, int64_t n_ranges,
     int64_t* scratch,
@@ -221,13 +228,14 @@ cdef void top_k_row(
     if devices.source_start[c + 1] - devices.source_start[c] == 1:
         # One device (every device, where descriptors are distinct): its own k best, its
         # exclusions applied as the candidates come, rather than a deeper list filtered after.
-        d = devices.source_order[devices.source_start[c]]
+        m = devices.source_start[c]
+        d = devices.source_order[m]
         size = best_candidates(
             devices, row, ranges, n_ranges, min(k, depth), scores, devs, devices.source_twin[d],
             devices.source_host[d] if devices.exclude_same_host else 0,
         )
-        indices = reduction.indices + d * k
-        values = reduction.values + d * k
+        indices = reduction.indices + top_k_place(reduction, m, d) * k
+        values = reduction.values + top_k_place(reduction, m, d) * k
         for w in range(size):
             indices[w] = devs[w]
             values[w] = scores[w]
@@ -238,8 +246,8 @@ cdef void top_k_row(
     size = best_candidates(devices, row, ranges, n_ranges, depth, scores, devs, -1, 0)
     for m in range(devices.source_start[c], devices.source_start[c + 1]):
         d = devices.source_order[m]
-        indices = reduction.indices + d * k
-        values = reduction.values + d * k
+        indices = reduction.indices + top_k_place(reduction, m, d) * k
+        values = reduction.values + top_k_place(reduction, m, d) * k
         w = 0
         p = 0
         while p < size and w < k:

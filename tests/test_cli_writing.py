@@ -73,32 +73,63 @@ def test_joined_lines_refuse_offsets_outside_their_buffers():
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 40), st.integers(0, 3), st.integers(1, 3), st.data())
-def test_distinct_rows_number_rows_by_first_appearance(n, k, values, data):
+def test_distinct_rows_number_rows_by_first_appearance_run_after_run(n, k, values, data):
+    """Rows given in any order of their holders, a run at a time: each holder gets its row's
+    number, the rows numbered as they first come; the rows kept are the first of each."""
+
     def table(columns):
         return np.array(data.draw(st.lists(st.lists(st.integers(-1, values), min_size=columns, max_size=columns), min_size=n, max_size=n)), dtype=np.int64).reshape(n, columns)
 
     a, b, c = table(k), table(k), table(1).reshape(n)
-    first, which = _output.distinct_rows(a, b, c)
-    rows = [(*a[i], *b[i], c[i]) for i in range(n)]
+    order = np.array(data.draw(st.permutations(range(n))), dtype=np.int64)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    which = np.full(n, -1, dtype=np.int64)
+    rows = _output.DistinctRows(k)
+    for start, stop in zip([0, *cuts], [*cuts, n]):
+        run = order[start:stop]  # (a run's arrays are copies: the caller's buffers are reused)
+        rows.add(a[run].copy(), b[run].copy(), c[run].copy(), run, which)
+    given_rows = [(*a[i], *b[i], c[i]) for i in order.tolist()]
     numbered: dict = {}
-    assert which.tolist() == [numbered.setdefault(row, len(numbered)) for row in rows]
-    assert first.tolist() == [rows.index(row) for row in numbered]
+    expected = np.empty(n, dtype=np.int64)
+    expected[order] = [numbered.setdefault(row, len(numbered)) for row in given_rows]
+    assert which.tolist() == expected.tolist()
+    holders, kept_a, kept_b, kept_c = rows.rows()
+    assert len(rows) == len(numbered) == len(holders)
+    assert holders.tolist() == [int(order[given_rows.index(row)]) for row in numbered]
+    assert [(*x, *y, z) for x, y, z in zip(kept_a.tolist(), kept_b.tolist(), kept_c.tolist())] == list(numbered)
 
 
 def test_distinct_rows_past_the_first_table_size():
-    """Thousands of distinct rows, each seen several times: the hash table grows (from 1,024
-    slots) and keeps numbering rows by first appearance."""
+    """Thousands of distinct rows, each seen several times, given in runs: the kept rows and the
+    hash table grow (from 1,024 rows) and keep numbering rows by first appearance."""
     rng = np.random.default_rng(7)
     rows = rng.integers(0, 3000, 20_000)
     a = np.stack([rows, rows // 7], axis=1).astype(np.int64)
     b = np.stack([rows % 5, -rows], axis=1).astype(np.int64)
     c = (rows % 3).astype(np.int64)
-    first, which = _output.distinct_rows(a, b, c)
+    which = np.empty(len(rows), dtype=np.int64)
+    distinct = _output.DistinctRows(2)
+    for start in range(0, len(rows), 1000):
+        run = np.arange(start, min(start + 1000, len(rows)))
+        distinct.add(a[run], b[run], c[run], run, which)
     _, first_seen, inverse = np.unique(rows, return_index=True, return_inverse=True)
     numbering = np.empty(len(first_seen), dtype=np.int64)
     numbering[np.argsort(first_seen)] = np.arange(len(first_seen))
-    assert first.tolist() == sorted(first_seen.tolist())
+    holders, kept_a, _, _ = distinct.rows()
+    assert holders.tolist() == sorted(first_seen.tolist())
+    assert np.array_equal(kept_a, a[holders])
     assert which.tolist() == numbering[inverse].tolist()
+
+
+def test_distinct_rows_refuse_a_run_that_does_not_fit():
+    rows, which = _output.DistinctRows(2), np.empty(3, dtype=np.int64)
+    a, c, holders = np.zeros((3, 2), dtype=np.int64), np.zeros(3, dtype=np.int64), np.arange(3)
+    with pytest.raises(ValueError, match="for rows of k = 2"):
+        rows.add(np.zeros((3, 1), dtype=np.int64), a, c, holders, which)
+    with pytest.raises(ValueError, match="holder 3 outside the 3 places"):
+        rows.add(a, a, c, holders + 1, which)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        _output.DistinctRows(-1)
 
 
 @settings(max_examples=200, deadline=None)
@@ -221,7 +252,7 @@ def test_json_lines_csv_and_parquet_equal_writers_that_format_each_source_alone(
     ranking = cli.Ranking.of(result, k)
     assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, k)
     assert b"".join(cli._format_csv(ranking, neutralise=neutralise)) == csv_one_by_one(result, k, neutralise)
-    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    table = candidates_table(ranking.source_ids, ranking.target_ids, ranking.targets, ranking.parts, ranking.which)
     rows = list(csv.reader(io.StringIO(csv_one_by_one(result, k, False).decode(), newline="")))[1:]
     assert [[str(v).lower() if isinstance(v, bool) else "" if v is None else str(v) for v in row.values()] for row in table.to_pylist()] == rows
 
@@ -234,6 +265,20 @@ def test_sources_sharing_a_ranking_are_written_from_one(tmp_path):
     ranking = cli.Ranking.of(result, 5)
     assert 1 < len(ranking) < len(result.sources) // 10
     assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, 5)
+
+
+@pytest.mark.parametrize("per_run", [1, 7, 1000])
+def test_rankings_found_a_run_of_sources_at_a_time_write_what_each_source_alone_would(tmp_path, monkeypatch, per_run):
+    """The kernel ranks a run of source classes at a time (as few as one class, however many
+    devices it has): the rankings found across runs write every source's own candidates."""
+    import fastmatch.native
+
+    fastmatch.generate.write_fleet(tmp_path, 600, 200, 30, seed=5)
+    result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=2)
+    monkeypatch.setattr(fastmatch.native, "SOURCES_PER_RUN", per_run)
+    ranking = cli.Ranking.of(result, 4)
+    assert 1 < len(ranking) < len(result.sources)
+    assert b"".join(cli._format_json(ranking)) == json_lines_one_by_one(result, 4)
 
 
 def test_many_chunks_join_into_the_same_lines(tmp_path, monkeypatch):
@@ -362,7 +407,7 @@ def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, 
     fastmatch.generate.write_fleet(tmp_path, 300, 200, 30, seed=5)
     result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=1)
     ranking = cli.Ranking.of(result, 4)
-    data = columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    data = columnar.candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.targets, ranking.parts, ranking.which)
     written = pq.read_table(pa.BufferReader(data))
     file = pq.ParquetFile(pa.BufferReader(data))
     groups = [file.read_row_group(g).column("source").to_pylist() for g in range(file.num_row_groups)]

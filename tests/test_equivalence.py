@@ -132,11 +132,33 @@ class Snapshot:
     reasons: np.ndarray
     compatible: np.ndarray
     top: dict[int, tuple[np.ndarray, np.ndarray]]
+    top_runs: dict[int, tuple[np.ndarray, np.ndarray]]  # top_k_runs(), its runs put together
     attributes: list[str]
     counts: np.ndarray
     stranded: np.ndarray
     sparse: tuple[np.ndarray, np.ndarray, np.ndarray]  # to_sparse(): indptr, indices, data
     pairs: dict[tuple[int, int], tuple[list[str], str]]  # sampled pairs: reason_names(), explain()
+
+
+# Sources a run of MatchResult.top_k_runs answers, in these tests: a fleet of a few dozen
+# sources is then many runs, some of several classes, some of one class larger than a run.
+SOURCES_PER_RUN = 3
+
+
+def top_k_from_runs(result: MatchResult, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k_runs(k)``'s runs put in their sources' rows (each source once, checked)."""
+    import fastmatch.native
+
+    n = len(result.sources)
+    indices, scores = np.full((n, k), -9, dtype=np.int64), np.full((n, k), -9, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fastmatch.native, "SOURCES_PER_RUN", SOURCES_PER_RUN)
+        for sources, run_indices, run_scores in result.top_k_runs(k):
+            indices[sources], scores[sources] = run_indices, run_scores
+            np.add.at(seen, sources, 1)
+    assert (seen == 1).all(), f"top_k_runs({k}) gave sources {np.flatnonzero(seen != 1).tolist()} {seen[seen != 1].tolist()} times"
+    return indices, scores
 
 
 def top_ks(n_targets: int) -> tuple[int, ...]:
@@ -180,6 +202,7 @@ def run(
             assert isinstance(result._outputs, NativeOutputs), "the native implementation handed the match to the reference"
         n, m = result.shape
         top = {k: result.top_k(k) for k in top_ks(m)}
+        top_runs = {k: top_k_from_runs(result, k) for k in top_ks(m)}
         counts, stranded = result.counts(), result.stranded()
         sparse = result.to_sparse()
         pairs = {(i, j): (result.reason_names(i, j), result.explain(i, j)) for i, j in sample_pairs(n, m)}
@@ -189,6 +212,7 @@ def run(
             result.reasons,
             result.compatible,
             top,
+            top_runs,
             list(result.attributes),
             counts,
             stranded,
@@ -234,12 +258,13 @@ def differences(ref: Snapshot, got: Snapshot) -> list[str]:
     for part, a, b in zip(("indptr", "indices", "data"), ref.sparse, got.sparse):
         if not np.array_equal(a, b):
             out.append(f"to_sparse().{part} {b.tolist()[:20]} != reference {a.tolist()[:20]}")
-    for k, (ref_idx, ref_sc) in ref.top.items():
-        idx, sc = got.top[k]
-        if not (np.array_equal(ref_idx, idx) and np.array_equal(ref_sc, sc)):
-            rows = [int(i) for i in np.flatnonzero((ref_idx != idx).any(axis=1) | (ref_sc != sc).any(axis=1))[:3]]
-            shown = "; ".join(f"row {i}: {idx[i].tolist()}/{sc[i].tolist()} != reference {ref_idx[i].tolist()}/{ref_sc[i].tolist()}" for i in rows)
-            out.append(f"top_k({k}) differs: {shown}")
+    for name, got_top in (("top_k", got.top), ("top_k_runs", got.top_runs)):
+        for k, (ref_idx, ref_sc) in ref.top.items():
+            idx, sc = got_top[k]
+            if not (np.array_equal(ref_idx, idx) and np.array_equal(ref_sc, sc)):
+                rows = [int(i) for i in np.flatnonzero((ref_idx != idx).any(axis=1) | (ref_sc != sc).any(axis=1))[:3]]
+                shown = "; ".join(f"row {i}: {idx[i].tolist()}/{sc[i].tolist()} != reference {ref_idx[i].tolist()}/{ref_sc[i].tolist()}" for i in rows)
+                out.append(f"{name}({k}) differs: {shown}")
     return out
 
 

@@ -52,7 +52,16 @@ class Problem:
     def prepare(self, workers: int) -> None: ...
     def evaluate(self, i0: int, i1: int, outcomes: Int64s, workers: int) -> None: ...
     def top_k(
-        self, i0: int, i1: int, devices: DeviceView, k: int, depth: Int64s, indices: Int64s, scores: Int64s, workers: int
+        self,
+        i0: int,
+        i1: int,
+        devices: DeviceView,
+        k: int,
+        depth: Int64s,
+        indices: Int64s,
+        scores: Int64s,
+        workers: int,
+        in_runs: bool = False,
     ) -> None: ...
     def counts(
         self,

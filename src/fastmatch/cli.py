@@ -36,7 +36,7 @@ from .engine import validate_others
 from .errors import printable, rebase
 from .files import STDIN
 from .formats import FORMATS, ROLES, read_libvirt_paths, read_path
-from ._output import ascii_texts, distinct_rows, joined_lines
+from ._output import DistinctRows, ascii_texts, joined_lines
 from .packed import Packed, packed
 from .outfile import StagedOutput
 from .reasons import reason_bits
@@ -658,31 +658,37 @@ class Ranking:
     """``match``'s answer as written: the distinct rankings the sources share (most share
     theirs with others: the devices of one class, wherever their host does not matter), each
     with its candidates' score parts (fastmatch.scores), formatted once; ``which[i]`` is
-    source ``i``'s ranking, ``first[r]`` a source holding ranking ``r``."""
+    source ``i``'s ranking, ``first[r]`` a source holding ranking ``r``, and ``targets[r]``
+    its candidates (target indices, -1 past the last)."""
 
     def __init__(
         self,
         source_ids: Sequence[str],
         target_ids: Sequence[str],
-        indices: np.ndarray,
+        targets: np.ndarray,
         first: np.ndarray,
         which: np.ndarray,
         parts: ScoreParts,
     ):
-        """``parts`` (rankings, k): the score parts of each distinct ranking's candidates."""
+        """``targets`` and ``parts`` (rankings, k): each distinct ranking's candidates, and their score parts."""
         self.source_ids, self.target_ids = source_ids, target_ids
-        self.indices = indices
+        self.targets = targets
         self.first, self.which = first, which
         self.parts = parts
 
     @classmethod
     def of(cls, result: MatchResult, k: int) -> "Ranking":
-        indices, scores = result.top_k(k)
         # Equal candidates with equal scores have equal parts when the sources' versions agree:
-        # sources share a ranking when all three are equal (found in one pass, in native code).
-        first, which = distinct_rows(*(np.ascontiguousarray(a, dtype=np.int64) for a in (indices, scores, result.version_origins())))
-        parts = result.score_parts(first[:, None], indices[first], scores[first])
-        return cls(result.sources.ids, result.targets.ids, indices, first, which, parts)
+        # sources share a ranking when all three are equal, found in native code a run of
+        # sources at a time, as the kernel ranks them (no (n, k) array of the whole fleet).
+        origins = np.ascontiguousarray(result.version_origins(), dtype=np.int64)
+        which = np.empty(len(result.sources), dtype=np.int64)
+        rankings = DistinctRows(k)
+        for sources, indices, scores in result.top_k_runs(k):
+            rankings.add(indices, scores, origins[sources], sources, which)
+        first, targets, scores, _ = rankings.rows()
+        parts = result.score_parts(first[:, None], targets, scores)
+        return cls(result.sources.ids, result.targets.ids, targets, first, which, parts)
 
     def __len__(self) -> int:
         """How many distinct rankings."""
@@ -694,12 +700,17 @@ class Ranking:
 
     def score_json(self, r: int, rank: int) -> dict[str, Any] | None:
         """``ScoreParts.json`` of ranking ``r``'s candidate ``rank`` (from 1)."""
-        k: int = self.indices.shape[1]
-        return self._score_json[r * k + rank - 1]
+        return self._score_json[r * self.k + rank - 1]
+
+    @property
+    def k(self) -> int:
+        """Candidates a ranking holds at most."""
+        k: int = self.targets.shape[1]
+        return k
 
     @cached_property
     def _targets(self) -> list[list[int]]:
-        targets: list[list[int]] = self.indices[self.first].tolist()
+        targets: list[list[int]] = self.targets.tolist()
         return targets
 
     @cached_property
@@ -830,13 +841,12 @@ def _format_table(ranking: Ranking) -> Iterator[str]:
     A source with no available target gets one row that says so. Ids are shown with their
     control characters escaped: one row per line, whatever they hold."""
     source_ids, target_ids = ranking.source_ids, ranking.target_ids
-    firsts = ranking.indices[ranking.first]
-    shown_targets = np.unique(firsts[firsts >= 0]).tolist()
+    shown_targets = np.unique(ranking.targets[ranking.targets >= 0]).tolist()
     header = ("SOURCE", "RANK", "TARGET", "SCORE")
     no_target = "(no available target)"
     shown_sources = list(map(printable, source_ids))
     source_width = max(len(header[0]), *map(len, shown_sources), 0)
-    rank_width = max(len(header[1]), len(str(ranking.indices.shape[1])))
+    rank_width = max(len(header[1]), len(str(ranking.k)))
     target_width = max(len(header[2]), len(no_target), *(len(printable(target_ids[j])) for j in shown_targets))
 
     def rest(rank: str, target: str, score: str) -> str:
@@ -892,7 +902,7 @@ def _parquet_candidates(ranking: Ranking) -> bytes:
     """The rows ``--format csv`` writes, as a Parquet table (fastmatch.formats.columnar)."""
     from .formats.columnar import candidates_parquet
 
-    return candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.indices, ranking.parts, ranking.which)
+    return candidates_parquet(ranking.source_ids, ranking.target_ids, ranking.targets, ranking.parts, ranking.which)
 
 
 # -- convert -------------------------------------------------------------------------------
@@ -1262,7 +1272,7 @@ def print_demo(result: MatchResult, k: int, out: TextIO) -> None:
     sources, targets = result.sources, result.targets
     source_records, target_records = sources.to_records(), targets.to_records()
     ranking = Ranking.of(result, min(k, len(targets)))  # no n x k for a k beyond the targets
-    indices = ranking.indices
+    indices = ranking.targets[ranking.which]
     compatible = result.compatible
     n, m = result.shape
     n_compatible = int(compatible.sum())

@@ -234,6 +234,9 @@ class ClusterOutputs:
     def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None:
         gather_top_k(self.client, self.submit_top_k(k), indices, scores)
 
+    def top_k_runs(self, k: int) -> None:
+        return None  # (the tasks' answers are gathered into one)
+
     def submit_counts(self, counted: Bools, stranded_only: bool = False) -> list[Future[CountsPart]]:
         per_class = np.bincount(self.problem.target_class[counted], minlength=self.shape[1])
         counted_future = self._on_every_worker((np.ascontiguousarray(counted).view(np.uint8), per_class), "fastmatch-counted")

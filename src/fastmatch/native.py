@@ -36,6 +36,10 @@ PAIRS_PER_BLOCK = 1 << 18
 # The fused reductions keep only a row per thread: a call covers about 4M class pairs visited
 # (a few milliseconds), so the Python between calls costs nothing and Ctrl-C is honoured at once.
 PAIRS_PER_CALL = 1 << 22
+# Sources a call of top_k_runs answers (but one class's, however many): 64K of them fill 5 MiB
+# of indices and scores at k = 5, reused from run to run, where a million sources' whole answer
+# was 80 MB of memory first touched (BENCHMARKS.md, session 9).
+SOURCES_PER_RUN = 1 << 16
 
 
 def prepared_problem(
@@ -87,7 +91,10 @@ class NativeOutputs:
     def view(self) -> _kernel.DeviceView:
         return self.rules.view(self.source_class, self.shape[0], self.asked)
 
-    def _calls(self, blocked: bool = True) -> Iterator[tuple[int, int]]:
+    def _calls(self, blocked: bool = True, device_start: Int64s | None = None) -> Iterator[tuple[int, int]]:
+        """Runs of source classes, ``(i0, i1)``: ``block`` classes, or about PAIRS_PER_CALL
+        class pairs; with ``device_start`` (where each class's devices start, in source order),
+        no more than SOURCES_PER_RUN devices, unless one class has more."""
         n, m = self.shape
         row_pairs = self.visited_per_row if blocked else m
         rows = self.block or max(1, int(PAIRS_PER_CALL // max(1, row_pairs)))
@@ -97,11 +104,16 @@ class NativeOutputs:
             done = np.concatenate([[0], np.cumsum(devices)])
             bar = self.progress(total=int(done[-1]), desc="matching", unit="pair", unit_scale=True)
         try:
-            for i0 in range(0, n, rows):
+            i0 = 0
+            while i0 < n:
                 i1 = min(n, i0 + rows)
+                if device_start is not None:
+                    fits = int(np.searchsorted(device_start, device_start[i0] + SOURCES_PER_RUN, side="right")) - 1
+                    i1 = min(i1, max(i0 + 1, fits))
                 yield i0, i1
                 if bar is not None:
                     bar.update(int(done[i1] - done[i0]))
+                i0 = i1
         finally:
             if bar is not None:
                 bar.close()
@@ -110,6 +122,23 @@ class NativeOutputs:
         depth = self.rules.top_k_depth(k, self.source_class, self.shape[0], self.asked)
         for i0, i1 in self._calls():
             self.problem.top_k(i0, i1, self.view, k, depth, indices, scores, self.workers)
+
+    def top_k_runs(self, k: int) -> Iterator[tuple[Int64s, Int64s, Int64s]] | None:
+        if self.asked is not None:
+            return None  # (some sources only: their rows among all of them)
+        return self._top_k_runs(k)
+
+    def _top_k_runs(self, k: int) -> Iterator[tuple[Int64s, Int64s, Int64s]]:
+        n = self.shape[0]
+        depth = self.rules.top_k_depth(k, self.source_class, n)
+        order, start = self.rules.source_groups(self.source_class, n)
+        rows = int(min(start[-1], max(SOURCES_PER_RUN, np.diff(start).max(initial=0))))  # a run's most
+        indices, scores = np.empty((rows, k), dtype=np.int64), np.empty((rows, k), dtype=np.int64)
+        for i0, i1 in self._calls(device_start=start):
+            run = slice(int(start[i0]), int(start[i1]))
+            size = run.stop - run.start
+            self.problem.top_k(i0, i1, self.view, k, depth, indices, scores, self.workers, in_runs=True)
+            yield order[run], indices[:size], scores[:size]
 
     def counts(self, counted: Bools, out: Int64s) -> None:
         per_class = self.rules.targets.counted_per_class(counted)

@@ -71,6 +71,11 @@ class PairOutputs(Protocol):
 
     def top_k(self, k: int, indices: Int64s, scores: Int64s) -> None: ...
 
+    def top_k_runs(self, k: int) -> Iterator[tuple[Int64s, Int64s, Int64s]] | None:
+        """``top_k`` a run of sources at a time (:meth:`MatchResult.top_k_runs`), or None
+        where the backend has only the whole answer."""
+        ...
+
     def counts(self, counted: Bools, out: Int64s) -> None: ...
 
     def sparse_rows(self, indptr: Int64s, columns: Int64s, data: Int64s) -> None: ...
@@ -223,6 +228,24 @@ class MatchResult:
         rows are padded with -1.
         """
         return ranked(len(self.sources), len(self.targets), k, self._outputs.top_k, self.memory_limit)
+
+    def top_k_runs(self, k: int) -> Iterator[tuple[Int64s, Int64s, Int64s]]:
+        """:meth:`top_k` a run of sources at a time, for what reads every source's candidates
+        once and keeps less (``fastmatch.cli.Ranking``: a fleet's distinct rankings): each
+        run is ``(sources, indices, scores)``, the candidates of the sources listed (device
+        indices), in arrays the next run may reuse. Every source is in one run. No (n, k)
+        array is made where the kernel answers (the reference, a Dask cluster: one run)."""
+        n, m = self.shape
+        width = min(checked_k(k), m)
+        runs = self._outputs.top_k_runs(width) if n and width else None
+        if runs is None:
+            yield (np.arange(n, dtype=np.int64), *self.top_k(k))
+            return
+        for sources, indices, scores in runs:
+            if width < k:  # no more candidates than targets: the rest is padding
+                pad = np.full((len(sources), k - width), -1, dtype=np.int64)
+                indices, scores = np.hstack([indices, pad]), np.hstack([scores, pad])
+            yield sources, indices, scores
 
     def counts(self) -> Int64s:
         """int64 (n,): how many compatible targets with capacity each source has."""
@@ -526,24 +549,30 @@ class MatchResult:
         return mask, outcome if mask == 0 else -1
 
 
+def checked_k(k: int) -> int:
+    """``k`` of a top-k, an int >= 0 (a bool is refused)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k must be an integer >= 0, got {k!r}")
+    return int(k)
+
+
 def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = None) -> tuple[Int64s, Int64s]:
     """``(indices, scores)`` of top-k, int64 (n, k) padded with -1, ``fill(width, indices, scores)``
     filling the first ``width`` columns (no more than the m targets: they are never all taken)."""
     memory_limit = memory_limit_of(memory_limit)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"k must be an integer >= 0, got {k!r}")
-    if n * int(k) * 16 > memory_limit:
+    k = checked_k(k)
+    if n * k * 16 > memory_limit:
         raise ResultTooLargeError(
-            f"top_k({k}) for {n:,} sources would take {n * int(k) * 16 / 2**30:.1f} GiB, above the memory limit of "
+            f"top_k({k}) for {n:,} sources would take {n * k * 16 / 2**30:.1f} GiB, above the memory limit of "
             f"{memory_limit / 2**30:.1f} GiB; ask for fewer (there are {m:,} targets)"
         )
-    width = min(int(k), m)
+    width = min(k, m)
     indices = np.full((n, width), -1, dtype=np.int64)
     scores = np.full((n, width), -1, dtype=np.int64)
     if n and width:
         fill(width, indices, scores)
     if width < k:
-        pad = np.full((n, int(k) - width), -1, dtype=np.int64)
+        pad = np.full((n, k - width), -1, dtype=np.int64)
         return np.hstack([indices, pad]), np.hstack([scores, pad])
     return indices, scores
 
@@ -678,7 +707,7 @@ class DeviceRules:
         self.source_twin = targets.twins(sources)
         # For every source asked (no ``asked``): the last source classes' view and the most
         # targets each class's devices exclude, kept with those classes (a kept match reads them again).
-        self._whole_view: tuple[Int64s, int, _kernel.DeviceView] | None = None
+        self._whole_view: tuple[Int64s, int, tuple[Int64s, Int64s, _kernel.DeviceView]] | None = None
         self._class_taken: tuple[Int64s, int, Int64s] | None = None
 
     @property
@@ -732,6 +761,15 @@ class DeviceRules:
     def view(self, source_class: Int64s, n_classes: int, asked: Bools | None = None) -> _kernel.DeviceView:
         """The native view of these rules for sources in classes ``source_class`` (only the
         ``asked`` ones, when given: the others' rows are left as they are)."""
+        return self._view(source_class, n_classes, asked)[2]
+
+    def source_groups(self, source_class: Int64s, n_classes: int) -> tuple[Int64s, Int64s]:
+        """``(order, start)`` of :meth:`view`'s sources (all of them): class c's devices are
+        ``order[start[c]:start[c + 1]]``, in device order."""
+        order, start, _ = self._view(source_class, n_classes, None)
+        return order, start
+
+    def _view(self, source_class: Int64s, n_classes: int, asked: Bools | None) -> tuple[Int64s, Int64s, _kernel.DeviceView]:
         kept = self._whole_view
         if asked is None and kept is not None and kept[0] is source_class and kept[1] == n_classes:
             return kept[2]
@@ -739,8 +777,8 @@ class DeviceRules:
         order, start = grouped(keys, n_classes)
         view = self.targets.view(self.exclude_same_host).with_sources(order, start, self.source_host, self.source_twin)
         if asked is None:
-            self._whole_view = (source_class, n_classes, view)
-        return view
+            self._whole_view = (source_class, n_classes, (order, start, view))
+        return order, start, view
 
 
 class ReferenceOutputs:
@@ -767,6 +805,9 @@ class ReferenceOutputs:
             best = candidates[np.lexsort((candidates, -row[candidates]))][:k]
             indices[i, : len(best)] = best
             scores[i, : len(best)] = row[best]
+
+    def top_k_runs(self, k: int) -> None:
+        return None  # (the dense answer is at hand: one run of every source)
 
     def counts(self, counted: Bools, out: Int64s) -> None:
         out[:] = ((self._scores >= 0) & counted[None, :]).sum(axis=1)

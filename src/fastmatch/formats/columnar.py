@@ -465,7 +465,7 @@ _ROW_GROUP_ROWS = 1 << 18
 
 
 def candidates_parquet(
-    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray
+    source_ids: Sequence[str], target_ids: Sequence[str], targets: np.ndarray, parts: "ScoreParts", which: np.ndarray
 ) -> bytes:
     """:func:`candidates_table` as a Parquet file, made a row group (of whole sources) at a
     time: each is built while a thread has pyarrow encode the one before (both release the
@@ -490,7 +490,7 @@ def candidates_parquet(
     after hashing for nothing (0.05 s of 0.6 s at 5,000,000 rows, and the file is 7%
     smaller)."""
     pa = pyarrow_module("writing Parquet")
-    candidates = _Candidates(source_ids, target_ids, indices, parts, which, pa)
+    candidates = _Candidates(source_ids, target_ids, targets, parts, which, pa)
     sink = pa.BufferOutputStream()
     with_statistics = [name for name in CANDIDATE_COLUMNS if name not in ("target", "version")]
     with_dictionary = ["target", "version"]
@@ -516,15 +516,16 @@ def candidates_parquet(
 
 
 def candidates_table(
-    source_ids: Sequence[str], target_ids: Sequence[str], indices: np.ndarray, parts: "ScoreParts", which: np.ndarray
+    source_ids: Sequence[str], target_ids: Sequence[str], targets: np.ndarray, parts: "ScoreParts", which: np.ndarray
 ) -> "pa.Table":
     """One row per candidate (``CANDIDATE_COLUMNS``), as ``match --format csv`` writes them:
     rank from 1, the score's parts (null where one does not apply; distances as uint64, exact).
 
-    ``which`` is each source's distinct ranking (``cli.Ranking``), and ``parts`` those
-    rankings' parts, (rankings, k). ``target`` and ``version`` may be dictionary columns of
-    strings (see :class:`_Candidates`)."""
-    return _Candidates(source_ids, target_ids, indices, parts, which, pyarrow_module("writing Parquet")).rows(0, len(which))
+    ``which`` is each source's distinct ranking (``cli.Ranking``), and ``targets`` and
+    ``parts`` those rankings' candidates (target indices, -1 past the last) and their parts,
+    (rankings, k). ``target`` and ``version`` may be dictionary columns of strings (see
+    :class:`_Candidates`)."""
+    return _Candidates(source_ids, target_ids, targets, parts, which, pyarrow_module("writing Parquet")).rows(0, len(which))
 
 
 class _Candidates:
@@ -540,7 +541,7 @@ class _Candidates:
         self,
         source_ids: Sequence[str],
         target_ids: Sequence[str],
-        indices: np.ndarray,
+        targets: np.ndarray,
         parts: "ScoreParts",
         which: np.ndarray,
         pa: ModuleType,
@@ -548,11 +549,7 @@ class _Candidates:
         self.pa = pa
         self.which = np.ascontiguousarray(which, dtype=np.int64)
         self.n_rankings, self.k = parts.shape
-        # Sources sharing a ranking share their candidates (cli.Ranking): a ranking's targets
-        # are those of any of its sources, filled from the left and padded with -1 on the right.
-        holder = np.zeros(self.n_rankings, dtype=np.int64)
-        holder[self.which] = np.arange(len(self.which))
-        targets = np.ascontiguousarray(indices[holder], dtype=np.int64).reshape(self.n_rankings, self.k)
+        targets = np.ascontiguousarray(targets, dtype=np.int64).reshape(self.n_rankings, self.k)
         self.counts = (targets >= 0).sum(axis=1).astype(np.int64)
         self.source_rows = self.counts[self.which]
         self.source_ids = packed_texts(source_ids)
