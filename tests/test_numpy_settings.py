@@ -21,7 +21,10 @@ from numpy._core.multiarray import _get_madvise_hugepage
 print(json.dumps({"threads": len(os.listdir("/proc/self/task")), "huge_pages": _get_madvise_hugepage()}))
 """
 
-SETTINGS = ("OPENBLAS_NUM_THREADS", "NUMPY_MADVISE_HUGEPAGE")
+# What OpenBLAS reads for its threads (the first set wins) and NumPy for huge pages, cleared
+# for each case: a Dask LocalCluster sets OMP_NUM_THREADS=1 in the environment of the process
+# that starts it, and the Dask tests run in this one before these.
+SETTINGS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "NUMPY_MADVISE_HUGEPAGE")
 
 
 def _numpy_as_set(asked: str, **chosen: str) -> dict[str, object]:

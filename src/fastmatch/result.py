@@ -233,8 +233,9 @@ class MatchResult:
         """:meth:`top_k` a run of sources at a time, for what reads every source's candidates
         once and keeps less (``fastmatch.cli.Ranking``: a fleet's distinct rankings): each
         run is ``(sources, indices, scores)``, the candidates of the sources listed (device
-        indices), in arrays the next run may reuse. Every source is in one run. No (n, k)
-        array is made where the kernel answers (the reference, a Dask cluster: one run)."""
+        indices), in arrays the next run may reuse. Every source is in one run. Where the
+        kernel answers, no (n, k) array is made; the reference and a Dask cluster answer in
+        one run of every source."""
         n, m = self.shape
         width = min(checked_k(k), m)
         runs = self._outputs.top_k_runs(width) if n and width else None
