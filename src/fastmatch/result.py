@@ -610,10 +610,7 @@ class TargetDevices:
 
     def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
-        if self._few(devices.ids, self.targets.ids):
-            return np.fromiter(map(self.targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
-        # Natively (no set or dict of a million ids), and kept for the same two sets' next match.
-        return kept_for_partner(devices, self.targets, "twins", None, lambda: id_positions(devices.ids, self.targets.ids))
+        return twins(devices, self.targets)
 
     @staticmethod
     def _few(asked: Sequence[str], among: Sequence[str]) -> bool:
@@ -649,6 +646,14 @@ class TargetDevices:
                 self.target_class, self.host, self.available, self.n_classes, exclude_same_host
             )
         return cached[exclude_same_host]
+
+
+def twins(devices: DeviceSet, targets: DeviceSet) -> Int64s:
+    """For each device, the index of the target with its id, or -1."""
+    if TargetDevices._few(devices.ids, targets.ids):
+        return np.fromiter(map(targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
+    # Natively (no set or dict of a million ids), and kept for the same two sets' next match.
+    return kept_for_partner(devices, targets, "twins", None, lambda: id_positions(devices.ids, targets.ids))
 
 
 def id_positions(ids: Sequence[str], among: Sequence[str]) -> Int64s:
