@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import fastmatch as fm
 import fastmatch.generate
+import fastmatch.native
 from fastmatch import _output, cli, outfile
 from fastmatch.formats import columnar
 from fastmatch.formats.columnar import _string_array, candidates_table
@@ -271,8 +272,6 @@ def test_sources_sharing_a_ranking_are_written_from_one(tmp_path):
 def test_rankings_found_a_run_of_sources_at_a_time_write_what_each_source_alone_would(tmp_path, monkeypatch, per_run):
     """The kernel ranks a run of source classes at a time (as few as one class, however many
     devices it has): the rankings found across runs write every source's own candidates."""
-    import fastmatch.native
-
     fastmatch.generate.write_fleet(tmp_path, 600, 200, 30, seed=5)
     result = fm.match(fm.load(tmp_path / "sources.jsonl"), fm.load(tmp_path / "targets.jsonl"), workers=2)
     monkeypatch.setattr(fastmatch.native, "SOURCES_PER_RUN", per_run)
