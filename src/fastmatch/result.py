@@ -603,7 +603,7 @@ class TargetDevices:
     def host_codes(self, devices: DeviceSet) -> Int64s:
         """The targets' codes of other devices' hosts: 0 for none, -1 for a host no target is on."""
         names, codes = devices.host_codes
-        if self._few(names, self.host_names):
+        if few_among(names, self.host_names):
             return np.fromiter(map(self.host_code_of.get, names, repeat(-1)), np.int64, len(names))[codes]
         # A whole fleet: natively, and kept for the same two sets' next match.
         return kept_for_partner(devices, self.targets, "hosts", None, lambda: positions_in(names, self.host_names)[codes])
@@ -611,12 +611,6 @@ class TargetDevices:
     def twins(self, devices: DeviceSet) -> Int64s:
         """For each device, the index of the target with its id, or -1."""
         return twins(devices, self.targets)
-
-    @staticmethod
-    def _few(asked: Sequence[str], among: Sequence[str]) -> bool:
-        """Whether to look ``asked`` up in a dict of ``among`` kept for every call (a request's
-        few devices), rather than in a table of ``among`` built for this one (a whole fleet)."""
-        return len(asked) * 64 < len(among)
 
     @cached_property
     def host_code_of(self) -> dict[str, int]:
@@ -648,9 +642,15 @@ class TargetDevices:
         return cached[exclude_same_host]
 
 
+def few_among(asked: Sequence[str], among: Sequence[str]) -> bool:
+    """Whether to look ``asked`` up in a dict of ``among`` kept for every call (a request's
+    few devices), rather than in a table of ``among`` built for this one (a whole fleet)."""
+    return len(asked) * 64 < len(among)
+
+
 def twins(devices: DeviceSet, targets: DeviceSet) -> Int64s:
     """For each device, the index of the target with its id, or -1."""
-    if TargetDevices._few(devices.ids, targets.ids):
+    if few_among(devices.ids, targets.ids):
         return np.fromiter(map(targets.id_index.get, devices.ids, repeat(-1)), np.int64, len(devices))
     # Natively (no set or dict of a million ids), and kept for the same two sets' next match.
     return kept_for_partner(devices, targets, "twins", None, lambda: id_positions(devices.ids, targets.ids))
