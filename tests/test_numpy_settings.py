@@ -14,8 +14,8 @@ import pytest
 NUMPY_AS_SET = """
 import json, os, sys
 from fastmatch.__main__ import numpy_settings
-if sys.argv[1] == "command":
-    numpy_settings()
+if sys.argv[1] in ("command", "serve"):
+    numpy_settings(serving=sys.argv[1] == "serve")
 import numpy
 from numpy._core.multiarray import _get_madvise_hugepage
 print(json.dumps({"threads": len(os.listdir("/proc/self/task")), "huge_pages": _get_madvise_hugepage()}))
@@ -38,13 +38,17 @@ def _numpy_as_set(asked: str, **chosen: str) -> dict[str, object]:
     return found
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2, reason="counts a process's threads in /proc")
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task") or len(os.sched_getaffinity(0)) < 2, reason="counts a process's threads in /proc, on 2 cores"
+)
 def test_the_command_keeps_numpy_to_one_blas_thread_unless_the_user_says() -> None:
     assert _numpy_as_set("library")["threads"] > 1  # OpenBLAS's own: what the command avoids
     assert _numpy_as_set("command")["threads"] == 1
     assert _numpy_as_set("command", OPENBLAS_NUM_THREADS="2")["threads"] == 2
 
 
-def test_the_command_asks_for_no_huge_pages_unless_the_user_says() -> None:
+def test_the_command_asks_for_no_huge_pages_unless_the_user_says_or_it_serves() -> None:
     assert _numpy_as_set("command")["huge_pages"] is False
     assert _numpy_as_set("command", NUMPY_MADVISE_HUGEPAGE="1")["huge_pages"] is True
+    assert _numpy_as_set("serve")["huge_pages"] == _numpy_as_set("library")["huge_pages"]
+    assert _numpy_as_set("serve")["threads"] == 1

@@ -9,8 +9,12 @@ import resource
 import sys
 import time
 
-from fastmatch import Policy, cli, match
-from fastmatch.allocator import keep_freed_memory
+from fastmatch.__main__ import numpy_settings
+
+numpy_settings()  # as the command does, before NumPy is imported
+
+from fastmatch import Policy, cli, match  # noqa: E402
+from fastmatch.allocator import keep_freed_memory  # noqa: E402
 
 
 def faults() -> int:

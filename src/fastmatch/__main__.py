@@ -9,7 +9,7 @@ import sys
 
 
 def entry() -> None:
-    numpy_settings()
+    numpy_settings(serving=sys.argv[1:2] == ["serve"])
     try:
         from . import cli
     except KeyboardInterrupt:
@@ -28,21 +28,24 @@ def entry() -> None:
     os._exit(status)
 
 
-def numpy_settings() -> None:
+def numpy_settings(serving: bool = False) -> None:
     """What the command asks of NumPy, before it is imported (a user's own setting of each is
     kept, and the processes the command starts inherit them):
 
     - one BLAS thread: OpenBLAS starts a thread per core when NumPy is imported, and each
       spins for about a tenth of a second of its core before it sleeps, on every run, beside
-      the command's own threads reading the fleets; the command calls BLAS for nothing larger
+      the command's own threads reading the fleets; fastmatch calls BLAS for nothing larger
       than a small product.
-    - no transparent huge pages for NumPy's arrays (it asks for them from 4 MiB): the kernel
-      then zeroes 2 MiB at a time where an array is first written, and in a VM whose host
-      provides memory as it is first touched, that made the system time of a whole-fleet
-      match swing from 0.5 to 1.1 s, against 0.7-0.8 s in 4 KiB pages (BENCHMARKS.md).
+    - no transparent huge pages for NumPy's arrays (it asks for them from 4 MiB), unless
+      ``serving``: the kernel zeroes 2 MiB at a time where an array is first written, and in
+      a VM whose host provides memory as it is first touched, that made the system time of a
+      whole-fleet match swing from 0.5 to 1.1 s, against 0.7-0.8 s in 4 KiB pages
+      (BENCHMARKS.md). A server touches its memory once, at its start, and keeps NumPy's
+      default, as it keeps the allocator's (``fastmatch.allocator``).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    if not serving:
+        os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 
 if __name__ == "__main__":

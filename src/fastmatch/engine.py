@@ -21,7 +21,7 @@ from .policy import Policy
 from .progress import Stages
 from .reasons import reason_names
 from .reference import descriptor_outcomes
-from .result import DeviceRules, MatchResult, ReferenceOutputs, TargetDevices, twins
+from .result import DeviceRules, MatchResult, ReferenceOutputs, TargetDevices, few_among, twins
 
 def load(
     path: str | Path,
@@ -166,14 +166,16 @@ def match(
     n_workers = worker_count(workers)
     if block is not None and block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-twins") as aside:
-        # The targets named like the sources (every output's DeviceRules), found natively and
-        # without the GIL while the two sets are interned, mostly in Python: a whole fleet's
-        # took 0.09 s of a 1,000,000-device match's 0.22 s (BENCHMARKS.md, session 9).
-        found = aside.submit(twins, sources, targets) if len(sources) + len(targets) >= TWINS_ASIDE else None
+    # The targets named like the sources (every output's DeviceRules), found natively and
+    # without the GIL while the two sets are interned, mostly in Python: a whole fleet's took
+    # 0.09 s of a 1,000,000-device match's 0.22 s (BENCHMARKS.md, session 9). Only where they
+    # are kept for the two sets (``result.twins``), for the match's rules to find.
+    aside = len(sources) + len(targets) >= TWINS_ASIDE and not few_among(sources.ids, targets.ids)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastmatch-twins") as finder:
+        found = finder.submit(twins, sources, targets) if aside else None
         chosen = plan(sources, targets, policy, confirm)
         if found is not None:
-            found.result()  # kept for the two sets (``result.twins``): the match's rules find it
+            found.result()
     if not chosen.native:  # FASTMATCH_IMPLEMENTATION=python: the native kernel takes every input
         result = match_reference(sources, targets, policy, confirm, memory_limit)
     else:
