@@ -412,6 +412,9 @@ def test_the_parquet_file_reads_back_as_plain_columns_of_the_csv_rows(tmp_path, 
     groups = [file.read_row_group(g).column("source").to_pylist() for g in range(file.num_row_groups)]
     assert all(len(rows) < row_group_rows + 4 for rows in groups) and len(groups) >= written.num_rows // (row_group_rows + 4)  # (k = 4)
     assert all(a[-1] != b[0] for a, b in zip(groups, groups[1:]))  # a source's candidates in one row group
+    first = file.metadata.row_group(0)
+    with_statistics = {first.column(c).path_in_schema for c in range(first.num_columns) if first.column(c).is_stats_set}
+    assert with_statistics == {"rank", "exact", "same_type", "major_distance", "minor_distance"}  # none on the text columns
     required = [("source", pa.string()), ("rank", pa.int32()), ("target", pa.string()), ("exact", pa.bool_()), ("same_type", pa.bool_())]
     nullable = [("version", pa.string()), ("major_distance", pa.uint64()), ("minor_distance", pa.uint64())]
     assert written.schema == pa.schema([pa.field(*c, nullable=False) for c in required] + [pa.field(*c) for c in nullable])

@@ -480,19 +480,21 @@ def candidates_parquet(
     cannot be null are required (``source``, ``rank``, ``target``, ``exact``, ``same_type``),
     so that no definition level is written for their values.
 
-    ``target`` and ``version`` carry no min/max statistics: a row group's targets and
-    versions span nearly their whole range (no reader could skip it by them), and Arrow
-    finds a dictionary column's by gathering the values its codes name, which took longer
-    than writing the rest of the file (0.85 s with, 0.47 s without, for 5,000,000 rows).
-    ``source`` keeps them: the rows are in source order, so a reader looking for some
-    sources skips row groups. ``source`` is not dictionary-encoded: a source's id is on at
-    most k rows, so its dictionary outgrows a page and Arrow falls back to plain encoding
-    after hashing for nothing (0.05 s of 0.6 s at 5,000,000 rows, and the file is 7%
-    smaller)."""
+    The text columns carry no min/max statistics, the others do. ``target`` and
+    ``version``'s span nearly their whole range in every row group (no reader could skip
+    one by them), and Arrow finds a dictionary column's by gathering the values its codes
+    name, which took longer than writing the rest of the file (0.85 s with, 0.47 s without,
+    for 5,000,000 rows). ``source``'s would let a reader skip row groups only where the
+    fleet lists its ids in sorted order, and comparing 5,000,000 strings was the writer's
+    largest cost: 0.13 s of the column's 0.25 s (BENCHMARKS.md, session 10). ``source`` is
+    not dictionary-encoded: a source's id is on at most k rows, so its dictionary outgrows
+    a page and Arrow falls back to plain encoding after hashing for nothing (0.05 s of 0.6 s
+    at 5,000,000 rows, and the file is 7% smaller); one dictionary per row group (its
+    sources' ids, a page's worth) took 0.18 s against plain's 0.12, for a larger file."""
     pa = pyarrow_module("writing Parquet")
     candidates = _Candidates(source_ids, target_ids, targets, parts, which, pa)
     sink = pa.BufferOutputStream()
-    with_statistics = [name for name in CANDIDATE_COLUMNS if name not in ("target", "version")]
+    with_statistics = [name for name in CANDIDATE_COLUMNS if name not in ("source", "target", "version")]
     with_dictionary = ["target", "version"]
     schema = candidates.rows(0, 0).schema
     with pa.parquet.ParquetWriter(
