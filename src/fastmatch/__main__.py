@@ -9,7 +9,15 @@ import sys
 
 
 def entry() -> None:
-    numpy_settings(serving=sys.argv[1:2] == ["serve"])
+    serving = sys.argv[1:2] == ["serve"]
+    numpy_settings(serving)
+    if not serving:
+        # The command owns its process until it exits (fastmatch.allocator), and another core
+        # faults in memory it will use while this one imports.
+        from .allocator import keep_freed_memory, touch_ahead, touch_budget
+
+        if keep_freed_memory():
+            touch_ahead(touch_budget(sys.argv[1:]))
     try:
         from . import cli
     except KeyboardInterrupt:

@@ -31,7 +31,6 @@ import msgspec
 import numpy as np
 
 from . import DeviceSet, FastmatchError, MatchResult, Policy, __version__, check, load, match
-from .allocator import keep_freed_memory
 from .engine import validate_others
 from .errors import printable, rebase
 from .files import STDIN
@@ -89,8 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
     except _UsageError as exc:
         return _error(str(exc))
-    if exit_at_once and args.run is not _cmd_serve:
-        keep_freed_memory()  # the command owns its process until it exits (fastmatch.allocator)
     previous = _on_sigterm(_terminate)
     try:
         with warnings.catch_warnings():

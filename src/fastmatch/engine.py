@@ -15,8 +15,9 @@ from .dispatch import plan
 from .errors import FastmatchError
 from .files import STDIN, input_name
 from .formats import check_options, read_data, read_file, read_path
-from .formats.columnar import COLUMNAR_FORMATS, columnar_format, read_columnar_devices
+from .formats.columnar import read_columnar_devices
 from .formats.fleet_lines import looks_like_fleet_lines, read_fleet_lines
+from .magic import COLUMNAR_FORMATS, columnar_format
 from .policy import Policy
 from .progress import Stages
 from .reasons import reason_names

@@ -20,8 +20,9 @@ from typing import Any, Sequence
 
 from ..errors import InputError, rebase
 from ..files import STDIN, input_name, read_input
+from ..magic import COLUMNAR_FORMATS, columnar_format
 from ..progress import SILENT, Stages
-from .columnar import COLUMNAR_FORMATS, columnar_format, read_columnar
+from .columnar import read_columnar
 from .guards import OnError
 from .json import read_json
 from .libvirt import Document, read_libvirt

@@ -48,6 +48,7 @@ from ..devices import RECORD_KEYS, DeviceSet, DeviceSetBuilder
 from ..errors import FastmatchError, InputError
 from ..packed import Packed, Texts, packed_texts, utf8
 from ..gcpause import gc_paused
+from ..magic import ARROW_STREAM_START
 from .guards import TOO_DEEP, OnError, check_decoded
 
 if TYPE_CHECKING:
@@ -56,24 +57,9 @@ if TYPE_CHECKING:
     from ..policy import Policy
     from ..scores import ScoreParts
 
-PARQUET_MAGIC = b"PAR1"
-ARROW_FILE_MAGIC = b"ARROW1"
-ARROW_STREAM_START = b"\xff\xff\xff\xff"  # an IPC stream's first message starts with the continuation marker
-FEATHER_V1_MAGIC = b"FEA1"
-COLUMNAR_FORMATS = ("parquet", "arrow")
-
 # A set or a list of alternatives is coded, for grouping, as its items joined by this byte;
 # a column whose items hold it is left to the row-wise reader.
 _ITEM_SEPARATOR = "\x00"
-
-
-def columnar_format(data: bytes) -> str | None:
-    """``parquet`` or ``arrow`` when the bytes start with one of their magic numbers, else ``None``."""
-    if data.startswith(PARQUET_MAGIC):
-        return "parquet"
-    if data.startswith((ARROW_FILE_MAGIC, ARROW_STREAM_START, FEATHER_V1_MAGIC)):
-        return "arrow"
-    return None
 
 
 def pyarrow_module(what: str) -> ModuleType:
