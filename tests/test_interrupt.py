@@ -13,7 +13,7 @@ from fastmatch.generate import write_fleet
 
 def test_ctrl_c_stops_a_long_match_within_a_second(tmp_path):
     # No two descriptors alike: every source class is ranked against every target class.
-    write_fleet(tmp_path, 30_000, 30_000, 30_000, seed=3)
+    write_fleet(tmp_path, 40_000, 40_000, 40_000, seed=3)  # about 5 s here: twice the wait below
     env = dict(os.environ, PYTHONPATH=str(Path(fastmatch.__file__).parent.parent))
     command = [sys.executable, "-m", "fastmatch", "match", str(tmp_path / "sources.jsonl"),
                str(tmp_path / "targets.jsonl"), "--quiet", "--format", "json", "-o", str(tmp_path / "out.jsonl")]
