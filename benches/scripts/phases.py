@@ -10,11 +10,14 @@ import sys
 import time
 
 from fastmatch.__main__ import numpy_settings
+from fastmatch.allocator import keep_freed_memory, touch_ahead, touch_budget
 
-numpy_settings()  # as the command does, before NumPy is imported
+# As the command does, before NumPy is imported (fastmatch.__main__.entry).
+numpy_settings()
+if keep_freed_memory():
+    touch_ahead(touch_budget(sys.argv[1:3]))
 
 from fastmatch import Policy, cli, match  # noqa: E402
-from fastmatch.allocator import keep_freed_memory  # noqa: E402
 
 
 def faults() -> int:
@@ -37,7 +40,6 @@ def timed(label, work):
 
 
 def main(sources_path: str, targets_path: str, output_format: str, out: str) -> None:
-    keep_freed_memory()  # as the command does
     wall, cpu = time.perf_counter(), time.process_time()
     inputs = argparse.Namespace(sources=sources_path, targets=targets_path, input_format=None)
     sources, targets = timed("load both, side by side", lambda: cli._read_fleets(inputs, Policy.default()))
