@@ -140,3 +140,32 @@ def test_the_budget_counts_the_columnar_files_a_command_line_names(tmp_path):
         sparse_file.write(b"PAR1")
         sparse_file.truncate(allocator.TOUCH_AHEAD_MOST)  # (a sparse file: no disk taken)
     assert allocator.touch_budget([str(large)]) == allocator.TOUCH_AHEAD_MOST
+
+
+@pytest.mark.parametrize("command", ["match", "serve"])
+def test_the_command_sets_the_policy_and_touches_ahead_for_its_fleets_but_serve(monkeypatch, tmp_path, command):
+    """``fastmatch.__main__.entry``: before the package's imports, the policy and a budget of
+    memory to touch ahead from the files named; a server leaves its allocator alone."""
+    import fastmatch.__main__ as main
+    from fastmatch import cli
+
+    fleet = tmp_path / "fleet.parquet"
+    fleet.write_bytes(b"PAR1" + b"x" * (1 << 20))
+    calls: list[object] = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append("policy") or True)  # (not this process's)
+    monkeypatch.setattr(allocator, "touch_ahead", calls.append)
+    monkeypatch.setattr(cli, "main", lambda: calls.append("main") or 0)
+    monkeypatch.setattr(cli, "exit_at_once", False)
+
+    def exit_now(status: int) -> None:
+        raise SystemExit(status)
+
+    monkeypatch.setattr(main.os, "_exit", exit_now)
+    for setting in ("OPENBLAS_NUM_THREADS", "NUMPY_MADVISE_HUGEPAGE"):
+        monkeypatch.delenv(setting, raising=False)  # (entry sets them; undone after the test)
+    monkeypatch.setattr(main.sys, "argv", ["fastmatch", command, str(fleet), str(fleet), "--top", "5"])
+    with pytest.raises(SystemExit) as exited:
+        main.entry()
+    assert exited.value.code == 0
+    budget = min(allocator.TOUCH_AHEAD_MOST, 2 * fleet.stat().st_size * allocator.TOUCH_PER_INPUT_BYTE)
+    assert calls == (["policy", budget, "main"] if command == "match" else ["main"])
