@@ -32,12 +32,23 @@ print(faults() - before)
 """
 
 
-def _second_array_faults(policy: str) -> int:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("GLIBC_TUNABLES", None)
-    done = subprocess.run([sys.executable, "-c", SECOND_ARRAY_FAULTS, policy], capture_output=True, text=True, env=env, timeout=60)
+def _printed(script: str, case: str, **environment: str | None) -> str:
+    """What ``script`` prints, given ``case``, in a process of its own (the policy is
+    process-wide), with ``environment``'s variables set (or, ``None``, left out)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "GLIBC_TUNABLES": None, **environment}
+    done = subprocess.run(
+        [sys.executable, "-c", script, case],
+        capture_output=True,
+        text=True,
+        env={key: value for key, value in env.items() if value is not None},
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return done.stdout.strip()
+
+
+def _second_array_faults(policy: str) -> int:
+    return int(_printed(SECOND_ARRAY_FAULTS, policy))
 
 
 def test_memory_freed_under_the_policy_is_reused_without_faulting_it_in_again():
@@ -58,13 +69,7 @@ print(pa.default_memory_pool().backend_name)
 
 def _arrow_pool(policy: str, chosen: str | None = None) -> str:
     pytest.importorskip("pyarrow")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    env.pop("ARROW_DEFAULT_MEMORY_POOL", None)
-    if chosen is not None:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
-    done = subprocess.run([sys.executable, "-c", ARROW_POOL, policy], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return _printed(ARROW_POOL, policy, ARROW_DEFAULT_MEMORY_POOL=chosen)
 
 
 def test_arrow_allocates_through_the_kept_malloc_under_the_policy_unless_the_user_chose_a_pool():
@@ -99,11 +104,7 @@ print(faults() - before)
 
 
 def _faults_after_another_thread(case: str) -> int:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NUMPY_MADVISE_HUGEPAGE": "0"}
-    env.pop("GLIBC_TUNABLES", None)
-    done = subprocess.run([sys.executable, "-c", FAULTS_AFTER_ANOTHER_THREAD, case], capture_output=True, text=True, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return int(done.stdout)
+    return int(_printed(FAULTS_AFTER_ANOTHER_THREAD, case, NUMPY_MADVISE_HUGEPAGE="0"))
 
 
 def test_memory_another_thread_freed_is_reused_under_the_policy():
