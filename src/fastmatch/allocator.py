@@ -90,7 +90,8 @@ def keep_freed_memory() -> bool:
 def touch_budget(arguments: Sequence[str]) -> int:
     """The heap bytes worth faulting in ahead for a command line: ``TOUCH_PER_INPUT_BYTE``
     for each byte of the columnar files it names (told by their first bytes), at most
-    ``TOUCH_AHEAD_MOST``."""
+    ``TOUCH_AHEAD_MOST``. Any argument that names one counts, read before the command line
+    is parsed: a Parquet output already there too, which at worst reaches the most."""
     named = 0
     for argument in arguments:
         if not os.path.isfile(argument):  # regular files only: a pipe's first bytes would be taken from its reader

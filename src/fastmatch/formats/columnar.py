@@ -466,8 +466,8 @@ def candidates_parquet(
     cannot be null are required (``source``, ``rank``, ``target``, ``exact``, ``same_type``),
     so that no definition level is written for their values.
 
-    The text columns carry no min/max statistics, the others do. ``target`` and
-    ``version``'s span nearly their whole range in every row group (no reader could skip
+    The text columns carry no min/max statistics, the others do. The values of ``target``
+    and ``version`` span nearly their whole range in every row group (no reader could skip
     one by them), and Arrow finds a dictionary column's by gathering the values its codes
     name, which took longer than writing the rest of the file (0.85 s with, 0.47 s without,
     for 5,000,000 rows). ``source``'s would let a reader skip row groups only where the
