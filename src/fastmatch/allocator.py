@@ -55,8 +55,9 @@ ARENA_MAX = 1  # one heap for every thread
 
 # touch_ahead: heap bytes faulted in per byte of the command's input files, and at most. The
 # most is what another core faults in while the main thread imports (0.36 s for 384 MB, at
-# about 1 GB/s in the VM measured); a million-device Parquet match used about 440 MB of heap
-# for its 11.7 MB of fleets. Past the imports, faulting ahead would take a core from reading.
+# about 1 GB/s in the VM measured); a million-device Parquet match, 11.7 MB of fleets, peaked
+# at 523 MB resident, 81 MB of it its imports. Past the imports, faulting ahead would take a
+# core from reading.
 TOUCH_PER_INPUT_BYTE = 32
 TOUCH_AHEAD_MOST = 384 << 20
 _TOUCH_BLOCK = 16 << 20  # under MMAP_THRESHOLD: from the heap, and back to it when freed
@@ -110,6 +111,8 @@ def touch_ahead(budget: int) -> threading.Thread | None:
     reuse; None (nothing done) under a block's worth, or on a single core, where the thread
     would take the core the command runs on. Call after :func:`keep_freed_memory` (its one
     heap is what the thread's memory goes back to)."""
+    # (engine.available_cores, without importing NumPy: this runs before it is imported, on
+    # glibc, so on Linux)
     if budget < _TOUCH_BLOCK or len(os.sched_getaffinity(0)) < 2:
         return None
     thread = threading.Thread(target=_touch, args=(budget // _TOUCH_BLOCK,), name="fastmatch-touch-ahead", daemon=True)
