@@ -243,10 +243,7 @@ class MatchResult:
             yield (np.arange(n, dtype=np.int64), *self.top_k(k))
             return
         for sources, indices, scores in runs:
-            if width < k:  # no more candidates than targets: the rest is padding
-                pad = np.full((len(sources), k - width), -1, dtype=np.int64)
-                indices, scores = np.hstack([indices, pad]), np.hstack([scores, pad])
-            yield sources, indices, scores
+            yield (sources, *padded(indices, scores, k))
 
     def counts(self) -> Int64s:
         """int64 (n,): how many compatible targets with capacity each source has."""
@@ -572,10 +569,17 @@ def ranked(n: int, m: int, k: int, fill: TopKFill, memory_limit: int | None = No
     scores = np.full((n, width), -1, dtype=np.int64)
     if n and width:
         fill(width, indices, scores)
-    if width < k:
-        pad = np.full((n, k - width), -1, dtype=np.int64)
-        return np.hstack([indices, pad]), np.hstack([scores, pad])
-    return indices, scores
+    return padded(indices, scores, k)
+
+
+def padded(indices: Int64s, scores: Int64s, k: int) -> tuple[Int64s, Int64s]:
+    """Top-k rows of fewer than ``k`` columns (no more candidates than targets) padded with -1
+    to ``k``; rows of ``k`` as they are."""
+    short = k - indices.shape[1]
+    if short <= 0:
+        return indices, scores
+    pad = np.full((len(indices), short), -1, dtype=np.int64)
+    return np.hstack([indices, pad]), np.hstack([scores, pad])
 
 
 class TargetDevices:
